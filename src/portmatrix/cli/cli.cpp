@@ -1,0 +1,366 @@
+// The command line. Parsing is CLI11's; loading, planning and rendering are
+// the library's. Input errors are printed once, all of them, as
+// file:line:column, and give exit status 2.
+#include "cli/cli.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "firewall/firewall.hpp"
+#include "lb/lb.hpp"
+#include "plan/diff.hpp"
+#include "profiles/builtin.hpp"
+#include "report/ports_report.hpp"
+
+#ifndef PORTMATRIX_VERSION
+#define PORTMATRIX_VERSION "0.0.0"
+#endif
+
+namespace portmatrix {
+namespace {
+
+constexpr int k_exit_input = 2;
+
+void
+print(const Diagnostics& diagnostics)
+{
+  for (const auto& diagnostic : diagnostics) std::cerr << "portmatrix: " << to_string(diagnostic) << "\n";
+}
+
+// Writes `text` to `path` whole or not at all (temporary file + rename).
+bool
+write_file(const std::filesystem::path& path, const std::string& text)
+{
+  auto temporary = path;
+  temporary += fmt::format(".tmp.{}", ::getpid());
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(temporary);
+      std::cerr << "portmatrix: cannot write " << path << "\n";
+      return false;
+    }
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) {
+    std::filesystem::remove(temporary);
+    std::cerr << "portmatrix: cannot write " << path << ": " << error.message() << "\n";
+    return false;
+  }
+  return true;
+}
+
+// Loads the profile (explicit, else the inventory's) and the inventory, and
+// checks one against the other. Prints every problem and returns nullopt.
+std::optional<Plan>
+load_plan(const std::string& inventory_path, const std::string& profile_override)
+{
+  auto inventory = load_inventory(inventory_path);
+  if (!inventory) {
+    print(inventory.error());
+    return std::nullopt;
+  }
+  auto spec = profile_override.empty() ? inventory->profile : profile_override;
+  auto profile = load_profile(spec);
+  if (!profile) {
+    print(profile.error());
+    return std::nullopt;
+  }
+  if (auto problems = check_against(*inventory, *profile); !problems.empty()) {
+    print(problems);
+    return std::nullopt;
+  }
+  return make_plan(std::move(*profile), std::move(*inventory));
+}
+
+const Node*
+find_node(const Plan& plan, const std::string& name)
+{
+  const auto* node = plan.inventory.find(name);
+  if (!node) {
+    std::string known;
+    for (const auto& n : plan.inventory.nodes) known += (known.empty() ? "" : ", ") + n.name;
+    std::cerr << fmt::format("portmatrix: no node '{}' in {} (nodes: {})\n", name, plan.inventory.file, known);
+  }
+  return node;
+}
+
+int
+command_ports(const std::string& profile_name, const std::string& inventory_path, const std::string& format_text)
+{
+  auto format = parse_ports_format(format_text);
+  if (!format) {
+    std::cerr << "portmatrix: --format must be table, markdown, json or csv\n";
+    return k_exit_input;
+  }
+  if (!inventory_path.empty()) {
+    auto plan = load_plan(inventory_path, profile_name);
+    if (!plan) return k_exit_input;
+    std::cout << render_ports(plan->matrix, &*plan, *format);
+    return 0;
+  }
+  auto profile = load_profile(profile_name.empty() ? "apinizer" : profile_name);
+  if (!profile) {
+    print(profile.error());
+    return k_exit_input;
+  }
+  auto matrix = resolve(std::move(*profile), nullptr);
+  std::cout << render_ports(matrix, nullptr, *format);
+  return 0;
+}
+
+int
+command_diff(const std::string& a, const std::string& b, const std::string& format_text)
+{
+  auto format = parse_ports_format(format_text);
+  if (!format || *format == PortsFormat::csv) {
+    std::cerr << "portmatrix: --format must be table, markdown or json\n";
+    return k_exit_input;
+  }
+  auto first = load_profile(a);
+  auto second = load_profile(b);
+  if (!first || !second) {
+    if (!first) print(first.error());
+    if (!second) print(second.error());
+    return k_exit_input;
+  }
+  std::cout << render_diff(diff_profiles(*first, *second), *format);
+  return 0;
+}
+
+int
+write_outputs(const std::vector<std::pair<std::string, std::string>>& files, const std::string& out_dir)
+{
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) {
+    std::cerr << fmt::format("portmatrix: cannot create {}: {}\n", out_dir, error.message());
+    return k_exit_input;
+  }
+  for (const auto& [name, text] : files) {
+    if (!write_file(std::filesystem::path(out_dir) / name, text)) return k_exit_input;
+  }
+  std::cerr << fmt::format("portmatrix: wrote {} file(s) to {}\n", files.size(), out_dir);
+  return 0;
+}
+
+int
+command_firewall(const Plan& plan, const std::string& node_name, bool all, const std::string& out_dir,
+                 const std::string& format_text)
+{
+  auto format = parse_firewall_format(format_text);
+  if (!format) {
+    std::cerr << "portmatrix: --format must be nftables, iptables, firewalld or ufw\n";
+    return k_exit_input;
+  }
+  if (all == !node_name.empty()) {
+    std::cerr << "portmatrix: give either --node NAME or --all --out DIR\n";
+    return k_exit_input;
+  }
+  auto generator = make_firewall_generator(*format, plan);
+  if (!all) {
+    const auto* node = find_node(plan, node_name);
+    if (!node) return k_exit_input;
+    std::cout << generator->render(*node);
+    return 0;
+  }
+  if (out_dir.empty()) {
+    std::cerr << "portmatrix: --all needs --out DIR (one file per node)\n";
+    return k_exit_input;
+  }
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& node : plan.inventory.nodes) files.emplace_back(generator->file_name(node), generator->render(node));
+  return write_outputs(files, out_dir);
+}
+
+int
+command_lb(const Plan& plan, const std::string& format, const std::string& node_name, const std::string& out_dir)
+{
+  if (format == "haproxy") {
+    auto config = generate_haproxy(plan);
+    if (!config) {
+      std::cerr << "portmatrix: " << config.error() << "\n";
+      return k_exit_input;
+    }
+    if (!out_dir.empty()) return write_outputs({{"haproxy.cfg", *config}}, out_dir);
+    std::cout << *config;
+    return 0;
+  }
+  if (format != "keepalived") {
+    std::cerr << "portmatrix: --format must be haproxy or keepalived\n";
+    return k_exit_input;
+  }
+  std::vector<const Node*> nodes;
+  if (!node_name.empty()) {
+    const auto* node = find_node(plan, node_name);
+    if (!node) return k_exit_input;
+    nodes.push_back(node);
+  } else {
+    for (const auto& node : plan.inventory.nodes) {
+      if (node.has(Role::loadbalancer)) nodes.push_back(&node);
+    }
+  }
+  if (nodes.empty()) {
+    std::cerr << "portmatrix: the inventory has no node with the loadbalancer role\n";
+    return k_exit_input;
+  }
+  if (nodes.size() > 1 && out_dir.empty()) {
+    std::cerr << "portmatrix: several load-balancer nodes: give --node NAME, or --out DIR for one file each\n";
+    return k_exit_input;
+  }
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto* node : nodes) {
+    auto config = generate_keepalived(plan, *node);
+    if (!config) {
+      std::cerr << "portmatrix: " << config.error() << "\n";
+      return k_exit_input;
+    }
+    files.emplace_back(node->name + ".keepalived.conf", *config);
+  }
+  if (!out_dir.empty()) return write_outputs(files, out_dir);
+  std::cout << files[0].second;
+  return 0;
+}
+
+int
+command_demo(const std::string& out_dir)
+{
+  auto inventory = parse_inventory(k_demo_inventory, "<builtin>/inventories/demo.yaml");
+  if (!inventory) {
+    print(inventory.error());
+    return k_exit_input;
+  }
+  auto profile = load_profile(inventory->profile);
+  if (!profile) {
+    print(profile.error());
+    return k_exit_input;
+  }
+  auto plan = make_plan(std::move(*profile), std::move(*inventory));
+  std::cout << "portmatrix demo: the installation guide's topology (3 masters, 3 workers, a load balancer,\n"
+               "3 MongoDB, 3 Elasticsearch, a client) planned with the default profile.\n"
+               "The live check in network namespaces comes with the agent; this shows what it checks.\n\n";
+  std::cout << "=== Inventory (portmatrix demo --out DIR writes it) ===\n";
+  for (const auto& node : plan.inventory.nodes) {
+    std::cout << fmt::format("  {:<8} {:<14} {}\n", node.name, node.address, plan.describe_roles(node));
+  }
+  std::cout << "\n=== What the guide misses (portmatrix diff apinizer-doc apinizer) ===\n";
+  if (auto doc = load_profile("apinizer-doc")) std::cout << render_diff(diff_profiles(*doc, plan.matrix.profile), PortsFormat::table);
+  std::cout << "\n=== Requirements and flows (portmatrix ports --inventory ...) ===\n";
+  std::cout << render_ports(plan.matrix, &plan, PortsFormat::table);
+  auto nft = make_firewall_generator(FirewallFormat::nftables, plan);
+  for (const auto* name : {"master1", "worker1"}) {
+    std::cout << fmt::format("\n=== nftables for {} (portmatrix firewall --node {}) ===\n", name, name);
+    std::cout << nft->render(*plan.inventory.find(name));
+  }
+  std::cout << "\n=== haproxy.cfg (portmatrix lb --format haproxy) ===\n";
+  if (auto haproxy = generate_haproxy(plan)) std::cout << *haproxy;
+  if (!out_dir.empty()) {
+    std::vector<std::pair<std::string, std::string>> files{{"inventory.yaml", std::string(k_demo_inventory)}};
+    for (const auto& node : plan.inventory.nodes) files.emplace_back(nft->file_name(node), nft->render(node));
+    if (auto haproxy = generate_haproxy(plan)) files.emplace_back("haproxy.cfg", *haproxy);
+    return write_outputs(files, out_dir);
+  }
+  return 0;
+}
+
+} // namespace
+
+int
+run_cli(int argc, char** argv)
+{
+  CLI::App app{"portmatrix: a cluster's network port requirements as data, firewall rules and load-balancer\n"
+               "configuration (and, with its agent, a live check).",
+               "portmatrix"};
+  app.set_version_flag("--version", PORTMATRIX_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  std::string profile;
+  std::string inventory;
+  std::string ports_format = "table";
+  std::string diff_format = "table";
+  std::string firewall_format = "nftables";
+  std::string lb_format;
+  std::string node;
+  std::string out_dir;
+  bool all = false;
+
+  auto* ports = app.add_subcommand("ports", "Print the requirement matrix (and, with --inventory, the node-to-node flows)");
+  ports->add_option("--profile", profile, "Built-in profile name or YAML path; several with commas (default: the inventory's, else apinizer)");
+  ports->add_option("--inventory", inventory, "Inventory YAML: adds the concrete flows")->check(CLI::ExistingFile);
+  ports->add_option("--format", ports_format, "table, markdown, json or csv")->capture_default_str();
+
+  std::string diff_a;
+  std::string diff_b;
+  auto* diff = app.add_subcommand("diff", "Requirements added, removed or changed between two profiles, with reasons");
+  diff->add_option("PROFILE_A", diff_a, "Profile name or path")->required();
+  diff->add_option("PROFILE_B", diff_b, "Profile name or path")->required();
+  diff->add_option("--format", diff_format, "table, markdown or json")->capture_default_str();
+
+  auto* firewall = app.add_subcommand("firewall", "Host firewall that admits exactly what a node must receive");
+  firewall->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
+  firewall->add_option("--profile", profile, "Override the inventory's profile");
+  firewall->add_option("--node", node, "The node to generate for (printed on stdout)");
+  firewall->add_flag("--all", all, "Every node, one file each in --out DIR");
+  firewall->add_option("--out", out_dir, "Directory for --all");
+  firewall->add_option("--format", firewall_format, "nftables, iptables, firewalld or ufw")->capture_default_str();
+
+  auto* lb = app.add_subcommand("lb", "Load-balancer configuration: haproxy.cfg, or keepalived.conf per load-balancer node");
+  lb->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
+  lb->add_option("--profile", profile, "Override the inventory's profile");
+  lb->add_option("--format", lb_format, "haproxy or keepalived")->required();
+  lb->add_option("--node", node, "keepalived: the load-balancer node (needed when there are several)");
+  lb->add_option("--out", out_dir, "Write file(s) into this directory instead of stdout");
+
+  auto* demo = app.add_subcommand("demo", "The guide's topology on a simulated cluster: its matrix, flows and rules");
+  demo->add_option("--out", out_dir, "Also write the demo inventory and every generated file here");
+
+  auto* profiles = app.add_subcommand("profiles", "List the built-in profiles, or print one's YAML");
+  std::string show;
+  profiles->add_option("NAME", show, "Print this built-in profile's YAML");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : k_exit_input;
+  }
+
+  if (*ports) return command_ports(profile, inventory, ports_format);
+  if (*diff) return command_diff(diff_a, diff_b, diff_format);
+  if (*firewall || *lb) {
+    auto plan = load_plan(inventory, profile);
+    if (!plan) return k_exit_input;
+    if (*firewall) return command_firewall(*plan, node, all, out_dir, firewall_format);
+    return command_lb(*plan, lb_format, node, out_dir);
+  }
+  if (*demo) return command_demo(out_dir);
+  if (*profiles) {
+    if (show.empty()) {
+      for (const auto& name : builtin_profile_names()) {
+        auto loaded = load_profile(name);
+        std::cout << fmt::format("{:<16} {}\n", name, loaded ? loaded->description : "(does not load)");
+      }
+      return 0;
+    }
+    auto text = builtin_profile_text(show);
+    if (!text) {
+      std::cerr << fmt::format("portmatrix: no built-in profile '{}'\n", show);
+      return k_exit_input;
+    }
+    std::cout << *text;
+    return 0;
+  }
+  return k_exit_input;
+}
+
+} // namespace portmatrix

@@ -1,0 +1,65 @@
+// Host firewall generators: one per backend behind one small interface. Each
+// admits exactly what a node must receive (its Plan::ingress), plus
+// established traffic, loopback, the ICMP that must pass, and SSH and the
+// agent's control port from admin_cidrs; everything else new inbound is dropped.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "plan/plan.hpp"
+
+namespace portmatrix {
+
+enum class FirewallFormat { nftables, iptables, firewalld, ufw };
+
+std::optional<FirewallFormat> parse_firewall_format(std::string_view text);
+std::string_view to_string(FirewallFormat format);
+
+class FirewallGenerator
+{
+public:
+  virtual ~FirewallGenerator() = default;
+  // The whole ruleset (or script) for `node`, ready to apply.
+  virtual std::string render(const Node& node) const = 0;
+  // File name used by `firewall --all --out DIR`.
+  virtual std::string file_name(const Node& node) const = 0;
+};
+
+// `plan` must outlive the generator. Work shared by all nodes (address sets)
+// is done once here, not per node.
+std::unique_ptr<FirewallGenerator> make_firewall_generator(FirewallFormat format, const Plan& plan);
+
+// Shared by the generators -------------------------------------------------
+
+// ICMP types that must pass for path MTU discovery, errors and diagnostics.
+extern const char* const k_icmp_types[];
+extern const char* const k_icmpv6_types[];
+
+// The comment line(s) that open every generated file; `prefix` is "#" etc.
+std::string firewall_header(const Plan& plan, const Node& node, std::string_view backend);
+
+// "master", "any" ... and the admin pseudo-source.
+std::string source_label(Role role);
+
+// "kube-apiserver, kubelet", cut to fit backends' comment limits.
+std::string rule_comment(const IngressRule& rule, std::size_t limit = 100);
+
+// Port lists of at most 15 ports each, a range counting as two ("80,30000:32767"):
+// the limit of iptables' multiport match and of ufw.
+std::vector<std::string> port_lists(const std::vector<PortRange>& ports);
+
+// Name of the ipset (iptables, firewalld) holding a role's addresses: "pm-master-v4".
+std::string ipset_name(std::string_view role, bool ipv6);
+
+// The TCP ports SSH and the agent's control channel use.
+std::vector<PortRange> admin_ports(const Plan& plan);
+
+std::unique_ptr<FirewallGenerator> make_nftables_generator(const Plan& plan);
+std::unique_ptr<FirewallGenerator> make_iptables_generator(const Plan& plan);
+std::unique_ptr<FirewallGenerator> make_firewalld_generator(const Plan& plan);
+std::unique_ptr<FirewallGenerator> make_ufw_generator(const Plan& plan);
+
+} // namespace portmatrix

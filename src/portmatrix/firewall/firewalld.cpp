@@ -1,0 +1,119 @@
+// firewalld backend: a script of `firewall-cmd --permanent` commands that
+// (re)creates the zone `portmatrix` with target DROP, one ipset per role and
+// family, and rich rules that admit each role's ports. It deletes and recreates
+// only its own zone and ipsets, so applying twice gives the same state. The
+// zone is bound to the interface named by PORTMATRIX_IFACE. FIREWALL_CMD may
+// name another command (firewall-offline-cmd on a host without the daemon).
+#include <fmt/format.h>
+
+#include "firewall/firewall.hpp"
+
+namespace portmatrix {
+namespace {
+
+class FirewalldGenerator : public FirewallGenerator
+{
+public:
+  explicit FirewalldGenerator(const Plan& plan) : m_plan(plan)
+  {
+    add_ipset("admin", plan.admin_sources);
+    for (const auto& [role, sources] : plan.role_sources) add_ipset(to_string(role), sources);
+  }
+
+  std::string render(const Node& node) const override
+  {
+    std::string out = "#!/bin/sh\n" + firewall_header(m_plan, node, "firewalld");
+    out += "# Apply with: PORTMATRIX_IFACE=eth0 sh FILE (as root), then firewall-cmd --reload.\n";
+    out += "set -e\n";
+    out += ": \"${PORTMATRIX_IFACE:?set PORTMATRIX_IFACE to the interface that carries cluster traffic}\"\n";
+    out += "fw=\"${FIREWALL_CMD:-firewall-cmd --permanent}\"\n\n";
+    out += "if $fw --get-zones | tr ' ' '\\n' | grep -qx portmatrix; then $fw --delete-zone=portmatrix; fi\n";
+    out += "for set in $($fw --get-ipsets); do\n  case $set in pm-*) $fw --delete-ipset=\"$set\" ;; esac\ndone\n";
+    out += m_ipsets;
+    out += "$fw --new-zone=portmatrix\n$fw --zone=portmatrix --set-target=DROP\n";
+    out += "$fw --zone=portmatrix --add-interface=\"$PORTMATRIX_IFACE\"\n";
+    for (auto type = k_icmp_types; *type; ++type) {
+      out += fmt::format("$fw --zone=portmatrix --add-rich-rule='rule family=\"ipv4\" icmp-type name=\"{}\" accept'\n",
+                         icmp_name(*type, false));
+    }
+    for (auto type = k_icmpv6_types; *type; ++type) {
+      out += fmt::format("$fw --zone=portmatrix --add-rich-rule='rule family=\"ipv6\" icmp-type name=\"{}\" accept'\n",
+                         icmp_name(*type, true));
+    }
+    IngressRule admin{Role::any, Protocol::tcp, admin_ports(m_plan), {"SSH", "portmatrix agent"}};
+    if (m_plan.inventory.admin_cidrs.empty()) {
+      out += render_rule(admin, "", false);
+    } else {
+      out += render_rule(admin, ipset_name("admin", false), false);
+      out += render_rule(admin, ipset_name("admin", true), true);
+    }
+    for (const auto& rule : m_plan.ingress(node)) {
+      if (rule.source == Role::any) {
+        out += render_rule(rule, "", false);
+        continue;
+      }
+      out += render_rule(rule, ipset_name(to_string(rule.source), false), false);
+      out += render_rule(rule, ipset_name(to_string(rule.source), true), true);
+    }
+    return out;
+  }
+
+  std::string file_name(const Node& node) const override { return node.name + ".firewalld.sh"; }
+
+private:
+  // firewalld names some ICMPv6 types differently from nftables.
+  static std::string icmp_name(std::string_view type, bool ipv6)
+  {
+    if (ipv6 && type == "nd-router-solicit") return "router-solicitation";
+    if (ipv6 && type == "nd-router-advert") return "router-advertisement";
+    if (ipv6 && type == "nd-neighbor-solicit") return "neighbour-solicitation";
+    if (ipv6 && type == "nd-neighbor-advert") return "neighbour-advertisement";
+    if (ipv6 && type == "packet-too-big") return "packet-too-big";
+    return std::string(type);
+  }
+
+  void add_ipset(std::string_view role, const SourceSet& sources)
+  {
+    for (bool ipv6 : {false, true}) {
+      auto name = ipset_name(role, ipv6);
+      m_ipsets += fmt::format("$fw --new-ipset={} --type=hash:net{}\n", name, ipv6 ? " --option=family=inet6" : "");
+      for (const auto& address : ipv6 ? sources.v6 : sources.v4) {
+        m_ipsets += fmt::format("$fw --ipset={} --add-entry={}\n", name, address);
+      }
+    }
+  }
+
+  // One rich rule per port range (rich rules take one port each); `ipset`
+  // empty: from any source, in both families.
+  static std::string render_rule(const IngressRule& rule, const std::string& ipset, bool ipv6)
+  {
+    std::string family = ipset.empty() ? "" : fmt::format("family=\"{}\" ", ipv6 ? "ipv6" : "ipv4");
+    std::string source = ipset.empty() ? "" : fmt::format("source ipset=\"{}\" ", ipset);
+    if (rule.protocol == Protocol::vrrp) {
+      return fmt::format("$fw --zone=portmatrix --add-rich-rule='rule {}{}protocol value=\"vrrp\" accept'\n",
+                         family, source);
+    }
+    std::string out;
+    for (const auto& range : rule.ports) {
+      out += fmt::format("$fw --zone=portmatrix --add-rich-rule='rule {}{}port port=\"{}\" protocol=\"{}\" accept'\n",
+                         family,
+                         source,
+                         to_string(range),
+                         to_string(rule.protocol));
+    }
+    return out;
+  }
+
+  const Plan& m_plan;
+  std::string m_ipsets;
+};
+
+} // namespace
+
+std::unique_ptr<FirewallGenerator>
+make_firewalld_generator(const Plan& plan)
+{
+  return std::make_unique<FirewalldGenerator>(plan);
+}
+
+} // namespace portmatrix

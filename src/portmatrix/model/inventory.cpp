@@ -1,0 +1,345 @@
+// Inventory loading. The reader walks the YAML once, validating as it goes,
+// and only then checks what needs the whole file (duplicates, roles present).
+#include "model/inventory.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "model/yaml_reader.hpp"
+
+namespace portmatrix {
+
+bool
+Node::has(Role role) const
+{
+  return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+const Node*
+Inventory::find(std::string_view name) const
+{
+  for (const auto& node : nodes) {
+    if (node.name == name) return &node;
+  }
+  return nullptr;
+}
+
+bool
+parse_address(std::string_view text, bool& ipv6)
+{
+  std::string copy(text);
+  unsigned char buffer[16];
+  if (inet_pton(AF_INET, copy.c_str(), buffer) == 1) {
+    ipv6 = false;
+    return true;
+  }
+  if (inet_pton(AF_INET6, copy.c_str(), buffer) == 1) {
+    ipv6 = true;
+    return true;
+  }
+  return false;
+}
+
+bool
+parse_cidr(std::string_view text, bool& ipv6)
+{
+  auto slash = text.find('/');
+  if (!parse_address(text.substr(0, slash), ipv6)) return false;
+  if (slash == std::string_view::npos) return true;
+  auto prefix_text = text.substr(slash + 1);
+  int prefix = -1;
+  auto [end, ec] = std::from_chars(prefix_text.data(), prefix_text.data() + prefix_text.size(), prefix);
+  if (ec != std::errc() || end != prefix_text.data() + prefix_text.size() || prefix_text.empty()) return false;
+  return prefix >= 0 && prefix <= (ipv6 ? 128 : 32);
+}
+
+namespace {
+
+Diagnostic
+position(const YamlReader& reader, const YAML::Mark& mark)
+{
+  return {reader.file(), mark.line + 1, mark.column + 1, {}};
+}
+
+bool
+valid_node_name(std::string_view name)
+{
+  if (name.empty() || name.size() > 63) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
+  });
+}
+
+std::optional<std::uint16_t>
+read_port(YamlReader& reader, const YAML::Node& node, std::string_view what)
+{
+  auto range = reader.port_range(node, what);
+  if (range && !range->single()) {
+    reader.error(node, fmt::format("{} must be a single port", what));
+    return std::nullopt;
+  }
+  return range ? std::optional(range->min) : std::nullopt;
+}
+
+void
+read_cidrs(YamlReader& reader, const YAML::Node& node, std::string_view what, std::vector<std::string>& out)
+{
+  if (!reader.expect_sequence(node, what)) return;
+  for (const auto& item : node) {
+    auto text = reader.string(item, what);
+    bool ipv6 = false;
+    if (text && !parse_cidr(*text, ipv6)) {
+      reader.error(item, fmt::format("'{}' in {} is not an address or CIDR", *text, what));
+    } else if (text) {
+      out.push_back(*text);
+    }
+  }
+}
+
+void
+read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
+{
+  if (!reader.expect_sequence(list, "nodes")) return;
+  std::map<std::string, YAML::Mark> names;
+  std::map<std::string, YAML::Mark> addresses;
+  for (const auto& item : list) {
+    if (!reader.check_map(item, "a node", {"name", "address", "roles", "interface"})) continue;
+    Node node;
+    bool ok = true;
+    if (auto name = item["name"]) {
+      auto text = reader.string(name, "name");
+      if (text && !valid_node_name(*text)) {
+        reader.error(name, fmt::format("node name '{}' must be 1-63 letters, digits, '-', '_' or '.'", *text));
+        ok = false;
+      } else if (text) {
+        node.name = *text;
+        auto [it, fresh] = names.emplace(node.name, name.Mark());
+        if (!fresh) {
+          reader.error(name, fmt::format("duplicate node name '{}' (first at line {})", node.name, it->second.line + 1));
+          ok = false;
+        }
+      }
+    } else {
+      reader.error(item, "a node needs 'name'");
+      ok = false;
+    }
+    if (auto address = item["address"]) {
+      auto text = reader.string(address, "address");
+      if (text && !parse_address(*text, node.ipv6)) {
+        reader.error(address, fmt::format("'{}' is not an IPv4 or IPv6 address", *text));
+        ok = false;
+      } else if (text) {
+        node.address = *text;
+        auto [it, fresh] = addresses.emplace(node.address, address.Mark());
+        if (!fresh) {
+          reader.error(address,
+                       fmt::format("duplicate address {} (first at line {})", node.address, it->second.line + 1));
+          ok = false;
+        }
+      }
+    } else {
+      reader.error(item, fmt::format("node '{}' needs 'address'", node.name));
+      ok = false;
+    }
+    if (auto roles = item["roles"]) {
+      if (reader.expect_sequence(roles, "roles")) {
+        for (const auto& role_node : roles) {
+          auto role = reader.role(role_node, "roles");
+          if (role && (*role == Role::any || *role == Role::vip)) {
+            reader.error(role_node, fmt::format("'{}' is not a node role", to_string(*role)));
+          } else if (role && !node.has(*role)) {
+            node.roles.push_back(*role);
+          }
+        }
+      }
+      if (roles.IsSequence() && roles.size() == 0) reader.error(roles, fmt::format("node '{}' has no roles", node.name));
+    } else {
+      reader.error(item, fmt::format("node '{}' has no roles", node.name));
+      ok = false;
+    }
+    if (auto interface = item["interface"]) node.interface = reader.string(interface, "interface").value_or("");
+    if (ok) inventory.nodes.push_back(std::move(node));
+  }
+}
+
+} // namespace
+
+Expected<Inventory, Diagnostics>
+parse_inventory(std::string_view text, std::string_view file)
+{
+  Diagnostics diagnostics;
+  YamlReader reader(std::string(file), diagnostics);
+  Inventory inventory;
+  inventory.file = file;
+  inventory.profile_at = {std::string(file), 0, 0, {}};
+  auto parsed = reader.parse(text);
+  if (!parsed) return unexpected(std::move(diagnostics));
+  const auto& root = *parsed;
+  if (root.IsNull()) {
+    reader.error(root, "the inventory is empty");
+    return unexpected(std::move(diagnostics));
+  }
+  if (!reader.check_map(root,
+                        "the inventory",
+                        {"cluster",
+                         "profile",
+                         "options",
+                         "loadbalancer",
+                         "ports",
+                         "admin_cidrs",
+                         "client_cidrs",
+                         "ssh_port",
+                         "agent",
+                         "nodes"})) {
+    return unexpected(std::move(diagnostics));
+  }
+  if (auto cluster = root["cluster"]) inventory.cluster = reader.string(cluster, "cluster").value_or("cluster");
+  if (auto profile = root["profile"]) {
+    inventory.profile_at = position(reader, profile.Mark());
+    if (profile.IsSequence()) {
+      std::string joined;
+      for (const auto& item : profile) {
+        if (auto name = reader.string(item, "profile")) joined += (joined.empty() ? "" : ",") + *name;
+      }
+      inventory.profile = joined;
+    } else if (auto name = reader.string(profile, "profile")) {
+      inventory.profile = *name;
+    }
+  }
+  if (auto options = root["options"]) {
+    if (!options.IsMap()) {
+      reader.error(options, "options must be a mapping");
+    } else {
+      for (const auto& entry : options) {
+        auto value = reader.string(entry.second, fmt::format("option '{}'", entry.first.Scalar()));
+        if (value) inventory.options[entry.first.Scalar()] = {*value, position(reader, entry.first.Mark())};
+      }
+    }
+  }
+  if (auto ports = root["ports"]) {
+    if (!ports.IsMap()) {
+      reader.error(ports, "ports must be a mapping of port name to port or range");
+    } else {
+      for (const auto& entry : ports) {
+        auto name = entry.first.Scalar();
+        if (auto range = reader.port_range(entry.second, fmt::format("port '{}'", name))) {
+          inventory.port_overrides[name] = {*range, position(reader, entry.first.Mark())};
+        }
+      }
+    }
+  }
+  if (auto lb = root["loadbalancer"]) {
+    if (reader.check_map(lb, "loadbalancer", {"vip", "port", "interface", "router_id"})) {
+      LoadBalancer balancer;
+      if (auto vip = lb["vip"]) {
+        auto text = reader.string(vip, "vip");
+        if (text && !parse_address(*text, balancer.ipv6)) {
+          reader.error(vip, fmt::format("vip '{}' is not an IPv4 or IPv6 address", *text));
+        } else if (text) {
+          balancer.vip = *text;
+        }
+      } else {
+        reader.error(lb, "loadbalancer needs 'vip'");
+      }
+      if (auto port = lb["port"]) balancer.port = read_port(reader, port, "loadbalancer port");
+      if (auto interface = lb["interface"]) balancer.interface = reader.string(interface, "interface").value_or("eth0");
+      if (auto id = lb["router_id"]) {
+        int value = 0;
+        auto text = reader.string(id, "router_id").value_or("");
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > 255) {
+          reader.error(id, "router_id must be 1-255");
+        } else {
+          balancer.router_id = std::uint8_t(value);
+        }
+      }
+      if (!balancer.vip.empty()) inventory.loadbalancer = balancer;
+    }
+  }
+  if (auto cidrs = root["admin_cidrs"]) read_cidrs(reader, cidrs, "admin_cidrs", inventory.admin_cidrs);
+  if (auto cidrs = root["client_cidrs"]) read_cidrs(reader, cidrs, "client_cidrs", inventory.client_cidrs);
+  if (auto ssh = root["ssh_port"]) inventory.ssh_port = read_port(reader, ssh, "ssh_port").value_or(22);
+  if (auto agent = root["agent"]) {
+    if (reader.check_map(agent, "agent", {"control_port"}) && agent["control_port"]) {
+      inventory.control_port = read_port(reader, agent["control_port"], "agent control_port").value_or(7946);
+    }
+  }
+  if (auto nodes = root["nodes"]) {
+    read_nodes(reader, nodes, inventory);
+  } else {
+    reader.error(root, "the inventory has no 'nodes'");
+  }
+  if (inventory.loadbalancer) {
+    for (const auto& node : inventory.nodes) {
+      if (node.address == inventory.loadbalancer->vip) {
+        reader.error(root["loadbalancer"]["vip"],
+                     fmt::format("the vip {} is also node '{}''s address", node.address, node.name));
+      }
+    }
+  }
+  if (!diagnostics.empty()) return unexpected(std::move(diagnostics));
+  return inventory;
+}
+
+Expected<Inventory, Diagnostics>
+load_inventory(std::string_view path)
+{
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return unexpected(Diagnostics{{std::string(path), 0, 0, "cannot read the inventory: not a regular file"}});
+  }
+  if (std::filesystem::file_size(path, error) > (16u << 20)) {
+    return unexpected(Diagnostics{{std::string(path), 0, 0, "the inventory is larger than 16 MiB"}});
+  }
+  std::ifstream in{std::string(path), std::ios::binary};
+  if (!in) return unexpected(Diagnostics{{std::string(path), 0, 0, "cannot read the inventory file"}});
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return parse_inventory(buffer.str(), path);
+}
+
+Diagnostics
+check_against(const Inventory& inventory, const Profile& profile)
+{
+  Diagnostics diagnostics;
+  auto report = [&](const Diagnostic& at, std::string message) {
+    auto diagnostic = at;
+    diagnostic.message = std::move(message);
+    diagnostics.push_back(std::move(diagnostic));
+  };
+  for (const auto& [name, value] : inventory.options) {
+    const auto* option = profile.find_option(name);
+    if (!option) {
+      std::string known;
+      for (const auto& o : profile.options) known += (known.empty() ? "" : ", ") + o.name;
+      report(value.at, fmt::format("unknown option '{}' for profile {} (known: {})", name, profile.name, known));
+      continue;
+    }
+    if (!option->values.empty() &&
+        std::find(option->values.begin(), option->values.end(), value.value) == option->values.end()) {
+      std::string allowed;
+      for (const auto& v : option->values) allowed += (allowed.empty() ? "" : ", ") + v;
+      report(value.at, fmt::format("option '{}' cannot be '{}' (allowed: {})", name, value.value, allowed));
+    }
+  }
+  for (const auto& [name, value] : inventory.port_overrides) {
+    if (!profile.find_port(name)) {
+      std::string known;
+      for (const auto& p : profile.ports) known += (known.empty() ? "" : ", ") + p.name;
+      report(value.at, fmt::format("override of port '{}', which profile {} does not define (known: {})", name,
+                                   profile.name, known));
+    }
+  }
+  return diagnostics;
+}
+
+} // namespace portmatrix

@@ -1,0 +1,79 @@
+// The concrete cluster: nodes with addresses and roles, the VIP, options,
+// port overrides and the networks allowed to administer the nodes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/profile.hpp"
+#include "model/types.hpp"
+#include "util/expected.hpp"
+
+namespace portmatrix {
+
+struct Node
+{
+  std::string name;
+  std::string address; // IPv4 or IPv6, validated
+  bool ipv6 = false;
+  std::vector<Role> roles;
+  std::string interface; // optional; keepalived needs it on load-balancer nodes
+
+  bool has(Role role) const;
+};
+
+struct LoadBalancer
+{
+  std::string vip;
+  bool ipv6 = false;
+  std::optional<std::uint16_t> port; // the API frontend's port; default: the kube-apiserver port
+  std::string interface = "eth0";    // where keepalived puts the VIP (per-node `interface` wins)
+  std::uint8_t router_id = 0;        // VRRP id; 0: derived from the cluster name
+};
+
+// A value the inventory set, with where it was set (for later diagnostics).
+template <class T>
+struct Positioned
+{
+  T value;
+  Diagnostic at; // message empty
+};
+
+struct Inventory
+{
+  std::string file;
+  std::string cluster = "cluster";
+  std::string profile = "apinizer"; // built-in name, path, or comma-separated composition
+  Diagnostic profile_at;
+  std::map<std::string, Positioned<std::string>> options;
+  std::map<std::string, Positioned<PortRange>> port_overrides;
+  std::optional<LoadBalancer> loadbalancer;
+  std::vector<std::string> admin_cidrs;  // SSH and the agent's control port are open to these
+  std::vector<std::string> client_cidrs; // treated as `client` sources, like client nodes
+  std::uint16_t ssh_port = 22;
+  std::uint16_t control_port = 7946;
+  std::vector<Node> nodes;
+
+  const Node* find(std::string_view name) const;
+};
+
+// Parses an inventory. Every problem (syntax, unknown keys, unknown roles,
+// duplicate names or addresses, bad ports or CIDRs, nodes without roles) is
+// returned at once with its position.
+Expected<Inventory, Diagnostics> parse_inventory(std::string_view text, std::string_view file);
+Expected<Inventory, Diagnostics> load_inventory(std::string_view path);
+
+// Checks the inventory's options and port overrides against a profile:
+// unknown options or values, overrides of ports the profile does not define.
+Diagnostics check_against(const Inventory& inventory, const Profile& profile);
+
+// True when `text` is an IPv4 or IPv6 address; sets `ipv6`.
+bool parse_address(std::string_view text, bool& ipv6);
+// True when `text` is an address or address/prefix; sets `ipv6`.
+bool parse_cidr(std::string_view text, bool& ipv6);
+
+} // namespace portmatrix

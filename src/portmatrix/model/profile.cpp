@@ -1,0 +1,567 @@
+// Loads and composes profiles. A profile's `include`s are composed first, in
+// order; then its own ports replace same-named ports, its requirements replace
+// requirements with the same key (from, to, protocol, port) or remove them,
+// and its egress hosts and frontends replace same-named ones. Every problem in
+// every file is collected before the load fails.
+#include "model/profile.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "model/yaml_reader.hpp"
+#include "profiles/builtin.hpp"
+
+namespace portmatrix {
+
+std::string
+Requirement::key() const
+{
+  return fmt::format("{}>{}:{}/{}", to_string(from), to_string(to), port, to_string(protocol));
+}
+
+const NamedPort*
+Profile::find_port(std::string_view name) const
+{
+  for (const auto& port : ports) {
+    if (port.name == name) return &port;
+  }
+  return nullptr;
+}
+
+const OptionSpec*
+Profile::find_option(std::string_view name) const
+{
+  for (const auto& option : options) {
+    if (option.name == name) return &option;
+  }
+  return nullptr;
+}
+
+std::vector<std::string>
+builtin_profile_names()
+{
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < k_builtin_profile_count; ++i) names.emplace_back(k_builtin_profiles[i].name);
+  return names;
+}
+
+std::optional<std::string_view>
+builtin_profile_text(std::string_view name)
+{
+  for (std::size_t i = 0; i < k_builtin_profile_count; ++i) {
+    if (k_builtin_profiles[i].name == name) return k_builtin_profiles[i].text;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+constexpr std::uintmax_t k_max_profile_bytes = 1 << 20;
+
+bool
+looks_like_path(std::string_view spec)
+{
+  return spec.find('/') != std::string_view::npos || spec.ends_with(".yaml") || spec.ends_with(".yml");
+}
+
+class Composer
+{
+public:
+  explicit Composer(Diagnostics& sink) : m_sink(sink) {}
+
+  // Composes the profile named by `spec` (built-in name or path) into `out`.
+  void compose(Profile& out, std::string_view spec, const std::string& relative_to, const Diagnostic& where)
+  {
+    std::string file;
+    std::string text;
+    if (auto builtin = builtin_profile_text(spec); builtin && !looks_like_path(spec)) {
+      file = fmt::format("<builtin>/{}.yaml", spec);
+      text = *builtin;
+    } else if (looks_like_path(spec)) {
+      std::filesystem::path path(spec);
+      if (path.is_relative() && !relative_to.empty() && !relative_to.starts_with("<builtin>")) {
+        path = std::filesystem::path(relative_to).parent_path() / path;
+      }
+      file = path.string();
+      std::error_code error;
+      if (!std::filesystem::is_regular_file(path, error)) {
+        report(where, fmt::format("cannot read profile '{}': not a regular file", file));
+        return;
+      }
+      if (std::filesystem::file_size(path, error) > k_max_profile_bytes) {
+        report(where, fmt::format("profile '{}' is larger than {} bytes", file, k_max_profile_bytes));
+        return;
+      }
+      std::ifstream in(path, std::ios::binary);
+      if (!in) {
+        report(where, fmt::format("cannot read profile '{}'", file));
+        return;
+      }
+      std::ostringstream buffer;
+      buffer << in.rdbuf();
+      text = buffer.str();
+    } else {
+      std::string known;
+      for (const auto& name : builtin_profile_names()) known += (known.empty() ? "" : ", ") + name;
+      report(where, fmt::format("unknown profile '{}' (built-in: {}; or give a path)", spec, known));
+      return;
+    }
+    compose_text(out, text, file);
+  }
+
+  void compose_text(Profile& out, std::string_view text, const std::string& file)
+  {
+    if (std::find(m_stack.begin(), m_stack.end(), file) != m_stack.end()) {
+      m_sink.push_back({file, 0, 0, "profile includes itself (include cycle)"});
+      return;
+    }
+    if (m_stack.size() > 16) {
+      m_sink.push_back({file, 0, 0, "profile includes nest deeper than 16"});
+      return;
+    }
+    m_stack.push_back(file);
+    YamlReader reader(file, m_sink);
+    if (auto root = reader.parse(text)) read_document(out, reader, *root);
+    m_stack.pop_back();
+  }
+
+private:
+  void report(const Diagnostic& where, std::string message)
+  {
+    auto diagnostic = where;
+    diagnostic.message = std::move(message);
+    m_sink.push_back(std::move(diagnostic));
+  }
+
+  static std::string position(const YamlReader& reader, const YAML::Node& node)
+  {
+    auto mark = node.Mark();
+    return fmt::format("{}:{}:{}", reader.file(), mark.line + 1, mark.column + 1);
+  }
+
+  void read_document(Profile& out, YamlReader& reader, const YAML::Node& root)
+  {
+    if (!reader.check_map(root,
+                          "the profile",
+                          {"name",
+                           "version",
+                           "description",
+                           "validated_with",
+                           "include",
+                           "options",
+                           "ports",
+                           "requirements",
+                           "egress",
+                           "loadbalancer"})) {
+      return;
+    }
+    if (auto includes = root["include"]) {
+      if (reader.expect_sequence(includes, "include")) {
+        for (const auto& item : includes) {
+          auto name = reader.string(item, "an include");
+          if (!name) continue;
+          auto mark = item.Mark();
+          compose(out, *name, reader.file(), {reader.file(), mark.line + 1, mark.column + 1, {}});
+          out.includes.push_back(*name);
+        }
+      }
+    }
+    if (auto name = root["name"]) {
+      if (auto text = reader.string(name, "name")) out.name = *text;
+    } else {
+      reader.error(root, "the profile has no 'name'");
+    }
+    if (auto node = root["version"]) {
+      if (auto text = reader.string(node, "version")) out.version = *text;
+    }
+    if (auto node = root["description"]) {
+      if (auto text = reader.string(node, "description")) out.description = *text;
+    }
+    if (auto node = root["validated_with"]) {
+      if (reader.check_map(node, "validated_with", {"kubernetes", "flannel", "mongodb", "elasticsearch", "haproxy"})) {
+        for (const auto& entry : node) {
+          if (auto text = reader.string(entry.second, "a version")) out.validated_with[entry.first.Scalar()] = *text;
+        }
+      }
+    }
+    if (auto node = root["options"]) read_options(out, reader, node);
+    if (auto node = root["ports"]) read_ports(out, reader, node);
+    if (auto node = root["requirements"]) read_requirements(out, reader, node);
+    if (auto node = root["egress"]) read_egress(out, reader, node);
+    if (auto node = root["loadbalancer"]) read_loadbalancer(out, reader, node);
+  }
+
+  void read_options(Profile& out, YamlReader& reader, const YAML::Node& node)
+  {
+    if (!node.IsMap()) {
+      reader.error(node, "options must be a mapping of option name to its description");
+      return;
+    }
+    for (const auto& entry : node) {
+      OptionSpec option;
+      option.name = entry.first.Scalar();
+      const auto& spec = entry.second;
+      if (!reader.check_map(spec, "an option", {"default", "values", "sets_port", "description"})) continue;
+      if (auto value = spec["default"]) option.default_value = reader.string(value, "default").value_or("");
+      if (auto values = spec["values"]; values && reader.expect_sequence(values, "values")) {
+        for (const auto& value : values) option.values.push_back(reader.string(value, "a value").value_or(""));
+      }
+      if (auto port = spec["sets_port"]) option.sets_port = reader.string(port, "sets_port").value_or("");
+      if (auto text = spec["description"]) option.description = reader.string(text, "description").value_or("");
+      if (!option.values.empty() &&
+          std::find(option.values.begin(), option.values.end(), option.default_value) == option.values.end()) {
+        reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", option.name));
+      }
+      auto existing = std::find_if(
+        out.options.begin(), out.options.end(), [&](const OptionSpec& o) { return o.name == option.name; });
+      if (existing != out.options.end()) {
+        *existing = std::move(option);
+      } else {
+        out.options.push_back(std::move(option));
+      }
+    }
+  }
+
+  void read_ports(Profile& out, YamlReader& reader, const YAML::Node& node)
+  {
+    if (!node.IsMap()) {
+      reader.error(node, "ports must be a mapping of port name to its definition");
+      return;
+    }
+    for (const auto& entry : node) {
+      NamedPort port;
+      port.name = entry.first.Scalar();
+      const auto& spec = entry.second;
+      if (!reader.check_map(spec, fmt::format("port '{}'", port.name), {"port", "protocol", "purpose"})) continue;
+      bool ok = true;
+      if (auto protocols = spec["protocol"]) {
+        auto read_one = [&](const YAML::Node& item) {
+          auto text = reader.string(item, "protocol");
+          auto protocol = text ? parse_protocol(*text) : std::nullopt;
+          if (text && !protocol) reader.error(item, fmt::format("unknown protocol '{}' (tcp, udp, vrrp)", *text));
+          if (protocol) port.protocols.push_back(*protocol);
+          ok = ok && protocol.has_value();
+        };
+        if (protocols.IsSequence()) {
+          for (const auto& item : protocols) read_one(item);
+        } else {
+          read_one(protocols);
+        }
+      } else {
+        reader.error(spec, fmt::format("port '{}' has no protocol", port.name));
+        ok = false;
+      }
+      bool portless = port.protocols.size() == 1 && port.protocols[0] == Protocol::vrrp;
+      if (auto range = spec["port"]) {
+        if (portless) {
+          reader.error(range, "a vrrp port has no port number");
+          ok = false;
+        } else if (auto parsed = reader.port_range(range, fmt::format("port '{}'", port.name))) {
+          port.range = *parsed;
+        } else {
+          ok = false;
+        }
+      } else if (!portless) {
+        reader.error(spec, fmt::format("port '{}' has no port number", port.name));
+        ok = false;
+      }
+      if (auto purpose = spec["purpose"]) port.purpose = reader.string(purpose, "purpose").value_or("");
+      if (!ok) continue;
+      auto existing =
+        std::find_if(out.ports.begin(), out.ports.end(), [&](const NamedPort& p) { return p.name == port.name; });
+      if (existing != out.ports.end()) {
+        *existing = std::move(port);
+      } else {
+        out.ports.push_back(std::move(port));
+      }
+    }
+  }
+
+  std::vector<Role> read_roles(YamlReader& reader, const YAML::Node& node, std::string_view what)
+  {
+    std::vector<Role> roles;
+    if (node.IsSequence()) {
+      for (const auto& item : node) {
+        if (auto role = reader.role(item, what)) roles.push_back(*role);
+      }
+    } else if (auto role = reader.role(node, what)) {
+      roles.push_back(*role);
+    }
+    return roles;
+  }
+
+  void read_requirements(Profile& out, YamlReader& reader, const YAML::Node& node)
+  {
+    if (!reader.expect_sequence(node, "requirements")) return;
+    for (const auto& item : node) {
+      if (!reader.check_map(item,
+                            "a requirement",
+                            {"from", "to", "ports", "purpose", "optional", "when", "expect", "reason", "remove"})) {
+        continue;
+      }
+      Requirement base;
+      base.origin = out.name.empty() ? reader.file() : out.name;
+      base.defined_at = position(reader, item);
+      std::vector<Role> from;
+      std::vector<Role> to;
+      if (auto node_from = item["from"]) from = read_roles(reader, node_from, "from");
+      else reader.error(item, "a requirement needs 'from'");
+      if (auto node_to = item["to"]) to = read_roles(reader, node_to, "to");
+      else reader.error(item, "a requirement needs 'to'");
+      for (auto role : from) {
+        if (role == Role::vip) reader.error(item["from"], "'vip' can only be a destination");
+      }
+      for (auto role : to) {
+        if (role == Role::any) reader.error(item["to"], "'any' can only be a source");
+      }
+      if (auto purpose = item["purpose"]) base.purpose = reader.string(purpose, "purpose").value_or("");
+      if (auto optional = item["optional"]) base.optional = reader.boolean(optional, "optional").value_or(false);
+      if (auto reason = item["reason"]) base.reason = reader.string(reason, "reason").value_or("");
+      if (auto expect = item["expect"]) {
+        auto text = reader.string(expect, "expect");
+        if (text == "deny") base.expect = Expect::deny;
+        else if (text && *text != "allow") reader.error(expect, "expect must be allow or deny");
+      }
+      if (auto when = item["when"]) {
+        if (!when.IsMap() || when.size() != 1) {
+          reader.error(when, "when must name exactly one option and its value");
+        } else {
+          auto entry = *when.begin();
+          base.when = Condition{entry.first.Scalar(), reader.string(entry.second, "the option value").value_or("")};
+        }
+      }
+      bool remove = false;
+      if (auto node_remove = item["remove"]) remove = reader.boolean(node_remove, "remove").value_or(false);
+      auto ports = item["ports"];
+      if (!ports) {
+        reader.error(item, "a requirement needs 'ports' (names from the ports section)");
+        continue;
+      }
+      if (!reader.expect_sequence(ports, "ports")) continue;
+      for (const auto& port_node : ports) {
+        auto text = reader.string(port_node, "a port name");
+        if (!text) continue;
+        auto slash = text->find('/');
+        std::string name = text->substr(0, slash);
+        const NamedPort* port = out.find_port(name);
+        if (!port) {
+          reader.error(port_node, fmt::format("unknown port name '{}' (define it under ports)", name));
+          continue;
+        }
+        std::vector<Protocol> protocols = port->protocols;
+        if (slash != std::string::npos) {
+          auto only = parse_protocol(text->substr(slash + 1));
+          if (!only || std::find(protocols.begin(), protocols.end(), *only) == protocols.end()) {
+            reader.error(port_node, fmt::format("port '{}' has no protocol '{}'", name, text->substr(slash + 1)));
+            continue;
+          }
+          protocols = {*only};
+        }
+        for (auto from_role : from) {
+          for (auto to_role : to) {
+            for (auto protocol : protocols) {
+              auto requirement = base;
+              requirement.from = from_role;
+              requirement.to = to_role;
+              requirement.protocol = protocol;
+              requirement.port = name;
+              requirement.range = port->range;
+              if (requirement.purpose.empty()) requirement.purpose = port->purpose;
+              merge(out, reader, port_node, std::move(requirement), remove);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  void merge(Profile& out, YamlReader& reader, const YAML::Node& at, Requirement requirement, bool remove)
+  {
+    auto key = requirement.key();
+    auto existing = std::find_if(
+      out.requirements.begin(), out.requirements.end(), [&](const Requirement& r) { return r.key() == key; });
+    if (remove) {
+      if (existing == out.requirements.end()) {
+        reader.error(at, fmt::format("'remove' matches no requirement ({})", key));
+      } else {
+        out.requirements.erase(existing);
+      }
+      return;
+    }
+    if (existing != out.requirements.end()) {
+      *existing = std::move(requirement);
+    } else {
+      out.requirements.push_back(std::move(requirement));
+    }
+  }
+
+  void read_egress(Profile& out, YamlReader& reader, const YAML::Node& node)
+  {
+    if (!reader.expect_sequence(node, "egress")) return;
+    for (const auto& item : node) {
+      if (!reader.check_map(item, "an egress host", {"host", "ports", "purpose", "reason", "remove"})) continue;
+      EgressHost host;
+      host.origin = out.name;
+      auto name = item["host"] ? reader.string(item["host"], "host") : std::nullopt;
+      if (!name) {
+        if (!item["host"]) reader.error(item, "an egress entry needs 'host'");
+        continue;
+      }
+      host.host = *name;
+      if (auto ports = item["ports"]; ports && reader.expect_sequence(ports, "ports")) {
+        for (const auto& port : ports) {
+          if (auto range = reader.port_range(port, "an egress port")) host.ports.push_back(range->min);
+        }
+      }
+      if (host.ports.empty()) host.ports = {443};
+      if (auto purpose = item["purpose"]) host.purpose = reader.string(purpose, "purpose").value_or("");
+      if (auto reason = item["reason"]) host.reason = reader.string(reason, "reason").value_or("");
+      bool remove = item["remove"] && reader.boolean(item["remove"], "remove").value_or(false);
+      auto existing =
+        std::find_if(out.egress.begin(), out.egress.end(), [&](const EgressHost& h) { return h.host == host.host; });
+      if (remove) {
+        if (existing == out.egress.end()) reader.error(item, fmt::format("'remove' matches no host '{}'", host.host));
+        else out.egress.erase(existing);
+      } else if (existing != out.egress.end()) {
+        *existing = std::move(host);
+      } else {
+        out.egress.push_back(std::move(host));
+      }
+    }
+  }
+
+  void read_loadbalancer(Profile& out, YamlReader& reader, const YAML::Node& node)
+  {
+    if (!reader.check_map(node, "loadbalancer", {"frontends"})) return;
+    auto frontends = node["frontends"];
+    if (!frontends || !reader.expect_sequence(frontends, "frontends")) return;
+    for (const auto& item : frontends) {
+      if (!reader.check_map(item, "a frontend", {"name", "port", "backend", "health"})) continue;
+      Frontend frontend;
+      frontend.name = item["name"] ? reader.string(item["name"], "name").value_or("") : "";
+      frontend.port = item["port"] ? reader.string(item["port"], "port").value_or("") : "";
+      if (frontend.name.empty() || frontend.port.empty()) {
+        reader.error(item, "a frontend needs 'name' and 'port'");
+        continue;
+      }
+      if (!out.find_port(frontend.port)) {
+        reader.error(item["port"], fmt::format("unknown port name '{}'", frontend.port));
+        continue;
+      }
+      if (auto backend = item["backend"]) frontend.backend = reader.role(backend, "backend").value_or(Role::master);
+      if (auto health = item["health"]) {
+        auto text = reader.string(health, "health");
+        if (text == "apiserver") frontend.health = HealthCheck::apiserver;
+        else if (text && *text != "tcp") reader.error(health, "health must be apiserver or tcp");
+      }
+      auto existing = std::find_if(
+        out.frontends.begin(), out.frontends.end(), [&](const Frontend& f) { return f.name == frontend.name; });
+      if (existing != out.frontends.end()) *existing = std::move(frontend);
+      else out.frontends.push_back(std::move(frontend));
+    }
+  }
+
+  Diagnostics& m_sink;
+  std::vector<std::string> m_stack;
+};
+
+Diagnostic
+at(const std::string& defined_at, std::string message)
+{
+  // defined_at is "file:line:column"; split from the right (paths may hold ':').
+  Diagnostic diagnostic{defined_at, 0, 0, std::move(message)};
+  auto last = defined_at.rfind(':');
+  auto middle = last == std::string::npos ? std::string::npos : defined_at.rfind(':', last - 1);
+  if (middle != std::string::npos) {
+    diagnostic.file = defined_at.substr(0, middle);
+    diagnostic.line = std::atoi(defined_at.c_str() + middle + 1);
+    diagnostic.column = std::atoi(defined_at.c_str() + last + 1);
+  }
+  return diagnostic;
+}
+
+// Checks that need the whole composition: conditions name real options, and
+// no deny requirement contradicts an allow one.
+void
+validate(const Profile& profile, Diagnostics& sink)
+{
+  for (const auto& requirement : profile.requirements) {
+    if (!requirement.when) continue;
+    const auto* option = profile.find_option(requirement.when->option);
+    if (!option) {
+      sink.push_back(at(requirement.defined_at, fmt::format("'when' names unknown option '{}'", requirement.when->option)));
+    } else if (!option->values.empty() &&
+               std::find(option->values.begin(), option->values.end(), requirement.when->value) ==
+                 option->values.end()) {
+      sink.push_back(at(requirement.defined_at,
+                        fmt::format("option '{}' cannot be '{}'", option->name, requirement.when->value)));
+    }
+  }
+  for (const auto& option : profile.options) {
+    if (!option.sets_port.empty() && !profile.find_port(option.sets_port)) {
+      sink.push_back({"<profile " + profile.name + ">", 0, 0,
+                      fmt::format("option '{}' sets unknown port '{}'", option.name, option.sets_port)});
+    }
+  }
+  for (const auto& deny : profile.requirements) {
+    if (deny.expect != Expect::deny) continue;
+    for (const auto& allow : profile.requirements) {
+      bool exclusive = deny.when && allow.when && deny.when->option == allow.when->option &&
+                       deny.when->value != allow.when->value;
+      if (allow.expect == Expect::allow && allow.to == deny.to && allow.protocol == deny.protocol &&
+          (allow.from == deny.from || allow.from == Role::any) && allow.range.overlaps(deny.range) && !exclusive) {
+        sink.push_back(at(deny.defined_at,
+                          fmt::format("deny {} contradicts allow {} defined at {}", deny.key(), allow.key(),
+                                      allow.defined_at)));
+      }
+    }
+  }
+}
+
+Expected<Profile, Diagnostics>
+finish(Profile profile, Diagnostics diagnostics)
+{
+  if (diagnostics.empty()) validate(profile, diagnostics);
+  if (!diagnostics.empty()) return unexpected(std::move(diagnostics));
+  return profile;
+}
+
+} // namespace
+
+Expected<Profile, Diagnostics>
+load_profile(std::string_view spec)
+{
+  Diagnostics diagnostics;
+  Profile profile;
+  Composer composer(diagnostics);
+  std::string_view rest = spec;
+  int parts = 0;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    auto one = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    if (one.empty()) continue;
+    composer.compose(profile, one, {}, {"--profile", 0, 0, {}});
+    ++parts;
+    if (parts > 1) profile.includes.emplace_back(one);
+  }
+  if (parts == 0) diagnostics.push_back({"--profile", 0, 0, "no profile named"});
+  if (parts > 1) profile.name = std::string(spec);
+  return finish(std::move(profile), std::move(diagnostics));
+}
+
+Expected<Profile, Diagnostics>
+parse_profile(std::string_view text, std::string_view file)
+{
+  Diagnostics diagnostics;
+  Profile profile;
+  Composer composer(diagnostics);
+  composer.compose_text(profile, text, std::string(file));
+  return finish(std::move(profile), std::move(diagnostics));
+}
+
+} // namespace portmatrix

@@ -1,0 +1,116 @@
+// The requirement data: named ports, requirements between roles, the egress
+// host list and the load-balancer frontends. A profile is YAML, either built
+// into the binary (profiles/) or read from a path, and may include others.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/types.hpp"
+#include "util/expected.hpp"
+
+namespace portmatrix {
+
+// A port (or range) with a name, so inventories can move it ("all default
+// ports can be changed") and every requirement that names it follows.
+struct NamedPort
+{
+  std::string name;
+  PortRange range;
+  std::vector<Protocol> protocols;
+  std::string purpose;
+};
+
+// An inventory option a requirement can depend on (flannel_backend: wireguard).
+struct OptionSpec
+{
+  std::string name;
+  std::string default_value;
+  std::vector<std::string> values; // empty: any value
+  std::string sets_port;           // a named port this option's value moves, or empty
+  std::string description;
+};
+
+struct Condition
+{
+  std::string option;
+  std::string value;
+  friend bool operator==(const Condition&, const Condition&) = default;
+};
+
+// One from-role -> to-role requirement on one protocol of one named port.
+struct Requirement
+{
+  Role from = Role::any;
+  Role to = Role::any;
+  Protocol protocol = Protocol::tcp;
+  std::string port; // a NamedPort's name
+  PortRange range;  // that port's range, as the profile (or inventory) sets it
+  std::string purpose;
+  bool optional = false;
+  std::optional<Condition> when; // active only when the option has this value
+  Expect expect = Expect::allow;
+  std::string reason; // why it is there: the guide's table, or the correction's argument
+  std::string origin;     // the profile that defined (or last changed) it
+  std::string defined_at; // "file:line:column" of that definition
+
+  // Identity for overrides and diffs: two profiles talk about "the same"
+  // requirement when these match.
+  std::string key() const;
+};
+
+struct EgressHost
+{
+  std::string host; // may be a wildcard, as the guide writes it
+  std::vector<std::uint16_t> ports;
+  std::string purpose;
+  std::string reason;
+  std::string origin;
+};
+
+enum class HealthCheck { apiserver, tcp };
+
+// A load-balancer frontend: traffic to VIP:port goes to `backend` nodes.
+struct Frontend
+{
+  std::string name;
+  std::string port; // a NamedPort's name
+  Role backend = Role::master;
+  HealthCheck health = HealthCheck::tcp;
+};
+
+struct Profile
+{
+  std::string name;
+  std::string version;
+  std::string description;
+  std::vector<std::string> includes;                // in the order they were composed
+  std::map<std::string, std::string> validated_with; // component -> version
+  std::vector<OptionSpec> options;
+  std::vector<NamedPort> ports;
+  std::vector<Requirement> requirements;
+  std::vector<EgressHost> egress;
+  std::vector<Frontend> frontends;
+
+  const NamedPort* find_port(std::string_view name) const;
+  const OptionSpec* find_option(std::string_view name) const;
+};
+
+// Names of the profiles built into the binary.
+std::vector<std::string> builtin_profile_names();
+// The YAML text of a built-in profile, or nullopt.
+std::optional<std::string_view> builtin_profile_text(std::string_view name);
+
+// Loads a profile by built-in name or path, with its includes composed in.
+// `spec` may list several, comma separated ("kubernetes-1.31,flannel-0.27"):
+// they are composed left to right. All problems are returned at once.
+Expected<Profile, Diagnostics> load_profile(std::string_view spec);
+
+// Parses one profile's text (includes resolved through built-ins and paths
+// relative to `file`). Exposed for the fuzzer and tests.
+Expected<Profile, Diagnostics> parse_profile(std::string_view text, std::string_view file);
+
+} // namespace portmatrix

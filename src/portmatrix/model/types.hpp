@@ -1,0 +1,71 @@
+// Vocabulary shared by every layer: protocols, roles, port ranges and the
+// positioned diagnostics that loaders report. Plain data, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portmatrix {
+
+// IP protocols a requirement can name. vrrp (IP protocol 112) has no ports;
+// keepalived needs it between load-balancer nodes.
+enum class Protocol { tcp, udp, vrrp };
+
+std::string_view to_string(Protocol protocol);
+std::optional<Protocol> parse_protocol(std::string_view text);
+
+// Node roles. `any` is only a requirement source ("from anywhere"); `vip` is
+// only a requirement destination (the load balancer's virtual address).
+enum class Role { master, worker, mongodb, elasticsearch, loadbalancer, client, any, vip };
+
+std::string_view to_string(Role role);
+// Accepts the aliases an operator would write (control-plane for master).
+std::optional<Role> parse_role(std::string_view text);
+// Roles a node of the inventory may carry (everything but any and vip).
+const std::vector<Role>& node_roles();
+
+enum class Expect { allow, deny };
+std::string_view to_string(Expect expect);
+
+// An inclusive range of ports; min == max for a single port. For vrrp both are 0.
+struct PortRange
+{
+  std::uint16_t min = 0;
+  std::uint16_t max = 0;
+
+  bool single() const { return min == max; }
+  std::uint32_t size() const { return std::uint32_t(max) - min + 1; }
+  bool overlaps(const PortRange& other) const { return min <= other.max && other.min <= max; }
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+  friend auto operator<=>(const PortRange&, const PortRange&) = default;
+};
+
+// "6443" or "2379-2380"; the caller names the separator it printed with.
+std::string to_string(const PortRange& range, std::string_view separator = "-");
+
+// Parses "6443", "2379-2380" (also "51820/51821" as the guide writes it).
+// Returns an explanation on failure: out of 1-65535, first > last, not a number.
+struct PortRangeParse
+{
+  std::optional<PortRange> range;
+  std::string error;
+};
+PortRangeParse parse_port_range(std::string_view text);
+
+// One problem in an input file, with a 1-based position (0 when unknown).
+struct Diagnostic
+{
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string message;
+};
+using Diagnostics = std::vector<Diagnostic>;
+
+// "file:line:column: error: message"
+std::string to_string(const Diagnostic& diagnostic);
+
+} // namespace portmatrix

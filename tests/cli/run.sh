@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "cli: not written yet"; exit 1

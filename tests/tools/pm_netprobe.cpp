@@ -1,0 +1,2 @@
+// placeholder, replaced by the netns helper
+int main() { return 1; }

@@ -539,18 +539,23 @@ load_profile(std::string_view spec)
   Profile profile;
   Composer composer(diagnostics);
   std::string_view rest = spec;
-  int parts = 0;
+  std::vector<std::string> parts;
   while (!rest.empty()) {
     auto comma = rest.find(',');
     auto one = rest.substr(0, comma);
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     if (one.empty()) continue;
     composer.compose(profile, one, {}, {"--profile", 0, 0, {}});
-    ++parts;
-    if (parts > 1) profile.includes.emplace_back(one);
+    parts.emplace_back(one);
   }
-  if (parts == 0) diagnostics.push_back({"--profile", 0, 0, "no profile named"});
-  if (parts > 1) profile.name = std::string(spec);
+  if (parts.empty()) diagnostics.push_back({"--profile", 0, 0, "no profile named"});
+  if (parts.size() > 1) {
+    // A composition on the command line: it is its own profile, made of the parts.
+    profile.name = std::string(spec);
+    profile.version.clear();
+    profile.description = "composed of " + std::string(spec);
+    profile.includes = parts;
+  }
   return finish(std::move(profile), std::move(diagnostics));
 }
 

@@ -94,7 +94,7 @@ header_text(const Matrix& matrix)
   for (const auto& [component, version] : profile.validated_with) {
     versions += fmt::format("{}{} {}", versions.empty() ? "" : ", ", component, version);
   }
-  std::string text = fmt::format("profile {} {}", profile.name, profile.version);
+  std::string text = "profile " + profile.name + (profile.version.empty() ? "" : " " + profile.version);
   if (!profile.includes.empty()) {
     text += " (includes";
     for (const auto& include : profile.includes) text += " " + include;

@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "../plan/demo.hpp"
+#include "firewall/firewall.hpp"
+
+namespace portmatrix {
+namespace {
+
+// Rule lines of an nftables ruleset: lines in a chain that end in a verdict.
+std::size_t
+nft_rule_count(const std::string& ruleset)
+{
+  std::istringstream in(ruleset);
+  std::size_t count = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" accept") != std::string::npos || line.find(" drop") != std::string::npos) {
+      if (line.find("elements") == std::string::npos) ++count;
+    }
+  }
+  return count;
+}
+
+std::size_t
+count_lines_starting(const std::string& text, std::string_view prefix)
+{
+  std::istringstream in(text);
+  std::size_t count = 0;
+  for (std::string line; std::getline(in, line);) count += line.starts_with(prefix);
+  return count;
+}
+
+} // namespace
+
+TEST(Nftables, RuleCountDoesNotGrowWithTheCluster)
+{
+  auto small = testing::plan_for(testing::generated_inventory(10));
+  auto large = testing::plan_for(testing::generated_inventory(5000));
+  for (const auto* name : {"n0", "n5", "n3", "n4", "lb1", "client1"}) {
+    auto small_rules = make_nftables_generator(small)->render(*small.inventory.find(name));
+    auto large_rules = make_nftables_generator(large)->render(*large.inventory.find(name));
+    EXPECT_EQ(nft_rule_count(small_rules), nft_rule_count(large_rules)) << name;
+    EXPECT_GT(large_rules.size(), small_rules.size()) << name;  // the sets grew, not the rules
+  }
+}
+
+TEST(Nftables, OwnsOnlyItsTableAndDropsByDefault)
+{
+  auto plan = testing::demo_plan();
+  auto rules = make_nftables_generator(plan)->render(*plan.inventory.find("master1"));
+  EXPECT_NE(rules.find("table inet portmatrix\ndelete table inet portmatrix\n"), std::string::npos);
+  EXPECT_NE(rules.find("type filter hook input priority filter; policy drop;"), std::string::npos);
+  EXPECT_EQ(rules.find("flush ruleset"), std::string::npos);
+  EXPECT_NE(rules.find("ip saddr @admin_v4 tcp dport { 22, 7946 } accept"), std::string::npos);
+  EXPECT_NE(rules.find("ip saddr @worker_v4 udp dport 8472 accept"), std::string::npos);
+  EXPECT_NE(rules.find("ip6 saddr @worker_v6 udp dport 8472 accept"), std::string::npos);
+  EXPECT_NE(rules.find("nd-neighbor-solicit"), std::string::npos);
+  EXPECT_NE(rules.find("ct state established,related accept"), std::string::npos);
+}
+
+TEST(Firewall, SshStaysOpenWithoutAdminCidrs)
+{
+  auto plan = testing::plan_for("nodes: [{name: m1, address: 10.0.0.1, roles: [master]}]\n");
+  for (auto format : {FirewallFormat::nftables, FirewallFormat::iptables, FirewallFormat::firewalld, FirewallFormat::ufw}) {
+    auto rules = make_firewall_generator(format, plan)->render(plan.inventory.nodes[0]);
+    EXPECT_NE(rules.find("admin_cidrs is empty"), std::string::npos) << to_string(format);
+    switch (format) {
+    case FirewallFormat::nftables:
+      EXPECT_NE(rules.find("\t\ttcp dport { 22, 7946 } accept"), std::string::npos);
+      break;
+    case FirewallFormat::iptables:
+      EXPECT_NE(rules.find("-A PORTMATRIX-INPUT -p tcp -m multiport --dports 22,7946 "), std::string::npos);
+      break;
+    case FirewallFormat::firewalld:
+      EXPECT_NE(rules.find("'rule port port=\"22\" protocol=\"tcp\" accept'"), std::string::npos);
+      break;
+    case FirewallFormat::ufw:
+      EXPECT_NE(rules.find("ufw allow proto tcp from any to any port 22,7946"), std::string::npos);
+      break;
+    }
+  }
+}
+
+TEST(Firewall, SshPortFollowsTheInventory)
+{
+  auto plan = testing::plan_for("ssh_port: 2222\nadmin_cidrs: [10.0.0.0/24]\n"
+                                "nodes: [{name: m1, address: 10.0.0.1, roles: [master]}]\n");
+  auto rules = make_nftables_generator(plan)->render(plan.inventory.nodes[0]);
+  EXPECT_NE(rules.find("ip saddr @admin_v4 tcp dport { 2222, 7946 } accept"), std::string::npos);
+}
+
+TEST(Iptables, IpsetsKeepTheRuleCountFlatAndMultiportStaysWithinFifteen)
+{
+  auto small = testing::plan_for(testing::generated_inventory(10));
+  auto large = testing::plan_for(testing::generated_inventory(2000));
+  auto small_rules = make_iptables_generator(small)->render(*small.inventory.find("n5"));
+  auto large_rules = make_iptables_generator(large)->render(*large.inventory.find("n5"));
+  EXPECT_EQ(count_lines_starting(small_rules, "-A "), count_lines_starting(large_rules, "-A "));
+  EXPECT_GT(count_lines_starting(large_rules, "add "), count_lines_starting(small_rules, "add "));
+  EXPECT_EQ(port_lists({{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}, {6, 6}, {7, 7}, {10, 20}, {30, 40}, {50, 60}, {70, 80},
+                        {90, 90}})
+              .size(),
+            2u);
+}
+
+TEST(Ufw, OneRulePerPeerAddress)
+{
+  auto plan = testing::demo_plan();
+  auto rules = make_ufw_generator(plan)->render(*plan.inventory.find("master1"));
+  EXPECT_NE(rules.find("ufw allow proto udp from 10.213.0.21 to any port 8472"), std::string::npos);
+  EXPECT_NE(rules.find("ufw allow proto tcp from 10.213.0.0/24 to any port 22,7946"), std::string::npos);
+  EXPECT_NE(rules.find("ufw default deny incoming"), std::string::npos);
+  EXPECT_EQ(rules.find("ufw reset"), std::string::npos);
+}
+
+} // namespace portmatrix

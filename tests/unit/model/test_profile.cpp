@@ -1,0 +1,210 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "model/profile.hpp"
+
+namespace portmatrix {
+namespace {
+
+const Requirement*
+find(const Profile& profile, Role from, Role to, std::string_view port, Protocol protocol)
+{
+  for (const auto& r : profile.requirements) {
+    if (r.from == from && r.to == to && r.port == port && r.protocol == protocol) return &r;
+  }
+  return nullptr;
+}
+
+std::size_t
+count_between(const Profile& profile, Role from, Role to, Expect expect = Expect::allow)
+{
+  return std::count_if(profile.requirements.begin(), profile.requirements.end(), [&](const Requirement& r) {
+    return r.from == from && r.to == to && r.expect == expect;
+  });
+}
+
+} // namespace
+
+TEST(BuiltinProfiles, AllLoad)
+{
+  for (const auto& name : builtin_profile_names()) {
+    auto profile = load_profile(name);
+    EXPECT_TRUE(profile.has_value()) << name << ": "
+                                     << (profile ? "" : to_string(profile.error().front()));
+  }
+}
+
+// The guide's tables, entry by entry (shared/seed/port-requirements.txt).
+TEST(BuiltinProfiles, ApinizerDocReproducesTheGuide)
+{
+  auto profile = load_profile("apinizer-doc");
+  ASSERT_TRUE(profile.has_value());
+  EXPECT_EQ(profile->validated_with.at("kubernetes"), "1.31.0");
+  EXPECT_EQ(profile->validated_with.at("flannel"), "0.27.4");
+
+  // Worker -> Master: 6443, 10250, 10259, 10257, 2379-2380 TCP; 8472 UDP; 51820/51821 UDP optional.
+  for (auto port : {"kube-apiserver", "kubelet", "kube-scheduler", "kube-controller-manager", "etcd"}) {
+    EXPECT_TRUE(find(*profile, Role::worker, Role::master, port, Protocol::tcp)) << port;
+  }
+  EXPECT_EQ(find(*profile, Role::worker, Role::master, "etcd", Protocol::tcp)->range, (PortRange{2379, 2380}));
+  EXPECT_FALSE(find(*profile, Role::worker, Role::master, "flannel-vxlan", Protocol::udp)->optional);
+  const auto* wireguard = find(*profile, Role::worker, Role::master, "flannel-wireguard", Protocol::udp);
+  ASSERT_TRUE(wireguard);
+  EXPECT_TRUE(wireguard->optional);
+  EXPECT_EQ(wireguard->range, (PortRange{51820, 51821}));
+  EXPECT_EQ(count_between(*profile, Role::worker, Role::master), 7u);
+
+  // Master -> Worker: 10250, 30000-32767 TCP/UDP, 8472, 51820/51821 optional.
+  EXPECT_TRUE(find(*profile, Role::master, Role::worker, "kubelet", Protocol::tcp));
+  EXPECT_EQ(find(*profile, Role::master, Role::worker, "nodeport", Protocol::tcp)->range, (PortRange{30000, 32767}));
+  EXPECT_TRUE(find(*profile, Role::master, Role::worker, "nodeport", Protocol::udp));
+  EXPECT_TRUE(find(*profile, Role::master, Role::worker, "flannel-vxlan", Protocol::udp));
+  EXPECT_TRUE(find(*profile, Role::master, Role::worker, "flannel-wireguard", Protocol::udp)->optional);
+  EXPECT_EQ(count_between(*profile, Role::master, Role::worker), 5u);
+
+  // Master <-> Master: 6443, 2379-2380, 10250, 10259, 10257, 8472 (no WireGuard in the guide).
+  EXPECT_EQ(count_between(*profile, Role::master, Role::master), 6u);
+  EXPECT_FALSE(find(*profile, Role::master, Role::master, "flannel-wireguard", Protocol::udp));
+
+  // HA: master and worker -> VIP 6443, VIP -> each master 6443.
+  EXPECT_TRUE(find(*profile, Role::master, Role::vip, "kube-apiserver", Protocol::tcp));
+  EXPECT_TRUE(find(*profile, Role::worker, Role::vip, "kube-apiserver", Protocol::tcp));
+  EXPECT_TRUE(find(*profile, Role::loadbalancer, Role::master, "kube-apiserver", Protocol::tcp));
+
+  // Apinizer 32080 and 30080 on workers, MongoDB 27017, Elasticsearch 9200 / 9300.
+  EXPECT_EQ(find(*profile, Role::any, Role::worker, "apinizer-manager", Protocol::tcp)->range.min, 32080);
+  EXPECT_EQ(find(*profile, Role::any, Role::worker, "apinizer-worker", Protocol::tcp)->range.min, 30080);
+  EXPECT_TRUE(find(*profile, Role::mongodb, Role::mongodb, "mongodb", Protocol::tcp));
+  EXPECT_EQ(find(*profile, Role::worker, Role::elasticsearch, "elasticsearch-http", Protocol::tcp)->range.min, 9200);
+  EXPECT_EQ(find(*profile, Role::elasticsearch, Role::elasticsearch, "elasticsearch-transport", Protocol::tcp)->range.min,
+            9300);
+
+  // Nothing the guide does not say: no worker <-> worker, no kube-proxy, no deny flows.
+  EXPECT_EQ(count_between(*profile, Role::worker, Role::worker), 0u);
+  EXPECT_FALSE(profile->find_port("kube-proxy-health"));
+  EXPECT_TRUE(std::none_of(profile->requirements.begin(), profile->requirements.end(),
+                           [](const Requirement& r) { return r.expect == Expect::deny; }));
+
+  // The egress list as written, wildcards kept.
+  std::vector<std::string> hosts;
+  for (const auto& host : profile->egress) hosts.push_back(host.host);
+  EXPECT_EQ(hosts, (std::vector<std::string>{"archive.ubuntu.com", "cdn.redhat.com", "*.docker.com", "*.docker.io",
+                                             "*.k8s.io", "*.amazonaws.com", "*.mongodb.org", "artifacts.elastic.co"}));
+}
+
+// Every port number the seed page names appears in apinizer-doc, and no other.
+TEST(BuiltinProfiles, ApinizerDocPortsAreTheSeedsPorts)
+{
+  std::ifstream in(PORTMATRIX_SEED);
+  if (!in) GTEST_SKIP() << "seed not found at " << PORTMATRIX_SEED;
+  std::stringstream seed;
+  seed << in.rdbuf();
+  auto profile = load_profile("apinizer-doc");
+  ASSERT_TRUE(profile.has_value());
+  for (const auto& port : profile->ports) {
+    EXPECT_NE(seed.str().find(std::to_string(port.range.min)), std::string::npos) << port.name;
+    EXPECT_NE(seed.str().find(std::to_string(port.range.max)), std::string::npos) << port.name;
+  }
+}
+
+TEST(BuiltinProfiles, EveryApinizerCorrectionCarriesAReason)
+{
+  auto profile = load_profile("apinizer");
+  ASSERT_TRUE(profile.has_value());
+  for (const auto& r : profile->requirements) EXPECT_FALSE(r.reason.empty()) << r.key();
+  for (const auto& h : profile->egress) EXPECT_FALSE(h.reason.empty()) << h.host;
+  EXPECT_TRUE(find(*profile, Role::worker, Role::worker, "flannel-vxlan", Protocol::udp));
+  EXPECT_TRUE(find(*profile, Role::master, Role::master, "flannel-wireguard", Protocol::udp));
+  EXPECT_TRUE(find(*profile, Role::loadbalancer, Role::worker, "kube-proxy-health", Protocol::tcp));
+  for (auto port : {"etcd", "kubelet", "kube-scheduler", "kube-controller-manager"}) {
+    const auto* deny = find(*profile, Role::client, Role::master, port, Protocol::tcp);
+    ASSERT_TRUE(deny) << port;
+    EXPECT_EQ(deny->expect, Expect::deny);
+  }
+  EXPECT_EQ(find(*profile, Role::client, Role::mongodb, "mongodb", Protocol::tcp)->expect, Expect::deny);
+  EXPECT_EQ(find(*profile, Role::client, Role::elasticsearch, "elasticsearch-transport", Protocol::tcp)->expect,
+            Expect::deny);
+  auto has_host = [&](std::string_view host) {
+    return std::any_of(profile->egress.begin(), profile->egress.end(), [&](const EgressHost& h) { return h.host == host; });
+  };
+  EXPECT_TRUE(has_host("ghcr.io"));
+  EXPECT_TRUE(has_host("*.pkg.dev"));
+}
+
+TEST(BuiltinProfiles, ComposeKubernetesAndFlannel)
+{
+  auto profile = load_profile("kubernetes-1.31,flannel-0.27");
+  ASSERT_TRUE(profile.has_value());
+  EXPECT_EQ(profile->find_port("kube-proxy-health")->range.min, 10256);
+  EXPECT_TRUE(find(*profile, Role::worker, Role::worker, "flannel-vxlan", Protocol::udp));
+  EXPECT_TRUE(profile->find_option("flannel_backend"));
+}
+
+TEST(Profile, ReportsAllErrorsWithPositions)
+{
+  auto result = parse_profile(R"(name: broken
+colour: red
+ports:
+  a: {port: 70000, protocol: tcp}
+  b: {port: 100, protocol: sctp}
+  c: {port: 200, protocol: tcp}
+requirements:
+  - {from: wizard, to: master, ports: [c]}
+  - {from: worker, to: master, ports: [nope]}
+  - {from: worker, to: master, ports: [c], when: {backend: x}}
+)",
+                              "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  std::string all;
+  for (const auto& d : result.error()) all += to_string(d) + "\n";
+  EXPECT_NE(all.find("p.yaml:2:1: error: unknown key 'colour'"), std::string::npos) << all;
+  EXPECT_NE(all.find("p.yaml:4:13: error: port 'a': port 70000 is outside 1-65535"), std::string::npos) << all;
+  EXPECT_NE(all.find("p.yaml:5:28: error: unknown protocol 'sctp'"), std::string::npos) << all;
+  EXPECT_NE(all.find("p.yaml:8:12: error: unknown role 'wizard'"), std::string::npos) << all;
+  EXPECT_NE(all.find("p.yaml:9:40: error: unknown port name 'nope'"), std::string::npos) << all;
+}
+
+TEST(Profile, DenyContradictingAllowIsAnError)
+{
+  auto result = parse_profile(R"(name: contradiction
+ports: {p: {port: 100, protocol: tcp}}
+requirements:
+  - {from: any, to: master, ports: [p]}
+  - {from: client, to: master, ports: [p], expect: deny}
+)",
+                              "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  EXPECT_NE(result.error()[0].message.find("contradicts"), std::string::npos);
+  EXPECT_EQ(result.error()[0].line, 5);
+}
+
+TEST(Profile, IncludeCyclesAndUnknownIncludesAreErrors)
+{
+  auto unknown = parse_profile("name: x\ninclude: [no-such-profile]\n", "p.yaml");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_NE(unknown.error()[0].message.find("unknown profile 'no-such-profile'"), std::string::npos);
+  EXPECT_EQ(unknown.error()[0].line, 2);
+  auto device = parse_profile("name: x\ninclude: [/dev/zero]\n", "p.yaml");
+  ASSERT_FALSE(device.has_value());
+  EXPECT_NE(device.error()[0].message.find("not a regular file"), std::string::npos);
+}
+
+TEST(Profile, RemoveDropsARequirementAndLaterDefinitionsReplace)
+{
+  auto result = parse_profile(R"(name: trimmed
+include: [apinizer-doc]
+requirements:
+  - {from: worker, to: master, ports: [etcd], remove: true, reason: workers never talk to etcd}
+  - {from: worker, to: master, ports: [kubelet], optional: true, reason: test}
+)",
+                              "p.yaml");
+  ASSERT_TRUE(result.has_value()) << to_string(result.error()[0]);
+  EXPECT_FALSE(find(*result, Role::worker, Role::master, "etcd", Protocol::tcp));
+  EXPECT_TRUE(find(*result, Role::worker, Role::master, "kubelet", Protocol::tcp)->optional);
+  EXPECT_EQ(find(*result, Role::worker, Role::master, "kubelet", Protocol::tcp)->origin, "trimmed");
+}
+
+} // namespace portmatrix

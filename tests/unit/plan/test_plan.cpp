@@ -1,0 +1,143 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "demo.hpp"
+
+namespace portmatrix {
+namespace {
+
+using testing::demo_plan;
+using testing::plan_for;
+
+bool
+has_flow(const Plan& plan, std::string_view from, std::string_view to, Protocol protocol, PortRange range,
+         Expect expect = Expect::allow)
+{
+  auto flows = plan.flows();
+  return std::any_of(flows.begin(), flows.end(), [&](const Flow& f) {
+    return plan.inventory.nodes[f.from].name == from && plan.flow_target(f) == to && f.protocol == protocol &&
+           f.range == range && f.expect == expect;
+  });
+}
+
+const IngressRule*
+rule(const std::vector<IngressRule>& rules, Role source, Protocol protocol)
+{
+  for (const auto& r : rules) {
+    if (r.source == source && r.protocol == protocol) return &r;
+  }
+  return nullptr;
+}
+
+} // namespace
+
+TEST(MergeRanges, MergesOverlappingAndAdjacent)
+{
+  auto merged = merge_ranges({{30000, 32767}, {8472, 8472}, {30080, 30080}, {8473, 8480}, {1, 1}});
+  EXPECT_EQ(merged, (std::vector<PortRange>{{1, 1}, {8472, 8480}, {30000, 32767}}));
+}
+
+TEST(Flows, DemoHasTheGuidesFlowsAndTheCorrections)
+{
+  auto plan = demo_plan();
+  EXPECT_TRUE(has_flow(plan, "worker1", "master2", Protocol::udp, {8472, 8472}));
+  EXPECT_TRUE(has_flow(plan, "worker1", "worker2", Protocol::udp, {8472, 8472}));  // the guide's gap
+  EXPECT_TRUE(has_flow(plan, "master1", "worker3", Protocol::udp, {30000, 32767}));
+  EXPECT_TRUE(has_flow(plan, "worker2", "vip", Protocol::tcp, {6443, 6443}));
+  EXPECT_TRUE(has_flow(plan, "lb1", "master3", Protocol::tcp, {6443, 6443}));
+  EXPECT_TRUE(has_flow(plan, "client1", "worker1", Protocol::tcp, {32080, 32080}));
+  EXPECT_TRUE(has_flow(plan, "client1", "master1", Protocol::tcp, {2379, 2380}, Expect::deny));
+  EXPECT_FALSE(has_flow(plan, "worker1", "worker1", Protocol::udp, {8472, 8472}));  // never to itself
+  EXPECT_FALSE(has_flow(plan, "worker1", "master1", Protocol::udp, {51820, 51821})); // wireguard is off
+}
+
+TEST(Flows, FlowsAreUnique)
+{
+  auto plan = demo_plan();
+  auto flows = plan.flows();
+  std::set<std::tuple<std::size_t, std::string, Protocol, PortRange>> seen;
+  for (const auto& f : flows) EXPECT_TRUE(seen.emplace(f.from, plan.flow_target(f), f.protocol, f.range).second);
+}
+
+TEST(Options, WireguardBackendSwitchesTheOverlayPorts)
+{
+  auto plan = plan_for(R"(options: {flannel_backend: wireguard}
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: m2, address: 10.0.0.2, roles: [master]}
+  - {name: w1, address: 10.0.0.3, roles: [worker]}
+)");
+  EXPECT_TRUE(has_flow(plan, "m1", "m2", Protocol::udp, {51820, 51821}));
+  EXPECT_TRUE(has_flow(plan, "w1", "m1", Protocol::udp, {51820, 51821}));
+  EXPECT_FALSE(has_flow(plan, "w1", "m1", Protocol::udp, {8472, 8472}));
+}
+
+TEST(Overrides, MovedPortsFollowEverywhere)
+{
+  auto plan = plan_for(R"(options: {apinizer_worker_port: "30090"}
+ports: {kube-apiserver: 8443, etcd: 12379-12380}
+loadbalancer: {vip: 10.0.0.100, port: 16443}
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: w1, address: 10.0.0.3, roles: [worker]}
+  - {name: lb1, address: 10.0.0.5, roles: [loadbalancer]}
+  - {name: c1, address: 10.0.0.9, roles: [client]}
+)");
+  EXPECT_TRUE(has_flow(plan, "w1", "m1", Protocol::tcp, {8443, 8443}));
+  EXPECT_TRUE(has_flow(plan, "w1", "m1", Protocol::tcp, {12379, 12380}));
+  EXPECT_TRUE(has_flow(plan, "w1", "vip", Protocol::tcp, {16443, 16443}));
+  EXPECT_TRUE(has_flow(plan, "c1", "w1", Protocol::tcp, {30090, 30090}));
+  EXPECT_FALSE(has_flow(plan, "c1", "w1", Protocol::tcp, {30080, 30080}));
+  auto lb_rules = plan.ingress(*plan.inventory.find("lb1"));
+  const auto* from_workers = rule(lb_rules, Role::worker, Protocol::tcp);
+  ASSERT_TRUE(from_workers);
+  EXPECT_EQ(from_workers->ports, (std::vector<PortRange>{{16443, 16443}}));
+}
+
+TEST(Ingress, MasterReceivesWhatTheMatrixSaysFromWhom)
+{
+  auto plan = demo_plan();
+  auto rules = plan.ingress(*plan.inventory.find("master1"));
+  const auto* workers_tcp = rule(rules, Role::worker, Protocol::tcp);
+  ASSERT_TRUE(workers_tcp);
+  EXPECT_EQ(workers_tcp->ports,
+            (std::vector<PortRange>{{2379, 2380}, {6443, 6443}, {10250, 10250}, {10257, 10257}, {10259, 10259}}));
+  const auto* lb_tcp = rule(rules, Role::loadbalancer, Protocol::tcp);
+  ASSERT_TRUE(lb_tcp);
+  EXPECT_EQ(lb_tcp->ports, (std::vector<PortRange>{{6443, 6443}}));
+  EXPECT_EQ(rule(rules, Role::worker, Protocol::udp)->ports, (std::vector<PortRange>{{8472, 8472}}));
+  EXPECT_FALSE(rule(rules, Role::client, Protocol::tcp));  // deny requirements open nothing
+  EXPECT_FALSE(rule(rules, Role::mongodb, Protocol::tcp));
+}
+
+TEST(Ingress, LoadBalancerAdmitsTheVipPortsAndVrrp)
+{
+  auto plan = demo_plan();
+  auto rules = plan.ingress(*plan.inventory.find("lb1"));
+  EXPECT_EQ(rule(rules, Role::master, Protocol::tcp)->ports, (std::vector<PortRange>{{6443, 6443}}));
+  EXPECT_EQ(rule(rules, Role::any, Protocol::tcp)->ports, (std::vector<PortRange>{{30080, 30080}, {32080, 32080}}));
+  EXPECT_TRUE(rule(rules, Role::loadbalancer, Protocol::vrrp));
+}
+
+TEST(Ingress, ClientReceivesNothing)
+{
+  auto plan = demo_plan();
+  EXPECT_TRUE(plan.ingress(*plan.inventory.find("client1")).empty());
+}
+
+TEST(Plan, SourceSetsSplitByFamily)
+{
+  auto plan = plan_for(R"(client_cidrs: [192.0.2.0/24, "2001:db8::/32"]
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: m2, address: "fd00::2", roles: [master, worker]}
+)");
+  EXPECT_EQ(plan.role_sources.at(Role::master).v4, (std::vector<std::string>{"10.0.0.1"}));
+  EXPECT_EQ(plan.role_sources.at(Role::master).v6, (std::vector<std::string>{"fd00::2"}));
+  EXPECT_EQ(plan.role_sources.at(Role::worker).v6, (std::vector<std::string>{"fd00::2"}));
+  EXPECT_EQ(plan.role_sources.at(Role::client).v4, (std::vector<std::string>{"192.0.2.0/24"}));
+  EXPECT_EQ(plan.role_sources.at(Role::client).v6, (std::vector<std::string>{"2001:db8::/32"}));
+}
+
+} // namespace portmatrix

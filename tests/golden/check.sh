@@ -1,2 +1,61 @@
-#!/bin/sh
-echo "golden: not written yet"; exit 1
+#!/usr/bin/env bash
+# Golden files: every generator's output for tests/golden/inventory.yaml (and
+# the profile reports), compared byte for byte with tests/golden/expected/.
+# Review a change like code: run with --update, then `git diff tests/golden`.
+#   usage: check.sh PORTMATRIX [--update]
+set -euo pipefail
+pm=$1
+update=${2:-}
+here=$(cd "$(dirname "$0")" && pwd)
+inv=$here/inventory.yaml
+expected=$here/expected
+actual=$(mktemp -d)
+trap 'rm -rf "$actual"' EXIT
+
+run() { # NAME ARGS...: stdout of `portmatrix ARGS` into NAME
+  local name=$1; shift
+  "$pm" "$@" > "$actual/$name"
+}
+
+run ports-apinizer.txt ports
+run ports-apinizer-doc.md ports --profile apinizer-doc --format markdown
+run ports-apinizer.csv ports --format csv
+run ports-apinizer.json ports --format json
+run ports-inventory.json ports --inventory "$inv" --format json
+run ports-inventory.txt ports --inventory "$inv"
+run diff-doc-apinizer.txt diff apinizer-doc apinizer
+run diff-doc-apinizer.json diff apinizer-doc apinizer --format json
+for format in nftables iptables firewalld ufw; do
+  for node in master1 worker1 worker6 lb1 mongo1 es1 client1; do
+    run "firewall-$node.$format" firewall --inventory "$inv" --node "$node" --format "$format"
+  done
+done
+run haproxy.cfg lb --inventory "$inv" --format haproxy
+run lb1.keepalived.conf lb --inventory "$inv" --format keepalived --node lb1
+run lb2.keepalived.conf lb --inventory "$inv" --format keepalived --node lb2
+
+if [ "$update" = --update ]; then
+  rm -rf "$expected"
+  mkdir -p "$expected"
+  cp "$actual"/* "$expected"/
+  echo "golden: updated $(ls "$expected" | wc -l) files in $expected"
+  exit 0
+fi
+
+status=0
+for file in "$actual"/*; do
+  name=$(basename "$file")
+  if [ ! -f "$expected/$name" ]; then
+    echo "golden: $name is new (run tests/golden/check.sh PORTMATRIX --update and review)"
+    status=1
+  elif ! diff -u "$expected/$name" "$file"; then
+    echo "golden: $name differs from tests/golden/expected/$name"
+    status=1
+  fi
+done
+for file in "$expected"/*; do
+  [ -f "$actual/$(basename "$file")" ] || { echo "golden: $(basename "$file") is no longer generated"; status=1; }
+done
+count=$(ls "$actual" | wc -l)
+if [ $status -eq 0 ]; then echo "golden: $count passed, 0 failed"; else echo "golden: files differ"; fi
+exit $status

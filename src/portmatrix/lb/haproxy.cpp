@@ -33,8 +33,7 @@ generate_haproxy(const Plan& plan)
                                 plan.matrix.profile.version);
   out += "# Generated: edit the inventory or profile, not this file. Check with: haproxy -c -f FILE\n\n";
   out += "global\n"
-         "    log /dev/log local0\n"
-         "    maxconn 20000\n\n"
+         "    log /dev/log local0\n\n"
          "defaults\n"
          "    mode tcp\n"
          "    log global\n"
@@ -50,9 +49,12 @@ generate_haproxy(const Plan& plan)
     const auto* requirement = frontend_requirement(plan, frontend);
     if (!port || (requirement && !plan.matrix.active(*requirement))) continue;
     auto listen = requirement ? plan.matrix.vip_range(*requirement, &inventory) : port->range;
-    out += fmt::format("\nfrontend {}\n    bind :{}\n    default_backend {}\n",
+    // An IPv6 VIP needs the dual-stack wildcard; an IPv4 one the IPv4 wildcard.
+    out += fmt::format("\nfrontend {}\n    bind {}:{}{}\n    default_backend {}\n",
                        frontend.name,
+                       inventory.loadbalancer->ipv6 ? "::" : "",
                        to_string(listen, "-"),
+                       inventory.loadbalancer->ipv6 ? " v4v6" : "",
                        frontend.name);
     out += fmt::format("\nbackend {}\n    balance roundrobin\n", frontend.name);
     if (frontend.health == HealthCheck::apiserver) {

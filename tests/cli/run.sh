@@ -1,2 +1,87 @@
-#!/bin/sh
-echo "cli: not written yet"; exit 1
+#!/usr/bin/env bash
+# Command-line behaviour: every command has --help, exit statuses follow
+# DESIGN.md (0 ok, 2 usage or input error), bad input is reported as
+# file:line:column with all errors at once, and nothing crashes.
+#   usage: run.sh PORTMATRIX
+set -uo pipefail
+pm=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# expect STATUS DESCRIPTION -- COMMAND...: runs it, keeps stdout+stderr in $out.
+expect() {
+  local want=$1 what=$2; shift 3
+  out=$("$@" 2>&1); local got=$?
+  if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); return 0; fi
+  echo "FAIL: $what: exit $got, expected $want"; echo "$out" | head -20; failed=$((failed + 1)); return 1
+}
+# contains TEXT DESCRIPTION: $out must contain TEXT.
+contains() {
+  if grep -qF -- "$1" <<<"$out"; then passed=$((passed + 1)); return 0; fi
+  echo "FAIL: $2: output lacks '$1'"; echo "$out" | head -20; failed=$((failed + 1))
+}
+
+"$pm" demo --out "$work/demo" >/dev/null 2>&1
+inv=$work/demo/inventory.yaml
+
+for command in ports diff firewall lb demo profiles; do
+  expect 0 "$command --help" -- "$pm" "$command" --help && contains "Usage" "$command --help"
+done
+expect 0 "--help" -- "$pm" --help && contains "firewall" "--help lists commands"
+expect 0 "--version" -- "$pm" --version
+expect 2 "no command" -- "$pm"
+expect 2 "unknown command" -- "$pm" frobnicate
+expect 2 "unknown option" -- "$pm" ports --colour
+expect 2 "bad --format" -- "$pm" ports --format yaml && contains "--format must be" "bad --format message"
+
+expect 0 "ports" -- "$pm" ports && contains "worker → master" "ports groups by direction"
+expect 0 "ports json" -- "$pm" ports --inventory "$inv" --format json && contains '"flows"' "ports json has flows"
+expect 0 "diff" -- "$pm" diff apinizer-doc apinizer && contains "worker → worker 8472/udp" "diff shows the VXLAN mesh gap"
+expect 2 "diff unknown profile" -- "$pm" diff apinizer-doc nosuch && contains "unknown profile 'nosuch'" "diff names the profile"
+expect 0 "profiles" -- "$pm" profiles && contains "apinizer-doc" "profiles lists built-ins"
+expect 0 "profiles NAME" -- "$pm" profiles flannel-0.27 && contains "flannel_backend" "profiles prints YAML"
+
+expect 0 "firewall --node" -- "$pm" firewall --inventory "$inv" --node master1 && contains "table inet portmatrix" "nft output"
+expect 2 "firewall unknown node" -- "$pm" firewall --inventory "$inv" --node master9 && contains "no node 'master9'" "unknown node named"
+expect 2 "firewall without node or all" -- "$pm" firewall --inventory "$inv"
+expect 2 "firewall --all without --out" -- "$pm" firewall --inventory "$inv" --all
+expect 0 "firewall --all" -- "$pm" firewall --inventory "$inv" --all --out "$work/fw" --format iptables
+[ "$(ls "$work/fw" | wc -l)" -eq 14 ] && passed=$((passed + 1)) || { echo "FAIL: --all wrote $(ls "$work/fw" | wc -l) files"; failed=$((failed + 1)); }
+expect 2 "firewall bad format" -- "$pm" firewall --inventory "$inv" --node master1 --format pf
+expect 2 "missing inventory" -- "$pm" firewall --inventory "$work/nope.yaml" --node master1
+expect 2 "lb keepalived on a non-lb node" -- "$pm" lb --inventory "$inv" --format keepalived --node master1 && contains "loadbalancer role" "lb names the role"
+
+# Bad inventories: every error at once, with positions, exit 2.
+cat > "$work/bad.yaml" <<'YAML'
+cluster: x
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: m1, address: 10.0.0.1, roles: [wizard]}
+  - {name: w1, address: 10.0.0.3}
+ports: {kube-apiserver: 0}
+YAML
+expect 2 "bad inventory" -- "$pm" ports --inventory "$work/bad.yaml"
+contains "bad.yaml:4:12: error: duplicate node name 'm1'" "duplicate name position"
+contains "bad.yaml:4:25: error: duplicate address 10.0.0.1" "duplicate address position"
+contains "bad.yaml:4:43: error: unknown role 'wizard'" "unknown role position"
+contains "bad.yaml:5:5: error: node 'w1' has no roles" "no roles position"
+contains "bad.yaml:6:25: error: port 'kube-apiserver': port 0 is outside 1-65535" "port range position"
+
+printf 'ports: {no-such-port: 1234}\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n' > "$work/override.yaml"
+expect 2 "override of an unknown port" -- "$pm" firewall --inventory "$work/override.yaml" --node a
+contains "override.yaml:1:9: error: override of port 'no-such-port'" "override position"
+
+printf 'nodes: [\n  {name: a,\n' > "$work/syntax.yaml"
+expect 2 "YAML syntax error" -- "$pm" ports --inventory "$work/syntax.yaml" && contains "syntax.yaml:" "syntax error names the file"
+
+head -c 4096 /dev/urandom > "$work/garbage.yaml"
+expect 2 "binary garbage" -- "$pm" ports --inventory "$work/garbage.yaml"
+
+printf 'name: p\nports: {a: {port: 10-5, protocol: tcp}}\n' > "$work/profile.yaml"
+expect 2 "bad profile path" -- "$pm" ports --profile "$work/profile.yaml"
+contains "profile.yaml:2:19: error: port 'a': port range 10-5 has its first port above its last" "profile range position"
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set-up command 2: install what is missing, build everything with warnings as
+# errors, run every test (unit, golden, CLI, fuzz corpora, network-namespace
+# scenarios; the last need root and say "skipped" otherwise), then the unit
+# tests and fuzz corpora again under AddressSanitizer and UBSan, and the
+# benchmark once in a tiny configuration so it cannot rot.
+# Afterwards the binary is at build/portmatrix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTMATRIX_WERROR=ON >/dev/null
+cmake --build build -j "$jobs"
+(cd build && ctest --output-on-failure -j "$jobs")
+
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPORTMATRIX_WERROR=ON \
+  -DPORTMATRIX_SANITIZE=ON -DPORTMATRIX_BENCH=OFF >/dev/null
+cmake --build build-asan -j "$jobs" --target unit_tests fuzz_inventory_replay fuzz_profile_replay portmatrix
+(cd build-asan && ctest --output-on-failure -j "$jobs" -R '^(fuzz_|golden$|cli$)|\.' -E '^netns_')
+
+build/bench/bench_plan --benchmark_filter='/10$' --benchmark_min_time=0.01 >/dev/null
+echo "test.sh: all suites passed"

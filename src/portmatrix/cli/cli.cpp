@@ -5,7 +5,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <tuple>
 #include <fstream>
 #include <iostream>
 
@@ -27,9 +29,13 @@ namespace {
 
 constexpr int k_exit_input = 2;
 
+// Prints every diagnostic, in file order.
 void
-print(const Diagnostics& diagnostics)
+print(Diagnostics diagnostics)
 {
+  std::stable_sort(diagnostics.begin(), diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+  });
   for (const auto& diagnostic : diagnostics) std::cerr << "portmatrix: " << to_string(diagnostic) << "\n";
 }
 

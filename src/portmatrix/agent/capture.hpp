@@ -1,0 +1,43 @@
+// Watches an interface with an AF_PACKET socket (needs CAP_NET_RAW) and
+// records the probe packets that arrived: TCP SYNs and UDP datagrams to this
+// node's address on watched ports, keyed by (protocol, source address,
+// destination port). AF_PACKET sees a packet before the host firewall, so a
+// probe seen here but not answered was dropped by this host; one not seen
+// never arrived. Memory is bounded: past the cap, new keys are counted only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+#include "model/types.hpp"
+#include "net/event_loop.hpp"
+#include "net/fd.hpp"
+
+namespace portmatrix {
+
+class Capture
+{
+public:
+  // `address` is this node's address (IPv4 or IPv6): only packets to it count.
+  Capture(EventLoop& loop, std::string address, std::size_t max_keys = 1 << 20);
+  ~Capture();
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  // Opens the socket on every interface (or `interface`, if not empty).
+  // Returns false with a reason (no CAP_NET_RAW, ...): diagnosis then
+  // degrades to `filtered`.
+  bool start(const std::string& interface, std::string& error);
+  bool active() const;
+
+  // Packets seen from `source` to `port` (0: never).
+  std::uint32_t seen(Protocol protocol, const std::string& source, std::uint16_t port) const;
+  std::uint64_t packets() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace portmatrix

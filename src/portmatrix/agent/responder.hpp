@@ -1,0 +1,63 @@
+// The agent's listeners: binds, on its node's address, every port the node
+// must receive (TCP and UDP, ranges included) and answers each probe with the
+// node's identity (agent/identity.hpp). A port it cannot bind is recorded
+// with the process that owns it, found through /proc; such a port is then
+// probed as it is (a real service answering counts as `service`).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto/hmac.hpp"
+#include "model/types.hpp"
+#include "net/event_loop.hpp"
+
+namespace portmatrix {
+
+struct PortOwner
+{
+  Protocol protocol = Protocol::tcp;
+  std::uint16_t port = 0;
+  int pid = 0;              // 0 when the owner could not be found
+  std::string process;      // /proc/PID/comm, or empty
+  std::string error;        // why the bind failed (strerror)
+};
+
+struct ListenSpec
+{
+  Protocol protocol = Protocol::tcp;
+  PortRange range;
+};
+
+class Responder
+{
+public:
+  // `node` is the name put in identity replies; `address` the local address
+  // to bind. `token` and `loop` must outlive the responder.
+  Responder(EventLoop& loop, const Token& token, std::string node, std::string address);
+  ~Responder();
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+
+  // Binds every port of `specs` (SO_REUSEADDR for TCP). Ports that cannot be
+  // bound end up in owners(); the rest answer from now on.
+  void bind(const std::vector<ListenSpec>& specs);
+
+  const std::vector<PortOwner>& owners() const;
+  // True when our own listener holds this port.
+  bool listening(Protocol protocol, std::uint16_t port) const;
+  std::size_t listener_count() const;
+  std::uint64_t answered() const; // identity replies sent, TCP and UDP
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+// The process that holds a local TCP or UDP port (from /proc/net/{tcp,udp}{,6}
+// and /proc/PID/fd), or nullopt.
+std::optional<std::pair<int, std::string>> find_port_owner(Protocol protocol, std::uint16_t port);
+
+} // namespace portmatrix

@@ -1,0 +1,102 @@
+#include "crypto/hmac.hpp"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+namespace portmatrix {
+namespace {
+
+std::string
+to_hex(const unsigned char* data, std::size_t size)
+{
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(size * 2, '0');
+  for (std::size_t i = 0; i < size; ++i) {
+    out[2 * i] = digits[data[i] >> 4];
+    out[2 * i + 1] = digits[data[i] & 15];
+  }
+  return out;
+}
+
+std::string_view
+trim(std::string_view text)
+{
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) {
+    text.remove_suffix(1);
+  }
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  return text;
+}
+
+} // namespace
+
+std::optional<Token>
+Token::from_text(std::string_view text)
+{
+  auto secret = trim(text);
+  if (secret.size() < 16) return std::nullopt;
+  return Token(std::string(secret));
+}
+
+std::optional<Token>
+Token::load(const std::string& path, std::string& error)
+{
+  struct stat info{};
+  if (::stat(path.c_str(), &info) != 0) {
+    error = "cannot read token file " + path;
+    return std::nullopt;
+  }
+  if ((info.st_mode & 077) != 0) {
+    error = "token file " + path + " is readable by group or others (chmod 600 it)";
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (!in && !in.eof()) {
+    error = "cannot read token file " + path;
+    return std::nullopt;
+  }
+  auto token = from_text(buffer.str());
+  if (!token) error = "token in " + path + " is shorter than 16 characters";
+  return token;
+}
+
+std::string
+Token::sign(std::string_view data) const
+{
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!HMAC(EVP_sha256(), m_secret.data(), int(m_secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
+            data.size(), mac, &length)) {
+    throw std::runtime_error("HMAC-SHA256 failed");
+  }
+  return to_hex(mac, length);
+}
+
+bool
+Token::verify(std::string_view data, std::string_view mac) const
+{
+  auto expected = sign(data);
+  return mac.size() == expected.size() && CRYPTO_memcmp(mac.data(), expected.data(), mac.size()) == 0;
+}
+
+std::string
+random_hex(std::size_t bytes)
+{
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), int(bytes)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return to_hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
+}
+
+} // namespace portmatrix

@@ -1,0 +1,71 @@
+// A single-threaded epoll loop with one-shot timers. Callbacks run on the
+// loop's thread; a callback may add, modify or remove any fd (including its
+// own) and schedule or cancel timers. Exceptions must not escape callbacks:
+// the loop catches and counts them so one bad peer cannot stop the others.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "net/fd.hpp"
+
+namespace portmatrix {
+
+class EventLoop
+{
+public:
+  using Clock = std::chrono::steady_clock;
+  using IoCallback = std::function<void(std::uint32_t events)>;
+  using TimerCallback = std::function<void()>;
+
+  EventLoop();
+
+  // Watches `fd` (owned by the caller, open until remove()) for `events`
+  // (EPOLLIN, EPOLLOUT, ...). Returns false (errno set) if epoll refuses it.
+  bool add(int fd, std::uint32_t events, IoCallback callback);
+  bool modify(int fd, std::uint32_t events);
+  void remove(int fd);
+  std::size_t watched() const { return m_callbacks.size(); }
+
+  // Runs `callback` once after `delay`; returns an id for cancel().
+  std::uint64_t after(std::chrono::milliseconds delay, TimerCallback callback);
+  std::uint64_t at(Clock::time_point when, TimerCallback callback);
+  void cancel(std::uint64_t timer);
+
+  // Waits for events at most until the next timer or `max_wait`, dispatches
+  // them and due timers. Returns false when stop() was called.
+  bool run_once(std::chrono::milliseconds max_wait = std::chrono::milliseconds(1000));
+  // Runs until stop() or until `deadline` passes.
+  void run_until(Clock::time_point deadline);
+  void run();
+  void stop() { m_stopped = true; }
+  bool stopped() const { return m_stopped; }
+
+  std::uint64_t callback_errors() const { return m_callback_errors; }
+
+private:
+  void run_timers();
+
+  Fd m_epoll;
+  struct Watch
+  {
+    std::uint32_t generation;
+    std::shared_ptr<IoCallback> callback; // shared: a callback that removes its own fd stays alive while it runs
+  };
+  // The epoll token carries the fd and a generation, so an event still queued
+  // for a closed fd is never delivered to a new watch that reuses the number.
+  std::unordered_map<int, Watch> m_callbacks;
+  std::uint32_t m_generation = 0;
+  std::multimap<Clock::time_point, std::uint64_t> m_timer_order;
+  std::unordered_map<std::uint64_t, std::pair<std::multimap<Clock::time_point, std::uint64_t>::iterator, TimerCallback>>
+    m_timers;
+  std::uint64_t m_next_timer = 1;
+  std::uint64_t m_callback_errors = 0;
+  bool m_stopped = false;
+};
+
+} // namespace portmatrix

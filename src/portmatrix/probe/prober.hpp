@@ -1,0 +1,91 @@
+// Concurrent TCP and UDP probing of port ranges on one EventLoop: thousands
+// of probes in flight, a per-probe timeout, no thread per probe. Each port's
+// outcome is data (ProbeState), never an error.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/identity.hpp"
+#include "crypto/hmac.hpp"
+#include "model/types.hpp"
+#include "net/event_loop.hpp"
+
+namespace portmatrix {
+
+enum class ProbeState {
+  open,             // connected (TCP) or answered (UDP); see PortOutcome::responder
+  refused,          // TCP RST, or ICMP port unreachable
+  admin_prohibited, // ICMP destination unreachable, administratively prohibited (codes 9, 10, 13)
+  unreachable,      // ICMP host/net unreachable, or no route (EHOSTUNREACH/ENETUNREACH)
+  blocked_locally,  // the local stack refused to send (EPERM/EACCES: the source's own firewall)
+  filtered,         // no answer within the timeout
+  error,            // anything else (socket creation failed, ...): see PortOutcome::error
+};
+std::string_view to_string(ProbeState state);
+
+struct ProbeTarget
+{
+  Protocol protocol = Protocol::tcp; // tcp or udp
+  std::string address;               // IPv4 or IPv6 literal
+  PortRange range;
+  int repeat = 1; // connections per port (the VIP check repeats to see every backend)
+};
+
+struct PortOutcome
+{
+  std::uint16_t port = 0;
+  ProbeState state = ProbeState::filtered;
+  int error = 0; // errno behind refused/unreachable/blocked_locally/error, else 0
+  // For open: what answered the nonce. nullopt: nothing identity-shaped
+  // answered (a real service, or it closed without a word).
+  std::optional<Identity> responder;
+  std::vector<std::string> responders; // repeat > 1: every authentic node that answered, in order
+};
+
+struct TargetOutcome
+{
+  ProbeTarget target;
+  std::vector<PortOutcome> ports; // one per port of the range, in port order
+};
+
+struct ProbeOptions
+{
+  std::chrono::milliseconds timeout{1000}; // per probe: connect + identity reply
+  std::size_t max_in_flight = 4096;        // sockets open at once
+  // UDP datagrams are resent at this interval within the timeout (lost
+  // datagrams are retried without extending the round).
+  std::chrono::milliseconds udp_resend{300};
+  std::string source_address; // bind probes to this local address, if set
+};
+
+// Probes every port of every target. Calls `done` once on the loop when all
+// outcomes are in (targets in the given order). `token` and `loop` must
+// outlive the probing. The caller raises RLIMIT_NOFILE (raise_fd_limit()).
+class Prober
+{
+public:
+  Prober(EventLoop& loop, const Token& token, ProbeOptions options);
+  ~Prober();
+  Prober(const Prober&) = delete;
+  Prober& operator=(const Prober&) = delete;
+
+  void start(std::vector<ProbeTarget> targets, std::function<void(std::vector<TargetOutcome>)> done);
+
+  // Convenience: runs its own loop until done; for tools and tests.
+  static std::vector<TargetOutcome> run(const Token& token, std::vector<ProbeTarget> targets, ProbeOptions options);
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+// Raises the soft RLIMIT_NOFILE to the hard limit (or `wanted`, if lower).
+// Returns the new soft limit.
+std::size_t raise_fd_limit(std::size_t wanted = 1 << 20);
+
+} // namespace portmatrix

@@ -14,10 +14,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "agent/agent.hpp"
+#include "check/check.hpp"
+#include "crypto/hmac.hpp"
 #include "firewall/firewall.hpp"
 #include "lb/lb.hpp"
 #include "plan/diff.hpp"
 #include "profiles/builtin.hpp"
+#include "report/check_report.hpp"
 #include "report/ports_report.hpp"
 
 #ifndef PORTMATRIX_VERSION
@@ -278,6 +282,59 @@ command_demo(const std::string& out_dir)
   return 0;
 }
 
+std::optional<Token>
+load_token(const std::string& path)
+{
+  std::string error;
+  auto token = Token::load(path, error);
+  if (!token) std::cerr << "portmatrix: " << error << "\n";
+  return token;
+}
+
+int
+command_agent(const Plan& plan, const std::string& node_name, const std::string& token_file)
+{
+  const auto* node = find_node(plan, node_name);
+  auto token = load_token(token_file);
+  if (!node || !token) return k_exit_input;
+  return run_agent(plan, *node, *token);
+}
+
+int
+command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
+              const std::string& output, int timeout_ms, int deadline_s)
+{
+  auto format = parse_check_format(format_text);
+  if (!format) {
+    std::cerr << "portmatrix: --format must be table, json or junit\n";
+    return k_exit_input;
+  }
+  auto token = load_token(token_file);
+  if (!token) return k_exit_input;
+  CheckOptions options;
+  options.timeout = std::chrono::milliseconds(timeout_ms);
+  options.deadline = std::chrono::seconds(deadline_s);
+  bool progress_tty = ::isatty(STDERR_FILENO) == 1;
+  if (progress_tty) {
+    options.progress = [](const std::string& message) { std::cerr << "\r\033[K" << message << std::flush; };
+  }
+  auto report = run_check(plan, *token, options);
+  if (progress_tty) std::cerr << "\r\033[K" << std::flush;
+  if (!report) {
+    std::cerr << "portmatrix: check: " << report.error() << "\n";
+    return k_exit_input;
+  }
+  bool colour = output.empty() && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
+  auto text = render_check(*report, *format, colour ? Colour::on : Colour::off);
+  if (!output.empty()) {
+    if (!write_file(output, text)) return k_exit_input;
+    if (*format != CheckFormat::table) std::cout << render_check(*report, CheckFormat::table, Colour::off);
+  } else {
+    std::cout << text;
+  }
+  return exit_status(*report);
+}
+
 } // namespace
 
 int
@@ -327,6 +384,26 @@ run_cli(int argc, char** argv)
   lb->add_option("--node", node, "keepalived: the load-balancer node (needed when there are several)");
   lb->add_option("--out", out_dir, "Write file(s) into this directory instead of stdout");
 
+  std::string token_file;
+  auto* agent = app.add_subcommand("agent", "Run the agent on a node: listen on its required ports, serve check");
+  agent->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
+  agent->add_option("--profile", profile, "Override the inventory's profile");
+  agent->add_option("--node", node, "This node's name in the inventory")->required();
+  agent->add_option("--token-file", token_file, "File holding the shared secret (mode 600)")->required();
+
+  std::string check_format = "table";
+  std::string output;
+  int timeout_ms = 1000;
+  int deadline_s = 30;
+  auto* check = app.add_subcommand("check", "Probe every flow from every node through the agents; diagnose failures");
+  check->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
+  check->add_option("--profile", profile, "Override the inventory's profile");
+  check->add_option("--token-file", token_file, "File holding the shared secret (mode 600)")->required();
+  check->add_option("--format", check_format, "table, json or junit")->capture_default_str();
+  check->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
+  check->add_option("--timeout-ms", timeout_ms, "Per-probe timeout")->capture_default_str()->check(CLI::Range(10, 60000));
+  check->add_option("--deadline", deadline_s, "Seconds the whole check may take")->capture_default_str()->check(CLI::Range(1, 3600));
+
   auto* demo = app.add_subcommand("demo", "The guide's topology on a simulated cluster: its matrix, flows and rules");
   demo->add_option("--out", out_dir, "Also write the demo inventory and every generated file here");
 
@@ -343,10 +420,12 @@ run_cli(int argc, char** argv)
 
   if (*ports) return command_ports(profile, inventory, ports_format);
   if (*diff) return command_diff(diff_a, diff_b, diff_format);
-  if (*firewall || *lb) {
+  if (*firewall || *lb || *agent || *check) {
     auto plan = load_plan(inventory, profile);
     if (!plan) return k_exit_input;
     if (*firewall) return command_firewall(*plan, node, all, out_dir, firewall_format);
+    if (*agent) return command_agent(*plan, node, token_file);
+    if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, deadline_s);
     return command_lb(*plan, lb_format, node, out_dir);
   }
   if (*demo) return command_demo(out_dir);

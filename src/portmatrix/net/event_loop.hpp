@@ -11,6 +11,8 @@
 #include <memory>
 #include <unordered_map>
 
+#include <sys/epoll.h> // EPOLLIN, EPOLLOUT, ... for callers
+
 #include "net/fd.hpp"
 
 namespace portmatrix {

@@ -124,6 +124,8 @@ Plan::flows() const
     flow.port = requirement.port;
     flow.purpose = requirement.purpose;
     flow.expect = requirement.expect;
+    flow.from_role = requirement.from;
+    flow.to_role = requirement.to;
     for (auto from : by_role[std::size_t(requirement.from)]) {
       flow.from = from;
       if (requirement.to == Role::vip) {

@@ -40,6 +40,8 @@ struct Flow
   std::string port; // the named port
   std::string purpose;
   Expect expect = Expect::allow;
+  Role from_role = Role::any; // the requirement's roles, for grouping by direction
+  Role to_role = Role::any;
 };
 
 // Sources a firewall admits, by family: one entry per role, plus admin.

@@ -1,0 +1,381 @@
+// The agent. Everything runs on one EventLoop: listeners answering probes,
+// the capture, the control server and the probes the agent runs for check,
+// so a probe request never stops the agent from answering other probes.
+//
+// The control server is defensive: connections are capped and time out when
+// idle, frames are size-checked before parsing, every request is
+// authenticated and replay-checked, and a probe request may only name flows
+// that start at this node (so the agent cannot be used as a scanner). A
+// misbehaving client gets an error response and is disconnected; the others
+// are unaffected.
+#include "agent/agent.hpp"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/capture.hpp"
+#include "agent/control_protocol.hpp"
+#include "agent/messages.hpp"
+#include "agent/responder.hpp"
+#include "net/address.hpp"
+#include "probe/prober.hpp"
+
+#ifndef PORTMATRIX_VERSION
+#define PORTMATRIX_VERSION "0.0.0"
+#endif
+
+namespace portmatrix {
+
+namespace {
+
+// What this node may be asked to probe: the flows that start here.
+struct AllowedTarget
+{
+  Protocol protocol;
+  std::string address;
+  PortRange range;
+  bool vip;
+};
+
+std::string
+error_body(std::string_view message)
+{
+  return nlohmann::json{{"error", message}}.dump();
+}
+
+} // namespace
+
+struct Agent::Impl
+{
+  struct Connection
+  {
+    std::uint64_t id = 0;
+    Fd fd;
+    FrameReader reader{k_max_request_bytes};
+    std::string out;
+    bool close_after_write = false;
+    std::uint64_t idle_timer = 0;
+  };
+
+  Impl(EventLoop& loop, const Plan& plan, const Node& node, const Token& token, std::ostream& log)
+    : loop(loop), plan(plan), node(node), token(token), log(log), responder(loop, token, node.name, node.address),
+      capture(loop, node.address)
+  {
+    for (const auto& flow : plan.flows()) {
+      if (plan.inventory.nodes[flow.from].name != node.name || flow.protocol == Protocol::vrrp) continue;
+      allowed.push_back({flow.protocol, plan.flow_address(flow), flow.range, !flow.to.has_value()});
+    }
+  }
+
+  bool start(std::string& error)
+  {
+    auto address = SocketAddress::parse(node.address, plan.inventory.control_port);
+    if (!address) {
+      error = "bad node address " + node.address;
+      return false;
+    }
+    control_address = *address;
+    listener.reset(::socket(address->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (!listener || ::bind(listener.get(), address->get(), address->length()) != 0 ||
+        ::listen(listener.get(), 64) != 0) {
+      error = fmt::format("cannot listen on {} for the control channel: {}", address->to_string(), std::strerror(errno));
+      return false;
+    }
+    loop.add(listener.get(), EPOLLIN, [this](std::uint32_t) { accept_all(); });
+
+    raise_fd_limit();
+    std::vector<ListenSpec> specs;
+    for (const auto& rule : plan.ingress(node)) {
+      if (rule.protocol == Protocol::vrrp) continue;
+      for (const auto& range : rule.ports) specs.push_back({rule.protocol, range});
+    }
+    responder.bind(specs);
+    std::string capture_error_text;
+    if (!capture.start(node.interface, capture_error_text)) capture_error = capture_error_text;
+
+    log << fmt::format("portmatrix agent {}: control on {}, {} listeners", node.name, address->to_string(),
+                       responder.listener_count());
+    log << (capture.active() ? ", capture on" : ", capture off (" + capture_error + ")") << "\n";
+    for (const auto& owner : responder.owners()) {
+      log << fmt::format("  {}/{} is held by {} (pid {}): probed as it is\n", owner.port, to_string(owner.protocol),
+                         owner.process.empty() ? "an unknown process" : owner.process, owner.pid);
+    }
+    return true;
+  }
+
+  void accept_all()
+  {
+    for (;;) {
+      Fd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd) return;
+      if (connections.size() >= k_max_control_connections) continue; // closed: too many at once
+      auto connection = std::make_unique<Connection>();
+      connection->id = next_connection++;
+      connection->fd = std::move(fd);
+      auto id = connection->id;
+      int raw = connection->fd.get();
+      connections.emplace(id, std::move(connection));
+      loop.add(raw, EPOLLIN, [this, id](std::uint32_t events) { on_io(id, events); });
+      touch(id);
+    }
+  }
+
+  Connection* find(std::uint64_t id)
+  {
+    auto it = connections.find(id);
+    return it == connections.end() ? nullptr : it->second.get();
+  }
+
+  void touch(std::uint64_t id)
+  {
+    auto* connection = find(id);
+    if (!connection) return;
+    loop.cancel(connection->idle_timer);
+    connection->idle_timer = loop.after(k_control_idle_timeout, [this, id] { close(id); });
+  }
+
+  void close(std::uint64_t id)
+  {
+    auto it = connections.find(id);
+    if (it == connections.end()) return;
+    loop.cancel(it->second->idle_timer);
+    loop.remove(it->second->fd.get());
+    connections.erase(it);
+  }
+
+  void on_io(std::uint64_t id, std::uint32_t events)
+  {
+    auto* connection = find(id);
+    if (!connection) return;
+    if (events & EPOLLOUT) flush(*connection);
+    if (!(connection = find(id))) return;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+      char buffer[16384];
+      for (;;) {
+        auto n = ::recv(connection->fd.get(), buffer, sizeof(buffer), 0);
+        if (n > 0) {
+          connection->reader.feed({buffer, std::size_t(n)});
+          if (connection->reader.buffered() > k_max_request_bytes + 4) break;
+          continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+          close(id);
+          return;
+        }
+        if (errno != EINTR) break;
+      }
+      touch(id);
+      while (auto payload = connection->reader.next()) {
+        handle(id, *payload);
+        if (!(connection = find(id)) || connection->close_after_write) return;
+      }
+      if (connection->reader.oversized()) reply_error(id, "", "request larger than 1 MiB", true);
+    }
+  }
+
+  void send(std::uint64_t id, std::string frame, bool close_after)
+  {
+    auto* connection = find(id);
+    if (!connection) return;
+    connection->out += frame;
+    connection->close_after_write = connection->close_after_write || close_after;
+    flush(*connection);
+  }
+
+  void flush(Connection& connection)
+  {
+    auto id = connection.id;
+    while (!connection.out.empty()) {
+      auto n = ::send(connection.fd.get(), connection.out.data(), connection.out.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        connection.out.erase(0, std::size_t(n));
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        loop.modify(connection.fd.get(), EPOLLIN | EPOLLOUT);
+        return;
+      }
+      close(id);
+      return;
+    }
+    loop.modify(connection.fd.get(), EPOLLIN);
+    if (connection.close_after_write) close(id);
+  }
+
+  void reply_error(std::uint64_t id, const std::string& request_id, std::string_view message, bool close_after)
+  {
+    ++rejected;
+    log << fmt::format("portmatrix agent {}: rejected a control request: {}\n", node.name, message);
+    send(id, encode_response(token, {request_id, false, error_body(message)}), close_after);
+  }
+
+  void handle(std::uint64_t id, const std::string& payload)
+  {
+    auto request = decode_request(token, payload);
+    if (!request) {
+      reply_error(id, "", request.error(), true);
+      return;
+    }
+    std::string why;
+    if (!replay.accept(*request, now_ms(), why)) {
+      reply_error(id, request->id, why, true);
+      return;
+    }
+    if (request->type == "hello") {
+      send(id, encode_response(token, {request->id, true, to_json(hello())}), false);
+    } else if (request->type == "probe") {
+      handle_probe(id, *request);
+    } else if (request->type == "observed") {
+      handle_observed(id, *request);
+    } else {
+      reply_error(id, request->id, "unknown request type '" + request->type + "'", true);
+    }
+  }
+
+  HelloReply hello() const
+  {
+    return {node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
+            responder.owners()};
+  }
+
+  bool allowed_target(const ProbeTarget& target) const
+  {
+    for (const auto& allow : allowed) {
+      if (allow.protocol == target.protocol && allow.address == target.address && allow.range.min <= target.range.min &&
+          target.range.max <= allow.range.max && (target.repeat == 1 || allow.vip)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void handle_probe(std::uint64_t id, const ControlRequest& request)
+  {
+    auto body = parse_probe_request(request.body);
+    if (!body) {
+      reply_error(id, request.id, body.error(), true);
+      return;
+    }
+    for (const auto& target : body->targets) {
+      if (!allowed_target(target)) {
+        reply_error(id, request.id,
+                    fmt::format("{} {}:{} is not a flow from {} in the inventory; refused", to_string(target.protocol),
+                                target.address, to_string(target.range), node.name),
+                    true);
+        return;
+      }
+    }
+    ProbeOptions options;
+    options.timeout = body->timeout;
+    options.source_address = node.address;
+    auto probe_id = next_probe++;
+    auto prober = std::make_unique<Prober>(loop, token, options);
+    auto* raw = prober.get();
+    probes.emplace(probe_id, std::move(prober));
+    auto request_id = request.id;
+    raw->start(body->targets, [this, id, probe_id, request_id](std::vector<TargetOutcome> outcomes) {
+      ProbeReply reply;
+      for (const auto& outcome : outcomes) reply.targets.push_back(compress(outcome));
+      send(id, encode_response(token, {request_id, true, to_json(reply)}), false);
+      // The prober finishes its own callback before it is destroyed.
+      loop.after(std::chrono::milliseconds(0), [this, probe_id] { probes.erase(probe_id); });
+    });
+  }
+
+  void handle_observed(std::uint64_t id, const ControlRequest& request)
+  {
+    auto queries = parse_observed_queries(request.body);
+    if (!queries) {
+      reply_error(id, request.id, queries.error(), true);
+      return;
+    }
+    ObservedReply reply;
+    reply.capture = capture.active();
+    for (const auto& query : *queries) {
+      ObservedAnswer answer;
+      for (std::uint32_t port = query.range.min; port <= query.range.max; ++port) {
+        auto seen = capture.seen(query.protocol, query.source, std::uint16_t(port));
+        answer.packets += seen;
+        answer.ports_seen += seen > 0;
+        answer.ports_listening += responder.listening(query.protocol, std::uint16_t(port));
+      }
+      reply.answers.push_back(answer);
+    }
+    send(id, encode_response(token, {request.id, true, to_json(reply)}), false);
+  }
+
+  EventLoop& loop;
+  const Plan& plan;
+  const Node& node;
+  const Token& token;
+  std::ostream& log;
+  Responder responder;
+  Capture capture;
+  std::string capture_error;
+  SocketAddress control_address;
+  Fd listener;
+  std::vector<AllowedTarget> allowed;
+  ReplayGuard replay;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Prober>> probes;
+  std::uint64_t next_connection = 1;
+  std::uint64_t next_probe = 1;
+  std::uint64_t rejected = 0;
+};
+
+Agent::Agent(EventLoop& loop, const Plan& plan, const Node& node, const Token& token, std::ostream& log)
+  : m_impl(std::make_unique<Impl>(loop, plan, node, token, log))
+{
+}
+
+Agent::~Agent() = default;
+
+bool
+Agent::start(std::string& error)
+{
+  return m_impl->start(error);
+}
+
+std::string
+Agent::control_endpoint() const
+{
+  return m_impl->control_address.to_string();
+}
+
+int
+run_agent(const Plan& plan, const Node& node, const Token& token)
+{
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  Fd signal_fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+
+  EventLoop loop;
+  Agent agent(loop, plan, node, token, std::cerr);
+  std::string error;
+  if (!agent.start(error)) {
+    std::cerr << "portmatrix agent: " << error << "\n";
+    return 2;
+  }
+  loop.add(signal_fd.get(), EPOLLIN, [&loop](std::uint32_t) { loop.stop(); });
+  loop.run();
+  std::cerr << fmt::format("portmatrix agent {}: stopped\n", node.name);
+  return 0;
+}
+
+} // namespace portmatrix

@@ -1,0 +1,43 @@
+// `portmatrix agent`: on one node, binds the ports the node must receive
+// (Responder), watches its interface (Capture), and serves the control
+// channel through which `check` asks it to probe and what it saw.
+#pragma once
+
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "crypto/hmac.hpp"
+#include "net/event_loop.hpp"
+#include "plan/plan.hpp"
+
+namespace portmatrix {
+
+inline constexpr std::size_t k_max_control_connections = 64;
+inline constexpr std::chrono::seconds k_control_idle_timeout{30};
+
+class Agent
+{
+public:
+  // `plan`, `node`, `token` and `loop` must outlive the agent. Messages go to `log`.
+  Agent(EventLoop& loop, const Plan& plan, const Node& node, const Token& token, std::ostream& log);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Binds the control port (failure is fatal: returns false with `error`),
+  // the node's ports and the capture (failures there are reported, not fatal).
+  bool start(std::string& error);
+
+  // The address:port the control channel listens on.
+  std::string control_endpoint() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+// Runs an agent until SIGINT or SIGTERM. Returns the exit status.
+int run_agent(const Plan& plan, const Node& node, const Token& token);
+
+} // namespace portmatrix

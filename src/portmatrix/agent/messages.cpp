@@ -1,0 +1,313 @@
+// JSON for the control bodies. Every parser checks types before reading and
+// bounds list sizes, because the agent parses bodies from the network (after
+// authentication, but a buggy or compromised peer must still not crash it).
+#include "agent/messages.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/responder.hpp"
+
+namespace portmatrix {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t k_max_items = 100000;
+
+struct ParseError
+{
+  std::string message;
+};
+
+const json&
+field(const json& object, const char* name)
+{
+  auto it = object.find(name);
+  if (it == object.end()) throw ParseError{fmt::format("missing field '{}'", name)};
+  return *it;
+}
+
+std::string
+text_field(const json& object, const char* name)
+{
+  const auto& value = field(object, name);
+  if (!value.is_string()) throw ParseError{fmt::format("field '{}' must be a string", name)};
+  return value.get<std::string>();
+}
+
+std::int64_t
+number_field(const json& object, const char* name, std::int64_t min, std::int64_t max)
+{
+  const auto& value = field(object, name);
+  if (!value.is_number_integer()) throw ParseError{fmt::format("field '{}' must be an integer", name)};
+  auto number = value.get<std::int64_t>();
+  if (number < min || number > max) throw ParseError{fmt::format("field '{}' out of range", name)};
+  return number;
+}
+
+bool
+bool_field(const json& object, const char* name)
+{
+  const auto& value = field(object, name);
+  if (!value.is_boolean()) throw ParseError{fmt::format("field '{}' must be true or false", name)};
+  return value.get<bool>();
+}
+
+const json&
+list_field(const json& object, const char* name)
+{
+  const auto& value = field(object, name);
+  if (!value.is_array()) throw ParseError{fmt::format("field '{}' must be a list", name)};
+  if (value.size() > k_max_items) throw ParseError{fmt::format("field '{}' has too many items", name)};
+  return value;
+}
+
+Protocol
+protocol_field(const json& object)
+{
+  auto protocol = parse_protocol(text_field(object, "protocol"));
+  if (!protocol || *protocol == Protocol::vrrp) throw ParseError{"protocol must be tcp or udp"};
+  return *protocol;
+}
+
+PortRange
+range_fields(const json& object)
+{
+  PortRange range{std::uint16_t(number_field(object, "port_min", 1, 65535)),
+                  std::uint16_t(number_field(object, "port_max", 1, 65535))};
+  if (range.min > range.max) throw ParseError{"port_min above port_max"};
+  return range;
+}
+
+template <class T, class F>
+Expected<T, std::string>
+parse_with(std::string_view text, F&& read)
+{
+  auto document = json::parse(text, nullptr, false);
+  if (document.is_discarded() || !document.is_object()) return unexpected(std::string("body is not a JSON object"));
+  try {
+    return read(document);
+  } catch (const ParseError& e) {
+    return unexpected(e.message);
+  } catch (const json::exception& e) {
+    return unexpected(std::string("malformed body: ") + e.what());
+  }
+}
+
+} // namespace
+
+std::optional<ProbeState>
+parse_probe_state(std::string_view text)
+{
+  for (auto state : {ProbeState::open, ProbeState::refused, ProbeState::admin_prohibited, ProbeState::unreachable,
+                     ProbeState::blocked_locally, ProbeState::filtered, ProbeState::error}) {
+    if (to_string(state) == text) return state;
+  }
+  return std::nullopt;
+}
+
+std::vector<Segment>
+compress(const TargetOutcome& outcome)
+{
+  std::vector<Segment> segments;
+  for (const auto& port : outcome.ports) {
+    Segment segment{{port.port, port.port},
+                    port.state,
+                    port.error,
+                    port.responder ? port.responder->node : std::string(),
+                    port.responder && port.responder->authentic,
+                    port.responders};
+    if (!segments.empty()) {
+      auto& last = segments.back();
+      if (last.range.max + 1 == port.port && last.state == segment.state && last.error == segment.error &&
+          last.responder == segment.responder && last.authentic == segment.authentic &&
+          last.responders == segment.responders) {
+        last.range.max = port.port;
+        continue;
+      }
+    }
+    segments.push_back(std::move(segment));
+  }
+  return segments;
+}
+
+std::string
+to_json(const HelloReply& reply)
+{
+  json owners = json::array();
+  for (const auto& owner : reply.owners) {
+    owners.push_back({{"protocol", to_string(owner.protocol)},
+                      {"port", owner.port},
+                      {"pid", owner.pid},
+                      {"process", owner.process},
+                      {"error", owner.error}});
+  }
+  return json{{"node", reply.node},
+              {"version", reply.version},
+              {"capture", reply.capture},
+              {"capture_error", reply.capture_error},
+              {"listeners", reply.listeners},
+              {"owners", owners}}
+    .dump();
+}
+
+std::string
+to_json(const ProbeRequest& request)
+{
+  json targets = json::array();
+  for (const auto& target : request.targets) {
+    targets.push_back({{"protocol", to_string(target.protocol)},
+                       {"address", target.address},
+                       {"port_min", target.range.min},
+                       {"port_max", target.range.max},
+                       {"repeat", target.repeat}});
+  }
+  return json{{"timeout_ms", request.timeout.count()}, {"targets", targets}}.dump();
+}
+
+std::string
+to_json(const ProbeReply& reply)
+{
+  json targets = json::array();
+  for (const auto& segments : reply.targets) {
+    json list = json::array();
+    for (const auto& s : segments) {
+      list.push_back({{"port_min", s.range.min},
+                      {"port_max", s.range.max},
+                      {"state", to_string(s.state)},
+                      {"error", s.error},
+                      {"responder", s.responder},
+                      {"authentic", s.authentic},
+                      {"responders", s.responders}});
+    }
+    targets.push_back(std::move(list));
+  }
+  return json{{"targets", targets}}.dump();
+}
+
+std::string
+to_json(const std::vector<ObservedQuery>& queries)
+{
+  json list = json::array();
+  for (const auto& q : queries) {
+    list.push_back(
+      {{"protocol", to_string(q.protocol)}, {"source", q.source}, {"port_min", q.range.min}, {"port_max", q.range.max}});
+  }
+  return json{{"queries", list}}.dump();
+}
+
+std::string
+to_json(const ObservedReply& reply)
+{
+  json answers = json::array();
+  for (const auto& a : reply.answers) {
+    answers.push_back({{"packets", a.packets}, {"ports_seen", a.ports_seen}, {"ports_listening", a.ports_listening}});
+  }
+  return json{{"capture", reply.capture}, {"answers", answers}}.dump();
+}
+
+Expected<HelloReply, std::string>
+parse_hello_reply(std::string_view text)
+{
+  return parse_with<HelloReply>(text, [](const json& document) {
+    HelloReply reply;
+    reply.node = text_field(document, "node");
+    reply.version = text_field(document, "version");
+    reply.capture = bool_field(document, "capture");
+    reply.capture_error = text_field(document, "capture_error");
+    reply.listeners = std::size_t(number_field(document, "listeners", 0, 1 << 24));
+    for (const auto& item : list_field(document, "owners")) {
+      if (!item.is_object()) throw ParseError{"owner must be an object"};
+      PortOwner owner;
+      owner.protocol = protocol_field(item);
+      owner.port = std::uint16_t(number_field(item, "port", 1, 65535));
+      owner.pid = int(number_field(item, "pid", 0, 1 << 30));
+      owner.process = text_field(item, "process");
+      owner.error = text_field(item, "error");
+      reply.owners.push_back(std::move(owner));
+    }
+    return reply;
+  });
+}
+
+Expected<ProbeRequest, std::string>
+parse_probe_request(std::string_view text)
+{
+  return parse_with<ProbeRequest>(text, [](const json& document) {
+    ProbeRequest request;
+    request.timeout = std::chrono::milliseconds(number_field(document, "timeout_ms", 10, 60000));
+    for (const auto& item : list_field(document, "targets")) {
+      if (!item.is_object()) throw ParseError{"target must be an object"};
+      ProbeTarget target;
+      target.protocol = protocol_field(item);
+      target.address = text_field(item, "address");
+      target.range = range_fields(item);
+      target.repeat = int(number_field(item, "repeat", 1, 64));
+      request.targets.push_back(std::move(target));
+    }
+    return request;
+  });
+}
+
+Expected<ProbeReply, std::string>
+parse_probe_reply(std::string_view text)
+{
+  return parse_with<ProbeReply>(text, [](const json& document) {
+    ProbeReply reply;
+    for (const auto& list : list_field(document, "targets")) {
+      if (!list.is_array()) throw ParseError{"target result must be a list"};
+      std::vector<Segment> segments;
+      for (const auto& item : list) {
+        if (!item.is_object()) throw ParseError{"segment must be an object"};
+        Segment segment;
+        segment.range = range_fields(item);
+        auto state = parse_probe_state(text_field(item, "state"));
+        if (!state) throw ParseError{"unknown probe state"};
+        segment.state = *state;
+        segment.error = int(number_field(item, "error", 0, 1 << 20));
+        segment.responder = text_field(item, "responder");
+        segment.authentic = bool_field(item, "authentic");
+        for (const auto& name : list_field(item, "responders")) {
+          if (!name.is_string()) throw ParseError{"responder must be a string"};
+          segment.responders.push_back(name.get<std::string>());
+        }
+        segments.push_back(std::move(segment));
+      }
+      reply.targets.push_back(std::move(segments));
+    }
+    return reply;
+  });
+}
+
+Expected<std::vector<ObservedQuery>, std::string>
+parse_observed_queries(std::string_view text)
+{
+  return parse_with<std::vector<ObservedQuery>>(text, [](const json& document) {
+    std::vector<ObservedQuery> queries;
+    for (const auto& item : list_field(document, "queries")) {
+      if (!item.is_object()) throw ParseError{"query must be an object"};
+      queries.push_back({protocol_field(item), text_field(item, "source"), range_fields(item)});
+    }
+    return queries;
+  });
+}
+
+Expected<ObservedReply, std::string>
+parse_observed_reply(std::string_view text)
+{
+  return parse_with<ObservedReply>(text, [](const json& document) {
+    ObservedReply reply;
+    reply.capture = bool_field(document, "capture");
+    for (const auto& item : list_field(document, "answers")) {
+      if (!item.is_object()) throw ParseError{"answer must be an object"};
+      reply.answers.push_back({std::uint64_t(number_field(item, "packets", 0, INT64_MAX)),
+                               std::uint32_t(number_field(item, "ports_seen", 0, 65535)),
+                               std::uint32_t(number_field(item, "ports_listening", 0, 65535))});
+    }
+    return reply;
+  });
+}
+
+} // namespace portmatrix

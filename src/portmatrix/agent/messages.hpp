@@ -1,0 +1,88 @@
+// Bodies of the control requests and responses (agent/control_protocol.hpp
+// carries them), as plain structs with JSON conversion. Parsing never throws:
+// a malformed body is an error value naming the problem.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "agent/responder.hpp"
+#include "probe/prober.hpp"
+#include "util/expected.hpp"
+
+namespace portmatrix {
+
+// hello: who are you, what do you hold, can you see packets.
+struct HelloReply
+{
+  std::string node;
+  std::string version;
+  bool capture = false;
+  std::string capture_error;
+  std::size_t listeners = 0;
+  std::vector<PortOwner> owners; // ports held by other processes
+};
+
+// probe: probe these targets from your node.
+struct ProbeRequest
+{
+  std::chrono::milliseconds timeout{1000};
+  std::vector<ProbeTarget> targets;
+};
+
+// Consecutive ports with the same outcome, so a 2,768-port range that is all
+// open (or all filtered) travels as one segment.
+struct Segment
+{
+  PortRange range;
+  ProbeState state = ProbeState::filtered;
+  int error = 0;
+  std::string responder; // empty: no identity line
+  bool authentic = false;
+  std::vector<std::string> responders; // repeat > 1
+};
+
+struct ProbeReply
+{
+  std::vector<std::vector<Segment>> targets; // one list per requested target, in order
+};
+
+// observed: did probes from `source` to these ports arrive at your interface?
+struct ObservedQuery
+{
+  Protocol protocol = Protocol::tcp;
+  std::string source;
+  PortRange range;
+};
+
+struct ObservedAnswer
+{
+  std::uint64_t packets = 0;      // probe packets seen in the range from the source
+  std::uint32_t ports_seen = 0;   // distinct ports of the range that saw one
+  std::uint32_t ports_listening = 0; // ports of the range our listeners hold
+};
+
+struct ObservedReply
+{
+  bool capture = false;
+  std::vector<ObservedAnswer> answers;
+};
+
+std::vector<Segment> compress(const TargetOutcome& outcome);
+
+std::string to_json(const HelloReply& reply);
+std::string to_json(const ProbeRequest& request);
+std::string to_json(const ProbeReply& reply);
+std::string to_json(const std::vector<ObservedQuery>& queries);
+std::string to_json(const ObservedReply& reply);
+
+Expected<HelloReply, std::string> parse_hello_reply(std::string_view text);
+Expected<ProbeRequest, std::string> parse_probe_request(std::string_view text);
+Expected<ProbeReply, std::string> parse_probe_reply(std::string_view text);
+Expected<std::vector<ObservedQuery>, std::string> parse_observed_queries(std::string_view text);
+Expected<ObservedReply, std::string> parse_observed_reply(std::string_view text);
+
+std::optional<ProbeState> parse_probe_state(std::string_view text);
+
+} // namespace portmatrix

@@ -1,0 +1,454 @@
+// The check coordinator. Three rounds, each sent to all agents at once and
+// bounded by a deadline, on one EventLoop:
+//   1. hello: which agents answer (and accept our token), what they hold,
+//      whether they can capture;
+//   2. probe: each source agent probes all flows that start at its node;
+//   3. observed: for failing ports, the destination says whether the probe
+//      packets reached its interface and whether its listener is up.
+// Then every flow gets a verdict and, when it fails, a diagnosis. An agent
+// that does not answer (or dies mid-run) turns its flows into skips; the run
+// still ends by its deadline.
+#include "check/check.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "agent/control_protocol.hpp"
+#include "agent/messages.hpp"
+#include "check/control_client.hpp"
+#include "net/address.hpp"
+
+namespace portmatrix {
+
+std::string_view
+to_string(Verdict verdict)
+{
+  switch (verdict) {
+  case Verdict::pass: return "pass";
+  case Verdict::fail: return "fail";
+  case Verdict::skip: return "skip";
+  }
+  return "?";
+}
+
+int
+exit_status(const CheckReport& report)
+{
+  return report.failed == 0 && report.skipped == 0 ? 0 : 1;
+}
+
+namespace {
+
+using Clock = EventLoop::Clock;
+
+struct Call
+{
+  std::size_t node = 0;
+  ControlRequest request;
+  std::optional<ControlResult> result;
+};
+
+// Sends every call at once and runs the loop until all answered or `deadline`.
+void
+call_all(EventLoop& loop, const Plan& plan, const Token& token, std::vector<Call>& calls, Clock::time_point deadline)
+{
+  std::vector<std::unique_ptr<ControlCall>> pending;
+  std::size_t open = calls.size();
+  for (auto& call : calls) {
+    const auto& node = plan.inventory.nodes[call.node];
+    auto address = SocketAddress::parse(node.address, plan.inventory.control_port);
+    if (!address) {
+      call.result = unexpected("bad address " + node.address);
+      --open;
+      continue;
+    }
+    pending.push_back(std::make_unique<ControlCall>(loop, token, *address, call.request, deadline,
+                                                    [&call, &open](ControlResult result) {
+                                                      call.result = std::move(result);
+                                                      --open;
+                                                    }));
+  }
+  while (open > 0 && Clock::now() < deadline + std::chrono::milliseconds(50)) {
+    loop.run_once(std::chrono::milliseconds(50));
+  }
+  for (auto& call : calls) {
+    if (!call.result) call.result = unexpected(std::string("no answer in time"));
+  }
+}
+
+std::string
+state_name(ProbeState state)
+{
+  switch (state) {
+  case ProbeState::blocked_locally: return "blocked";
+  case ProbeState::admin_prohibited: return "admin-prohibited";
+  default: return std::string(to_string(state));
+  }
+}
+
+class Coordinator
+{
+public:
+  Coordinator(const Plan& plan, const Token& token, const CheckOptions& options)
+    : m_plan(plan), m_token(token), m_options(options), m_start(Clock::now()), m_deadline(m_start + options.deadline)
+  {
+  }
+
+  Expected<CheckReport, std::string> run()
+  {
+    hello_round();
+    std::size_t refused = 0;
+    std::size_t reachable = 0;
+    for (const auto& status : m_report.agents) {
+      reachable += status.reachable;
+      refused += status.error.find("unauthenticated") != std::string::npos;
+    }
+    if (reachable == 0 && refused > 0) {
+      return unexpected(fmt::format("{} agent(s) refused our requests: the token differs from the agents'", refused));
+    }
+    progress(fmt::format("{} of {} agents answered", reachable, m_report.agents.size()));
+    m_flows = m_plan.flows();
+    std::erase_if(m_flows, [](const Flow& f) { return f.protocol == Protocol::vrrp; });
+    probe_round();
+    observed_round();
+    finish();
+    return std::move(m_report);
+  }
+
+private:
+  void progress(const std::string& message)
+  {
+    if (m_options.progress) m_options.progress(message);
+  }
+
+  Clock::time_point round_deadline(std::chrono::milliseconds wanted) const
+  {
+    return std::min(m_deadline, Clock::now() + wanted);
+  }
+
+  void hello_round()
+  {
+    std::vector<Call> calls;
+    for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) calls.push_back({i, make_request("hello", "{}"), {}});
+    call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
+    m_hello.resize(m_plan.inventory.nodes.size());
+    for (const auto& call : calls) {
+      AgentStatus status;
+      status.node = m_plan.inventory.nodes[call.node].name;
+      const auto& result = *call.result;
+      if (!result) {
+        status.error = result.error();
+      } else if (!result->ok) {
+        status.error = "agent refused: " + result->body;
+      } else if (auto hello = parse_hello_reply(result->body); !hello) {
+        status.error = "bad hello: " + hello.error();
+      } else if (hello->node != status.node) {
+        status.error = fmt::format("the agent at this address is '{}', not '{}'", hello->node, status.node);
+      } else {
+        status.reachable = true;
+        status.capture = hello->capture;
+        status.capture_error = hello->capture_error;
+        for (const auto& owner : hello->owners) {
+          status.owners.push_back(fmt::format("{}/{} {} (pid {})", owner.port, to_string(owner.protocol),
+                                              owner.process.empty() ? "?" : owner.process, owner.pid));
+        }
+        m_hello[call.node] = std::move(*hello);
+      }
+      m_report.agents.push_back(std::move(status));
+    }
+  }
+
+  // The backends a VIP flow must reach: the nodes of the frontend's backend role.
+  std::vector<std::string> vip_backends(const Flow& flow) const
+  {
+    Role backend = Role::master;
+    for (const auto& frontend : m_plan.matrix.profile.frontends) {
+      if (frontend.port == flow.port) backend = frontend.backend;
+    }
+    std::vector<std::string> names;
+    for (const auto& node : m_plan.inventory.nodes) {
+      if (node.has(backend)) names.push_back(node.name);
+    }
+    return names;
+  }
+
+  void probe_round()
+  {
+    std::vector<Call> calls;
+    m_probe_index.assign(m_flows.size(), {SIZE_MAX, 0});
+    std::map<std::size_t, ProbeRequest> by_source;
+    for (std::size_t i = 0; i < m_flows.size(); ++i) {
+      const auto& flow = m_flows[i];
+      if (!m_report.agents[flow.from].reachable) continue;
+      auto& request = by_source[flow.from];
+      request.timeout = m_options.timeout;
+      int repeat = flow.to ? 1 : int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
+      m_probe_index[i] = {flow.from, request.targets.size()};
+      request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
+    }
+    for (auto& [source, request] : by_source) calls.push_back({source, make_request("probe", to_json(request)), {}});
+    progress(fmt::format("probing {} flows from {} agents", m_flows.size(), calls.size()));
+    call_all(m_loop, m_plan, m_token, calls, round_deadline(3 * m_options.timeout + std::chrono::seconds(5)));
+    for (const auto& call : calls) {
+      const auto& result = *call.result;
+      auto& status = m_report.agents[call.node];
+      if (!result || !result->ok) {
+        status.reachable = false;
+        status.error = !result ? result.error() : "agent refused the probe request: " + result->body;
+        continue;
+      }
+      auto reply = parse_probe_reply(result->body);
+      if (!reply) {
+        status.reachable = false;
+        status.error = "bad probe reply: " + reply.error();
+        continue;
+      }
+      m_replies[call.node] = std::move(*reply);
+    }
+  }
+
+  const std::vector<Segment>* segments_of(std::size_t flow) const
+  {
+    auto [source, target] = m_probe_index[flow];
+    auto it = m_replies.find(source);
+    if (source == SIZE_MAX || it == m_replies.end() || target >= it->second.targets.size()) return nullptr;
+    return &it->second.targets[target];
+  }
+
+  // A segment of an allow flow to a node that is not a proven answer from that node.
+  bool needs_observation(const Flow& flow, const Segment& segment) const
+  {
+    if (!flow.to || flow.expect != Expect::allow) return false;
+    return segment.state != ProbeState::open && segment.state != ProbeState::blocked_locally;
+  }
+
+  void observed_round()
+  {
+    std::map<std::size_t, std::vector<ObservedQuery>> by_destination;
+    for (std::size_t i = 0; i < m_flows.size(); ++i) {
+      const auto* segments = segments_of(i);
+      if (!segments) continue;
+      const auto& flow = m_flows[i];
+      for (std::size_t s = 0; s < segments->size(); ++s) {
+        if (!needs_observation(flow, (*segments)[s]) || !m_report.agents[*flow.to].reachable) continue;
+        auto& queries = by_destination[*flow.to];
+        m_observation_index[{i, s}] = {*flow.to, queries.size()};
+        queries.push_back({flow.protocol, m_plan.inventory.nodes[flow.from].address, (*segments)[s].range});
+      }
+    }
+    if (by_destination.empty()) return;
+    std::vector<Call> calls;
+    for (auto& [destination, queries] : by_destination) {
+      calls.push_back({destination, make_request("observed", to_json(queries)), {}});
+    }
+    progress(fmt::format("asking {} destinations what they saw", calls.size()));
+    call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
+    for (const auto& call : calls) {
+      const auto& result = *call.result;
+      if (!result || !result->ok) continue;
+      if (auto reply = parse_observed_reply(result->body)) m_observed[call.node] = std::move(*reply);
+    }
+  }
+
+  const ObservedAnswer* observation(std::size_t flow, std::size_t segment, bool& capture) const
+  {
+    capture = false;
+    auto it = m_observation_index.find({flow, segment});
+    if (it == m_observation_index.end()) return nullptr;
+    auto reply = m_observed.find(it->second.first);
+    if (reply == m_observed.end() || it->second.second >= reply->second.answers.size()) return nullptr;
+    capture = reply->second.capture;
+    return &reply->second.answers[it->second.second];
+  }
+
+  bool held_by_service(std::size_t node, Protocol protocol, const PortRange& range) const
+  {
+    if (!m_hello[node]) return false;
+    return std::any_of(m_hello[node]->owners.begin(), m_hello[node]->owners.end(), [&](const PortOwner& owner) {
+      return owner.protocol == protocol && range.min <= owner.port && owner.port <= range.max;
+    });
+  }
+
+  // Diagnoses one segment of an allow flow to a node. Empty diagnosis: fine.
+  FlowFailure diagnose(std::size_t index, std::size_t s, const Segment& segment, bool& service) const
+  {
+    const auto& flow = m_flows[index];
+    const auto& expected = m_plan.inventory.nodes[*flow.to].name;
+    FlowFailure failure{segment.range, state_name(segment.state), {}, {}};
+    bool capture = false;
+    const auto* seen = observation(index, s, capture);
+    switch (segment.state) {
+    case ProbeState::open:
+      if (segment.authentic && segment.responder == expected) return failure;
+      if (segment.authentic) {
+        failure.diagnosis = "wrong-responder";
+        failure.detail = fmt::format("the agent on {} answered instead of {}", segment.responder, expected);
+      } else if (held_by_service(*flow.to, flow.protocol, segment.range)) {
+        service = true;
+        return failure; // a real service owns the port and answered: reachable
+      } else {
+        failure.diagnosis = "wrong-responder";
+        failure.detail = segment.responder.empty() ? "something answered, but not our agent"
+                                                   : "an identity that our token does not sign answered";
+      }
+      return failure;
+    case ProbeState::blocked_locally:
+      failure.diagnosis = "blocked-by-source-firewall";
+      failure.detail = fmt::format("{} refused to send ({})", m_plan.inventory.nodes[flow.from].name,
+                                   std::strerror(segment.error));
+      return failure;
+    case ProbeState::admin_prohibited:
+      failure.diagnosis = "rejected-by-destination-firewall";
+      failure.detail = "ICMP administratively prohibited";
+      return failure;
+    case ProbeState::refused:
+      if (seen && seen->ports_listening > 0) {
+        failure.diagnosis = "rejected-by-destination-firewall";
+        failure.detail = "refused while our listener is up";
+      } else {
+        failure.diagnosis = "no-listener";
+        failure.detail = held_by_service(*flow.to, flow.protocol, segment.range)
+                           ? "refused; the port is held by another process"
+                           : "refused and nothing of ours listens there";
+      }
+      return failure;
+    case ProbeState::unreachable:
+      if (seen && seen->packets > 0) {
+        failure.diagnosis = "rejected-by-destination-firewall";
+        failure.detail = "the probe reached the destination, which answered unreachable";
+        return failure;
+      }
+      [[fallthrough]];
+    case ProbeState::filtered:
+      if (seen && seen->packets > 0) {
+        failure.diagnosis = "dropped-by-destination-firewall";
+        failure.detail = fmt::format("{} of {} ports' probes reached {}'s interface, never its socket",
+                                     seen->ports_seen, segment.range.size(), expected);
+      } else if (seen && capture) {
+        failure.diagnosis = "lost-in-network";
+        failure.detail = fmt::format("left {} and never reached {}'s interface",
+                                     m_plan.inventory.nodes[flow.from].name, expected);
+      } else {
+        failure.diagnosis = "filtered";
+        failure.detail = "no answer; the destination cannot tell whether it arrived (no capture)";
+      }
+      return failure;
+    case ProbeState::error:
+      failure.diagnosis = "error";
+      failure.detail = std::strerror(segment.error);
+      return failure;
+    }
+    return failure;
+  }
+
+  void evaluate(std::size_t index, FlowResult& result) const
+  {
+    const auto& flow = m_flows[index];
+    const auto* segments = segments_of(index);
+    if (!segments) {
+      result.verdict = Verdict::skip;
+      result.diagnosis = "agent-unreachable";
+      return;
+    }
+    if (flow.expect == Expect::deny) {
+      for (const auto& segment : *segments) {
+        if (segment.state == ProbeState::open) {
+          result.failures.push_back({segment.range, "open", "unexpectedly-open",
+                                     segment.responder.empty() ? "reachable" : "answered by " + segment.responder});
+        }
+      }
+      result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
+      result.diagnosis = result.failures.empty() ? "closed" : "unexpectedly-open";
+      return;
+    }
+    if (!flow.to) {
+      evaluate_vip(*segments, result);
+      return;
+    }
+    bool service = false;
+    for (std::size_t s = 0; s < segments->size(); ++s) {
+      auto failure = diagnose(index, s, (*segments)[s], service);
+      if (!failure.diagnosis.empty()) result.failures.push_back(std::move(failure));
+    }
+    result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
+    result.diagnosis = !result.failures.empty() ? result.failures.front().diagnosis : service ? "service" : "ok";
+  }
+
+  void evaluate_vip(const std::vector<Segment>& segments, FlowResult& result) const
+  {
+    std::set<std::string> reached;
+    for (const auto& segment : segments) {
+      for (const auto& name : segment.responders) reached.insert(name);
+      if (segment.state != ProbeState::open) {
+        result.failures.push_back({segment.range, state_name(segment.state),
+                                   segment.state == ProbeState::blocked_locally ? "blocked-by-source-firewall"
+                                                                                : "filtered",
+                                   "the VIP did not answer"});
+      }
+    }
+    result.backends_reached.assign(reached.begin(), reached.end());
+    std::vector<std::string> missing;
+    for (const auto& name : result.backends_expected) {
+      if (!reached.count(name)) missing.push_back(name);
+    }
+    if (result.failures.empty() && !missing.empty()) {
+      std::string list;
+      for (const auto& name : missing) list += (list.empty() ? "" : ", ") + name;
+      result.failures.push_back({result.flow.range, "open", "wrong-responder",
+                                 fmt::format("the VIP never reached {}", list)});
+    }
+    result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
+    result.diagnosis = result.failures.empty() ? "ok" : result.failures.front().diagnosis;
+  }
+
+  void finish()
+  {
+    m_report.cluster = m_plan.inventory.cluster;
+    for (std::size_t i = 0; i < m_flows.size(); ++i) {
+      const auto& flow = m_flows[i];
+      FlowResult result;
+      result.flow = flow;
+      result.from = m_plan.inventory.nodes[flow.from].name;
+      result.to = m_plan.flow_target(flow);
+      result.to_address = m_plan.flow_address(flow);
+      if (!flow.to) result.backends_expected = vip_backends(flow);
+      evaluate(i, result);
+      m_report.passed += result.verdict == Verdict::pass;
+      m_report.failed += result.verdict == Verdict::fail;
+      m_report.skipped += result.verdict == Verdict::skip;
+      m_report.results.push_back(std::move(result));
+    }
+    m_report.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_start);
+  }
+
+  const Plan& m_plan;
+  const Token& m_token;
+  const CheckOptions& m_options;
+  Clock::time_point m_start;
+  Clock::time_point m_deadline;
+  EventLoop m_loop;
+  CheckReport m_report;
+  std::vector<Flow> m_flows;
+  std::vector<std::optional<HelloReply>> m_hello;
+  std::vector<std::pair<std::size_t, std::size_t>> m_probe_index; // flow -> (source node, target index)
+  std::map<std::size_t, ProbeReply> m_replies;                    // source node -> reply
+  std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_observation_index;
+  std::map<std::size_t, ObservedReply> m_observed; // destination node -> reply
+};
+
+} // namespace
+
+Expected<CheckReport, std::string>
+run_check(const Plan& plan, const Token& token, const CheckOptions& options)
+{
+  if (plan.inventory.nodes.empty()) return unexpected(std::string("the inventory has no nodes"));
+  Coordinator coordinator(plan, token, options);
+  return coordinator.run();
+}
+
+} // namespace portmatrix

@@ -1,0 +1,79 @@
+// `portmatrix check`: asks every agent at once to probe the flows that start
+// at its node, gathers the results, asks destinations what they saw for each
+// failure, and diagnoses where a failing packet was dropped (DESIGN.md,
+// "Diagnosis vocabulary").
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "crypto/hmac.hpp"
+#include "plan/plan.hpp"
+#include "util/expected.hpp"
+
+namespace portmatrix {
+
+enum class Verdict { pass, fail, skip };
+std::string_view to_string(Verdict verdict);
+
+// Ports of a flow that did not behave as expected, with the same outcome.
+struct FlowFailure
+{
+  PortRange ports;
+  std::string state;     // filtered, refused, open, admin-prohibited, unreachable, blocked, error
+  std::string diagnosis; // the vocabulary of DESIGN.md
+  std::string detail;    // human explanation (who answered, errno, ...)
+};
+
+struct FlowResult
+{
+  Flow flow;
+  std::string from;
+  std::string to; // node name or "vip"
+  std::string to_address;
+  Verdict verdict = Verdict::skip;
+  std::string diagnosis; // for pass: ok or service; for skip: agent-unreachable; for fail: the first failure's
+  std::vector<FlowFailure> failures;
+  std::vector<std::string> backends_reached; // flows to the VIP
+  std::vector<std::string> backends_expected;
+};
+
+struct AgentStatus
+{
+  std::string node;
+  bool reachable = false;
+  std::string error;
+  bool capture = false;
+  std::string capture_error;
+  std::vector<std::string> owners; // "6443/tcp haproxy (pid 12)"
+};
+
+struct CheckReport
+{
+  std::string cluster;
+  std::vector<FlowResult> results;
+  std::vector<AgentStatus> agents;
+  std::size_t passed = 0;
+  std::size_t failed = 0;
+  std::size_t skipped = 0;
+  std::chrono::milliseconds duration{0};
+};
+
+struct CheckOptions
+{
+  std::chrono::milliseconds timeout{1000};  // per probe
+  std::chrono::milliseconds deadline{30000}; // the whole run
+  // Progress messages (agents answered, flows done); may be empty.
+  std::function<void(const std::string&)> progress;
+};
+
+// Runs the check. An error (exit 2) when no agent accepted our token or the
+// plan cannot be checked; otherwise a complete report, whatever failed.
+Expected<CheckReport, std::string> run_check(const Plan& plan, const Token& token, const CheckOptions& options);
+
+// 0 when every flow passed, 1 when one failed or was skipped.
+int exit_status(const CheckReport& report);
+
+} // namespace portmatrix

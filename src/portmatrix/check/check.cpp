@@ -197,14 +197,14 @@ private:
     for (const auto& call : calls) {
       const auto& result = *call.result;
       auto& status = m_report.agents[call.node];
+      // A source whose probe round failed leaves its flows untested (skip);
+      // it may still answer as a destination in the observed round.
       if (!result || !result->ok) {
-        status.reachable = false;
-        status.error = !result ? result.error() : "agent refused the probe request: " + result->body;
+        status.error = !result ? "probe round: " + result.error() : "agent refused the probe request: " + result->body;
         continue;
       }
       auto reply = parse_probe_reply(result->body);
       if (!reply) {
-        status.reachable = false;
         status.error = "bad probe reply: " + reply.error();
         continue;
       }

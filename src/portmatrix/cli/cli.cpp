@@ -2,6 +2,8 @@
 // the library's. Input errors are printed once, all of them, as
 // file:line:column, and give exit status 2.
 #include "cli/cli.hpp"
+#include "cli/demo.hpp"
+#include "cli/output.hpp"
 
 #include <unistd.h>
 
@@ -31,43 +33,7 @@
 namespace portmatrix {
 namespace {
 
-constexpr int k_exit_input = 2;
 
-// Prints every diagnostic, in file order.
-void
-print(Diagnostics diagnostics)
-{
-  std::stable_sort(diagnostics.begin(), diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
-  });
-  for (const auto& diagnostic : diagnostics) std::cerr << "portmatrix: " << to_string(diagnostic) << "\n";
-}
-
-// Writes `text` to `path` whole or not at all (temporary file + rename).
-bool
-write_file(const std::filesystem::path& path, const std::string& text)
-{
-  auto temporary = path;
-  temporary += fmt::format(".tmp.{}", ::getpid());
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::filesystem::remove(temporary);
-      std::cerr << "portmatrix: cannot write " << path << "\n";
-      return false;
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary);
-    std::cerr << "portmatrix: cannot write " << path << ": " << error.message() << "\n";
-    return false;
-  }
-  return true;
-}
 
 // Loads the profile (explicit, else the inventory's) and the inventory, and
 // checks one against the other. Prints every problem and returns nullopt.
@@ -148,22 +114,6 @@ command_diff(const std::string& a, const std::string& b, const std::string& form
 }
 
 int
-write_outputs(const std::vector<std::pair<std::string, std::string>>& files, const std::string& out_dir)
-{
-  std::error_code error;
-  std::filesystem::create_directories(out_dir, error);
-  if (error) {
-    std::cerr << fmt::format("portmatrix: cannot create {}: {}\n", out_dir, error.message());
-    return k_exit_input;
-  }
-  for (const auto& [name, text] : files) {
-    if (!write_file(std::filesystem::path(out_dir) / name, text)) return k_exit_input;
-  }
-  std::cerr << fmt::format("portmatrix: wrote {} file(s) to {}\n", files.size(), out_dir);
-  return 0;
-}
-
-int
 command_firewall(const Plan& plan, const std::string& node_name, bool all, const std::string& out_dir,
                  const std::string& format_text)
 {
@@ -238,47 +188,6 @@ command_lb(const Plan& plan, const std::string& format, const std::string& node_
   }
   if (!out_dir.empty()) return write_outputs(files, out_dir);
   std::cout << files[0].second;
-  return 0;
-}
-
-int
-command_demo(const std::string& out_dir)
-{
-  auto inventory = parse_inventory(k_demo_inventory, "<builtin>/inventories/demo.yaml");
-  if (!inventory) {
-    print(inventory.error());
-    return k_exit_input;
-  }
-  auto profile = load_profile(inventory->profile);
-  if (!profile) {
-    print(profile.error());
-    return k_exit_input;
-  }
-  auto plan = make_plan(std::move(*profile), std::move(*inventory));
-  std::cout << "portmatrix demo: the installation guide's topology (3 masters, 3 workers, a load balancer,\n"
-               "3 MongoDB, 3 Elasticsearch, a client) planned with the default profile.\n"
-               "The live check in network namespaces comes with the agent; this shows what it checks.\n\n";
-  std::cout << "=== Inventory (portmatrix demo --out DIR writes it) ===\n";
-  for (const auto& node : plan.inventory.nodes) {
-    std::cout << fmt::format("  {:<8} {:<14} {}\n", node.name, node.address, plan.describe_roles(node));
-  }
-  std::cout << "\n=== What the guide misses (portmatrix diff apinizer-doc apinizer) ===\n";
-  if (auto doc = load_profile("apinizer-doc")) std::cout << render_diff(diff_profiles(*doc, plan.matrix.profile), PortsFormat::table);
-  std::cout << "\n=== Requirements and flows (portmatrix ports --inventory ...) ===\n";
-  std::cout << render_ports(plan.matrix, &plan, PortsFormat::table);
-  auto nft = make_firewall_generator(FirewallFormat::nftables, plan);
-  for (const auto* name : {"master1", "worker1"}) {
-    std::cout << fmt::format("\n=== nftables for {} (portmatrix firewall --node {}) ===\n", name, name);
-    std::cout << nft->render(*plan.inventory.find(name));
-  }
-  std::cout << "\n=== haproxy.cfg (portmatrix lb --format haproxy) ===\n";
-  if (auto haproxy = generate_haproxy(plan)) std::cout << *haproxy;
-  if (!out_dir.empty()) {
-    std::vector<std::pair<std::string, std::string>> files{{"inventory.yaml", std::string(k_demo_inventory)}};
-    for (const auto& node : plan.inventory.nodes) files.emplace_back(nft->file_name(node), nft->render(node));
-    if (auto haproxy = generate_haproxy(plan)) files.emplace_back("haproxy.cfg", *haproxy);
-    return write_outputs(files, out_dir);
-  }
   return 0;
 }
 
@@ -428,7 +337,7 @@ run_cli(int argc, char** argv)
     if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, deadline_s);
     return command_lb(*plan, lb_format, node, out_dir);
   }
-  if (*demo) return command_demo(out_dir);
+  if (*demo) return run_demo(out_dir);
   if (*profiles) {
     if (show.empty()) {
       for (const auto& name : builtin_profile_names()) {

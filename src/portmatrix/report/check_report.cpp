@@ -169,6 +169,7 @@ render_table(const CheckReport& report, Colour colour)
   std::string agents_note;
   for (const auto& a : report.agents) {
     if (!a.reachable) agents_note += fmt::format("  agent {}: unreachable ({})\n", a.node, a.error);
+    else if (!a.error.empty()) agents_note += fmt::format("  agent {}: {}\n", a.node, a.error);
     else if (!a.capture) agents_note += fmt::format("  agent {}: no capture ({})\n", a.node, a.capture_error);
     for (const auto& owner : a.owners) agents_note += fmt::format("  agent {}: port {} is held by a service\n", a.node, owner);
   }

@@ -1,0 +1,260 @@
+// The demo. As root it is the product end to end on one machine: the
+// guide's topology in network namespaces (sim/), each node behind its
+// generated nftables firewall, haproxy on the load balancer with the
+// generated haproxy.cfg, an agent per node, and one fault planted on purpose
+// (UDP 8472 dropped by master2's firewall); then `check` runs from the client
+// node and its report says where the packet died. Without root it checks the
+// same flows on loopback addresses (no firewalls, no VIP) and says what it
+// skipped. Everything it creates is removed on every exit path, Ctrl-C included.
+#include "cli/demo.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "check/check.hpp"
+#include "cli/output.hpp"
+#include "crypto/hmac.hpp"
+#include "firewall/firewall.hpp"
+#include "lb/lb.hpp"
+#include "profiles/builtin.hpp"
+#include "report/check_report.hpp"
+#include "sim/netns_cluster.hpp"
+#include "util/process.hpp"
+
+namespace portmatrix {
+
+namespace {
+
+volatile sig_atomic_t g_interrupted = 0;
+
+void
+on_signal(int)
+{
+  g_interrupted = 1;
+}
+
+std::string
+self_path()
+{
+  std::error_code error;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::string("portmatrix") : path.string();
+}
+
+// A private working directory, removed with everything in it.
+class WorkDir
+{
+public:
+  WorkDir()
+  {
+    std::string pattern = (std::filesystem::temp_directory_path() / "portmatrix-demo-XXXXXX").string();
+    if (::mkdtemp(pattern.data())) m_path = pattern;
+  }
+  // PORTMATRIX_DEMO_KEEP=1 keeps the directory (logs, inventory, token) for a look afterwards.
+  ~WorkDir()
+  {
+    std::error_code error;
+    if (m_path.empty()) return;
+    if (std::getenv("PORTMATRIX_DEMO_KEEP")) {
+      std::cerr << "portmatrix demo: kept " << m_path << "\n";
+      return;
+    }
+    std::filesystem::remove_all(m_path, error);
+  }
+  bool ok() const { return !m_path.empty(); }
+  std::string file(const std::string& name) const { return (std::filesystem::path(m_path) / name).string(); }
+
+private:
+  std::string m_path;
+};
+
+bool
+write_private(const std::string& path, const std::string& text)
+{
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  return out.good() && ::chmod(path.c_str(), 0600) == 0;
+}
+
+void
+step(const std::string& message)
+{
+  std::cout << "==> " << message << std::endl;
+}
+
+// Waits until every agent log says it serves its control channel.
+bool
+wait_for_agents(const WorkDir& work, const Plan& plan, std::chrono::seconds limit)
+{
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline && !g_interrupted) {
+    std::size_t ready = 0;
+    for (const auto& node : plan.inventory.nodes) {
+      std::ifstream log(work.file(node.name + ".agent.log"));
+      std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      ready += text.find("control on") != std::string::npos;
+    }
+    if (ready == plan.inventory.nodes.size()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+Plan
+demo_plan(std::string_view text, const std::string& name)
+{
+  auto inventory = parse_inventory(text, name);
+  auto profile = load_profile(inventory->profile);
+  return make_plan(std::move(*profile), std::move(*inventory));
+}
+
+int
+live_demo(const WorkDir& work)
+{
+  auto inventory_path = work.file("inventory.yaml");
+  write_private(inventory_path, std::string(k_demo_inventory));
+  auto plan = demo_plan(k_demo_inventory, inventory_path);
+  auto prefix = fmt::format("pmd{}", ::getpid() % 100000);
+  NetnsCluster cluster(plan, prefix);
+  std::string error;
+  std::string output;
+
+  step(fmt::format("building the guide's topology: {} nodes in network namespaces {}-*", plan.inventory.nodes.size(),
+                   prefix));
+  if (!cluster.create(error)) {
+    std::cerr << "portmatrix demo: " << error << "\n";
+    return 1;
+  }
+  step("applying each node's generated nftables firewall (portmatrix firewall --format nftables)");
+  auto nft = make_firewall_generator(FirewallFormat::nftables, plan);
+  for (const auto& node : plan.inventory.nodes) {
+    if (!cluster.run_in(node.name, {"nft", "-f", "-"}, output, nft->render(node))) {
+      std::cerr << fmt::format("portmatrix demo: nft on {} failed: {}\n", node.name, output);
+      return 1;
+    }
+  }
+  step("planting a fault: master2's firewall drops UDP 8472 (Flannel VXLAN)");
+  cluster.run_in("master2", {"nft", "insert", "rule", "inet", "portmatrix", "input", "udp", "dport", "8472", "drop"},
+                 output);
+
+  auto token_path = work.file("token");
+  write_private(token_path, random_hex(32) + "\n");
+  if (have_program("haproxy")) {
+    step("starting haproxy on lb1 with the generated haproxy.cfg (portmatrix lb --format haproxy)");
+    write_private(work.file("haproxy.cfg"), *generate_haproxy(plan));
+    cluster.spawn_in("lb1", {"haproxy", "-db", "-f", work.file("haproxy.cfg")}, work.file("haproxy.log"));
+  } else {
+    step("haproxy is not installed: the VIP flows will fail (apt-get install haproxy)");
+  }
+  step("starting an agent on every node (portmatrix agent)");
+  auto self = self_path();
+  for (const auto& node : plan.inventory.nodes) {
+    cluster.spawn_in(node.name,
+                     {self, "agent", "--inventory", inventory_path, "--node", node.name, "--token-file", token_path},
+                     work.file(node.name + ".agent.log"));
+  }
+  if (!wait_for_agents(work, plan, std::chrono::seconds(15))) {
+    if (g_interrupted) return 130;
+    std::cerr << "portmatrix demo: not every agent came up; see their logs\n";
+    return 1;
+  }
+  // haproxy marks the masters up after two health checks, which the agents answer.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  if (g_interrupted) return 130;
+
+  step("running the check from client1 (portmatrix check)");
+  auto started = std::chrono::steady_clock::now();
+  bool passed = cluster.run_in("client1", {self, "check", "--inventory", inventory_path, "--token-file", token_path},
+                               output);
+  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::cout << output;
+  step(fmt::format("check took {:.2f} s and exited {}", elapsed, passed ? "0: all flows hold" : "1: flows fail"));
+  std::cout << "    The failing flows are the planted fault: probes to master2 UDP 8472 reached its interface\n"
+               "    and were dropped by its firewall (dropped-by-destination-firewall).\n";
+  step("removing the namespaces, agents and haproxy");
+  return g_interrupted ? 130 : 0;
+}
+
+int
+loopback_demo(const WorkDir& work)
+{
+  std::cout << "portmatrix demo: not root, so no network namespaces, firewalls, haproxy or packet capture.\n"
+               "Run it as root (or with CAP_NET_ADMIN and CAP_NET_RAW) for the full demo. Checking the same\n"
+               "flows between agents on loopback addresses instead (127.0.1.x, no VIP).\n\n";
+  std::string text(k_demo_inventory);
+  for (auto [from, to] : {std::pair{"10.213.0.", "127.0.1."}}) {
+    for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at)) text.replace(at, 9, to);
+  }
+  auto vip = text.find("loadbalancer: {");
+  text.erase(vip, text.find('\n', vip) - vip + 1);
+  text.replace(text.find("control_port: 7946"), 18, fmt::format("control_port: {}", 20000 + ::getpid() % 9000));
+  auto inventory_path = work.file("inventory.yaml");
+  write_private(inventory_path, text);
+  auto plan = demo_plan(text, inventory_path);
+  auto token_path = work.file("token");
+  write_private(token_path, random_hex(32) + "\n");
+  std::string error;
+  auto token = Token::load(token_path, error);
+
+  std::vector<pid_t> agents;
+  auto stop_all = [&] {
+    for (auto pid : agents) stop_process(pid);
+  };
+  auto self = self_path();
+  for (const auto& node : plan.inventory.nodes) {
+    agents.push_back(spawn_process(
+      {self, "agent", "--inventory", inventory_path, "--node", node.name, "--token-file", token_path},
+      work.file(node.name + ".agent.log")));
+  }
+  if (!wait_for_agents(work, plan, std::chrono::seconds(15))) {
+    stop_all();
+    std::cerr << "portmatrix demo: not every agent came up\n";
+    return g_interrupted ? 130 : 1;
+  }
+  auto report = run_check(plan, *token, {});
+  stop_all();
+  if (!report) {
+    std::cerr << "portmatrix demo: " << report.error() << "\n";
+    return 1;
+  }
+  std::cout << render_check(*report, CheckFormat::table);
+  return g_interrupted ? 130 : 0;
+}
+
+} // namespace
+
+int
+run_demo(const std::string& out_dir)
+{
+  if (!out_dir.empty()) {
+    auto plan = demo_plan(k_demo_inventory, "<builtin>/inventories/demo.yaml");
+    auto nft = make_firewall_generator(FirewallFormat::nftables, plan);
+    std::vector<std::pair<std::string, std::string>> files{{"inventory.yaml", std::string(k_demo_inventory)}};
+    for (const auto& node : plan.inventory.nodes) files.emplace_back(nft->file_name(node), nft->render(node));
+    files.emplace_back("haproxy.cfg", *generate_haproxy(plan));
+    return write_outputs(files, out_dir);
+  }
+  WorkDir work;
+  if (!work.ok()) {
+    std::cerr << "portmatrix demo: cannot create a temporary directory\n";
+    return 1;
+  }
+  struct sigaction action{};
+  action.sa_handler = on_signal;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  bool root = ::geteuid() == 0 && have_program("ip") && have_program("nft");
+  return root ? live_demo(work) : loopback_demo(work);
+}
+
+} // namespace portmatrix

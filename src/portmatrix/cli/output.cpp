@@ -1,0 +1,66 @@
+// Output helpers shared by the subcommands.
+#include "cli/output.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <tuple>
+
+#include <fmt/format.h>
+
+namespace portmatrix {
+
+void
+print(Diagnostics diagnostics)
+{
+  std::stable_sort(diagnostics.begin(), diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+  });
+  for (const auto& diagnostic : diagnostics) std::cerr << "portmatrix: " << to_string(diagnostic) << "\n";
+}
+
+bool
+write_file(const std::filesystem::path& path, const std::string& text)
+{
+  auto temporary = path;
+  temporary += fmt::format(".tmp.{}", ::getpid());
+  std::error_code error;
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(temporary, error);
+      std::cerr << "portmatrix: cannot write " << path << "\n";
+      return false;
+    }
+  }
+  std::filesystem::rename(temporary, path, error);
+  if (error) {
+    auto reason = error.message();
+    std::filesystem::remove(temporary, error);
+    std::cerr << "portmatrix: cannot write " << path << ": " << reason << "\n";
+    return false;
+  }
+  return true;
+}
+
+int
+write_outputs(const std::vector<std::pair<std::string, std::string>>& files, const std::string& out_dir)
+{
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) {
+    std::cerr << fmt::format("portmatrix: cannot create {}: {}\n", out_dir, error.message());
+    return k_exit_input;
+  }
+  for (const auto& [name, text] : files) {
+    if (!write_file(std::filesystem::path(out_dir) / name, text)) return k_exit_input;
+  }
+  std::cerr << fmt::format("portmatrix: wrote {} file(s) to {}\n", files.size(), out_dir);
+  return 0;
+}
+
+} // namespace portmatrix

@@ -18,6 +18,16 @@ const char* const k_icmpv6_types[] = {"destination-unreachable",
                                       "nd-neighbor-advert",
                                       nullptr};
 
+std::string
+icmpv6_legacy_name(std::string_view nft_name)
+{
+  if (nft_name == "nd-router-solicit") return "router-solicitation";
+  if (nft_name == "nd-router-advert") return "router-advertisement";
+  if (nft_name == "nd-neighbor-solicit") return "neighbour-solicitation";
+  if (nft_name == "nd-neighbor-advert") return "neighbour-advertisement";
+  return std::string(nft_name);
+}
+
 std::optional<FirewallFormat>
 parse_firewall_format(std::string_view text)
 {

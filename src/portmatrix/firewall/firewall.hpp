@@ -38,6 +38,10 @@ std::unique_ptr<FirewallGenerator> make_firewall_generator(FirewallFormat format
 extern const char* const k_icmp_types[];
 extern const char* const k_icmpv6_types[];
 
+// The name ip6tables and firewalld give an ICMPv6 type that nftables calls
+// `nft_name` (nd-neighbor-solicit -> neighbour-solicitation, ...).
+std::string icmpv6_legacy_name(std::string_view nft_name);
+
 // The comment line(s) that open every generated file; `prefix` is "#" etc.
 std::string firewall_header(const Plan& plan, const Node& node, std::string_view backend);
 

@@ -34,11 +34,11 @@ public:
     out += "$fw --zone=portmatrix --add-interface=\"$PORTMATRIX_IFACE\"\n";
     for (auto type = k_icmp_types; *type; ++type) {
       out += fmt::format("$fw --zone=portmatrix --add-rich-rule='rule family=\"ipv4\" icmp-type name=\"{}\" accept'\n",
-                         icmp_name(*type, false));
+                         *type);
     }
     for (auto type = k_icmpv6_types; *type; ++type) {
       out += fmt::format("$fw --zone=portmatrix --add-rich-rule='rule family=\"ipv6\" icmp-type name=\"{}\" accept'\n",
-                         icmp_name(*type, true));
+                         icmpv6_legacy_name(*type));
     }
     IngressRule admin{Role::any, Protocol::tcp, admin_ports(m_plan), {"SSH", "portmatrix agent"}};
     if (m_plan.inventory.admin_cidrs.empty()) {
@@ -61,17 +61,6 @@ public:
   std::string file_name(const Node& node) const override { return node.name + ".firewalld.sh"; }
 
 private:
-  // firewalld names some ICMPv6 types differently from nftables.
-  static std::string icmp_name(std::string_view type, bool ipv6)
-  {
-    if (ipv6 && type == "nd-router-solicit") return "router-solicitation";
-    if (ipv6 && type == "nd-router-advert") return "router-advertisement";
-    if (ipv6 && type == "nd-neighbor-solicit") return "neighbour-solicitation";
-    if (ipv6 && type == "nd-neighbor-advert") return "neighbour-advertisement";
-    if (ipv6 && type == "packet-too-big") return "packet-too-big";
-    return std::string(type);
-  }
-
   void add_ipset(std::string_view role, const SourceSet& sources)
   {
     for (bool ipv6 : {false, true}) {

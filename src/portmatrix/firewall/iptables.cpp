@@ -43,7 +43,7 @@ public:
                            k_chain,
                            ipv6 ? "ipv6-icmp" : "icmp",
                            ipv6 ? "icmpv6" : "icmp",
-                           *type);
+                           ipv6 ? icmpv6_legacy_name(*type) : std::string(*type));
       }
       IngressRule admin{Role::any, Protocol::tcp, admin_ports(m_plan), {"SSH", "portmatrix agent"}};
       auto admin_match = m_plan.inventory.admin_cidrs.empty()

@@ -26,7 +26,7 @@
 namespace portmatrix {
 namespace {
 
-// Two nodes on loopback addresses; ports chosen at random in a high range so
+// Two nodes on loopback addresses; ports chosen at random below the ephemeral range so
 // concurrent runs and real services do not collide.
 class ControlChannel : public ::testing::Test
 {
@@ -34,7 +34,7 @@ protected:
   void SetUp() override
   {
     std::mt19937 random(std::random_device{}());
-    m_base = std::uint16_t(40000 + random() % 20000);
+    m_base = std::uint16_t(20000 + random() % 12000); // below the ephemeral range (32768+)
     m_dir = std::filesystem::temp_directory_path() / fmt::format("pm-control-{}-{}", ::getpid(), m_base);
     std::filesystem::create_directories(m_dir);
     std::ofstream(m_dir / "profile.yaml") << fmt::format(R"(name: control-test

@@ -1,0 +1,838 @@
+// The prober: every port of every target becomes one job per connection
+// (`repeat` jobs for a VIP), and jobs run as non-blocking sockets on the
+// caller's EventLoop, at most `max_in_flight` at once; each finished probe
+// starts the next job, so a range of thousands of ports is in flight at once
+// and a dropped range is settled in one timeout round.
+//
+// Probes live in a fixed pool of slots. A slot's generation changes every
+// time it is reused, so anything still queued for an earlier probe in that
+// slot (a timeout, a resend) is recognised as stale and skipped. All probes
+// share one timeout and are started in time order, so their deadlines are in
+// the order they were queued: a FIFO (DeadlineQueue) with one loop timer for
+// its head replaces a timer per probe. UDP resends use a second such queue.
+//
+// TCP: connect; the EPOLLOUT result (SO_ERROR) is classified; on success the
+// probe payload is sent and one identity line is read (until '\n', EOF, or
+// the timeout), then the socket is closed with an RST (SO_LINGER 0) so no
+// TIME_WAIT piles up. UDP: a connected socket with IP_RECVERR sends the
+// payload (again every `udp_resend`) until an answer, an ICMP error from the
+// error queue, or the timeout. TCP sockets get IP_RECVERR too: a failed
+// connect then leaves the ICMP type and code in the error queue, which tells
+// an administratively prohibited reject from an unreachable host.
+//
+// Outcomes are data: whatever happens to a socket, each job settles exactly
+// once, and `done` is called once, from the loop, when every job has settled.
+#include "probe/prober.hpp"
+
+#include <linux/errqueue.h>
+#include <netinet/icmp6.h>
+#include <netinet/ip_icmp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <new>
+#include <stdexcept>
+
+#include "net/address.hpp"
+#include "net/fd.hpp"
+
+namespace portmatrix {
+
+std::string_view
+to_string(ProbeState state)
+{
+  switch (state) {
+  case ProbeState::open: return "open";
+  case ProbeState::refused: return "refused";
+  case ProbeState::admin_prohibited: return "admin-prohibited";
+  case ProbeState::unreachable: return "unreachable";
+  case ProbeState::blocked_locally: return "blocked-locally";
+  case ProbeState::filtered: return "filtered";
+  case ProbeState::error: return "error";
+  }
+  return "?";
+}
+
+namespace {
+
+using Clock = EventLoop::Clock;
+
+// File descriptors left to the rest of the process (listeners, the control
+// channel, logs) when the soft RLIMIT_NOFILE caps the probes in flight.
+constexpr std::size_t k_reserved_fds = 64;
+constexpr std::size_t k_nonce_bytes = 8; // 16 hex characters
+
+// One connection (TCP) or exchange (UDP): the unit of work that holds a socket.
+struct Job
+{
+  std::uint32_t target = 0;
+  std::uint32_t port_index = 0; // into the target's range
+  std::uint32_t attempt = 0;    // 0 .. repeat-1
+};
+
+// What one job found.
+struct Finding
+{
+  ProbeState state = ProbeState::filtered;
+  int error = 0;
+  std::optional<Identity> responder;
+};
+
+Finding
+found(ProbeState state, int error = 0)
+{
+  return Finding{state, error, std::nullopt};
+}
+
+// --- classification (pure) -------------------------------------------------
+
+// An errno from connect(), SO_ERROR, send() or recv().
+Finding
+classify_errno(int error)
+{
+  switch (error) {
+  case 0: return found(ProbeState::open);
+  case ECONNREFUSED: return found(ProbeState::refused, error);
+  case EHOSTUNREACH:
+  case ENETUNREACH: return found(ProbeState::unreachable, error);
+  case EPERM:
+  case EACCES: return found(ProbeState::blocked_locally, error);
+  case ETIMEDOUT: return found(ProbeState::filtered); // the kernel gave up before we did: no answer
+  default: return found(ProbeState::error, error);
+  }
+}
+
+// An ICMP (or local) error taken from a socket's error queue.
+Finding
+classify_queued_error(const sock_extended_err& queued)
+{
+  auto error = int(queued.ee_errno);
+  if (queued.ee_origin == SO_EE_ORIGIN_ICMP && queued.ee_type == ICMP_DEST_UNREACH) {
+    switch (queued.ee_code) {
+    case ICMP_PORT_UNREACH: return found(ProbeState::refused, ECONNREFUSED);
+    case ICMP_NET_ANO:
+    case ICMP_HOST_ANO:
+    case ICMP_PKT_FILTERED: return found(ProbeState::admin_prohibited, error);
+    default: return found(ProbeState::unreachable, error);
+    }
+  }
+  if (queued.ee_origin == SO_EE_ORIGIN_ICMP6 && queued.ee_type == ICMP6_DST_UNREACH) {
+    switch (queued.ee_code) {
+    case ICMP6_DST_UNREACH_NOPORT: return found(ProbeState::refused, ECONNREFUSED);
+    case ICMP6_DST_UNREACH_ADMIN:
+    case 5: // source address failed ingress/egress policy (RFC 4443)
+    case 6: // reject route to destination (RFC 4443)
+      return found(ProbeState::admin_prohibited, error);
+    default: return found(ProbeState::unreachable, error);
+    }
+  }
+  return classify_errno(error);
+}
+
+bool
+is_out_of_resources(int error)
+{
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+// A datagram that could not be queued now; the next resend tries again.
+bool
+is_transient_send_error(int error)
+{
+  return error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS || error == EINTR;
+}
+
+int
+current_exception_errno()
+{
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return ENOMEM;
+  } catch (...) {
+    return EIO;
+  }
+}
+
+// --- socket helpers (the syscalls) -----------------------------------------
+
+// The first error queued on `fd` (MSG_ERRQUEUE), if any.
+std::optional<sock_extended_err>
+read_queued_error(int fd)
+{
+  char data[64];
+  alignas(cmsghdr) char control[512];
+  iovec vector{data, sizeof data};
+  msghdr message{};
+  message.msg_iov = &vector;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  if (::recvmsg(fd, &message, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return std::nullopt;
+  for (auto* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+    bool v4 = header->cmsg_level == SOL_IP && header->cmsg_type == IP_RECVERR;
+    bool v6 = header->cmsg_level == SOL_IPV6 && header->cmsg_type == IPV6_RECVERR;
+    if (!v4 && !v6) continue;
+    sock_extended_err queued{};
+    std::memcpy(&queued, CMSG_DATA(header), sizeof queued);
+    return queued;
+  }
+  return std::nullopt;
+}
+
+// A failed connect/send/recv, made precise by the ICMP error behind it when
+// the error queue holds one. A plain RST needs no look.
+Finding
+classify_failure(int fd, int error)
+{
+  if (error != ECONNREFUSED) {
+    if (auto queued = read_queued_error(fd)) return classify_queued_error(*queued);
+  }
+  return classify_errno(error);
+}
+
+int
+pending_socket_error(int fd)
+{
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
+  return error;
+}
+
+// True when a TCP socket connected to itself (simultaneous open on a port of
+// the ephemeral range with nothing listening): nothing listens there.
+bool
+is_self_connect(int fd, const SocketAddress& peer)
+{
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return false;
+  auto local = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&storage), length);
+  return local.port() == peer.port() && local.family() == peer.family() && local.host() == peer.host();
+}
+
+// IP_RECVERR, and the bind to the source address. Returns 0 or an errno.
+int
+prepare_socket(int fd, int family, Protocol protocol, const std::optional<SocketAddress>& source)
+{
+  int on = 1;
+  auto level = family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+  auto option = family == AF_INET6 ? IPV6_RECVERR : IP_RECVERR;
+  if (::setsockopt(fd, level, option, &on, sizeof on) != 0) return errno;
+  if (!source) return 0;
+  // TCP: the port is chosen at connect(), per destination, so thousands of
+  // probes from one source address do not exhaust the ephemeral range.
+  if (protocol == Protocol::tcp) ::setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+  if (::bind(fd, source->get(), source->length()) != 0) return errno;
+  return 0;
+}
+
+void
+reset_on_close(int fd)
+{
+  linger hard{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+}
+
+std::size_t
+fd_budget()
+{
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  auto soft = std::size_t(limit.rlim_cur);
+  return soft > 2 * k_reserved_fds ? soft - k_reserved_fds : std::max<std::size_t>(1, soft / 2);
+}
+
+// --- DeadlineQueue -----------------------------------------------------------
+
+// Entries that share one delay, queued in time order and therefore due in
+// queue order: one loop timer, set for the head, serves them all. An entry
+// names a slot and its generation; the handler skips stale ones.
+class DeadlineQueue
+{
+public:
+  using Handler = std::function<void(std::uint32_t slot, std::uint32_t generation)>;
+
+  DeadlineQueue(EventLoop& loop, Handler handler) : m_loop(loop), m_handler(std::move(handler)) {}
+  ~DeadlineQueue() { clear(); }
+  DeadlineQueue(const DeadlineQueue&) = delete;
+  DeadlineQueue& operator=(const DeadlineQueue&) = delete;
+
+  void push(Clock::time_point when, std::uint32_t slot, std::uint32_t generation)
+  {
+    m_entries.push_back(Entry{when, slot, generation});
+    if (!m_firing) arm();
+  }
+
+  void clear()
+  {
+    if (m_timer != 0) m_loop.cancel(m_timer);
+    m_timer = 0;
+    m_entries.clear();
+  }
+
+private:
+  struct Entry
+  {
+    Clock::time_point when;
+    std::uint32_t slot;
+    std::uint32_t generation;
+  };
+
+  void arm()
+  {
+    if (m_timer == 0 && !m_entries.empty()) m_timer = m_loop.at(m_entries.front().when, [this] { fire(); });
+  }
+
+  void fire()
+  {
+    m_timer = 0;
+    m_firing = true;
+    auto now = Clock::now();
+    while (!m_entries.empty() && m_entries.front().when <= now) {
+      auto entry = m_entries.front();
+      m_entries.pop_front();
+      m_handler(entry.slot, entry.generation); // may push (new probes): those are due later
+    }
+    m_firing = false;
+    arm();
+  }
+
+  EventLoop& m_loop;
+  Handler m_handler;
+  std::deque<Entry> m_entries;
+  std::uint64_t m_timer = 0;
+  bool m_firing = false;
+};
+
+enum class Phase {
+  idle,       // the slot is free
+  connecting, // TCP: waiting for EPOLLOUT
+  reading,    // TCP: connected, payload sent, reading the identity line
+  awaiting,   // UDP: payload sent, waiting for a datagram or an ICMP error
+};
+
+struct Probe
+{
+  Job job;
+  Protocol protocol = Protocol::tcp;
+  Phase phase = Phase::idle;
+  std::uint32_t generation = 0;
+  Fd fd;
+  SocketAddress peer;
+  std::string nonce;
+  std::string payload;
+  std::string received; // TCP: the identity line so far
+  Clock::time_point deadline;
+};
+
+enum class Launch { in_flight, settled, deferred };
+
+} // namespace
+
+// --- Prober::Impl --------------------------------------------------------------
+
+struct Prober::Impl
+{
+  Impl(EventLoop& loop, const Token& token, ProbeOptions options);
+  ~Impl();
+
+  void start(std::vector<ProbeTarget> targets, std::function<void(std::vector<TargetOutcome>)> done);
+
+private:
+  void settle_unprobeable_targets();
+  std::optional<Job> next_job();
+  void fill();
+  Launch launch(const Job& job);
+  Launch watch(const Job& job, Fd fd, const SocketAddress& peer, std::string nonce, std::string payload);
+  Launch settle_now(const Job& job, Finding finding);
+  Launch defer_or_settle(const Job& job, int error);
+  std::uint32_t acquire_slot();
+  void on_event(std::uint32_t slot, std::uint32_t generation, std::uint32_t events);
+  std::optional<Finding> on_tcp_event(Probe& probe);
+  std::optional<Finding> on_connect_result(Probe& probe);
+  std::optional<Finding> read_identity_line(Probe& probe);
+  std::optional<Finding> on_udp_event(Probe& probe, std::uint32_t events);
+  void on_deadline(std::uint32_t slot, std::uint32_t generation);
+  void on_resend(std::uint32_t slot, std::uint32_t generation);
+  Finding open_with(const Probe& probe, std::string_view reply) const;
+  void finish(std::uint32_t slot, Finding finding);
+  void close_probe(Probe& probe);
+  void settle(const Job& job, Finding finding);
+  void maybe_done();
+  void deliver();
+  void abandon_probes();
+
+  bool live(std::uint32_t slot, std::uint32_t generation) const
+  {
+    return slot < m_probes.size() && m_probes[slot].generation == generation && m_probes[slot].phase != Phase::idle;
+  }
+  std::uint32_t repeat_of(std::uint32_t target) const
+  {
+    return std::uint32_t(std::max(1, m_outcomes[target].target.repeat));
+  }
+  static std::uint32_t port_count(const PortRange& range) { return range.min > range.max ? 0 : range.size(); }
+
+  EventLoop& m_loop;
+  const Token& m_token;
+  ProbeOptions m_options;
+  std::size_t m_capacity = 1; // probes in flight at most
+  std::optional<SocketAddress> m_source;
+
+  std::vector<TargetOutcome> m_outcomes;
+  std::vector<std::optional<SocketAddress>> m_addresses; // per target; nullopt: not probed
+  std::vector<std::vector<std::uint32_t>> m_attempts_settled; // per target, per port
+  std::function<void(std::vector<TargetOutcome>)> m_done;
+  std::uint64_t m_total = 0;
+  std::uint64_t m_settled = 0;
+  bool m_running = false;
+
+  Job m_cursor;                 // the next job not yet started
+  std::deque<Job> m_deferred;   // jobs that found no free fd; retried first
+  bool m_starved = false;       // out of fds: wait for a probe to finish
+
+  std::vector<Probe> m_probes;
+  std::vector<std::uint32_t> m_free;
+  std::size_t m_in_flight = 0;
+  DeadlineQueue m_deadlines;
+  DeadlineQueue m_resends;
+  std::uint64_t m_done_timer = 0;
+};
+
+Prober::Impl::Impl(EventLoop& loop, const Token& token, ProbeOptions options)
+  : m_loop(loop), m_token(token), m_options(std::move(options)),
+    m_deadlines(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_deadline(slot, generation); }),
+    m_resends(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_resend(slot, generation); })
+{
+}
+
+Prober::Impl::~Impl()
+{
+  abandon_probes();
+  if (m_done_timer != 0) m_loop.cancel(m_done_timer);
+}
+
+void
+Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::vector<TargetOutcome>)> done)
+{
+  if (m_running) throw std::logic_error("Prober::start while a run is in progress");
+  m_done = std::move(done);
+  m_outcomes.clear();
+  m_addresses.clear();
+  m_attempts_settled.clear();
+  m_total = m_settled = 0;
+  m_cursor = Job{};
+  m_deferred.clear();
+
+  m_source.reset();
+  bool bad_source = false;
+  if (!m_options.source_address.empty()) {
+    m_source = SocketAddress::parse(m_options.source_address, 0);
+    bad_source = !m_source;
+  }
+  for (auto& target : targets) {
+    auto count = port_count(target.range);
+    TargetOutcome outcome{std::move(target), std::vector<PortOutcome>(count)};
+    for (std::uint32_t i = 0; i < count; ++i) outcome.ports[i].port = std::uint16_t(outcome.target.range.min + i);
+    m_addresses.push_back(bad_source ? std::nullopt : SocketAddress::parse(outcome.target.address, 0));
+    m_attempts_settled.emplace_back(count, 0);
+    m_outcomes.push_back(std::move(outcome));
+    m_total += std::uint64_t(count) * repeat_of(std::uint32_t(m_outcomes.size() - 1));
+  }
+  settle_unprobeable_targets();
+
+  // The limit as it is now: the caller may have raised it since construction.
+  m_capacity = std::clamp<std::size_t>(m_options.max_in_flight, 1, fd_budget());
+  auto slots = std::size_t(std::min<std::uint64_t>(m_capacity, std::max<std::uint64_t>(m_total, 1)));
+  m_probes = std::vector<Probe>(slots);
+  m_free.clear();
+  for (auto slot = std::uint32_t(slots); slot-- > 0;) m_free.push_back(slot);
+  m_in_flight = 0;
+  m_running = true;
+  fill();
+}
+
+// Targets that cannot be probed at all settle every port at once: EINVAL for
+// an address (or source address) that does not parse, EPROTONOSUPPORT for a
+// protocol other than TCP and UDP.
+void
+Prober::Impl::settle_unprobeable_targets()
+{
+  for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
+    auto protocol = m_outcomes[target].target.protocol;
+    bool supported = protocol == Protocol::tcp || protocol == Protocol::udp;
+    if (m_addresses[target] && supported) continue;
+    m_addresses[target].reset();
+    auto error = supported ? EINVAL : EPROTONOSUPPORT;
+    for (std::uint32_t port = 0; port < m_outcomes[target].ports.size(); ++port) {
+      for (std::uint32_t attempt = 0; attempt < repeat_of(target); ++attempt) {
+        settle(Job{target, port, attempt}, found(ProbeState::error, error));
+      }
+    }
+  }
+}
+
+std::optional<Job>
+Prober::Impl::next_job()
+{
+  if (!m_deferred.empty()) {
+    auto job = m_deferred.front();
+    m_deferred.pop_front();
+    return job;
+  }
+  while (m_cursor.target < m_outcomes.size()) {
+    auto job = m_cursor;
+    bool probed = m_addresses[job.target].has_value();
+    auto ports = std::uint32_t(m_outcomes[job.target].ports.size());
+    if (probed && job.port_index < ports) {
+      if (++m_cursor.attempt == repeat_of(job.target)) {
+        m_cursor.attempt = 0;
+        ++m_cursor.port_index;
+      }
+      return job;
+    }
+    m_cursor = Job{job.target + 1, 0, 0};
+  }
+  return std::nullopt;
+}
+
+// Starts jobs until `m_capacity` probes are in flight, the jobs run out, or
+// no fd is left (then the next finished probe calls fill() again).
+void
+Prober::Impl::fill()
+{
+  m_starved = false;
+  while (!m_starved && m_in_flight < m_capacity) {
+    auto job = next_job();
+    if (!job) break;
+    try {
+      if (launch(*job) == Launch::deferred) m_starved = true;
+    } catch (...) {
+      settle(*job, found(ProbeState::error, current_exception_errno()));
+    }
+  }
+  maybe_done();
+}
+
+Launch
+Prober::Impl::launch(const Job& job)
+{
+  auto protocol = m_outcomes[job.target].target.protocol;
+  auto peer = *m_addresses[job.target];
+  peer.set_port(m_outcomes[job.target].ports[job.port_index].port);
+  auto type = protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM;
+
+  Fd fd(::socket(peer.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return defer_or_settle(job, errno);
+  if (int error = prepare_socket(fd.get(), peer.family(), protocol, m_source); error != 0) {
+    return settle_now(job, found(ProbeState::error, error)); // e.g. a source address that is not local
+  }
+  if (::connect(fd.get(), peer.get(), peer.length()) != 0 && errno != EINPROGRESS) {
+    int error = errno;
+    if (error == EADDRNOTAVAIL || error == EAGAIN) return defer_or_settle(job, error); // no local port left
+    return settle_now(job, classify_failure(fd.get(), error));
+  }
+  auto nonce = random_hex(k_nonce_bytes);
+  auto payload = make_probe_payload(nonce);
+  if (protocol == Protocol::udp && ::send(fd.get(), payload.data(), payload.size(), MSG_DONTWAIT) < 0) {
+    if (!is_transient_send_error(errno)) return settle_now(job, classify_failure(fd.get(), errno));
+  }
+  return watch(job, std::move(fd), peer, std::move(nonce), std::move(payload));
+}
+
+// Puts a started socket into a slot and on the loop, with its deadline.
+Launch
+Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::string nonce, std::string payload)
+{
+  auto protocol = m_outcomes[job.target].target.protocol;
+  auto slot = acquire_slot();
+  auto& probe = m_probes[slot];
+  auto generation = probe.generation;
+  auto events = protocol == Protocol::tcp ? EPOLLOUT : EPOLLIN;
+  auto on_ready = [this, slot, generation](std::uint32_t ready) { on_event(slot, generation, ready); };
+  if (!m_loop.add(fd.get(), events, std::move(on_ready))) {
+    int error = errno;
+    m_free.push_back(slot);
+    return defer_or_settle(job, error);
+  }
+  auto now = Clock::now();
+  probe.job = job;
+  probe.protocol = protocol;
+  probe.phase = protocol == Protocol::tcp ? Phase::connecting : Phase::awaiting;
+  probe.fd = std::move(fd);
+  probe.peer = peer;
+  probe.nonce = std::move(nonce);
+  probe.payload = std::move(payload);
+  probe.received.clear();
+  probe.deadline = now + m_options.timeout;
+  ++m_in_flight;
+  m_deadlines.push(probe.deadline, slot, generation);
+  if (protocol == Protocol::udp && m_options.udp_resend.count() > 0 && m_options.udp_resend < m_options.timeout) {
+    m_resends.push(now + m_options.udp_resend, slot, generation);
+  }
+  return Launch::in_flight;
+}
+
+Launch
+Prober::Impl::settle_now(const Job& job, Finding finding)
+{
+  settle(job, std::move(finding));
+  return Launch::settled;
+}
+
+// Out of fds (or local ports): wait for a probe in flight to give one back.
+// With none in flight, waiting would not help: the job is an error.
+Launch
+Prober::Impl::defer_or_settle(const Job& job, int error)
+{
+  bool retry = is_out_of_resources(error) || error == EADDRNOTAVAIL || error == EAGAIN;
+  if (retry && m_in_flight > 0) {
+    m_deferred.push_front(job);
+    return Launch::deferred;
+  }
+  return settle_now(job, found(ProbeState::error, error));
+}
+
+std::uint32_t
+Prober::Impl::acquire_slot()
+{
+  auto slot = m_free.back();
+  m_free.pop_back();
+  ++m_probes[slot].generation;
+  return slot;
+}
+
+void
+Prober::Impl::on_event(std::uint32_t slot, std::uint32_t generation, std::uint32_t events)
+{
+  if (!live(slot, generation)) return;
+  auto& probe = m_probes[slot];
+  std::optional<Finding> finding;
+  try {
+    finding = probe.protocol == Protocol::tcp ? on_tcp_event(probe) : on_udp_event(probe, events);
+  } catch (...) {
+    finding = found(ProbeState::error, current_exception_errno());
+  }
+  if (finding) finish(slot, std::move(*finding));
+}
+
+std::optional<Finding>
+Prober::Impl::on_tcp_event(Probe& probe)
+{
+  return probe.phase == Phase::connecting ? on_connect_result(probe) : read_identity_line(probe);
+}
+
+std::optional<Finding>
+Prober::Impl::on_connect_result(Probe& probe)
+{
+  int fd = probe.fd.get();
+  int error = pending_socket_error(fd);
+  // Connected, then reset before we looked: something accepted the connection.
+  if (error == ECONNRESET || error == EPIPE) return open_with(probe, {});
+  if (error != 0) return classify_failure(fd, error);
+  if (is_self_connect(fd, probe.peer)) {
+    reset_on_close(fd); // no TIME_WAIT for a connection to itself either
+    return found(ProbeState::refused, ECONNREFUSED);
+  }
+  probe.phase = Phase::reading;
+  // A failed send needs no handling here: the read that follows sees the reset.
+  ::send(fd, probe.payload.data(), probe.payload.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (!m_loop.modify(fd, EPOLLIN)) return open_with(probe, {});
+  return std::nullopt;
+}
+
+// Reads until a whole line, EOF, a reset, or k_max_identity_line bytes.
+std::optional<Finding>
+Prober::Impl::read_identity_line(Probe& probe)
+{
+  char buffer[k_max_identity_line];
+  auto room = k_max_identity_line - probe.received.size();
+  auto count = ::recv(probe.fd.get(), buffer, room, MSG_DONTWAIT);
+  if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return std::nullopt;
+  if (count <= 0) return open_with(probe, probe.received); // EOF or reset: what came is all there is
+  probe.received.append(buffer, std::size_t(count));
+  auto newline = probe.received.find('\n');
+  if (newline != std::string::npos) return open_with(probe, std::string_view(probe.received).substr(0, newline + 1));
+  if (probe.received.size() >= k_max_identity_line) return open_with(probe, probe.received);
+  return std::nullopt;
+}
+
+std::optional<Finding>
+Prober::Impl::on_udp_event(Probe& probe, std::uint32_t events)
+{
+  int fd = probe.fd.get();
+  if (events & EPOLLERR) {
+    if (auto queued = read_queued_error(fd)) return classify_queued_error(*queued);
+  }
+  char buffer[k_max_identity_line + 1]; // one byte more: a longer datagram is no identity line
+  auto count = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+  if (count >= 0) return open_with(probe, std::string_view(buffer, std::size_t(count)));
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
+  return classify_failure(fd, errno);
+}
+
+Finding
+Prober::Impl::open_with(const Probe& probe, std::string_view reply) const
+{
+  Finding finding = found(ProbeState::open);
+  if (!reply.empty()) finding.responder = parse_identity_reply(m_token, reply, probe.nonce, probe.protocol);
+  return finding;
+}
+
+void
+Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
+{
+  if (!live(slot, generation)) return;
+  auto& probe = m_probes[slot];
+  // Connected but no whole line in time: something is there, not our agent.
+  finish(slot, probe.phase == Phase::reading ? open_with(probe, {}) : found(ProbeState::filtered));
+}
+
+void
+Prober::Impl::on_resend(std::uint32_t slot, std::uint32_t generation)
+{
+  if (!live(slot, generation)) return;
+  auto& probe = m_probes[slot];
+  int fd = probe.fd.get();
+  if (::send(fd, probe.payload.data(), probe.payload.size(), MSG_DONTWAIT) < 0 && !is_transient_send_error(errno)) {
+    finish(slot, classify_failure(fd, errno));
+    return;
+  }
+  auto next = Clock::now() + m_options.udp_resend;
+  if (next < probe.deadline) m_resends.push(next, slot, generation);
+}
+
+// Settles the probe in `slot`, frees the slot, and starts the next jobs.
+// The caller must not touch the probe afterwards (the slot may be reused).
+void
+Prober::Impl::finish(std::uint32_t slot, Finding finding)
+{
+  auto& probe = m_probes[slot];
+  auto job = probe.job;
+  close_probe(probe);
+  m_free.push_back(slot);
+  --m_in_flight;
+  try {
+    settle(job, std::move(finding));
+    fill();
+  } catch (...) {
+    // Only allocation can fail here; the loop must not see it.
+  }
+}
+
+void
+Prober::Impl::close_probe(Probe& probe)
+{
+  m_loop.remove(probe.fd.get());
+  if (probe.protocol == Protocol::tcp && probe.phase == Phase::reading) reset_on_close(probe.fd.get());
+  probe.fd.reset();
+  probe.phase = Phase::idle;
+  probe.received.clear();
+}
+
+// Merges one job's finding into its port's outcome. With repeat > 1 the
+// port is open if any connection opened, `responder` is the first identity,
+// and `responders` lists each authentic node once, in the order they answered.
+void
+Prober::Impl::settle(const Job& job, Finding finding)
+{
+  auto& outcome = m_outcomes[job.target].ports[job.port_index];
+  bool first = m_attempts_settled[job.target][job.port_index]++ == 0;
+  bool opened = finding.state == ProbeState::open;
+  if (finding.responder && finding.responder->authentic &&
+      std::find(outcome.responders.begin(), outcome.responders.end(), finding.responder->node) ==
+        outcome.responders.end()) {
+    outcome.responders.push_back(finding.responder->node);
+  }
+  if (first || (opened && outcome.state != ProbeState::open)) {
+    outcome.state = finding.state;
+    outcome.error = finding.error;
+    outcome.responder = std::move(finding.responder);
+  } else if (opened && !outcome.responder) {
+    outcome.responder = std::move(finding.responder);
+  }
+  ++m_settled;
+}
+
+void
+Prober::Impl::maybe_done()
+{
+  if (!m_running || m_settled < m_total || m_done_timer != 0) return;
+  // Always from the loop, even when nothing needed a socket.
+  m_done_timer = m_loop.after(std::chrono::milliseconds(0), [this] { deliver(); });
+}
+
+void
+Prober::Impl::deliver()
+{
+  m_done_timer = 0;
+  m_deadlines.clear();
+  m_resends.clear();
+  m_running = false;
+  auto done = std::move(m_done);
+  m_done = nullptr;
+  auto outcomes = std::move(m_outcomes);
+  m_outcomes.clear();
+  if (done) done(std::move(outcomes)); // may destroy the prober: nothing after this
+}
+
+void
+Prober::Impl::abandon_probes()
+{
+  for (auto& probe : m_probes) {
+    if (probe.phase != Phase::idle) close_probe(probe);
+  }
+  m_deadlines.clear();
+  m_resends.clear();
+}
+
+// --- Prober ----------------------------------------------------------------
+
+Prober::Prober(EventLoop& loop, const Token& token, ProbeOptions options)
+  : m_impl(std::make_unique<Impl>(loop, token, std::move(options)))
+{
+}
+
+Prober::~Prober() = default;
+
+void
+Prober::start(std::vector<ProbeTarget> targets, std::function<void(std::vector<TargetOutcome>)> done)
+{
+  m_impl->start(std::move(targets), std::move(done));
+}
+
+std::vector<TargetOutcome>
+Prober::run(const Token& token, std::vector<ProbeTarget> targets, ProbeOptions options)
+{
+  EventLoop loop;
+  std::vector<TargetOutcome> outcomes;
+  Prober prober(loop, token, std::move(options));
+  prober.start(std::move(targets), [&](std::vector<TargetOutcome> result) {
+    outcomes = std::move(result);
+    loop.stop();
+  });
+  loop.run();
+  return outcomes;
+}
+
+std::size_t
+raise_fd_limit(std::size_t wanted)
+{
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  auto target = std::min<rlim_t>(limit.rlim_max, rlim_t(wanted));
+  if (target > limit.rlim_cur) {
+    rlimit raised{target, limit.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit.rlim_cur = target;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? SIZE_MAX : std::size_t(limit.rlim_cur);
+}
+
+} // namespace portmatrix

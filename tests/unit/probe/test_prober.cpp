@@ -1,0 +1,640 @@
+// The prober against a small responder on loopback (127.0.0.1 and ::1 only):
+// the responder runs its own EventLoop on its own thread and answers like an
+// agent would (or stays silent, closes, or talks nonsense), and the prober
+// runs on the test's thread.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "net/address.hpp"
+#include "net/fd.hpp"
+#include "probe/prober.hpp"
+
+namespace portmatrix {
+
+void
+PrintTo(ProbeState state, std::ostream* out)
+{
+  *out << to_string(state);
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+const Token&
+test_token()
+{
+  static const Token token = *Token::from_text("portmatrix-unit-test-token");
+  return token;
+}
+
+const Token&
+other_token()
+{
+  static const Token token = *Token::from_text("some-other-cluster-token");
+  return token;
+}
+
+enum class Reply {
+  identity,       // the agent's answer
+  close_silently, // TCP: accept and close without a word
+  garbage,        // a line that is not an identity (a real service)
+  nothing,        // UDP: bound, never reads (no reply, no ICMP)
+};
+
+// A socket of `protocol` bound to address:port (0: ephemeral), or an invalid Fd.
+Fd
+bind_socket(Protocol protocol, const std::string& address, std::uint16_t port)
+{
+  auto local = SocketAddress::parse(address, port);
+  if (!local) return {};
+  auto type = protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM;
+  Fd fd(::socket(local->family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return {};
+  int on = 1;
+  if (protocol == Protocol::tcp) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (::bind(fd.get(), local->get(), local->length()) != 0) return {};
+  return fd;
+}
+
+std::uint16_t
+local_port(int fd)
+{
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length);
+  return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&storage), length).port();
+}
+
+// `count` consecutive ports, below the ephemeral range, that bind now (and
+// are returned bound, so nothing else takes them meanwhile).
+std::vector<Fd>
+bind_free_range(Protocol protocol, const std::string& address, std::uint32_t count, PortRange& range)
+{
+  std::mt19937 random(std::random_device{}());
+  std::uniform_int_distribution<std::uint32_t> base(20000, 32000 - count);
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    auto first = std::uint16_t(base(random));
+    std::vector<Fd> fds;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      auto fd = bind_socket(protocol, address, std::uint16_t(first + i));
+      if (!fd) break;
+      fds.push_back(std::move(fd));
+    }
+    if (fds.size() == count) {
+      range = PortRange{first, std::uint16_t(first + count - 1)};
+      return fds;
+    }
+  }
+  return {};
+}
+
+// A port with nothing bound on it (bound once, then released).
+std::uint16_t
+closed_port(Protocol protocol, const std::string& address)
+{
+  auto fd = bind_socket(protocol, address, 0);
+  return fd ? local_port(fd.get()) : 0;
+}
+
+bool
+has_ipv6_loopback()
+{
+  return bool(bind_socket(Protocol::udp, "::1", 0));
+}
+
+// The agent's stand-in. Sockets are set up before start(); then the
+// responder's loop owns them on its thread until destruction.
+class TestResponder
+{
+public:
+  explicit TestResponder(const Token& token, std::vector<std::string> nodes = {"n1"})
+    : m_token(token), m_nodes(std::move(nodes)), m_wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC))
+  {
+  }
+  ~TestResponder()
+  {
+    if (m_thread.joinable()) {
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto written = ::write(m_wake.get(), &one, sizeof one);
+      m_thread.join();
+    }
+  }
+
+  // Listens (TCP) or binds (UDP) an ephemeral port; returns it, 0 on failure.
+  std::uint16_t serve(Protocol protocol, const std::string& address, Reply reply)
+  {
+    auto fd = bind_socket(protocol, address, 0);
+    if (!fd) return 0;
+    auto port = local_port(fd.get());
+    adopt(protocol, std::move(fd), reply);
+    return port;
+  }
+
+  // Serves `count` consecutive ports; nullopt when no free range was found.
+  std::optional<PortRange> serve_range(Protocol protocol, const std::string& address, std::uint32_t count, Reply reply)
+  {
+    PortRange range;
+    auto fds = bind_free_range(protocol, address, count, range);
+    if (fds.empty()) return std::nullopt;
+    for (auto& fd : fds) adopt(protocol, std::move(fd), reply);
+    return range;
+  }
+
+  void start()
+  {
+    m_loop.add(m_wake.get(), EPOLLIN, [this](std::uint32_t) { m_loop.stop(); });
+    m_thread = std::thread([this] {
+      while (m_loop.run_once(100ms)) {
+      }
+    });
+  }
+
+private:
+  struct Connection
+  {
+    Fd fd;
+    std::uint16_t port = 0;
+    Reply reply = Reply::identity;
+    std::string received;
+  };
+
+  void adopt(Protocol protocol, Fd fd, Reply reply)
+  {
+    int raw = fd.get();
+    if (protocol == Protocol::tcp) {
+      ::listen(raw, SOMAXCONN);
+      m_loop.add(raw, EPOLLIN, [this, raw, reply](std::uint32_t) { accept_all(raw, reply); });
+    } else if (reply != Reply::nothing) {
+      m_loop.add(raw, EPOLLIN, [this, raw, reply](std::uint32_t) { answer_datagrams(raw, reply); });
+    }
+    m_sockets.push_back(std::move(fd));
+  }
+
+  std::string answer(std::string_view payload, Protocol protocol, std::uint16_t port, Reply reply)
+  {
+    if (reply == Reply::garbage) return "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
+    auto nonce = parse_probe_payload(payload).value_or("0000000000000000");
+    auto node = m_nodes[m_next_node++ % m_nodes.size()];
+    return make_identity_reply(m_token, nonce, node, protocol, port);
+  }
+
+  void accept_all(int listener, Reply reply)
+  {
+    for (;;) {
+      Fd fd(::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd) return;
+      if (reply == Reply::close_silently) continue; // closed here
+      int raw = fd.get();
+      m_connections[raw] = Connection{std::move(fd), local_port(raw), reply, {}};
+      m_loop.add(raw, EPOLLIN, [this, raw](std::uint32_t) { read_connection(raw); });
+    }
+  }
+
+  void read_connection(int raw)
+  {
+    auto& connection = m_connections.at(raw);
+    char buffer[512];
+    auto count = ::recv(raw, buffer, sizeof buffer, 0);
+    if (count < 0 && errno == EAGAIN) return;
+    if (count > 0) connection.received.append(buffer, std::size_t(count));
+    if (count > 0 && connection.received.find('\n') == std::string::npos) return;
+    if (count > 0) {
+      auto reply = answer(connection.received, Protocol::tcp, connection.port, connection.reply);
+      ::send(raw, reply.data(), reply.size(), MSG_NOSIGNAL);
+    }
+    m_loop.remove(raw);
+    m_connections.erase(raw);
+  }
+
+  void answer_datagrams(int fd, Reply reply)
+  {
+    for (;;) {
+      char buffer[512];
+      sockaddr_storage peer{};
+      socklen_t length = sizeof peer;
+      auto count = ::recvfrom(fd, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&peer), &length);
+      if (count < 0) return;
+      auto text = answer(std::string_view(buffer, std::size_t(count)), Protocol::udp, local_port(fd), reply);
+      ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&peer), length);
+    }
+  }
+
+  const Token& m_token;
+  std::vector<std::string> m_nodes;
+  std::size_t m_next_node = 0;
+  EventLoop m_loop;
+  Fd m_wake;
+  std::vector<Fd> m_sockets;
+  std::unordered_map<int, Connection> m_connections;
+  std::thread m_thread;
+};
+
+ProbeTarget
+target(Protocol protocol, std::string address, std::uint16_t first, std::uint16_t last = 0, int repeat = 1)
+{
+  return ProbeTarget{protocol, std::move(address), PortRange{first, last == 0 ? first : last}, repeat};
+}
+
+ProbeOptions
+options(std::chrono::milliseconds timeout = 2000ms, std::size_t max_in_flight = 4096)
+{
+  ProbeOptions result;
+  result.timeout = timeout;
+  result.max_in_flight = max_in_flight;
+  result.udp_resend = 100ms;
+  return result;
+}
+
+PortOutcome
+probe_one(const ProbeTarget& one, ProbeOptions probe_options = options(), const Token& token = test_token())
+{
+  auto outcomes = Prober::run(token, {one}, std::move(probe_options));
+  EXPECT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes.at(0).ports.size(), 1u);
+  return outcomes.at(0).ports.at(0);
+}
+
+void
+expect_authentic_n1(const PortOutcome& outcome, std::uint16_t port)
+{
+  EXPECT_EQ(outcome.port, port);
+  EXPECT_EQ(outcome.state, ProbeState::open);
+  ASSERT_TRUE(outcome.responder);
+  EXPECT_EQ(outcome.responder->node, "n1");
+  EXPECT_EQ(outcome.responder->port, port);
+  EXPECT_TRUE(outcome.responder->authentic);
+  EXPECT_EQ(outcome.responders, std::vector<std::string>{"n1"});
+}
+
+// Lowers the soft RLIMIT_NOFILE for one test; restores it on every exit.
+class SoftFdLimit
+{
+public:
+  explicit SoftFdLimit(rlim_t soft)
+  {
+    ::getrlimit(RLIMIT_NOFILE, &m_saved);
+    rlimit lowered{soft, m_saved.rlim_max};
+    ::setrlimit(RLIMIT_NOFILE, &lowered);
+  }
+  ~SoftFdLimit() { ::setrlimit(RLIMIT_NOFILE, &m_saved); }
+  SoftFdLimit(const SoftFdLimit&) = delete;
+  SoftFdLimit& operator=(const SoftFdLimit&) = delete;
+
+private:
+  rlimit m_saved{};
+};
+
+int
+lowest_free_fd()
+{
+  Fd probe(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  return probe.get();
+}
+
+} // namespace
+
+TEST(ProbeState, HasNames)
+{
+  EXPECT_EQ(to_string(ProbeState::open), "open");
+  EXPECT_EQ(to_string(ProbeState::admin_prohibited), "admin-prohibited");
+  EXPECT_EQ(to_string(ProbeState::blocked_locally), "blocked-locally");
+}
+
+TEST(Prober, OpenTcpPortAnswersWithAnAuthenticIdentity)
+{
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::identity);
+  ASSERT_NE(port, 0);
+  responder.start();
+  expect_authentic_n1(probe_one(target(Protocol::tcp, "127.0.0.1", port)), port);
+}
+
+TEST(Prober, OpenUdpPortAnswersWithAnAuthenticIdentity)
+{
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::udp, "127.0.0.1", Reply::identity);
+  ASSERT_NE(port, 0);
+  responder.start();
+  expect_authentic_n1(probe_one(target(Protocol::udp, "127.0.0.1", port)), port);
+}
+
+TEST(Prober, ProbesIpv6LikeIpv4)
+{
+  if (!has_ipv6_loopback()) GTEST_SKIP() << "skipped: no ::1 on this machine";
+  TestResponder responder(test_token());
+  auto tcp = responder.serve(Protocol::tcp, "::1", Reply::identity);
+  auto udp = responder.serve(Protocol::udp, "::1", Reply::identity);
+  auto closed_tcp = closed_port(Protocol::tcp, "::1");
+  auto closed_udp = closed_port(Protocol::udp, "::1");
+  responder.start();
+  expect_authentic_n1(probe_one(target(Protocol::tcp, "::1", tcp)), tcp);
+  expect_authentic_n1(probe_one(target(Protocol::udp, "::1", udp)), udp);
+  EXPECT_EQ(probe_one(target(Protocol::tcp, "::1", closed_tcp)).state, ProbeState::refused);
+  auto refused = probe_one(target(Protocol::udp, "::1", closed_udp)); // ICMPv6 port unreachable
+  EXPECT_EQ(refused.state, ProbeState::refused);
+  EXPECT_EQ(refused.error, ECONNREFUSED);
+}
+
+TEST(Prober, ClosedTcpPortIsRefused)
+{
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", closed_port(Protocol::tcp, "127.0.0.1")));
+  EXPECT_EQ(outcome.state, ProbeState::refused);
+  EXPECT_EQ(outcome.error, ECONNREFUSED);
+  EXPECT_FALSE(outcome.responder);
+}
+
+TEST(Prober, UdpPortWithNothingBoundIsRefused)
+{
+  auto outcome = probe_one(target(Protocol::udp, "127.0.0.1", closed_port(Protocol::udp, "127.0.0.1")));
+  EXPECT_EQ(outcome.state, ProbeState::refused); // ICMP port unreachable, read from the error queue
+  EXPECT_EQ(outcome.error, ECONNREFUSED);
+}
+
+TEST(Prober, WrongTokenGivesAnIdentityThatIsNotAuthentic)
+{
+  TestResponder responder(other_token());
+  auto tcp = responder.serve(Protocol::tcp, "127.0.0.1", Reply::identity);
+  auto udp = responder.serve(Protocol::udp, "127.0.0.1", Reply::identity);
+  responder.start();
+  for (auto [protocol, port] : {std::pair{Protocol::tcp, tcp}, std::pair{Protocol::udp, udp}}) {
+    auto outcome = probe_one(target(protocol, "127.0.0.1", port));
+    EXPECT_EQ(outcome.state, ProbeState::open) << to_string(protocol);
+    ASSERT_TRUE(outcome.responder) << to_string(protocol);
+    EXPECT_EQ(outcome.responder->node, "n1");
+    EXPECT_FALSE(outcome.responder->authentic) << to_string(protocol);
+    EXPECT_TRUE(outcome.responders.empty()) << to_string(protocol);
+  }
+}
+
+TEST(Prober, ListenerThatClosesWithoutAWordIsOpenWithoutResponder)
+{
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::close_silently);
+  responder.start();
+  auto started = Clock::now();
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port));
+  EXPECT_EQ(outcome.state, ProbeState::open);
+  EXPECT_FALSE(outcome.responder);
+  EXPECT_LT(Clock::now() - started, 1s); // settled by the close, not the timeout
+}
+
+TEST(Prober, ServiceThatSaysSomethingElseIsOpenWithoutResponder)
+{
+  TestResponder responder(test_token());
+  auto tcp = responder.serve(Protocol::tcp, "127.0.0.1", Reply::garbage);
+  auto udp = responder.serve(Protocol::udp, "127.0.0.1", Reply::garbage);
+  responder.start();
+  for (auto [protocol, port] : {std::pair{Protocol::tcp, tcp}, std::pair{Protocol::udp, udp}}) {
+    auto outcome = probe_one(target(protocol, "127.0.0.1", port));
+    EXPECT_EQ(outcome.state, ProbeState::open) << to_string(protocol);
+    EXPECT_FALSE(outcome.responder) << to_string(protocol);
+  }
+}
+
+TEST(Prober, SilentUdpPortIsFilteredAfterTheTimeout)
+{
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
+  responder.start();
+  auto started = Clock::now();
+  auto outcome = probe_one(target(Protocol::udp, "127.0.0.1", port), options(300ms));
+  auto elapsed = Clock::now() - started;
+  EXPECT_EQ(outcome.state, ProbeState::filtered);
+  EXPECT_EQ(outcome.error, 0);
+  EXPECT_GE(elapsed, 300ms);
+  EXPECT_LT(elapsed, 600ms);
+}
+
+TEST(Prober, RangeOfClosedPortsIsAllRefusedInPortOrder)
+{
+  PortRange range;
+  auto reserved = bind_free_range(Protocol::tcp, "127.0.0.1", 200, range);
+  ASSERT_EQ(reserved.size(), 200u);
+  reserved.clear(); // bound, never listening, now released: closed
+  // Fewer probes in flight than ports: finished probes start the next ones.
+  auto closed_range = target(Protocol::tcp, "127.0.0.1", range.min, range.max);
+  auto outcomes = Prober::run(test_token(), {closed_range}, options(2000ms, 16));
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_EQ(outcomes[0].ports.size(), 200u);
+  for (std::uint32_t i = 0; i < 200; ++i) {
+    EXPECT_EQ(outcomes[0].ports[i].port, range.min + i);
+    EXPECT_EQ(outcomes[0].ports[i].state, ProbeState::refused) << outcomes[0].ports[i].port;
+  }
+}
+
+TEST(Prober, OutcomesFollowTargetOrderAndPortOrder)
+{
+  TestResponder responder(test_token());
+  auto open_range = responder.serve_range(Protocol::tcp, "127.0.0.1", 3, Reply::identity);
+  ASSERT_TRUE(open_range);
+  auto udp = responder.serve(Protocol::udp, "127.0.0.1", Reply::identity);
+  responder.start();
+  auto closed = closed_port(Protocol::tcp, "127.0.0.1");
+  std::vector<ProbeTarget> targets{
+    target(Protocol::udp, "127.0.0.1", udp),
+    target(Protocol::tcp, "not-an-address", 80, 81),
+    target(Protocol::tcp, "127.0.0.1", open_range->min, open_range->max),
+    target(Protocol::tcp, "127.0.0.1", closed),
+  };
+  auto outcomes = Prober::run(test_token(), targets, options());
+  ASSERT_EQ(outcomes.size(), 4u);
+  for (std::size_t i = 0; i < targets.size(); ++i) EXPECT_EQ(outcomes[i].target.range, targets[i].range);
+
+  expect_authentic_n1(outcomes[0].ports.at(0), udp);
+  ASSERT_EQ(outcomes[1].ports.size(), 2u);
+  for (const auto& port : outcomes[1].ports) {
+    EXPECT_EQ(port.state, ProbeState::error);
+    EXPECT_EQ(port.error, EINVAL);
+  }
+  EXPECT_EQ(outcomes[1].ports[0].port, 80);
+  EXPECT_EQ(outcomes[1].ports[1].port, 81);
+  ASSERT_EQ(outcomes[2].ports.size(), 3u);
+  for (std::uint16_t i = 0; i < 3; ++i) expect_authentic_n1(outcomes[2].ports[i], std::uint16_t(open_range->min + i));
+  EXPECT_EQ(outcomes[3].ports.at(0).state, ProbeState::refused);
+}
+
+TEST(Prober, RepeatCollectsEveryResponderBehindOnePort)
+{
+  TestResponder vip(test_token(), {"n1", "n2", "n3"}); // answers as each backend in turn
+  auto port = vip.serve(Protocol::tcp, "127.0.0.1", Reply::identity);
+  vip.start();
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port, port, 6));
+  EXPECT_EQ(outcome.state, ProbeState::open);
+  ASSERT_TRUE(outcome.responder);
+  EXPECT_TRUE(outcome.responder->authentic);
+  auto responders = outcome.responders;
+  std::sort(responders.begin(), responders.end());
+  EXPECT_EQ(responders, (std::vector<std::string>{"n1", "n2", "n3"}));
+}
+
+TEST(Prober, RepeatToAClosedPortIsRefused)
+{
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", closed_port(Protocol::tcp, "127.0.0.1"), 0, 3));
+  EXPECT_EQ(outcome.state, ProbeState::refused);
+  EXPECT_TRUE(outcome.responders.empty());
+}
+
+TEST(Prober, UnparsableAddressesAreErrorsWithoutSockets)
+{
+  auto outcomes = Prober::run(
+    test_token(), {target(Protocol::udp, "127.0.0.256", 53), target(Protocol::tcp, "[::1]", 22)}, options());
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (const auto& outcome : outcomes) {
+    ASSERT_EQ(outcome.ports.size(), 1u);
+    EXPECT_EQ(outcome.ports[0].state, ProbeState::error);
+    EXPECT_EQ(outcome.ports[0].error, EINVAL);
+  }
+}
+
+TEST(Prober, CallsDoneOnceFromTheLoop)
+{
+  EventLoop loop;
+  Prober prober(loop, test_token(), options());
+  int calls = 0;
+  std::vector<TargetOutcome> outcomes;
+  prober.start({target(Protocol::tcp, "127.0.0.1", closed_port(Protocol::tcp, "127.0.0.1"))},
+               [&](std::vector<TargetOutcome> result) {
+                 ++calls;
+                 outcomes = std::move(result);
+               });
+  EXPECT_EQ(calls, 0);
+  loop.run_until(Clock::now() + 500ms); // keeps running after done: no second call
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].ports.at(0).state, ProbeState::refused);
+  EXPECT_EQ(loop.watched(), 0u);
+  EXPECT_EQ(loop.callback_errors(), 0u);
+}
+
+TEST(Prober, DestroyedInFlightLeavesNothingOnTheLoop)
+{
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
+  responder.start();
+  EventLoop loop;
+  bool called = false;
+  {
+    Prober prober(loop, test_token(), options(200ms));
+    prober.start({target(Protocol::udp, "127.0.0.1", port)}, [&](const std::vector<TargetOutcome>&) { called = true; });
+    EXPECT_EQ(loop.watched(), 1u);
+  }
+  EXPECT_EQ(loop.watched(), 0u);
+  loop.run_until(Clock::now() + 400ms); // past the timeout and the resends: nothing fires
+  EXPECT_FALSE(called);
+  EXPECT_EQ(loop.callback_errors(), 0u);
+}
+
+TEST(Prober, NoTargetsIsDoneAtOnce)
+{
+  EXPECT_TRUE(Prober::run(test_token(), {}, options()).empty());
+}
+
+TEST(Prober, WaitsForFreeFdsWhenTheLimitIsReached)
+{
+  PortRange range;
+  auto reserved = bind_free_range(Protocol::tcp, "127.0.0.1", 40, range);
+  ASSERT_EQ(reserved.size(), 40u);
+  reserved.clear();
+  random_hex(8); // OpenSSL's generator is set up before fds run short
+  EventLoop loop;
+  Prober prober(loop, test_token(), options(2000ms, 64));
+  std::vector<TargetOutcome> outcomes;
+  {
+    SoftFdLimit limit{rlim_t(lowest_free_fd() + 3)}; // room for 3 sockets, not 40
+    prober.start({target(Protocol::tcp, "127.0.0.1", range.min, range.max)},
+                 [&](std::vector<TargetOutcome> result) {
+                   outcomes = std::move(result);
+                   loop.stop();
+                 });
+    loop.run();
+  }
+  ASSERT_EQ(outcomes.size(), 1u);
+  for (const auto& port : outcomes[0].ports) EXPECT_EQ(port.state, ProbeState::refused) << port.port;
+}
+
+TEST(Prober, NoFdAtAllIsAnErrorForEveryPort)
+{
+  random_hex(8);
+  EventLoop loop;
+  Prober prober(loop, test_token(), options());
+  std::vector<TargetOutcome> outcomes;
+  {
+    SoftFdLimit limit{rlim_t(lowest_free_fd())};
+    prober.start({target(Protocol::udp, "127.0.0.1", 1000, 1004)}, [&](std::vector<TargetOutcome> result) {
+      outcomes = std::move(result);
+      loop.stop();
+    });
+    loop.run();
+  }
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_EQ(outcomes[0].ports.size(), 5u);
+  for (const auto& port : outcomes[0].ports) {
+    EXPECT_EQ(port.state, ProbeState::error);
+    EXPECT_EQ(port.error, EMFILE);
+  }
+}
+
+TEST(RaiseFdLimit, NeverLowersAndStaysWithinTheHardLimit)
+{
+  rlimit before{};
+  ::getrlimit(RLIMIT_NOFILE, &before);
+  auto raised = raise_fd_limit();
+  EXPECT_GE(raised, std::size_t(before.rlim_cur));
+  EXPECT_LE(raised, std::size_t(before.rlim_max));
+  EXPECT_EQ(raise_fd_limit(16), raised); // asking for less does not lower it
+}
+
+// The sizes of the later benchmark: a range answered by agents settles in
+// well under a second; a silent range settles in one timeout round.
+TEST(ProberScale, ThousandsOfOpenTcpPortsSettleFast)
+{
+  raise_fd_limit();
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::tcp, "127.0.0.1", 2768, Reply::identity);
+  ASSERT_TRUE(range);
+  responder.start();
+  auto started = Clock::now();
+  auto outcomes = Prober::run(test_token(), {target(Protocol::tcp, "127.0.0.1", range->min, range->max)}, options());
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  std::cout << "[ timing ] 2768 open TCP ports with identity: " << elapsed.count() << " ms\n";
+  ASSERT_EQ(outcomes.at(0).ports.size(), 2768u);
+  std::size_t authentic = 0;
+  for (const auto& port : outcomes[0].ports) authentic += port.responder && port.responder->authentic;
+  EXPECT_EQ(authentic, 2768u);
+  EXPECT_LT(elapsed, 2s);
+}
+
+TEST(ProberScale, ThousandsOfSilentUdpPortsSettleInOneTimeoutRound)
+{
+  raise_fd_limit();
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::udp, "127.0.0.1", 2768, Reply::nothing);
+  ASSERT_TRUE(range);
+  responder.start();
+  auto started = Clock::now();
+  auto silent_range = target(Protocol::udp, "127.0.0.1", range->min, range->max);
+  auto outcomes = Prober::run(test_token(), {silent_range}, options(1000ms));
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  std::cout << "[ timing ] 2768 silent UDP ports, timeout 1000 ms: " << elapsed.count() << " ms\n";
+  ASSERT_EQ(outcomes.at(0).ports.size(), 2768u);
+  for (const auto& port : outcomes[0].ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
+  EXPECT_GE(elapsed, 1000ms);
+  EXPECT_LT(elapsed, 2000ms); // one round, with room for a loaded machine; in turn it would be 2768 s
+}
+
+} // namespace portmatrix

@@ -97,7 +97,8 @@ struct Agent::Impl
 
     raise_fd_limit();
     std::vector<ListenSpec> specs;
-    for (const auto& rule : plan.ingress(node)) {
+    // The VIP's ports on a load balancer are haproxy's: the agent leaves them free.
+    for (const auto& rule : plan.ingress(node, Plan::VipPorts::exclude)) {
       if (rule.protocol == Protocol::vrrp) continue;
       for (const auto& range : rule.ports) specs.push_back({rule.protocol, range});
     }
@@ -280,6 +281,9 @@ struct Agent::Impl
     ProbeOptions options;
     options.timeout = body->timeout;
     options.source_address = node.address;
+    // Every agent probes at once and the destinations answer on the same
+    // cores: a moderate window keeps replies inside the timeout.
+    options.max_in_flight = 2048;
     auto probe_id = next_probe++;
     auto prober = std::make_unique<Prober>(loop, token, options);
     auto* raw = prober.get();

@@ -147,10 +147,10 @@ Plan::flows() const
 }
 
 std::vector<IngressRule>
-Plan::ingress(const Node& node) const
+Plan::ingress(const Node& node, VipPorts vip) const
 {
   std::map<std::pair<Role, Protocol>, IngressRule> grouped;
-  bool serves_vip = inventory.loadbalancer && node.has(Role::loadbalancer);
+  bool serves_vip = vip == VipPorts::include && inventory.loadbalancer && node.has(Role::loadbalancer);
   for (const auto& requirement : matrix.profile.requirements) {
     if (requirement.expect != Expect::allow || !matrix.active(requirement)) continue;
     PortRange range;

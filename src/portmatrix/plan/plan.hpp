@@ -71,7 +71,10 @@ struct Plan
   // All flows of active requirements, deduplicated, in requirement order.
   std::vector<Flow> flows() const;
   // What `node` must accept inbound, grouped by (source role, protocol).
-  std::vector<IngressRule> ingress(const Node& node) const;
+  // VipPorts::exclude leaves out what a load-balancer node receives for the
+  // VIP: those ports belong to the load balancer software, not to the node.
+  enum class VipPorts { include, exclude };
+  std::vector<IngressRule> ingress(const Node& node, VipPorts vip = VipPorts::include) const;
   // The node's roles, comma separated, for headers and tables.
   std::string describe_roles(const Node& node) const;
   std::string flow_target(const Flow& flow) const; // node name or "vip"

@@ -29,6 +29,7 @@
 #include <netinet/ip_icmp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -312,6 +313,14 @@ private:
   bool m_firing = false;
 };
 
+// True when a non-blocking connect has finished (successfully or not).
+bool
+socket_writable(int fd)
+{
+  pollfd poll_fd{fd, POLLOUT, 0};
+  return ::poll(&poll_fd, 1, 0) == 1 && (poll_fd.revents & (POLLOUT | POLLERR | POLLHUP)) != 0;
+}
+
 enum class Phase {
   idle,       // the slot is free
   connecting, // TCP: waiting for EPOLLOUT
@@ -361,6 +370,7 @@ private:
   std::optional<Finding> read_identity_line(Probe& probe);
   std::optional<Finding> on_udp_event(Probe& probe, std::uint32_t events);
   void on_deadline(std::uint32_t slot, std::uint32_t generation);
+  void on_identity_deadline(std::uint32_t slot, std::uint32_t generation);
   void on_resend(std::uint32_t slot, std::uint32_t generation);
   Finding open_with(const Probe& probe, std::string_view reply) const;
   void finish(std::uint32_t slot, Finding finding);
@@ -403,13 +413,16 @@ private:
   std::size_t m_in_flight = 0;
   DeadlineQueue m_deadlines;
   DeadlineQueue m_resends;
+  DeadlineQueue m_identity_deadlines; // TCP: connected, waiting for the identity line
   std::uint64_t m_done_timer = 0;
 };
 
 Prober::Impl::Impl(EventLoop& loop, const Token& token, ProbeOptions options)
   : m_loop(loop), m_token(token), m_options(std::move(options)),
     m_deadlines(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_deadline(slot, generation); }),
-    m_resends(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_resend(slot, generation); })
+    m_resends(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_resend(slot, generation); }),
+    m_identity_deadlines(loop,
+                         [this](std::uint32_t slot, std::uint32_t generation) { on_identity_deadline(slot, generation); })
 {
 }
 
@@ -642,6 +655,10 @@ Prober::Impl::on_connect_result(Probe& probe)
     return found(ProbeState::refused, ECONNREFUSED);
   }
   probe.phase = Phase::reading;
+  // The port is proven reachable; the identity line gets its own, fixed wait,
+  // so a destination agent that is busy is not mistaken for another responder.
+  m_identity_deadlines.push(Clock::now() + m_options.identity_timeout, std::uint32_t(&probe - m_probes.data()),
+                            probe.generation);
   // A failed send needs no handling here: the read that follows sees the reset.
   ::send(fd, probe.payload.data(), probe.payload.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   if (!m_loop.modify(fd, EPOLLIN)) return open_with(probe, {});
@@ -691,8 +708,26 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
+  // Connected probes wait for their identity line on their own deadline.
+  if (probe.phase == Phase::reading) return;
+  // A busy loop may reach the deadline before the readiness event that is
+  // already queued: look at the socket itself before calling it filtered.
+  std::optional<Finding> finding;
+  if (probe.protocol == Protocol::tcp && socket_writable(probe.fd.get())) {
+    finding = on_connect_result(probe);
+  } else if (probe.protocol == Protocol::udp) {
+    finding = on_udp_event(probe, EPOLLIN | EPOLLERR);
+  }
+  if (probe.phase == Phase::reading) return; // connected after all: now waiting for the identity
+  finish(slot, finding ? std::move(*finding) : found(ProbeState::filtered));
+}
+
+void
+Prober::Impl::on_identity_deadline(std::uint32_t slot, std::uint32_t generation)
+{
+  if (!live(slot, generation) || m_probes[slot].phase != Phase::reading) return;
   // Connected but no whole line in time: something is there, not our agent.
-  finish(slot, probe.phase == Phase::reading ? open_with(probe, {}) : found(ProbeState::filtered));
+  finish(slot, open_with(m_probes[slot], {}));
 }
 
 void
@@ -775,6 +810,7 @@ Prober::Impl::deliver()
   m_done_timer = 0;
   m_deadlines.clear();
   m_resends.clear();
+  m_identity_deadlines.clear();
   m_running = false;
   auto done = std::move(m_done);
   m_done = nullptr;
@@ -791,6 +827,7 @@ Prober::Impl::abandon_probes()
   }
   m_deadlines.clear();
   m_resends.clear();
+  m_identity_deadlines.clear();
 }
 
 // --- Prober ----------------------------------------------------------------

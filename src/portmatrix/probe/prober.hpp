@@ -55,7 +55,11 @@ struct TargetOutcome
 
 struct ProbeOptions
 {
-  std::chrono::milliseconds timeout{1000}; // per probe: connect + identity reply
+  std::chrono::milliseconds timeout{1000}; // per probe: until connected (TCP) or answered (UDP)
+  // TCP: once connected, how long to wait for the identity line. Separate from
+  // `timeout` so a busy agent is not mistaken for a foreign responder, and a
+  // dropped range still settles in one `timeout` round.
+  std::chrono::milliseconds identity_timeout{3000};
   std::size_t max_in_flight = 4096;        // sockets open at once
   // UDP datagrams are resent at this interval within the timeout (lost
   // datagrams are retried without extending the round).

@@ -6,7 +6,10 @@
 // never arrived. Memory is bounded: past the cap, new keys are counted only.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -39,5 +42,20 @@ private:
   struct Impl;
   std::unique_ptr<Impl> m_impl;
 };
+
+// One probe packet as Capture's socket delivers it: `packet` starts at the
+// network header, `ethertype` (host order) says IPv4 or IPv6. Pure, so the
+// parsing is testable without CAP_NET_RAW.
+struct ArrivedProbe
+{
+  Protocol protocol = Protocol::tcp;
+  std::array<std::uint8_t, 16> source{}; // network order; IPv4 in the first 4 bytes
+  std::uint16_t port = 0;                // destination port
+};
+// The probe in `packet` if it is a TCP SYN without ACK or a UDP datagram (a
+// first fragment) addressed to `destination` (4 or 16 address bytes), else
+// nullopt (other traffic, truncated or malformed headers).
+std::optional<ArrivedProbe> parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertype,
+                                                std::span<const std::uint8_t> destination);
 
 } // namespace portmatrix

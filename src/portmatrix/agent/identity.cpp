@@ -29,15 +29,18 @@ mac_input(std::string_view nonce, std::string_view node, Protocol protocol, std:
 std::string
 make_probe_payload(std::string_view nonce)
 {
-  return fmt::format("{}{}\n", k_magic, nonce);
+  auto payload = fmt::format("{}{}", k_magic, nonce);
+  payload.resize(k_probe_payload_size - 1, ' ');
+  return payload + "\n";
 }
 
 std::optional<std::string>
 parse_probe_payload(std::string_view payload)
 {
-  if (!payload.starts_with(k_magic)) return std::nullopt;
+  if (payload.size() != k_probe_payload_size || !payload.starts_with(k_magic)) return std::nullopt;
   payload.remove_prefix(k_magic.size());
   if (payload.ends_with('\n')) payload.remove_suffix(1);
+  while (payload.ends_with(' ')) payload.remove_suffix(1);
   if (payload.size() != 16 || !is_hex(payload)) return std::nullopt;
   return std::string(payload);
 }

@@ -1,11 +1,14 @@
 // The data-plane exchange that proves which node answered a probe.
 //
-//   prober -> agent   "PMX1 <nonce>\n"                      (TCP after connect, or one UDP datagram)
+//   prober -> agent   "PMX1 <nonce>" padded with spaces to 160 bytes, "\n"
+//                     (TCP after connect, or one UDP datagram)
 //   agent  -> prober  "PMX1 <node> <port> <mac>\n"
 //
 // mac = HMAC-SHA256(token, "<nonce> <node> <protocol> <port>"). A reply with a
 // valid mac for another node means the packet was answered elsewhere (NAT,
-// a wrong VIP backend): `wrong-responder`. Nonces are 16 hex characters.
+// a wrong VIP backend): `wrong-responder`. Nonces are 16 hex characters. The
+// probe is padded to at least the reply's size, so an agent answering a
+// spoofed UDP probe sends no more bytes than it received (no amplification).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +22,7 @@
 namespace portmatrix {
 
 inline constexpr std::size_t k_max_identity_line = 256;
+inline constexpr std::size_t k_probe_payload_size = 160; // >= the longest reply (node names are at most 63 bytes)
 
 std::string make_probe_payload(std::string_view nonce);
 // The nonce of a probe payload, or nullopt for anything else.

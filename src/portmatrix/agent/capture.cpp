@@ -1,0 +1,421 @@
+// Records which probes reached this node's interface, before the host
+// firewall had its say.
+//
+// One AF_PACKET socket of type SOCK_DGRAM (packets start at the network
+// header; the ethertype comes with the source address) watches one interface
+// or all of them. The node's own transmissions are left out twice over:
+// PACKET_IGNORE_OUTGOING keeps the kernel from queueing them, and anything
+// marked PACKET_OUTGOING that still arrives (older kernels) is skipped. On
+// loopback a packet is seen once on the way out and once on the way in; with
+// the outgoing copy gone, each probe counts exactly once there too.
+//
+// A classic BPF filter keeps, in the kernel, only what can be a probe: TCP
+// SYNs without ACK and UDP first fragments addressed to the node, cut to
+// k_snap_length bytes. It is attached before the socket is bound, so no
+// unfiltered packet is ever queued. The filter only saves work: userspace
+// parses every packet in full (parse_arrived_probe) as if there were none.
+//
+// Counts are kept per (protocol, source address bytes, destination port) in
+// a map of at most max_keys entries; past it, packets() still counts.
+#include "agent/capture.hpp"
+
+#include <arpa/inet.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace portmatrix {
+namespace {
+
+constexpr std::uint16_t k_ethertype_ipv4 = 0x0800;
+constexpr std::uint16_t k_ethertype_ipv6 = 0x86DD;
+constexpr std::uint8_t k_ip_tcp = 6;
+constexpr std::uint8_t k_ip_udp = 17;
+constexpr std::uint8_t k_tcp_syn = 0x02;
+constexpr std::uint8_t k_tcp_ack = 0x10;
+constexpr std::size_t k_ipv4_min_header = 20;
+constexpr std::size_t k_ipv6_header = 40;
+constexpr std::size_t k_tcp_flags_offset = 13;
+constexpr std::uint16_t k_ipv4_fragment_offset_mask = 0x1FFF;
+
+// Bytes kept per packet: the largest IPv4 header (60) plus the TCP header up
+// to its flags (14) fit; the payload is never needed.
+constexpr std::uint32_t k_snap_length = 128;
+// Receive buffer for bursts of thousands of probes (needs CAP_NET_ADMIN to
+// exceed net.core.rmem_max; silently smaller otherwise).
+constexpr int k_receive_buffer = 4 << 20;
+// Packets read per readiness event: recvmmsg batches of k_batch, at most
+// k_max_batches of them, then the loop serves others (it is level triggered).
+constexpr std::size_t k_batch = 32;
+constexpr int k_max_batches = 32;
+constexpr std::size_t k_buffer_size = 256;
+
+std::uint16_t
+read_u16(std::span<const std::uint8_t> bytes, std::size_t offset)
+{
+  return std::uint16_t((bytes[offset] << 8) | bytes[offset + 1]);
+}
+
+std::uint32_t
+read_u32(std::span<const std::uint8_t> bytes, std::size_t offset)
+{
+  return (std::uint32_t(read_u16(bytes, offset)) << 16) | read_u16(bytes, offset + 2);
+}
+
+bool
+same_bytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b)
+{
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// The probe carried by a transport header (`transport` starts at it), or
+// nullopt when it is neither a bare TCP SYN nor UDP.
+std::optional<ArrivedProbe>
+parse_transport(std::uint8_t protocol, std::span<const std::uint8_t> transport)
+{
+  if (protocol == k_ip_udp && transport.size() >= 8) {
+    return ArrivedProbe{Protocol::udp, {}, read_u16(transport, 2)};
+  }
+  if (protocol == k_ip_tcp && transport.size() > k_tcp_flags_offset) {
+    auto flags = transport[k_tcp_flags_offset];
+    if ((flags & (k_tcp_syn | k_tcp_ack)) != k_tcp_syn) return std::nullopt;
+    return ArrivedProbe{Protocol::tcp, {}, read_u16(transport, 2)};
+  }
+  return std::nullopt;
+}
+
+std::optional<ArrivedProbe>
+parse_ipv4(std::span<const std::uint8_t> packet, std::span<const std::uint8_t> destination)
+{
+  if (packet.size() < k_ipv4_min_header || (packet[0] >> 4) != 4 || destination.size() != 4) return std::nullopt;
+  std::size_t header_length = std::size_t(packet[0] & 0x0F) * 4;
+  if (header_length < k_ipv4_min_header || packet.size() < header_length) return std::nullopt;
+  // Later fragments carry no transport header.
+  if ((read_u16(packet, 6) & k_ipv4_fragment_offset_mask) != 0) return std::nullopt;
+  if (!same_bytes(packet.subspan(16, 4), destination)) return std::nullopt;
+  auto probe = parse_transport(packet[9], packet.subspan(header_length));
+  if (probe) std::memcpy(probe->source.data(), &packet[12], 4);
+  return probe;
+}
+
+// Extension headers are not followed: a probe never carries any.
+std::optional<ArrivedProbe>
+parse_ipv6(std::span<const std::uint8_t> packet, std::span<const std::uint8_t> destination)
+{
+  if (packet.size() < k_ipv6_header || (packet[0] >> 4) != 6 || destination.size() != 16) return std::nullopt;
+  if (!same_bytes(packet.subspan(24, 16), destination)) return std::nullopt;
+  auto probe = parse_transport(packet[6], packet.subspan(k_ipv6_header));
+  if (probe) std::memcpy(probe->source.data(), &packet[8], 16);
+  return probe;
+}
+
+// --- the kernel filter ----------------------------------------------------------
+
+// Builds a classic BPF program whose conditional jumps go to one of two
+// final instructions, "keep" (return k_snap_length) and "drop" (return 0).
+class FilterBuilder
+{
+public:
+  enum class Target : std::uint8_t { next, keep, drop };
+
+  void load(std::uint16_t size, std::uint32_t offset) { m_code.push_back(BPF_STMT(BPF_LD | size | BPF_ABS, offset)); }
+  void statement(std::uint16_t code, std::uint32_t k) { m_code.push_back(BPF_STMT(code, k)); }
+  // if (A <op> k) goto if_true else goto if_false
+  void jump(std::uint16_t op, std::uint32_t k, Target if_true, Target if_false)
+  {
+    m_jumps.push_back({m_code.size(), if_true, if_false});
+    m_code.push_back(BPF_JUMP(BPF_JMP | op | BPF_K, k, 0, 0));
+  }
+
+  std::vector<sock_filter> finish()
+  {
+    auto keep = m_code.size();
+    auto drop = keep + 1;
+    auto offset = [&](std::size_t from, Target target) -> std::uint8_t {
+      if (target == Target::next) return 0;
+      return std::uint8_t((target == Target::keep ? keep : drop) - from - 1);
+    };
+    for (const auto& jump : m_jumps) {
+      m_code[jump.index].jt = offset(jump.index, jump.if_true);
+      m_code[jump.index].jf = offset(jump.index, jump.if_false);
+    }
+    m_code.push_back(BPF_STMT(BPF_RET | BPF_K, k_snap_length));
+    m_code.push_back(BPF_STMT(BPF_RET | BPF_K, 0));
+    return std::move(m_code);
+  }
+
+private:
+  struct Jump
+  {
+    std::size_t index;
+    Target if_true;
+    Target if_false;
+  };
+  std::vector<sock_filter> m_code;
+  std::vector<Jump> m_jumps;
+};
+
+// The kernel-side twin of parse_ipv4/parse_ipv6 for `destination` (4 or 16
+// bytes). Offsets are from the network header (SOCK_DGRAM); the ethertype
+// comes from the skb (SKF_AD_PROTOCOL).
+std::vector<sock_filter>
+probe_filter(std::span<const std::uint8_t> destination)
+{
+  using Target = FilterBuilder::Target;
+  bool ipv4 = destination.size() == 4;
+  FilterBuilder filter;
+  filter.load(BPF_H, std::uint32_t(SKF_AD_OFF + SKF_AD_PROTOCOL));
+  filter.jump(BPF_JEQ, ipv4 ? k_ethertype_ipv4 : k_ethertype_ipv6, Target::next, Target::drop);
+  std::uint32_t destination_offset = ipv4 ? 16 : 24;
+  for (std::size_t i = 0; i < destination.size(); i += 4) {
+    filter.load(BPF_W, destination_offset + std::uint32_t(i));
+    filter.jump(BPF_JEQ, read_u32(destination, i), Target::next, Target::drop);
+  }
+  if (ipv4) {
+    filter.load(BPF_H, 6);
+    filter.jump(BPF_JSET, k_ipv4_fragment_offset_mask, Target::drop, Target::next);
+    filter.load(BPF_B, 9);
+  } else {
+    filter.load(BPF_B, 6);
+  }
+  filter.jump(BPF_JEQ, k_ip_udp, Target::keep, Target::next);
+  filter.jump(BPF_JEQ, k_ip_tcp, Target::next, Target::drop);
+  if (ipv4) {
+    filter.statement(BPF_LDX | BPF_B | BPF_MSH, 0); // X = IPv4 header length
+    filter.statement(BPF_LD | BPF_B | BPF_IND, k_tcp_flags_offset);
+  } else {
+    filter.load(BPF_B, std::uint32_t(k_ipv6_header + k_tcp_flags_offset));
+  }
+  filter.statement(BPF_ALU | BPF_AND | BPF_K, k_tcp_syn | k_tcp_ack);
+  filter.jump(BPF_JEQ, k_tcp_syn, Target::keep, Target::drop);
+  return filter.finish();
+}
+
+bool
+attach_filter(int socket, std::span<const std::uint8_t> destination)
+{
+  auto code = probe_filter(destination);
+  sock_fprog program{std::uint16_t(code.size()), code.data()};
+  return ::setsockopt(socket, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0;
+}
+
+// --- counting -------------------------------------------------------------------
+
+struct Key
+{
+  std::array<std::uint8_t, 16> source;
+  std::uint16_t port;
+  std::uint8_t protocol;
+  std::uint8_t unused = 0; // no padding: the key hashes as plain bytes
+
+  friend bool operator==(const Key&, const Key&) = default;
+};
+static_assert(sizeof(Key) == 20);
+
+struct KeyHash
+{
+  std::size_t operator()(const Key& key) const
+  {
+    return std::hash<std::string_view>()(std::string_view(reinterpret_cast<const char*>(&key), sizeof(key)));
+  }
+};
+
+Key
+key_of(Protocol protocol, const std::array<std::uint8_t, 16>& source, std::uint16_t port)
+{
+  return Key{source, port, std::uint8_t(protocol)};
+}
+
+} // namespace
+
+std::optional<ArrivedProbe>
+parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertype,
+                    std::span<const std::uint8_t> destination)
+{
+  if (ethertype == k_ethertype_ipv4) return parse_ipv4(packet, destination);
+  if (ethertype == k_ethertype_ipv6) return parse_ipv6(packet, destination);
+  return std::nullopt;
+}
+
+// --- Capture ----------------------------------------------------------------------
+
+struct Capture::Impl
+{
+  Impl(EventLoop& loop, std::string address, std::size_t max_keys)
+    : m_loop(loop), m_address(std::move(address)), m_max_keys(max_keys)
+  {
+    if (inet_pton(AF_INET, m_address.c_str(), m_node.data()) == 1) {
+      m_family = AF_INET;
+    } else if (inet_pton(AF_INET6, m_address.c_str(), m_node.data()) == 1) {
+      m_family = AF_INET6;
+    }
+  }
+
+  ~Impl()
+  {
+    if (m_socket) m_loop.remove(m_socket.get());
+  }
+
+  std::span<const std::uint8_t> node() const { return {m_node.data(), m_family == AF_INET ? 4u : 16u}; }
+
+  bool start(const std::string& interface, std::string& error);
+  Fd open_socket(const std::string& interface, std::string& error) const;
+  void drain();
+  void record(const sockaddr_ll& from, std::span<const std::uint8_t> packet);
+
+  EventLoop& m_loop;
+  std::string m_address;
+  std::size_t m_max_keys;
+  int m_family = AF_UNSPEC;
+  std::array<std::uint8_t, 16> m_node{};
+  Fd m_socket;
+
+  std::unordered_map<Key, std::uint32_t, KeyHash> m_counts;
+  std::uint64_t m_packets = 0;
+
+  // recvmmsg scratch space, reused by every drain().
+  std::array<std::array<std::uint8_t, k_buffer_size>, k_batch> m_buffers{};
+  std::array<sockaddr_ll, k_batch> m_from{};
+  std::array<iovec, k_batch> m_vectors{};
+  std::array<mmsghdr, k_batch> m_messages{};
+};
+
+Fd
+Capture::Impl::open_socket(const std::string& interface, std::string& error) const
+{
+  // Protocol 0: nothing is queued until bind() below, after the filter is on.
+  Fd socket(::socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!socket) {
+    error = errno == EPERM || errno == EACCES
+              ? "AF_PACKET needs CAP_NET_RAW; diagnosis degrades to filtered"
+              : fmt::format("AF_PACKET socket: {}", std::strerror(errno));
+    return {};
+  }
+  int ifindex = 0;
+  if (!interface.empty()) {
+    ifindex = int(if_nametoindex(interface.c_str()));
+    if (ifindex == 0) {
+      error = fmt::format("interface {}: {}", interface, std::strerror(errno));
+      return {};
+    }
+  }
+  // Both optional: without the filter userspace sees more, without
+  // IGNORE_OUTGOING it skips PACKET_OUTGOING itself.
+  attach_filter(socket.get(), node());
+  int on = 1;
+  ::setsockopt(socket.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &on, sizeof(on));
+  int size = k_receive_buffer;
+  if (::setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0) {
+    ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  }
+  sockaddr_ll address{};
+  address.sll_family = AF_PACKET;
+  address.sll_protocol = htons(ETH_P_ALL);
+  address.sll_ifindex = ifindex;
+  if (::bind(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    error = fmt::format("AF_PACKET bind{}: {}", interface.empty() ? "" : " to " + interface, std::strerror(errno));
+    return {};
+  }
+  return socket;
+}
+
+bool
+Capture::Impl::start(const std::string& interface, std::string& error)
+{
+  if (m_socket) return true;
+  if (m_family == AF_UNSPEC) {
+    error = "not an IP address: " + m_address;
+    return false;
+  }
+  Fd socket = open_socket(interface, error);
+  if (!socket) return false;
+  if (!m_loop.add(socket.get(), EPOLLIN, [this](std::uint32_t) { drain(); })) {
+    error = fmt::format("epoll: {}", std::strerror(errno));
+    return false;
+  }
+  m_socket = std::move(socket);
+  return true;
+}
+
+void
+Capture::Impl::drain()
+{
+  for (int batch = 0; batch < k_max_batches; ++batch) {
+    for (std::size_t i = 0; i < k_batch; ++i) {
+      m_vectors[i] = iovec{m_buffers[i].data(), m_buffers[i].size()};
+      m_messages[i] = mmsghdr{};
+      m_messages[i].msg_hdr.msg_name = &m_from[i];
+      m_messages[i].msg_hdr.msg_namelen = sizeof(m_from[i]);
+      m_messages[i].msg_hdr.msg_iov = &m_vectors[i];
+      m_messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    int count = ::recvmmsg(m_socket.get(), m_messages.data(), unsigned(k_batch), MSG_DONTWAIT, nullptr);
+    if (count < 0 && errno == EINTR) continue;
+    if (count <= 0) return; // EAGAIN: drained (or an error the next event retries)
+    for (int i = 0; i < count; ++i) {
+      record(m_from[std::size_t(i)], {m_buffers[std::size_t(i)].data(), m_messages[std::size_t(i)].msg_len});
+    }
+    if (std::size_t(count) < k_batch) return;
+  }
+}
+
+void
+Capture::Impl::record(const sockaddr_ll& from, std::span<const std::uint8_t> packet)
+{
+  if (from.sll_pkttype == PACKET_OUTGOING) return;
+  auto probe = parse_arrived_probe(packet, ntohs(from.sll_protocol), node());
+  if (!probe) return;
+  ++m_packets;
+  auto key = key_of(probe->protocol, probe->source, probe->port);
+  if (m_counts.size() < m_max_keys) {
+    ++m_counts[key];
+  } else if (auto it = m_counts.find(key); it != m_counts.end()) {
+    ++it->second;
+  }
+}
+
+Capture::Capture(EventLoop& loop, std::string address, std::size_t max_keys)
+  : m_impl(std::make_unique<Impl>(loop, std::move(address), max_keys))
+{
+}
+
+Capture::~Capture() = default;
+
+bool
+Capture::start(const std::string& interface, std::string& error)
+{
+  return m_impl->start(interface, error);
+}
+
+bool
+Capture::active() const
+{
+  return m_impl->m_socket.valid();
+}
+
+std::uint32_t
+Capture::seen(Protocol protocol, const std::string& source, std::uint16_t port) const
+{
+  std::array<std::uint8_t, 16> bytes{};
+  if (m_impl->m_family == AF_UNSPEC || inet_pton(m_impl->m_family, source.c_str(), bytes.data()) != 1) return 0;
+  auto it = m_impl->m_counts.find(key_of(protocol, bytes, port));
+  return it == m_impl->m_counts.end() ? 0 : it->second;
+}
+
+std::uint64_t
+Capture::packets() const
+{
+  return m_impl->m_packets;
+}
+
+} // namespace portmatrix

@@ -1,0 +1,511 @@
+// The responder holds one socket per port the node must receive, all on the
+// caller's EventLoop, and answers probes with the node's identity.
+//
+// Memory is the constraint: a node may need 30000-32767 over TCP and UDP,
+// 5,536 sockets. Each listener is a 12-byte Listener (fd, protocol, port) in
+// one vector, "do we hold this port" is a bit in a 64 Ki bitset per protocol,
+// and each is registered with a lambda capturing only `this` and its index,
+// which std::function stores inline (no allocation of its own).
+//
+// UDP is stateless: a datagram carrying a probe payload gets the reply sent
+// back to its source, anything else is ignored. A TCP connection is accepted
+// (non-blocking), buffers at most one identity line, is answered and closed
+// when a full probe line arrives, and is closed without a word when the line
+// is not a probe, when the buffer fills, or after k_line_timeout, so idle
+// clients never delay prompt probers, which finish in milliseconds. Accepted
+// connections are capped (k_max_connections): at the cap new ones wait in the
+// kernel's accept queue; out of fds, the oldest is answered if its line has
+// arrived, then closed.
+//
+// A port that cannot be bound is recorded with its owner, found in
+// /proc/net/{tcp,udp}{,6} (port -> socket inode) and then /proc/PID/fd
+// (inode -> pid); failed ports are resolved in one pass over /proc.
+#include "agent/responder.hpp"
+
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <bitset>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "agent/identity.hpp"
+#include "net/address.hpp"
+#include "net/fd.hpp"
+
+namespace portmatrix {
+namespace {
+
+constexpr int k_listen_backlog = 128;
+constexpr std::chrono::milliseconds k_line_timeout{2000};
+constexpr std::size_t k_max_connections = 8192;
+// Accepts and datagrams handled per readiness event: the loop is level
+// triggered, so the rest waits a turn and one busy port cannot starve others.
+constexpr int k_batch = 64;
+constexpr int k_send_flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+
+std::string
+errno_text(int error)
+{
+  return std::strerror(error);
+}
+
+// --- owners from /proc --------------------------------------------------------
+
+using PortKey = std::pair<Protocol, std::uint16_t>;
+
+struct PortKeyHash
+{
+  std::size_t operator()(const PortKey& key) const { return (std::size_t(key.first) << 16) | key.second; }
+};
+
+constexpr unsigned k_tcp_listen = 0x0A;
+
+std::vector<std::string_view>
+split_fields(std::string_view line)
+{
+  std::vector<std::string_view> fields;
+  std::size_t position = 0;
+  while (position < line.size()) {
+    auto start = line.find_first_not_of(' ', position);
+    if (start == std::string_view::npos) break;
+    auto end = line.find(' ', start);
+    if (end == std::string_view::npos) end = line.size();
+    fields.push_back(line.substr(start, end - start));
+    position = end;
+  }
+  return fields;
+}
+
+template <typename Number>
+std::optional<Number>
+parse_number(std::string_view text, int base)
+{
+  Number value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// Adds to `inodes` the socket inode of every wanted port in one
+// /proc/net/{tcp,udp}{,6} table. Lines look like
+//   "0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 12345 ..."
+// (local address:port in hex, state, ..., inode in field 9). For TCP a
+// listener (state 0A) wins over a socket merely bound to the port.
+void
+read_socket_table(const std::string& path, Protocol protocol, const std::unordered_set<PortKey, PortKeyHash>& wanted,
+                  std::unordered_map<PortKey, std::pair<std::uint64_t, bool>, PortKeyHash>& inodes)
+{
+  std::ifstream file(path);
+  std::string line;
+  std::getline(file, line); // header
+  while (std::getline(file, line)) {
+    auto fields = split_fields(line);
+    if (fields.size() < 10) continue;
+    auto colon = fields[1].rfind(':');
+    if (colon == std::string_view::npos) continue;
+    auto port = parse_number<std::uint16_t>(fields[1].substr(colon + 1), 16);
+    auto state = parse_number<unsigned>(fields[3], 16);
+    auto inode = parse_number<std::uint64_t>(fields[9], 10);
+    if (!port || !state || !inode || *inode == 0) continue;
+    PortKey key{protocol, *port};
+    if (!wanted.contains(key)) continue;
+    bool listening = protocol == Protocol::tcp && *state == k_tcp_listen;
+    auto [it, inserted] = inodes.try_emplace(key, *inode, listening);
+    if (!inserted && listening && !it->second.second) it->second = {*inode, true};
+  }
+}
+
+std::optional<std::uint64_t>
+socket_inode_of_link(const std::filesystem::path& link)
+{
+  char target[64];
+  auto length = ::readlink(link.c_str(), target, sizeof(target) - 1);
+  if (length <= 0) return std::nullopt;
+  std::string_view text(target, std::size_t(length));
+  constexpr std::string_view k_prefix = "socket:[";
+  if (!text.starts_with(k_prefix) || !text.ends_with(']')) return std::nullopt;
+  text.remove_prefix(k_prefix.size());
+  text.remove_suffix(1);
+  return parse_number<std::uint64_t>(text, 10);
+}
+
+// The pid holding each of `inodes`, from the "socket:[INODE]" links in
+// /proc/*/fd; stops as soon as every inode is found. Processes we may not
+// look into (not root) are skipped.
+std::unordered_map<std::uint64_t, int>
+find_inode_owners(const std::unordered_set<std::uint64_t>& inodes)
+{
+  namespace fs = std::filesystem;
+  std::unordered_map<std::uint64_t, int> owners;
+  std::error_code error;
+  for (fs::directory_iterator proc("/proc", error), end; !error && proc != end; proc.increment(error)) {
+    auto pid = parse_number<int>(proc->path().filename().native(), 10);
+    if (!pid) continue;
+    std::error_code fd_error;
+    for (fs::directory_iterator fds(proc->path() / "fd", fd_error); !fd_error && fds != end; fds.increment(fd_error)) {
+      auto inode = socket_inode_of_link(fds->path());
+      if (inode && inodes.contains(*inode) && owners.try_emplace(*inode, *pid).second
+          && owners.size() == inodes.size()) {
+        return owners;
+      }
+    }
+  }
+  return owners;
+}
+
+std::string
+process_name(int pid)
+{
+  std::ifstream file("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(file, name);
+  auto end = name.find_last_not_of(" \t\r\n");
+  name.erase(end == std::string::npos ? 0 : end + 1);
+  return name;
+}
+
+// find_port_owner() for many ports in one pass over /proc.
+std::vector<std::optional<std::pair<int, std::string>>>
+find_port_owners(const std::vector<PortKey>& ports)
+{
+  std::unordered_set<PortKey, PortKeyHash> wanted(ports.begin(), ports.end());
+  std::unordered_map<PortKey, std::pair<std::uint64_t, bool>, PortKeyHash> port_inodes;
+  read_socket_table("/proc/net/tcp", Protocol::tcp, wanted, port_inodes);
+  read_socket_table("/proc/net/tcp6", Protocol::tcp, wanted, port_inodes);
+  read_socket_table("/proc/net/udp", Protocol::udp, wanted, port_inodes);
+  read_socket_table("/proc/net/udp6", Protocol::udp, wanted, port_inodes);
+
+  std::unordered_set<std::uint64_t> inodes;
+  for (const auto& [key, inode] : port_inodes) inodes.insert(inode.first);
+  auto pids = inodes.empty() ? std::unordered_map<std::uint64_t, int>{} : find_inode_owners(inodes);
+
+  std::vector<std::optional<std::pair<int, std::string>>> owners;
+  owners.reserve(ports.size());
+  for (const auto& key : ports) {
+    auto inode = port_inodes.find(key);
+    auto pid = inode == port_inodes.end() ? pids.end() : pids.find(inode->second.first);
+    if (pid == pids.end()) {
+      owners.emplace_back();
+    } else {
+      owners.emplace_back(std::make_pair(pid->second, process_name(pid->second)));
+    }
+  }
+  return owners;
+}
+
+// --- sockets ------------------------------------------------------------------
+
+// A bound (and, for TCP, listening) non-blocking socket, or the errno of the
+// step that failed.
+Fd
+open_listener(Protocol protocol, const SocketAddress& address, int& error)
+{
+  int type = protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM;
+  Fd socket(::socket(address.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!socket) {
+    error = errno;
+    return {};
+  }
+  int on = 1;
+  if (protocol == Protocol::tcp) ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  if (::bind(socket.get(), address.get(), address.length()) != 0
+      || (protocol == Protocol::tcp && ::listen(socket.get(), k_listen_backlog) != 0)) {
+    error = errno;
+    return {};
+  }
+  return socket;
+}
+
+} // namespace
+
+// --- Responder ----------------------------------------------------------------
+
+struct Responder::Impl
+{
+  struct Listener
+  {
+    Fd fd;
+    Protocol protocol;
+    std::uint16_t port;
+  };
+
+  struct Connection
+  {
+    Fd fd;
+    std::uint16_t port = 0; // the listener's port, named in the reply
+    std::uint64_t timer = 0;
+    std::string received; // at most k_max_identity_line bytes
+  };
+
+  Impl(EventLoop& loop, const Token& token, std::string node, std::string address)
+    : m_loop(loop), m_token(token), m_node(std::move(node)), m_address_text(std::move(address)),
+      m_address(SocketAddress::parse(m_address_text, 0))
+  {
+  }
+
+  ~Impl()
+  {
+    for (auto& listener : m_listeners) m_loop.remove(listener.fd.get());
+    for (auto& [id, connection] : m_connections) {
+      m_loop.remove(connection.fd.get());
+      m_loop.cancel(connection.timer);
+    }
+  }
+
+  void bind(const std::vector<ListenSpec>& specs);
+  // nullopt when listening (now or already), else the errno of the failure.
+  std::optional<int> add_listener(Protocol protocol, std::uint16_t port);
+  void on_listener_ready(std::uint32_t index);
+  void accept_connections(const Listener& listener);
+  void answer_datagrams(const Listener& listener);
+  void on_connection_ready(std::uint64_t id);
+  // Answers when `line` is a probe; the caller closes the connection.
+  void answer_line(Connection& connection, std::string_view line);
+  void close_connection(std::uint64_t id);
+  void make_room();
+
+  std::bitset<65536>& ports(Protocol protocol) { return protocol == Protocol::tcp ? m_tcp_ports : m_udp_ports; }
+
+  EventLoop& m_loop;
+  const Token& m_token;
+  std::string m_node;
+  std::string m_address_text;
+  std::optional<SocketAddress> m_address;
+
+  std::vector<Listener> m_listeners; // append only: callbacks hold indices
+  std::bitset<65536> m_tcp_ports;
+  std::bitset<65536> m_udp_ports;
+  std::vector<PortOwner> m_owners;
+
+  // By accept order, so begin() is the oldest: the one dropped past the cap.
+  std::map<std::uint64_t, Connection> m_connections;
+  std::uint64_t m_next_connection = 1;
+  std::uint64_t m_answered = 0;
+};
+
+void
+Responder::Impl::bind(const std::vector<ListenSpec>& specs)
+{
+  std::vector<PortOwner> failed;
+  std::vector<PortKey> in_use; // failed with EADDRINUSE: their owners are looked up
+  std::vector<std::size_t> in_use_index;
+  for (const auto& spec : specs) {
+    if (spec.protocol != Protocol::tcp && spec.protocol != Protocol::udp) continue;
+    for (std::uint32_t port = std::max<std::uint32_t>(spec.range.min, 1); port <= spec.range.max; ++port) {
+      auto error = add_listener(spec.protocol, std::uint16_t(port));
+      if (!error) continue;
+      if (*error == EADDRINUSE) {
+        in_use.emplace_back(spec.protocol, std::uint16_t(port));
+        in_use_index.push_back(failed.size());
+      }
+      auto why = m_address ? errno_text(*error) : "not an IP address: " + m_address_text;
+      failed.push_back(PortOwner{spec.protocol, std::uint16_t(port), 0, {}, std::move(why)});
+    }
+  }
+  if (!in_use.empty()) {
+    auto owners = find_port_owners(in_use);
+    for (std::size_t i = 0; i < owners.size(); ++i) {
+      auto& owner = failed[in_use_index[i]];
+      if (owners[i]) std::tie(owner.pid, owner.process) = std::move(*owners[i]);
+    }
+  }
+  std::move(failed.begin(), failed.end(), std::back_inserter(m_owners));
+}
+
+std::optional<int>
+Responder::Impl::add_listener(Protocol protocol, std::uint16_t port)
+{
+  if (ports(protocol).test(port)) return std::nullopt; // already ours (a spec repeated a port)
+  if (!m_address) return EAFNOSUPPORT;
+  auto address = *m_address;
+  address.set_port(port);
+  int error = 0;
+  Fd socket = open_listener(protocol, address, error);
+  if (!socket) return error;
+  auto index = std::uint32_t(m_listeners.size());
+  if (!m_loop.add(socket.get(), EPOLLIN, [this, index](std::uint32_t) { on_listener_ready(index); })) return errno;
+  m_listeners.push_back(Listener{std::move(socket), protocol, port});
+  ports(protocol).set(port);
+  return std::nullopt;
+}
+
+void
+Responder::Impl::on_listener_ready(std::uint32_t index)
+{
+  const auto& listener = m_listeners[index];
+  if (listener.protocol == Protocol::tcp) {
+    accept_connections(listener);
+  } else {
+    answer_datagrams(listener);
+  }
+}
+
+void
+Responder::Impl::accept_connections(const Listener& listener)
+{
+  for (int i = 0; i < k_batch; ++i) {
+    // At the cap, the oldest connection is answered (if its line is in) and
+    // closed: no spinning on a readable listener, and idle clients cannot
+    // hold the slots.
+    if (m_connections.size() >= k_max_connections) make_room();
+    Fd socket(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!socket) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      // Out of fds: make room by dropping the oldest connection, if any.
+      if ((errno == EMFILE || errno == ENFILE) && !m_connections.empty()) {
+        make_room();
+        continue;
+      }
+      return; // EAGAIN, or nothing we can do this turn
+    }
+    auto id = m_next_connection++;
+    int fd = socket.get();
+    if (!m_loop.add(fd, EPOLLIN, [this, id](std::uint32_t) { on_connection_ready(id); })) continue;
+    auto& connection = m_connections[id];
+    connection.fd = std::move(socket);
+    connection.port = listener.port;
+    connection.timer = m_loop.after(k_line_timeout, [this, id] { close_connection(id); });
+  }
+}
+
+void
+Responder::Impl::answer_datagrams(const Listener& listener)
+{
+  char buffer[k_max_identity_line + 1];
+  for (int i = 0; i < k_batch; ++i) {
+    sockaddr_storage from{};
+    socklen_t from_length = sizeof(from);
+    auto length = ::recvfrom(listener.fd.get(), buffer, sizeof(buffer), MSG_DONTWAIT | MSG_TRUNC,
+                             reinterpret_cast<sockaddr*>(&from), &from_length);
+    if (length < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      continue; // a transient error (ENOMEM, a queued ICMP error): next datagram
+    }
+    if (std::size_t(length) > k_max_identity_line) continue; // truncated: not a probe
+    auto nonce = parse_probe_payload(std::string_view(buffer, std::size_t(length)));
+    if (!nonce) continue;
+    auto reply = make_identity_reply(m_token, *nonce, m_node, Protocol::udp, listener.port);
+    auto sent = ::sendto(listener.fd.get(), reply.data(), reply.size(), k_send_flags,
+                         reinterpret_cast<const sockaddr*>(&from), from_length);
+    if (sent == ssize_t(reply.size())) ++m_answered;
+  }
+}
+
+void
+Responder::Impl::on_connection_ready(std::uint64_t id)
+{
+  auto it = m_connections.find(id);
+  if (it == m_connections.end()) return;
+  auto& connection = it->second;
+  char buffer[k_max_identity_line];
+  while (true) {
+    auto room = k_max_identity_line - connection.received.size();
+    if (room == 0) break; // a full buffer without a newline: not a probe
+    auto length = ::recv(connection.fd.get(), buffer, room, MSG_DONTWAIT);
+    if (length < 0 && errno == EINTR) continue;
+    if (length < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return; // wait for more
+    if (length <= 0) {
+      // End of stream: the prober may have sent its line without "\n".
+      if (length == 0) answer_line(connection, connection.received);
+      break;
+    }
+    connection.received.append(buffer, std::size_t(length));
+    auto newline = connection.received.find('\n');
+    if (newline != std::string::npos) {
+      answer_line(connection, std::string_view(connection.received).substr(0, newline + 1));
+      break;
+    }
+  }
+  close_connection(id);
+}
+
+void
+Responder::Impl::answer_line(Connection& connection, std::string_view line)
+{
+  auto nonce = parse_probe_payload(line);
+  if (!nonce) return;
+  auto reply = make_identity_reply(m_token, *nonce, m_node, Protocol::tcp, connection.port);
+  // A fresh connection's send buffer is empty: the short reply fits at once.
+  if (::send(connection.fd.get(), reply.data(), reply.size(), k_send_flags) == ssize_t(reply.size())) ++m_answered;
+  // Send our FIN before close(), so nothing the peer still sends can turn it
+  // into a reset that overtakes the reply.
+  ::shutdown(connection.fd.get(), SHUT_WR);
+}
+
+// Frees one connection slot: the oldest connection is answered now if its
+// probe line has arrived (under a burst it usually has, unread), then closed.
+void
+Responder::Impl::make_room()
+{
+  auto oldest = m_connections.begin()->first;
+  on_connection_ready(oldest);
+  close_connection(oldest);
+}
+
+void
+Responder::Impl::close_connection(std::uint64_t id)
+{
+  auto it = m_connections.find(id);
+  if (it == m_connections.end()) return;
+  m_loop.remove(it->second.fd.get());
+  m_loop.cancel(it->second.timer);
+  m_connections.erase(it); // closes the fd
+}
+
+Responder::Responder(EventLoop& loop, const Token& token, std::string node, std::string address)
+  : m_impl(std::make_unique<Impl>(loop, token, std::move(node), std::move(address)))
+{
+}
+
+Responder::~Responder() = default;
+
+void
+Responder::bind(const std::vector<ListenSpec>& specs)
+{
+  m_impl->bind(specs);
+}
+
+const std::vector<PortOwner>&
+Responder::owners() const
+{
+  return m_impl->m_owners;
+}
+
+bool
+Responder::listening(Protocol protocol, std::uint16_t port) const
+{
+  if (protocol != Protocol::tcp && protocol != Protocol::udp) return false;
+  return m_impl->ports(protocol).test(port);
+}
+
+std::size_t
+Responder::listener_count() const
+{
+  return m_impl->m_listeners.size();
+}
+
+std::uint64_t
+Responder::answered() const
+{
+  return m_impl->m_answered;
+}
+
+std::optional<std::pair<int, std::string>>
+find_port_owner(Protocol protocol, std::uint16_t port)
+{
+  return find_port_owners({{protocol, port}}).front();
+}
+
+} // namespace portmatrix

@@ -1,0 +1,359 @@
+// Capture in two parts: the packet parser on handmade headers (no privilege
+// needed), and the AF_PACKET socket on loopback (root, for CAP_NET_RAW),
+// with probes sent from 127.0.0.1 / ::1 to ports the kernel just handed out.
+// The loopback tests run in a network namespace of their own when they can,
+// so that other tests sending to 127.0.0.1 at the same time are not counted.
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "agent/capture.hpp"
+#include "net/address.hpp"
+#include "net/fd.hpp"
+
+namespace portmatrix {
+namespace {
+
+using namespace std::chrono_literals;
+using Bytes = std::vector<std::uint8_t>;
+
+constexpr std::uint16_t k_ipv4 = 0x0800;
+constexpr std::uint16_t k_ipv6 = 0x86DD;
+constexpr std::uint8_t k_syn = 0x02;
+constexpr std::uint8_t k_ack = 0x10;
+
+std::array<std::uint8_t, 16>
+address_bytes(const char* text)
+{
+  std::array<std::uint8_t, 16> bytes{};
+  if (inet_pton(AF_INET, text, bytes.data()) != 1) inet_pton(AF_INET6, text, bytes.data());
+  return bytes;
+}
+
+std::span<const std::uint8_t>
+ipv4_of(const std::array<std::uint8_t, 16>& bytes)
+{
+  return {bytes.data(), 4};
+}
+
+void
+put_u16(Bytes& packet, std::size_t offset, std::uint16_t value)
+{
+  packet[offset] = std::uint8_t(value >> 8);
+  packet[offset + 1] = std::uint8_t(value);
+}
+
+// A transport header: UDP (8 bytes) or TCP (20 bytes, with `flags`).
+Bytes
+transport(std::uint8_t protocol, std::uint16_t port, std::uint8_t flags = k_syn)
+{
+  Bytes header(protocol == 17 ? 8 : 20, 0);
+  put_u16(header, 0, 40000);
+  put_u16(header, 2, port);
+  if (protocol == 6) {
+    header[12] = 5 << 4;
+    header[13] = flags;
+  }
+  return header;
+}
+
+Bytes
+ipv4_packet(const char* source, const char* destination, std::uint8_t protocol, const Bytes& payload,
+            std::size_t options = 0, std::uint16_t fragment = 0)
+{
+  Bytes packet(20 + options, 0);
+  packet[0] = std::uint8_t(0x40 | ((20 + options) / 4));
+  put_u16(packet, 6, fragment);
+  packet[8] = 64;
+  packet[9] = protocol;
+  auto from = address_bytes(source);
+  auto to = address_bytes(destination);
+  std::copy_n(from.begin(), 4, packet.begin() + 12);
+  std::copy_n(to.begin(), 4, packet.begin() + 16);
+  packet.insert(packet.end(), payload.begin(), payload.end());
+  return packet;
+}
+
+Bytes
+ipv6_packet(const char* source, const char* destination, std::uint8_t next_header, const Bytes& payload)
+{
+  Bytes packet(40, 0);
+  packet[0] = 0x60;
+  put_u16(packet, 4, std::uint16_t(payload.size()));
+  packet[6] = next_header;
+  packet[7] = 64;
+  auto from = address_bytes(source);
+  auto to = address_bytes(destination);
+  std::copy(from.begin(), from.end(), packet.begin() + 8);
+  std::copy(to.begin(), to.end(), packet.begin() + 24);
+  packet.insert(packet.end(), payload.begin(), payload.end());
+  return packet;
+}
+
+TEST(ParseArrivedProbe, TakesIpv4UdpAndTcpSynToTheNode)
+{
+  auto node = address_bytes("10.0.0.2");
+  auto udp = parse_arrived_probe(ipv4_packet("10.0.0.1", "10.0.0.2", 17, transport(17, 8472)), k_ipv4, ipv4_of(node));
+  ASSERT_TRUE(udp);
+  EXPECT_EQ(udp->protocol, Protocol::udp);
+  EXPECT_EQ(udp->port, 8472);
+  EXPECT_EQ(udp->source, address_bytes("10.0.0.1"));
+
+  // IP options move the TCP header.
+  auto tcp = parse_arrived_probe(ipv4_packet("10.0.0.3", "10.0.0.2", 6, transport(6, 6443), 8), k_ipv4, ipv4_of(node));
+  ASSERT_TRUE(tcp);
+  EXPECT_EQ(tcp->protocol, Protocol::tcp);
+  EXPECT_EQ(tcp->port, 6443);
+  EXPECT_EQ(tcp->source, address_bytes("10.0.0.3"));
+}
+
+TEST(ParseArrivedProbe, LeavesOutEverythingElse)
+{
+  auto node = address_bytes("10.0.0.2");
+  auto parse = [&](const Bytes& packet, std::uint16_t ethertype = k_ipv4) {
+    return parse_arrived_probe(packet, ethertype, ipv4_of(node)).has_value();
+  };
+  EXPECT_FALSE(parse(ipv4_packet("10.0.0.1", "10.0.0.9", 17, transport(17, 53)))) << "another destination";
+  EXPECT_FALSE(parse(ipv4_packet("10.0.0.1", "10.0.0.2", 6, transport(6, 6443, k_syn | k_ack)))) << "SYN-ACK";
+  EXPECT_FALSE(parse(ipv4_packet("10.0.0.1", "10.0.0.2", 6, transport(6, 6443, k_ack)))) << "ACK";
+  EXPECT_FALSE(parse(ipv4_packet("10.0.0.1", "10.0.0.2", 1, Bytes(8, 0)))) << "ICMP";
+  EXPECT_FALSE(parse(ipv4_packet("10.0.0.1", "10.0.0.2", 17, transport(17, 53), 0, 185))) << "later fragment";
+  EXPECT_TRUE(parse(ipv4_packet("10.0.0.1", "10.0.0.2", 17, transport(17, 53), 0, 0x2000))) << "first fragment";
+  EXPECT_FALSE(parse(ipv4_packet("10.0.0.1", "10.0.0.2", 17, transport(17, 53)), 0x0806)) << "not IP";
+
+  auto truncated = ipv4_packet("10.0.0.1", "10.0.0.2", 6, transport(6, 6443));
+  truncated.resize(20 + 13);
+  EXPECT_FALSE(parse(truncated)) << "no TCP flags";
+  auto bad_length = ipv4_packet("10.0.0.1", "10.0.0.2", 17, transport(17, 53));
+  bad_length[0] = 0x44; // IHL 16 bytes
+  EXPECT_FALSE(parse(bad_length));
+  EXPECT_FALSE(parse(Bytes(10, 0x45)));
+  EXPECT_FALSE(parse({}));
+}
+
+TEST(ParseArrivedProbe, TakesIpv6UdpAndTcpSyn)
+{
+  auto node = address_bytes("fd00::2");
+  auto udp = parse_arrived_probe(ipv6_packet("fd00::1", "fd00::2", 17, transport(17, 4789)), k_ipv6, node);
+  ASSERT_TRUE(udp);
+  EXPECT_EQ(udp->protocol, Protocol::udp);
+  EXPECT_EQ(udp->port, 4789);
+  EXPECT_EQ(udp->source, address_bytes("fd00::1"));
+
+  auto tcp = parse_arrived_probe(ipv6_packet("fd00::1", "fd00::2", 6, transport(6, 10250)), k_ipv6, node);
+  ASSERT_TRUE(tcp);
+  EXPECT_EQ(tcp->port, 10250);
+
+  EXPECT_FALSE(parse_arrived_probe(ipv6_packet("fd00::1", "fd00::3", 6, transport(6, 10250)), k_ipv6, node));
+  EXPECT_FALSE(parse_arrived_probe(ipv6_packet("fd00::1", "fd00::2", 6, transport(6, 1, k_syn | k_ack)), k_ipv6, node));
+  EXPECT_FALSE(parse_arrived_probe(ipv6_packet("fd00::1", "fd00::2", 44, transport(17, 53)), k_ipv6, node))
+    << "extension header";
+  // An IPv6 node never matches an IPv4 packet, and the reverse.
+  EXPECT_FALSE(parse_arrived_probe(ipv4_packet("10.0.0.1", "10.0.0.2", 17, transport(17, 53)), k_ipv4, node));
+}
+
+// --- on loopback, as root -------------------------------------------------------
+
+bool
+is_root()
+{
+  return ::geteuid() == 0;
+}
+
+bool
+bring_up_loopback()
+{
+  Fd socket(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(socket.get(), SIOCGIFFLAGS, &request) != 0) return false;
+  request.ifr_flags = short(request.ifr_flags | IFF_UP);
+  return ::ioctl(socket.get(), SIOCSIFFLAGS, &request) == 0;
+}
+
+// Runs `body` on a thread of its own in a new network namespace (a thread's
+// own: the rest of the process stays where it is) with lo up, 127.0.0.1 and
+// ::1. False, without running it, when no namespace can be made.
+bool
+run_in_private_network(const std::function<void()>& body)
+{
+  bool isolated = false;
+  std::thread thread([&] {
+    isolated = ::unshare(CLONE_NEWNET) == 0 && bring_up_loopback();
+    if (isolated) body();
+  });
+  thread.join();
+  return isolated;
+}
+
+// A port on `host` that the kernel just handed out and nothing now holds.
+std::uint16_t
+free_port(const char* host, int type)
+{
+  auto address = *SocketAddress::parse(host, 0);
+  Fd socket(::socket(address.family(), type | SOCK_CLOEXEC, 0));
+  ::bind(socket.get(), address.get(), address.length());
+  socklen_t length = sizeof(sockaddr_storage);
+  ::getsockname(socket.get(), address.get(), &length);
+  return SocketAddress::from_sockaddr(address.get(), length).port();
+}
+
+void
+send_datagram(const char* host, std::uint16_t port)
+{
+  auto address = *SocketAddress::parse(host, port);
+  Fd socket(::socket(address.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::sendto(socket.get(), "x", 1, 0, address.get(), address.length()), 1);
+}
+
+// connect() to `host`:`port`; returns the client's own port.
+std::uint16_t
+connect_tcp(const char* host, std::uint16_t port, int expected_error)
+{
+  auto address = *SocketAddress::parse(host, port);
+  Fd socket(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int result = ::connect(socket.get(), address.get(), address.length());
+  EXPECT_EQ(result == 0 ? 0 : errno, expected_error);
+  auto local = address;
+  socklen_t length = sizeof(sockaddr_storage);
+  ::getsockname(socket.get(), local.get(), &length);
+  return SocketAddress::from_sockaddr(local.get(), length).port();
+}
+
+// Lets the loop dispatch what the capture socket has queued, until `done`
+// (or 2 s), and then a little longer for anything (wrongly) counted twice.
+void
+pump(EventLoop& loop, const std::function<bool()>& done)
+{
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) loop.run_once(20ms);
+  loop.run_once(50ms);
+}
+
+// One UDP datagram to a closed port, a SYN to a closed port and a full
+// handshake with a listener, all over loopback: each probe counts exactly
+// once. On lo every packet passes the tap twice (out, then in): the outgoing
+// copy must not count. The SYN-ACK and the ACKs, and the ICMP and RST
+// answers, must not count at all.
+void
+expect_each_probe_counted_once(const char* host)
+{
+  EventLoop loop;
+  Capture capture(loop, host);
+  std::string error;
+  ASSERT_TRUE(capture.start("lo", error)) << error;
+  ASSERT_TRUE(capture.active());
+
+  auto udp_port = free_port(host, SOCK_DGRAM);
+  auto closed_tcp_port = free_port(host, SOCK_STREAM);
+  auto unused_port = free_port(host, SOCK_DGRAM);
+  auto listener_address = *SocketAddress::parse(host, 0);
+  Fd listener(::socket(listener_address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::bind(listener.get(), listener_address.get(), listener_address.length()), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  socklen_t length = sizeof(sockaddr_storage);
+  ::getsockname(listener.get(), listener_address.get(), &length);
+  auto open_tcp_port = SocketAddress::from_sockaddr(listener_address.get(), length).port();
+
+  send_datagram(host, udp_port);
+  connect_tcp(host, closed_tcp_port, ECONNREFUSED);
+  auto client_port = connect_tcp(host, open_tcp_port, 0);
+  pump(loop, [&] {
+    return capture.seen(Protocol::udp, host, udp_port) > 0 && capture.seen(Protocol::tcp, host, closed_tcp_port) > 0
+           && capture.seen(Protocol::tcp, host, open_tcp_port) > 0;
+  });
+
+  EXPECT_EQ(capture.seen(Protocol::udp, host, udp_port), 1u);
+  EXPECT_EQ(capture.seen(Protocol::tcp, host, closed_tcp_port), 1u);
+  EXPECT_EQ(capture.seen(Protocol::tcp, host, open_tcp_port), 1u);
+  EXPECT_EQ(capture.seen(Protocol::tcp, host, client_port), 0u) << "the SYN-ACK";
+  EXPECT_EQ(capture.seen(Protocol::udp, host, closed_tcp_port), 0u);
+  EXPECT_EQ(capture.seen(Protocol::udp, host, unused_port), 0u);
+  EXPECT_EQ(capture.seen(Protocol::tcp, "192.0.2.1", open_tcp_port), 0u);
+  EXPECT_EQ(capture.seen(Protocol::tcp, "not an address", open_tcp_port), 0u);
+}
+
+TEST(Capture, CountsEachIpv4ProbeOnceOnLoopback)
+{
+  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+  auto body = [] { expect_each_probe_counted_once("127.0.0.1"); };
+  // Shared lo: someone else's probe to these very ports is unlikely enough.
+  if (!run_in_private_network(body)) body();
+}
+
+TEST(Capture, CountsEachIpv6ProbeOnceOnLoopback)
+{
+  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+  if (free_port("::1", SOCK_DGRAM) == 0) GTEST_SKIP() << "no IPv6 on lo";
+  auto body = [] { expect_each_probe_counted_once("::1"); };
+  if (!run_in_private_network(body)) body();
+}
+
+TEST(Capture, OnlyCountsPacketsPastTheKeyLimit)
+{
+  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+  // With one key, any other traffic to 127.0.0.1 could take it: private only.
+  bool isolated = run_in_private_network([] {
+    EventLoop loop;
+    Capture capture(loop, "127.0.0.1", 1);
+    std::string error;
+    ASSERT_TRUE(capture.start("lo", error)) << error;
+    auto first = free_port("127.0.0.1", SOCK_DGRAM);
+    auto second = free_port("127.0.0.1", SOCK_DGRAM);
+    send_datagram("127.0.0.1", first);
+    pump(loop, [&] { return capture.packets() >= 1; });
+    send_datagram("127.0.0.1", second);
+    send_datagram("127.0.0.1", first);
+    pump(loop, [&] { return capture.packets() >= 3; });
+    EXPECT_EQ(capture.packets(), 3u);
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", first), 2u);
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", second), 0u);
+  });
+  if (!isolated) GTEST_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
+}
+
+TEST(Capture, ExplainsWhyItCannotStart)
+{
+  EventLoop loop;
+  std::string error;
+  Capture not_an_address(loop, "node-a");
+  EXPECT_FALSE(not_an_address.start("lo", error));
+  EXPECT_EQ(error, "not an IP address: node-a");
+  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+
+  Capture no_interface(loop, "127.0.0.1");
+  EXPECT_FALSE(no_interface.start("pm-no-such0", error));
+  EXPECT_NE(error.find("pm-no-such0"), std::string::npos) << error;
+  EXPECT_FALSE(no_interface.active());
+
+  // Without CAP_NET_RAW (a child that gave up root), the reason says so.
+  auto child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) ::_exit(3);
+    EventLoop child_loop;
+    Capture unprivileged(child_loop, "127.0.0.1");
+    std::string reason;
+    bool started = unprivileged.start("lo", reason);
+    ::_exit(!started && reason == "AF_PACKET needs CAP_NET_RAW; diagnosis degrades to filtered" ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+} // namespace
+} // namespace portmatrix

@@ -1,0 +1,434 @@
+// The responder on 127.0.0.1 (and ::1) only: plain blocking client sockets talk to it
+// while its EventLoop runs in a thread. Ports are picked by the kernel (bind
+// to port 0) or at random above 10000, below the ephemeral range.
+#include <arpa/inet.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "agent/identity.hpp"
+#include "agent/responder.hpp"
+#include "net/address.hpp"
+#include "net/fd.hpp"
+
+namespace portmatrix {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* k_node = "node-a";
+constexpr const char* k_loopback = "127.0.0.1";
+
+Token
+test_token()
+{
+  return *Token::from_text("unit-test-secret-0123456789");
+}
+
+// Runs the loop on its own thread until destroyed; the test reads the
+// responder only after that, so nothing is shared while it runs.
+class LoopThread
+{
+public:
+  explicit LoopThread(EventLoop& loop)
+    : m_thread([this, &loop] {
+        while (!m_done) loop.run_once(10ms);
+      })
+  {
+  }
+  ~LoopThread() { join(); }
+  void join()
+  {
+    m_done = true;
+    if (m_thread.joinable()) m_thread.join();
+  }
+
+private:
+  std::atomic<bool> m_done{false};
+  std::thread m_thread;
+};
+
+void
+set_receive_timeout(const Fd& socket, std::chrono::milliseconds timeout)
+{
+  timeval value{timeout.count() / 1000, (timeout.count() % 1000) * 1000};
+  ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &value, sizeof(value));
+}
+
+// A socket of `type` bound to 127.0.0.1 on a port the kernel picked (and
+// listening, for TCP); `port` receives it.
+Fd
+bound_socket(int type, std::uint16_t& port, const char* host = k_loopback)
+{
+  auto address = *SocketAddress::parse(host, 0);
+  Fd socket(::socket(address.family(), type | SOCK_CLOEXEC, 0));
+  EXPECT_EQ(::bind(socket.get(), address.get(), address.length()), 0);
+  if (type == SOCK_STREAM) {
+    EXPECT_EQ(::listen(socket.get(), 16), 0);
+  }
+  socklen_t length = sizeof(sockaddr_storage);
+  ::getsockname(socket.get(), address.get(), &length);
+  port = SocketAddress::from_sockaddr(address.get(), length).port();
+  return socket;
+}
+
+// A port that was free a moment ago.
+std::uint16_t
+free_port(int type, const char* host = k_loopback)
+{
+  std::uint16_t port = 0;
+  bound_socket(type, port, host);
+  return port;
+}
+
+Fd
+connect_tcp(std::uint16_t port, const char* host = k_loopback)
+{
+  auto address = *SocketAddress::parse(host, port);
+  Fd socket(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_EQ(::connect(socket.get(), address.get(), address.length()), 0) << std::strerror(errno);
+  set_receive_timeout(socket, 5s);
+  return socket;
+}
+
+void
+send_text(const Fd& socket, std::string_view text)
+{
+  ASSERT_EQ(::send(socket.get(), text.data(), text.size(), MSG_NOSIGNAL), ssize_t(text.size()));
+}
+
+// Everything until the peer closes (or the receive timeout passes).
+std::string
+read_to_end(const Fd& socket)
+{
+  std::string received;
+  char buffer[512];
+  ssize_t length;
+  while ((length = ::recv(socket.get(), buffer, sizeof(buffer), 0)) > 0) received.append(buffer, std::size_t(length));
+  return received;
+}
+
+// Sends one datagram to `host`:`port` and returns the reply, or "" when
+// none came within `timeout`.
+std::string
+udp_exchange(std::uint16_t port, std::string_view payload, std::chrono::milliseconds timeout = 3000ms,
+             const char* host = k_loopback)
+{
+  auto address = *SocketAddress::parse(host, port);
+  Fd socket(::socket(address.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  set_receive_timeout(socket, timeout);
+  ::sendto(socket.get(), payload.data(), payload.size(), 0, address.get(), address.length());
+  char buffer[512];
+  auto length = ::recv(socket.get(), buffer, sizeof(buffer), 0);
+  return length > 0 ? std::string(buffer, std::size_t(length)) : std::string();
+}
+
+std::optional<Identity>
+tcp_probe(std::uint16_t port, const std::string& nonce, const char* host = k_loopback)
+{
+  Fd socket = connect_tcp(port, host);
+  send_text(socket, make_probe_payload(nonce));
+  return parse_identity_reply(test_token(), read_to_end(socket), nonce, Protocol::tcp);
+}
+
+std::string
+own_comm()
+{
+  std::ifstream file("/proc/self/comm");
+  std::string name;
+  std::getline(file, name);
+  return name;
+}
+
+long
+rss_kib()
+{
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Raises the soft fd limit to at least `needed`; false when the hard limit
+// does not allow it.
+bool
+ensure_fd_limit(rlim_t needed)
+{
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur >= needed) return true;
+  if (limit.rlim_max < needed) return false;
+  limit.rlim_cur = limit.rlim_max;
+  return ::setrlimit(RLIMIT_NOFILE, &limit) == 0;
+}
+
+TEST(Responder, AnswersTcpAndUdpProbesWithAnAuthenticIdentity)
+{
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, k_loopback);
+  auto tcp_port = free_port(SOCK_STREAM);
+  auto udp_port = free_port(SOCK_DGRAM);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
+  ASSERT_TRUE(responder.owners().empty()) << responder.owners().front().error;
+  EXPECT_EQ(responder.listener_count(), 2u);
+  EXPECT_TRUE(responder.listening(Protocol::tcp, tcp_port));
+  EXPECT_TRUE(responder.listening(Protocol::udp, udp_port));
+  EXPECT_FALSE(responder.listening(Protocol::udp, tcp_port));
+
+  std::string tcp_reply;
+  std::string udp_reply;
+  {
+    LoopThread thread(loop);
+    // The probe line arrives in pieces.
+    Fd client = connect_tcp(tcp_port);
+    auto line = make_probe_payload("0123456789abcdef");
+    send_text(client, line.substr(0, 9));
+    std::this_thread::sleep_for(50ms);
+    send_text(client, line.substr(9));
+    tcp_reply = read_to_end(client);
+    udp_reply = udp_exchange(udp_port, make_probe_payload("fedcba9876543210"));
+  }
+
+  auto tcp_identity = parse_identity_reply(token, tcp_reply, "0123456789abcdef", Protocol::tcp);
+  ASSERT_TRUE(tcp_identity) << tcp_reply;
+  EXPECT_TRUE(tcp_identity->authentic);
+  EXPECT_EQ(tcp_identity->node, k_node);
+  EXPECT_EQ(tcp_identity->port, tcp_port);
+
+  auto udp_identity = parse_identity_reply(token, udp_reply, "fedcba9876543210", Protocol::udp);
+  ASSERT_TRUE(udp_identity) << udp_reply;
+  EXPECT_TRUE(udp_identity->authentic);
+  EXPECT_EQ(udp_identity->node, k_node);
+  EXPECT_EQ(udp_identity->port, udp_port);
+  // A UDP reply does not authenticate as TCP: the protocol is in the mac.
+  EXPECT_FALSE(parse_identity_reply(token, udp_reply, "fedcba9876543210", Protocol::tcp)->authentic);
+
+  EXPECT_EQ(responder.answered(), 2u);
+}
+
+TEST(Responder, AnswersOnIpv6)
+{
+  constexpr const char* k_ipv6_loopback = "::1";
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, k_ipv6_loopback);
+  auto tcp_port = free_port(SOCK_STREAM, k_ipv6_loopback);
+  auto udp_port = free_port(SOCK_DGRAM, k_ipv6_loopback);
+  if (tcp_port == 0 || udp_port == 0) GTEST_SKIP() << "no IPv6 on lo";
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
+  ASSERT_TRUE(responder.owners().empty()) << responder.owners().front().error;
+  std::optional<Identity> tcp;
+  std::string udp_reply;
+  {
+    LoopThread thread(loop);
+    tcp = tcp_probe(tcp_port, "0123456789abcdef", k_ipv6_loopback);
+    udp_reply = udp_exchange(udp_port, make_probe_payload("0123456789abcdef"), 3000ms, k_ipv6_loopback);
+  }
+  ASSERT_TRUE(tcp);
+  EXPECT_TRUE(tcp->authentic && tcp->port == tcp_port);
+  auto udp = parse_identity_reply(token, udp_reply, "0123456789abcdef", Protocol::udp);
+  ASSERT_TRUE(udp) << udp_reply;
+  EXPECT_TRUE(udp->authentic && udp->port == udp_port);
+}
+
+TEST(Responder, IgnoresGarbageAndSilenceAndKeepsAnsweringOthers)
+{
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, k_loopback);
+  auto tcp_port = free_port(SOCK_STREAM);
+  auto udp_port = free_port(SOCK_DGRAM);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
+  ASSERT_TRUE(responder.owners().empty());
+
+  std::string garbage_reply;
+  std::string udp_garbage_reply;
+  std::optional<Identity> while_silent;
+  std::chrono::milliseconds probe_time{};
+  std::string silent_reply;
+  std::chrono::milliseconds silent_closed_after{};
+  {
+    LoopThread thread(loop);
+    Fd garbage = connect_tcp(tcp_port);
+    send_text(garbage, "GET / HTTP/1.1\r\n\r\n");
+    garbage_reply = read_to_end(garbage);
+    udp_garbage_reply = udp_exchange(udp_port, "PMX1 not-a-nonce\n", 300ms);
+
+    auto opened = std::chrono::steady_clock::now();
+    Fd silent = connect_tcp(tcp_port);
+    Fd half_line = connect_tcp(tcp_port);
+    send_text(half_line, "PMX1 01234");
+    auto start = std::chrono::steady_clock::now();
+    while_silent = tcp_probe(tcp_port, "00000000000000aa");
+    probe_time = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    silent_reply = read_to_end(silent) + read_to_end(half_line);
+    silent_closed_after =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - opened);
+  }
+
+  EXPECT_EQ(garbage_reply, "");
+  EXPECT_EQ(udp_garbage_reply, "");
+  ASSERT_TRUE(while_silent);
+  EXPECT_TRUE(while_silent->authentic);
+  EXPECT_LT(probe_time, 1000ms) << "a silent client delayed another";
+  EXPECT_EQ(silent_reply, "");
+  // Closed by the responder after its per-connection timeout (~2 s), not by
+  // our 5 s receive timeout.
+  EXPECT_GE(silent_closed_after, 1500ms);
+  EXPECT_LT(silent_closed_after, 4000ms);
+  EXPECT_EQ(responder.answered(), 1u);
+}
+
+// 4,000 idle connections (a slow or hostile client) delay no probe, and the
+// responder closes them itself after its per-connection timeout.
+TEST(Responder, ThousandsOfIdleConnectionsDelayNoProbe)
+{
+  if (!ensure_fd_limit(10000)) GTEST_SKIP() << "needs RLIMIT_NOFILE >= 10000";
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, k_loopback);
+  auto tcp_port = free_port(SOCK_STREAM);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}});
+  int authentic = 0;
+  auto slowest = 0ms;
+  ssize_t oldest_read = -1;
+  {
+    LoopThread thread(loop);
+    std::vector<Fd> idle;
+    for (int i = 1; i <= 4000; ++i) {
+      idle.push_back(connect_tcp(tcp_port));
+      // The answer also paces us: the listener accepts in order, so every
+      // earlier connection is accepted by now and its 128-deep queue never
+      // overflows (which would cost a 1 s SYN retransmission).
+      if (i % 100 == 0) {
+        auto start = std::chrono::steady_clock::now();
+        auto identity = tcp_probe(tcp_port, "00000000000000bb");
+        auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        slowest = std::max(slowest, took);
+        authentic += identity && identity->authentic;
+      }
+    }
+    char byte;
+    oldest_read = ::recv(idle.front().get(), &byte, 1, 0); // up to the 5 s receive timeout
+  }
+  EXPECT_EQ(authentic, 40);
+  EXPECT_EQ(responder.answered(), 40u);
+  EXPECT_LT(slowest, 500ms);
+  EXPECT_EQ(oldest_read, 0) << "the responder closes an idle connection without a word";
+}
+
+TEST(Responder, RecordsTheOwnerOfAPortInUse)
+{
+  auto token = test_token();
+  EventLoop loop;
+  std::uint16_t tcp_port = 0;
+  std::uint16_t udp_port = 0;
+  Fd tcp_holder = bound_socket(SOCK_STREAM, tcp_port);
+  Fd udp_holder = bound_socket(SOCK_DGRAM, udp_port);
+  Responder responder(loop, token, k_node, k_loopback);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
+
+  EXPECT_EQ(responder.listener_count(), 0u);
+  EXPECT_FALSE(responder.listening(Protocol::tcp, tcp_port));
+  ASSERT_EQ(responder.owners().size(), 2u);
+  for (const auto& owner : responder.owners()) {
+    EXPECT_EQ(owner.port, owner.protocol == Protocol::tcp ? tcp_port : udp_port);
+    EXPECT_EQ(owner.pid, ::getpid());
+    EXPECT_EQ(owner.process, own_comm());
+    EXPECT_EQ(owner.error, std::strerror(EADDRINUSE));
+  }
+}
+
+TEST(Responder, ReportsEveryPortWhenTheAddressIsNotAnAddress)
+{
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, "node-a.example");
+  responder.bind({{Protocol::udp, {40000, 40002}}});
+  EXPECT_EQ(responder.listener_count(), 0u);
+  ASSERT_EQ(responder.owners().size(), 3u);
+  EXPECT_EQ(responder.owners().front().error, "not an IP address: node-a.example");
+}
+
+TEST(FindPortOwner, FindsThisProcessAndNothingOnAFreePort)
+{
+  std::uint16_t tcp_port = 0;
+  std::uint16_t udp_port = 0;
+  Fd tcp_holder = bound_socket(SOCK_STREAM, tcp_port);
+  Fd udp_holder = bound_socket(SOCK_DGRAM, udp_port);
+
+  auto tcp_owner = find_port_owner(Protocol::tcp, tcp_port);
+  ASSERT_TRUE(tcp_owner);
+  EXPECT_EQ(tcp_owner->first, ::getpid());
+  EXPECT_EQ(tcp_owner->second, own_comm());
+  auto udp_owner = find_port_owner(Protocol::udp, udp_port);
+  ASSERT_TRUE(udp_owner);
+  EXPECT_EQ(udp_owner->first, ::getpid());
+
+  auto free_tcp = free_port(SOCK_STREAM);
+  EXPECT_FALSE(find_port_owner(Protocol::tcp, free_tcp));
+}
+
+// The agent's worst case: 30000-32767 over TCP and UDP. Here two ranges of
+// 2,768 ports at a random base below the ephemeral range, retried elsewhere
+// if something else holds one of them.
+TEST(Responder, Holds5536ListenersInLittleMemory)
+{
+  constexpr std::uint16_t k_range = 2768;
+  if (!ensure_fd_limit(8000)) GTEST_SKIP() << "needs RLIMIT_NOFILE >= 8000";
+  auto token = test_token();
+  std::mt19937 random(std::random_device{}());
+  std::uniform_int_distribution<int> bases(10000, 30000 - k_range);
+
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto base = std::uint16_t(bases(random));
+    PortRange range{base, std::uint16_t(base + k_range - 1)};
+    EventLoop loop;
+    auto before = rss_kib();
+    Responder responder(loop, token, k_node, k_loopback);
+    responder.bind({{Protocol::tcp, range}, {Protocol::udp, range}});
+    auto after = rss_kib();
+    if (!responder.owners().empty()) continue; // someone else holds a port there: try another range
+
+    EXPECT_EQ(responder.listener_count(), 2u * k_range);
+    std::cout << "5536 listeners: VmRSS " << after / 1024.0 << " MiB (" << (after - before) / 1024.0
+              << " MiB more than before binding)\n";
+    RecordProperty("rss_kib", int(after));
+    RecordProperty("rss_growth_kib", int(after - before));
+    EXPECT_LT(after - before, 30 * 1024);
+#ifndef __SANITIZE_ADDRESS__
+    EXPECT_LT(after, 60 * 1024);
+#endif
+
+    std::optional<Identity> first;
+    std::optional<Identity> last;
+    {
+      LoopThread thread(loop);
+      first = tcp_probe(range.min, "1111111111111111");
+      last = parse_identity_reply(token, udp_exchange(range.max, make_probe_payload("2222222222222222")),
+                                  "2222222222222222", Protocol::udp);
+    }
+    ASSERT_TRUE(first && last);
+    EXPECT_TRUE(first->authentic && first->port == range.min);
+    EXPECT_TRUE(last->authentic && last->port == range.max);
+    return;
+  }
+  FAIL() << "no free range of " << k_range << " ports found in 5 attempts";
+}
+
+} // namespace
+} // namespace portmatrix

@@ -27,6 +27,7 @@
 #include "agent/control_protocol.hpp"
 #include "agent/messages.hpp"
 #include "agent/responder.hpp"
+#include "agent/tls_health.hpp"
 #include "net/address.hpp"
 #include "probe/prober.hpp"
 
@@ -103,6 +104,7 @@ struct Agent::Impl
       for (const auto& range : rule.ports) specs.push_back({rule.protocol, range});
     }
     responder.bind(specs);
+    serve_health_checks();
     std::string capture_error_text;
     if (!capture.start(node.interface, capture_error_text)) capture_error = capture_error_text;
 
@@ -114,6 +116,24 @@ struct Agent::Impl
                          owner.process.empty() ? "an unknown process" : owner.process, owner.pid);
     }
     return true;
+  }
+
+  // Before the cluster exists, the agent answers the load balancer's API
+  // health check (GET /healthz over TLS) on the backends' API port, so the
+  // VIP check works with the configuration `portmatrix lb` generates.
+  void serve_health_checks()
+  {
+    for (const auto& frontend : plan.matrix.profile.frontends) {
+      const auto* port = plan.matrix.profile.find_port(frontend.port);
+      if (frontend.health != HealthCheck::apiserver || !node.has(frontend.backend) || !port) continue;
+      if (!responder.listening(Protocol::tcp, port->range.min)) continue; // a real API server holds it
+      if (!tls) tls = std::make_unique<TlsHealthServer>(loop);
+      if (!tls->ready()) {
+        log << fmt::format("portmatrix agent {}: {}\n", node.name, tls->error());
+        return;
+      }
+      responder.serve_tls(*tls, port->range.min);
+    }
   }
 
   void accept_all()
@@ -327,6 +347,7 @@ struct Agent::Impl
   std::ostream& log;
   Responder responder;
   Capture capture;
+  std::unique_ptr<TlsHealthServer> tls;
   std::string capture_error;
   SocketAddress control_address;
   Fd listener;

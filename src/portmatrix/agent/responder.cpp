@@ -288,6 +288,8 @@ struct Responder::Impl
   std::bitset<65536> m_tcp_ports;
   std::bitset<65536> m_udp_ports;
   std::vector<PortOwner> m_owners;
+  TlsHealthServer* m_tls = nullptr;
+  std::bitset<65536> m_tls_ports;
 
   // By accept order, so begin() is the oldest: the one dropped past the cap.
   std::map<std::uint64_t, Connection> m_connections;
@@ -409,6 +411,18 @@ Responder::Impl::on_connection_ready(std::uint64_t id)
   auto it = m_connections.find(id);
   if (it == m_connections.end()) return;
   auto& connection = it->second;
+  if (m_tls && connection.received.empty() && m_tls_ports.test(connection.port)) {
+    unsigned char first = 0;
+    auto peeked = ::recv(connection.fd.get(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (peeked == 1 && TlsHealthServer::looks_like_tls(first)) {
+      Fd fd(connection.fd.release());
+      m_loop.remove(fd.get());
+      m_loop.cancel(connection.timer);
+      m_connections.erase(it);
+      m_tls->adopt(std::move(fd));
+      return;
+    }
+  }
   char buffer[k_max_identity_line];
   while (true) {
     auto room = k_max_identity_line - connection.received.size();
@@ -475,6 +489,13 @@ void
 Responder::bind(const std::vector<ListenSpec>& specs)
 {
   m_impl->bind(specs);
+}
+
+void
+Responder::serve_tls(TlsHealthServer& server, std::uint16_t port)
+{
+  m_impl->m_tls = &server;
+  m_impl->m_tls_ports.set(port);
 }
 
 const std::vector<PortOwner>&

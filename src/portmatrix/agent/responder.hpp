@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/tls_health.hpp"
 #include "crypto/hmac.hpp"
 #include "model/types.hpp"
 #include "net/event_loop.hpp"
@@ -44,6 +45,11 @@ public:
   // Binds every port of `specs` (SO_REUSEADDR for TCP). Ports that cannot be
   // bound end up in owners(); the rest answer from now on.
   void bind(const std::vector<ListenSpec>& specs);
+
+  // Connections to `port` (TCP) that open with a TLS handshake go to `server`
+  // (the load balancer's health check) instead of the identity exchange.
+  // `server` must outlive the responder.
+  void serve_tls(TlsHealthServer& server, std::uint16_t port);
 
   const std::vector<PortOwner>& owners() const;
   // True when our own listener holds this port.

@@ -331,8 +331,13 @@ private:
                                      seen->ports_seen, segment.range.size(), expected);
       } else if (seen && capture) {
         failure.diagnosis = "lost-in-network";
-        failure.detail = fmt::format("left {} and never reached {}'s interface",
-                                     m_plan.inventory.nodes[flow.from].name, expected);
+        // A TCP SYN dropped by the source's own output rules fails silently
+        // (connect() reports nothing), so for TCP the source is a suspect too.
+        failure.detail = fmt::format("never reached {}'s interface{}", expected,
+                                     flow.protocol == Protocol::tcp
+                                       ? fmt::format(" (dropped in the network, or by {}'s own output rules)",
+                                                     m_plan.inventory.nodes[flow.from].name)
+                                       : "");
       } else {
         failure.diagnosis = "filtered";
         failure.detail = "no answer; the destination cannot tell whether it arrived (no capture)";

@@ -4,10 +4,11 @@
 # Review a change like code: run with --update, then `git diff tests/golden`.
 #   usage: check.sh PORTMATRIX [--update]
 set -euo pipefail
-pm=$1
+pm=$(realpath "$1")
 update=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
-inv=$here/inventory.yaml
+cd "$here" # the reports name the inventory by the path given: keep it relative
+inv=inventory.yaml
 expected=$here/expected
 actual=$(mktemp -d)
 trap 'rm -rf "$actual"' EXIT

@@ -16,7 +16,7 @@ cmake --build build -j "$jobs"
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPORTMATRIX_WERROR=ON \
   -DPORTMATRIX_SANITIZE=ON -DPORTMATRIX_BENCH=OFF >/dev/null
-cmake --build build-asan -j "$jobs" --target unit_tests fuzz_inventory_replay fuzz_profile_replay portmatrix
+cmake --build build-asan -j "$jobs"
 (cd build-asan && ctest --output-on-failure -j "$jobs" -R '^(fuzz_|golden$|cli$)|\.' -E '^netns_')
 
 build/bench/bench_plan --benchmark_filter='/10$' --benchmark_min_time=0.01 >/dev/null

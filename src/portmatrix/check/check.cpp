@@ -101,7 +101,7 @@ public:
 
   Expected<CheckReport, std::string> run()
   {
-    hello_round();
+    timed("hello", [this] { hello_round(); });
     std::size_t refused = 0;
     std::size_t reachable = 0;
     for (const auto& status : m_report.agents) {
@@ -114,13 +114,21 @@ public:
     progress(fmt::format("{} of {} agents answered", reachable, m_report.agents.size()));
     m_flows = m_plan.flows();
     std::erase_if(m_flows, [](const Flow& f) { return f.protocol == Protocol::vrrp; });
-    probe_round();
-    observed_round();
+    timed("probe", [this] { probe_round(); });
+    timed("observe", [this] { observed_round(); });
     finish();
     return std::move(m_report);
   }
 
 private:
+  template <class F>
+  void timed(const char* name, F&& round)
+  {
+    auto start = Clock::now();
+    round();
+    m_report.rounds.emplace_back(name, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
+  }
+
   void progress(const std::string& message)
   {
     if (m_options.progress) m_options.progress(message);

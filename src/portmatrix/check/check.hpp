@@ -59,6 +59,8 @@ struct CheckReport
   std::size_t failed = 0;
   std::size_t skipped = 0;
   std::chrono::milliseconds duration{0};
+  // Wall time of each round (hello, probe, observe), in order.
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> rounds;
 };
 
 struct CheckOptions

@@ -67,6 +67,11 @@ render_json(const CheckReport& report)
   nlohmann::json out{{"cluster", report.cluster},
                      {"summary", {{"passed", report.passed}, {"failed", report.failed}, {"skipped", report.skipped}}},
                      {"duration_ms", report.duration.count()},
+                     {"rounds_ms", [&] {
+                        nlohmann::json rounds = nlohmann::json::object();
+                        for (const auto& [name, time] : report.rounds) rounds[name] = time.count();
+                        return rounds;
+                      }()},
                      {"results", std::move(results)},
                      {"agents", std::move(agents)}};
   return out.dump(2) + "\n";

@@ -201,7 +201,9 @@ private:
     }
     for (auto& [source, request] : by_source) calls.push_back({source, make_request("probe", to_json(request)), {}});
     progress(fmt::format("probing {} flows from {} agents", m_flows.size(), calls.size()));
-    call_all(m_loop, m_plan, m_token, calls, round_deadline(3 * m_options.timeout + std::chrono::seconds(5)));
+    // The probe round may use the whole deadline but what the observe round needs.
+    auto reserve = std::min(std::chrono::milliseconds(3000), m_options.deadline / 4);
+    call_all(m_loop, m_plan, m_token, calls, std::max(Clock::now(), m_deadline - reserve));
     for (const auto& call : calls) {
       const auto& result = *call.result;
       auto& status = m_report.agents[call.node];

@@ -47,15 +47,19 @@ write_file(const std::filesystem::path& path, const std::string& text)
   return true;
 }
 
+bool
+make_directory(const std::string& path)
+{
+  std::error_code error;
+  std::filesystem::create_directories(path, error);
+  if (error) std::cerr << fmt::format("portmatrix: cannot create {}: {}\n", path, error.message());
+  return !error;
+}
+
 int
 write_outputs(const std::vector<std::pair<std::string, std::string>>& files, const std::string& out_dir)
 {
-  std::error_code error;
-  std::filesystem::create_directories(out_dir, error);
-  if (error) {
-    std::cerr << fmt::format("portmatrix: cannot create {}: {}\n", out_dir, error.message());
-    return k_exit_input;
-  }
+  if (!make_directory(out_dir)) return k_exit_input;
   for (const auto& [name, text] : files) {
     if (!write_file(std::filesystem::path(out_dir) / name, text)) return k_exit_input;
   }

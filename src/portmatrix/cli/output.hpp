@@ -20,6 +20,9 @@ void print(Diagnostics diagnostics);
 // Prints the reason and returns false on failure.
 bool write_file(const std::filesystem::path& path, const std::string& text);
 
+// Creates `path` (and parents); prints the reason and returns false on failure.
+bool make_directory(const std::string& path);
+
 // Creates `out_dir` and writes each (name, text) into it. Returns an exit status.
 int write_outputs(const std::vector<std::pair<std::string, std::string>>& files, const std::string& out_dir);
 

@@ -10,7 +10,7 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # the real components the scenario tests and the demo run
-  iproute2 nftables iptables ipset haproxy keepalived openssl curl procps
+  iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
 )
 
 missing=()

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -97,11 +98,16 @@ struct Agent::Impl
     loop.add(listener.get(), EPOLLIN, [this](std::uint32_t) { accept_all(); });
 
     raise_fd_limit();
-    std::vector<ListenSpec> specs;
-    // The VIP's ports on a load balancer are haproxy's: the agent leaves them free.
+    // The VIP's ports on a load balancer are haproxy's: the agent leaves them
+    // free. A port several roles send to is bound (and reported) once.
+    std::map<Protocol, std::vector<PortRange>> wanted;
     for (const auto& rule : plan.ingress(node, Plan::VipPorts::exclude)) {
       if (rule.protocol == Protocol::vrrp) continue;
-      for (const auto& range : rule.ports) specs.push_back({rule.protocol, range});
+      wanted[rule.protocol].insert(wanted[rule.protocol].end(), rule.ports.begin(), rule.ports.end());
+    }
+    std::vector<ListenSpec> specs;
+    for (auto& [protocol, ranges] : wanted) {
+      for (const auto& range : merge_ranges(std::move(ranges))) specs.push_back({protocol, range});
     }
     responder.bind(specs);
     serve_health_checks();

@@ -292,6 +292,11 @@ private:
     FlowFailure failure{segment.range, state_name(segment.state), {}, {}};
     bool capture = false;
     const auto* seen = observation(index, s, capture);
+    // Without the destination's word (its agent died or did not answer), the
+    // diagnosis rests on the probe alone: say so.
+    auto unconfirmed = [&](FlowFailure& f) {
+      if (!seen) f.detail += fmt::format(" ({}'s agent could not be asked what it saw)", expected);
+    };
     switch (segment.state) {
     case ProbeState::open:
       if (segment.authentic && segment.responder == expected) return failure;
@@ -305,6 +310,7 @@ private:
         failure.diagnosis = "wrong-responder";
         failure.detail = segment.responder.empty() ? "something answered, but not our agent"
                                                    : "an identity that our token does not sign answered";
+        unconfirmed(failure);
       }
       return failure;
     case ProbeState::blocked_locally:
@@ -325,6 +331,7 @@ private:
         failure.detail = held_by_service(*flow.to, flow.protocol, segment.range)
                            ? "refused; the port is held by another process"
                            : "refused and nothing of ours listens there";
+        unconfirmed(failure);
       }
       return failure;
     case ProbeState::unreachable:
@@ -350,7 +357,9 @@ private:
                                        : "");
       } else {
         failure.diagnosis = "filtered";
-        failure.detail = "no answer; the destination cannot tell whether it arrived (no capture)";
+        failure.detail = seen ? "no answer; the destination cannot capture, so where it was lost is unknown"
+                              : "no answer";
+        unconfirmed(failure);
       }
       return failure;
     case ProbeState::error:

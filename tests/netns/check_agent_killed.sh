@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Live check, fault: worker2's agent is killed (SIGKILL, by pid) while it
+# probes for the check. The check still ends within its deadline and writes
+# a complete JSON report; every flow from worker2 is skipped
+# (agent-unreachable); exit 1; every flow not involving worker2 passes. The
+# next check, with the agent dead from the start, says the same and that
+# nothing listens on worker2 any more (no-listener). Then: a check killed
+# mid-run leaves its --output file as it was (written whole or not at all).
+#
+# So that the kill lands in worker2's probe round, not before or after it,
+# the network drops worker2's UDP 8472 (as in check_bridge_drop.sh): its
+# round then lasts one probe timeout (2 s here), and the kill comes 0.5 s in.
+# Those flows start at worker2: skipped like the rest of its flows.
+#   usage: check_agent_killed.sh PORTMATRIX [PM_NETPROBE]
+source "$(dirname "$0")/check_lib.bash"
+ck_init agent_killed "$@"
+DEADLINE=10
+
+ck_topology
+ip netns exec "$CK_SWITCH" nft add table bridge pmt
+ip netns exec "$CK_SWITCH" nft add chain bridge pmt pmfwd '{ type filter hook forward priority 0; }'
+ip netns exec "$CK_SWITCH" nft add rule bridge pmt pmfwd ip saddr "${CK_ADDRESS[worker2]}" udp dport 8472 drop
+ck_start_haproxy
+ck_make_token
+ck_start_agents
+ck_wait_backends
+
+# 1. Killed while it probes (0.5 s into the check: the probe round).
+ck_check_start agent_killed --deadline "$DEADLINE" --timeout-ms 2000
+sleep 0.5
+ck_log "killing worker2's agent (pid ${CK_AGENT_PID[worker2]}) $(ck_since "$CK_CHECK_T0") into the check"
+ck_stop_agent worker2 KILL
+ck_check_wait
+if [[ $CK_MS -lt $(((DEADLINE + 5) * 1000)) ]]; then
+  ck_ok "the check ended in $(ck_secs "$CK_MS"), within its ${DEADLINE}s deadline + 5s"
+else
+  ck_fail "the check took $(ck_secs "$CK_MS"), more than its ${DEADLINE}s deadline + 5s"
+fi
+ck_exit_status 1
+ck_report_valid
+ck_expect "from=worker2" skip agent-unreachable
+ck_summary skipped="$(ck_n from=worker2)"
+ck_agent worker2 error "probe round"
+# The flows to worker2 were probed while it died: some answered, some not. Shown, not asserted.
+ck_log "flows to worker2 (probed while its agent died) and VIP flows with worker2 as a backend:"
+ck_show "to=worker2 expect=allow verdict=fail,skip"
+ck_show "to=vip port=30080,32080"
+ck_others_pass "from=worker2" "to=worker2 expect=allow" "to=vip port=30080,32080"
+ck_agents_ok worker2
+
+# 2. The next check, with worker2's agent dead from the start: the same skips;
+# nothing listens on worker2 any more, so the TCP flows to it are refused:
+# no-listener. (UDP: port unreachable, rate-limited by worker2's kernel, so
+# some ports only time out: no-listener or filtered.)
+ck_check after_kill --deadline "$DEADLINE"
+ck_exit_status 1
+ck_report_valid
+ck_expect "from=worker2" skip agent-unreachable
+ck_agent worker2 reachable false
+ck_expect "to=worker2 expect=allow proto=tcp" fail no-listener
+ck_expect "to=worker2 expect=allow proto=udp" fail "no-listener|filtered"
+ck_log "VIP flows with worker2 as a backend (haproxy marks it down within 6 s):"
+ck_show "to=vip port=30080,32080"
+ck_others_pass "from=worker2" "to=worker2 expect=allow" "to=vip port=30080,32080"
+
+# 3. A check killed mid-run (SIGTERM, 1 s in) leaves an existing --output file as it was.
+printf 'the previous report\n' >"$CK_WORK/kept.json"
+ck_check_start interrupted --format json --output "$CK_WORK/kept.json"
+sleep 1
+kill -TERM "$CK_CHECK_PID"
+ck_check_wait
+if [[ $(cat "$CK_WORK/kept.json") == 'the previous report' ]] && ! compgen -G "$CK_WORK/kept.json.*" >/dev/null; then
+  ck_ok "the interrupted check (exit $CK_RC) left its --output file whole and no temporary file"
+else
+  ck_fail "the interrupted check (exit $CK_RC) changed its --output file: $(head -c 200 "$CK_WORK/kept.json"); $(ls "$CK_WORK")"
+fi
+
+ck_finish

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Live check, fault: the network itself (a bridge-family nft rule in the
+# switch namespace) drops UDP 8472 sent by worker2. Every flow from worker2
+# udp 8472 fails with lost-in-network (it left worker2 and never reached the
+# destination's interface); every other flow passes; exit 1.
+#   usage: check_bridge_drop.sh PORTMATRIX [PM_NETPROBE]
+source "$(dirname "$0")/check_lib.bash"
+ck_init bridge_drop "$@"
+
+ck_topology
+ip netns exec "$CK_SWITCH" nft add table bridge pmt
+ip netns exec "$CK_SWITCH" nft add chain bridge pmt pmfwd '{ type filter hook forward priority 0; }'
+ip netns exec "$CK_SWITCH" nft add rule bridge pmt pmfwd ip saddr "${CK_ADDRESS[worker2]}" udp dport 8472 drop
+ck_start_haproxy
+ck_make_token
+ck_start_agents
+ck_wait_backends
+
+ck_check bridge_drop
+ck_exit_status 1
+ck_report_valid
+FAULT="from=worker2 proto=udp port=8472"
+ck_expect "$FAULT" fail lost-in-network "never reached" count=5
+ck_summary failed=5 skipped=0
+ck_others_pass "$FAULT"
+ck_agents_ok
+
+ck_finish

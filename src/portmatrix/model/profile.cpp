@@ -62,6 +62,20 @@ namespace {
 
 constexpr std::uintmax_t k_max_profile_bytes = 1 << 20;
 
+// A later profile's entry replaces an earlier one with the same key, in place
+// (order is kept); a new key is appended.
+template <class T, class Key>
+void
+upsert(std::vector<T>& items, T item, Key key)
+{
+  auto existing = std::find_if(items.begin(), items.end(), [&](const T& other) { return key(other) == key(item); });
+  if (existing != items.end()) {
+    *existing = std::move(item);
+  } else {
+    items.push_back(std::move(item));
+  }
+}
+
 bool
 looks_like_path(std::string_view spec)
 {
@@ -216,13 +230,7 @@ private:
           std::find(option.values.begin(), option.values.end(), option.default_value) == option.values.end()) {
         reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", option.name));
       }
-      auto existing = std::find_if(
-        out.options.begin(), out.options.end(), [&](const OptionSpec& o) { return o.name == option.name; });
-      if (existing != out.options.end()) {
-        *existing = std::move(option);
-      } else {
-        out.options.push_back(std::move(option));
-      }
+      upsert(out.options, std::move(option), [](const OptionSpec& o) { return o.name; });
     }
   }
 
@@ -271,13 +279,7 @@ private:
       }
       if (auto purpose = spec["purpose"]) port.purpose = reader.string(purpose, "purpose").value_or("");
       if (!ok) continue;
-      auto existing =
-        std::find_if(out.ports.begin(), out.ports.end(), [&](const NamedPort& p) { return p.name == port.name; });
-      if (existing != out.ports.end()) {
-        *existing = std::move(port);
-      } else {
-        out.ports.push_back(std::move(port));
-      }
+      upsert(out.ports, std::move(port), [](const NamedPort& p) { return p.name; });
     }
   }
 
@@ -458,10 +460,7 @@ private:
         if (text == "apiserver") frontend.health = HealthCheck::apiserver;
         else if (text && *text != "tcp") reader.error(health, "health must be apiserver or tcp");
       }
-      auto existing = std::find_if(
-        out.frontends.begin(), out.frontends.end(), [&](const Frontend& f) { return f.name == frontend.name; });
-      if (existing != out.frontends.end()) *existing = std::move(frontend);
-      else out.frontends.push_back(std::move(frontend));
+      upsert(out.frontends, std::move(frontend), [](const Frontend& f) { return f.name; });
     }
   }
 

@@ -17,9 +17,7 @@ ck_init agent_killed "$@"
 DEADLINE=10
 
 ck_topology
-ip netns exec "$CK_SWITCH" nft add table bridge pmt
-ip netns exec "$CK_SWITCH" nft add chain bridge pmt pmfwd '{ type filter hook forward priority 0; }'
-ip netns exec "$CK_SWITCH" nft add rule bridge pmt pmfwd ip saddr "${CK_ADDRESS[worker2]}" udp dport 8472 drop
+ck_drop_on_bridge worker2 udp 8472
 ck_start_haproxy
 ck_make_token
 ck_start_agents

@@ -15,6 +15,8 @@
 #                          namespace per node on one bridge, VIP on lb1, every
 #                          node's generated nftables applied
 #   ck_in NODE CMD...      runs a command in a node's namespace (plants faults)
+#   ck_drop_on_bridge NODE PROTO PORT
+#                          the bridge drops that traffic from NODE (a network fault)
 #   ck_start_haproxy [CFG] haproxy on lb1 (default: the generated haproxy.cfg),
 #                          listening on 6443 before it returns
 #   ck_make_token          $TOKEN, mode 600
@@ -142,6 +144,12 @@ ck_cleanup() {
   [[ $rc -eq 77 || ${#CK_NAMESPACES[@]} -eq 0 ]] ||
     ck_log "cleanup: stopped ${#CK_RUNNING[@]} process(es), deleted ${#CK_NAMESPACES[@]} namespace(s)"
   exit "$rc"
+}
+
+ck_drop_on_bridge() { # NODE PROTO PORT: the bridge drops PROTO PORT from NODE (a network fault)
+  ip netns exec "$CK_SWITCH" nft add table bridge pmt
+  ip netns exec "$CK_SWITCH" nft add chain bridge pmt pmfwd '{ type filter hook forward priority 0; }'
+  ip netns exec "$CK_SWITCH" nft add rule bridge pmt pmfwd ip saddr "${CK_ADDRESS[$1]}" "$2" dport "$3" drop
 }
 
 ck_in() { # NODE CMD...: runs CMD in NODE's namespace

@@ -8,10 +8,7 @@ ck_init admin_prohibited "$@"
 
 ck_topology
 ck_in worker1 nft insert rule inet portmatrix input tcp dport 10250 reject with icmpx type admin-prohibited
-ck_start_haproxy
-ck_make_token
-ck_start_agents
-ck_wait_backends
+ck_start_cluster
 
 ck_check admin_prohibited
 ck_exit_status 1

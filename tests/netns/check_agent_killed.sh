@@ -18,10 +18,7 @@ DEADLINE=10
 
 ck_topology
 ck_drop_on_bridge worker2 udp 8472
-ck_start_haproxy
-ck_make_token
-ck_start_agents
-ck_wait_backends
+ck_start_cluster
 
 # 1. Killed while it probes (0.5 s into the check: the probe round).
 ck_check_start agent_killed --deadline "$DEADLINE" --timeout-ms 2000

@@ -9,10 +9,7 @@ ck_init bridge_drop "$@"
 
 ck_topology
 ck_drop_on_bridge worker2 udp 8472
-ck_start_haproxy
-ck_make_token
-ck_start_agents
-ck_wait_backends
+ck_start_cluster
 
 ck_check bridge_drop
 ck_exit_status 1

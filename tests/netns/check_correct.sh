@@ -9,10 +9,7 @@ source "$(dirname "$0")/check_lib.bash"
 ck_init correct "$@"
 
 ck_topology
-ck_start_haproxy
-ck_make_token
-ck_start_agents
-ck_wait_backends
+ck_start_cluster
 
 ck_check correct
 ck_exit_status 0

@@ -9,10 +9,7 @@ ck_init dest_drop "$@"
 
 ck_topology
 ck_in master2 nft insert rule inet portmatrix input udp dport 8472 drop
-ck_start_haproxy
-ck_make_token
-ck_start_agents
-ck_wait_backends
+ck_start_cluster
 
 ck_check dest_drop
 ck_exit_status 1

@@ -23,6 +23,7 @@
 #   ck_start_agents        an agent per node (ck_start_agent NODE [INVENTORY]
 #                          for one), each up ("control on" in its log)
 #   ck_wait_backends       haproxy's last health check of every server passed
+#   ck_start_cluster       the four steps above, in that order (most scenarios)
 #   ck_check NAME [ARGS]   check from client1, --format json --output
 #                          $WORK/NAME.json: sets CK_RC, CK_MS, CK_JSON
 #   ck_exit_status N, ck_summary, ck_expect, ck_others_pass, ... assertions
@@ -144,6 +145,13 @@ ck_cleanup() {
   [[ $rc -eq 77 || ${#CK_NAMESPACES[@]} -eq 0 ]] ||
     ck_log "cleanup: stopped ${#CK_RUNNING[@]} process(es), deleted ${#CK_NAMESPACES[@]} namespace(s)"
   exit "$rc"
+}
+
+ck_start_cluster() { # haproxy, token, agents, then haproxy sees every backend up
+  ck_start_haproxy
+  ck_make_token
+  ck_start_agents
+  ck_wait_backends
 }
 
 ck_drop_on_bridge() { # NODE PROTO PORT: the bridge drops PROTO PORT from NODE (a network fault)

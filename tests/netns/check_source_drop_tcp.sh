@@ -12,10 +12,7 @@ ck_init source_drop_tcp "$@"
 ck_topology
 ck_in worker3 nft add chain inet portmatrix output '{ type filter hook output priority 0; }'
 ck_in worker3 nft add rule inet portmatrix output tcp dport 10250 drop
-ck_start_haproxy
-ck_make_token
-ck_start_agents
-ck_wait_backends
+ck_start_cluster
 
 ck_check source_drop_tcp
 ck_exit_status 1

@@ -19,10 +19,7 @@ ck_in worker1 nft add chain ip pmnat pre '{ type nat hook prerouting priority -1
 ck_in worker1 nft add chain ip pmnat post '{ type nat hook postrouting priority 100; }'
 ck_in worker1 nft add rule ip pmnat pre tcp dport 30080 dnat to "$W2"
 ck_in worker1 nft add rule ip pmnat post ip daddr "$W2" tcp dport 30080 ct status dnat masquerade
-ck_start_haproxy
-ck_make_token
-ck_start_agents
-ck_wait_backends
+ck_start_cluster
 
 ck_check wrong_responder
 ck_exit_status 1

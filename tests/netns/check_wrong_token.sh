@@ -8,10 +8,7 @@ source "$(dirname "$0")/check_lib.bash"
 ck_init wrong_token "$@"
 
 ck_topology
-ck_start_haproxy
-ck_make_token
-ck_start_agents
-ck_wait_backends
+ck_start_cluster
 GOOD_TOKEN=$TOKEN
 ck_make_token "$CK_WORK/wrong-token"
 TOKEN=$GOOD_TOKEN

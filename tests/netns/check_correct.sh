@@ -3,7 +3,8 @@
 # generated nftables firewall, haproxy on lb1 with the generated haproxy.cfg
 # and an agent on every node. `portmatrix check` from client1 passes every
 # flow, reaches all three masters through the VIP, exits 0; its junit output
-# is valid XML with one testcase per result, and its table format exits 0.
+# is valid XML with one testcase per result, its html output one well-nested
+# page with a row per result, and its table format exits 0.
 #   usage: check_correct.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/check_lib.bash"
 ck_init correct "$@"
@@ -27,6 +28,11 @@ JSON_REPORT=$CK_JSON
 ck_check junit --format junit --output "$CK_WORK/junit.xml"
 ck_exit_status 0
 ck_assert_py "junit output is valid XML with one testcase per result" junit "$CK_WORK/junit.xml" "$JSON_REPORT"
+
+# html: one self-contained page, a row per result of the JSON report.
+ck_check html --format html --output "$CK_WORK/report.html"
+ck_exit_status 0
+ck_assert_py "html output is well nested with one row per result" html "$CK_WORK/report.html" "$JSON_REPORT"
 
 # table, on stdout.
 ck_check table --format table

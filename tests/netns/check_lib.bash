@@ -550,6 +550,35 @@ def cmd_agents_ok(path, *except_nodes):
     if bad: fail(bad)
     print(f"{len(agents)} agents reachable, capture on")
 
+def cmd_html(path, json_path):
+    from html.parser import HTMLParser
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.open, self.scripts = [], [], 0
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr" and dict(attrs).get("class"): self.rows.append(dict(attrs)["class"])
+            if tag == "script": self.scripts += 1
+            if tag in ("html", "body", "table", "tr", "td", "th", "ul", "li", "h1", "h2", "p"): self.open.append(tag)
+        def handle_endtag(self, tag):
+            if tag in ("html", "body", "table", "tr", "td", "th", "ul", "li", "h1", "h2", "p"):
+                if not self.open or self.open.pop() != tag: raise ValueError(f"</{tag}> does not close the open element")
+    parser = Rows()
+    try:
+        parser.feed(open(path).read())
+        parser.close()
+    except (OSError, ValueError) as e:
+        fail([f"{path}: {e}"])
+    results = load(json_path)["results"]
+    bad = []
+    if parser.open: bad.append(f"unclosed: {parser.open}")
+    if parser.scripts: bad.append("has <script>")
+    if len(parser.rows) != len(results): bad.append(f"{len(parser.rows)} rows, {len(results)} results")
+    verdicts = sorted(r["verdict"] for r in results)
+    if sorted(parser.rows) != verdicts: bad.append("row classes differ from the verdicts")
+    if bad: fail(bad)
+    print(f"{len(parser.rows)} rows, well nested")
+
 def cmd_junit(path, json_path):
     import xml.etree.ElementTree as ET
     try:
@@ -584,7 +613,7 @@ def cmd_haproxy_up(sock_path):
 
 commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "others-pass": cmd_others_pass,
             "backends": cmd_backends, "agents-ok": cmd_agents_ok, "count": cmd_count, "n": cmd_n, "show": cmd_show, "agent": cmd_agent,
-            "junit": cmd_junit, "haproxy-up": cmd_haproxy_up}
+            "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up}
 commands[sys.argv[1]](*sys.argv[2:])
 PY
 }

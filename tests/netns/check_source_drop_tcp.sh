@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Live check, fault: worker3's own OUTPUT rules drop TCP 10250 (kubelet).
-# Unlike UDP (sendto fails with EPERM: blocked-by-source-firewall), a TCP SYN
-# dropped by the source's output rules fails silently: connect() only times
-# out, and the destination never sees it. So every flow from worker3 tcp
-# 10250 fails with lost-in-network, and the detail names worker3's own output
-# rules as a suspect; every other flow passes; exit 1.
+# Unlike UDP (sendto fails with EPERM), a TCP SYN dropped by the source's
+# output rules fails silently: connect() only times out, and the destination
+# never sees it. worker3's agent watches its own SYNs leave (AF_PACKET sees
+# them after the output rules) and says none did, so every flow from worker3
+# tcp 10250 fails with blocked-by-source-firewall; every other flow passes;
+# exit 1.
 #   usage: check_source_drop_tcp.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/check_lib.bash"
 ck_init source_drop_tcp "$@"
@@ -18,7 +19,7 @@ ck_check source_drop_tcp
 ck_exit_status 1
 ck_report_valid
 FAULT="from=worker3 proto=tcp port=10250"
-ck_expect "$FAULT" fail lost-in-network "by worker3's own output rules" count=3
+ck_expect "$FAULT" fail blocked-by-source-firewall "worker3's SYNs never left its interface" count=3
 ck_summary failed=3 skipped=0
 ck_others_pass "$FAULT"
 ck_agents_ok

@@ -40,6 +40,11 @@ namespace portmatrix {
 
 namespace {
 
+// How long the outbound capture stays open after this agent's last probing:
+// SYNs still queued in its socket are read, then it closes (its counts stay
+// for the check's observe round).
+constexpr std::chrono::milliseconds k_departures_linger{2000};
+
 // What this node may be asked to probe: the flows that start here.
 struct AllowedTarget
 {
@@ -71,7 +76,7 @@ struct Agent::Impl
 
   Impl(EventLoop& loop, const Plan& plan, const Node& node, const Token& token, std::ostream& log)
     : loop(loop), plan(plan), node(node), token(token), log(log), responder(loop, token, node.name, node.address),
-      capture(loop, node.address)
+      capture(loop, node.address), departures(loop, node.address, Direction::outbound)
   {
     for (const auto& flow : plan.flows()) {
       if (plan.inventory.nodes[flow.from].name != node.name || flow.protocol == Protocol::vrrp) continue;
@@ -304,6 +309,16 @@ struct Agent::Impl
         return;
       }
     }
+    // The SYNs this probing sends are watched leaving, so a check can tell
+    // a source's own output rules from the network. Counts of the run before
+    // are dropped; the socket closes a little after the last probing ends.
+    if (probes.empty()) {
+      departures.clear_counts();
+      if (departures_timer != 0) loop.cancel(departures_timer);
+      departures_timer = 0;
+      std::string ignored; // without CAP_NET_RAW hello says so already
+      departures_watched = departures.start(node.interface, ignored);
+    }
     ProbeOptions options;
     options.timeout = body->timeout;
     options.source_address = node.address;
@@ -320,7 +335,15 @@ struct Agent::Impl
       for (const auto& outcome : outcomes) reply.targets.push_back(compress(outcome));
       send(id, encode_response(token, {request_id, true, to_json(reply)}), false);
       // The prober finishes its own callback before it is destroyed.
-      loop.after(std::chrono::milliseconds(0), [this, probe_id] { probes.erase(probe_id); });
+      loop.after(std::chrono::milliseconds(0), [this, probe_id] {
+        probes.erase(probe_id);
+        if (probes.empty() && departures_timer == 0) {
+          departures_timer = loop.after(k_departures_linger, [this] {
+            departures_timer = 0;
+            if (probes.empty()) departures.stop();
+          });
+        }
+      });
     });
   }
 
@@ -333,13 +356,15 @@ struct Agent::Impl
     }
     ObservedReply reply;
     reply.capture = capture.active();
+    reply.departures = departures_watched;
     for (const auto& query : *queries) {
       ObservedAnswer answer;
+      const auto& watched = query.departed ? departures : capture;
       for (std::uint32_t port = query.range.min; port <= query.range.max; ++port) {
-        auto seen = capture.seen(query.protocol, query.source, std::uint16_t(port));
+        auto seen = watched.seen(query.protocol, query.peer, std::uint16_t(port));
         answer.packets += seen;
         answer.ports_seen += seen > 0;
-        answer.ports_listening += responder.listening(query.protocol, std::uint16_t(port));
+        if (!query.departed) answer.ports_listening += responder.listening(query.protocol, std::uint16_t(port));
       }
       reply.answers.push_back(answer);
     }
@@ -353,6 +378,9 @@ struct Agent::Impl
   std::ostream& log;
   Responder responder;
   Capture capture;
+  Capture departures; // outbound, while this agent probes
+  std::uint64_t departures_timer = 0;
+  bool departures_watched = false;
   std::unique_ptr<TlsHealthServer> tls;
   std::string capture_error;
   SocketAddress control_address;

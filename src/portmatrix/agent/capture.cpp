@@ -15,8 +15,12 @@
 // unfiltered packet is ever queued. The filter only saves work: userspace
 // parses every packet in full (parse_arrived_probe) as if there were none.
 //
-// Counts are kept per (protocol, source address bytes, destination port) in
-// a map of at most max_keys entries; past it, packets() still counts.
+// Counts are kept per (protocol, peer address bytes, destination port) in a
+// map of at most max_keys entries; past it, packets() still counts.
+//
+// Outbound the same machinery watches the other way: only PACKET_OUTGOING
+// copies of TCP SYNs from the node (the filter tests the packet type and the
+// source address), and PACKET_IGNORE_OUTGOING stays off.
 #include "agent/capture.hpp"
 
 #include <arpa/inet.h>
@@ -94,28 +98,53 @@ parse_transport(std::uint8_t protocol, std::span<const std::uint8_t> transport)
   return std::nullopt;
 }
 
-std::optional<ArrivedProbe>
-parse_ipv4(std::span<const std::uint8_t> packet, std::span<const std::uint8_t> destination)
+// Offsets of the node's and the peer's address in an IP header.
+struct AddressOffsets
 {
-  if (packet.size() < k_ipv4_min_header || (packet[0] >> 4) != 4 || destination.size() != 4) return std::nullopt;
+  std::size_t node;
+  std::size_t peer;
+};
+
+AddressOffsets
+address_offsets(bool ipv4, Direction direction)
+{
+  std::size_t source = ipv4 ? 12 : 8;
+  std::size_t destination = ipv4 ? 16 : 24;
+  return direction == Direction::inbound ? AddressOffsets{destination, source} : AddressOffsets{source, destination};
+}
+
+// Outbound only TCP SYNs count: a UDP probe the host drops fails its send().
+std::optional<ArrivedProbe>
+parse_probe_transport(std::uint8_t protocol, std::span<const std::uint8_t> transport, Direction direction)
+{
+  if (direction == Direction::outbound && protocol != k_ip_tcp) return std::nullopt;
+  return parse_transport(protocol, transport);
+}
+
+std::optional<ArrivedProbe>
+parse_ipv4(std::span<const std::uint8_t> packet, std::span<const std::uint8_t> node, Direction direction)
+{
+  if (packet.size() < k_ipv4_min_header || (packet[0] >> 4) != 4 || node.size() != 4) return std::nullopt;
   std::size_t header_length = std::size_t(packet[0] & 0x0F) * 4;
   if (header_length < k_ipv4_min_header || packet.size() < header_length) return std::nullopt;
   // Later fragments carry no transport header.
   if ((read_u16(packet, 6) & k_ipv4_fragment_offset_mask) != 0) return std::nullopt;
-  if (!same_bytes(packet.subspan(16, 4), destination)) return std::nullopt;
-  auto probe = parse_transport(packet[9], packet.subspan(header_length));
-  if (probe) std::memcpy(probe->source.data(), &packet[12], 4);
+  auto offsets = address_offsets(true, direction);
+  if (!same_bytes(packet.subspan(offsets.node, 4), node)) return std::nullopt;
+  auto probe = parse_probe_transport(packet[9], packet.subspan(header_length), direction);
+  if (probe) std::memcpy(probe->peer.data(), &packet[offsets.peer], 4);
   return probe;
 }
 
 // Extension headers are not followed: a probe never carries any.
 std::optional<ArrivedProbe>
-parse_ipv6(std::span<const std::uint8_t> packet, std::span<const std::uint8_t> destination)
+parse_ipv6(std::span<const std::uint8_t> packet, std::span<const std::uint8_t> node, Direction direction)
 {
-  if (packet.size() < k_ipv6_header || (packet[0] >> 4) != 6 || destination.size() != 16) return std::nullopt;
-  if (!same_bytes(packet.subspan(24, 16), destination)) return std::nullopt;
-  auto probe = parse_transport(packet[6], packet.subspan(k_ipv6_header));
-  if (probe) std::memcpy(probe->source.data(), &packet[8], 16);
+  if (packet.size() < k_ipv6_header || (packet[0] >> 4) != 6 || node.size() != 16) return std::nullopt;
+  auto offsets = address_offsets(false, direction);
+  if (!same_bytes(packet.subspan(offsets.node, 16), node)) return std::nullopt;
+  auto probe = parse_probe_transport(packet[6], packet.subspan(k_ipv6_header), direction);
+  if (probe) std::memcpy(probe->peer.data(), &packet[offsets.peer], 16);
   return probe;
 }
 
@@ -165,21 +194,26 @@ private:
   std::vector<Jump> m_jumps;
 };
 
-// The kernel-side twin of parse_ipv4/parse_ipv6 for `destination` (4 or 16
+// The kernel-side twin of parse_ipv4/parse_ipv6 for `node` (4 or 16
 // bytes). Offsets are from the network header (SOCK_DGRAM); the ethertype
-// comes from the skb (SKF_AD_PROTOCOL).
+// and the packet type come from the skb (SKF_AD_PROTOCOL, SKF_AD_PKTTYPE).
 std::vector<sock_filter>
-probe_filter(std::span<const std::uint8_t> destination)
+probe_filter(std::span<const std::uint8_t> node, Direction direction)
 {
   using Target = FilterBuilder::Target;
-  bool ipv4 = destination.size() == 4;
+  bool ipv4 = node.size() == 4;
+  bool outbound = direction == Direction::outbound;
   FilterBuilder filter;
+  if (outbound) {
+    filter.load(BPF_B, std::uint32_t(SKF_AD_OFF + SKF_AD_PKTTYPE));
+    filter.jump(BPF_JEQ, PACKET_OUTGOING, Target::next, Target::drop);
+  }
   filter.load(BPF_H, std::uint32_t(SKF_AD_OFF + SKF_AD_PROTOCOL));
   filter.jump(BPF_JEQ, ipv4 ? k_ethertype_ipv4 : k_ethertype_ipv6, Target::next, Target::drop);
-  std::uint32_t destination_offset = ipv4 ? 16 : 24;
-  for (std::size_t i = 0; i < destination.size(); i += 4) {
-    filter.load(BPF_W, destination_offset + std::uint32_t(i));
-    filter.jump(BPF_JEQ, read_u32(destination, i), Target::next, Target::drop);
+  auto node_offset = std::uint32_t(address_offsets(ipv4, direction).node);
+  for (std::size_t i = 0; i < node.size(); i += 4) {
+    filter.load(BPF_W, node_offset + std::uint32_t(i));
+    filter.jump(BPF_JEQ, read_u32(node, i), Target::next, Target::drop);
   }
   if (ipv4) {
     filter.load(BPF_H, 6);
@@ -188,7 +222,7 @@ probe_filter(std::span<const std::uint8_t> destination)
   } else {
     filter.load(BPF_B, 6);
   }
-  filter.jump(BPF_JEQ, k_ip_udp, Target::keep, Target::next);
+  filter.jump(BPF_JEQ, k_ip_udp, outbound ? Target::drop : Target::keep, Target::next);
   filter.jump(BPF_JEQ, k_ip_tcp, Target::next, Target::drop);
   if (ipv4) {
     filter.statement(BPF_LDX | BPF_B | BPF_MSH, 0); // X = IPv4 header length
@@ -202,9 +236,9 @@ probe_filter(std::span<const std::uint8_t> destination)
 }
 
 bool
-attach_filter(int socket, std::span<const std::uint8_t> destination)
+attach_filter(int socket, std::span<const std::uint8_t> node, Direction direction)
 {
-  auto code = probe_filter(destination);
+  auto code = probe_filter(node, direction);
   sock_fprog program{std::uint16_t(code.size()), code.data()};
   return ::setsockopt(socket, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0;
 }
@@ -239,11 +273,11 @@ key_of(Protocol protocol, const std::array<std::uint8_t, 16>& source, std::uint1
 } // namespace
 
 std::optional<ArrivedProbe>
-parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertype,
-                    std::span<const std::uint8_t> destination)
+parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertype, std::span<const std::uint8_t> node,
+                    Direction direction)
 {
-  if (ethertype == k_ethertype_ipv4) return parse_ipv4(packet, destination);
-  if (ethertype == k_ethertype_ipv6) return parse_ipv6(packet, destination);
+  if (ethertype == k_ethertype_ipv4) return parse_ipv4(packet, node, direction);
+  if (ethertype == k_ethertype_ipv6) return parse_ipv6(packet, node, direction);
   return std::nullopt;
 }
 
@@ -251,8 +285,8 @@ parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertyp
 
 struct Capture::Impl
 {
-  Impl(EventLoop& loop, std::string address, std::size_t max_keys)
-    : m_loop(loop), m_address(std::move(address)), m_max_keys(max_keys)
+  Impl(EventLoop& loop, std::string address, Direction direction, std::size_t max_keys)
+    : m_loop(loop), m_address(std::move(address)), m_direction(direction), m_max_keys(max_keys)
   {
     if (inet_pton(AF_INET, m_address.c_str(), m_node.data()) == 1) {
       m_family = AF_INET;
@@ -275,6 +309,7 @@ struct Capture::Impl
 
   EventLoop& m_loop;
   std::string m_address;
+  Direction m_direction;
   std::size_t m_max_keys;
   int m_family = AF_UNSPEC;
   std::array<std::uint8_t, 16> m_node{};
@@ -311,9 +346,9 @@ Capture::Impl::open_socket(const std::string& interface, std::string& error) con
   }
   // Both optional: without the filter userspace sees more, without
   // IGNORE_OUTGOING it skips PACKET_OUTGOING itself.
-  attach_filter(socket.get(), node());
+  attach_filter(socket.get(), node(), m_direction);
   int on = 1;
-  ::setsockopt(socket.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &on, sizeof(on));
+  if (m_direction == Direction::inbound) ::setsockopt(socket.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &on, sizeof(on));
   int size = k_receive_buffer;
   if (::setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0) {
     ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
@@ -372,11 +407,11 @@ Capture::Impl::drain()
 void
 Capture::Impl::record(const sockaddr_ll& from, std::span<const std::uint8_t> packet)
 {
-  if (from.sll_pkttype == PACKET_OUTGOING) return;
-  auto probe = parse_arrived_probe(packet, ntohs(from.sll_protocol), node());
+  if ((from.sll_pkttype == PACKET_OUTGOING) != (m_direction == Direction::outbound)) return;
+  auto probe = parse_arrived_probe(packet, ntohs(from.sll_protocol), node(), m_direction);
   if (!probe) return;
   ++m_packets;
-  auto key = key_of(probe->protocol, probe->source, probe->port);
+  auto key = key_of(probe->protocol, probe->peer, probe->port);
   if (m_counts.size() < m_max_keys) {
     ++m_counts[key];
   } else if (auto it = m_counts.find(key); it != m_counts.end()) {
@@ -384,8 +419,8 @@ Capture::Impl::record(const sockaddr_ll& from, std::span<const std::uint8_t> pac
   }
 }
 
-Capture::Capture(EventLoop& loop, std::string address, std::size_t max_keys)
-  : m_impl(std::make_unique<Impl>(loop, std::move(address), max_keys))
+Capture::Capture(EventLoop& loop, std::string address, Direction direction, std::size_t max_keys)
+  : m_impl(std::make_unique<Impl>(loop, std::move(address), direction, max_keys))
 {
 }
 
@@ -403,11 +438,27 @@ Capture::active() const
   return m_impl->m_socket.valid();
 }
 
+void
+Capture::stop()
+{
+  if (!m_impl->m_socket) return;
+  m_impl->drain();
+  m_impl->m_loop.remove(m_impl->m_socket.get());
+  m_impl->m_socket.reset();
+}
+
+void
+Capture::clear_counts()
+{
+  m_impl->m_counts.clear();
+  m_impl->m_packets = 0;
+}
+
 std::uint32_t
-Capture::seen(Protocol protocol, const std::string& source, std::uint16_t port) const
+Capture::seen(Protocol protocol, const std::string& peer, std::uint16_t port) const
 {
   std::array<std::uint8_t, 16> bytes{};
-  if (m_impl->m_family == AF_UNSPEC || inet_pton(m_impl->m_family, source.c_str(), bytes.data()) != 1) return 0;
+  if (m_impl->m_family == AF_UNSPEC || inet_pton(m_impl->m_family, peer.c_str(), bytes.data()) != 1) return 0;
   auto it = m_impl->m_counts.find(key_of(protocol, bytes, port));
   return it == m_impl->m_counts.end() ? 0 : it->second;
 }

@@ -1,9 +1,16 @@
 // Watches an interface with an AF_PACKET socket (needs CAP_NET_RAW) and
-// records the probe packets that arrived: TCP SYNs and UDP datagrams to this
-// node's address on watched ports, keyed by (protocol, source address,
-// destination port). AF_PACKET sees a packet before the host firewall, so a
+// records probe packets, keyed by (protocol, the other end's address,
+// destination port).
+//
+// Inbound (the default): TCP SYNs and UDP datagrams that arrived for this
+// node's address. AF_PACKET sees a packet before the host firewall, so a
 // probe seen here but not answered was dropped by this host; one not seen
-// never arrived. Memory is bounded: past the cap, new keys are counted only.
+// never arrived.
+// Outbound: TCP SYNs that left from this node's address. AF_PACKET sees them
+// after the host's output rules, so a SYN our prober sent that is not seen
+// here was dropped by this host's own firewall (connect() never says so; a
+// UDP send gets EPERM instead).
+// Memory is bounded: past the cap, new keys are counted only.
 #pragma once
 
 #include <array>
@@ -19,11 +26,15 @@
 
 namespace portmatrix {
 
+enum class Direction { inbound, outbound };
+
 class Capture
 {
 public:
-  // `address` is this node's address (IPv4 or IPv6): only packets to it count.
-  Capture(EventLoop& loop, std::string address, std::size_t max_keys = 1 << 20);
+  // `address` is this node's address (IPv4 or IPv6): only packets to it
+  // (inbound) or from it (outbound) count.
+  Capture(EventLoop& loop, std::string address, Direction direction = Direction::inbound,
+          std::size_t max_keys = 1 << 20);
   ~Capture();
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;
@@ -33,9 +44,13 @@ public:
   // degrades to `filtered`.
   bool start(const std::string& interface, std::string& error);
   bool active() const;
+  // Reads what is queued, then closes the socket; the counts stay.
+  void stop();
+  void clear_counts();
 
-  // Packets seen from `source` to `port` (0: never).
-  std::uint32_t seen(Protocol protocol, const std::string& source, std::uint16_t port) const;
+  // Packets seen between `peer` (inbound: from it; outbound: to it) and
+  // `port` (0: never).
+  std::uint32_t seen(Protocol protocol, const std::string& peer, std::uint16_t port) const;
   std::uint64_t packets() const;
 
 private:
@@ -49,13 +64,15 @@ private:
 struct ArrivedProbe
 {
   Protocol protocol = Protocol::tcp;
-  std::array<std::uint8_t, 16> source{}; // network order; IPv4 in the first 4 bytes
-  std::uint16_t port = 0;                // destination port
+  std::array<std::uint8_t, 16> peer{}; // the other end (source, or destination outbound); network order, IPv4 in the first 4 bytes
+  std::uint16_t port = 0;              // destination port
 };
 // The probe in `packet` if it is a TCP SYN without ACK or a UDP datagram (a
-// first fragment) addressed to `destination` (4 or 16 address bytes), else
-// nullopt (other traffic, truncated or malformed headers).
+// first fragment; not outbound) addressed to (inbound) or sent from
+// (outbound) `node` (4 or 16 address bytes), else nullopt (other traffic,
+// truncated or malformed headers).
 std::optional<ArrivedProbe> parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertype,
-                                                std::span<const std::uint8_t> destination);
+                                                std::span<const std::uint8_t> node,
+                                                Direction direction = Direction::inbound);
 
 } // namespace portmatrix

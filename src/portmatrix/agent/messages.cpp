@@ -192,8 +192,10 @@ to_json(const std::vector<ObservedQuery>& queries)
 {
   json list = json::array();
   for (const auto& q : queries) {
-    list.push_back(
-      {{"protocol", to_string(q.protocol)}, {"source", q.source}, {"port_min", q.range.min}, {"port_max", q.range.max}});
+    list.push_back({{"protocol", to_string(q.protocol)},
+                    {q.departed ? "destination" : "source", q.peer},
+                    {"port_min", q.range.min},
+                    {"port_max", q.range.max}});
   }
   return json{{"queries", list}}.dump();
 }
@@ -205,7 +207,7 @@ to_json(const ObservedReply& reply)
   for (const auto& a : reply.answers) {
     answers.push_back({{"packets", a.packets}, {"ports_seen", a.ports_seen}, {"ports_listening", a.ports_listening}});
   }
-  return json{{"capture", reply.capture}, {"answers", answers}}.dump();
+  return json{{"capture", reply.capture}, {"departures", reply.departures}, {"answers", answers}}.dump();
 }
 
 Expected<HelloReply, std::string>
@@ -288,7 +290,10 @@ parse_observed_queries(std::string_view text)
     std::vector<ObservedQuery> queries;
     for (const auto& item : list_field(document, "queries")) {
       if (!item.is_object()) throw ParseError{"query must be an object"};
-      queries.push_back({protocol_field(item), text_field(item, "source"), range_fields(item)});
+      bool departed = item.contains("destination");
+      if (departed == item.contains("source")) throw ParseError{"a query names either a source or a destination"};
+      queries.push_back({protocol_field(item), text_field(item, departed ? "destination" : "source"),
+                         range_fields(item), departed});
     }
     return queries;
   });
@@ -300,6 +305,7 @@ parse_observed_reply(std::string_view text)
   return parse_with<ObservedReply>(text, [](const json& document) {
     ObservedReply reply;
     reply.capture = bool_field(document, "capture");
+    reply.departures = document.contains("departures") && bool_field(document, "departures");
     for (const auto& item : list_field(document, "answers")) {
       if (!item.is_object()) throw ParseError{"answer must be an object"};
       reply.answers.push_back({std::uint64_t(number_field(item, "packets", 0, INT64_MAX)),

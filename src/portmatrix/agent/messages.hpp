@@ -48,12 +48,14 @@ struct ProbeReply
   std::vector<std::vector<Segment>> targets; // one list per requested target, in order
 };
 
-// observed: did probes from `source` to these ports arrive at your interface?
+// observed: did probes from `peer` to these ports arrive at your interface?
+// With `departed`: did your own probes to `peer` leave your interface?
 struct ObservedQuery
 {
   Protocol protocol = Protocol::tcp;
-  std::string source;
+  std::string peer; // JSON "source", or "destination" when departed
   PortRange range;
+  bool departed = false;
 };
 
 struct ObservedAnswer
@@ -65,7 +67,8 @@ struct ObservedAnswer
 
 struct ObservedReply
 {
-  bool capture = false;
+  bool capture = false;    // arrivals were watched
+  bool departures = false; // the SYNs of this agent's last probing were watched leaving
   std::vector<ObservedAnswer> answers;
 };
 

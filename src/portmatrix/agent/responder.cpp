@@ -9,7 +9,9 @@
 //
 // UDP is stateless: a datagram carrying a probe payload gets the reply sent
 // back to its source, anything else is ignored. A TCP connection is accepted
-// (non-blocking), buffers at most one identity line, is answered and closed
+// (non-blocking) once its first bytes are in (TCP_DEFER_ACCEPT), so a probe is
+// usually answered and closed in the accept loop itself, without epoll or a
+// timer. Otherwise it buffers at most one identity line, is answered and closed
 // when a full probe line arrives, and is closed without a word when the line
 // is not a probe, when the buffer fills, or after k_line_timeout, so idle
 // clients never delay prompt probers, which finish in milliseconds. Accepted
@@ -23,6 +25,8 @@
 #include "agent/responder.hpp"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -219,7 +223,12 @@ open_listener(Protocol protocol, const SocketAddress& address, int& error)
     return {};
   }
   int on = 1;
-  if (protocol == Protocol::tcp) ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  if (protocol == Protocol::tcp) {
+    ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    // accept() only once the client has sent something: a probe's line is
+    // then in at once, and the connection is answered without epoll.
+    ::setsockopt(socket.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &on, sizeof(on));
+  }
   if (::bind(socket.get(), address.get(), address.length()) != 0
       || (protocol == Protocol::tcp && ::listen(socket.get(), k_listen_backlog) != 0)) {
     error = errno;
@@ -270,7 +279,7 @@ struct Responder::Impl
   void on_listener_ready(std::uint32_t index);
   void accept_connections(const Listener& listener);
   void answer_datagrams(const Listener& listener);
-  void on_connection_ready(std::uint64_t id);
+  bool on_connection_ready(std::uint64_t id);
   // Answers when `line` is a probe; the caller closes the connection.
   void answer_line(Connection& connection, std::string_view line);
   void close_connection(std::uint64_t id);
@@ -374,10 +383,16 @@ Responder::Impl::accept_connections(const Listener& listener)
     }
     auto id = m_next_connection++;
     int fd = socket.get();
-    if (!m_loop.add(fd, EPOLLIN, [this, id](std::uint32_t) { on_connection_ready(id); })) continue;
     auto& connection = m_connections[id];
     connection.fd = std::move(socket);
     connection.port = listener.port;
+    // Usually the probe line is in already (TCP_DEFER_ACCEPT): answered and
+    // closed here, the connection never needs epoll or a timer.
+    if (!on_connection_ready(id)) continue;
+    if (!m_loop.add(fd, EPOLLIN, [this, id](std::uint32_t) { on_connection_ready(id); })) {
+      close_connection(id);
+      continue;
+    }
     connection.timer = m_loop.after(k_line_timeout, [this, id] { close_connection(id); });
   }
 }
@@ -405,11 +420,13 @@ Responder::Impl::answer_datagrams(const Listener& listener)
   }
 }
 
-void
+// Reads what the connection sent: answers and closes it once its line is in
+// (or hands a TLS client to the health server). True while it waits for more.
+bool
 Responder::Impl::on_connection_ready(std::uint64_t id)
 {
   auto it = m_connections.find(id);
-  if (it == m_connections.end()) return;
+  if (it == m_connections.end()) return false;
   auto& connection = it->second;
   if (m_tls && connection.received.empty() && m_tls_ports.test(connection.port)) {
     unsigned char first = 0;
@@ -420,7 +437,7 @@ Responder::Impl::on_connection_ready(std::uint64_t id)
       m_loop.cancel(connection.timer);
       m_connections.erase(it);
       m_tls->adopt(std::move(fd));
-      return;
+      return false;
     }
   }
   char buffer[k_max_identity_line];
@@ -429,7 +446,7 @@ Responder::Impl::on_connection_ready(std::uint64_t id)
     if (room == 0) break; // a full buffer without a newline: not a probe
     auto length = ::recv(connection.fd.get(), buffer, room, MSG_DONTWAIT);
     if (length < 0 && errno == EINTR) continue;
-    if (length < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return; // wait for more
+    if (length < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true; // wait for more
     if (length <= 0) {
       // End of stream: the prober may have sent its line without "\n".
       if (length == 0) answer_line(connection, connection.received);
@@ -443,6 +460,7 @@ Responder::Impl::on_connection_ready(std::uint64_t id)
     }
   }
   close_connection(id);
+  return false;
 }
 
 void
@@ -473,8 +491,8 @@ Responder::Impl::close_connection(std::uint64_t id)
 {
   auto it = m_connections.find(id);
   if (it == m_connections.end()) return;
-  m_loop.remove(it->second.fd.get());
-  m_loop.cancel(it->second.timer);
+  m_loop.forget(it->second.fd.get());
+  if (it->second.timer != 0) m_loop.cancel(it->second.timer);
   m_connections.erase(it); // closes the fd
 }
 

@@ -115,6 +115,7 @@ public:
     m_flows = m_plan.flows();
     std::erase_if(m_flows, [](const Flow& f) { return f.protocol == Protocol::vrrp; });
     timed("probe", [this] { probe_round(); });
+    timed("vip", [this] { vip_rounds(); });
     timed("observe", [this] { observed_round(); });
     finish();
     return std::move(m_report);
@@ -222,6 +223,76 @@ private:
     }
   }
 
+  // The load balancer spreads every client's connections over its backends
+  // in one round robin: the probes of several sources, in flight at once,
+  // can interleave so that one source never lands on a backend. A VIP flow
+  // that missed a backend is asked again, alone per source, up to twice;
+  // what it reaches is added to what the probe round reached.
+  void vip_rounds()
+  {
+    for (int pass = 0; pass < 2; ++pass) {
+      std::map<std::size_t, ProbeRequest> by_source;
+      std::map<std::size_t, std::vector<std::size_t>> flows_of; // source -> flows, in target order
+      for (std::size_t i = 0; i < m_flows.size(); ++i) {
+        const auto& flow = m_flows[i];
+        const auto* segments = segments_of(i);
+        if (flow.to || flow.expect != Expect::allow || !segments || missing_backends(flow, *segments).empty()) continue;
+        auto& request = by_source[flow.from];
+        request.timeout = m_options.timeout;
+        int repeat = int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
+        request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
+        flows_of[flow.from].push_back(i);
+      }
+      if (by_source.empty() || Clock::now() + m_options.timeout * 2 > m_deadline) return;
+      std::vector<Call> calls;
+      for (auto& [source, request] : by_source) calls.push_back({source, make_request("probe", to_json(request)), {}});
+      progress(fmt::format("asking the VIP again from {} agents", calls.size()));
+      call_all(m_loop, m_plan, m_token, calls, round_deadline(m_options.timeout * 4));
+      for (const auto& call : calls) {
+        const auto& result = *call.result;
+        auto reply = result && result->ok ? parse_probe_reply(result->body) : unexpected(std::string("no reply"));
+        if (!reply) continue;
+        const auto& flows = flows_of[call.node];
+        for (std::size_t t = 0; t < reply->targets.size() && t < flows.size(); ++t) {
+          auto [source, target] = m_probe_index[flows[t]];
+          merge_vip_segments(m_replies[source].targets[target], reply->targets[t]);
+        }
+      }
+    }
+  }
+
+  std::vector<std::string> missing_backends(const Flow& flow, const std::vector<Segment>& segments) const
+  {
+    std::vector<std::string> missing;
+    for (const auto& name : vip_backends(flow)) {
+      bool reached = std::any_of(segments.begin(), segments.end(), [&](const Segment& segment) {
+        return std::find(segment.responders.begin(), segment.responders.end(), name) != segment.responders.end();
+      });
+      if (!reached) missing.push_back(name);
+    }
+    return missing;
+  }
+
+  // Adds the backends a later VIP pass reached to the segments of the first;
+  // a port that opened now counts as open.
+  static void merge_vip_segments(std::vector<Segment>& into, const std::vector<Segment>& later)
+  {
+    for (const auto& segment : later) {
+      for (auto& existing : into) {
+        if (existing.range.max < segment.range.min || segment.range.max < existing.range.min) continue;
+        for (const auto& name : segment.responders) {
+          if (std::find(existing.responders.begin(), existing.responders.end(), name) == existing.responders.end()) {
+            existing.responders.push_back(name);
+          }
+        }
+        if (existing.state != ProbeState::open && segment.state == ProbeState::open) {
+          existing.state = segment.state;
+          existing.error = 0;
+        }
+      }
+    }
+  }
+
   const std::vector<Segment>* segments_of(std::size_t flow) const
   {
     auto [source, target] = m_probe_index[flow];
@@ -237,26 +308,38 @@ private:
     return segment.state != ProbeState::open && segment.state != ProbeState::blocked_locally;
   }
 
+  // Asks each destination whether the failed probes arrived, and each source
+  // whether its unanswered SYNs left (connect() never says when the source's
+  // own output rules dropped one).
   void observed_round()
   {
-    std::map<std::size_t, std::vector<ObservedQuery>> by_destination;
+    std::map<std::size_t, std::vector<ObservedQuery>> by_node;
+    auto ask = [&](std::size_t node, ObservedQuery query) {
+      auto& queries = by_node[node];
+      queries.push_back(std::move(query));
+      return std::make_pair(node, queries.size() - 1);
+    };
     for (std::size_t i = 0; i < m_flows.size(); ++i) {
       const auto* segments = segments_of(i);
       if (!segments) continue;
       const auto& flow = m_flows[i];
+      const auto& from = m_plan.inventory.nodes[flow.from].address;
       for (std::size_t s = 0; s < segments->size(); ++s) {
-        if (!needs_observation(flow, (*segments)[s]) || !m_report.agents[*flow.to].reachable) continue;
-        auto& queries = by_destination[*flow.to];
-        m_observation_index[{i, s}] = {*flow.to, queries.size()};
-        queries.push_back({flow.protocol, m_plan.inventory.nodes[flow.from].address, (*segments)[s].range});
+        const auto& segment = (*segments)[s];
+        if (!needs_observation(flow, segment)) continue;
+        if (m_report.agents[*flow.to].reachable) {
+          m_observation_index[{i, s}] = ask(*flow.to, {flow.protocol, from, segment.range, false});
+        }
+        if (flow.protocol == Protocol::tcp && segment.state == ProbeState::filtered) {
+          m_departure_index[{i, s}] =
+            ask(flow.from, {flow.protocol, m_plan.inventory.nodes[*flow.to].address, segment.range, true});
+        }
       }
     }
-    if (by_destination.empty()) return;
+    if (by_node.empty()) return;
     std::vector<Call> calls;
-    for (auto& [destination, queries] : by_destination) {
-      calls.push_back({destination, make_request("observed", to_json(queries)), {}});
-    }
-    progress(fmt::format("asking {} destinations what they saw", calls.size()));
+    for (auto& [node, queries] : by_node) calls.push_back({node, make_request("observed", to_json(queries)), {}});
+    progress(fmt::format("asking {} agents what they saw", calls.size()));
     call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
     for (const auto& call : calls) {
       const auto& result = *call.result;
@@ -265,14 +348,28 @@ private:
     }
   }
 
+  // What the destination saw arrive of a segment's probes (`capture`: it
+  // could watch), or nullptr when it was not asked or did not answer.
   const ObservedAnswer* observation(std::size_t flow, std::size_t segment, bool& capture) const
   {
-    capture = false;
-    auto it = m_observation_index.find({flow, segment});
-    if (it == m_observation_index.end()) return nullptr;
+    return answer(m_observation_index, flow, segment, capture, &ObservedReply::capture);
+  }
+
+  // What the source saw leave of a segment's SYNs (`watched`: it could watch).
+  const ObservedAnswer* departure(std::size_t flow, std::size_t segment, bool& watched) const
+  {
+    return answer(m_departure_index, flow, segment, watched, &ObservedReply::departures);
+  }
+
+  const ObservedAnswer* answer(const std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>>& index,
+                               std::size_t flow, std::size_t segment, bool& watched, bool ObservedReply::*could) const
+  {
+    watched = false;
+    auto it = index.find({flow, segment});
+    if (it == index.end()) return nullptr;
     auto reply = m_observed.find(it->second.first);
     if (reply == m_observed.end() || it->second.second >= reply->second.answers.size()) return nullptr;
-    capture = reply->second.capture;
+    watched = reply->second.*could;
     return &reply->second.answers[it->second.second];
   }
 
@@ -341,20 +438,31 @@ private:
         return failure;
       }
       [[fallthrough]];
-    case ProbeState::filtered:
+    case ProbeState::filtered: {
+      const auto& source = m_plan.inventory.nodes[flow.from].name;
+      bool watched = false;
+      const auto* left = departure(index, s, watched);
       if (seen && seen->packets > 0) {
         failure.diagnosis = "dropped-by-destination-firewall";
         failure.detail = fmt::format("{} of {} ports' probes reached {}'s interface, never its socket",
                                      seen->ports_seen, segment.range.size(), expected);
+      } else if (left && watched && left->ports_seen == 0) {
+        // connect() never reports a SYN that the source's own output rules
+        // dropped; the source's capture saw none of them leave.
+        failure.diagnosis = "blocked-by-source-firewall";
+        failure.detail = fmt::format("{}'s SYNs never left its interface: its own output rules dropped them", source);
       } else if (seen && capture) {
         failure.diagnosis = "lost-in-network";
-        // A TCP SYN dropped by the source's own output rules fails silently
-        // (connect() reports nothing), so for TCP the source is a suspect too.
-        failure.detail = fmt::format("never reached {}'s interface{}", expected,
-                                     flow.protocol == Protocol::tcp
-                                       ? fmt::format(" (dropped in the network, or by {}'s own output rules)",
-                                                     m_plan.inventory.nodes[flow.from].name)
-                                       : "");
+        if (flow.protocol == Protocol::udp) {
+          failure.detail = fmt::format("never reached {}'s interface", expected);
+        } else if (left && watched) {
+          failure.detail = fmt::format("{} of {} ports' SYNs left {}, none reached {}'s interface", left->ports_seen,
+                                       segment.range.size(), source, expected);
+        } else {
+          failure.detail = fmt::format("never reached {}'s interface (dropped in the network, or by {}'s own output "
+                                       "rules: {} could not say what left)",
+                                       expected, source, source);
+        }
       } else {
         failure.diagnosis = "filtered";
         failure.detail = seen ? "no answer; the destination cannot capture, so where it was lost is unknown"
@@ -362,6 +470,7 @@ private:
         unconfirmed(failure);
       }
       return failure;
+    }
     case ProbeState::error:
       failure.diagnosis = "error";
       failure.detail = std::strerror(segment.error);
@@ -461,8 +570,10 @@ private:
   std::vector<std::optional<HelloReply>> m_hello;
   std::vector<std::pair<std::size_t, std::size_t>> m_probe_index; // flow -> (source node, target index)
   std::map<std::size_t, ProbeReply> m_replies;                    // source node -> reply
+  // (flow, segment) -> (node asked, index of the query in its request)
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_observation_index;
-  std::map<std::size_t, ObservedReply> m_observed; // destination node -> reply
+  std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_departure_index;
+  std::map<std::size_t, ObservedReply> m_observed; // node asked -> its reply
 };
 
 } // namespace

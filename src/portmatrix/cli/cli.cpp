@@ -221,7 +221,7 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
 {
   auto format = parse_check_format(format_text);
   if (!format) {
-    std::cerr << "portmatrix: --format must be table, json or junit\n";
+    std::cerr << "portmatrix: --format must be table, json, junit or html\n";
     return k_exit_input;
   }
   auto token = load_token(token_file);
@@ -314,7 +314,7 @@ run_cli(int argc, char** argv)
   check->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
   check->add_option("--profile", profile, "Override the inventory's profile");
   check->add_option("--token-file", token_file, "File holding the shared secret (mode 600)")->required();
-  check->add_option("--format", check_format, "table, json or junit")->capture_default_str();
+  check->add_option("--format", check_format, "table, json, junit or html")->capture_default_str();
   check->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
   check->add_option("--timeout-ms", timeout_ms, "Per-probe timeout")->capture_default_str()->check(CLI::Range(10, 60000));
   check->add_option("--deadline", deadline_s, "Seconds the whole check may take")->capture_default_str()->check(CLI::Range(1, 3600));

@@ -31,6 +31,9 @@ public:
   bool add(int fd, std::uint32_t events, IoCallback callback);
   bool modify(int fd, std::uint32_t events);
   void remove(int fd);
+  // remove() for an fd the caller closes right away and never dup()ed:
+  // closing it takes it out of epoll, so no epoll_ctl is needed.
+  void forget(int fd) { m_callbacks.erase(fd); }
   std::size_t watched() const { return m_callbacks.size(); }
 
   // Runs `callback` once after `delay`; returns an id for cancel().

@@ -14,11 +14,23 @@
 // TCP: connect; the EPOLLOUT result (SO_ERROR) is classified; on success the
 // probe payload is sent and one identity line is read (until '\n', EOF, or
 // the timeout), then the socket is closed with an RST (SO_LINGER 0) so no
-// TIME_WAIT piles up. UDP: a connected socket with IP_RECVERR sends the
-// payload (again every `udp_resend`) until an answer, an ICMP error from the
-// error queue, or the timeout. TCP sockets get IP_RECVERR too: a failed
-// connect then leaves the ICMP type and code in the error queue, which tells
-// an administratively prohibited reject from an unreachable host.
+// TIME_WAIT piles up. TCP sockets get IP_RECVERR: a failed connect then
+// leaves the ICMP type and code in the error queue, which tells an
+// administratively prohibited reject from an unreachable host.
+//
+// UDP: one unconnected socket per address family (IP_RECVERR, a large
+// receive buffer) carries every UDP probe: a probe is a sendto() (again every
+// `udp_resend`) and is matched, by destination address and port, with the
+// answer that comes back from there or the ICMP error whose quoted datagram
+// went there (the error queue names it). Per probe that is one system call
+// instead of a socket's ten. Two probes to the same address and port are
+// never in flight at once: the second waits for the first.
+//
+// Syscalls are what a check costs (most of its time is in the kernel), so
+// the TCP path avoids the avoidable ones: no bind() when the route already
+// picks the source address, no self-connect test for a remote destination,
+// one edge-triggered epoll registration for connect and reply, no
+// EPOLL_CTL_DEL before close().
 //
 // Outcomes are data: whatever happens to a socket, each job settles exactly
 // once, and `done` is called once, from the loop, when every job has settled.
@@ -33,12 +45,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <deque>
 #include <new>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "net/address.hpp"
 #include "net/fd.hpp"
@@ -163,14 +177,17 @@ current_exception_errno()
 
 // --- socket helpers (the syscalls) -----------------------------------------
 
-// The first error queued on `fd` (MSG_ERRQUEUE), if any.
+// The first error queued on `fd` (MSG_ERRQUEUE), if any. `destination`, if
+// given, receives where the datagram that caused it was going.
 std::optional<sock_extended_err>
-read_queued_error(int fd)
+read_queued_error(int fd, sockaddr_storage* destination = nullptr)
 {
   char data[64];
   alignas(cmsghdr) char control[512];
   iovec vector{data, sizeof data};
   msghdr message{};
+  message.msg_name = destination;
+  message.msg_namelen = destination ? sizeof *destination : 0;
   message.msg_iov = &vector;
   message.msg_iovlen = 1;
   message.msg_control = control;
@@ -205,6 +222,18 @@ pending_socket_error(int fd)
   socklen_t length = sizeof error;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
   return error;
+}
+
+// The local address the kernel's route picks to reach `peer`, if any.
+std::optional<std::string>
+route_source(const SocketAddress& peer)
+{
+  Fd fd(::socket(peer.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::connect(fd.get(), peer.get(), peer.length()) != 0) return std::nullopt;
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&storage), &length) != 0) return std::nullopt;
+  return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&storage), length).host();
 }
 
 // True when a TCP socket connected to itself (simultaneous open on a port of
@@ -328,21 +357,83 @@ enum class Phase {
   awaiting,   // UDP: payload sent, waiting for a datagram or an ICMP error
 };
 
+// Where a UDP probe went: its answer comes back from there, and an ICMP error
+// about it quotes it.
+struct UdpKey
+{
+  std::array<std::uint8_t, 16> host{};
+  std::uint16_t port = 0;
+  std::uint16_t family = 0;
+  bool operator==(const UdpKey&) const = default;
+};
+
+struct UdpKeyHash
+{
+  std::size_t operator()(const UdpKey& key) const
+  {
+    std::uint64_t hash = 1469598103934665603ull; // FNV-1a
+    auto mix = [&hash](std::uint8_t byte) { hash = (hash ^ byte) * 1099511628211ull; };
+    for (auto byte : key.host) mix(byte);
+    mix(std::uint8_t(key.port));
+    mix(std::uint8_t(key.port >> 8));
+    mix(std::uint8_t(key.family));
+    return std::size_t(hash);
+  }
+};
+
+std::optional<UdpKey>
+udp_key(const sockaddr* address)
+{
+  UdpKey key;
+  key.family = address->sa_family;
+  if (address->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
+    std::memcpy(key.host.data(), &v4->sin_addr, sizeof v4->sin_addr);
+    key.port = ntohs(v4->sin_port);
+    return key;
+  }
+  if (address->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+    std::memcpy(key.host.data(), &v6->sin6_addr, sizeof v6->sin6_addr);
+    key.port = ntohs(v6->sin6_port);
+    return key;
+  }
+  return std::nullopt;
+}
+
+// Datagrams read per recvmmsg() call on the shared UDP socket.
+constexpr std::size_t k_udp_batch = 64;
+// Its receive buffer: a burst of answers to thousands of probes fits.
+constexpr int k_udp_receive_buffer = 8 << 20;
+
 struct Probe
 {
   Job job;
   Protocol protocol = Protocol::tcp;
   Phase phase = Phase::idle;
   std::uint32_t generation = 0;
-  Fd fd;
+  Fd fd; // TCP; UDP probes share the prober's socket
   SocketAddress peer;
+  UdpKey key; // UDP
   std::string nonce;
   std::string payload;
   std::string received; // TCP: the identity line so far
   Clock::time_point deadline;
 };
 
-enum class Launch { in_flight, settled, deferred };
+enum class Launch {
+  in_flight,
+  settled,
+  deferred, // no fd (or local port) free: retried when a probe finishes
+  waiting,  // UDP: a probe to the same address and port is in flight
+};
+
+// The shared UDP socket of one address family.
+struct UdpChannel
+{
+  Fd fd;
+  int error = 0; // why it could not be opened (then every probe of the family settles with it)
+};
 
 } // namespace
 
@@ -360,15 +451,20 @@ private:
   std::optional<Job> next_job();
   void fill();
   Launch launch(const Job& job);
+  Launch launch_udp(const Job& job, const SocketAddress& peer);
   Launch watch(const Job& job, Fd fd, const SocketAddress& peer, std::string nonce, std::string payload);
+  UdpChannel& udp_channel(int family);
+  void drain_udp(UdpChannel& channel);
+  void drain_udp_errors(int fd);
+  void answer_udp(const sockaddr* from, std::string_view reply);
+  void close_udp_channels();
   Launch settle_now(const Job& job, Finding finding);
   Launch defer_or_settle(const Job& job, int error);
   std::uint32_t acquire_slot();
-  void on_event(std::uint32_t slot, std::uint32_t generation, std::uint32_t events);
+  void on_event(std::uint32_t slot, std::uint32_t generation);
   std::optional<Finding> on_tcp_event(Probe& probe);
   std::optional<Finding> on_connect_result(Probe& probe);
   std::optional<Finding> read_identity_line(Probe& probe);
-  std::optional<Finding> on_udp_event(Probe& probe, std::uint32_t events);
   void on_deadline(std::uint32_t slot, std::uint32_t generation);
   void on_identity_deadline(std::uint32_t slot, std::uint32_t generation);
   void on_resend(std::uint32_t slot, std::uint32_t generation);
@@ -377,6 +473,7 @@ private:
   void close_probe(Probe& probe);
   void settle(const Job& job, Finding finding);
   void maybe_done();
+  bool queue_retries();
   void deliver();
   void abandon_probes();
 
@@ -398,11 +495,17 @@ private:
 
   std::vector<TargetOutcome> m_outcomes;
   std::vector<std::optional<SocketAddress>> m_addresses; // per target; nullopt: not probed
+  // Per target, from its route: TCP probes bind the source address only when
+  // the route would pick another one, and a connection to itself is possible
+  // only when the target is this host's address.
+  std::vector<std::uint8_t> m_bind_source;
+  std::vector<std::uint8_t> m_may_self_connect;
   std::vector<std::vector<std::uint32_t>> m_attempts_settled; // per target, per port
   std::function<void(std::vector<TargetOutcome>)> m_done;
   std::uint64_t m_total = 0;
   std::uint64_t m_settled = 0;
   bool m_running = false;
+  int m_retries_left = 0;
 
   Job m_cursor;                 // the next job not yet started
   std::deque<Job> m_deferred;   // jobs that found no free fd; retried first
@@ -411,6 +514,17 @@ private:
   std::vector<Probe> m_probes;
   std::vector<std::uint32_t> m_free;
   std::size_t m_in_flight = 0;
+  std::array<UdpChannel, 2> m_udp; // IPv4, IPv6
+  std::unordered_map<UdpKey, std::uint32_t, UdpKeyHash> m_udp_in_flight;   // -> slot
+  std::unordered_map<UdpKey, std::deque<Job>, UdpKeyHash> m_udp_waiting; // second probes to a key
+  // The nonce of the last finished probe to a key: a retry may get the late
+  // answer to the try before it, which proves the agent as well.
+  std::unordered_map<UdpKey, std::string, UdpKeyHash> m_udp_earlier_nonce;
+  std::vector<mmsghdr> m_udp_messages;
+  std::vector<iovec> m_udp_vectors;
+  std::vector<sockaddr_storage> m_udp_from;
+  std::vector<std::array<char, k_max_identity_line + 1>> m_udp_buffers;
+  Clock::time_point m_udp_drained_at;
   DeadlineQueue m_deadlines;
   DeadlineQueue m_resends;
   DeadlineQueue m_identity_deadlines; // TCP: connected, waiting for the identity line
@@ -439,8 +553,14 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_done = std::move(done);
   m_outcomes.clear();
   m_addresses.clear();
+  m_bind_source.clear();
+  m_may_self_connect.clear();
   m_attempts_settled.clear();
+  m_udp_in_flight.clear();
+  m_udp_waiting.clear();
+  m_udp_earlier_nonce.clear();
   m_total = m_settled = 0;
+  m_retries_left = std::max(0, m_options.retries);
   m_cursor = Job{};
   m_deferred.clear();
 
@@ -454,7 +574,11 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
     auto count = port_count(target.range);
     TargetOutcome outcome{std::move(target), std::vector<PortOutcome>(count)};
     for (std::uint32_t i = 0; i < count; ++i) outcome.ports[i].port = std::uint16_t(outcome.target.range.min + i);
-    m_addresses.push_back(bad_source ? std::nullopt : SocketAddress::parse(outcome.target.address, 0));
+    auto address = bad_source ? std::nullopt : SocketAddress::parse(outcome.target.address, 0);
+    auto source = address ? route_source(*address) : std::nullopt;
+    m_bind_source.push_back(m_source && (!source || *source != m_source->host()));
+    m_may_self_connect.push_back(!source || !address || *source == address->host());
+    m_addresses.push_back(std::move(address));
     m_attempts_settled.emplace_back(count, 0);
     m_outcomes.push_back(std::move(outcome));
     m_total += std::uint64_t(count) * repeat_of(std::uint32_t(m_outcomes.size() - 1));
@@ -540,11 +664,12 @@ Prober::Impl::launch(const Job& job)
   auto protocol = m_outcomes[job.target].target.protocol;
   auto peer = *m_addresses[job.target];
   peer.set_port(m_outcomes[job.target].ports[job.port_index].port);
-  auto type = protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM;
+  if (protocol == Protocol::udp) return launch_udp(job, peer);
 
-  Fd fd(::socket(peer.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return defer_or_settle(job, errno);
-  if (int error = prepare_socket(fd.get(), peer.family(), protocol, m_source); error != 0) {
+  auto source = m_bind_source[job.target] ? m_source : std::nullopt;
+  if (int error = prepare_socket(fd.get(), peer.family(), protocol, source); error != 0) {
     return settle_now(job, found(ProbeState::error, error)); // e.g. a source address that is not local
   }
   if (::connect(fd.get(), peer.get(), peer.length()) != 0 && errno != EINPROGRESS) {
@@ -554,13 +679,146 @@ Prober::Impl::launch(const Job& job)
   }
   auto nonce = random_hex(k_nonce_bytes);
   auto payload = make_probe_payload(nonce);
-  if (protocol == Protocol::udp && ::send(fd.get(), payload.data(), payload.size(), MSG_DONTWAIT) < 0) {
-    if (!is_transient_send_error(errno)) return settle_now(job, classify_failure(fd.get(), errno));
-  }
   return watch(job, std::move(fd), peer, std::move(nonce), std::move(payload));
 }
 
-// Puts a started socket into a slot and on the loop, with its deadline.
+Launch
+Prober::Impl::launch_udp(const Job& job, const SocketAddress& peer)
+{
+  auto& channel = udp_channel(peer.family());
+  if (!channel.fd) return settle_now(job, found(ProbeState::error, channel.error));
+  auto key = *udp_key(peer.get());
+  if (m_udp_in_flight.contains(key)) {
+    m_udp_waiting[key].push_back(job);
+    return Launch::waiting;
+  }
+  auto nonce = random_hex(k_nonce_bytes);
+  auto payload = make_probe_payload(nonce);
+  int fd = channel.fd.get();
+  auto send = [&] { return ::sendto(fd, payload.data(), payload.size(), MSG_DONTWAIT, peer.get(), peer.length()); };
+  if (send() < 0 && !is_transient_send_error(errno)) {
+    // An ICMP error about an earlier probe is also reported once by the next
+    // call on the socket (its details wait in the error queue): clear it and
+    // try again before blaming this probe.
+    int error = errno;
+    if (error != EPERM && error != EACCES && pending_socket_error(fd) != 0 && send() >= 0) error = 0;
+    if (error != 0 && !is_transient_send_error(error)) return settle_now(job, classify_errno(error));
+  }
+  return watch(job, Fd{}, peer, std::move(nonce), std::move(payload));
+}
+
+// The shared UDP socket of `family`, opened on first use.
+UdpChannel&
+Prober::Impl::udp_channel(int family)
+{
+  auto& channel = m_udp[family == AF_INET6 ? 1 : 0];
+  if (channel.fd || channel.error != 0) return channel;
+  Fd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  int error = fd ? prepare_socket(fd.get(), family, Protocol::udp, m_source) : errno;
+  if (error == 0) {
+    int size = k_udp_receive_buffer;
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    if (!m_loop.add(fd.get(), EPOLLIN, [this, &channel](std::uint32_t) { drain_udp(channel); })) error = errno;
+  }
+  if (error != 0) {
+    channel.error = error;
+    return channel;
+  }
+  if (m_udp_messages.empty()) {
+    m_udp_messages.resize(k_udp_batch);
+    m_udp_vectors.resize(k_udp_batch);
+    m_udp_from.resize(k_udp_batch);
+    m_udp_buffers.resize(k_udp_batch);
+  }
+  channel.fd = std::move(fd);
+  return channel;
+}
+
+// Settles the probes that the queued ICMP errors and the arrived answers on
+// the shared socket are about. A bounded amount per call: the loop calls
+// again while the socket stays readable.
+void
+Prober::Impl::drain_udp(UdpChannel& channel)
+{
+  m_udp_drained_at = Clock::now();
+  int fd = channel.fd.get();
+  drain_udp_errors(fd);
+  for (int round = 0; round < 16 && channel.fd; ++round) {
+    for (std::size_t i = 0; i < k_udp_batch; ++i) {
+      m_udp_vectors[i] = iovec{m_udp_buffers[i].data(), m_udp_buffers[i].size()};
+      m_udp_messages[i] = mmsghdr{};
+      m_udp_messages[i].msg_hdr.msg_name = &m_udp_from[i];
+      m_udp_messages[i].msg_hdr.msg_namelen = sizeof m_udp_from[i];
+      m_udp_messages[i].msg_hdr.msg_iov = &m_udp_vectors[i];
+      m_udp_messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    int count = ::recvmmsg(fd, m_udp_messages.data(), unsigned(k_udp_batch), MSG_DONTWAIT, nullptr);
+    if (count < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // An ICMP error reported once by the call: its details are queued.
+      pending_socket_error(fd);
+      drain_udp_errors(fd);
+      continue;
+    }
+    for (int i = 0; i < count; ++i) {
+      const auto& header = m_udp_messages[std::size_t(i)].msg_hdr;
+      if (header.msg_flags & MSG_TRUNC) continue; // longer than any identity line
+      auto length = std::min<std::size_t>(m_udp_messages[std::size_t(i)].msg_len, k_max_identity_line);
+      answer_udp(reinterpret_cast<const sockaddr*>(&m_udp_from[std::size_t(i)]),
+                 std::string_view(m_udp_buffers[std::size_t(i)].data(), length));
+    }
+    if (std::size_t(count) < k_udp_batch) return;
+  }
+}
+
+void
+Prober::Impl::drain_udp_errors(int fd)
+{
+  for (int i = 0; i < 1024; ++i) {
+    sockaddr_storage destination{};
+    auto queued = read_queued_error(fd, &destination);
+    if (!queued) return;
+    auto key = udp_key(reinterpret_cast<const sockaddr*>(&destination));
+    auto it = key ? m_udp_in_flight.find(*key) : m_udp_in_flight.end();
+    if (it != m_udp_in_flight.end()) finish(it->second, classify_queued_error(*queued));
+  }
+}
+
+// An answer from `from`: the probe in flight to that address and port has
+// its reply (authentic or not); anything else is late or stray.
+void
+Prober::Impl::answer_udp(const sockaddr* from, std::string_view reply)
+{
+  auto key = udp_key(from);
+  auto it = key ? m_udp_in_flight.find(*key) : m_udp_in_flight.end();
+  if (it == m_udp_in_flight.end()) return;
+  auto slot = it->second;
+  auto finding = open_with(m_probes[slot], reply);
+  if (!finding.responder || !finding.responder->authentic) {
+    auto earlier = m_udp_earlier_nonce.find(*key);
+    if (earlier != m_udp_earlier_nonce.end()) {
+      auto late = parse_identity_reply(m_token, reply, earlier->second, Protocol::udp);
+      if (late && late->authentic) finding.responder = std::move(late);
+    }
+  }
+  finish(slot, std::move(finding));
+}
+
+void
+Prober::Impl::close_udp_channels()
+{
+  for (auto& channel : m_udp) {
+    if (channel.fd) m_loop.remove(channel.fd.get());
+    channel.fd.reset();
+    channel.error = 0;
+  }
+}
+
+// Puts a started probe into a slot, its socket (TCP) on the loop, with its
+// deadline. TCP: one edge-triggered registration serves the connect (OUT)
+// and the identity line (IN).
 Launch
 Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::string nonce, std::string payload)
 {
@@ -568,12 +826,16 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   auto slot = acquire_slot();
   auto& probe = m_probes[slot];
   auto generation = probe.generation;
-  auto events = protocol == Protocol::tcp ? EPOLLOUT : EPOLLIN;
-  auto on_ready = [this, slot, generation](std::uint32_t ready) { on_event(slot, generation, ready); };
-  if (!m_loop.add(fd.get(), events, std::move(on_ready))) {
-    int error = errno;
-    m_free.push_back(slot);
-    return defer_or_settle(job, error);
+  if (protocol == Protocol::tcp) {
+    auto on_ready = [this, slot, generation](std::uint32_t) { on_event(slot, generation); };
+    if (!m_loop.add(fd.get(), EPOLLOUT | EPOLLIN | EPOLLET, std::move(on_ready))) {
+      int error = errno;
+      m_free.push_back(slot);
+      return defer_or_settle(job, error);
+    }
+  } else {
+    probe.key = *udp_key(peer.get());
+    m_udp_in_flight[probe.key] = slot;
   }
   auto now = Clock::now();
   probe.job = job;
@@ -623,13 +885,13 @@ Prober::Impl::acquire_slot()
 }
 
 void
-Prober::Impl::on_event(std::uint32_t slot, std::uint32_t generation, std::uint32_t events)
+Prober::Impl::on_event(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
   std::optional<Finding> finding;
   try {
-    finding = probe.protocol == Protocol::tcp ? on_tcp_event(probe) : on_udp_event(probe, events);
+    finding = on_tcp_event(probe);
   } catch (...) {
     finding = found(ProbeState::error, current_exception_errno());
   }
@@ -650,7 +912,7 @@ Prober::Impl::on_connect_result(Probe& probe)
   // Connected, then reset before we looked: something accepted the connection.
   if (error == ECONNRESET || error == EPIPE) return open_with(probe, {});
   if (error != 0) return classify_failure(fd, error);
-  if (is_self_connect(fd, probe.peer)) {
+  if (m_may_self_connect[probe.job.target] && is_self_connect(fd, probe.peer)) {
     reset_on_close(fd); // no TIME_WAIT for a connection to itself either
     return found(ProbeState::refused, ECONNREFUSED);
   }
@@ -661,8 +923,7 @@ Prober::Impl::on_connect_result(Probe& probe)
                             probe.generation);
   // A failed send needs no handling here: the read that follows sees the reset.
   ::send(fd, probe.payload.data(), probe.payload.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  if (!m_loop.modify(fd, EPOLLIN)) return open_with(probe, {});
-  return std::nullopt;
+  return std::nullopt; // the line's arrival is the next edge (EPOLLIN)
 }
 
 // Reads until a whole line, EOF, a reset, or k_max_identity_line bytes.
@@ -679,20 +940,6 @@ Prober::Impl::read_identity_line(Probe& probe)
   if (newline != std::string::npos) return open_with(probe, std::string_view(probe.received).substr(0, newline + 1));
   if (probe.received.size() >= k_max_identity_line) return open_with(probe, probe.received);
   return std::nullopt;
-}
-
-std::optional<Finding>
-Prober::Impl::on_udp_event(Probe& probe, std::uint32_t events)
-{
-  int fd = probe.fd.get();
-  if (events & EPOLLERR) {
-    if (auto queued = read_queued_error(fd)) return classify_queued_error(*queued);
-  }
-  char buffer[k_max_identity_line + 1]; // one byte more: a longer datagram is no identity line
-  auto count = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
-  if (count >= 0) return open_with(probe, std::string_view(buffer, std::size_t(count)));
-  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
-  return classify_failure(fd, errno);
 }
 
 Finding
@@ -715,10 +962,15 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
   std::optional<Finding> finding;
   if (probe.protocol == Protocol::tcp && socket_writable(probe.fd.get())) {
     finding = on_connect_result(probe);
+    if (probe.phase == Phase::reading) return; // connected after all: now waiting for the identity
   } else if (probe.protocol == Protocol::udp) {
-    finding = on_udp_event(probe, EPOLLIN | EPOLLERR);
+    // Read what the shared socket holds (at most once a millisecond: a
+    // dropped range times out thousands of probes at once), which may
+    // settle this probe.
+    auto& channel = m_udp[probe.peer.family() == AF_INET6 ? 1 : 0];
+    if (channel.fd && Clock::now() - m_udp_drained_at > std::chrono::milliseconds(1)) drain_udp(channel);
+    if (!live(slot, generation)) return;
   }
-  if (probe.phase == Phase::reading) return; // connected after all: now waiting for the identity
   finish(slot, finding ? std::move(*finding) : found(ProbeState::filtered));
 }
 
@@ -735,11 +987,15 @@ Prober::Impl::on_resend(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
-  int fd = probe.fd.get();
-  if (::send(fd, probe.payload.data(), probe.payload.size(), MSG_DONTWAIT) < 0 && !is_transient_send_error(errno)) {
-    finish(slot, classify_failure(fd, errno));
+  auto& channel = m_udp[probe.peer.family() == AF_INET6 ? 1 : 0];
+  int fd = channel.fd.get();
+  auto sent = ::sendto(fd, probe.payload.data(), probe.payload.size(), MSG_DONTWAIT, probe.peer.get(),
+                       probe.peer.length());
+  if (sent < 0 && (errno == EPERM || errno == EACCES)) {
+    finish(slot, classify_errno(errno));
     return;
   }
+  if (sent < 0 && !is_transient_send_error(errno)) pending_socket_error(fd); // about an earlier probe
   auto next = Clock::now() + m_options.udp_resend;
   if (next < probe.deadline) m_resends.push(next, slot, generation);
 }
@@ -765,9 +1021,20 @@ Prober::Impl::finish(std::uint32_t slot, Finding finding)
 void
 Prober::Impl::close_probe(Probe& probe)
 {
-  m_loop.remove(probe.fd.get());
-  if (probe.protocol == Protocol::tcp && probe.phase == Phase::reading) reset_on_close(probe.fd.get());
-  probe.fd.reset();
+  if (probe.protocol == Protocol::tcp) {
+    m_loop.forget(probe.fd.get());
+    if (probe.phase == Phase::reading) reset_on_close(probe.fd.get());
+    probe.fd.reset();
+  } else if (auto it = m_udp_in_flight.find(probe.key); it != m_udp_in_flight.end()) {
+    m_udp_in_flight.erase(it);
+    m_udp_earlier_nonce[probe.key] = probe.nonce;
+    // A probe to the same address and port that waited for this one goes next.
+    if (auto waiting = m_udp_waiting.find(probe.key); waiting != m_udp_waiting.end()) {
+      m_deferred.push_front(waiting->second.front());
+      waiting->second.pop_front();
+      if (waiting->second.empty()) m_udp_waiting.erase(waiting);
+    }
+  }
   probe.phase = Phase::idle;
   probe.received.clear();
 }
@@ -796,10 +1063,43 @@ Prober::Impl::settle(const Job& job, Finding finding)
   ++m_settled;
 }
 
+// After a pass: the ports worth another try go into the queue again.
+// Returns false when there are none.
+bool
+Prober::Impl::queue_retries()
+{
+  std::uint64_t queued = 0;
+  for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
+    if (!m_addresses[target]) continue;
+    auto& ports = m_outcomes[target].ports;
+    for (std::uint32_t index = 0; index < ports.size(); ++index) {
+      auto& outcome = ports[index];
+      bool proven = outcome.state == ProbeState::open && outcome.responder && outcome.responder->authentic;
+      bool unclear = outcome.state == ProbeState::filtered || outcome.state == ProbeState::error ||
+                     outcome.state == ProbeState::open;
+      if (proven || !unclear) continue;
+      m_attempts_settled[target][index] = 0; // the retry's first result replaces this one
+      for (std::uint32_t attempt = 0; attempt < repeat_of(target); ++attempt) {
+        m_deferred.push_back(Job{target, index, attempt});
+        ++queued;
+      }
+    }
+  }
+  m_total += queued;
+  return queued > 0;
+}
+
 void
 Prober::Impl::maybe_done()
 {
   if (!m_running || m_settled < m_total || m_done_timer != 0) return;
+  if (m_retries_left > 0) {
+    --m_retries_left;
+    if (queue_retries()) {
+      fill();
+      return;
+    }
+  }
   // Always from the loop, even when nothing needed a socket.
   m_done_timer = m_loop.after(std::chrono::milliseconds(0), [this] { deliver(); });
 }
@@ -811,6 +1111,7 @@ Prober::Impl::deliver()
   m_deadlines.clear();
   m_resends.clear();
   m_identity_deadlines.clear();
+  close_udp_channels();
   m_running = false;
   auto done = std::move(m_done);
   m_done = nullptr;
@@ -825,6 +1126,7 @@ Prober::Impl::abandon_probes()
   for (auto& probe : m_probes) {
     if (probe.phase != Phase::idle) close_probe(probe);
   }
+  close_udp_channels();
   m_deadlines.clear();
   m_resends.clear();
   m_identity_deadlines.clear();

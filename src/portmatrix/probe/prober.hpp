@@ -65,6 +65,13 @@ struct ProbeOptions
   // datagrams are retried without extending the round).
   std::chrono::milliseconds udp_resend{300};
   std::string source_address; // bind probes to this local address, if set
+  // Bounded retries: ports that got no answer, no identity, or no socket are
+  // probed again this many times, after every port had its first try. A
+  // port the first pass saw answer with its agent's identity is not; a clear
+  // answer (refused, ICMP, EPERM) is final. A retry's outcome replaces the
+  // earlier one: an overloaded machine loses a reply now and then, a
+  // firewall drops every time.
+  int retries = 1;
 };
 
 // Probes every port of every target. Calls `done` once on the loop when all

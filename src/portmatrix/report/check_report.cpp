@@ -16,6 +16,7 @@ parse_check_format(std::string_view text)
   if (text == "table") return CheckFormat::table;
   if (text == "json") return CheckFormat::json;
   if (text == "junit") return CheckFormat::junit;
+  if (text == "html") return CheckFormat::html;
   return std::nullopt;
 }
 
@@ -129,29 +130,123 @@ paint(Colour colour, std::string_view code, const std::string& text)
   return colour == Colour::on ? fmt::format("\033[{}m{}\033[0m", code, text) : text;
 }
 
-std::string
-render_table(const CheckReport& report, Colour colour)
+// Results grouped by direction (worker -> master, ...) like the guide's
+// tables; groups in order of their first result, failures first, then skips,
+// then passes.
+std::vector<std::pair<std::string, std::vector<const FlowResult*>>>
+by_direction(const CheckReport& report)
 {
-  // Grouped by direction (worker -> master, ...) like the guide's tables;
-  // failures first, then skips, then passes.
   std::vector<const FlowResult*> ordered;
   for (const auto& r : report.results) ordered.push_back(&r);
   std::stable_sort(ordered.begin(), ordered.end(), [](const FlowResult* a, const FlowResult* b) {
     auto rank = [](Verdict v) { return v == Verdict::fail ? 0 : v == Verdict::skip ? 1 : 2; };
     return rank(a->verdict) < rank(b->verdict);
   });
-  std::vector<std::string> order;
-  std::map<std::string, std::vector<const FlowResult*>> groups;
+  std::vector<std::pair<std::string, std::vector<const FlowResult*>>> groups;
+  std::map<std::string, std::size_t> index;
   for (const auto* r : ordered) {
     auto key = fmt::format("{} → {}", to_string(r->flow.from_role), to_string(r->flow.to_role));
-    if (!groups.count(key)) order.push_back(key);
-    groups[key].push_back(r);
+    auto [it, added] = index.emplace(key, groups.size());
+    if (added) groups.push_back({key, {}});
+    groups[it->second].second.push_back(r);
   }
+  return groups;
+}
+
+std::string
+backends_text(const FlowResult& r)
+{
+  std::string reached;
+  for (const auto& name : r.backends_reached) reached += (reached.empty() ? "" : ",") + name;
+  return "reached " + (reached.empty() ? std::string("none") : reached);
+}
+
+// One line per agent that needs a word: unreachable, in error, blind, or
+// sharing a port with a service.
+std::vector<std::string>
+agent_notes(const CheckReport& report)
+{
+  std::vector<std::string> notes;
+  for (const auto& a : report.agents) {
+    if (!a.reachable) notes.push_back(fmt::format("agent {}: unreachable ({})", a.node, a.error));
+    else if (!a.error.empty()) notes.push_back(fmt::format("agent {}: {}", a.node, a.error));
+    else if (!a.capture) notes.push_back(fmt::format("agent {}: no capture ({})", a.node, a.capture_error));
+    for (const auto& owner : a.owners) notes.push_back(fmt::format("agent {}: port {} is held by a service", a.node, owner));
+  }
+  return notes;
+}
+
+std::string
+summary_text(const CheckReport& report)
+{
+  return fmt::format("{} passed, {} failed, {} skipped in {:.2f} s", report.passed, report.failed, report.skipped,
+                     report.duration.count() / 1000.0);
+}
+
+// A single self-contained page (no scripts, no external resources), to keep
+// as a CI artefact or mail to whoever owns the firewall.
+std::string
+render_html(const CheckReport& report)
+{
+  std::string out = fmt::format(R"(<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>portmatrix check: {0}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }}
+th {{ background: #f0f0f0; }}
+tr.fail td.verdict {{ background: #f8d0d0; font-weight: bold; }}
+tr.skip td.verdict {{ background: #f8eec0; }}
+tr.pass td.verdict {{ background: #d4f0d4; }}
+ul {{ margin: 0; padding-left: 1.2em; }}
+</style>
+</head>
+<body>
+<h1>portmatrix check: {0}</h1>
+<p class="summary">{1}</p>
+)",
+                                xml_escape(report.cluster), xml_escape(summary_text(report)));
+  for (const auto& [direction, results] : by_direction(report)) {
+    out += fmt::format("<h2>{}</h2>\n<table>\n<tr><th>Verdict</th><th>From</th><th>To</th><th>Ports</th>"
+                       "<th>Purpose</th><th>Diagnosis</th><th>Detail</th></tr>\n",
+                       xml_escape(direction));
+    for (const auto* r : results) {
+      std::string detail;
+      for (const auto& f : r->failures) {
+        detail += fmt::format("<li>{} {}: {}</li>", xml_escape(to_string(f.ports)), xml_escape(f.state), xml_escape(f.detail));
+      }
+      if (r->to == "vip") detail += "<li>" + xml_escape(backends_text(*r)) + "</li>";
+      if (!detail.empty()) detail = "<ul>" + detail + "</ul>";
+      auto verdict = std::string(to_string(r->verdict));
+      out += fmt::format("<tr class=\"{0}\"><td class=\"verdict\">{0}</td><td>{1}</td><td>{2}</td><td>{3}</td>"
+                         "<td>{4}</td><td>{5}</td><td>{6}</td></tr>\n",
+                         verdict, xml_escape(r->from), xml_escape(r->to),
+                         xml_escape(ports_text(r->flow.range, r->flow.protocol)), xml_escape(r->flow.purpose),
+                         xml_escape(r->diagnosis), detail);
+    }
+    out += "</table>\n";
+  }
+  auto notes = agent_notes(report);
+  if (!notes.empty()) {
+    out += "<h2>Agents</h2>\n<ul>\n";
+    for (const auto& note : notes) out += "<li>" + xml_escape(note) + "</li>\n";
+    out += "</ul>\n";
+  }
+  out += "</body>\n</html>\n";
+  return out;
+}
+
+std::string
+render_table(const CheckReport& report, Colour colour)
+{
   std::string out;
-  for (const auto& key : order) {
+  for (const auto& [key, results] : by_direction(report)) {
     out += "\n" + key + "\n";
     TextTable table({"Verdict", "From", "To", "Ports", "Purpose", "Diagnosis", "Detail"});
-    for (const auto* r : groups[key]) {
+    for (const auto* r : results) {
       std::string verdict(to_string(r->verdict));
       verdict = paint(colour, r->verdict == Verdict::pass ? "32" : r->verdict == Verdict::fail ? "1;31" : "33", verdict);
       std::string detail;
@@ -160,27 +255,19 @@ render_table(const CheckReport& report, Colour colour)
         detail = fmt::format("{} {}: {}", to_string(f.ports), f.state, f.detail);
         if (r->failures.size() > 1) detail += fmt::format(" (+{} more)", r->failures.size() - 1);
       }
-      if (r->to == "vip") {
-        std::string reached;
-        for (const auto& name : r->backends_reached) reached += (reached.empty() ? "" : ",") + name;
-        detail += (detail.empty() ? "" : "; ") + ("reached " + (reached.empty() ? std::string("none") : reached));
-      }
+      if (r->to == "vip") detail += (detail.empty() ? "" : "; ") + backends_text(*r);
       table.add({verdict, r->from, r->to, ports_text(r->flow.range, r->flow.protocol), r->flow.purpose, r->diagnosis,
                  detail});
     }
     auto text = table.render();
     out += text;
   }
-  std::string agents_note;
-  for (const auto& a : report.agents) {
-    if (!a.reachable) agents_note += fmt::format("  agent {}: unreachable ({})\n", a.node, a.error);
-    else if (!a.error.empty()) agents_note += fmt::format("  agent {}: {}\n", a.node, a.error);
-    else if (!a.capture) agents_note += fmt::format("  agent {}: no capture ({})\n", a.node, a.capture_error);
-    for (const auto& owner : a.owners) agents_note += fmt::format("  agent {}: port {} is held by a service\n", a.node, owner);
+  auto notes = agent_notes(report);
+  if (!notes.empty()) {
+    out += "\nAgents\n";
+    for (const auto& note : notes) out += "  " + note + "\n";
   }
-  if (!agents_note.empty()) out += "\nAgents\n" + agents_note;
-  out += fmt::format("\n{} passed, {} failed, {} skipped in {:.2f} s\n", report.passed, report.failed, report.skipped,
-                     report.duration.count() / 1000.0);
+  out += "\n" + summary_text(report) + "\n";
   return out;
 }
 
@@ -193,6 +280,7 @@ render_check(const CheckReport& report, CheckFormat format, Colour colour)
   case CheckFormat::json: return render_json(report);
   case CheckFormat::junit: return render_junit(report);
   case CheckFormat::table: return render_table(report, colour);
+  case CheckFormat::html: return render_html(report);
   }
   return {};
 }

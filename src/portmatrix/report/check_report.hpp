@@ -1,6 +1,6 @@
 // Renders a check report: a terminal table (grouped by direction, failures
 // first, colour when asked), JSON (DESIGN.md's contract) and JUnit XML (one
-// testcase per flow) for CI systems.
+// testcase per flow) for CI systems, and a self-contained HTML page.
 #pragma once
 
 #include <optional>
@@ -11,7 +11,7 @@
 
 namespace portmatrix {
 
-enum class CheckFormat { table, json, junit };
+enum class CheckFormat { table, json, junit, html };
 std::optional<CheckFormat> parse_check_format(std::string_view text);
 
 enum class Colour { off, on };

@@ -109,14 +109,14 @@ TEST(ParseArrivedProbe, TakesIpv4UdpAndTcpSynToTheNode)
   ASSERT_TRUE(udp);
   EXPECT_EQ(udp->protocol, Protocol::udp);
   EXPECT_EQ(udp->port, 8472);
-  EXPECT_EQ(udp->source, address_bytes("10.0.0.1"));
+  EXPECT_EQ(udp->peer, address_bytes("10.0.0.1"));
 
   // IP options move the TCP header.
   auto tcp = parse_arrived_probe(ipv4_packet("10.0.0.3", "10.0.0.2", 6, transport(6, 6443), 8), k_ipv4, ipv4_of(node));
   ASSERT_TRUE(tcp);
   EXPECT_EQ(tcp->protocol, Protocol::tcp);
   EXPECT_EQ(tcp->port, 6443);
-  EXPECT_EQ(tcp->source, address_bytes("10.0.0.3"));
+  EXPECT_EQ(tcp->peer, address_bytes("10.0.0.3"));
 }
 
 TEST(ParseArrivedProbe, LeavesOutEverythingElse)
@@ -143,6 +143,26 @@ TEST(ParseArrivedProbe, LeavesOutEverythingElse)
   EXPECT_FALSE(parse({}));
 }
 
+TEST(ParseArrivedProbe, OutboundTakesTcpSynsFromTheNodeAndNamesTheirDestination)
+{
+  auto node = address_bytes("10.0.0.2");
+  auto out = [&](const Bytes& packet) { return parse_arrived_probe(packet, k_ipv4, ipv4_of(node), Direction::outbound); };
+  auto syn = out(ipv4_packet("10.0.0.2", "10.0.0.5", 6, transport(6, 6443)));
+  ASSERT_TRUE(syn);
+  EXPECT_EQ(syn->protocol, Protocol::tcp);
+  EXPECT_EQ(syn->port, 6443);
+  EXPECT_EQ(syn->peer, address_bytes("10.0.0.5"));
+  EXPECT_FALSE(out(ipv4_packet("10.0.0.2", "10.0.0.5", 17, transport(17, 8472)))) << "UDP: its send() says it";
+  EXPECT_FALSE(out(ipv4_packet("10.0.0.5", "10.0.0.2", 6, transport(6, 6443)))) << "inbound SYN";
+  EXPECT_FALSE(out(ipv4_packet("10.0.0.2", "10.0.0.5", 6, transport(6, 6443, k_syn | k_ack)))) << "SYN-ACK";
+
+  auto node6 = address_bytes("fd00::2");
+  auto syn6 = parse_arrived_probe(ipv6_packet("fd00::2", "fd00::7", 6, transport(6, 10250)), k_ipv6, node6,
+                                  Direction::outbound);
+  ASSERT_TRUE(syn6);
+  EXPECT_EQ(syn6->peer, address_bytes("fd00::7"));
+}
+
 TEST(ParseArrivedProbe, TakesIpv6UdpAndTcpSyn)
 {
   auto node = address_bytes("fd00::2");
@@ -150,7 +170,7 @@ TEST(ParseArrivedProbe, TakesIpv6UdpAndTcpSyn)
   ASSERT_TRUE(udp);
   EXPECT_EQ(udp->protocol, Protocol::udp);
   EXPECT_EQ(udp->port, 4789);
-  EXPECT_EQ(udp->source, address_bytes("fd00::1"));
+  EXPECT_EQ(udp->peer, address_bytes("fd00::1"));
 
   auto tcp = parse_arrived_probe(ipv6_packet("fd00::1", "fd00::2", 6, transport(6, 10250)), k_ipv6, node);
   ASSERT_TRUE(tcp);
@@ -301,13 +321,37 @@ TEST(Capture, CountsEachIpv6ProbeOnceOnLoopback)
   if (!run_in_private_network(body)) body();
 }
 
+TEST(Capture, OutboundCountsEachSynThatLeftOnce)
+{
+  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+  bool isolated = run_in_private_network([] {
+    EventLoop loop;
+    Capture capture(loop, "127.0.0.1", Direction::outbound);
+    std::string error;
+    ASSERT_TRUE(capture.start("lo", error)) << error;
+    auto closed_port = free_port("127.0.0.1", SOCK_STREAM);
+    auto udp_port = free_port("127.0.0.1", SOCK_DGRAM);
+    connect_tcp("127.0.0.1", closed_port, ECONNREFUSED);
+    send_datagram("127.0.0.1", udp_port);
+    pump(loop, [&] { return capture.seen(Protocol::tcp, "127.0.0.1", closed_port) > 0; });
+    EXPECT_EQ(capture.seen(Protocol::tcp, "127.0.0.1", closed_port), 1u) << "the way out only, not the way in";
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", udp_port), 0u);
+    capture.stop();
+    EXPECT_FALSE(capture.active());
+    EXPECT_EQ(capture.seen(Protocol::tcp, "127.0.0.1", closed_port), 1u) << "counts outlive stop()";
+    capture.clear_counts();
+    EXPECT_EQ(capture.seen(Protocol::tcp, "127.0.0.1", closed_port), 0u);
+  });
+  if (!isolated) GTEST_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
+}
+
 TEST(Capture, OnlyCountsPacketsPastTheKeyLimit)
 {
   if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
   // With one key, any other traffic to 127.0.0.1 could take it: private only.
   bool isolated = run_in_private_network([] {
     EventLoop loop;
-    Capture capture(loop, "127.0.0.1", 1);
+    Capture capture(loop, "127.0.0.1", Direction::inbound, 1);
     std::string error;
     ASSERT_TRUE(capture.start("lo", error)) << error;
     auto first = free_port("127.0.0.1", SOCK_DGRAM);

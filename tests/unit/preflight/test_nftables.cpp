@@ -31,10 +31,13 @@ TEST(NftRuleset, GeneratedRulesetAcceptsEveryRequiredFlowOfTheWorker)
   std::size_t from_masters = 0;
   for (const auto& r : results) {
     if (r.status == CheckStatus::skip) continue; // an IPv6 source to an IPv4 node
-    EXPECT_EQ(r.decision, Decision::accept) << r.from << " " << to_string(r.ports) << " " << r.rule;
+    // Flows the profile says must stay closed (client -> kubelet) are dropped by the policy.
+    auto expected = r.expect == Expect::allow ? Decision::accept : Decision::drop;
+    EXPECT_EQ(r.decision, expected) << r.from << " " << to_string(r.ports) << " " << r.rule;
     EXPECT_EQ(r.status, CheckStatus::pass) << r.rule;
-    EXPECT_NE(r.rule.find("inet portmatrix input #"), std::string::npos) << r.rule;
-    if (r.from.starts_with("master")) ++from_masters;
+    EXPECT_TRUE(r.rule.starts_with(r.expect == Expect::allow ? "inet portmatrix input #" : "inet portmatrix input policy drop"))
+      << r.rule;
+    if (r.from.starts_with("master") && r.expect == Expect::allow) ++from_masters;
   }
   EXPECT_GE(from_masters, 3u * 4); // 10250/tcp, 30000-32767 tcp and udp, 8472/udp from each master
 }

@@ -29,26 +29,29 @@ join(const std::vector<std::string>& items, std::string_view separator = ", ")
   return out;
 }
 
-// The node's required ports by protocol, merged, with the names of the ports in each range.
+// The node's required ports by protocol, merged, with the names of the
+// ports its inbound flows use in each range.
 std::vector<PortsCheck>
 required_ports(const Plan& plan, const Node& node)
 {
-  std::map<Protocol, std::vector<std::pair<PortRange, std::string>>> named;
+  std::map<Protocol, std::vector<PortRange>> ranges;
   for (const auto& rule : plan.ingress(node)) {
     if (rule.protocol != Protocol::tcp && rule.protocol != Protocol::udp) continue;
-    for (std::size_t i = 0; i < rule.ports.size(); ++i) {
-      named[rule.protocol].emplace_back(rule.ports[i], i < rule.names.size() ? rule.names[i] : std::string());
-    }
+    ranges[rule.protocol].insert(ranges[rule.protocol].end(), rule.ports.begin(), rule.ports.end());
+  }
+  std::vector<Flow> inbound;
+  for (auto& flow : plan.flows()) {
+    bool to_node = flow.to ? &plan.inventory.nodes[*flow.to] == &node : node.has(Role::loadbalancer);
+    if (to_node) inbound.push_back(std::move(flow));
   }
   std::vector<PortsCheck> checks;
-  for (auto& [protocol, ranges] : named) {
-    std::vector<PortRange> plain;
-    for (const auto& [range, name] : ranges) plain.push_back(range);
+  for (auto& [protocol, plain] : ranges) {
     for (const auto& merged : merge_ranges(plain)) {
       std::vector<std::string> names;
-      for (const auto& [range, name] : ranges) {
-        if (range.overlaps(merged) && !name.empty() && std::find(names.begin(), names.end(), name) == names.end()) {
-          names.push_back(name);
+      for (const auto& flow : inbound) {
+        if (flow.protocol == protocol && flow.range.overlaps(merged) && !flow.port.empty()
+            && std::find(names.begin(), names.end(), flow.port) == names.end()) {
+          names.push_back(flow.port);
         }
       }
       checks.push_back({protocol, merged, join(names), {}, CheckStatus::pass});

@@ -19,9 +19,8 @@
 // kernel's accept queue; out of fds, the oldest is answered if its line has
 // arrived, then closed.
 //
-// A port that cannot be bound is recorded with its owner, found in
-// /proc/net/{tcp,udp}{,6} (port -> socket inode) and then /proc/PID/fd
-// (inode -> pid); failed ports are resolved in one pass over /proc.
+// A port that cannot be bound is recorded with its owner (host/sockets.hpp);
+// failed ports are resolved in one pass over /proc.
 #include "agent/responder.hpp"
 
 #include <arpa/inet.h>
@@ -45,6 +44,7 @@
 #include <unordered_set>
 
 #include "agent/identity.hpp"
+#include "host/sockets.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
 
@@ -63,150 +63,6 @@ std::string
 errno_text(int error)
 {
   return std::strerror(error);
-}
-
-// --- owners from /proc --------------------------------------------------------
-
-using PortKey = std::pair<Protocol, std::uint16_t>;
-
-struct PortKeyHash
-{
-  std::size_t operator()(const PortKey& key) const { return (std::size_t(key.first) << 16) | key.second; }
-};
-
-constexpr unsigned k_tcp_listen = 0x0A;
-
-std::vector<std::string_view>
-split_fields(std::string_view line)
-{
-  std::vector<std::string_view> fields;
-  std::size_t position = 0;
-  while (position < line.size()) {
-    auto start = line.find_first_not_of(' ', position);
-    if (start == std::string_view::npos) break;
-    auto end = line.find(' ', start);
-    if (end == std::string_view::npos) end = line.size();
-    fields.push_back(line.substr(start, end - start));
-    position = end;
-  }
-  return fields;
-}
-
-template <typename Number>
-std::optional<Number>
-parse_number(std::string_view text, int base)
-{
-  Number value{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-// Adds to `inodes` the socket inode of every wanted port in one
-// /proc/net/{tcp,udp}{,6} table. Lines look like
-//   "0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 12345 ..."
-// (local address:port in hex, state, ..., inode in field 9). For TCP a
-// listener (state 0A) wins over a socket merely bound to the port.
-void
-read_socket_table(const std::string& path, Protocol protocol, const std::unordered_set<PortKey, PortKeyHash>& wanted,
-                  std::unordered_map<PortKey, std::pair<std::uint64_t, bool>, PortKeyHash>& inodes)
-{
-  std::ifstream file(path);
-  std::string line;
-  std::getline(file, line); // header
-  while (std::getline(file, line)) {
-    auto fields = split_fields(line);
-    if (fields.size() < 10) continue;
-    auto colon = fields[1].rfind(':');
-    if (colon == std::string_view::npos) continue;
-    auto port = parse_number<std::uint16_t>(fields[1].substr(colon + 1), 16);
-    auto state = parse_number<unsigned>(fields[3], 16);
-    auto inode = parse_number<std::uint64_t>(fields[9], 10);
-    if (!port || !state || !inode || *inode == 0) continue;
-    PortKey key{protocol, *port};
-    if (!wanted.contains(key)) continue;
-    bool listening = protocol == Protocol::tcp && *state == k_tcp_listen;
-    auto [it, inserted] = inodes.try_emplace(key, *inode, listening);
-    if (!inserted && listening && !it->second.second) it->second = {*inode, true};
-  }
-}
-
-std::optional<std::uint64_t>
-socket_inode_of_link(const std::filesystem::path& link)
-{
-  char target[64];
-  auto length = ::readlink(link.c_str(), target, sizeof(target) - 1);
-  if (length <= 0) return std::nullopt;
-  std::string_view text(target, std::size_t(length));
-  constexpr std::string_view k_prefix = "socket:[";
-  if (!text.starts_with(k_prefix) || !text.ends_with(']')) return std::nullopt;
-  text.remove_prefix(k_prefix.size());
-  text.remove_suffix(1);
-  return parse_number<std::uint64_t>(text, 10);
-}
-
-// The pid holding each of `inodes`, from the "socket:[INODE]" links in
-// /proc/*/fd; stops as soon as every inode is found. Processes we may not
-// look into (not root) are skipped.
-std::unordered_map<std::uint64_t, int>
-find_inode_owners(const std::unordered_set<std::uint64_t>& inodes)
-{
-  namespace fs = std::filesystem;
-  std::unordered_map<std::uint64_t, int> owners;
-  std::error_code error;
-  for (fs::directory_iterator proc("/proc", error), end; !error && proc != end; proc.increment(error)) {
-    auto pid = parse_number<int>(proc->path().filename().native(), 10);
-    if (!pid) continue;
-    std::error_code fd_error;
-    for (fs::directory_iterator fds(proc->path() / "fd", fd_error); !fd_error && fds != end; fds.increment(fd_error)) {
-      auto inode = socket_inode_of_link(fds->path());
-      if (inode && inodes.contains(*inode) && owners.try_emplace(*inode, *pid).second
-          && owners.size() == inodes.size()) {
-        return owners;
-      }
-    }
-  }
-  return owners;
-}
-
-std::string
-process_name(int pid)
-{
-  std::ifstream file("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(file, name);
-  auto end = name.find_last_not_of(" \t\r\n");
-  name.erase(end == std::string::npos ? 0 : end + 1);
-  return name;
-}
-
-// find_port_owner() for many ports in one pass over /proc.
-std::vector<std::optional<std::pair<int, std::string>>>
-find_port_owners(const std::vector<PortKey>& ports)
-{
-  std::unordered_set<PortKey, PortKeyHash> wanted(ports.begin(), ports.end());
-  std::unordered_map<PortKey, std::pair<std::uint64_t, bool>, PortKeyHash> port_inodes;
-  read_socket_table("/proc/net/tcp", Protocol::tcp, wanted, port_inodes);
-  read_socket_table("/proc/net/tcp6", Protocol::tcp, wanted, port_inodes);
-  read_socket_table("/proc/net/udp", Protocol::udp, wanted, port_inodes);
-  read_socket_table("/proc/net/udp6", Protocol::udp, wanted, port_inodes);
-
-  std::unordered_set<std::uint64_t> inodes;
-  for (const auto& [key, inode] : port_inodes) inodes.insert(inode.first);
-  auto pids = inodes.empty() ? std::unordered_map<std::uint64_t, int>{} : find_inode_owners(inodes);
-
-  std::vector<std::optional<std::pair<int, std::string>>> owners;
-  owners.reserve(ports.size());
-  for (const auto& key : ports) {
-    auto inode = port_inodes.find(key);
-    auto pid = inode == port_inodes.end() ? pids.end() : pids.find(inode->second.first);
-    if (pid == pids.end()) {
-      owners.emplace_back();
-    } else {
-      owners.emplace_back(std::make_pair(pid->second, process_name(pid->second)));
-    }
-  }
-  return owners;
 }
 
 // --- sockets ------------------------------------------------------------------
@@ -329,7 +185,7 @@ Responder::Impl::bind(const std::vector<ListenSpec>& specs)
     auto owners = find_port_owners(in_use);
     for (std::size_t i = 0; i < owners.size(); ++i) {
       auto& owner = failed[in_use_index[i]];
-      if (owners[i]) std::tie(owner.pid, owner.process) = std::move(*owners[i]);
+      if (owners[i]) std::tie(owner.pid, owner.process) = std::pair{owners[i]->pid, std::move(owners[i]->name)};
     }
   }
   std::move(failed.begin(), failed.end(), std::back_inserter(m_owners));
@@ -544,7 +400,9 @@ Responder::answered() const
 std::optional<std::pair<int, std::string>>
 find_port_owner(Protocol protocol, std::uint16_t port)
 {
-  return find_port_owners({{protocol, port}}).front();
+  auto owner = find_port_owners({{protocol, port}}).front();
+  if (!owner) return std::nullopt;
+  return std::pair{owner->pid, std::move(owner->name)};
 }
 
 } // namespace portmatrix

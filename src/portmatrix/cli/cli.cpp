@@ -24,6 +24,7 @@
 #include "plan/diff.hpp"
 #include "profiles/builtin.hpp"
 #include "report/check_report.hpp"
+#include "report/preflight_report.hpp"
 #include "report/ports_report.hpp"
 
 #ifndef PORTMATRIX_VERSION
@@ -250,6 +251,37 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
   return exit_status(*report);
 }
 
+int
+command_preflight(const Plan& plan, const std::string& node_name, const std::string& mode_text, bool no_address_check,
+                  const std::string& format_text, const std::string& output)
+{
+  auto format = parse_check_format(format_text);
+  if (!format || *format == CheckFormat::html) {
+    std::cerr << "portmatrix: --format must be table, json or junit\n";
+    return k_exit_input;
+  }
+  const auto* node = find_node(plan, node_name);
+  if (!node) return k_exit_input;
+  PreflightOptions options;
+  options.mode = mode_text == "install" ? PreflightMode::install : PreflightMode::running;
+  options.address_check = !no_address_check;
+  if (const char* root = std::getenv("PORTMATRIX_HOST_ROOT")) options.root = root; // tests: a fixture /proc and /sys
+  auto report = run_preflight(plan, *node, options);
+  if (!report) {
+    std::cerr << "portmatrix: preflight: " << report.error() << "\n";
+    return k_exit_input;
+  }
+  bool colour = output.empty() && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
+  auto text = render_preflight(*report, *format, colour ? Colour::on : Colour::off);
+  if (!output.empty()) {
+    if (!write_file(output, text)) return k_exit_input;
+    if (*format != CheckFormat::table) std::cout << render_preflight(*report, CheckFormat::table, Colour::off);
+  } else {
+    std::cout << text;
+  }
+  return exit_status(*report);
+}
+
 } // namespace
 
 int
@@ -319,6 +351,17 @@ run_cli(int argc, char** argv)
   check->add_option("--timeout-ms", timeout_ms, "Per-probe timeout")->capture_default_str()->check(CLI::Range(10, 60000));
   check->add_option("--deadline", deadline_s, "Seconds the whole check may take")->capture_default_str()->check(CLI::Range(1, 3600));
 
+  std::string preflight_mode = "install";
+  bool no_address_check = false;
+  auto* preflight = app.add_subcommand("preflight", "On a node: its ports free (or who holds them), its live firewall per inbound flow, kernel prerequisites");
+  preflight->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
+  preflight->add_option("--profile", profile, "Override the inventory's profile");
+  preflight->add_option("--node", node, "This node's name in the inventory")->required();
+  preflight->add_option("--mode", preflight_mode, "install (a taken port fails) or running (owners shown)")->capture_default_str()->check(CLI::IsMember({"install", "running"}));
+  preflight->add_flag("--no-address-check", no_address_check, "Run even when the node's address is not on this host");
+  preflight->add_option("--format", check_format, "table, json or junit")->capture_default_str();
+  preflight->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
+
   auto* demo = app.add_subcommand("demo", "The guide's topology on a simulated cluster: its matrix, flows and rules");
   demo->add_option("--out", out_dir, "Also write the demo inventory and every generated file here");
 
@@ -335,12 +378,13 @@ run_cli(int argc, char** argv)
 
   if (*ports) return command_ports(profile, inventory, ports_format);
   if (*diff) return command_diff(diff_a, diff_b, diff_format);
-  if (*firewall || *lb || *agent || *check) {
+  if (*firewall || *lb || *agent || *check || *preflight) {
     auto plan = load_plan(inventory, profile);
     if (!plan) return k_exit_input;
     if (*firewall) return command_firewall(*plan, node, all, out_dir, firewall_format);
     if (*agent) return command_agent(*plan, node, token_file);
     if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, deadline_s);
+    if (*preflight) return command_preflight(*plan, node, preflight_mode, no_address_check, check_format, output);
     return command_lb(*plan, lb_format, node, out_dir);
   }
   if (*demo) return run_demo(out_dir);

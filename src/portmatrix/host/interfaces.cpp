@@ -1,0 +1,31 @@
+#include "host/interfaces.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+
+#include <cstring>
+
+namespace portmatrix {
+
+std::optional<std::string>
+interface_with_address(const std::string& address)
+{
+  unsigned char wanted[16];
+  int family = ::inet_pton(AF_INET, address.c_str(), wanted) == 1 ? AF_INET
+               : ::inet_pton(AF_INET6, address.c_str(), wanted) == 1 ? AF_INET6
+                                                                    : 0;
+  if (family == 0) return std::nullopt;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return std::nullopt;
+  std::optional<std::string> found;
+  for (auto* entry = list; entry && !found; entry = entry->ifa_next) {
+    if (!entry->ifa_addr || entry->ifa_addr->sa_family != family) continue;
+    const void* bytes = family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(entry->ifa_addr)->sin_addr)
+                                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(entry->ifa_addr)->sin6_addr);
+    if (std::memcmp(bytes, wanted, family == AF_INET ? 4 : 16) == 0) found = entry->ifa_name;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+} // namespace portmatrix

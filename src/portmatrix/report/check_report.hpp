@@ -8,13 +8,12 @@
 #include <string_view>
 
 #include "check/check.hpp"
+#include "report/markup.hpp"
 
 namespace portmatrix {
 
 enum class CheckFormat { table, json, junit };
 std::optional<CheckFormat> parse_check_format(std::string_view text);
-
-enum class Colour { off, on };
 
 std::string render_check(const CheckReport& report, CheckFormat format, Colour colour = Colour::off);
 

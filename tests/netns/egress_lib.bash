@@ -8,8 +8,8 @@
 #   tinyproxy    198.18.0.3:8888  BasicAuth pmuser/pmpass, Filter denies denied.test
 #   s_server     good.test, good-mirror.test, denied.test -> 198.18.0.10 (cert of
 #                the test CA for those names); wrongname.test -> .11 (the CA's
-#                cert, for other.test); untrusted.test -> .12 (self-signed);
-#                plain.test -> .16 port 80 (plain HTTP: a TCP connect)
+#                cert, for other.test); untrusted.test -> .12 (self-signed)
+#   http.server  plain.test -> 198.18.0.16 port 80 (plain HTTP, like apt's mirror)
 #   refused.test 198.18.0.13  nothing listens: RST
 #   dropped.test 198.18.0.14  nft drops its packets in the internet namespace
 #   nxdomain.test             dnsmasq does not know it
@@ -105,7 +105,8 @@ eg_setup() {
   eg_tls_server 198.18.0.10 443 good
   eg_tls_server 198.18.0.11 443 wrong
   eg_tls_server 198.18.0.12 443 self
-  eg_tls_server 198.18.0.16 80 good
+  netns_spawn "http.server" ip netns exec "$NET" python3 -m http.server --bind 198.18.0.16 80 --directory "$WORK/pki" \
+    </dev/null >"$WORK/http.log" 2>&1
   ip netns exec "$NET" nft -f - <<'NFT'
 table inet pm_egress_test {
   chain input {
@@ -133,7 +134,7 @@ CONF
   eg_wait_listen 198.18.0.10 443 "s_server (good)"
   eg_wait_listen 198.18.0.11 443 "s_server (wrong name)"
   eg_wait_listen 198.18.0.12 443 "s_server (self-signed)"
-  eg_wait_listen 198.18.0.16 80 "s_server (plain.test)"
+  eg_wait_listen 198.18.0.16 80 "http.server (plain.test)"
   ip netns exec "$CLIENT" getent hosts good.test >/dev/null || die "the client does not resolve good.test through dnsmasq"
 
   cat >"$WORK/profile.yaml" <<'YAML'
@@ -163,7 +164,7 @@ egress:
 nodes:
   - {name: node1, address: 198.18.0.1, roles: [master]}
 YAML
-  log "setup: client and internet namespaces, dnsmasq, tinyproxy, 4 s_server, one nft drop ($(seconds_since "$t0"))"
+  log "setup: client and internet namespaces, dnsmasq, tinyproxy, 3 s_server, http.server, one nft drop ($(seconds_since "$t0"))"
 }
 
 # eg_run NAME [VAR=VALUE...] [--OPTION...]: egress in the client with those

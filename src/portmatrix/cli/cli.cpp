@@ -220,7 +220,7 @@ command_agent(const Plan& plan, const std::string& node_name, const std::string&
 
 int
 command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
-              const std::string& output, int timeout_ms, int deadline_s)
+              const std::string& output, int timeout_ms, int deadline_s, const EgressRoundOptions& egress)
 {
   auto format = parse_check_format(format_text);
   if (!format) {
@@ -232,6 +232,7 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
   CheckOptions options;
   options.timeout = std::chrono::milliseconds(timeout_ms);
   options.deadline = std::chrono::seconds(deadline_s);
+  options.egress = egress;
   bool progress_tty = ::isatty(STDERR_FILENO) == 1;
   if (progress_tty) {
     options.progress = [](const std::string& message) { std::cerr << "\r\033[K" << message << std::flush; };
@@ -392,6 +393,12 @@ run_cli(int argc, char** argv)
   check->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
   check->add_option("--timeout-ms", timeout_ms, "Per-probe timeout")->capture_default_str()->check(CLI::Range(10, 60000));
   check->add_option("--deadline", deadline_s, "Seconds the whole check may take")->capture_default_str()->check(CLI::Range(1, 3600));
+  EgressRoundOptions check_egress;
+  int egress_deadline_s = 10;
+  check->add_flag("--egress", check_egress.enabled, "Also have every agent run `egress` from its node (after the probes)");
+  check->add_option("--proxy", check_egress.proxy, "--egress: the agents' proxy (default: each agent's environment)");
+  check->add_option("--no-proxy", check_egress.no_proxy, "--egress: hosts the agents reach directly (default: their NO_PROXY)");
+  check->add_option("--egress-deadline", egress_deadline_s, "--egress: seconds the egress round may take")->capture_default_str()->check(CLI::Range(1, 25));
 
   EgressArgs egress_args;
   auto* egress = app.add_subcommand(
@@ -435,7 +442,8 @@ run_cli(int argc, char** argv)
     if (!plan) return k_exit_input;
     if (*firewall) return command_firewall(*plan, node, all, out_dir, firewall_format);
     if (*agent) return command_agent(*plan, node, token_file);
-    if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, deadline_s);
+    check_egress.deadline = std::chrono::seconds(egress_deadline_s);
+    if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, deadline_s, check_egress);
     return command_lb(*plan, lb_format, node, out_dir);
   }
   if (*egress) return command_egress(inventory, profile, egress_args);

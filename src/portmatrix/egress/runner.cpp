@@ -46,6 +46,17 @@ to_string(EgressVerdict verdict)
   return "?";
 }
 
+std::optional<EgressVerdict>
+parse_egress_verdict(std::string_view text)
+{
+  for (auto verdict : {EgressVerdict::ok, EgressVerdict::dns_failure, EgressVerdict::refused, EgressVerdict::timeout,
+                       EgressVerdict::tls_untrusted, EgressVerdict::tls_name_mismatch, EgressVerdict::proxy_denied,
+                       EgressVerdict::proxy_unreachable}) {
+    if (to_string(verdict) == text) return verdict;
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,7 @@ namespace portmatrix {
 // timeout; TLS through the tunnel is classified as above.
 enum class EgressVerdict { ok, dns_failure, refused, timeout, tls_untrusted, tls_name_mismatch, proxy_denied, proxy_unreachable };
 std::string_view to_string(EgressVerdict verdict);
+std::optional<EgressVerdict> parse_egress_verdict(std::string_view text);
 
 struct EgressOptions
 {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "egress/result_json.hpp"
 #include "util/text_table.hpp"
 
 namespace portmatrix {
@@ -74,6 +75,14 @@ render_json(const CheckReport& report)
                       }()},
                      {"results", std::move(results)},
                      {"agents", std::move(agents)}};
+  if (!report.egress.empty()) {
+    out["egress"] = nlohmann::json::array();
+    for (const auto& node : report.egress) {
+      nlohmann::json hosts = nlohmann::json::array();
+      for (const auto& r : node.results) hosts.push_back(result_json(r));
+      out["egress"].push_back({{"node", node.node}, {"ok", node.ok()}, {"error", node.error}, {"results", std::move(hosts)}});
+    }
+  }
   return out.dump(2) + "\n";
 }
 
@@ -155,6 +164,25 @@ render_table(const CheckReport& report, Colour colour)
     for (const auto& owner : a.owners) agents_note += fmt::format("  agent {}: port {} is held by a service\n", a.node, owner);
   }
   if (!agents_note.empty()) out += "\nAgents\n" + agents_note;
+  if (!report.egress.empty()) {
+    // Failures only: one line per node and host that did not answer as it must.
+    out += "\nEgress (from every node)\n";
+    TextTable table({"Node", "Verdict", "Host", "Port", "Via", "Detail"});
+    std::size_t ok = 0;
+    for (const auto& node : report.egress) {
+      if (!node.error.empty()) table.add({node.node, paint(colour, "1;31", "error"), "", "", "", node.error});
+      for (const auto& r : node.results) {
+        if (r.verdict == EgressVerdict::ok) {
+          ++ok;
+          continue;
+        }
+        table.add({node.node, paint(colour, "1;31", std::string(to_string(r.verdict))), r.target.host,
+                   std::to_string(r.target.port.port), r.proxy.empty() ? "direct" : r.proxy, r.detail});
+      }
+    }
+    if (!table.empty()) out += table.render();
+    out += fmt::format("  {} host check(s) ok on {} node(s)\n", ok, report.egress.size());
+  }
   out += fmt::format("\n{} passed, {} failed, {} skipped in {:.2f} s\n", report.passed, report.failed, report.skipped,
                      report.duration.count() / 1000.0);
   return out;

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "egress/result_json.hpp"
 #include "plan/egress.hpp"
 #include "util/text_table.hpp"
 
@@ -51,16 +52,7 @@ render_json(const EgressReport& report)
 {
   nlohmann::json results = nlohmann::json::array();
   for (const auto& r : report.results) {
-    results.push_back({{"host", r.target.host},
-                       {"port", r.target.port.port},
-                       {"scheme", to_string(r.target.port.scheme)},
-                       {"entry", r.target.entry},
-                       {"purpose", r.target.purpose},
-                       {"verdict", to_string(r.verdict)},
-                       {"detail", r.detail},
-                       {"addresses", r.addresses},
-                       {"proxy", r.proxy},
-                       {"elapsed_ms", r.elapsed.count()}});
+    results.push_back(result_json(r));
   }
   nlohmann::json out{{"cluster", report.cluster},
                      {"summary", {{"ok", report.results.size() - report.failed()}, {"failed", report.failed()}}},

@@ -26,7 +26,7 @@ contains() {
 "$pm" demo --out "$work/demo" >/dev/null 2>&1
 inv=$work/demo/inventory.yaml
 
-for command in ports diff firewall lb demo profiles; do
+for command in ports diff firewall lb demo profiles egress; do
   expect 0 "$command --help" -- "$pm" "$command" --help && contains "Usage" "$command --help"
 done
 expect 0 "--help" -- "$pm" --help && contains "firewall" "--help lists commands"
@@ -52,6 +52,25 @@ expect 0 "firewall --all" -- "$pm" firewall --inventory "$inv" --all --out "$wor
 expect 2 "firewall bad format" -- "$pm" firewall --inventory "$inv" --node master1 --format pf
 expect 2 "missing inventory" -- "$pm" firewall --inventory "$work/nope.yaml" --node master1
 expect 2 "lb keepalived on a non-lb node" -- "$pm" lb --inventory "$inv" --format keepalived --node master1 && contains "loadbalancer role" "lb names the role"
+
+# egress: allowlists need no network; bad formats, proxies and overrides are input errors.
+expect 0 "egress --help" -- "$pm" egress --help && contains "proxy-unreachable" "egress --help lists the verdicts"
+expect 0 "egress squid" -- "$pm" egress --inventory "$inv" --format squid && contains "acl portmatrix_egress dstdomain .docker.io" "squid ACL"
+expect 0 "egress domains" -- "$pm" egress --profile apinizer-doc --format domains && contains "*.amazonaws.com" "domains keep wildcards"
+expect 2 "egress bad format" -- "$pm" egress --inventory "$inv" --format csv && contains "--format must be" "egress bad format message"
+expect 2 "egress bad --proxy" -- "$pm" egress --inventory "$inv" --proxy "ftp://x:1" && contains "--proxy: 'ftp://x:1'" "egress names the bad proxy"
+expect 2 "egress bad HTTPS_PROXY" -- env HTTPS_PROXY="http://p:70000" "$pm" egress --inventory "$inv" && contains "HTTPS_PROXY: " "egress names the variable"
+cat > "$work/egress-bad.yaml" <<'YAML'
+cluster: x
+egress:
+  remove: ["*.nosuch.example"]
+  add: [{host: "no such host"}]
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+YAML
+expect 2 "egress bad inventory" -- "$pm" egress --inventory "$work/egress-bad.yaml" --format domains && contains "egress-bad.yaml:4:16: error: host 'no such host' is not a host name" "egress add positioned"
+sed -i '4d' "$work/egress-bad.yaml"
+expect 2 "egress remove of an unknown host" -- "$pm" egress --inventory "$work/egress-bad.yaml" --format domains && contains "egress-bad.yaml:3:12: error: egress remove '*.nosuch.example'" "egress remove positioned"
 
 # Bad inventories: every error at once, with positions, exit 2.
 cat > "$work/bad.yaml" <<'YAML'

@@ -28,5 +28,7 @@ LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
   (void)portmatrix::parse_observed_queries(bytes);
   (void)portmatrix::parse_observed_reply(bytes);
   (void)portmatrix::parse_hello_reply(bytes);
+  (void)portmatrix::parse_egress_request(bytes);
+  (void)portmatrix::parse_egress_reply(bytes);
   return 0;
 }

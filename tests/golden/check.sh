@@ -34,6 +34,9 @@ done
 run haproxy.cfg lb --inventory "$inv" --format haproxy
 run lb1.keepalived.conf lb --inventory "$inv" --format keepalived --node lb1
 run lb2.keepalived.conf lb --inventory "$inv" --format keepalived --node lb2
+run egress.squid egress --inventory "$inv" --format squid
+run egress-domains.txt egress --inventory "$inv" --format domains
+run egress-doc.squid egress --profile apinizer-doc --format squid
 
 if [ "$update" = --update ]; then
   rm -rf "$expected"

@@ -48,6 +48,7 @@ open      mongo1   worker1  tcp  7946   portmatrix agent control from admin_cidr
 '
 
 NAMESPACES=()            # created by this run, deleted by the trap
+CLEANUP_PATHS=()         # files and directories outside WORK created by this run (/etc/netns/NS)
 declare -A RUNNING=()    # pid -> what, started by this run and not yet reaped
 NODES=()                 # node names, in flow order
 declare -A ADDRESS=()    # node -> address
@@ -96,6 +97,14 @@ netns_add() {
   NAMESPACES+=("$1")
 }
 
+# Gives namespace NS its own /etc/resolv.conf naming NAMESERVER (`ip netns
+# exec` bind-mounts /etc/netns/NS/* over /etc); the trap removes it.
+netns_resolv_conf() { # NS NAMESERVER
+  mkdir -p "/etc/netns/$1"
+  CLEANUP_PATHS+=("/etc/netns/$1")
+  echo "nameserver $2" >"/etc/netns/$1/resolv.conf"
+}
+
 # True while `pid` runs (a zombie, exited but not reaped, does not count).
 netns_alive() {
   local stat
@@ -137,6 +146,7 @@ netns_cleanup() {
     wait "$pid" 2>/dev/null
   done
   for ((i = ${#NAMESPACES[@]} - 1; i >= 0; i--)); do ip netns delete "${NAMESPACES[i]}" 2>/dev/null; done
+  for i in "${CLEANUP_PATHS[@]}"; do rm -rf "$i"; done
   if [[ -n ${WORK:-} ]]; then
     if [[ ${PM_NETNS_KEEP:-0} == 1 ]]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
   fi

@@ -17,6 +17,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <iostream>
 #include <map>
 #include <unordered_map>
@@ -30,6 +31,7 @@
 #include "agent/responder.hpp"
 #include "agent/tls_health.hpp"
 #include "net/address.hpp"
+#include "plan/egress.hpp"
 #include "probe/prober.hpp"
 
 #ifndef PORTMATRIX_VERSION
@@ -271,6 +273,8 @@ struct Agent::Impl
       handle_probe(id, *request);
     } else if (request->type == "observed") {
       handle_observed(id, *request);
+    } else if (request->type == "egress") {
+      handle_egress(id, *request);
     } else {
       reply_error(id, request->id, "unknown request type '" + request->type + "'", true);
     }
@@ -371,6 +375,52 @@ struct Agent::Impl
     send(id, encode_response(token, {request.id, true, to_json(reply)}), false);
   }
 
+  // The egress check blocks (getaddrinfo), so it runs on its own threads;
+  // the loop polls for its end and answers then. One at a time.
+  void handle_egress(std::uint64_t id, const ControlRequest& request)
+  {
+    auto body = parse_egress_request(request.body);
+    if (!body) {
+      reply_error(id, request.id, body.error(), true);
+      return;
+    }
+    if (egress_running) {
+      reply_error(id, request.id, "an egress check is running already", false);
+      return;
+    }
+    EgressReply reply;
+    auto proxy = proxy_settings(body->proxy, body->no_proxy, [](const char* name) { return std::getenv(name); });
+    if (!proxy) {
+      reply.error = proxy.error();
+      send(id, encode_response(token, {request.id, true, to_json(reply)}), false);
+      return;
+    }
+    EgressOptions options;
+    options.proxy = *proxy;
+    options.timeout = body->timeout;
+    options.deadline = body->deadline;
+    auto targets = egress_targets(resolve_egress(plan.matrix, &plan.inventory));
+    egress_running = true;
+    auto job = std::make_shared<std::future<std::vector<EgressResult>>>(
+      std::async(std::launch::async, [targets, options] { return run_egress(targets, options); }));
+    poll_egress(id, request.id, job);
+  }
+
+  void poll_egress(std::uint64_t id, std::string request_id,
+                   std::shared_ptr<std::future<std::vector<EgressResult>>> job)
+  {
+    loop.after(std::chrono::milliseconds(50), [this, id, request_id, job] {
+      if (job->wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        poll_egress(id, request_id, job);
+        return;
+      }
+      egress_running = false;
+      EgressReply reply;
+      reply.results = job->get();
+      send(id, encode_response(token, {request_id, true, to_json(reply)}), false);
+    });
+  }
+
   EventLoop& loop;
   const Plan& plan;
   const Node& node;
@@ -391,6 +441,7 @@ struct Agent::Impl
   std::unordered_map<std::uint64_t, std::unique_ptr<Prober>> probes;
   std::uint64_t next_connection = 1;
   std::uint64_t next_probe = 1;
+  bool egress_running = false;
   std::uint64_t rejected = 0;
 };
 

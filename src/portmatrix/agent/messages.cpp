@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/responder.hpp"
+#include "egress/result_json.hpp"
 
 namespace portmatrix {
 
@@ -210,6 +211,26 @@ to_json(const ObservedReply& reply)
   return json{{"capture", reply.capture}, {"departures", reply.departures}, {"answers", answers}}.dump();
 }
 
+std::string
+to_json(const EgressRequest& request)
+{
+  return json{{"timeout_ms", request.timeout.count()},
+              {"deadline_ms", request.deadline.count()},
+              {"proxy", request.proxy},
+              {"no_proxy", request.no_proxy}}
+    .dump();
+}
+
+std::string
+to_json(const EgressReply& reply)
+{
+  json results = json::array();
+  for (const auto& r : reply.results) {
+    results.push_back(result_json(r));
+  }
+  return json{{"error", reply.error}, {"results", results}}.dump();
+}
+
 Expected<HelloReply, std::string>
 parse_hello_reply(std::string_view text)
 {
@@ -311,6 +332,49 @@ parse_observed_reply(std::string_view text)
       reply.answers.push_back({std::uint64_t(number_field(item, "packets", 0, INT64_MAX)),
                                std::uint32_t(number_field(item, "ports_seen", 0, 65535)),
                                std::uint32_t(number_field(item, "ports_listening", 0, 65535))});
+    }
+    return reply;
+  });
+}
+
+Expected<EgressRequest, std::string>
+parse_egress_request(std::string_view text)
+{
+  return parse_with<EgressRequest>(text, [](const json& document) {
+    EgressRequest request;
+    request.timeout = std::chrono::milliseconds(number_field(document, "timeout_ms", 10, 60000));
+    request.deadline = std::chrono::milliseconds(number_field(document, "deadline_ms", 100, 600000));
+    request.proxy = text_field(document, "proxy");
+    request.no_proxy = text_field(document, "no_proxy");
+    return request;
+  });
+}
+
+Expected<EgressReply, std::string>
+parse_egress_reply(std::string_view text)
+{
+  return parse_with<EgressReply>(text, [](const json& document) {
+    EgressReply reply;
+    reply.error = text_field(document, "error");
+    for (const auto& item : list_field(document, "results")) {
+      if (!item.is_object()) throw ParseError{"result must be an object"};
+      EgressResult result;
+      result.target.host = text_field(item, "host");
+      result.target.port.port = std::uint16_t(number_field(item, "port", 1, 65535));
+      result.target.port.scheme = text_field(item, "scheme") == "http" ? EgressScheme::http : EgressScheme::https;
+      result.target.entry = text_field(item, "entry");
+      result.target.purpose = text_field(item, "purpose");
+      auto verdict = parse_egress_verdict(text_field(item, "verdict"));
+      if (!verdict) throw ParseError{"unknown egress verdict"};
+      result.verdict = *verdict;
+      result.detail = text_field(item, "detail");
+      for (const auto& address : list_field(item, "addresses")) {
+        if (!address.is_string()) throw ParseError{"address must be a string"};
+        result.addresses.push_back(address.get<std::string>());
+      }
+      result.proxy = text_field(item, "proxy");
+      result.elapsed = std::chrono::milliseconds(number_field(item, "elapsed_ms", 0, INT64_MAX));
+      reply.results.push_back(std::move(result));
     }
     return reply;
   });

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/responder.hpp"
+#include "egress/runner.hpp"
 #include "probe/prober.hpp"
 #include "util/expected.hpp"
 
@@ -72,6 +73,23 @@ struct ObservedReply
   std::vector<ObservedAnswer> answers;
 };
 
+// egress: check the inventory's egress list from your node (check --egress).
+// The agent decides the hosts (its plan's list), so the request cannot point
+// it anywhere else; an empty proxy means the agent's own environment.
+struct EgressRequest
+{
+  std::chrono::milliseconds timeout{3000};
+  std::chrono::milliseconds deadline{10000};
+  std::string proxy;
+  std::string no_proxy;
+};
+
+struct EgressReply
+{
+  std::string error; // the agent could not run the check (bad proxy setting)
+  std::vector<EgressResult> results;
+};
+
 std::vector<Segment> compress(const TargetOutcome& outcome);
 
 std::string to_json(const HelloReply& reply);
@@ -79,12 +97,16 @@ std::string to_json(const ProbeRequest& request);
 std::string to_json(const ProbeReply& reply);
 std::string to_json(const std::vector<ObservedQuery>& queries);
 std::string to_json(const ObservedReply& reply);
+std::string to_json(const EgressRequest& request);
+std::string to_json(const EgressReply& reply);
 
 Expected<HelloReply, std::string> parse_hello_reply(std::string_view text);
 Expected<ProbeRequest, std::string> parse_probe_request(std::string_view text);
 Expected<ProbeReply, std::string> parse_probe_reply(std::string_view text);
 Expected<std::vector<ObservedQuery>, std::string> parse_observed_queries(std::string_view text);
 Expected<ObservedReply, std::string> parse_observed_reply(std::string_view text);
+Expected<EgressRequest, std::string> parse_egress_request(std::string_view text);
+Expected<EgressReply, std::string> parse_egress_reply(std::string_view text);
 
 std::optional<ProbeState> parse_probe_state(std::string_view text);
 

@@ -36,10 +36,18 @@ to_string(Verdict verdict)
   return "?";
 }
 
+bool
+NodeEgress::ok() const
+{
+  return error.empty() &&
+         std::all_of(results.begin(), results.end(), [](const EgressResult& r) { return r.verdict == EgressVerdict::ok; });
+}
+
 int
 exit_status(const CheckReport& report)
 {
-  return report.failed == 0 && report.skipped == 0 ? 0 : 1;
+  bool egress_ok = std::all_of(report.egress.begin(), report.egress.end(), [](const NodeEgress& n) { return n.ok(); });
+  return report.failed == 0 && report.skipped == 0 && egress_ok ? 0 : 1;
 }
 
 namespace {
@@ -117,6 +125,7 @@ public:
     timed("probe", [this] { probe_round(); });
     timed("vip", [this] { vip_rounds(); });
     timed("observe", [this] { observed_round(); });
+    if (m_options.egress.enabled) timed("egress", [this] { egress_round(); });
     finish();
     return std::move(m_report);
   }
@@ -537,6 +546,36 @@ private:
     }
     result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
     result.diagnosis = result.failures.empty() ? "ok" : result.failures.front().diagnosis;
+  }
+
+  // check --egress: every agent that answered hello checks the egress list
+  // from its node, all at once, with a budget of its own.
+  void egress_round()
+  {
+    auto deadline = std::min(m_options.egress.deadline, std::chrono::milliseconds(25000));
+    EgressRequest body{m_options.egress.timeout, deadline, m_options.egress.proxy, m_options.egress.no_proxy};
+    std::vector<Call> calls;
+    for (std::size_t i = 0; i < m_report.agents.size(); ++i) {
+      if (m_report.agents[i].reachable) calls.push_back({i, make_request("egress", to_json(body)), {}});
+    }
+    call_all(m_loop, m_plan, m_token, calls, Clock::now() + deadline + std::chrono::seconds(2));
+    m_report.egress.resize(m_report.agents.size());
+    for (std::size_t i = 0; i < m_report.agents.size(); ++i) {
+      m_report.egress[i].node = m_report.agents[i].node;
+      m_report.egress[i].error = "agent unreachable";
+    }
+    for (const auto& call : calls) {
+      auto& node = m_report.egress[call.node];
+      const auto& result = *call.result;
+      auto reply = result && result->ok ? parse_egress_reply(result->body) : unexpected(std::string());
+      if (!result) node.error = result.error();
+      else if (!result->ok) node.error = "agent refused: " + result->body;
+      else if (!reply) node.error = "bad egress reply: " + reply.error();
+      else {
+        node.error = reply->error;
+        node.results = std::move(reply->results);
+      }
+    }
   }
 
   void finish()

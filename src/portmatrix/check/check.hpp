@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "crypto/hmac.hpp"
+#include "egress/runner.hpp"
 #include "plan/plan.hpp"
 #include "util/expected.hpp"
 
@@ -50,6 +51,16 @@ struct AgentStatus
   std::vector<std::string> owners; // "6443/tcp haproxy (pid 12)"
 };
 
+// check --egress: one node's egress check, done by its agent.
+struct NodeEgress
+{
+  std::string node;
+  std::string error; // the agent could not be asked or could not run it
+  std::vector<EgressResult> results;
+
+  bool ok() const;
+};
+
 struct CheckReport
 {
   std::string cluster;
@@ -59,14 +70,26 @@ struct CheckReport
   std::size_t failed = 0;
   std::size_t skipped = 0;
   std::chrono::milliseconds duration{0};
-  // Wall time of each round (hello, probe, observe), in order.
+  // Wall time of each round (hello, probe, observe[, egress]), in order.
   std::vector<std::pair<std::string, std::chrono::milliseconds>> rounds;
+  std::vector<NodeEgress> egress; // check --egress only: one per node, inventory order
+};
+
+// check --egress: each agent checks the profile's egress list from its node.
+struct EgressRoundOptions
+{
+  bool enabled = false;
+  std::string proxy;    // empty: each agent's own environment
+  std::string no_proxy; // empty: each agent's own environment
+  std::chrono::milliseconds timeout{3000};
+  std::chrono::milliseconds deadline{10000}; // on top of the check's deadline; at most 25 s
 };
 
 struct CheckOptions
 {
   std::chrono::milliseconds timeout{1000};  // per probe
   std::chrono::milliseconds deadline{30000}; // the whole run
+  EgressRoundOptions egress;
   // Progress messages (agents answered, flows done); may be empty.
   std::function<void(const std::string&)> progress;
 };
@@ -75,7 +98,8 @@ struct CheckOptions
 // plan cannot be checked; otherwise a complete report, whatever failed.
 Expected<CheckReport, std::string> run_check(const Plan& plan, const Token& token, const CheckOptions& options);
 
-// 0 when every flow passed, 1 when one failed or was skipped.
+// 0 when every flow passed (and with --egress every node reached every host),
+// 1 when one failed or was skipped.
 int exit_status(const CheckReport& report);
 
 } // namespace portmatrix

@@ -19,12 +19,15 @@
 #include "agent/agent.hpp"
 #include "check/check.hpp"
 #include "crypto/hmac.hpp"
+#include "egress/runner.hpp"
 #include "firewall/firewall.hpp"
 #include "lb/lb.hpp"
 #include "plan/diff.hpp"
+#include "plan/egress.hpp"
 #include "profiles/builtin.hpp"
 #include "report/check_report.hpp"
 #include "report/preflight_report.hpp"
+#include "report/egress_report.hpp"
 #include "report/ports_report.hpp"
 
 #ifndef PORTMATRIX_VERSION
@@ -218,7 +221,7 @@ command_agent(const Plan& plan, const std::string& node_name, const std::string&
 
 int
 command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
-              const std::string& output, int timeout_ms, int deadline_s)
+              const std::string& output, int timeout_ms, int deadline_s, const EgressRoundOptions& egress)
 {
   auto format = parse_check_format(format_text);
   if (!format) {
@@ -230,6 +233,7 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
   CheckOptions options;
   options.timeout = std::chrono::milliseconds(timeout_ms);
   options.deadline = std::chrono::seconds(deadline_s);
+  options.egress = egress;
   bool progress_tty = ::isatty(STDERR_FILENO) == 1;
   if (progress_tty) {
     options.progress = [](const std::string& message) { std::cerr << "\r\033[K" << message << std::flush; };
@@ -280,6 +284,77 @@ command_preflight(const Plan& plan, const std::string& node_name, const std::str
     std::cout << text;
   }
   return exit_status(*report);
+}
+
+struct EgressArgs
+{
+  std::string format = "table";
+  std::string proxy;
+  std::string no_proxy;
+  std::string output;
+  int timeout_ms = 3000;
+  int deadline_s = 20;
+};
+
+// Writes `text` to `output` (whole or not at all), or prints it.
+bool
+emit(const std::string& text, const std::string& output)
+{
+  if (!output.empty()) return write_file(output, text);
+  std::cout << text;
+  return true;
+}
+
+int
+command_egress(const std::string& inventory_path, const std::string& profile_name, const EgressArgs& args)
+{
+  auto format = parse_egress_format(args.format);
+  if (!format) {
+    std::cerr << "portmatrix: --format must be table, json, junit, squid or domains\n";
+    return k_exit_input;
+  }
+  std::vector<EgressHost> hosts;
+  std::string cluster = "cluster";
+  if (!inventory_path.empty()) {
+    auto plan = load_plan(inventory_path, profile_name);
+    if (!plan) return k_exit_input;
+    hosts = resolve_egress(plan->matrix, &plan->inventory);
+    cluster = plan->inventory.cluster;
+  } else {
+    auto profile = load_profile(profile_name.empty() ? "apinizer" : profile_name);
+    if (!profile) {
+      print(profile.error());
+      return k_exit_input;
+    }
+    hosts = resolve_egress(resolve(std::move(*profile), nullptr), nullptr);
+  }
+  if (is_allowlist(*format)) {
+    auto label = inventory_path.empty() ? "profile " + (profile_name.empty() ? std::string("apinizer") : profile_name)
+                                        : "cluster " + cluster;
+    return emit(render_allowlist(hosts, *format, label), args.output) ? 0 : k_exit_input;
+  }
+
+  auto proxy = proxy_settings(args.proxy, args.no_proxy, [](const char* name) { return std::getenv(name); });
+  if (!proxy) {
+    std::cerr << "portmatrix: " << proxy.error() << "\n";
+    return k_exit_input;
+  }
+  EgressOptions options;
+  options.proxy = *proxy;
+  options.timeout = std::chrono::milliseconds(args.timeout_ms);
+  options.deadline = std::chrono::seconds(args.deadline_s);
+  EgressReport report;
+  report.cluster = cluster;
+  report.proxy_source = proxy->https || proxy->http ? proxy->source : "";
+  auto targets = egress_targets(hosts, &report.unchecked);
+  auto started = std::chrono::steady_clock::now();
+  report.results = run_egress(targets, options);
+  report.duration =
+    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  bool colour = args.output.empty() && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
+  if (!emit(render_egress(report, *format, colour ? Colour::on : Colour::off), args.output)) return k_exit_input;
+  if (!args.output.empty() && *format != EgressFormat::table) std::cout << render_egress(report, EgressFormat::table);
+  return report.failed() == 0 ? 0 : 1;
 }
 
 } // namespace
@@ -350,6 +425,33 @@ run_cli(int argc, char** argv)
   check->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
   check->add_option("--timeout-ms", timeout_ms, "Per-probe timeout")->capture_default_str()->check(CLI::Range(10, 60000));
   check->add_option("--deadline", deadline_s, "Seconds the whole check may take")->capture_default_str()->check(CLI::Range(1, 3600));
+  EgressRoundOptions check_egress;
+  int egress_deadline_s = 10;
+  check->add_flag("--egress", check_egress.enabled, "Also have every agent run `egress` from its node (after the probes)");
+  check->add_option("--proxy", check_egress.proxy, "--egress: the agents' proxy (default: each agent's environment)");
+  check->add_option("--no-proxy", check_egress.no_proxy, "--egress: hosts the agents reach directly (default: their NO_PROXY)");
+  check->add_option("--egress-deadline", egress_deadline_s, "--egress: seconds the egress round may take")->capture_default_str()->check(CLI::Range(1, 25));
+
+  EgressArgs egress_args;
+  auto* egress = app.add_subcommand(
+    "egress",
+    "From this host: DNS, TCP and TLS to the internet hosts the installation needs (or print their allowlist)");
+  egress->footer(
+    "Verdicts: ok, dns-failure, refused, timeout, tls-untrusted, tls-name-mismatch, proxy-denied (the proxy\n"
+    "answered 403/407 or refused the request), proxy-unreachable (the proxy itself does not answer). Through a\n"
+    "proxy, its 500/502/503 (it could not reach the host; it does not say whether DNS or the connection failed)\n"
+    "count as refused and its 504 as timeout. Certificates are verified against the system trust store\n"
+    "(SSL_CERT_FILE/SSL_CERT_DIR honoured). The proxy comes from --proxy, else https_proxy/HTTPS_PROXY (and\n"
+    "http_proxy/HTTP_PROXY for plain-HTTP ports); no_proxy/NO_PROXY (or --no-proxy) lists hosts reached directly.\n"
+    "Exit status: 0 every host ok, 1 some host failed, 2 input error.");
+  egress->add_option("--inventory", inventory, "Inventory YAML (its options and egress overrides apply)")->check(CLI::ExistingFile);
+  egress->add_option("--profile", profile, "Profile (default: the inventory's, else apinizer)");
+  egress->add_option("--proxy", egress_args.proxy, "http://[user:pass@]host:port (default: from the environment)");
+  egress->add_option("--no-proxy", egress_args.no_proxy, "Hosts reached directly: names, .domains, * (default: NO_PROXY)");
+  egress->add_option("--format", egress_args.format, "table, json, junit, squid or domains (the last two: the allowlist, no network)")->capture_default_str();
+  egress->add_option("--output", egress_args.output, "Write the report here (whole or not at all) instead of stdout");
+  egress->add_option("--timeout-ms", egress_args.timeout_ms, "Per step: connect, proxy answer, TLS handshake")->capture_default_str()->check(CLI::Range(10, 60000));
+  egress->add_option("--deadline", egress_args.deadline_s, "Seconds the whole run may take")->capture_default_str()->check(CLI::Range(1, 3600));
 
   std::string preflight_mode = "install";
   bool no_address_check = false;
@@ -383,10 +485,12 @@ run_cli(int argc, char** argv)
     if (!plan) return k_exit_input;
     if (*firewall) return command_firewall(*plan, node, all, out_dir, firewall_format);
     if (*agent) return command_agent(*plan, node, token_file);
-    if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, deadline_s);
+    check_egress.deadline = std::chrono::seconds(egress_deadline_s);
+    if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, deadline_s, check_egress);
     if (*preflight) return command_preflight(*plan, node, preflight_mode, no_address_check, check_format, output);
     return command_lb(*plan, lb_format, node, out_dir);
   }
+  if (*egress) return command_egress(inventory, profile, egress_args);
   if (*demo) return run_demo(out_dir);
   if (*profiles) {
     if (show.empty()) {

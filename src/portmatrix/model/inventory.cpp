@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "model/egress_entry.hpp"
 #include "model/yaml_reader.hpp"
 
 namespace portmatrix {
@@ -173,6 +174,58 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
 
 } // namespace
 
+namespace {
+
+// egress: {add: [{host, serves, ports, purpose}], remove: [host], replace: {host: [hosts]}}
+void
+read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
+{
+  if (!reader.check_map(node, "egress", {"add", "remove", "replace"})) return;
+  if (auto add = node["add"]; add && reader.expect_sequence(add, "egress add")) {
+    for (const auto& item : add) {
+      if (auto host = read_egress_host(reader, item, EgressEntryKind::inventory)) {
+        host->origin = "inventory";
+        host->reason = "added by the inventory";
+        out.add.push_back({std::move(*host), position(reader, item.Mark())});
+      }
+    }
+  }
+  if (auto remove = node["remove"]; remove && reader.expect_sequence(remove, "egress remove")) {
+    for (const auto& item : remove) {
+      if (auto host = reader.string(item, "a host to remove")) out.remove.push_back({*host, position(reader, item.Mark())});
+    }
+  }
+  if (auto replace = node["replace"]) {
+    if (!replace.IsMap()) {
+      reader.error(replace, "egress replace must map a profile host to the hosts that replace it");
+      return;
+    }
+    for (const auto& entry : replace) {
+      EgressReplacement replacement{entry.first.Scalar(), {}};
+      auto read_one = [&](const YAML::Node& item) {
+        auto name = reader.string(item, "a replacement host");
+        if (name && !valid_egress_name(*name, false)) {
+          reader.error(item, fmt::format("replacement '{}' is not a host name", *name));
+        } else if (name) {
+          replacement.with.push_back(*name);
+        }
+      };
+      if (entry.second.IsSequence()) {
+        for (const auto& item : entry.second) read_one(item);
+      } else {
+        read_one(entry.second);
+      }
+      if (replacement.with.empty()) {
+        reader.error(entry.second, fmt::format("egress replace '{}' names no host", replacement.host));
+        continue;
+      }
+      out.replace.push_back({std::move(replacement), position(reader, entry.first.Mark())});
+    }
+  }
+}
+
+} // namespace
+
 Expected<Inventory, Diagnostics>
 parse_inventory(std::string_view text, std::string_view file)
 {
@@ -199,6 +252,7 @@ parse_inventory(std::string_view text, std::string_view file)
                          "client_cidrs",
                          "ssh_port",
                          "agent",
+                         "egress",
                          "nodes"})) {
     return unexpected(std::move(diagnostics));
   }
@@ -273,6 +327,7 @@ parse_inventory(std::string_view text, std::string_view file)
       inventory.control_port = read_port(reader, agent["control_port"], "agent control_port").value_or(7946);
     }
   }
+  if (auto egress = root["egress"]) read_egress(reader, egress, inventory.egress);
   if (auto nodes = root["nodes"]) {
     read_nodes(reader, nodes, inventory);
   } else {
@@ -337,6 +392,32 @@ check_against(const Inventory& inventory, const Profile& profile)
       for (const auto& p : profile.ports) known += (known.empty() ? "" : ", ") + p.name;
       report(value.at, fmt::format("override of port '{}', which profile {} does not define (known: {})", name,
                                    profile.name, known));
+    }
+  }
+  auto listed = [&](const std::string& host) {
+    return std::any_of(profile.egress.begin(), profile.egress.end(), [&](const EgressHost& h) { return h.host == host; });
+  };
+  auto known_hosts = [&] {
+    std::string known;
+    for (const auto& h : profile.egress) known += (known.empty() ? "" : ", ") + h.host;
+    return known;
+  };
+  for (const auto& remove : inventory.egress.remove) {
+    if (!listed(remove.value)) {
+      report(remove.at, fmt::format("egress remove '{}': profile {} lists no such host (hosts: {})", remove.value,
+                                    profile.name, known_hosts()));
+    }
+  }
+  for (const auto& replace : inventory.egress.replace) {
+    if (!listed(replace.value.host)) {
+      report(replace.at, fmt::format("egress replace '{}': profile {} lists no such host (hosts: {})",
+                                     replace.value.host, profile.name, known_hosts()));
+    }
+  }
+  for (const auto& add : inventory.egress.add) {
+    if (listed(add.value.host)) {
+      report(add.at, fmt::format("egress add '{}': profile {} lists it already (use replace)", add.value.host,
+                                 profile.name));
     }
   }
   return diagnostics;

@@ -43,6 +43,21 @@ struct Positioned
   Diagnostic at; // message empty
 };
 
+// The inventory's changes to the profile's egress list: mirrors, air-gapped
+// registries. Applied after the profile's conditions: remove, replace, add.
+struct EgressReplacement
+{
+  std::string host;              // a profile entry's host, as the profile writes it
+  std::vector<std::string> with; // concrete hosts that take its place (its ports and purpose kept)
+};
+
+struct EgressOverrides
+{
+  std::vector<Positioned<EgressHost>> add;
+  std::vector<Positioned<std::string>> remove; // profile entries' hosts
+  std::vector<Positioned<EgressReplacement>> replace;
+};
+
 struct Inventory
 {
   std::string file;
@@ -57,6 +72,7 @@ struct Inventory
   std::uint16_t ssh_port = 22;
   std::uint16_t control_port = 7946;
   std::vector<Node> nodes;
+  EgressOverrides egress;
 
   const Node* find(std::string_view name) const;
 };
@@ -68,7 +84,9 @@ Expected<Inventory, Diagnostics> parse_inventory(std::string_view text, std::str
 Expected<Inventory, Diagnostics> load_inventory(std::string_view path);
 
 // Checks the inventory's options and port overrides against a profile:
-// unknown options or values, overrides of ports the profile does not define.
+// unknown options or values, overrides of ports the profile does not define,
+// egress removals or replacements of hosts the profile does not list, added
+// egress hosts the profile already lists.
 Diagnostics check_against(const Inventory& inventory, const Profile& profile);
 
 // True when `text` is an IPv4 or IPv6 address; sets `ipv6`.

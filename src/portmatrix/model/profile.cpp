@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "model/egress_entry.hpp"
 #include "model/yaml_reader.hpp"
 #include "profiles/builtin.hpp"
 
@@ -328,14 +329,7 @@ private:
         if (text == "deny") base.expect = Expect::deny;
         else if (text && *text != "allow") reader.error(expect, "expect must be allow or deny");
       }
-      if (auto when = item["when"]) {
-        if (!when.IsMap() || when.size() != 1) {
-          reader.error(when, "when must name exactly one option and its value");
-        } else {
-          auto entry = *when.begin();
-          base.when = Condition{entry.first.Scalar(), reader.string(entry.second, "the option value").value_or("")};
-        }
-      }
+      if (auto when = item["when"]) base.when = read_condition(reader, when);
       bool remove = false;
       if (auto node_remove = item["remove"]) remove = reader.boolean(node_remove, "remove").value_or(false);
       auto ports = item["ports"];
@@ -405,33 +399,17 @@ private:
   {
     if (!reader.expect_sequence(node, "egress")) return;
     for (const auto& item : node) {
-      if (!reader.check_map(item, "an egress host", {"host", "ports", "purpose", "reason", "remove"})) continue;
-      EgressHost host;
-      host.origin = out.name;
-      auto name = item["host"] ? reader.string(item["host"], "host") : std::nullopt;
-      if (!name) {
-        if (!item["host"]) reader.error(item, "an egress entry needs 'host'");
-        continue;
-      }
-      host.host = *name;
-      if (auto ports = item["ports"]; ports && reader.expect_sequence(ports, "ports")) {
-        for (const auto& port : ports) {
-          if (auto range = reader.port_range(port, "an egress port")) host.ports.push_back(range->min);
-        }
-      }
-      if (host.ports.empty()) host.ports = {443};
-      if (auto purpose = item["purpose"]) host.purpose = reader.string(purpose, "purpose").value_or("");
-      if (auto reason = item["reason"]) host.reason = reader.string(reason, "reason").value_or("");
+      auto host = read_egress_host(reader, item, EgressEntryKind::profile);
+      if (!host) continue;
+      host->origin = out.name;
       bool remove = item["remove"] && reader.boolean(item["remove"], "remove").value_or(false);
-      auto existing =
-        std::find_if(out.egress.begin(), out.egress.end(), [&](const EgressHost& h) { return h.host == host.host; });
       if (remove) {
-        if (existing == out.egress.end()) reader.error(item, fmt::format("'remove' matches no host '{}'", host.host));
+        auto existing = std::find_if(
+          out.egress.begin(), out.egress.end(), [&](const EgressHost& h) { return h.host == host->host; });
+        if (existing == out.egress.end()) reader.error(item, fmt::format("'remove' matches no host '{}'", host->host));
         else out.egress.erase(existing);
-      } else if (existing != out.egress.end()) {
-        *existing = std::move(host);
       } else {
-        out.egress.push_back(std::move(host));
+        upsert(out.egress, std::move(*host), [](const EgressHost& h) { return h.host; });
       }
     }
   }
@@ -483,22 +461,26 @@ at(const std::string& defined_at, std::string message)
   return diagnostic;
 }
 
-// Checks that need the whole composition: conditions name real options, and
+// Checks that need the whole composition: conditions (of requirements and
+// egress hosts) name real options and allowed values, and
 // no deny requirement contradicts an allow one.
 void
 validate(const Profile& profile, Diagnostics& sink)
 {
-  for (const auto& requirement : profile.requirements) {
-    if (!requirement.when) continue;
-    const auto* option = profile.find_option(requirement.when->option);
+  auto check_condition = [&](const Condition& when, const std::string& defined_at) {
+    const auto* option = profile.find_option(when.option);
     if (!option) {
-      sink.push_back(at(requirement.defined_at, fmt::format("'when' names unknown option '{}'", requirement.when->option)));
+      sink.push_back(at(defined_at, fmt::format("'when' names unknown option '{}'", when.option)));
     } else if (!option->values.empty() &&
-               std::find(option->values.begin(), option->values.end(), requirement.when->value) ==
-                 option->values.end()) {
-      sink.push_back(at(requirement.defined_at,
-                        fmt::format("option '{}' cannot be '{}'", option->name, requirement.when->value)));
+               std::find(option->values.begin(), option->values.end(), when.value) == option->values.end()) {
+      sink.push_back(at(defined_at, fmt::format("option '{}' cannot be '{}'", option->name, when.value)));
     }
+  };
+  for (const auto& requirement : profile.requirements) {
+    if (requirement.when) check_condition(*requirement.when, requirement.defined_at);
+  }
+  for (const auto& host : profile.egress) {
+    if (host.when) check_condition(*host.when, host.defined_at);
   }
   for (const auto& option : profile.options) {
     if (!option.sets_port.empty() && !profile.find_port(option.sets_port)) {

@@ -3,6 +3,7 @@
 // into the binary (profiles/) or read from a path, and may include others.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -62,13 +63,35 @@ struct Requirement
   std::string key() const;
 };
 
+// How a client talks to an egress host on a port: TLS (checked with SNI and
+// certificate verification) or plain HTTP (apt's archive.ubuntu.com on 80).
+enum class EgressScheme { https, http };
+std::string_view to_string(EgressScheme scheme);
+
+struct EgressPort
+{
+  std::uint16_t port = 443;
+  EgressScheme scheme = EgressScheme::https;
+  friend bool operator==(const EgressPort&, const EgressPort&) = default;
+};
+
+// One entry of the egress list. `host` is what the guide writes, possibly a
+// wildcard ("*.docker.io"); a wildcard cannot be resolved, so `serves` names
+// the concrete hosts behind it, which are what gets checked.
 struct EgressHost
 {
-  std::string host; // may be a wildcard, as the guide writes it
-  std::vector<std::uint16_t> ports;
+  std::string host;
+  std::vector<std::string> serves;   // concrete hosts behind a wildcard (or none)
+  std::vector<EgressPort> ports;     // default: 443/https
+  std::optional<Condition> when;     // needed only when the option has this value
   std::string purpose;
   std::string reason;
   std::string origin;
+  std::string defined_at; // "file:line:column"
+
+  bool wildcard() const { return host.starts_with("*."); }
+  // What a check connects to: `serves` if any, else `host` unless it is a wildcard.
+  std::vector<std::string> concrete_hosts() const;
 };
 
 enum class HealthCheck { apiserver, tcp };

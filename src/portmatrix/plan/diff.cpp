@@ -36,6 +36,17 @@ changed_fields(const Requirement& a, const Requirement& b)
   return fields;
 }
 
+std::vector<std::string>
+changed_fields(const EgressHost& a, const EgressHost& b)
+{
+  std::vector<std::string> fields;
+  if (a.serves != b.serves) fields.emplace_back("serves");
+  if (a.ports != b.ports) fields.emplace_back("ports");
+  if (describe(a.when) != describe(b.when)) fields.emplace_back("when");
+  if (a.purpose != b.purpose) fields.emplace_back("purpose");
+  return fields;
+}
+
 } // namespace
 
 ProfileDiff
@@ -70,14 +81,20 @@ diff_profiles(const Profile& a, const Profile& b)
     if (!after.count(requirement.key())) diff.requirements.push_back({Change::removed, requirement, {}, {}});
   }
 
-  auto has_host = [](const Profile& p, const std::string& host) {
-    return std::any_of(p.egress.begin(), p.egress.end(), [&](const EgressHost& h) { return h.host == host; });
+  auto find_host = [](const Profile& p, const std::string& host) -> const EgressHost* {
+    auto it = std::find_if(p.egress.begin(), p.egress.end(), [&](const EgressHost& h) { return h.host == host; });
+    return it == p.egress.end() ? nullptr : &*it;
   };
   for (const auto& host : b.egress) {
-    if (!has_host(a, host.host)) diff.egress.push_back({Change::added, host});
+    const auto* old = find_host(a, host.host);
+    if (!old) {
+      diff.egress.push_back({Change::added, host, {}, {}});
+    } else if (auto fields = changed_fields(*old, host); !fields.empty()) {
+      diff.egress.push_back({Change::changed, host, *old, std::move(fields)});
+    }
   }
   for (const auto& host : a.egress) {
-    if (!has_host(b, host.host)) diff.egress.push_back({Change::removed, host});
+    if (!find_host(b, host.host)) diff.egress.push_back({Change::removed, host, {}, {}});
   }
   return diff;
 }

@@ -30,7 +30,9 @@ struct PortChange
 struct EgressChange
 {
   Change change = Change::added;
-  EgressHost host;
+  EgressHost host;                 // as it is after (before, for removed)
+  EgressHost before;               // set for changed
+  std::vector<std::string> fields; // for changed: which fields differ
 };
 
 struct ProfileDiff

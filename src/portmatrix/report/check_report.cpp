@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "egress/result_json.hpp"
 #include "util/text_table.hpp"
 
 namespace portmatrix {
@@ -75,6 +76,14 @@ render_json(const CheckReport& report)
                       }()},
                      {"results", std::move(results)},
                      {"agents", std::move(agents)}};
+  if (!report.egress.empty()) {
+    out["egress"] = nlohmann::json::array();
+    for (const auto& node : report.egress) {
+      nlohmann::json hosts = nlohmann::json::array();
+      for (const auto& r : node.results) hosts.push_back(result_json(r));
+      out["egress"].push_back({{"node", node.node}, {"ok", node.ok()}, {"error", node.error}, {"results", std::move(hosts)}});
+    }
+  }
   return out.dump(2) + "\n";
 }
 
@@ -242,6 +251,25 @@ render_table(const CheckReport& report, Colour colour)
   if (!notes.empty()) {
     out += "\nAgents\n";
     for (const auto& note : notes) out += "  " + note + "\n";
+  }
+  if (!report.egress.empty()) {
+    // Failures only: one line per node and host that did not answer as it must.
+    out += "\nEgress (from every node)\n";
+    TextTable table({"Node", "Verdict", "Host", "Port", "Via", "Detail"});
+    std::size_t ok = 0;
+    for (const auto& node : report.egress) {
+      if (!node.error.empty()) table.add({node.node, paint(colour, "1;31", "error"), "", "", "", node.error});
+      for (const auto& r : node.results) {
+        if (r.verdict == EgressVerdict::ok) {
+          ++ok;
+          continue;
+        }
+        table.add({node.node, paint(colour, "1;31", std::string(to_string(r.verdict))), r.target.host,
+                   std::to_string(r.target.port.port), r.proxy.empty() ? "direct" : r.proxy, r.detail});
+      }
+    }
+    if (!table.empty()) out += table.render();
+    out += fmt::format("  {} host check(s) ok on {} node(s)\n", ok, report.egress.size());
   }
   out += "\n" + summary_text(report) + "\n";
   return out;

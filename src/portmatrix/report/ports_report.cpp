@@ -152,8 +152,12 @@ render_json(const Matrix& matrix, const Plan* plan)
   }
   out["egress"] = nlohmann::json::array();
   for (const auto& host : profile.egress) {
-    out["egress"].push_back(
-      {{"host", host.host}, {"ports", host.ports}, {"purpose", host.purpose}, {"reason", host.reason}});
+    nlohmann::json ports = nlohmann::json::array();
+    for (const auto& port : host.ports) ports.push_back(port.port);
+    nlohmann::json item{{"host", host.host}, {"ports", std::move(ports)}, {"purpose", host.purpose}, {"reason", host.reason}};
+    if (!host.serves.empty()) item["serves"] = host.serves;
+    if (host.when) item["when"] = {{host.when->option, host.when->value}};
+    out["egress"].push_back(std::move(item));
   }
   if (plan) {
     out["flows"] = nlohmann::json::array();
@@ -279,10 +283,16 @@ render_text(const Matrix& matrix, const Plan* plan, bool markdown)
     std::vector<std::vector<std::string>> rows;
     for (const auto& host : matrix.profile.egress) {
       std::string ports;
-      for (auto port : host.ports) ports += fmt::format("{}{}", ports.empty() ? "" : ",", port);
-      rows.push_back({host.host, ports, host.purpose, host.origin});
+      for (auto port : host.ports) {
+        ports += fmt::format("{}{}{}", ports.empty() ? "" : ",", port.port, port.scheme == EgressScheme::http ? "/http" : "");
+      }
+      std::string served; // the first few concrete hosts: the JSON has them all
+      for (std::size_t i = 0; i < host.serves.size() && i < 3; ++i) served += (i ? ", " : "") + host.serves[i];
+      if (host.serves.size() > 3) served += fmt::format(" +{} more", host.serves.size() - 3);
+      if (host.when) served += fmt::format("{}when {}: {}", served.empty() ? "" : "; ", host.when->option, host.when->value);
+      rows.push_back({host.host, ports, host.purpose, host.origin, served});
     }
-    table({"Host", "TCP", "Purpose", "From profile"}, rows);
+    table({"Host", "TCP", "Purpose", "From profile", "Checked as"}, rows);
   }
   if (plan) {
     auto flows = plan->flows();
@@ -340,7 +350,10 @@ render_diff(const ProfileDiff& diff, PortsFormat format)
     }
     out["egress"] = nlohmann::json::array();
     for (const auto& change : diff.egress) {
-      out["egress"].push_back({{"change", to_string(change.change)}, {"host", change.host.host}, {"reason", change.host.reason}});
+      nlohmann::json item{{"change", to_string(change.change)}, {"host", change.host.host}, {"reason", change.host.reason}};
+      if (change.change == Change::changed) item["fields"] = change.fields;
+      if (!change.host.serves.empty()) item["serves"] = change.host.serves;
+      out["egress"].push_back(std::move(item));
     }
     return out.dump(2) + "\n";
   }
@@ -377,7 +390,15 @@ render_diff(const ProfileDiff& diff, PortsFormat format)
                        portless ? std::string("(no port: vrrp)") : to_string(port.range));
   }
   for (const auto& change : diff.egress) {
-    out += fmt::format("\n{}{:<8} egress {}\n", bullet, to_string(change.change), change.host.host);
+    std::string what;
+    for (const auto& field : change.fields) what += (what.empty() ? " (" : ", ") + field;
+    if (!what.empty()) what += ")";
+    out += fmt::format("\n{}{:<8} egress {}{}\n", bullet, to_string(change.change), change.host.host, what);
+    if (!change.host.serves.empty()) {
+      std::string served;
+      for (const auto& name : change.host.serves) served += (served.empty() ? "" : ", ") + name;
+      out += fmt::format("{}         checked as: {}\n", markdown ? "  " : "  ", served);
+    }
     if (!change.host.reason.empty()) out += fmt::format("{}         why: {}\n", markdown ? "  " : "  ", change.host.reason);
   }
   return out;

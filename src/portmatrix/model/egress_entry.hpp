@@ -1,0 +1,32 @@
+// Reading one egress entry (and a `when` condition) from YAML, shared by profiles (`egress:`) and
+// inventories (`egress: {add: [...]}`), so both accept the same shape and
+// report the same positioned errors.
+#pragma once
+
+#include <optional>
+
+#include <yaml-cpp/yaml.h>
+
+#include "model/profile.hpp"
+#include "model/yaml_reader.hpp"
+
+namespace portmatrix {
+
+// Which keys an entry may have: a profile entry may also carry `when`,
+// `reason` and `remove`; an inventory's added host only the host itself.
+enum class EgressEntryKind { profile, inventory };
+
+// Reads {host, serves, ports, purpose[, when, reason]}. Ports are numbers or
+// "PORT/http" / "PORT/https"; a bare 80 is plain HTTP, any other bare port
+// TLS; none given means 443. Errors go to `reader`; nullopt when unusable.
+std::optional<EgressHost> read_egress_host(YamlReader& reader, const YAML::Node& item, EgressEntryKind kind);
+
+// Reads `when: {option: value}` (requirements and egress hosts); reports and
+// returns nullopt unless it names exactly one option.
+std::optional<Condition> read_condition(YamlReader& reader, const YAML::Node& when);
+
+// True for a name a resolver can look up, or a wildcard "*.name" when
+// `wildcard_allowed`: letters, digits, '-', '.', no empty labels.
+bool valid_egress_name(std::string_view name, bool wildcard_allowed);
+
+} // namespace portmatrix

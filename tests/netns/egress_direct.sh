@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Egress without a proxy: every direct verdict, by host, from a client whose
+# resolver is dnsmasq and whose trust store is the test CA. See egress_lib.bash
+# for what each host is. The whole run is bounded: dropped.test costs one
+# --timeout-ms, not the resolver's or the kernel's retries.
+#   usage: egress_direct.sh PORTMATRIX [PM_NETPROBE]
+source "$(dirname "$0")/egress_lib.bash"
+eg_init direct "$@"
+eg_setup
+
+eg_run direct
+eg_exit_status 1
+eg_expect good.test 443 ok direct
+eg_expect good-mirror.test 443 ok direct # the inventory's replacement of *.mirror.test
+eg_expect denied.test 443 ok direct      # only the proxy denies it
+eg_expect plain.test 80 ok direct        # added by the inventory, plain HTTP: a TCP connect
+eg_expect wrongname.test 443 tls-name-mismatch direct
+eg_expect untrusted.test 443 tls-untrusted direct
+eg_expect refused.test 443 refused direct
+eg_expect dropped.test 443 timeout direct
+eg_expect nxdomain.test 443 dns-failure direct
+eg_absent redhat.test  # when: {distribution: redhat}, default ubuntu
+eg_absent removed.test # the inventory removes it
+eg_absent public.mirror.test
+if [[ $EG_MS -lt $((EG_TIMEOUT_MS * 3)) ]]; then
+  eg_ok "all hosts in parallel: ${EG_MS}ms for a ${EG_TIMEOUT_MS}ms timeout"
+else
+  eg_fail "took ${EG_MS}ms: the hosts were not checked in parallel"
+fi
+
+# The same list, without the test CA: nothing is trusted any more.
+t0=$(now_ms)
+ip netns exec "$CLIENT" env SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=/nonexistent "$PM_BIN" egress \
+  --inventory "$WORK/inventory.yaml" --format json --timeout-ms "$EG_TIMEOUT_MS" >"$WORK/no-ca.json" 2>/dev/null || true
+log "no-ca: $(seconds_since "$t0")"
+EG_JSON=$WORK/no-ca.json
+eg_results
+eg_expect good.test 443 tls-untrusted direct
+
+eg_finish

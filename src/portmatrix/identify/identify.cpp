@@ -93,6 +93,14 @@ printable_start(std::string_view bytes)
   return out;
 }
 
+// The exchange failed and the server had asked for a client certificate (or
+// its alert says it wanted one): that is why it would not answer.
+bool
+wants_client_certificate(const ProbeStream& stream, const Certificate& certificate)
+{
+  return certificate.client_certificate_requested || stream.error().find("certificate") != std::string::npos;
+}
+
 Outcome
 probe_http(const SocketAddress& target, const std::string& host, const Probe& probe, std::chrono::milliseconds timeout)
 {
@@ -108,8 +116,8 @@ probe_http(const SocketAddress& target, const std::string& host, const Probe& pr
       auto outcome = failed(status, stream, true, timeout);
       // The certificate came before the failure: it still names the server.
       if (!certificate.subject_cn.empty() || !certificate.issuer_cn.empty()) {
-        auto note = stream.error().find("certificate") != std::string::npos ? "client certificate required"
-                                                                             : "handshake failed: " + stream.error();
+        auto note = wants_client_certificate(stream, certificate) ? std::string("client certificate required")
+                                                                   : "handshake failed: " + stream.error();
         outcome.identification = recognise_certificate(certificate, note);
       }
       return outcome;
@@ -136,8 +144,8 @@ probe_http(const SocketAddress& target, const std::string& host, const Probe& pr
   // A TLS server that will not answer our GET (a client certificate is
   // required after the handshake, TLS 1.3) is still named by its certificate.
   if (tls) {
-    auto note = stream.error().find("certificate") != std::string::npos ? std::string("client certificate required")
-                                                                         : std::string();
+    auto note = wants_client_certificate(stream, certificate) ? std::string("client certificate required")
+                                                               : std::string();
     outcome.identification = recognise_certificate(certificate, note);
   }
   return outcome;

@@ -74,6 +74,14 @@ record_certificate(int, X509_STORE_CTX* store)
   return 1;
 }
 
+// The server asks for a client certificate: note it, send none.
+int
+no_client_certificate(SSL* ssl, X509**, EVP_PKEY**)
+{
+  if (auto* certificate = static_cast<Certificate*>(SSL_get_app_data(ssl))) certificate->client_certificate_requested = true;
+  return 0;
+}
+
 std::string
 openssl_reason()
 {
@@ -154,7 +162,10 @@ ProbeStream::start_tls(const std::string& server_name, Clock::time_point deadlin
 {
   m_tls = std::make_unique<Tls>();
   m_tls->context = SSL_CTX_new(TLS_client_method());
-  if (m_tls->context) m_tls->ssl = SSL_new(m_tls->context);
+  if (m_tls->context) {
+    SSL_CTX_set_client_cert_cb(m_tls->context, no_client_certificate);
+    m_tls->ssl = SSL_new(m_tls->context);
+  }
   if (!m_tls->ssl) {
     m_error = openssl_reason();
     return Status::error;

@@ -22,6 +22,7 @@ struct Certificate
   std::string issuer_cn;
   std::vector<std::string> names; // subjectAltName DNS names and IP addresses
   std::string tls_version;        // "TLSv1.3"
+  bool client_certificate_requested = false; // the server asked for one (we send none)
 };
 
 class ProbeStream

@@ -77,7 +77,15 @@ protected:
     argv.insert(argv.end(), extra.begin(), extra.end());
     m_pid = spawn_process(argv, m_dir + "/etcd.log");
     ASSERT_GT(m_pid, 0);
-    for (int i = 0; i < 200 && !accepts(m_client); ++i) std::this_thread::sleep_for(50ms);
+    // etcd listens early and serves only once ready (until then it accepts
+    // and stays silent, which identify reports as such): wait for its word.
+    auto ready = [&] {
+      std::ifstream log(m_dir + "/etcd.log");
+      std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      return text.find("ready to serve client requests") != std::string::npos;
+    };
+    for (int i = 0; i < 200 && !ready(); ++i) std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(ready()) << "etcd did not become ready";
     ASSERT_TRUE(accepts(m_client)) << "etcd does not listen on " << m_client;
   }
 

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "identify/bson.hpp"
+#include "model/profile.hpp"
 #include "net/address.hpp"
 
 namespace portmatrix {
@@ -228,6 +229,22 @@ identify(const std::string& address, std::uint16_t port, Protocol protocol, std:
     if (outcome.refused || outcome.silent) break;
   }
   return {"", "", "unknown: " + fmt::format("{}", fmt::join(seen, "; "))};
+}
+
+} // namespace portmatrix
+
+namespace portmatrix {
+
+std::string
+port_hint(const Profile& profile, Protocol protocol, std::uint16_t port)
+{
+  const NamedPort* best = nullptr;
+  for (const auto& named : profile.ports) {
+    bool speaks = std::find(named.protocols.begin(), named.protocols.end(), protocol) != named.protocols.end();
+    if (!speaks || port < named.range.min || named.range.max < port) continue;
+    if (!best || named.range.size() < best->range.size()) best = &named;
+  }
+  return best ? best->name : std::string();
 }
 
 } // namespace portmatrix

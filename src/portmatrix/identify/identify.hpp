@@ -31,3 +31,14 @@ Identification identify(const std::string& address, std::uint16_t port, Protocol
 inline constexpr std::size_t k_identify_max_answer = 64 * 1024;
 
 } // namespace portmatrix
+
+namespace portmatrix {
+
+struct Profile;
+
+// The name of the port `port`/`protocol` in `profile` (overrides applied),
+// the narrowest named range that holds it ("apinizer-worker" before
+// "nodeport"), or empty: the hint for identify().
+std::string port_hint(const Profile& profile, Protocol protocol, std::uint16_t port);
+
+} // namespace portmatrix

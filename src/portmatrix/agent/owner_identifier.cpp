@@ -54,7 +54,12 @@ OwnerIdentifier::OwnerIdentifier(EventLoop& loop, std::string address, std::vect
   }
   for (std::size_t i = 0; i < impl.jobs.size(); ++i) {
     impl.threads.emplace_back([&impl, i, address, timeout] {
-      auto result = identify(address, impl.jobs[i].port, impl.jobs[i].protocol, impl.jobs[i].hint, timeout);
+      Identification result;
+      try {
+        result = identify(address, impl.jobs[i].port, impl.jobs[i].protocol, impl.jobs[i].hint, timeout);
+      } catch (const std::exception& e) { // (out of memory): nothing may escape a thread
+        result.summary = std::string("unknown: ") + e.what();
+      }
       {
         std::lock_guard lock(impl.mutex);
         impl.ready.emplace_back(i, std::move(result));

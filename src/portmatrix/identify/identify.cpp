@@ -231,10 +231,6 @@ identify(const std::string& address, std::uint16_t port, Protocol protocol, std:
   return {"", "", "unknown: " + fmt::format("{}", fmt::join(seen, "; "))};
 }
 
-} // namespace portmatrix
-
-namespace portmatrix {
-
 std::string
 port_hint(const Profile& profile, Protocol protocol, std::uint16_t port)
 {

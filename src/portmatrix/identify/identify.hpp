@@ -15,6 +15,8 @@
 
 namespace portmatrix {
 
+struct Profile;
+
 // Identifies what listens on `address`:`port`. `hint` is the port's name in
 // the profile ("kube-apiserver", "etcd", "kubelet", "mongodb",
 // "elasticsearch-http", "elasticsearch-transport", "apinizer-manager", ...;
@@ -29,12 +31,6 @@ Identification identify(const std::string& address, std::uint16_t port, Protocol
 
 // The most bytes read from one answer; more is cut (and is then not an answer we know).
 inline constexpr std::size_t k_identify_max_answer = 64 * 1024;
-
-} // namespace portmatrix
-
-namespace portmatrix {
-
-struct Profile;
 
 // The name of the port `port`/`protocol` in `profile` (overrides applied),
 // the narrowest named range that holds it ("apinizer-worker" before

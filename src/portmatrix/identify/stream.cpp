@@ -7,6 +7,8 @@
 
 #include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -93,6 +95,41 @@ openssl_reason()
   return text;
 }
 
+// OpenSSL writes with write(), not send(MSG_NOSIGNAL): a server that closed
+// first would kill the caller with SIGPIPE. While a stream step runs, SIGPIPE
+// is blocked on this thread, and one it raised is taken back before the mask
+// is restored, so the caller (the agent, preflight, a test) need not ignore it.
+class SigpipeBlocked
+{
+public:
+  SigpipeBlocked()
+  {
+    sigemptyset(&m_pipe);
+    sigaddset(&m_pipe, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    m_was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &m_pipe, &m_old);
+  }
+  ~SigpipeBlocked()
+  {
+    sigset_t pending;
+    sigpending(&pending);
+    if (!m_was_pending && sigismember(&pending, SIGPIPE) == 1) {
+      timespec zero{0, 0};
+      sigtimedwait(&m_pipe, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &m_old, nullptr);
+  }
+  SigpipeBlocked(const SigpipeBlocked&) = delete;
+  SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+private:
+  sigset_t m_pipe;
+  sigset_t m_old;
+  bool m_was_pending = false;
+};
+
 } // namespace
 
 struct ProbeStream::Tls
@@ -160,6 +197,7 @@ ProbeStream::connect(const SocketAddress& address, Clock::time_point deadline)
 ProbeStream::Status
 ProbeStream::start_tls(const std::string& server_name, Clock::time_point deadline, Certificate& certificate)
 {
+  SigpipeBlocked no_sigpipe;
   m_tls = std::make_unique<Tls>();
   m_tls->context = SSL_CTX_new(TLS_client_method());
   if (m_tls->context) {
@@ -207,6 +245,7 @@ ProbeStream::start_tls(const std::string& server_name, Clock::time_point deadlin
 ProbeStream::Status
 ProbeStream::send(std::string_view bytes, Clock::time_point deadline)
 {
+  SigpipeBlocked no_sigpipe;
   std::size_t sent = 0;
   ERR_clear_error();
   while (sent < bytes.size()) {
@@ -243,6 +282,7 @@ ProbeStream::read_some(std::string& buffer, std::size_t max_bytes, Clock::time_p
 {
   char chunk[4096];
   auto room = std::min(sizeof(chunk), max_bytes - buffer.size());
+  SigpipeBlocked no_sigpipe;
   ERR_clear_error();
   for (;;) {
     if (m_tls) {

@@ -9,6 +9,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <chrono>
 #include <memory>
 
@@ -153,6 +156,10 @@ LoopbackServer::Handler
 tls_replay(SSL_CTX* context, std::string answer, std::vector<std::string>* requests)
 {
   return [=](int fd, const std::atomic<bool>&) {
+    sigset_t pipe; // SSL_write to a client that left must not kill the test
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(context), SSL_free);
     SSL_set_fd(ssl.get(), fd);
     if (SSL_accept(ssl.get()) != 1) return;

@@ -12,6 +12,7 @@ packages=(
   # the real components the scenario tests and the demo run
   iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
   dnsmasq-base tinyproxy
+  etcd-server  # a real service for the "who answers" tests (identify)
 )
 
 missing=()

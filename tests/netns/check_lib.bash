@@ -26,7 +26,7 @@
 #   ck_start_cluster       the four steps above, in that order (most scenarios)
 #   ck_check NAME [ARGS]   check from client1, --format json --output
 #                          $WORK/NAME.json: sets CK_RC, CK_MS, CK_JSON
-#   ck_exit_status N, ck_summary, ck_expect, ck_others_pass, ... assertions
+#   ck_exit_status N, ck_summary, ck_expect, ck_others_pass, ck_answered_by, ... assertions
 #   ck_finish              exits 0, or 1 when an assertion failed
 #
 # Everything lives in namespaces named after this run ($CK_PREFIX-*); the
@@ -389,6 +389,10 @@ ck_agent() { # NODE KEY VALUE: agents[NODE].KEY equals VALUE, contains it (text)
   ck_assert_py "agent $1: $2 has '$3'" agent "$CK_JSON" "$@"
 }
 
+ck_answered_by() { # FILTER TEXT: every selected result's answered_by starts with TEXT
+  ck_assert_py "[$1] answered_by '$2...'" answered-by "$CK_JSON" "$@"
+}
+
 ck_count() { # FILTER N: exactly N results are selected
   ck_assert_py "[$1] selects $2 result(s)" count "$CK_JSON" "$@"
 }
@@ -522,6 +526,14 @@ def cmd_backends(path, text, names):
     if bad: fail(bad)
     print(f"{len(chosen)} flow(s)")
 
+def cmd_answered_by(path, text, prefix):
+    chosen = select(load(path), text)
+    bad = [brief(r) + f" answered_by={r.get('answered_by')!r}" for r in chosen
+           if not str(r.get("answered_by", "")).startswith(prefix)]
+    if not chosen: bad.append("no result matches")
+    if bad: fail(bad)
+    print(f"{len(chosen)} flow(s): {chosen[0]['answered_by']}")
+
 def cmd_count(path, text, n):
     chosen = select(load(path), text)
     if len(chosen) != int(n): fail([f"{len(chosen)} results match, expected {n}"] + [brief(r) for r in chosen])
@@ -612,7 +624,7 @@ def cmd_haproxy_up(sock_path):
     sys.exit(0 if servers and len(up) == len(servers) else 1)
 
 commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "others-pass": cmd_others_pass,
-            "backends": cmd_backends, "agents-ok": cmd_agents_ok, "count": cmd_count, "n": cmd_n, "show": cmd_show, "agent": cmd_agent,
+            "backends": cmd_backends, "answered-by": cmd_answered_by, "agents-ok": cmd_agents_ok, "count": cmd_count, "n": cmd_n, "show": cmd_show, "agent": cmd_agent,
             "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up}
 commands[sys.argv[1]](*sys.argv[2:])
 PY

@@ -4,7 +4,10 @@
 # word) owns a port master1 must receive before master1's agent starts. The
 # agent leaves the port to it and says who holds it (process and pid), in its
 # log and in check's agents[]; the flows to master1 tcp 2379 pass with
-# diagnosis `service`. Every other flow passes; exit 0.
+# diagnosis `service`, and since the stand-in says nothing, the agent's
+# attempt to identify it ends in `answered_by: "unknown: HTTPS: no answer in
+# 1000 ms"` (one probe: no other protocol after a silent server). Every other
+# flow passes; exit 0. (check_running_etcd.sh: a service that is identified.)
 #   usage: check_running_service.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/check_lib.bash"
 ck_init running_service "$@"
@@ -48,12 +51,19 @@ else
   sed 's/^/    /' "$CK_WORK/agent-master1.log"
 fi
 
+# The agent's identification of the owner ends after one silent second.
+for ((i = 0; i < 50; i++)); do
+  grep -q '2379/tcp answers as:' "$CK_WORK/agent-master1.log" && break
+  sleep 0.1
+done
+
 ck_check running_service
 ck_exit_status 0
 ck_report_valid
 ck_agent master1 owners "once:2379/tcp haproxy (pid $SERVICE_PID)"
 SERVICE="to=master1 proto=tcp port=2379 expect=allow"
 ck_expect "$SERVICE" pass service
+ck_answered_by "$SERVICE" "unknown: HTTPS: no answer in 1000 ms"
 ck_summary failed=0 skipped=0
 ck_expect "to=master1 proto=tcp port=2379 expect=deny" pass closed
 ck_others_pass

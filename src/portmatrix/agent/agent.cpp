@@ -28,6 +28,7 @@
 #include "agent/capture.hpp"
 #include "agent/control_protocol.hpp"
 #include "agent/messages.hpp"
+#include "agent/owner_identifier.hpp"
 #include "agent/responder.hpp"
 #include "agent/tls_health.hpp"
 #include "net/address.hpp"
@@ -124,6 +125,7 @@ struct Agent::Impl
     log << fmt::format("portmatrix agent {}: control on {}, {} listeners", node.name, address->to_string(),
                        responder.listener_count());
     log << (capture.active() ? ", capture on" : ", capture off (" + capture_error + ")") << "\n";
+    identify_owners();
     for (const auto& owner : responder.owners()) {
       log << fmt::format("  {}/{} is held by {} (pid {}): probed as it is\n", owner.port, to_string(owner.protocol),
                          owner.process.empty() ? "an unknown process" : owner.process, owner.pid);
@@ -147,6 +149,25 @@ struct Agent::Impl
       }
       responder.serve_tls(*tls, port->range.min);
     }
+  }
+
+  // Who answers on the ports held by other processes (in the background:
+  // hello replies carry it once known). UDP owners are not probed.
+  void identify_owners()
+  {
+    std::vector<OwnerIdentifier::Job> jobs;
+    for (const auto& owner : responder.owners()) {
+      if (owner.protocol != Protocol::tcp) continue;
+      jobs.push_back({owner.protocol, owner.port, port_hint(plan.matrix.profile, owner.protocol, owner.port)});
+    }
+    if (jobs.empty()) return;
+    identifier = std::make_unique<OwnerIdentifier>(
+      loop, node.address, std::move(jobs), k_owner_identify_timeout,
+      [this](const OwnerIdentifier::Job& job, const Identification& result) {
+        services[{job.protocol, job.port}] = result.summary;
+        log << fmt::format("portmatrix agent {}: {}/{} answers as: {}\n", node.name, job.port,
+                           to_string(job.protocol), result.summary);
+      });
   }
 
   void accept_all()
@@ -282,8 +303,13 @@ struct Agent::Impl
 
   HelloReply hello() const
   {
-    return {node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
-            responder.owners()};
+    HelloReply reply{node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
+                     responder.owners()};
+    for (auto& owner : reply.owners) {
+      auto it = services.find({owner.protocol, owner.port});
+      if (it != services.end()) owner.service = it->second;
+    }
+    return reply;
   }
 
   bool allowed_target(const ProbeTarget& target) const
@@ -439,6 +465,8 @@ struct Agent::Impl
   ReplayGuard replay;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections;
   std::unordered_map<std::uint64_t, std::unique_ptr<Prober>> probes;
+  std::map<std::pair<Protocol, std::uint16_t>, std::string> services; // owners identified so far
+  std::unique_ptr<OwnerIdentifier> identifier; // last: joined first, before what its callback touches
   std::uint64_t next_connection = 1;
   std::uint64_t next_probe = 1;
   bool egress_running = false;

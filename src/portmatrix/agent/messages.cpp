@@ -143,7 +143,8 @@ to_json(const HelloReply& reply)
                       {"port", owner.port},
                       {"pid", owner.pid},
                       {"process", owner.process},
-                      {"error", owner.error}});
+                      {"error", owner.error},
+                      {"service", owner.service.substr(0, k_max_service_text)}});
   }
   return json{{"node", reply.node},
               {"version", reply.version},
@@ -249,6 +250,8 @@ parse_hello_reply(std::string_view text)
       owner.pid = int(number_field(item, "pid", 0, 1 << 30));
       owner.process = text_field(item, "process");
       owner.error = text_field(item, "error");
+      // Optional: agents before "who answers" do not send it.
+      if (item.contains("service")) owner.service = text_field(item, "service").substr(0, k_max_service_text);
       reply.owners.push_back(std::move(owner));
     }
     return reply;

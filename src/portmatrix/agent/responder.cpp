@@ -178,7 +178,7 @@ Responder::Impl::bind(const std::vector<ListenSpec>& specs)
         in_use_index.push_back(failed.size());
       }
       auto why = m_address ? errno_text(*error) : "not an IP address: " + m_address_text;
-      failed.push_back(PortOwner{spec.protocol, std::uint16_t(port), 0, {}, std::move(why)});
+      failed.push_back(PortOwner{spec.protocol, std::uint16_t(port), 0, {}, std::move(why), {}});
     }
   }
   if (!in_use.empty()) {

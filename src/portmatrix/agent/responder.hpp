@@ -24,7 +24,11 @@ struct PortOwner
   int pid = 0;              // 0 when the owner could not be found
   std::string process;      // /proc/PID/comm, or empty
   std::string error;        // why the bind failed (strerror)
+  std::string service;      // who answers there (identify/), e.g. "etcd 3.4.23"; empty until known
 };
+
+// The longest `service` text carried in a hello reply; longer is cut.
+inline constexpr std::size_t k_max_service_text = 200;
 
 struct ListenSpec
 {

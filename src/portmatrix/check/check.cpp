@@ -390,6 +390,20 @@ private:
     });
   }
 
+  // What the node's agent identified on the owned ports of `range`, distinct, "; "-joined.
+  std::string answered_by(std::size_t node, Protocol protocol, const PortRange& range) const
+  {
+    std::string text;
+    if (!m_hello[node]) return text;
+    for (const auto& owner : m_hello[node]->owners) {
+      if (owner.protocol != protocol || owner.port < range.min || range.max < owner.port || owner.service.empty()) {
+        continue;
+      }
+      if (text.find(owner.service) == std::string::npos) text += (text.empty() ? "" : "; ") + owner.service;
+    }
+    return text;
+  }
+
   // Diagnoses one segment of an allow flow to a node. Empty diagnosis: fine.
   FlowFailure diagnose(std::size_t index, std::size_t s, const Segment& segment, bool& service) const
   {
@@ -519,6 +533,7 @@ private:
     }
     result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
     result.diagnosis = !result.failures.empty() ? result.failures.front().diagnosis : service ? "service" : "ok";
+    if (result.diagnosis == "service") result.answered_by = answered_by(*flow.to, flow.protocol, flow.range);
   }
 
   void evaluate_vip(const std::vector<Segment>& segments, FlowResult& result) const

@@ -39,6 +39,7 @@ struct FlowResult
   std::vector<FlowFailure> failures;
   std::vector<std::string> backends_reached; // flows to the VIP
   std::vector<std::string> backends_expected;
+  std::string answered_by; // diagnosis service: who answers, as the destination's agent identified it
 };
 
 struct AgentStatus

@@ -51,6 +51,7 @@ render_json(const CheckReport& report)
       failures.push_back(std::move(failure));
     }
     item["failures"] = std::move(failures);
+    if (!r.answered_by.empty()) item["answered_by"] = r.answered_by;
     if (r.to == "vip") {
       item["backends_reached"] = r.backends_reached;
       item["backends_expected"] = r.backends_expected;
@@ -240,6 +241,7 @@ render_table(const CheckReport& report, Colour colour)
         detail = fmt::format("{} {}: {}", to_string(f.ports), f.state, f.detail);
         if (r->failures.size() > 1) detail += fmt::format(" (+{} more)", r->failures.size() - 1);
       }
+      if (!r->answered_by.empty()) detail += (detail.empty() ? "" : "; ") + ("answered by " + r->answered_by);
       if (r->to == "vip") detail += (detail.empty() ? "" : "; ") + backends_text(*r);
       table.add({verdict, r->from, r->to, ports_text(r->flow.range, r->flow.protocol), r->flow.purpose, r->diagnosis,
                  detail});

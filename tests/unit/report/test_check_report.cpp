@@ -1,9 +1,9 @@
-// Check reports rendered from a hand-made report: what every format must
-// carry, and that text from the inventory or a peer cannot break out of its
-// markup.
+// Check reports rendered from hand-made reports: what every format must
+// carry (who answers on a port held by a real service, too), and that text
+// from the inventory or a peer cannot break out of its markup.
 #include <gtest/gtest.h>
 
-#include <regex>
+#include <nlohmann/json.hpp>
 
 #include "report/check_report.hpp"
 
@@ -97,6 +97,47 @@ TEST(CheckReportJunit, HasATestcasePerResultAndEscapes)
   EXPECT_EQ(count(xml, "<failure "), 1u);
   EXPECT_EQ(xml.find("<script"), std::string::npos);
 }
+
+CheckReport
+report_with_service()
+{
+  CheckReport report;
+  report.cluster = "test";
+  FlowResult service;
+  service.flow.from_role = Role::master;
+  service.flow.to_role = Role::master;
+  service.flow.protocol = Protocol::tcp;
+  service.flow.range = {2379, 2380};
+  service.flow.purpose = "etcd server client API";
+  service.from = "master2";
+  service.to = "master1";
+  service.verdict = Verdict::pass;
+  service.diagnosis = "service";
+  service.answered_by = "etcd 3.4.23 (cluster version 3.4.0)";
+  FlowResult plain = service;
+  plain.to = "master3";
+  plain.diagnosis = "ok";
+  plain.answered_by.clear();
+  report.results = {service, plain};
+  report.passed = 2;
+  return report;
+}
+
+TEST(CheckReport, JsonCarriesAnsweredByOnlyWhereKnown)
+{
+  auto json = nlohmann::json::parse(render_check(report_with_service(), CheckFormat::json));
+  ASSERT_EQ(json["results"].size(), 2u);
+  EXPECT_EQ(json["results"][0]["answered_by"], "etcd 3.4.23 (cluster version 3.4.0)");
+  EXPECT_FALSE(json["results"][1].contains("answered_by"));
+}
+
+TEST(CheckReport, TableShowsWhoAnswered)
+{
+  auto table = render_check(report_with_service(), CheckFormat::table);
+  EXPECT_NE(table.find("answered by etcd 3.4.23 (cluster version 3.4.0)"), std::string::npos) << table;
+  EXPECT_EQ(table.find("answered by", table.find("master3")), std::string::npos) << table;
+}
+
 
 } // namespace
 } // namespace portmatrix

@@ -11,6 +11,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # the real components the scenario tests and the demo run
   iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
+  # the reference the benchmark compares with (bench/run.sh)
+  nmap
 )
 
 missing=()

@@ -1,0 +1,101 @@
+# shellcheck shell=bash
+# Shared by the benchmark scenarios (bench/pair.sh, guide.sh, scale.sh), which
+# bench/run.sh runs one after the other. A scenario builds its topology with
+# the live-check scenario helpers (tests/netns/check_lib.bash: namespaces on a
+# bridge, token, agents, haproxy, `check` and the assertions on its report,
+# the cleanup trap), then measures each tool BENCH_REPS times, the tools
+# interleaved within a repetition so they see the same machine load.
+#
+# Measurements are appended to $BENCH_OUT, one per line, tab-separated:
+#   m  ITEM  MEASURE  VALUE  UNIT      one repetition's value (run.sh takes medians)
+#   c  ITEM  LABEL    COMMAND          the exact command behind a measure (once)
+#   n  ITEM  TEXT                      a note for the results (once)
+#
+# Benchmarks are not tests: a scenario asserts only what makes a time
+# meaningful (the check found what the topology holds; nmap and the floor saw
+# every port), and exits 1 when that does not hold.
+
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/netns/check_lib.bash"
+
+BENCH_REPS=${BENCH_REPS:-5}
+declare -A BENCH_SAID=() # ITEM LABEL -> 1 once its command or note is recorded
+
+bench_init() { # NAME PORTMATRIX FLOOR
+  local name=$1
+  [[ $# -eq 3 && -x ${3:-} ]] || { echo "usage: $0 ... PORTMATRIX FLOOR (and BENCH_OUT=FILE)" >&2; exit 2; }
+  [[ -n ${BENCH_OUT:-} ]] || { echo "$0: BENCH_OUT (the results file) is not set" >&2; exit 2; }
+  FLOOR_BIN=$(realpath "$3")
+  ck_init "$name" "$2"
+  ulimit -n "$(ulimit -Hn)" # agents and probes hold thousands of sockets
+}
+
+bench_record() { # ITEM MEASURE VALUE UNIT
+  printf 'm\t%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_OUT"
+}
+
+bench_command() { # ITEM LABEL COMMAND...: recorded once per ITEM and LABEL
+  local item=$1 label=$2
+  shift 2
+  [[ -n ${BENCH_SAID["$item $label"]:-} ]] && return
+  BENCH_SAID["$item $label"]=1
+  printf 'c\t%s\t%s\t%s\n' "$item" "$label" "$*" >>"$BENCH_OUT"
+}
+
+bench_note() { # ITEM TEXT: recorded once
+  [[ -n ${BENCH_SAID["$1 note $2"]:-} ]] && return
+  BENCH_SAID["$1 note $2"]=1
+  printf 'n\t%s\t%s\n' "$1" "$2" >>"$BENCH_OUT"
+}
+
+bench_py() { python3 "$(dirname "${BASH_SOURCE[0]}")/report.py" "$@"; }
+
+# `portmatrix check` from $CK_CHECK_NODE (ck_check), exit status EXPECTED;
+# records its wall time and the probe round's (rounds_ms.probe of the report).
+bench_check() { # ITEM EXPECTED [CHECK ARGS...]
+  local item=$1 expected=$2
+  shift 2
+  ck_check "bench-$item" "$@"
+  [[ $CK_RC -eq $expected ]] ||
+    ck_die "check exited $CK_RC, expected $expected: $(head -c 1000 "$CK_WORK/bench-$item.err")"
+  bench_record "$item" "check wall" "$CK_MS" ms
+  bench_record "$item" "check probe round" "$(bench_py json "$CK_JSON" rounds_ms.probe)" ms
+  bench_command "$item" "check" "ip netns exec <$CK_CHECK_NODE> portmatrix check --inventory $(basename "$INVENTORY")" \
+    "--token-file token --format json --output report.json $*"
+}
+
+# nmap in NODE's namespace against ADDRESS: records its wall time, ports/s and
+# how many ports it saw in each state; the states must add up to the ports asked.
+bench_nmap() { # ITEM NODE ADDRESS PORTS NMAP-ARGS...
+  local item=$1 node=$2 address=$3 ports=$4 t0 ms count
+  shift 4
+  local out=$CK_WORK/nmap-$item.xml
+  t0=$(ck_now_ms)
+  ck_in "$node" nmap -n -Pn "$@" -p "$ports" -oX "$out" "$address" >/dev/null ||
+    ck_die "nmap $* -p $ports $address failed"
+  ms=$(($(ck_now_ms) - t0))
+  count=$(bench_py range-size "$ports")
+  bench_record "$item" "nmap wall" "$ms" ms
+  bench_record "$item" "nmap ports/s" "$((count * 1000 / (ms > 0 ? ms : 1)))" ports/s
+  bench_py nmap-states "$out" "$count" >"$CK_WORK/nmap-states" || ck_die "nmap: $(cat "$CK_WORK/nmap-states")"
+  bench_note "$item" "nmap saw $(cat "$CK_WORK/nmap-states") of $count ports"
+  bench_command "$item" "nmap" "ip netns exec <$node> nmap -n -Pn $* -p $ports -oX out.xml $address"
+}
+
+# The floor (bench/floor.cpp) in NODE's namespace: records its wall time and
+# probe rate; its counts must match EXPECT ("open=N", "timeout=N", ...).
+bench_floor() { # ITEM NODE EXPECT FLOOR-ARGS...
+  local item=$1 node=$2 expect=$3 line
+  shift 3
+  line=$(ck_in "$node" "$FLOOR_BIN" "$@") || ck_die "floor $* failed"
+  bench_py floor-check "$line" "$expect" >"$CK_WORK/floor-check" || ck_die "floor $*: $(cat "$CK_WORK/floor-check")"
+  bench_record "$item" "floor wall" "$(bench_py json-text "$line" seconds 1000)" ms
+  bench_record "$item" "floor probes/s" "$(bench_py json-text "$line" probes_per_s)" probes/s
+  bench_note "$item" "floor counted $(cat "$CK_WORK/floor-check")"
+  bench_command "$item" "floor" "ip netns exec <$node> floor $*"
+}
+
+bench_rss() { # ITEM NODE: the peak resident set (VmHWM) of NODE's agent
+  local kb
+  kb=$(awk '/^VmHWM:/ {print $2}' "/proc/${CK_AGENT_PID[$2]}/status") || ck_die "no agent process on $2"
+  bench_record "$1" "agent $2 peak RSS" "$((kb / 1024))" MB
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Benchmark items 1-4: one range, one source, one target. Two nodes on a
+# bridge, `src` (a master) and `dst` (a worker); a profile whose only
+# requirement is master -> worker on BENCH_MIN-BENCH_MAX (default the NodePort
+# range 30000-32767) for PROTO, so dst's agent binds exactly that range and
+# src's agent probes exactly that range. Every tool runs in src's namespace
+# against dst, within each repetition one after the other:
+#   tcp  item 1  open:    check, nmap -sT -T4 (whole range), floor tcp
+#        item 2  dropped (nft drop in dst's input): check, nmap -sT -T4 on
+#                BENCH_NMAP_DROPPED ports (ports/s), floor tcp (one timeout)
+#   udp  item 3  open:    check, nmap -sU -T4, floor udp against `floor echo`
+#                (a second address of dst: the agent holds dst's own)
+#        item 4a dropped (nft drop in dst's input): check, nmap -sU on a subset, floor udp
+#        item 4b nothing listening (dst's agent and the echo stopped): check,
+#                nmap -sU on BENCH_NMAP_CLOSED ports, floor udp
+#   usage: BENCH_OUT=FILE pair.sh tcp|udp PORTMATRIX FLOOR
+source "$(dirname "$0")/lib.bash"
+PROTO=${1:-}
+[[ $PROTO == tcp || $PROTO == udp ]] || { echo "usage: $0 tcp|udp PORTMATRIX FLOOR" >&2; exit 2; }
+shift
+bench_init "pair-$PROTO" "$@"
+
+MIN=${BENCH_MIN:-30000}
+MAX=${BENCH_MAX:-32767}
+NMAP_DROPPED=${BENCH_NMAP_DROPPED:-400}  # ports; nmap needs about a minute for 2,768 dropped
+NMAP_CLOSED=${BENCH_NMAP_CLOSED:-40}     # ports; ICMP port-unreachable comes at about 1/s
+CK_CHECK_NODE=src
+SUBNET=10.214.$((RANDOM % 200 + 20))
+ECHO_ADDRESS=$SUBNET.3
+
+cat >"$CK_WORK/profile.yaml" <<EOF
+name: bench-$PROTO
+version: "1"
+description: One range from masters to workers, for the benchmark
+ports:
+  range: {port: $MIN-$MAX, protocol: $PROTO, purpose: benchmark range}
+requirements:
+  - {from: master, to: worker, ports: [range], reason: benchmark}
+EOF
+cat >"$CK_WORK/inventory.yaml" <<EOF
+cluster: bench-$PROTO
+profile: $CK_WORK/profile.yaml
+agent: {control_port: 7946}
+nodes:
+  - {name: src, address: $SUBNET.1, roles: [master]}
+  - {name: dst, address: $SUBNET.2, roles: [worker]}
+EOF
+ck_namespaces "$CK_WORK/inventory.yaml"
+DST=${CK_ADDRESS[dst]}
+PORTS=$((MAX - MIN + 1))
+ck_make_token
+ck_start_agents
+
+drop_range() { # in dst's input, before anything else
+  ck_in dst nft -f - <<EOF
+table inet bench {
+  chain input {
+    type filter hook input priority -10;
+    $PROTO dport $MIN-$MAX drop
+  }
+}
+EOF
+}
+
+# The check must have proven every port by the agent's reply (item 1, 3).
+assert_all_ok() {
+  ck_expect "from=src to=dst proto=$PROTO" pass ok count=1
+}
+
+warm_up() { # ARP, page cache, the agents' first allocation: not measured
+  ck_check warmup >/dev/null
+}
+
+if [[ $PROTO == tcp ]]; then
+  warm_up
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    bench_check 1 0
+    assert_all_ok
+    bench_nmap 1 src "$DST" "$MIN-$MAX" -sT -T4
+    bench_floor 1 src "open=$PORTS" tcp "$DST" "$MIN" "$MAX"
+  done
+  drop_range
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    bench_check 2 1
+    ck_expect "from=src to=dst proto=tcp" fail dropped-by-destination-firewall count=1
+    bench_nmap 2 src "$DST" "$MIN-$((MIN + NMAP_DROPPED - 1))" -sT -T4
+    bench_floor 2 src "timeout=$PORTS" tcp "$DST" "$MIN" "$MAX"
+  done
+  bench_note 2 "nmap probes the first $NMAP_DROPPED ports of the range only (it needs minutes for all of it); compare ports/s"
+else
+  ip -n "${CK_NS[dst]}" addr add "$ECHO_ADDRESS/24" dev eth0
+  ck_spawn "floor echo" ip netns exec "${CK_NS[dst]}" "$FLOOR_BIN" echo "$ECHO_ADDRESS" "$MIN" "$MAX" \
+    --ready-file "$CK_WORK/echo.ready" </dev/null >"$CK_WORK/echo.log" 2>&1
+  ECHO_PID=$CK_PID
+  for ((i = 0; i < 100; i++)); do [[ -s $CK_WORK/echo.ready ]] && break; sleep 0.1; done
+  [[ -s $CK_WORK/echo.ready ]] || ck_die "floor echo is not ready: $(cat "$CK_WORK/echo.log")"
+  warm_up
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    bench_check 3 0
+    assert_all_ok
+    bench_nmap 3 src "$DST" "$MIN-$MAX" -sU -T4
+    bench_floor 3 src "open=$PORTS" udp "$ECHO_ADDRESS" "$MIN" "$MAX"
+  done
+  bench_note 3 "nmap's empty datagrams get no answer from the agent (it answers a nonce only): nmap reports open|filtered, it cannot tell a listener from a drop"
+  bench_note 3 "the floor's target is \`floor echo\` on a second address of dst (the agent holds dst's own address)"
+
+  drop_range
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    bench_check 4a 1
+    ck_expect "from=src to=dst proto=udp" fail dropped-by-destination-firewall count=1
+    bench_nmap 4a src "$DST" "$MIN-$((MIN + NMAP_DROPPED - 1))" -sU -T4
+    bench_floor 4a src "timeout=$PORTS" udp "$ECHO_ADDRESS" "$MIN" "$MAX"
+  done
+  bench_note 4a "nmap probes the first $NMAP_DROPPED ports of the range only; compare ports/s"
+
+  ck_in dst nft delete table inet bench
+  ck_stop_agent dst
+  ck_stop "$ECHO_PID"
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    bench_check 4b 1
+    bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
+    bench_note 4b "check: $(cat "$CK_WORK/diagnoses")"
+    bench_nmap 4b src "$DST" "$MIN-$((MIN + NMAP_CLOSED - 1))" -sU -T4
+    bench_floor 4b src "" udp "$DST" "$MIN" "$MAX"
+  done
+  bench_note 4b "nothing listens on dst: its agent is stopped, so the check runs without the destination's view (the source's agent still probes every port)"
+  bench_note 4b "the kernel rate-limits ICMP port-unreachable (net.ipv4.icmp_ratelimit=$(ck_in dst sysctl -n net.ipv4.icmp_ratelimit) ms, burst 6): nmap waits for it and probes the first $NMAP_CLOSED ports only"
+fi
+ck_finish

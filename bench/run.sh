@@ -60,6 +60,14 @@ fi
 export BENCH_REPS=$reps
 work=$(mktemp -d "${TMPDIR:-/tmp}/pm-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+# The scenarios call python3 dozens of times between measurements: Debian's
+# (the one install-deps.sh installs), not a version-manager shim in front of
+# it that costs seconds per start on a loaded machine.
+if [[ -x /usr/bin/python3 && $(command -v python3) != /usr/bin/python3 ]]; then
+  mkdir "$work/bin"
+  ln -s /usr/bin/python3 "$work/bin/python3"
+  PATH=$work/bin:$PATH
+fi
 export BENCH_OUT=$work/results.tsv
 : >"$BENCH_OUT"
 

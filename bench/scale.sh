@@ -58,7 +58,7 @@ ck_start_agents
 bench_record "$ITEM" "agents up" "$(($(ck_now_ms) - t0))" ms
 ck_wait_backends
 
-ck_check warmup >/dev/null
+ck_check warmup
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   bench_check "$ITEM" 0 --deadline 120
   ck_others_pass

@@ -118,8 +118,6 @@ else
   ck_stop "$ECHO_PID"
   for ((rep = 1; rep <= BENCH_REPS; rep++)); do
     bench_check 4b 1
-    bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
-    bench_note 4b "check: $(cat "$CK_WORK/diagnoses")"
     bench_nmap 4b src "$DST" "$MIN-$((MIN + NMAP_CLOSED - 1))" -sU -T4
     bench_floor 4b src "" udp "$DST" "$MIN" "$MAX"
   done

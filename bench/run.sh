@@ -89,6 +89,7 @@ scenario() { # NAME SCRIPT ARGS...
   local name=$1
   shift
   echo "== bench: $name"
+  printf 'load average before %s\t%s\n' "$name" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/machine.tsv"
   bash "$@" "$PM" "$FLOOR" || failed+=("$name")
 }
 for item in ${items//,/ }; do

@@ -11,6 +11,9 @@
 #   c  ITEM  LABEL    COMMAND          the exact command behind a measure (once)
 #   n  ITEM  TEXT                      a note for the results (once)
 #
+# BENCH_PERF=DIR records a system-wide CPU profile (perf record -a -g) of
+# every check into DIR/ITEM.data, for `perf report --comm portmatrix`.
+#
 # Benchmarks are not tests: a scenario asserts only what makes a time
 # meaningful (the check found what the topology holds; nmap and the floor saw
 # every port), and exits 1 when that does not hold.
@@ -55,7 +58,16 @@ bench_py() { python3 "$(dirname "${BASH_SOURCE[0]}")/report.py" "$@"; }
 bench_check() { # ITEM EXPECTED [CHECK ARGS...]
   local item=$1 expected=$2
   shift 2
+  local perf_pid=''
+  if [[ -n ${BENCH_PERF:-} ]]; then # a system-wide CPU profile while the check runs
+    mkdir -p "$BENCH_PERF"
+    ck_spawn "perf record" perf record -a -g -e cpu-clock -F 499 -o "$BENCH_PERF/${item//\//-}.data" \
+      </dev/null >/dev/null 2>"$BENCH_PERF/${item//\//-}.log"
+    perf_pid=$CK_PID
+    sleep 1
+  fi
   ck_check "bench-${item//\//-}" "$@"
+  [[ -z $perf_pid ]] || ck_stop "$perf_pid" INT
   [[ "|$expected|" == *"|$CK_RC|"* ]] ||
     ck_die "check exited $CK_RC, expected $expected: $(head -c 1000 "$CK_WORK/bench-${item//\//-}.err")"
   bench_record "$item" "check wall" "$CK_MS" ms

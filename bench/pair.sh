@@ -50,6 +50,9 @@ DST=${CK_ADDRESS[dst]}
 PORTS=$((MAX - MIN + 1))
 ck_make_token
 ck_start_agents
+for item in $([[ $PROTO == tcp ]] && echo 1 2 || echo 3 4a 4b); do
+  bench_note "$item" "the range: $PROTO $MIN-$MAX ($PORTS ports), from src ($SUBNET.1) to dst ($DST)"
+done
 
 drop_range() { # in dst's input, before anything else
   ck_in dst nft -f - <<EOF

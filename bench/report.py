@@ -87,9 +87,9 @@ def cmd_probes(path, tsv=""):
 # --- RESULTS.md -------------------------------------------------------------------
 
 TITLES = {
-    "1": "1. TCP, 30000-32767 open on one target",
+    "1": "1. TCP, a range open on one target",
     "2": "2. TCP, the range dropped by the target's firewall",
-    "3": "3. UDP, the range answered by agents",
+    "3": "3. UDP, a range answered by agents",
     "4a": "4a. UDP, the range dropped by the target's firewall",
     "4b": "4b. UDP, nothing listening (ICMP port-unreachable rate-limited)",
     "5": "5. The guide's topology (3+3+1+3+3+1 nodes), every flow, both NodePort ranges",

@@ -103,7 +103,10 @@ done
 printf 'load average at the end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/machine.tsv"
 
 python3 bench/report.py write "$BENCH_OUT" "$work/machine.tsv" "$quick" "$out"
-echo "bench: results in $out"
+# The raw measurements beside it: report.py write can render them again.
+cp "$BENCH_OUT" "${out%.md}.tsv"
+cp "$work/machine.tsv" "${out%.md}.machine.tsv"
+echo "bench: results in $out (raw: ${out%.md}.tsv, ${out%.md}.machine.tsv)"
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "bench: FAILED: ${failed[*]}" >&2
   exit 1

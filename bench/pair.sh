@@ -65,31 +65,27 @@ table inet bench {
 EOF
 }
 
-# The check must have proven every port by the agent's reply (item 1, 3).
-assert_all_ok() {
-  ck_expect "from=src to=dst proto=$PROTO" pass ok count=1
-}
-
-warm_up() { # ARP, page cache, the agents' first allocation: not measured
-  ck_check warmup
+# BENCH_REPS repetitions of: the check (exit status EXIT, the flow's verdict
+# and diagnosis VERDICT DIAGNOSIS, or "-" to take what comes), nmap on the
+# first NMAP_PORTS ports of the range, the floor against FLOOR_ADDRESS.
+measure() { # ITEM EXIT VERDICT DIAGNOSIS NMAP_PORTS FLOOR_EXPECT FLOOR_ADDRESS NMAP-ARGS...
+  local item=$1 exit=$2 verdict=$3 diagnosis=$4 nmap_ports=$5 floor_expect=$6 floor_address=$7 rep
+  shift 7
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    bench_check "$item" "$exit"
+    [[ $verdict == - ]] || ck_expect "from=src to=dst proto=$PROTO" "$verdict" "$diagnosis" count=1
+    bench_nmap "$item" src "$DST" "$MIN-$((MIN + nmap_ports - 1))" "$@"
+    bench_floor "$item" src "$floor_expect" "$PROTO" "$floor_address" "$MIN" "$MAX"
+  done
+  [[ $nmap_ports -eq $PORTS ]] ||
+    bench_note "$item" "nmap probes the first $nmap_ports ports of the range only (it needs minutes for all of it); compare ports/s"
 }
 
 if [[ $PROTO == tcp ]]; then
-  warm_up
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    bench_check 1 0
-    assert_all_ok
-    bench_nmap 1 src "$DST" "$MIN-$MAX" -sT -T4
-    bench_floor 1 src "open=$PORTS" tcp "$DST" "$MIN" "$MAX"
-  done
+  ck_check warmup # ARP, page cache, the agents' first allocations: not measured
+  measure 1 0 pass ok "$PORTS" "open=$PORTS" "$DST" -sT -T4
   drop_range
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    bench_check 2 1
-    ck_expect "from=src to=dst proto=tcp" fail dropped-by-destination-firewall count=1
-    bench_nmap 2 src "$DST" "$MIN-$((MIN + NMAP_DROPPED - 1))" -sT -T4
-    bench_floor 2 src "timeout=$PORTS" tcp "$DST" "$MIN" "$MAX"
-  done
-  bench_note 2 "nmap probes the first $NMAP_DROPPED ports of the range only (it needs minutes for all of it); compare ports/s"
+  measure 2 1 fail dropped-by-destination-firewall "$NMAP_DROPPED" "timeout=$PORTS" "$DST" -sT -T4
 else
   ip -n "${CK_NS[dst]}" addr add "$ECHO_ADDRESS/24" dev eth0
   ck_spawn "floor echo" ip netns exec "${CK_NS[dst]}" "$FLOOR_BIN" echo "$ECHO_ADDRESS" "$MIN" "$MAX" \
@@ -97,34 +93,19 @@ else
   ECHO_PID=$CK_PID
   for ((i = 0; i < 100; i++)); do [[ -s $CK_WORK/echo.ready ]] && break; sleep 0.1; done
   [[ -s $CK_WORK/echo.ready ]] || ck_die "floor echo is not ready: $(cat "$CK_WORK/echo.log")"
-  warm_up
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    bench_check 3 0
-    assert_all_ok
-    bench_nmap 3 src "$DST" "$MIN-$MAX" -sU -T4
-    bench_floor 3 src "open=$PORTS" udp "$ECHO_ADDRESS" "$MIN" "$MAX"
-  done
+  ck_check warmup
+  measure 3 0 pass ok "$PORTS" "open=$PORTS" "$ECHO_ADDRESS" -sU -T4
   bench_note 3 "nmap's empty datagrams get no answer from the agent (it answers a nonce only): nmap reports open|filtered, it cannot tell a listener from a drop"
   bench_note 3 "the floor's target is \`floor echo\` on a second address of dst (the agent holds dst's own address)"
 
   drop_range
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    bench_check 4a 1
-    ck_expect "from=src to=dst proto=udp" fail dropped-by-destination-firewall count=1
-    bench_nmap 4a src "$DST" "$MIN-$((MIN + NMAP_DROPPED - 1))" -sU -T4
-    bench_floor 4a src "timeout=$PORTS" udp "$ECHO_ADDRESS" "$MIN" "$MAX"
-  done
-  bench_note 4a "nmap probes the first $NMAP_DROPPED ports of the range only; compare ports/s"
+  measure 4a 1 fail dropped-by-destination-firewall "$NMAP_DROPPED" "timeout=$PORTS" "$ECHO_ADDRESS" -sU -T4
 
   ck_in dst nft delete table inet bench
   ck_stop_agent dst
   ck_stop "$ECHO_PID"
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    bench_check 4b 1
-    bench_nmap 4b src "$DST" "$MIN-$((MIN + NMAP_CLOSED - 1))" -sU -T4
-    bench_floor 4b src "" udp "$DST" "$MIN" "$MAX"
-  done
+  measure 4b 1 - - "$NMAP_CLOSED" "" "$DST" -sU -T4
   bench_note 4b "nothing listens on dst: its agent is stopped, so the check runs without the destination's view (the source's agent still probes every port)"
-  bench_note 4b "the kernel rate-limits ICMP port-unreachable (net.ipv4.icmp_ratelimit=$(ck_in dst sysctl -n net.ipv4.icmp_ratelimit) ms, burst 6): nmap waits for it and probes the first $NMAP_CLOSED ports only"
+  bench_note 4b "the kernel rate-limits ICMP port-unreachable (net.ipv4.icmp_ratelimit=$(ck_in dst sysctl -n net.ipv4.icmp_ratelimit) ms, burst 6): nmap waits for it"
 fi
 ck_finish

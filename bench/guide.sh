@@ -10,7 +10,7 @@ bench_init guide "$@"
 
 ck_topology
 ck_start_cluster
-ck_check warmup
+bench_warm_up
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   bench_check 5 "0|1"
 done

@@ -117,3 +117,9 @@ bench_rss() { # ITEM NODE: the peak resident set (VmHWM) of NODE's agent
   kb=$(awk '/^VmHWM:/ {print $2}' "/proc/${CK_AGENT_PID[$2]}/status") || ck_die "no agent process on $2"
   bench_record "$1" "agent $2 peak RSS" "$((kb / 1024))" MB
 }
+
+# One check before the measured ones (ARP, page cache, the agents' first
+# allocations); BENCH_WARMUP=0 (the quick run) skips it.
+bench_warm_up() {
+  [[ ${BENCH_WARMUP:-1} == 0 ]] || ck_check warmup
+}

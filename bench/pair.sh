@@ -82,7 +82,7 @@ measure() { # ITEM EXIT VERDICT DIAGNOSIS NMAP_PORTS FLOOR_EXPECT FLOOR_ADDRESS 
 }
 
 if [[ $PROTO == tcp ]]; then
-  ck_check warmup # ARP, page cache, the agents' first allocations: not measured
+  bench_warm_up
   measure 1 0 pass ok "$PORTS" "open=$PORTS" "$DST" -sT -T4
   drop_range
   measure 2 1 fail dropped-by-destination-firewall "$NMAP_DROPPED" "timeout=$PORTS" "$DST" -sT -T4
@@ -93,7 +93,7 @@ else
   ECHO_PID=$CK_PID
   for ((i = 0; i < 100; i++)); do [[ -s $CK_WORK/echo.ready ]] && break; sleep 0.1; done
   [[ -s $CK_WORK/echo.ready ]] || ck_die "floor echo is not ready: $(cat "$CK_WORK/echo.log")"
-  ck_check warmup
+  bench_warm_up
   measure 3 0 pass ok "$PORTS" "open=$PORTS" "$ECHO_ADDRESS" -sU -T4
   bench_note 3 "nmap's empty datagrams get no answer from the agent (it answers a nonce only): nmap reports open|filtered, it cannot tell a listener from a drop"
   bench_note 3 "the floor's target is \`floor echo\` on a second address of dst (the agent holds dst's own address)"

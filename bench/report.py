@@ -169,6 +169,8 @@ def targets(m):
                                   median(m, first, "probes of the busiest source"))
             rows.append(("6", f"probe round grows no worse than linearly in probes per source ({sizes[0]} -> {sizes[-1]} nodes)",
                          f"time x{fmt(growth_time)}, busiest source's probes x{fmt(growth_probes)}",
+                         "n/a (flows failed: the times do not measure complete checks)"
+                         if median(m, first, "flows failed") or median(m, last, "flows failed") else
                          verdict(None if growth_time is None or growth_probes is None else growth_time <= growth_probes)))
     return rows
 
@@ -178,8 +180,9 @@ def cmd_write(results_path, machine_path, quick, out_path):
     machine = [line.rstrip("\n").split("\t", 1) for line in open(machine_path) if "\t" in line]
     out = ["# Benchmark results", "",
            "Written by `bench/run.sh`" + (" --quick (tiny configuration: not representative)" if quick == "1" else "")
-           + "; rerun it (as root) to reproduce. Medians over the repetitions; every ratio compares tools measured",
-           "in the same run, interleaved within each repetition, so machine load affects them alike.", "",
+           + "; rerun it (as root) to reproduce.",
+           "Medians over the repetitions; every ratio compares tools measured in the same run, interleaved",
+           "within each repetition, so machine load affects them alike. Raw measurements: RESULTS.tsv.", "",
            "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine]
     out += ["", "## Targets (issue 4)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]

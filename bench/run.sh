@@ -5,8 +5,9 @@
 #
 #   bench/run.sh [--quick] [--reps N] [--build-dir DIR] [--out FILE] [--items LIST]
 #
-#   --quick       CI's configuration: one repetition, a 256-port range, small
-#                 nmap subsets, 10 nodes; written to DIR/bench-quick.md unless --out
+#   --quick       CI's configuration: one repetition and no warm-up check, a
+#                 256-port range, small nmap subsets, 10 nodes; written to
+#                 DIR/bench-quick.md unless --out
 #   --reps N      repetitions of every measurement (default 5)
 #   --build-dir   cmake build directory (default build/)
 #   --out FILE    where to write the results (default bench/RESULTS.md)
@@ -52,7 +53,7 @@ PM=$build/portmatrix
 FLOOR=$build/bench/floor
 
 if [[ $quick == 1 ]]; then
-  export BENCH_MIN=30000 BENCH_MAX=30255 BENCH_NMAP_DROPPED=64 BENCH_NMAP_CLOSED=8
+  export BENCH_MIN=30000 BENCH_MAX=30255 BENCH_NMAP_DROPPED=64 BENCH_NMAP_CLOSED=8 BENCH_WARMUP=0
   sizes=(10)
 else
   sizes=(10 30 60 100)

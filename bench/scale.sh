@@ -58,7 +58,7 @@ ck_start_agents
 bench_record "$ITEM" "agents up" "$(($(ck_now_ms) - t0))" ms
 ck_wait_backends
 
-ck_check warmup
+bench_warm_up
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   bench_check "$ITEM" "0|1" --deadline 120
   bench_record "$ITEM" "check hello round" "$(bench_py json "$CK_JSON" rounds_ms.hello)" ms

@@ -73,6 +73,7 @@ bench_check() { # ITEM EXPECTED [CHECK ARGS...]
   bench_record "$item" "check wall" "$CK_MS" ms
   bench_record "$item" "check probe round" "$(bench_py json "$CK_JSON" rounds_ms.probe)" ms
   bench_record "$item" "flows failed" "$(bench_py json "$CK_JSON" summary.failed)" count
+  bench_record "$item" "flows skipped" "$(bench_py json "$CK_JSON" summary.skipped)" count
   if [[ $CK_RC -ne 0 ]]; then
     bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
     bench_note "$item" "check exited $CK_RC: $(cat "$CK_WORK/diagnoses")"

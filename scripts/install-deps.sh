@@ -13,6 +13,8 @@ packages=(
   iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
   dnsmasq-base tinyproxy
   etcd-server  # a real service for the "who answers" tests (identify)
+  # the reference the benchmark compares with (bench/run.sh)
+  nmap
 )
 
 missing=()

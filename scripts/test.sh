@@ -20,4 +20,9 @@ cmake --build build-asan -j "$jobs"
 (cd build-asan && ctest --output-on-failure -j "$jobs" -R '^(fuzz_|golden$|cli$)|\.' -E '^netns_')
 
 build/bench/bench_plan --benchmark_filter='/10$' --benchmark_min_time=0.01 >/dev/null
+if [[ $(id -u) -eq 0 ]]; then
+  bench/run.sh --quick >build/bench-quick.log 2>&1 || { tail -40 build/bench-quick.log; exit 1; }
+else
+  echo "test.sh: bench/run.sh --quick skipped: needs root"
+fi
 echo "test.sh: all suites passed"

@@ -14,6 +14,8 @@
 #   ck_topology            the demo inventory (portmatrix demo --out): one
 #                          namespace per node on one bridge, VIP on lb1, every
 #                          node's generated nftables applied
+#   ck_namespaces INVENTORY
+#                          the same wiring for any inventory, no firewall (benchmarks)
 #   ck_in NODE CMD...      runs a command in a node's namespace (plants faults)
 #   ck_drop_on_bridge NODE PROTO PORT
 #                          the bridge drops that traffic from NODE (a network fault)
@@ -170,18 +172,32 @@ ck_in() { # NODE CMD...: runs CMD in NODE's namespace
 # --- topology ------------------------------------------------------------------
 
 ck_topology() {
-  local t0 node ns i=0
+  local t0 node
   t0=$(ck_now_ms)
   "$PM_BIN" demo --out "$CK_WORK/demo" >"$CK_WORK/demo.log" 2>&1 ||
     ck_die "portmatrix demo --out failed: $(tail -5 "$CK_WORK/demo.log")"
-  INVENTORY=$CK_WORK/demo/inventory.yaml
+  ck_namespaces "$CK_WORK/demo/inventory.yaml"
+  [[ -n $CK_VIP ]] || ck_die "no loadbalancer vip in $INVENTORY"
+  for node in "${CK_NODES[@]}"; do
+    ck_in "$node" nft -f "$CK_WORK/demo/$node.nft" || ck_die "nft -f $node.nft failed in $node"
+  done
+  ck_log "topology: ${#CK_NODES[@]} nodes on one bridge in $CK_PREFIX-*, VIP $CK_VIP on $CK_VIP_NODE, generated nftables applied ($(ck_since "$t0"))"
+}
+
+# One namespace per node of INVENTORY (sets $INVENTORY), all on one bridge in
+# a switch namespace, each with its address; the VIP, if any, on $CK_VIP_NODE.
+# Reads the inventory's one-line node entries: "- {name: N, address: A, ...}".
+ck_namespaces() { # INVENTORY
+  local node ns i=0
+  INVENTORY=$1
   while read -r node address; do
     CK_NODES+=("$node")
     CK_ADDRESS[$node]=$address
   done < <(sed -n 's/^ *- {name: *\([a-z0-9]*\), *address: *\([0-9.]*\),.*/\1 \2/p' "$INVENTORY")
   CK_VIP=$(sed -n 's/^loadbalancer: {vip: *\([0-9.]*\),.*/\1/p' "$INVENTORY")
-  [[ ${#CK_NODES[@]} -gt 0 && -n $CK_VIP && -n ${CK_ADDRESS[$CK_VIP_NODE]:-} && -n ${CK_ADDRESS[$CK_CHECK_NODE]:-} ]] ||
-    ck_die "cannot read the nodes and the VIP of $INVENTORY"
+  [[ ${#CK_NODES[@]} -gt 0 && -n ${CK_ADDRESS[$CK_CHECK_NODE]:-} ]] ||
+    ck_die "cannot read the nodes of $INVENTORY (or it has no $CK_CHECK_NODE to check from)"
+  [[ -z $CK_VIP || -n ${CK_ADDRESS[$CK_VIP_NODE]:-} ]] || ck_die "$INVENTORY has a vip but no node $CK_VIP_NODE"
 
   CK_SWITCH=$CK_PREFIX-sw
   ck_netns_add "$CK_SWITCH" 2>/dev/null || ck_skip "cannot create a network namespace"
@@ -198,11 +214,7 @@ ck_topology() {
     ip -n "$ns" link set eth0 up
     i=$((i + 1))
   done
-  ip -n "${CK_NS[$CK_VIP_NODE]}" addr add "$CK_VIP/24" dev eth0
-  for node in "${CK_NODES[@]}"; do
-    ck_in "$node" nft -f "$CK_WORK/demo/$node.nft" || ck_die "nft -f $node.nft failed in $node"
-  done
-  ck_log "topology: ${#CK_NODES[@]} nodes on one bridge in $CK_PREFIX-*, VIP $CK_VIP on $CK_VIP_NODE, generated nftables applied ($(ck_since "$t0"))"
+  [[ -z $CK_VIP ]] || ip -n "${CK_NS[$CK_VIP_NODE]}" addr add "$CK_VIP/24" dev eth0
 }
 
 # --- haproxy -------------------------------------------------------------------

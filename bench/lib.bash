@@ -1,0 +1,126 @@
+# shellcheck shell=bash
+# Shared by the benchmark scenarios (bench/pair.sh, guide.sh, scale.sh), which
+# bench/run.sh runs one after the other. A scenario builds its topology with
+# the live-check scenario helpers (tests/netns/check_lib.bash: namespaces on a
+# bridge, token, agents, haproxy, `check` and the assertions on its report,
+# the cleanup trap), then measures each tool BENCH_REPS times, the tools
+# interleaved within a repetition so they see the same machine load.
+#
+# Measurements are appended to $BENCH_OUT, one per line, tab-separated:
+#   m  ITEM  MEASURE  VALUE  UNIT      one repetition's value (run.sh takes medians)
+#   c  ITEM  LABEL    COMMAND          the exact command behind a measure (once)
+#   n  ITEM  TEXT                      a note for the results (once)
+#
+# BENCH_PERF=DIR records a system-wide CPU profile (perf record -a -g) of
+# every check into DIR/ITEM.data, for `perf report --comm portmatrix`.
+#
+# Benchmarks are not tests: a scenario asserts only what makes a time
+# meaningful (the check found what the topology holds; nmap and the floor saw
+# every port), and exits 1 when that does not hold.
+
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/netns/check_lib.bash"
+
+BENCH_REPS=${BENCH_REPS:-5}
+declare -A BENCH_SAID=() # ITEM LABEL -> 1 once its command or note is recorded
+
+bench_init() { # NAME PORTMATRIX FLOOR
+  local name=$1
+  [[ $# -eq 3 && -x ${3:-} ]] || { echo "usage: $0 ... PORTMATRIX FLOOR (and BENCH_OUT=FILE)" >&2; exit 2; }
+  [[ -n ${BENCH_OUT:-} ]] || { echo "$0: BENCH_OUT (the results file) is not set" >&2; exit 2; }
+  FLOOR_BIN=$(realpath "$3")
+  ck_init "$name" "$2"
+  ulimit -n "$(ulimit -Hn)" # agents and probes hold thousands of sockets
+}
+
+bench_record() { # ITEM MEASURE VALUE UNIT
+  printf 'm\t%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_OUT"
+}
+
+bench_command() { # ITEM LABEL COMMAND...: recorded once per ITEM and LABEL
+  local item=$1 label=$2
+  shift 2
+  [[ -n ${BENCH_SAID["$item $label"]:-} ]] && return
+  BENCH_SAID["$item $label"]=1
+  printf 'c\t%s\t%s\t%s\n' "$item" "$label" "$*" >>"$BENCH_OUT"
+}
+
+bench_note() { # ITEM TEXT: recorded once
+  [[ -n ${BENCH_SAID["$1 note $2"]:-} ]] && return
+  BENCH_SAID["$1 note $2"]=1
+  printf 'n\t%s\t%s\n' "$1" "$2" >>"$BENCH_OUT"
+}
+
+bench_py() { python3 "$(dirname "${BASH_SOURCE[0]}")/report.py" "$@"; }
+
+# `portmatrix check` from $CK_CHECK_NODE (ck_check), exit status EXPECTED
+# ("0|1": either); records its wall time, the probe round's (rounds_ms.probe
+# of the report) and how many flows failed, with their diagnoses as a note.
+bench_check() { # ITEM EXPECTED [CHECK ARGS...]
+  local item=$1 expected=$2
+  shift 2
+  local perf_pid=''
+  if [[ -n ${BENCH_PERF:-} ]]; then # a system-wide CPU profile while the check runs
+    mkdir -p "$BENCH_PERF"
+    ck_spawn "perf record" perf record -a -g -e cpu-clock -F 499 -o "$BENCH_PERF/${item//\//-}.data" \
+      </dev/null >/dev/null 2>"$BENCH_PERF/${item//\//-}.log"
+    perf_pid=$CK_PID
+    sleep 1
+  fi
+  ck_check "bench-${item//\//-}" "$@"
+  [[ -z $perf_pid ]] || ck_stop "$perf_pid" INT
+  [[ "|$expected|" == *"|$CK_RC|"* ]] ||
+    ck_die "check exited $CK_RC, expected $expected: $(head -c 1000 "$CK_WORK/bench-${item//\//-}.err")"
+  bench_record "$item" "check wall" "$CK_MS" ms
+  bench_record "$item" "check probe round" "$(bench_py json "$CK_JSON" rounds_ms.probe)" ms
+  bench_record "$item" "flows failed" "$(bench_py json "$CK_JSON" summary.failed)" count
+  bench_record "$item" "flows skipped" "$(bench_py json "$CK_JSON" summary.skipped)" count
+  if [[ $CK_RC -ne 0 ]]; then
+    bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
+    bench_note "$item" "check exited $CK_RC: $(cat "$CK_WORK/diagnoses")"
+  fi
+  bench_command "$item" "check" "ip netns exec <$CK_CHECK_NODE> portmatrix check --inventory $(basename "$INVENTORY")" \
+    "--token-file token --format json --output report.json $*"
+}
+
+# nmap in NODE's namespace against ADDRESS: records its wall time, ports/s and
+# how many ports it saw in each state; the states must add up to the ports asked.
+bench_nmap() { # ITEM NODE ADDRESS PORTS NMAP-ARGS...
+  local item=$1 node=$2 address=$3 ports=$4 t0 ms count
+  shift 4
+  local out=$CK_WORK/nmap-${item//\//-}.xml
+  t0=$(ck_now_ms)
+  ck_in "$node" nmap -n -Pn "$@" -p "$ports" -oX "$out" "$address" >/dev/null ||
+    ck_die "nmap $* -p $ports $address failed"
+  ms=$(($(ck_now_ms) - t0))
+  count=$(bench_py range-size "$ports")
+  bench_record "$item" "nmap wall" "$ms" ms
+  bench_record "$item" "nmap ports/s" "$((count * 1000 / (ms > 0 ? ms : 1)))" ports/s
+  bench_py nmap-states "$out" "$count" >"$CK_WORK/nmap-states" || ck_die "nmap: $(cat "$CK_WORK/nmap-states")"
+  bench_note "$item" "nmap saw $(cat "$CK_WORK/nmap-states") of $count ports"
+  bench_command "$item" "nmap" "ip netns exec <$node> nmap -n -Pn $* -p $ports -oX out.xml $address"
+}
+
+# The floor (bench/floor.cpp) in NODE's namespace: records its wall time and
+# probe rate; its counts must match EXPECT ("open=N", "timeout=N", ...).
+bench_floor() { # ITEM NODE EXPECT FLOOR-ARGS...
+  local item=$1 node=$2 expect=$3 line
+  shift 3
+  line=$(ck_in "$node" "$FLOOR_BIN" "$@") || ck_die "floor $* failed"
+  bench_py floor-check "$line" "$expect" >"$CK_WORK/floor-check" || ck_die "floor $*: $(cat "$CK_WORK/floor-check")"
+  bench_record "$item" "floor wall" "$(bench_py json-text "$line" seconds 1000)" ms
+  bench_record "$item" "floor probes/s" "$(bench_py json-text "$line" probes_per_s)" probes/s
+  bench_note "$item" "floor counted $(cat "$CK_WORK/floor-check")"
+  bench_command "$item" "floor" "ip netns exec <$node> floor $*"
+}
+
+bench_rss() { # ITEM NODE: the peak resident set (VmHWM) of NODE's agent
+  local kb
+  kb=$(awk '/^VmHWM:/ {print $2}' "/proc/${CK_AGENT_PID[$2]}/status") || ck_die "no agent process on $2"
+  bench_record "$1" "agent $2 peak RSS" "$((kb / 1024))" MB
+}
+
+# One check before the measured ones (ARP, page cache, the agents' first
+# allocations); BENCH_WARMUP=0 (the quick run) skips it.
+bench_warm_up() {
+  [[ ${BENCH_WARMUP:-1} == 0 ]] || ck_check warmup
+}

@@ -1,0 +1,223 @@
+"""Helpers of the benchmark scenarios (bench/lib.bash) and the writer of
+bench/RESULTS.md (bench/run.sh): medians over the repetitions, the ratios
+the issue's targets are stated in, the machine, the exact commands.
+
+  report.py json FILE KEY.PATH              a value of a JSON file
+  report.py json-text TEXT KEY [SCALE]      a value of a JSON text (times SCALE, rounded)
+  report.py range-size MIN-MAX              ports in a range
+  report.py nmap-states XML PORTS           "N open, N filtered": the states must add up to PORTS
+  report.py floor-check JSON EXPECT         the floor's counts, checked against "open=N" (or "")
+  report.py diagnoses FILE                  a check report's failures, counted by diagnosis
+  report.py probes FILE [--tsv]             a check report's flows and port probes, per source
+  report.py write RESULTS.TSV MACHINE.TSV QUICK OUT.md
+"""
+import json
+import statistics
+import sys
+import xml.etree.ElementTree as ET
+
+
+def cmd_json(path, key):
+    value = json.load(open(path))
+    for part in key.split("."):
+        value = value[part]
+    print(value)
+
+
+def cmd_json_text(text, key, scale="1"):
+    print(round(json.loads(text)[key] * float(scale)))
+
+
+def cmd_range_size(text):
+    low, _, high = text.partition("-")
+    print(int(high or low) - int(low) + 1)
+
+
+def cmd_nmap_states(path, ports):
+    root = ET.parse(path).getroot()
+    states = {}
+    for extra in root.iter("extraports"):
+        states[extra.get("state")] = states.get(extra.get("state"), 0) + int(extra.get("count"))
+    for port in root.iter("port"):
+        state = port.find("state").get("state")
+        states[state] = states.get(state, 0) + 1
+    text = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    print(text)
+    if sum(states.values()) != int(ports):
+        sys.exit(1)
+
+
+def cmd_floor_check(text, expect):
+    counts = json.loads(text)
+    print(", ".join(f"{counts[k]} {k}" for k in ("open", "refused", "timeout") if counts[k]))
+    for term in expect.split():
+        key, _, value = term.partition("=")
+        if counts[key] != int(value):
+            print(f"expected {term}, got {counts[key]}")
+            sys.exit(1)
+
+
+def cmd_diagnoses(path):
+    report = json.load(open(path))
+    kinds = {}
+    for result in report["results"]:
+        for failure in result["failures"]:
+            ports = failure.get("port_max", failure["port"]) - failure["port"] + 1
+            key = f"{failure['state']} ({failure['diagnosis']})"
+            kinds[key] = kinds.get(key, 0) + ports
+    print(", ".join(f"{n} port(s) {k}" for k, n in sorted(kinds.items())) or "no failures")
+
+
+def cmd_probes(path, tsv=""):
+    results = json.load(open(path))["results"]
+    per_source = {}
+    for r in results:
+        per_source[r["from"]] = per_source.get(r["from"], 0) + r["port_max"] - r["port_min"] + 1
+    busiest = max(per_source, key=per_source.get)
+    counts = {"flows": len(results), "probes": sum(per_source.values()), "sources": len(per_source),
+              "probes of the busiest source": per_source[busiest]}
+    if tsv:
+        for key, value in counts.items():
+            print(f"{key}\t{value}")
+    else:
+        print(f"{counts['flows']} flows, {counts['probes']:,} port probes from {counts['sources']} sources; "
+              f"the busiest, {busiest}, probes {per_source[busiest]:,} ports")
+
+
+# --- RESULTS.md -------------------------------------------------------------------
+
+TITLES = {
+    "1": "1. TCP, a range open on one target",
+    "2": "2. TCP, the range dropped by the target's firewall",
+    "3": "3. UDP, a range answered by agents",
+    "4a": "4a. UDP, the range dropped by the target's firewall",
+    "4b": "4b. UDP, nothing listening (ICMP port-unreachable rate-limited)",
+    "5": "5. The guide's topology (3+3+1+3+3+1 nodes), every flow, both NodePort ranges",
+    "6": "6. Scale",
+}
+
+
+def load(path):
+    measures, commands, notes = {}, {}, {}
+    for line in open(path):
+        fields = line.rstrip("\n").split("\t")
+        if fields[0] == "m":
+            _, item, measure, value, unit = fields
+            measures.setdefault(item, {}).setdefault(measure, (unit, []))[1].append(float(value))
+        elif fields[0] == "c":
+            commands.setdefault(fields[1], []).append((fields[2], fields[3]))
+        elif fields[0] == "n":
+            notes.setdefault(fields[1], []).append(fields[2])
+    return measures, commands, notes
+
+
+def median(measures, item, measure):
+    entry = measures.get(item, {}).get(measure)
+    return statistics.median(entry[1]) if entry else None
+
+
+def fmt(value):
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def targets(m):
+    """The issue's targets, each with what was measured (medians)."""
+    rows = []
+    check1, nmap1 = median(m, "1", "check wall"), median(m, "1", "nmap wall")
+    probe1, floor1 = median(m, "1", "check probe round"), median(m, "1", "floor wall")
+    r = ratio(check1, nmap1)
+    rows.append(("1", "check wall <= 0.5 x nmap -sT -T4", f"{fmt(check1)} ms vs {fmt(nmap1)} ms: {fmt(r)} x",
+                 verdict(None if r is None else r <= 0.5)))
+    r = ratio(probe1, floor1)
+    rows.append(("1", "probe rate within 2x of the floor (probe round / floor wall)",
+                 f"{fmt(probe1)} ms vs {fmt(floor1)} ms: {fmt(r)} x", verdict(None if r is None else r <= 2)))
+    for item in ("2", "4a", "4b"):
+        c = median(m, item, "check wall")
+        rows.append((item, "settled within two probe timeouts (<= 2,000 ms wall)", f"{fmt(c)} ms",
+                     verdict(None if c is None else c <= 2000)))
+    check3, nmap3 = median(m, "3", "check wall"), median(m, "3", "nmap wall")
+    r = ratio(check3, nmap3)
+    rows.append(("3", "check not slower than nmap -sU -T4", f"{fmt(check3)} ms vs {fmt(nmap3)} ms: {fmt(r)} x",
+                 verdict(None if r is None else r <= 1)))
+    c, failed = median(m, "5", "check wall"), median(m, "5", "flows failed")
+    rows.append(("5", "check under 2 s, every flow passing", f"{fmt(c)} ms, {fmt(failed)} flows failed",
+                 verdict(None if c is None else c < 2000 and failed == 0)))
+    sizes = sorted(int(i[2:]) for i in m if i.startswith("6/"))
+    if sizes:
+        biggest = f"6/{sizes[-1]}"
+        c, failed = median(m, biggest, "check wall"), median(m, biggest, "flows failed")
+        rows.append(("6", f"{sizes[-1]} nodes: check under 15 s, every flow passing", f"{fmt(c)} ms, {fmt(failed)} flows failed",
+                     verdict(None if c is None else c < 15000 and failed == 0) if sizes[-1] >= 100 else "n/a (not 100 nodes)"))
+        rss = [median(m, f"6/{n}", k) for n in sizes for k in m[f"6/{n}"] if k.endswith("peak RSS")]
+        rss = [x for x in rss if x is not None]
+        if rss:
+            rows.append(("6", "worker agent peak RSS under 30 MB", f"{fmt(max(rss))} MB (largest)", verdict(max(rss) < 30)))
+        if len(sizes) > 1:
+            first, last = f"6/{sizes[0]}", f"6/{sizes[-1]}"
+            growth_time = ratio(median(m, last, "check probe round"), median(m, first, "check probe round"))
+            growth_probes = ratio(median(m, last, "probes of the busiest source"),
+                                  median(m, first, "probes of the busiest source"))
+            rows.append(("6", f"probe round grows no worse than linearly in probes per source ({sizes[0]} -> {sizes[-1]} nodes)",
+                         f"time x{fmt(growth_time)}, busiest source's probes x{fmt(growth_probes)}",
+                         "n/a (flows failed: the times do not measure complete checks)"
+                         if median(m, first, "flows failed") or median(m, last, "flows failed") else
+                         verdict(None if growth_time is None or growth_probes is None else growth_time <= growth_probes)))
+    return rows
+
+
+def cmd_write(results_path, machine_path, quick, out_path):
+    m, commands, notes = load(results_path)
+    machine = [line.rstrip("\n").split("\t", 1) for line in open(machine_path) if "\t" in line]
+    out = ["# Benchmark results", "",
+           "Written by `bench/run.sh`" + (" --quick (tiny configuration: not representative)" if quick == "1" else "")
+           + "; rerun it (as root) to reproduce.",
+           "Medians over the repetitions; every ratio compares tools measured in the same run, interleaved",
+           "within each repetition, so machine load affects them alike. Raw measurements: RESULTS.tsv.", "",
+           "## Machine", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in machine]
+    out += ["", "## Targets (issue 4)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
+    out += [f"| {i} | {t} | {v} | {ok} |" for i, t, v, ok in targets(m)]
+
+    def order(item):
+        head, _, size = item.partition("/")
+        return (head, int(size or 0))
+
+    for item in sorted(m, key=order):
+        title = TITLES.get(item.split("/")[0], item)
+        if "/" in item:
+            title += f": {item.split('/')[1]} nodes"
+        out += ["", f"## {title}", "", "| measure | median | unit | repetitions |", "|---|---|---|---|"]
+        for measure, (unit, values) in m[item].items():
+            out.append(f"| {measure} | {fmt(statistics.median(values))} | {unit} | "
+                       + " ".join(fmt(v) for v in values) + " |")
+        for label, base in (("nmap", "nmap wall"), ("floor", "floor wall")):
+            r = ratio(median(m, item, "check wall"), median(m, item, base))
+            if r is not None:
+                out.append(f"| check wall / {label} wall | {fmt(r)} | x | |")
+        r = ratio(median(m, item, "check probe round"), median(m, item, "floor wall"))
+        if r is not None:
+            out.append("| check probe round / floor wall | " + fmt(r) + " | x | |")
+        for note in notes.get(item, []):
+            out.append("")
+            out.append(f"- {note}")
+        if item in commands:
+            out += ["", "```"] + [f"# {label}\n{command}" for label, command in commands[item]] + ["```"]
+    open(out_path, "w").write("\n".join(out) + "\n")
+
+
+commands = {"json": cmd_json, "json-text": cmd_json_text, "range-size": cmd_range_size,
+            "nmap-states": cmd_nmap_states, "floor-check": cmd_floor_check, "diagnoses": cmd_diagnoses, "probes": cmd_probes,
+            "write": cmd_write}
+if len(sys.argv) < 2 or sys.argv[1] not in commands:
+    sys.exit(__doc__)
+commands[sys.argv[1]](*sys.argv[2:])

@@ -75,6 +75,7 @@ struct Agent::Impl
     std::string out;
     bool close_after_write = false;
     std::uint64_t idle_timer = 0;
+    int probing = 0; // probe requests of this connection still running: not idle
   };
 
   Impl(EventLoop& loop, const Plan& plan, const Node& node, const Token& token, std::ostream& log)
@@ -198,7 +199,15 @@ struct Agent::Impl
     auto* connection = find(id);
     if (!connection) return;
     loop.cancel(connection->idle_timer);
-    connection->idle_timer = loop.after(k_control_idle_timeout, [this, id] { close(id); });
+    connection->idle_timer = loop.after(k_control_idle_timeout, [this, id] {
+      // A connection that waits for its own probing (a large cluster's
+      // ranges take long on a busy host) is not idle.
+      if (auto* waiting = find(id); waiting && waiting->probing > 0) {
+        touch(id);
+        return;
+      }
+      close(id);
+    });
   }
 
   void close(std::uint64_t id)
@@ -360,7 +369,9 @@ struct Agent::Impl
     auto* raw = prober.get();
     probes.emplace(probe_id, std::move(prober));
     auto request_id = request.id;
+    if (auto* connection = find(id)) ++connection->probing;
     raw->start(body->targets, [this, id, probe_id, request_id](std::vector<TargetOutcome> outcomes) {
+      if (auto* connection = find(id)) --connection->probing;
       ProbeReply reply;
       for (const auto& outcome : outcomes) reply.targets.push_back(compress(outcome));
       send(id, encode_response(token, {request_id, true, to_json(reply)}), false);

@@ -4,6 +4,8 @@
 # holds UDP 31234 (inside the NodePort range). In install mode preflight
 # fails and names both owners (pid and command line); in running mode it
 # passes and still shows them. A port not required (TCP 9999) is not reported.
+# Who answers: a python3 http.server on 10250 (kubelet's port) is identified
+# as an HTTP server; the 6443 holder, which never accepts, as unknown.
 #   usage: preflight_ports.sh PORTMATRIX PM_NETPROBE
 set -euo pipefail
 source "$(dirname "$0")/preflight_lib.bash"
@@ -21,8 +23,10 @@ TCP_PID=$LAST_PID
 hold udp 31234
 UDP_PID=$LAST_PID
 hold tcp 9999
+netns_spawn "http.server 10250" ip netns exec "$NODE_NS" python3 -m http.server 10250 --bind "$NODE_ADDRESS" \
+  </dev/null >/dev/null 2>&1
 for ((i = 0; i < 100; i++)); do
-  [[ $(ip netns exec "$NODE_NS" ss -Hlntu | grep -cE ':(6443|31234|9999) ') -eq 3 ]] && break
+  [[ $(ip netns exec "$NODE_NS" ss -Hlntu | grep -cE ':(6443|31234|9999|10250) ') -eq 4 ]] && break
   sleep 0.1
 done
 # The processes run inside `ip netns exec`, which execs python3: same pid.
@@ -45,6 +49,15 @@ pf_expect "6443/tcp fails in install mode" "$(status install tcp 6443)" fail
 pf_expect "30000-32767/udp fails in install mode" "$(status install udp 31234)" fail
 pf_expect "9999 is not a required port" "$(pf_query install "sum(1 for p in r['ports'] for h in p['held'] if h['port'] == 9999)")" 0
 grep -q "pid $TCP_PID python3" "$WORK/install.txt" || fail "the table names the owner of 6443: $(cat "$WORK/install.txt")"
+answered_by() { # answered_by NAME PORT
+  pf_query "$1" "' '.join(h.get('answered_by', '-') for p in r['ports'] for h in p['held'] if p['protocol'] == 'tcp' and h['port'] == $2)"
+}
+HTTP_ANSWER=$(answered_by install 10250)
+[[ $HTTP_ANSWER == *HTTP* ]] || fail "10250/tcp answered_by names an HTTP server: '$HTTP_ANSWER'"
+SILENT_ANSWER=$(answered_by install 6443)
+[[ $SILENT_ANSWER == unknown* ]] || fail "6443/tcp (never accepts) answered_by is unknown: '$SILENT_ANSWER'"
+grep -q "answers as" "$WORK/install.txt" || fail "the table says what answers: $(cat "$WORK/install.txt")"
+log "who answers: 10250 '$HTTP_ANSWER'; 6443 '$SILENT_ANSWER'"
 
 pf_run running --mode running
 pf_query running "r['summary']" | while read -r line; do log "running mode summary: $line"; done

@@ -8,12 +8,14 @@
 #include "preflight/preflight.hpp"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "host/interfaces.hpp"
+#include "identify/identify.hpp"
 #include "preflight/iptables.hpp"
 #include "preflight/nftables.hpp"
 #include "util/process.hpp"
@@ -129,7 +131,7 @@ check_ports(const Plan& plan, const Node& node, const std::vector<SocketEntry>& 
       }
     }
     for (const auto& [port, socket] : taken) {
-      check.held.push_back({port, socket->local_address, std::nullopt});
+      check.held.push_back({port, socket->local_address, std::nullopt, {}});
       held_inodes[i].push_back(socket->inode);
       inodes.insert(socket->inode);
     }
@@ -144,6 +146,26 @@ check_ports(const Plan& plan, const Node& node, const std::vector<SocketEntry>& 
     if (!check.held.empty()) check.status = mode == PreflightMode::install ? CheckStatus::fail : CheckStatus::info;
   }
   return checks;
+}
+
+void
+identify_holders(const Profile& profile, const std::string& address, std::vector<PortsCheck>& ports,
+                 std::chrono::milliseconds timeout)
+{
+  std::vector<std::pair<PortHolder*, std::future<Identification>>> asked;
+  for (auto& check : ports) {
+    if (check.protocol != Protocol::tcp) continue;
+    for (auto& held : check.held) {
+      if (asked.size() == k_identify_holders) break;
+      bool wildcard = held.address.empty() || held.address == "0.0.0.0" || held.address == "::";
+      auto host = wildcard ? address : held.address;
+      auto hint = port_hint(profile, Protocol::tcp, held.port);
+      asked.emplace_back(&held, std::async(std::launch::async, [host, port = held.port, hint, timeout] {
+                           return identify(host, port, Protocol::tcp, hint, timeout);
+                         }));
+    }
+  }
+  for (auto& [held, answer] : asked) held->answered_by = answer.get().summary;
 }
 
 std::vector<FirewallResult>
@@ -231,6 +253,7 @@ run_preflight(const Plan& plan, const Node& node, const PreflightOptions& option
   report.mode = options.mode;
   auto proc = options.root / "proc";
   report.ports = check_ports(plan, node, read_sockets(proc), options.mode, proc);
+  if (options.identify) identify_holders(plan.matrix.profile, node.address, report.ports, options.identify_timeout);
 
   std::vector<const RuleEvaluator*> firewalls;
   std::optional<NftRuleset> nft;

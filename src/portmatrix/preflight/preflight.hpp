@@ -5,6 +5,7 @@
 // cluster network needs.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -28,6 +29,7 @@ struct PortHolder
   std::uint16_t port = 0;
   std::string address; // the socket's local address
   std::optional<ProcessInfo> owner;
+  std::string answered_by; // TCP: what the holder answers as (identify/), "" when not asked
 };
 
 // One required port range of one protocol.
@@ -93,7 +95,19 @@ struct PreflightOptions
   PreflightMode mode = PreflightMode::install;
   std::filesystem::path root = "/"; // where /proc and /sys are read (tests: a fixture tree)
   bool address_check = true;        // the node's address must be on this host
+  // Ask each TCP port's holder who it is (one harmless request per protocol
+  // tried, identify/), at most k_identify_holders of them, all at once.
+  bool identify = true;
+  std::chrono::milliseconds identify_timeout{1000};
 };
+
+inline constexpr std::size_t k_identify_holders = 32;
+
+// Fills `answered_by` of the TCP holders in `ports` (at most
+// k_identify_holders, in parallel): what answers there. A wildcard socket is
+// asked on `address`.
+void identify_holders(const Profile& profile, const std::string& address, std::vector<PortsCheck>& ports,
+                      std::chrono::milliseconds timeout);
 
 // Runs every check on this host: reads the socket tables, runs nft,
 // iptables-save, ipset, firewall-cmd and ufw where present. An error (exit

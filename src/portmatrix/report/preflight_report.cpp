@@ -15,9 +15,10 @@ using json = nlohmann::json;
 std::string
 owner_text(const PortHolder& held)
 {
-  if (!held.owner) return fmt::format("{} on {} (owner not visible)", held.port, held.address);
-  return fmt::format("{} on {} by pid {} {} ({})", held.port, held.address, held.owner->pid, held.owner->name,
-                     held.owner->command.empty() ? held.owner->name : held.owner->command);
+  auto answers = held.answered_by.empty() ? std::string() : "; answers as " + held.answered_by;
+  if (!held.owner) return fmt::format("{} on {} (owner not visible){}", held.port, held.address, answers);
+  return fmt::format("{} on {} by pid {} {} ({}){}", held.port, held.address, held.owner->pid, held.owner->name,
+                     held.owner->command.empty() ? held.owner->name : held.owner->command, answers);
 }
 
 std::string
@@ -107,7 +108,11 @@ render_json(const PreflightReport& report)
   json ports = json::array();
   for (const auto& c : report.ports) {
     json held = json::array();
-    for (const auto& h : c.held) held.push_back({{"port", h.port}, {"address", h.address}, {"owner", owner_json(h.owner)}});
+    for (const auto& h : c.held) {
+      nlohmann::json item{{"port", h.port}, {"address", h.address}, {"owner", owner_json(h.owner)}};
+      if (!h.answered_by.empty()) item["answered_by"] = h.answered_by;
+      held.push_back(std::move(item));
+    }
     ports.push_back({{"protocol", to_string(c.protocol)},
                      {"port_min", c.range.min},
                      {"port_max", c.range.max},

@@ -74,6 +74,22 @@ find_node(const Plan& plan, const std::string& name)
   return node;
 }
 
+// A report: printed (in colour on a TTY unless NO_COLOR), or written whole
+// to `output` with its table printed as well. False when writing failed.
+template <class Format, class Render>
+bool
+emit_report(const std::string& output, Format format, Format table, const Render& render)
+{
+  if (output.empty()) {
+    bool colour = ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
+    std::cout << render(format, colour ? Colour::on : Colour::off);
+    return true;
+  }
+  if (!write_file(output, render(format, Colour::off))) return false;
+  if (format != table) std::cout << render(table, Colour::off);
+  return true;
+}
+
 int
 command_ports(const std::string& profile_name, const std::string& inventory_path, const std::string& format_text)
 {
@@ -244,14 +260,8 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
     std::cerr << "portmatrix: check: " << report.error() << "\n";
     return k_exit_input;
   }
-  bool colour = output.empty() && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
-  auto text = render_check(*report, *format, colour ? Colour::on : Colour::off);
-  if (!output.empty()) {
-    if (!write_file(output, text)) return k_exit_input;
-    if (*format != CheckFormat::table) std::cout << render_check(*report, CheckFormat::table, Colour::off);
-  } else {
-    std::cout << text;
-  }
+  auto render = [&](CheckFormat as, Colour colour) { return render_check(*report, as, colour); };
+  if (!emit_report(output, *format, CheckFormat::table, render)) return k_exit_input;
   return exit_status(*report);
 }
 
@@ -275,14 +285,8 @@ command_preflight(const Plan& plan, const std::string& node_name, const std::str
     std::cerr << "portmatrix: preflight: " << report.error() << "\n";
     return k_exit_input;
   }
-  bool colour = output.empty() && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
-  auto text = render_preflight(*report, *format, colour ? Colour::on : Colour::off);
-  if (!output.empty()) {
-    if (!write_file(output, text)) return k_exit_input;
-    if (*format != CheckFormat::table) std::cout << render_preflight(*report, CheckFormat::table, Colour::off);
-  } else {
-    std::cout << text;
-  }
+  auto render = [&](CheckFormat as, Colour colour) { return render_preflight(*report, as, colour); };
+  if (!emit_report(output, *format, CheckFormat::table, render)) return k_exit_input;
   return exit_status(*report);
 }
 
@@ -351,9 +355,8 @@ command_egress(const std::string& inventory_path, const std::string& profile_nam
   report.results = run_egress(targets, options);
   report.duration =
     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  bool colour = args.output.empty() && ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
-  if (!emit(render_egress(report, *format, colour ? Colour::on : Colour::off), args.output)) return k_exit_input;
-  if (!args.output.empty() && *format != EgressFormat::table) std::cout << render_egress(report, EgressFormat::table);
+  auto render = [&](EgressFormat as, Colour colour) { return render_egress(report, as, colour); };
+  if (!emit_report(args.output, *format, EgressFormat::table, render)) return k_exit_input;
   return report.failed() == 0 ? 0 : 1;
 }
 

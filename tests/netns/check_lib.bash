@@ -344,6 +344,24 @@ ck_check() { # NAME [ARGS...]
 #   port=N   the flow's range covers port N
 # e.g. "to=master2 proto=udp port=8472 expect=allow".
 
+# A real service holds master1's 2379 (etcd's client port): the check of
+# the running cluster passes it as `service`, answered by ANSWER, and every
+# other flow as usual.
+ck_check_service_on_master1() { # NAME PROCESS PID ANSWER
+  ck_check "$1"
+  ck_exit_status 0
+  ck_report_valid
+  ck_agent master1 owners "once:2379/tcp $2 (pid $3)"
+  local service="to=master1 proto=tcp port=2379 expect=allow"
+  ck_expect "$service" pass service
+  ck_answered_by "$service" "$4"
+  ck_summary failed=0 skipped=0
+  ck_expect "to=master1 proto=tcp port=2379 expect=deny" pass closed
+  ck_others_pass
+  ck_expect "to=master2,master3 proto=tcp port=2379 expect=allow" pass ok
+  ck_agents_ok
+}
+
 ck_py_helper() { python3 "$CK_WORK/ck.py" "$@"; }
 
 ck_assert_py() { # DESCRIPTION ARGS... : runs the helper on the current report; records ok/FAIL

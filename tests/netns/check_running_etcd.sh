@@ -50,17 +50,6 @@ for port in 2379 2380; do
   fi
 done
 
-ck_check running_etcd
-ck_exit_status 0
-ck_report_valid
-ck_agent master1 owners "once:2379/tcp etcd (pid $ETCD_PID)"
-SERVICE="to=master1 proto=tcp port=2379 expect=allow"
-ck_expect "$SERVICE" pass service
-ck_answered_by "$SERVICE" "etcd $ETCD_VERSION (cluster version "
-ck_summary failed=0 skipped=0
-ck_expect "to=master1 proto=tcp port=2379 expect=deny" pass closed
-ck_others_pass
-ck_expect "to=master2,master3 proto=tcp port=2379 expect=allow" pass ok
-ck_agents_ok
+ck_check_service_on_master1 running_etcd etcd "$ETCD_PID" "etcd $ETCD_VERSION (cluster version "
 
 ck_finish

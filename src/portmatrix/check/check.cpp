@@ -149,6 +149,12 @@ private:
     return std::min(m_deadline, Clock::now() + wanted);
   }
 
+  // When the probing rounds must end, so the observe round has its time.
+  Clock::time_point observe_by() const
+  {
+    return m_deadline - std::min<Clock::duration>(std::chrono::milliseconds(3000), m_options.deadline / 4);
+  }
+
   void hello_round()
   {
     std::vector<Call> calls;
@@ -212,8 +218,7 @@ private:
     for (auto& [source, request] : by_source) calls.push_back({source, make_request("probe", to_json(request)), {}});
     progress(fmt::format("probing {} flows from {} agents", m_flows.size(), calls.size()));
     // The probe round may use the whole deadline but what the observe round needs.
-    auto reserve = std::min(std::chrono::milliseconds(3000), m_options.deadline / 4);
-    call_all(m_loop, m_plan, m_token, calls, std::max(Clock::now(), m_deadline - reserve));
+    call_all(m_loop, m_plan, m_token, calls, std::max(Clock::now(), observe_by()));
     for (const auto& call : calls) {
       const auto& result = *call.result;
       auto& status = m_report.agents[call.node];
@@ -252,11 +257,11 @@ private:
         request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
         flows_of[flow.from].push_back(i);
       }
-      if (by_source.empty() || Clock::now() + m_options.timeout * 2 > m_deadline) return;
+      if (by_source.empty() || Clock::now() + m_options.timeout * 2 > observe_by()) return;
       std::vector<Call> calls;
       for (auto& [source, request] : by_source) calls.push_back({source, make_request("probe", to_json(request)), {}});
       progress(fmt::format("asking the VIP again from {} agents", calls.size()));
-      call_all(m_loop, m_plan, m_token, calls, round_deadline(m_options.timeout * 4));
+      call_all(m_loop, m_plan, m_token, calls, std::min(observe_by(), Clock::now() + m_options.timeout * 4));
       for (const auto& call : calls) {
         const auto& result = *call.result;
         auto reply = result && result->ok ? parse_probe_reply(result->body) : unexpected(std::string("no reply"));

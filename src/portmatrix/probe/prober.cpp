@@ -697,11 +697,11 @@ Prober::Impl::launch_udp(const Job& job, const SocketAddress& peer)
   int fd = channel.fd.get();
   auto send = [&] { return ::sendto(fd, payload.data(), payload.size(), MSG_DONTWAIT, peer.get(), peer.length()); };
   if (send() < 0 && !is_transient_send_error(errno)) {
-    // An ICMP error about an earlier probe is also reported once by the next
-    // call on the socket (its details wait in the error queue): clear it and
-    // try again before blaming this probe.
+    // An ICMP error about an earlier probe to anywhere is also reported once
+    // by the next call on the socket, which clears it (its details wait in
+    // the error queue): try again before blaming this probe.
     int error = errno;
-    if (error != EPERM && error != EACCES && pending_socket_error(fd) != 0 && send() >= 0) error = 0;
+    if (error != EPERM && error != EACCES) error = send() < 0 ? errno : 0;
     if (error != 0 && !is_transient_send_error(error)) return settle_now(job, classify_errno(error));
   }
   return watch(job, Fd{}, peer, std::move(nonce), std::move(payload));
@@ -995,7 +995,10 @@ Prober::Impl::on_resend(std::uint32_t slot, std::uint32_t generation)
     finish(slot, classify_errno(errno));
     return;
   }
-  if (sent < 0 && !is_transient_send_error(errno)) pending_socket_error(fd); // about an earlier probe
+  // Another probe's ICMP error, reported (and cleared) by this call: again.
+  if (sent < 0 && !is_transient_send_error(errno)) {
+    ::sendto(fd, probe.payload.data(), probe.payload.size(), MSG_DONTWAIT, probe.peer.get(), probe.peer.length());
+  }
   auto next = Clock::now() + m_options.udp_resend;
   if (next < probe.deadline) m_resends.push(next, slot, generation);
 }

@@ -477,6 +477,31 @@ TEST(Prober, WithoutRetriesALateAgentIsFiltered)
   EXPECT_EQ(probe_one(target(Protocol::udp, "127.0.0.1", port), once).state, ProbeState::filtered);
 }
 
+TEST(Prober, AnIcmpErrorAboutOneUdpProbeIsNeverBlamedOnAnother)
+{
+  // The shared UDP socket reports each ICMP error once more, through the
+  // next call on it: a send for an open port right after a closed port's
+  // error must not settle the open port as refused.
+  PortRange range;
+  auto reserved = bind_free_range(Protocol::udp, "127.0.0.1", 200, range);
+  ASSERT_EQ(reserved.size(), 200u);
+  reserved.clear(); // released: nothing bound, every datagram gets ICMP port unreachable
+  TestResponder responder(test_token());
+  auto open_port = responder.serve(Protocol::udp, "127.0.0.1", Reply::identity);
+  responder.start();
+  std::vector<ProbeTarget> targets;
+  for (std::uint16_t port = range.min; port <= range.max; ++port) {
+    targets.push_back(target(Protocol::udp, "127.0.0.1", port));
+    targets.push_back(target(Protocol::udp, "127.0.0.1", open_port)); // each in its turn, between closed ones
+  }
+  auto outcomes = Prober::run(test_token(), targets, options(2000ms, 8));
+  ASSERT_EQ(outcomes.size(), targets.size());
+  for (std::size_t i = 0; i < outcomes.size(); i += 2) {
+    EXPECT_EQ(outcomes[i].ports.at(0).state, ProbeState::refused) << outcomes[i].ports[0].port;
+    EXPECT_EQ(outcomes[i + 1].ports.at(0).state, ProbeState::open) << "open port, probe " << i / 2;
+  }
+}
+
 TEST(Prober, RangeOfClosedPortsIsAllRefusedInPortOrder)
 {
   PortRange range;

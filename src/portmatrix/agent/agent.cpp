@@ -360,6 +360,7 @@ struct Agent::Impl
     }
     ProbeOptions options;
     options.timeout = body->timeout;
+    options.retries = body->retries;
     options.source_address = node.address;
     // Every agent probes at once and the destinations answer on the same
     // cores: a moderate window keeps replies inside the timeout.

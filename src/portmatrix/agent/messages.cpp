@@ -166,7 +166,7 @@ to_json(const ProbeRequest& request)
                        {"port_max", target.range.max},
                        {"repeat", target.repeat}});
   }
-  return json{{"timeout_ms", request.timeout.count()}, {"targets", targets}}.dump();
+  return json{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}}.dump();
 }
 
 std::string
@@ -264,6 +264,7 @@ parse_probe_request(std::string_view text)
   return parse_with<ProbeRequest>(text, [](const json& document) {
     ProbeRequest request;
     request.timeout = std::chrono::milliseconds(number_field(document, "timeout_ms", 10, 60000));
+    if (document.contains("retries")) request.retries = int(number_field(document, "retries", 0, 3));
     for (const auto& item : list_field(document, "targets")) {
       if (!item.is_object()) throw ParseError{"target must be an object"};
       ProbeTarget target;

@@ -29,6 +29,7 @@ struct HelloReply
 struct ProbeRequest
 {
   std::chrono::milliseconds timeout{1000};
+  int retries = 1; // ProbeOptions::retries, 0 to 3 ("retries" is optional on the wire)
   std::vector<ProbeTarget> targets;
 };
 

@@ -211,6 +211,7 @@ private:
       if (!m_report.agents[flow.from].reachable) continue;
       auto& request = by_source[flow.from];
       request.timeout = m_options.timeout;
+      request.retries = m_options.retries;
       int repeat = flow.to ? 1 : int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
       m_probe_index[i] = {flow.from, request.targets.size()};
       request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
@@ -253,6 +254,7 @@ private:
         if (flow.to || flow.expect != Expect::allow || !segments || missing_backends(flow, *segments).empty()) continue;
         auto& request = by_source[flow.from];
         request.timeout = m_options.timeout;
+        request.retries = m_options.retries;
         int repeat = int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
         request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
         flows_of[flow.from].push_back(i);

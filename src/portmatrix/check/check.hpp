@@ -89,6 +89,7 @@ struct EgressRoundOptions
 struct CheckOptions
 {
   std::chrono::milliseconds timeout{1000};  // per probe
+  int retries = 1;                           // per unanswered port, after the first pass (0-3)
   std::chrono::milliseconds deadline{30000}; // the whole run
   EgressRoundOptions egress;
   // Progress messages (agents answered, flows done); may be empty.

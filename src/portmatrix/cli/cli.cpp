@@ -237,7 +237,7 @@ command_agent(const Plan& plan, const std::string& node_name, const std::string&
 
 int
 command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
-              const std::string& output, int timeout_ms, int deadline_s, const EgressRoundOptions& egress)
+              const std::string& output, int timeout_ms, int retries, int deadline_s, const EgressRoundOptions& egress)
 {
   auto format = parse_check_format(format_text);
   if (!format) {
@@ -248,6 +248,7 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
   if (!token) return k_exit_input;
   CheckOptions options;
   options.timeout = std::chrono::milliseconds(timeout_ms);
+  options.retries = retries;
   options.deadline = std::chrono::seconds(deadline_s);
   options.egress = egress;
   bool progress_tty = ::isatty(STDERR_FILENO) == 1;
@@ -419,6 +420,7 @@ run_cli(int argc, char** argv)
   std::string check_format = "table";
   std::string output;
   int timeout_ms = 1000;
+  int retries = 1;
   int deadline_s = 30;
   auto* check = app.add_subcommand("check", "Probe every flow from every node through the agents; diagnose failures");
   check->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
@@ -427,6 +429,11 @@ run_cli(int argc, char** argv)
   check->add_option("--format", check_format, "table, json, junit or html")->capture_default_str();
   check->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
   check->add_option("--timeout-ms", timeout_ms, "Per-probe timeout")->capture_default_str()->check(CLI::Range(10, 60000));
+  check->add_option("--retries", retries,
+                    "Tries more for a port that got no answer or no identity, after the first pass (0: a dropped "
+                    "range settles in one timeout, but a reply lost on a busy host reads as a failure)")
+    ->capture_default_str()
+    ->check(CLI::Range(0, 3));
   check->add_option("--deadline", deadline_s, "Seconds the whole check may take")->capture_default_str()->check(CLI::Range(1, 3600));
   EgressRoundOptions check_egress;
   int egress_deadline_s = 10;
@@ -489,7 +496,7 @@ run_cli(int argc, char** argv)
     if (*firewall) return command_firewall(*plan, node, all, out_dir, firewall_format);
     if (*agent) return command_agent(*plan, node, token_file);
     check_egress.deadline = std::chrono::seconds(egress_deadline_s);
-    if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, deadline_s, check_egress);
+    if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, retries, deadline_s, check_egress);
     if (*preflight) return command_preflight(*plan, node, preflight_mode, no_address_check, check_format, output);
     return command_lb(*plan, lb_format, node, out_dir);
   }

@@ -232,3 +232,25 @@ TEST_F(ControlChannel, ProbesAFlowOfItsNode)
 
 } // namespace
 } // namespace portmatrix
+
+namespace portmatrix {
+namespace {
+
+TEST(ProbeRequestBody, CarriesRetriesAndDefaultsToOneWithoutThem)
+{
+  ProbeRequest request;
+  request.retries = 0;
+  request.targets.push_back({Protocol::udp, "10.0.0.2", {30000, 32767}, 1});
+  auto parsed = parse_probe_request(to_json(request));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->retries, 0);
+  auto older = parse_probe_request(R"({"timeout_ms": 1000, "targets": []})");
+  ASSERT_TRUE(older) << older.error();
+  EXPECT_EQ(older->retries, 1) << "a request without the field: one retry";
+  auto too_many = parse_probe_request(R"({"timeout_ms": 1000, "retries": 9, "targets": []})");
+  ASSERT_FALSE(too_many);
+  EXPECT_NE(too_many.error().find("retries"), std::string::npos) << too_many.error();
+}
+
+} // namespace
+} // namespace portmatrix

@@ -6,9 +6,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 namespace portmatrix {
@@ -70,13 +71,28 @@ Token::load(const std::string& path, std::string& error)
   return token;
 }
 
+Token::Token(std::string secret) : m_secret(std::move(secret))
+{
+  EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  EVP_MAC_CTX* context = hmac ? EVP_MAC_CTX_new(hmac) : nullptr;
+  EVP_MAC_free(hmac); // the context keeps its own reference
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+  if (!context || !EVP_MAC_init(context, reinterpret_cast<const unsigned char*>(m_secret.data()), m_secret.size(), params)) {
+    EVP_MAC_CTX_free(context);
+    throw std::runtime_error("HMAC-SHA256 is not available");
+  }
+  m_keyed.reset(context, [](const EVP_MAC_CTX* keyed) { EVP_MAC_CTX_free(const_cast<EVP_MAC_CTX*>(keyed)); });
+}
+
 std::string
 Token::sign(std::string_view data) const
 {
+  std::unique_ptr<EVP_MAC_CTX, void (*)(EVP_MAC_CTX*)> context(EVP_MAC_CTX_dup(m_keyed.get()), EVP_MAC_CTX_free);
   unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (!HMAC(EVP_sha256(), m_secret.data(), int(m_secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
-            data.size(), mac, &length)) {
+  std::size_t length = 0;
+  if (!context || !EVP_MAC_update(context.get(), reinterpret_cast<const unsigned char*>(data.data()), data.size())
+      || !EVP_MAC_final(context.get(), mac, &length, sizeof mac)) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }
   return to_hex(mac, length);

@@ -2,9 +2,12 @@
 // the OpenSSL primitives used with it.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+typedef struct evp_mac_ctx_st EVP_MAC_CTX;
 
 namespace portmatrix {
 
@@ -23,8 +26,12 @@ public:
   bool verify(std::string_view data, std::string_view mac) const;
 
 private:
-  explicit Token(std::string secret) : m_secret(std::move(secret)) {}
+  explicit Token(std::string secret);
   std::string m_secret;
+  // HMAC-SHA256 keyed with the secret once; each sign() works on a copy
+  // (EVP_MAC_CTX_dup), which costs far less than keying anew: the agent
+  // signs and the prober verifies one MAC per probe.
+  std::shared_ptr<const EVP_MAC_CTX> m_keyed;
 };
 
 // `bytes` random bytes from OpenSSL's CSPRNG, hex encoded.

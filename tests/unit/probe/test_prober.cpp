@@ -441,14 +441,23 @@ TEST(Prober, SilentUdpPortIsFilteredAfterTheTimeout)
   EXPECT_LT(elapsed, 900ms);
 }
 
-TEST(Prober, RetryProvesAPortWhoseAgentAnsweredTooLateTheFirstTime)
+// One UDP probe (300 ms timeout, a resend every 100 ms) to an agent that
+// answers as `reply` says, with `retries` after the first pass.
+PortOutcome
+probe_busy_agent(Reply reply, int retries)
 {
   TestResponder responder(test_token());
-  auto port = responder.serve(Protocol::udp, "127.0.0.1", Reply::late);
+  auto port = responder.serve(Protocol::udp, "127.0.0.1", reply);
   responder.start();
-  // 300 ms timeout, a resend every 100 ms: three datagrams in the first pass,
-  // all ignored; the retry's first one is answered.
-  auto outcome = probe_one(target(Protocol::udp, "127.0.0.1", port), options(300ms));
+  auto probe_options = options(300ms);
+  probe_options.retries = retries;
+  return probe_one(target(Protocol::udp, "127.0.0.1", port), probe_options);
+}
+
+TEST(Prober, RetryProvesAPortWhoseAgentAnsweredTooLateTheFirstTime)
+{
+  // Three datagrams in the first pass, all ignored; the retry's first one is answered.
+  auto outcome = probe_busy_agent(Reply::late, 1);
   EXPECT_EQ(outcome.state, ProbeState::open);
   ASSERT_TRUE(outcome.responder);
   EXPECT_TRUE(outcome.responder->authentic);
@@ -456,12 +465,9 @@ TEST(Prober, RetryProvesAPortWhoseAgentAnsweredTooLateTheFirstTime)
 
 TEST(Prober, LateAnswerToTheFirstTryArrivingDuringTheRetryStillProvesTheAgent)
 {
-  TestResponder responder(test_token());
-  auto port = responder.serve(Protocol::udp, "127.0.0.1", Reply::slow);
-  responder.start();
   // The first try's answer comes 350 ms after it, during the retry (which
   // sent another nonce): it is authentic for the first nonce.
-  auto outcome = probe_one(target(Protocol::udp, "127.0.0.1", port), options(300ms));
+  auto outcome = probe_busy_agent(Reply::slow, 1);
   EXPECT_EQ(outcome.state, ProbeState::open);
   ASSERT_TRUE(outcome.responder);
   EXPECT_TRUE(outcome.responder->authentic);
@@ -469,12 +475,7 @@ TEST(Prober, LateAnswerToTheFirstTryArrivingDuringTheRetryStillProvesTheAgent)
 
 TEST(Prober, WithoutRetriesALateAgentIsFiltered)
 {
-  TestResponder responder(test_token());
-  auto port = responder.serve(Protocol::udp, "127.0.0.1", Reply::late);
-  responder.start();
-  auto once = options(300ms);
-  once.retries = 0;
-  EXPECT_EQ(probe_one(target(Protocol::udp, "127.0.0.1", port), once).state, ProbeState::filtered);
+  EXPECT_EQ(probe_busy_agent(Reply::late, 0).state, ProbeState::filtered);
 }
 
 TEST(Prober, AnIcmpErrorAboutOneUdpProbeIsNeverBlamedOnAnother)

@@ -10,8 +10,10 @@
 // UDP is stateless: a datagram carrying a probe payload gets the reply sent
 // back to its source, anything else is ignored. A TCP connection is accepted
 // (non-blocking) once its first bytes are in (TCP_DEFER_ACCEPT), so a probe is
-// usually answered and closed in the accept loop itself, without epoll or a
-// timer. Otherwise it buffers at most one identity line, is answered and closed
+// usually answered and closed right after accept4(), without epoll or a
+// timer, and closed with an RST (the listener's SO_LINGER 0 is inherited):
+// reply and reset are the connection's last two packets, no FIN exchange and
+// no TIME_WAIT on either side. Otherwise it buffers at most one identity line, is answered and closed
 // when a full probe line arrives, and is closed without a word when the line
 // is not a probe, when the buffer fills, or after k_line_timeout, so idle
 // clients never delay prompt probers, which finish in milliseconds. Accepted
@@ -30,6 +32,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <bitset>
 #include <cerrno>
 #include <charconv>
@@ -54,9 +57,11 @@ namespace {
 constexpr int k_listen_backlog = 128;
 constexpr std::chrono::milliseconds k_line_timeout{2000};
 constexpr std::size_t k_max_connections = 8192;
-// Accepts and datagrams handled per readiness event: the loop is level
-// triggered, so the rest waits a turn and one busy port cannot starve others.
-constexpr int k_batch = 64;
+// Per readiness event (the loop is level triggered, so the rest waits a turn
+// and one busy port cannot starve others): one accept, which spares the
+// accept() that would only say EAGAIN (a probe connection usually comes
+// alone), and one recvmmsg() of up to k_datagrams.
+constexpr int k_datagrams = 16;
 constexpr int k_send_flags = MSG_NOSIGNAL | MSG_DONTWAIT;
 
 std::string
@@ -84,6 +89,14 @@ open_listener(Protocol protocol, const SocketAddress& address, int& error)
     // accept() only once the client has sent something: a probe's line is
     // then in at once, and the connection is answered without epoll.
     ::setsockopt(socket.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &on, sizeof(on));
+    // Accepted connections inherit SO_LINGER 0: close() after the identity
+    // line sends an RST instead of a FIN, so neither side keeps TIME_WAIT
+    // and a probe costs no FIN and no ACK of it (the line, already sent,
+    // stays readable for the prober).
+    linger hard{1, 0};
+    ::setsockopt(socket.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    int off = 0;
+    ::setsockopt(socket.get(), IPPROTO_TCP, TCP_QUICKACK, &off, sizeof(off));
   }
   if (::bind(socket.get(), address.get(), address.length()) != 0
       || (protocol == Protocol::tcp && ::listen(socket.get(), k_listen_backlog) != 0)) {
@@ -222,57 +235,87 @@ Responder::Impl::on_listener_ready(std::uint32_t index)
 void
 Responder::Impl::accept_connections(const Listener& listener)
 {
-  for (int i = 0; i < k_batch; ++i) {
-    // At the cap, the oldest connection is answered (if its line is in) and
-    // closed: no spinning on a readable listener, and idle clients cannot
-    // hold the slots.
-    if (m_connections.size() >= k_max_connections) make_room();
-    Fd socket(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!socket) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      // Out of fds: make room by dropping the oldest connection, if any.
-      if ((errno == EMFILE || errno == ENFILE) && !m_connections.empty()) {
-        make_room();
-        continue;
-      }
-      return; // EAGAIN, or nothing we can do this turn
-    }
-    auto id = m_next_connection++;
-    int fd = socket.get();
-    auto& connection = m_connections[id];
-    connection.fd = std::move(socket);
-    connection.port = listener.port;
-    // Usually the probe line is in already (TCP_DEFER_ACCEPT): answered and
-    // closed here, the connection never needs epoll or a timer.
-    if (!on_connection_ready(id)) continue;
-    if (!m_loop.add(fd, EPOLLIN, [this, id](std::uint32_t) { on_connection_ready(id); })) {
-      close_connection(id);
+  // At the cap, the oldest connection is answered (if its line is in) and
+  // closed: idle clients cannot hold the slots.
+  if (m_connections.size() >= k_max_connections) make_room();
+  Fd socket;
+  while (!socket) {
+    socket = Fd(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (socket) break;
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    // Out of fds: make room by dropping the oldest connection, if any.
+    if ((errno == EMFILE || errno == ENFILE) && !m_connections.empty()) {
+      make_room();
       continue;
     }
-    connection.timer = m_loop.after(k_line_timeout, [this, id] { close_connection(id); });
+    return; // EAGAIN, or nothing we can do this turn
   }
+  auto id = m_next_connection++;
+  int fd = socket.get();
+  auto& connection = m_connections[id];
+  connection.fd = std::move(socket);
+  connection.port = listener.port;
+  // Usually the probe line is in already (TCP_DEFER_ACCEPT): answered and
+  // closed here, the connection never needs epoll or a timer.
+  if (!on_connection_ready(id)) return;
+  if (!m_loop.add(fd, EPOLLIN, [this, id](std::uint32_t) { on_connection_ready(id); })) {
+    close_connection(id);
+    return;
+  }
+  connection.timer = m_loop.after(k_line_timeout, [this, id] { close_connection(id); });
 }
 
 void
 Responder::Impl::answer_datagrams(const Listener& listener)
 {
-  char buffer[k_max_identity_line + 1];
-  for (int i = 0; i < k_batch; ++i) {
-    sockaddr_storage from{};
-    socklen_t from_length = sizeof(from);
-    auto length = ::recvfrom(listener.fd.get(), buffer, sizeof(buffer), MSG_DONTWAIT | MSG_TRUNC,
-                             reinterpret_cast<sockaddr*>(&from), &from_length);
-    if (length < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      continue; // a transient error (ENOMEM, a queued ICMP error): next datagram
-    }
-    if (std::size_t(length) > k_max_identity_line) continue; // truncated: not a probe
-    auto nonce = parse_probe_payload(std::string_view(buffer, std::size_t(length)));
+  // One recvmmsg() takes what is queued (usually one datagram) without the
+  // extra call that would only say EAGAIN; the answers go in one sendmmsg().
+  struct Datagram
+  {
+    char buffer[k_max_identity_line + 1];
+    sockaddr_storage from;
+    iovec vector;
+  };
+  std::array<Datagram, k_datagrams> in{};
+  std::array<mmsghdr, k_datagrams> headers{};
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    in[i].vector = {in[i].buffer, sizeof(in[i].buffer)};
+    headers[i].msg_hdr.msg_name = &in[i].from;
+    headers[i].msg_hdr.msg_namelen = sizeof(in[i].from);
+    headers[i].msg_hdr.msg_iov = &in[i].vector;
+    headers[i].msg_hdr.msg_iovlen = 1;
+  }
+  int count = ::recvmmsg(listener.fd.get(), headers.data(), unsigned(headers.size()), MSG_DONTWAIT, nullptr);
+  // Nothing (EAGAIN), or a transient error (ENOMEM, a queued ICMP error): the
+  // loop calls again while the socket is readable.
+  if (count <= 0) return;
+  std::array<std::string, k_datagrams> replies;
+  std::array<iovec, k_datagrams> reply_vectors{};
+  std::array<mmsghdr, k_datagrams> out{};
+  unsigned answers = 0;
+  for (int i = 0; i < count; ++i) {
+    const auto& header = headers[std::size_t(i)].msg_hdr;
+    auto length = headers[std::size_t(i)].msg_len;
+    if ((header.msg_flags & MSG_TRUNC) || length > k_max_identity_line) continue; // not a probe
+    auto nonce = parse_probe_payload(std::string_view(in[std::size_t(i)].buffer, length));
     if (!nonce) continue;
-    auto reply = make_identity_reply(m_token, *nonce, m_node, Protocol::udp, listener.port);
-    auto sent = ::sendto(listener.fd.get(), reply.data(), reply.size(), k_send_flags,
-                         reinterpret_cast<const sockaddr*>(&from), from_length);
-    if (sent == ssize_t(reply.size())) ++m_answered;
+    auto& reply = replies[answers] = make_identity_reply(m_token, *nonce, m_node, Protocol::udp, listener.port);
+    reply_vectors[answers] = {reply.data(), reply.size()};
+    auto& message = out[answers].msg_hdr;
+    message.msg_name = header.msg_name;
+    message.msg_namelen = header.msg_namelen;
+    message.msg_iov = &reply_vectors[answers];
+    message.msg_iovlen = 1;
+    ++answers;
+  }
+  for (unsigned sent = 0; sent < answers;) {
+    int done = ::sendmmsg(listener.fd.get(), out.data() + sent, answers - sent, k_send_flags);
+    if (done <= 0) {
+      ++sent; // that answer is lost (the prober asks again); the rest still go
+      continue;
+    }
+    for (int i = 0; i < done; ++i) m_answered += out[sent + unsigned(i)].msg_len == reply_vectors[sent + unsigned(i)].iov_len;
+    sent += unsigned(done);
   }
 }
 
@@ -289,6 +332,8 @@ Responder::Impl::on_connection_ready(std::uint64_t id)
     auto peeked = ::recv(connection.fd.get(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
     if (peeked == 1 && TlsHealthServer::looks_like_tls(first)) {
       Fd fd(connection.fd.release());
+      linger graceful{0, 0}; // a TLS session ends with close_notify and a FIN, not a reset
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &graceful, sizeof(graceful));
       m_loop.remove(fd.get());
       m_loop.cancel(connection.timer);
       m_connections.erase(it);
@@ -325,11 +370,10 @@ Responder::Impl::answer_line(Connection& connection, std::string_view line)
   auto nonce = parse_probe_payload(line);
   if (!nonce) return;
   auto reply = make_identity_reply(m_token, *nonce, m_node, Protocol::tcp, connection.port);
-  // A fresh connection's send buffer is empty: the short reply fits at once.
+  // A fresh connection's send buffer is empty and its window open: send()
+  // puts the short reply on the wire at once, before close() resets the
+  // connection (the listener's SO_LINGER 0).
   if (::send(connection.fd.get(), reply.data(), reply.size(), k_send_flags) == ssize_t(reply.size())) ++m_answered;
-  // Send our FIN before close(), so nothing the peer still sends can turn it
-  // into a reset that overtakes the reply.
-  ::shutdown(connection.fd.get(), SHUT_WR);
 }
 
 // Frees one connection slot: the oldest connection is answered now if its

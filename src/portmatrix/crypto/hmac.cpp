@@ -1,8 +1,12 @@
 #include "crypto/hmac.hpp"
 
+#include <pthread.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 
@@ -105,14 +109,57 @@ Token::verify(std::string_view data, std::string_view mac) const
   return mac.size() == expected.size() && CRYPTO_memcmp(mac.data(), expected.data(), mac.size()) == 0;
 }
 
+namespace {
+
+// Random bytes are drawn from OpenSSL in blocks: RAND_bytes costs a getpid()
+// system call each time (its fork check), and the prober needs a nonce per
+// probe. A child of fork() must never reuse its parent's block, so the block
+// remembers the fork generation it was drawn in.
+std::atomic<unsigned> g_fork_generation{0};
+
+struct RandomPool
+{
+  static constexpr std::size_t k_size = 4096;
+  unsigned char bytes[k_size];
+  std::size_t used = k_size;
+  unsigned generation = 0;
+
+  void take(unsigned char* out, std::size_t count)
+  {
+    static std::once_flag registered;
+    std::call_once(registered, [] { ::pthread_atfork(nullptr, nullptr, [] { ++g_fork_generation; }); });
+    if (count > k_size) {
+      draw(out, count);
+      return;
+    }
+    auto current = g_fork_generation.load(std::memory_order_relaxed);
+    if (generation != current || k_size - used < count) {
+      draw(bytes, k_size);
+      used = 0;
+      generation = current;
+    }
+    std::memcpy(out, bytes + used, count);
+    OPENSSL_cleanse(bytes + used, count); // handed out once, not kept
+    used += count;
+  }
+
+  static void draw(unsigned char* out, std::size_t count)
+  {
+    if (RAND_bytes(out, int(count)) != 1) throw std::runtime_error("RAND_bytes failed");
+  }
+};
+
+} // namespace
+
 std::string
 random_hex(std::size_t bytes)
 {
+  thread_local RandomPool pool;
   std::string raw(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), int(bytes)) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
-  }
-  return to_hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
+  pool.take(reinterpret_cast<unsigned char*>(raw.data()), bytes);
+  auto hex = to_hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
+  OPENSSL_cleanse(raw.data(), raw.size());
+  return hex;
 }
 
 } // namespace portmatrix

@@ -34,7 +34,9 @@ private:
   std::shared_ptr<const EVP_MAC_CTX> m_keyed;
 };
 
-// `bytes` random bytes from OpenSSL's CSPRNG, hex encoded.
+// `bytes` random bytes from OpenSSL's CSPRNG, hex encoded. Drawn in blocks
+// per thread (a fork()ed child draws its own), so a nonce per probe costs
+// no system call.
 std::string random_hex(std::size_t bytes);
 
 } // namespace portmatrix

@@ -39,6 +39,7 @@
 #include <linux/errqueue.h>
 #include <netinet/icmp6.h>
 #include <netinet/ip_icmp.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <poll.h>
@@ -248,7 +249,8 @@ is_self_connect(int fd, const SocketAddress& peer)
   return local.port() == peer.port() && local.family() == peer.family() && local.host() == peer.host();
 }
 
-// IP_RECVERR, and the bind to the source address. Returns 0 or an errno.
+// IP_RECVERR, TCP_DEFER_ACCEPT (TCP), and the bind to the source address.
+// Returns 0 or an errno.
 int
 prepare_socket(int fd, int family, Protocol protocol, const std::optional<SocketAddress>& source)
 {
@@ -256,6 +258,13 @@ prepare_socket(int fd, int family, Protocol protocol, const std::optional<Socket
   auto level = family == AF_INET6 ? SOL_IPV6 : SOL_IP;
   auto option = family == AF_INET6 ? IPV6_RECVERR : IP_RECVERR;
   if (::setsockopt(fd, level, option, &on, sizeof on) != 0) return errno;
+  // On a connecting socket TCP_DEFER_ACCEPT holds back the handshake's last
+  // ACK until the payload goes out, which then carries it: one packet less
+  // per probe (tcp_rcv_synsent_state_process).
+  if (protocol == Protocol::tcp) {
+    int off = 0;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
+  }
   if (!source) return 0;
   // TCP: the port is chosen at connect(), per destination, so thousands of
   // probes from one source address do not exhaust the ephemeral range.
@@ -418,6 +427,7 @@ struct Probe
   std::string nonce;
   std::string payload;
   std::string received; // TCP: the identity line so far
+  bool peer_reset = false; // TCP: the peer has reset the connection (nothing to close)
   Clock::time_point deadline;
 };
 
@@ -461,10 +471,11 @@ private:
   Launch settle_now(const Job& job, Finding finding);
   Launch defer_or_settle(const Job& job, int error);
   std::uint32_t acquire_slot();
-  void on_event(std::uint32_t slot, std::uint32_t generation);
-  std::optional<Finding> on_tcp_event(Probe& probe);
-  std::optional<Finding> on_connect_result(Probe& probe);
-  std::optional<Finding> read_identity_line(Probe& probe);
+  void on_event(std::uint32_t slot, std::uint32_t generation, std::uint32_t events);
+  std::optional<Finding> on_tcp_event(Probe& probe, std::uint32_t events);
+  // `events`: what epoll reported; 0 when unknown (ask the socket).
+  std::optional<Finding> on_connect_result(Probe& probe, std::uint32_t events);
+  std::optional<Finding> read_identity_line(Probe& probe, std::uint32_t events);
   void on_deadline(std::uint32_t slot, std::uint32_t generation);
   void on_identity_deadline(std::uint32_t slot, std::uint32_t generation);
   void on_resend(std::uint32_t slot, std::uint32_t generation);
@@ -827,7 +838,7 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   auto& probe = m_probes[slot];
   auto generation = probe.generation;
   if (protocol == Protocol::tcp) {
-    auto on_ready = [this, slot, generation](std::uint32_t) { on_event(slot, generation); };
+    auto on_ready = [this, slot, generation](std::uint32_t events) { on_event(slot, generation, events); };
     if (!m_loop.add(fd.get(), EPOLLOUT | EPOLLIN | EPOLLET, std::move(on_ready))) {
       int error = errno;
       m_free.push_back(slot);
@@ -885,13 +896,13 @@ Prober::Impl::acquire_slot()
 }
 
 void
-Prober::Impl::on_event(std::uint32_t slot, std::uint32_t generation)
+Prober::Impl::on_event(std::uint32_t slot, std::uint32_t generation, std::uint32_t events)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
   std::optional<Finding> finding;
   try {
-    finding = on_tcp_event(probe);
+    finding = on_tcp_event(probe, events);
   } catch (...) {
     finding = found(ProbeState::error, current_exception_errno());
   }
@@ -899,16 +910,18 @@ Prober::Impl::on_event(std::uint32_t slot, std::uint32_t generation)
 }
 
 std::optional<Finding>
-Prober::Impl::on_tcp_event(Probe& probe)
+Prober::Impl::on_tcp_event(Probe& probe, std::uint32_t events)
 {
-  return probe.phase == Phase::connecting ? on_connect_result(probe) : read_identity_line(probe);
+  return probe.phase == Phase::connecting ? on_connect_result(probe, events) : read_identity_line(probe, events);
 }
 
 std::optional<Finding>
-Prober::Impl::on_connect_result(Probe& probe)
+Prober::Impl::on_connect_result(Probe& probe, std::uint32_t events)
 {
   int fd = probe.fd.get();
-  int error = pending_socket_error(fd);
+  // Writable without an error or hang-up: connected, no need to ask.
+  bool clean = (events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP));
+  int error = clean ? 0 : pending_socket_error(fd);
   // Connected, then reset before we looked: something accepted the connection.
   if (error == ECONNRESET || error == EPIPE) return open_with(probe, {});
   if (error != 0) return classify_failure(fd, error);
@@ -923,13 +936,18 @@ Prober::Impl::on_connect_result(Probe& probe)
                             probe.generation);
   // A failed send needs no handling here: the read that follows sees the reset.
   ::send(fd, probe.payload.data(), probe.payload.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  int off = 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
   return std::nullopt; // the line's arrival is the next edge (EPOLLIN)
 }
 
 // Reads until a whole line, EOF, a reset, or k_max_identity_line bytes.
 std::optional<Finding>
-Prober::Impl::read_identity_line(Probe& probe)
+Prober::Impl::read_identity_line(Probe& probe, std::uint32_t events)
 {
+  // An agent resets the connection right after its line (no FIN, no
+  // TIME_WAIT on either side); what it sent before stays readable.
+  probe.peer_reset = events & (EPOLLHUP | EPOLLERR);
   char buffer[k_max_identity_line];
   auto room = k_max_identity_line - probe.received.size();
   auto count = ::recv(probe.fd.get(), buffer, room, MSG_DONTWAIT);
@@ -961,7 +979,7 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
   // already queued: look at the socket itself before calling it filtered.
   std::optional<Finding> finding;
   if (probe.protocol == Protocol::tcp && socket_writable(probe.fd.get())) {
-    finding = on_connect_result(probe);
+    finding = on_connect_result(probe, 0);
     if (probe.phase == Phase::reading) return; // connected after all: now waiting for the identity
   } else if (probe.protocol == Protocol::udp) {
     // Read what the shared socket holds (at most once a millisecond: a
@@ -1026,7 +1044,7 @@ Prober::Impl::close_probe(Probe& probe)
 {
   if (probe.protocol == Protocol::tcp) {
     m_loop.forget(probe.fd.get());
-    if (probe.phase == Phase::reading) reset_on_close(probe.fd.get());
+    if (probe.phase == Phase::reading && !probe.peer_reset) reset_on_close(probe.fd.get());
     probe.fd.reset();
   } else if (auto it = m_udp_in_flight.find(probe.key); it != m_udp_in_flight.end()) {
     m_udp_in_flight.erase(it);
@@ -1039,6 +1057,7 @@ Prober::Impl::close_probe(Probe& probe)
     }
   }
   probe.phase = Phase::idle;
+  probe.peer_reset = false;
   probe.received.clear();
 }
 

@@ -1,8 +1,10 @@
 // The prober: every port of every target becomes one job per connection
 // (`repeat` jobs for a VIP), and jobs run as non-blocking sockets on the
-// caller's EventLoop, at most `max_in_flight` at once; each finished probe
-// starts the next job, so a range of thousands of ports is in flight at once
-// and a dropped range is settled in one timeout round.
+// caller's EventLoop, at most `max_in_flight` unanswered young ones at once
+// (a probe still silent after `quiet_after` leaves that window, keeping its
+// socket until its timeout; `max_open` bounds them all); each finished or
+// quiet probe starts the next job, so a range of thousands of ports is in
+// flight at once and a dropped range is settled in one timeout round.
 //
 // Probes live in a fixed pool of slots. A slot's generation changes every
 // time it is reused, so anything still queued for an earlier probe in that
@@ -13,8 +15,10 @@
 //
 // TCP: connect; the EPOLLOUT result (SO_ERROR) is classified; on success the
 // probe payload is sent and one identity line is read (until '\n', EOF, or
-// the timeout), then the socket is closed with an RST (SO_LINGER 0) so no
-// TIME_WAIT piles up. TCP sockets get IP_RECVERR: a failed connect then
+// the timeout). An agent resets the connection right after its line; any
+// other peer's connection is closed with an RST (SO_LINGER 0), so no
+// TIME_WAIT piles up. TCP_QUICKACK off holds back our ACKs: the handshake's
+// rides on the payload and the reply needs none before the reset. TCP sockets get IP_RECVERR: a failed connect then
 // leaves the ICMP type and code in the error queue, which tells an
 // administratively prohibited reject from an unreachable host.
 //
@@ -428,6 +432,7 @@ struct Probe
   std::string payload;
   std::string received; // TCP: the identity line so far
   bool peer_reset = false; // TCP: the peer has reset the connection (nothing to close)
+  bool young = false;      // counts toward the window (ProbeOptions::max_in_flight)
   Clock::time_point deadline;
 };
 
@@ -479,6 +484,7 @@ private:
   void on_deadline(std::uint32_t slot, std::uint32_t generation);
   void on_identity_deadline(std::uint32_t slot, std::uint32_t generation);
   void on_resend(std::uint32_t slot, std::uint32_t generation);
+  void on_quiet(std::uint32_t slot, std::uint32_t generation);
   Finding open_with(const Probe& probe, std::string_view reply) const;
   void finish(std::uint32_t slot, Finding finding);
   void close_probe(Probe& probe);
@@ -501,7 +507,9 @@ private:
   EventLoop& m_loop;
   const Token& m_token;
   ProbeOptions m_options;
-  std::size_t m_capacity = 1; // probes in flight at most
+  std::size_t m_capacity = 1; // probes in flight at most (max_open within the fd budget)
+  std::size_t m_window = 1;   // young probes in flight at most (max_in_flight)
+  std::size_t m_young = 0;
   std::optional<SocketAddress> m_source;
 
   std::vector<TargetOutcome> m_outcomes;
@@ -539,6 +547,7 @@ private:
   DeadlineQueue m_deadlines;
   DeadlineQueue m_resends;
   DeadlineQueue m_identity_deadlines; // TCP: connected, waiting for the identity line
+  DeadlineQueue m_quiet;              // probes leaving the window, unanswered
   std::uint64_t m_done_timer = 0;
 };
 
@@ -547,7 +556,8 @@ Prober::Impl::Impl(EventLoop& loop, const Token& token, ProbeOptions options)
     m_deadlines(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_deadline(slot, generation); }),
     m_resends(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_resend(slot, generation); }),
     m_identity_deadlines(loop,
-                         [this](std::uint32_t slot, std::uint32_t generation) { on_identity_deadline(slot, generation); })
+                         [this](std::uint32_t slot, std::uint32_t generation) { on_identity_deadline(slot, generation); }),
+    m_quiet(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_quiet(slot, generation); })
 {
 }
 
@@ -597,7 +607,9 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   settle_unprobeable_targets();
 
   // The limit as it is now: the caller may have raised it since construction.
-  m_capacity = std::clamp<std::size_t>(m_options.max_in_flight, 1, fd_budget());
+  m_window = std::max<std::size_t>(m_options.max_in_flight, 1);
+  m_capacity = std::clamp<std::size_t>(std::max(m_options.max_open, m_window), 1, fd_budget());
+  m_young = 0;
   auto slots = std::size_t(std::min<std::uint64_t>(m_capacity, std::max<std::uint64_t>(m_total, 1)));
   m_probes = std::vector<Probe>(slots);
   m_free.clear();
@@ -657,7 +669,7 @@ void
 Prober::Impl::fill()
 {
   m_starved = false;
-  while (!m_starved && m_in_flight < m_capacity) {
+  while (!m_starved && m_young < m_window && m_in_flight < m_capacity) {
     auto job = next_job();
     if (!job) break;
     try {
@@ -860,6 +872,9 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   probe.deadline = now + m_options.timeout;
   ++m_in_flight;
   m_deadlines.push(probe.deadline, slot, generation);
+  probe.young = true;
+  ++m_young;
+  if (m_options.quiet_after < m_options.timeout) m_quiet.push(now + m_options.quiet_after, slot, generation);
   if (protocol == Protocol::udp && m_options.udp_resend.count() > 0 && m_options.udp_resend < m_options.timeout) {
     m_resends.push(now + m_options.udp_resend, slot, generation);
   }
@@ -992,6 +1007,17 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
   finish(slot, finding ? std::move(*finding) : found(ProbeState::filtered));
 }
 
+// Unanswered for quiet_after: presumed silent, out of the window (it keeps
+// its socket and its deadline), so the next probe can start.
+void
+Prober::Impl::on_quiet(std::uint32_t slot, std::uint32_t generation)
+{
+  if (!live(slot, generation) || !m_probes[slot].young) return;
+  m_probes[slot].young = false;
+  --m_young;
+  fill();
+}
+
 void
 Prober::Impl::on_identity_deadline(std::uint32_t slot, std::uint32_t generation)
 {
@@ -1058,6 +1084,8 @@ Prober::Impl::close_probe(Probe& probe)
   }
   probe.phase = Phase::idle;
   probe.peer_reset = false;
+  if (probe.young) --m_young;
+  probe.young = false;
   probe.received.clear();
 }
 
@@ -1094,11 +1122,15 @@ Prober::Impl::queue_retries()
   for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
     if (!m_addresses[target]) continue;
     auto& ports = m_outcomes[target].ports;
+    // A long range of which nothing opened: a firewall's drop, final.
+    bool silence_is_final = ports.size() >= k_silent_range
+                            && std::none_of(ports.begin(), ports.end(),
+                                            [](const PortOutcome& port) { return port.state == ProbeState::open; });
     for (std::uint32_t index = 0; index < ports.size(); ++index) {
       auto& outcome = ports[index];
       bool proven = outcome.state == ProbeState::open && outcome.responder && outcome.responder->authentic;
-      bool unclear = outcome.state == ProbeState::filtered || outcome.state == ProbeState::error ||
-                     outcome.state == ProbeState::open;
+      bool unclear = (outcome.state == ProbeState::filtered && !silence_is_final) || outcome.state == ProbeState::error
+                     || outcome.state == ProbeState::open;
       if (proven || !unclear) continue;
       m_attempts_settled[target][index] = 0; // the retry's first result replaces this one
       for (std::uint32_t attempt = 0; attempt < repeat_of(target); ++attempt) {
@@ -1133,6 +1165,7 @@ Prober::Impl::deliver()
   m_deadlines.clear();
   m_resends.clear();
   m_identity_deadlines.clear();
+  m_quiet.clear();
   close_udp_channels();
   m_running = false;
   auto done = std::move(m_done);
@@ -1152,6 +1185,7 @@ Prober::Impl::abandon_probes()
   m_deadlines.clear();
   m_resends.clear();
   m_identity_deadlines.clear();
+  m_quiet.clear();
 }
 
 // --- Prober ----------------------------------------------------------------

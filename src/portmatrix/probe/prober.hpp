@@ -53,6 +53,10 @@ struct TargetOutcome
   std::vector<PortOutcome> ports; // one per port of the range, in port order
 };
 
+// A range this long with no port open and its silent ports not retried (see
+// ProbeOptions::retries).
+inline constexpr std::size_t k_silent_range = 16;
+
 struct ProbeOptions
 {
   std::chrono::milliseconds timeout{1000}; // per probe: until connected (TCP) or answered (UDP)
@@ -60,7 +64,13 @@ struct ProbeOptions
   // `timeout` so a busy agent is not mistaken for a foreign responder, and a
   // dropped range still settles in one `timeout` round.
   std::chrono::milliseconds identity_timeout{3000};
-  std::size_t max_in_flight = 4096;        // sockets open at once
+  // Probes started and not yet answered, at most; a probe still unanswered
+  // after `quiet_after` is presumed silent (a firewall drops it) and leaves
+  // this window, so a dropped range does not hold back the rest: all its
+  // ports wait out the same timeout instead of one window after another.
+  std::size_t max_in_flight = 4096;
+  std::chrono::milliseconds quiet_after{250};
+  std::size_t max_open = 16384; // probes in flight (TCP: sockets) at most, silent ones included
   // UDP datagrams are resent at this interval within the timeout (lost
   // datagrams are retried without extending the round).
   std::chrono::milliseconds udp_resend{300};
@@ -70,7 +80,10 @@ struct ProbeOptions
   // port the first pass saw answer with its agent's identity is not; a clear
   // answer (refused, ICMP, EPERM) is final. A retry's outcome replaces the
   // earlier one: an overloaded machine loses a reply now and then, a
-  // firewall drops every time.
+  // firewall drops every time. So silence is final when it is the firewall's
+  // signature: a range of k_silent_range ports or more of which none opened
+  // (a dropped NodePort range settles in one timeout, not two); silence in a
+  // range where other ports opened, or on a few ports, is asked again.
   int retries = 1;
 };
 

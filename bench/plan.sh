@@ -9,7 +9,9 @@
 #   firewall --inventory F --all --out DIR --format B for nftables, iptables, firewalld, ufw
 # Each records its wall and CPU time, peak RSS (/usr/bin/time) and output size;
 # the output goes to a directory under BENCH_WORK (or TMPDIR), removed after
-# each command and on exit.
+# each command and on exit. Beside nftables, the filesystem's floor: as many
+# files of the same size, written the same way by a loop that generates
+# nothing (creating thousands of files is what --all waits for on a slow disk).
 #   usage: BENCH_OUT=FILE plan.sh NODES PORTMATRIX [FLOOR]
 set -euo pipefail
 source "$(dirname "$0")/record.bash"
@@ -54,11 +56,37 @@ measure() {
   t1=$(date +%s%N)
   read -r kb user sys < <(tail -1 "$work/rss")
   bytes=$(du -sb "$output" | cut -f1)
+  LAST_BYTES=$bytes
   bench_record "$ITEM" "$label wall" $(((t1 - t0) / 1000000)) ms
   bench_record "$ITEM" "$label cpu" "$(python3 -c "print(round(($user + $sys) * 1000))")" ms
   bench_record "$ITEM" "$label peak RSS" $((kb / 1024)) MB
   bench_record "$ITEM" "$label output" "$(python3 -c "print(round($bytes / 1e6, 3))")" MB
   rm -rf "$output"
+}
+
+# The filesystem's floor for `firewall --all`: FILES files of BYTES in all
+# written as portmatrix writes them (a temporary file, one write, a rename)
+# by a loop that generates nothing. Records its wall time as "LABEL floor".
+fs_floor() { # LABEL FILES BYTES
+  local label=$1 files=$2 bytes=$3 ms
+  sync
+  ms=$(python3 - "$work/floor" "$files" "$bytes" <<'PY'
+import os, sys, time
+folder, files, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+data = b"#" * (total // files)
+os.makedirs(folder)
+start = time.monotonic()
+for i in range(files):
+    path = f"{folder}/n{i}"
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    os.close(fd)
+    os.rename(path + ".tmp", path)
+print(round((time.monotonic() - start) * 1000))
+PY
+)
+  rm -rf "$work/floor"
+  bench_record "$ITEM" "$label floor" "$ms" ms
 }
 
 # The pair count, from the groups (their `flows` add up to it).
@@ -78,7 +106,9 @@ for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   measure "ports groups json" "$work/groups.json" -- "$PM" ports --inventory "$inventory" --format json --flows groups
   for backend in nftables iptables firewalld ufw; do
     measure "firewall $backend" "$work/rules-$backend/" -- "$PM" firewall --inventory "$inventory" --all --out "$work/rules-$backend" --format "$backend"
+    if [[ $backend == nftables ]]; then nft_bytes=$LAST_BYTES; fi
   done
+  fs_floor "firewall nftables" $((NODES + 2)) "$nft_bytes"
 done
 
 if [[ $NODES -le $PAIRS_MAX ]]; then

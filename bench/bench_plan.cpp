@@ -1,16 +1,18 @@
 // Planning and generation speed: load a generated N-node inventory, plan it,
-// and render every node's host firewall. The target (issue 2): 5,000 nodes in
+// and render every node's host firewall (or the ports report's flows). The target (issue 2): 5,000 nodes in
 // under a second for nftables, with one node's rule count the same for 10
 // nodes and 5,000 (reported as the counter `rules_per_node`).
 //   build/bench/bench_plan --benchmark_min_time=1
 #include <benchmark/benchmark.h>
 
+#include <ostream>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "firewall/firewall.hpp"
 #include "plan/plan.hpp"
+#include "report/ports_report.hpp"
 
 namespace portmatrix {
 namespace {
@@ -79,10 +81,46 @@ BM_ParseAndPlan(benchmark::State& state)
   }
 }
 
+// `ports --inventory --format json` minus the disk: the pairs (streamed) or
+// the groups, written to a stream that counts and discards.
+void
+BM_PortsJson(benchmark::State& state, FlowsView view)
+{
+  struct Counter : std::streambuf
+  {
+    std::size_t bytes = 0;
+    std::streamsize xsputn(const char*, std::streamsize n) override
+    {
+      bytes += std::size_t(n);
+      return n;
+    }
+    int overflow(int c) override
+    {
+      ++bytes;
+      return c;
+    }
+  };
+  auto text = inventory_text(int(state.range(0)));
+  auto profile = load_profile("apinizer");
+  Counter counter;
+  for (auto _ : state) {
+    counter.bytes = 0;
+    auto inventory = parse_inventory(text, "bench.yaml");
+    auto plan = make_plan(*profile, std::move(*inventory));
+    std::ostream out(&counter);
+    write_ports(out, plan.matrix, &plan, PortsFormat::json, view);
+  }
+  state.counters["output_MB"] = double(counter.bytes) / 1e6;
+}
+
+BENCHMARK_CAPTURE(BM_PortsJson, pairs, FlowsView::pairs)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PortsJson, groups, FlowsView::groups)->Arg(5000)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PlanAndGenerateAll, nftables, FirewallFormat::nftables)
   ->Arg(10)->Arg(1000)->Arg(5000)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PlanAndGenerateAll, iptables, FirewallFormat::iptables)
   ->Arg(10)->Arg(5000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PlanAndGenerateAll, firewalld, FirewallFormat::firewalld)->Arg(5000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PlanAndGenerateAll, ufw, FirewallFormat::ufw)->Arg(5000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ParseAndPlan)->Arg(1000)->Arg(5000)->Unit(benchmark::kMillisecond);
 
 } // namespace

@@ -6,10 +6,7 @@
 # the cleanup trap), then measures each tool BENCH_REPS times, the tools
 # interleaved within a repetition so they see the same machine load.
 #
-# Measurements are appended to $BENCH_OUT, one per line, tab-separated:
-#   m  ITEM  MEASURE  VALUE  UNIT      one repetition's value (run.sh takes medians)
-#   c  ITEM  LABEL    COMMAND          the exact command behind a measure (once)
-#   n  ITEM  TEXT                      a note for the results (once)
+# Measurements go to $BENCH_OUT through bench/record.bash.
 #
 # BENCH_PERF=DIR records a system-wide CPU profile (perf record -a -g) of
 # every check into DIR/ITEM.data, for `perf report --comm portmatrix`.
@@ -19,9 +16,7 @@
 # every port), and exits 1 when that does not hold.
 
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/netns/check_lib.bash"
-
-BENCH_REPS=${BENCH_REPS:-5}
-declare -A BENCH_SAID=() # ITEM LABEL -> 1 once its command or note is recorded
+source "$(dirname "${BASH_SOURCE[0]}")/record.bash"
 
 bench_init() { # NAME PORTMATRIX FLOOR
   local name=$1
@@ -31,26 +26,6 @@ bench_init() { # NAME PORTMATRIX FLOOR
   ck_init "$name" "$2"
   ulimit -n "$(ulimit -Hn)" # agents and probes hold thousands of sockets
 }
-
-bench_record() { # ITEM MEASURE VALUE UNIT
-  printf 'm\t%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_OUT"
-}
-
-bench_command() { # ITEM LABEL COMMAND...: recorded once per ITEM and LABEL
-  local item=$1 label=$2
-  shift 2
-  [[ -n ${BENCH_SAID["$item $label"]:-} ]] && return
-  BENCH_SAID["$item $label"]=1
-  printf 'c\t%s\t%s\t%s\n' "$item" "$label" "$*" >>"$BENCH_OUT"
-}
-
-bench_note() { # ITEM TEXT: recorded once
-  [[ -n ${BENCH_SAID["$1 note $2"]:-} ]] && return
-  BENCH_SAID["$1 note $2"]=1
-  printf 'n\t%s\t%s\n' "$1" "$2" >>"$BENCH_OUT"
-}
-
-bench_py() { python3 "$(dirname "${BASH_SOURCE[0]}")/report.py" "$@"; }
 
 # `portmatrix check` from $CK_CHECK_NODE (ck_check), exit status EXPECTED
 # ("0|1": either); records its wall time, the probe round's (rounds_ms.probe

@@ -94,7 +94,12 @@ TITLES = {
     "4b": "4b. UDP, nothing listening (ICMP port-unreachable rate-limited)",
     "5": "5. The guide's topology (3+3+1+3+3+1 nodes), every flow, both NodePort ranges",
     "6": "6. Scale",
+    "7": "7. Planning: ports and firewall --all (no namespaces)",
 }
+
+# Item 7's commands, as plan.sh names their measures.
+PLAN_COMMANDS = ("ports pairs json", "ports groups json", "firewall nftables", "firewall iptables",
+                 "firewall firewalld", "firewall ufw")
 
 
 def load(path):
@@ -172,6 +177,24 @@ def targets(m):
                          "n/a (flows failed: the times do not measure complete checks)"
                          if median(m, first, "flows failed") or median(m, last, "flows failed") else
                          verdict(None if growth_time is None or growth_probes is None else growth_time <= growth_probes)))
+    sizes = sorted(int(i[2:]) for i in m if i.startswith("7/"))
+    if sizes:
+        biggest = f"7/{sizes[-1]}"
+        for command in PLAN_COMMANDS:
+            wall = median(m, biggest, f"{command} wall")
+            if wall is None:
+                continue
+            cpu, rss = median(m, biggest, f"{command} cpu"), median(m, biggest, f"{command} peak RSS")
+            out = median(m, biggest, f"{command} output")
+            floor = median(m, biggest, f"{command} floor")
+            rows.append(("7", f"5,000 nodes under 1 s: {command}",
+                         f"{sizes[-1]:,} nodes: {fmt(wall)} ms ({fmt(cpu)} ms CPU), {fmt(rss)} MB peak RSS, "
+                         f"{fmt(out)} MB written" + ("" if floor is None else
+                                                    f"; the filesystem's floor for those files: {fmt(floor)} ms"),
+                         verdict(wall < 1000) if sizes[-1] >= 5000 else "n/a (not 5,000 nodes)"))
+        if median(m, biggest, "ports pairs json wall") is None:
+            rows.append(("7", "5,000 nodes under 1 s: ports pairs json", f"not run at {sizes[-1]:,} nodes: "
+                         f"{fmt(median(m, biggest, 'node pairs (flows)'))} pairs (see item 7)", "n/a"))
     return rows
 
 

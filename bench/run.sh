@@ -6,15 +6,16 @@
 #   bench/run.sh [--quick] [--reps N] [--build-dir DIR] [--out FILE] [--items LIST]
 #
 #   --quick       CI's configuration: one repetition and no warm-up check, a
-#                 256-port range, small nmap subsets, 10 nodes; written to
-#                 DIR/bench-quick.md unless --out
+#                 256-port range, small nmap subsets, 10 nodes (planning: 50
+#                 and 200); written to DIR/bench-quick.md unless --out
 #   --reps N      repetitions of every measurement (default 5)
 #   --build-dir   cmake build directory (default build/)
 #   --out FILE    where to write the results (default bench/RESULTS.md)
 #   --items LIST  a subset, comma-separated: tcp (items 1-2), udp (3-4),
-#                 guide (5), scale (6); default all
+#                 guide (5), scale (6), plan (7: ports and firewall --all at
+#                 1,000 and 5,000 nodes, no namespaces); default all
 #
-# Needs root (network namespaces, nft, packet capture) and nmap; without root
+# Needs root (network namespaces, nft, packet capture) and nmap (tcp, udp); without root
 # it says "skipped" and exits 77. Every namespace and process a scenario
 # starts is removed when it ends, also on failure or Ctrl-C (the scenarios
 # use tests/netns/check_lib.bash's cleanup trap). Exit 0 when every scenario
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() { sed -n '/^#   bench/,/^#   --items/p' "$0" | sed 's/^# \{0,1\}//'; }
-quick=0 reps=5 build=build out='' items=tcp,udp,guide,scale
+quick=0 reps=5 build=build out='' items=tcp,udp,guide,scale,plan
 while [[ $# -gt 0 ]]; do
   case $1 in
   --quick) quick=1 reps=1 ;;
@@ -39,13 +40,15 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps needs a positive number, not '$reps'" >&2; exit 2; }
 for item in ${items//,/ }; do
-  [[ $item =~ ^(tcp|udp|guide|scale)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, scale)" >&2; exit 2; }
+  [[ $item =~ ^(tcp|udp|guide|scale|plan)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, scale, plan)" >&2; exit 2; }
 done
 [[ -n $out ]] || out=$([[ $quick == 1 ]] && echo "$build/bench-quick.md" || echo bench/RESULTS.md)
 
 [[ $(id -u) -eq 0 ]] || { echo "skipped: bench/run.sh needs root (network namespaces, firewall rules)"; exit 77; }
 PATH=$PATH:/usr/sbin:/sbin
-command -v nmap >/dev/null || { echo "run.sh: nmap is not installed (scripts/install-deps.sh installs it)" >&2; exit 2; }
+if [[ ,$items, =~ ,(tcp|udp), ]]; then
+  command -v nmap >/dev/null || { echo "run.sh: nmap is not installed (scripts/install-deps.sh installs it)" >&2; exit 2; }
+fi
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target portmatrix floor
@@ -54,9 +57,9 @@ FLOOR=$build/bench/floor
 
 if [[ $quick == 1 ]]; then
   export BENCH_MIN=30000 BENCH_MAX=30255 BENCH_NMAP_DROPPED=64 BENCH_NMAP_CLOSED=8 BENCH_WARMUP=0
-  sizes=(10)
+  sizes=(10) plan_sizes=(50 200)
 else
-  sizes=(10 30 60 100)
+  sizes=(10 30 60 100) plan_sizes=(1000 5000)
 fi
 export BENCH_REPS=$reps
 work=$(mktemp -d "${TMPDIR:-/tmp}/pm-bench.XXXXXX")
@@ -69,7 +72,7 @@ if [[ -x /usr/bin/python3 && $(command -v python3) != /usr/bin/python3 ]]; then
   ln -s /usr/bin/python3 "$work/bin/python3"
   PATH=$work/bin:$PATH
 fi
-export BENCH_OUT=$work/results.tsv
+export BENCH_OUT=$work/results.tsv BENCH_WORK=$work
 : >"$BENCH_OUT"
 
 {
@@ -80,9 +83,9 @@ export BENCH_OUT=$work/results.tsv
   printf 'kernel (uname -r)\t%s\n' "$(uname -r)"
   printf 'memory\t%s MB\n' "$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))"
   printf 'load average at start (1, 5, 15 min)\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-  printf 'nmap\t%s\n' "$(nmap --version | sed -n 's/^Nmap version \([^ ]*\).*/\1/p')"
+  printf 'nmap\t%s\n' "$(nmap --version 2>/dev/null | sed -n 's/^Nmap version \([^ ]*\).*/\1/p')"
   printf 'repetitions\t%s\n' "$reps"
-  printf 'command\t`bench/run.sh%s`\n' "$([[ $quick == 1 ]] && echo ' --quick')$([[ $reps != 5 && $quick == 0 ]] && echo " --reps $reps")"
+  printf 'command\t`bench/run.sh%s`\n' "$([[ $quick == 1 ]] && echo ' --quick')$([[ $reps != 5 && $quick == 0 ]] && echo " --reps $reps")$([[ $items != tcp,udp,guide,scale,plan ]] && echo " --items $items")"
 } >"$work/machine.tsv"
 
 failed=()
@@ -99,6 +102,7 @@ for item in ${items//,/ }; do
   udp) scenario "items 3-4 (UDP)" bench/pair.sh udp ;;
   guide) scenario "item 5 (the guide's topology)" bench/guide.sh ;;
   scale) for n in "${sizes[@]}"; do scenario "item 6 ($n nodes)" bench/scale.sh "$n"; done ;;
+  plan) for n in "${plan_sizes[@]}"; do scenario "item 7 ($n nodes)" bench/plan.sh "$n"; done ;;
   esac
 done
 printf 'load average at the end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/machine.tsv"

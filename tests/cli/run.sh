@@ -38,6 +38,28 @@ expect 2 "bad --format" -- "$pm" ports --format yaml && contains "--format must 
 
 expect 0 "ports" -- "$pm" ports && contains "worker → master" "ports groups by direction"
 expect 0 "ports json" -- "$pm" ports --inventory "$inv" --format json && contains '"flows"' "ports json has flows"
+# The pairs are streamed: still one valid JSON document.
+"$pm" ports --inventory "$inv" --format json > "$work/pairs.json"
+expect 0 "ports json is valid JSON" -- python3 -m json.tool "$work/pairs.json"
+pairs=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["flows"]))' "$work/pairs.json")
+
+# --flows groups: one entry per requirement, the same pairs counted.
+expect 0 "ports --flows groups json" -- "$pm" ports --inventory "$inv" --format json --flows groups
+echo "$out" > "$work/groups.json"
+expect 0 "ports groups json is valid JSON" -- python3 -m json.tool "$work/groups.json"
+expect 0 "groups add up to the pairs" -- python3 -c '
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert "flows" not in doc, "groups replace the flows"
+total = sum(g["flows"] for g in doc["flow_groups"])
+assert total == int(sys.argv[2]), f"groups count {total} flows, pairs are {sys.argv[2]}"
+assert all(g["to"] == "vip" or isinstance(g["to"], list) for g in doc["flow_groups"])' "$work/groups.json" "$pairs"
+expect 0 "ports --flows groups table" -- "$pm" ports --inventory "$inv" --flows groups && contains "Flow groups (" "table has the groups section" && contains " $pairs flows)" "table counts the pairs"
+expect 0 "ports --flows groups markdown" -- "$pm" ports --inventory "$inv" --flows groups --format markdown && contains "## Flow groups (" "markdown has the groups section"
+expect 0 "ports --flows groups csv" -- "$pm" ports --inventory "$inv" --flows groups --format csv && contains "from,to,protocol,port_min,port_max,port_name,purpose,expect,flows" "csv groups header" && contains '"worker1 worker2 worker3",' "csv quotes the node lists"
+expect 0 "ports --flows pairs csv" -- "$pm" ports --inventory "$inv" --flows pairs --format csv && contains "from,to,to_address," "pairs csv header"
+expect 2 "ports --flows bad" -- "$pm" ports --inventory "$inv" --flows x && contains "--flows must be pairs or groups, not 'x'" "bad --flows message"
+expect 0 "ports --help" -- "$pm" ports --help && contains "--flows" "ports --help offers --flows"
 expect 0 "diff" -- "$pm" diff apinizer-doc apinizer && contains "worker → worker 8472/udp" "diff shows the VXLAN mesh gap"
 expect 2 "diff unknown profile" -- "$pm" diff apinizer-doc nosuch && contains "unknown profile 'nosuch'" "diff names the profile"
 expect 0 "profiles" -- "$pm" profiles && contains "apinizer-doc" "profiles lists built-ins"

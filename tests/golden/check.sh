@@ -24,6 +24,12 @@ run ports-apinizer.csv ports --format csv
 run ports-apinizer.json ports --format json
 run ports-inventory.json ports --inventory "$inv" --format json
 run ports-inventory.txt ports --inventory "$inv"
+run ports-inventory.md ports --inventory "$inv" --format markdown
+run ports-inventory.csv ports --inventory "$inv" --format csv
+run ports-inventory-groups.txt ports --inventory "$inv" --flows groups
+run ports-inventory-groups.md ports --inventory "$inv" --flows groups --format markdown
+run ports-inventory-groups.json ports --inventory "$inv" --flows groups --format json
+run ports-inventory-groups.csv ports --inventory "$inv" --flows groups --format csv
 run diff-doc-apinizer.txt diff apinizer-doc apinizer
 run diff-doc-apinizer.json diff apinizer-doc apinizer --format json
 for format in nftables iptables firewalld ufw; do

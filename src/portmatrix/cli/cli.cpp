@@ -91,17 +91,28 @@ emit_report(const std::string& output, Format format, Format table, const Render
 }
 
 int
-command_ports(const std::string& profile_name, const std::string& inventory_path, const std::string& format_text)
+command_ports(const std::string& profile_name, const std::string& inventory_path, const std::string& format_text,
+              const std::string& flows_text)
 {
   auto format = parse_ports_format(format_text);
   if (!format) {
     std::cerr << "portmatrix: --format must be table, markdown, json or csv\n";
     return k_exit_input;
   }
+  auto view = parse_flows_view(flows_text);
+  if (!view) {
+    std::cerr << fmt::format("portmatrix: --flows must be pairs or groups, not '{}'\n", flows_text);
+    return k_exit_input;
+  }
   if (!inventory_path.empty()) {
     auto plan = load_plan(inventory_path, profile_name);
     if (!plan) return k_exit_input;
-    std::cout << render_ports(plan->matrix, &*plan, *format);
+    write_ports(std::cout, plan->matrix, &*plan, *format, *view);
+    std::cout.flush();
+    if (!std::cout) {
+      std::cerr << "portmatrix: cannot write the report to standard output\n";
+      return k_exit_input;
+    }
     return 0;
   }
   auto profile = load_profile(profile_name.empty() ? "apinizer" : profile_name);
@@ -376,6 +387,7 @@ run_cli(int argc, char** argv)
   std::string profile;
   std::string inventory;
   std::string ports_format = "table";
+  std::string ports_flows = "pairs";
   std::string diff_format = "table";
   std::string firewall_format = "nftables";
   std::string lb_format;
@@ -387,6 +399,10 @@ run_cli(int argc, char** argv)
   ports->add_option("--profile", profile, "Built-in profile name or YAML path; several with commas (default: the inventory's, else apinizer)");
   ports->add_option("--inventory", inventory, "Inventory YAML: adds the concrete flows")->check(CLI::ExistingFile);
   ports->add_option("--format", ports_format, "table, markdown, json or csv")->capture_default_str();
+  ports->add_option("--flows", ports_flows,
+                    "With --inventory: pairs (every node pair; O(nodes^2) lines) or groups (one entry per "
+                    "requirement with its nodes and pair count: for large clusters)")
+    ->capture_default_str();
 
   std::string diff_a;
   std::string diff_b;
@@ -488,7 +504,7 @@ run_cli(int argc, char** argv)
     return code == 0 ? 0 : k_exit_input;
   }
 
-  if (*ports) return command_ports(profile, inventory, ports_format);
+  if (*ports) return command_ports(profile, inventory, ports_format, ports_flows);
   if (*diff) return command_diff(diff_a, diff_b, diff_format);
   if (*firewall || *lb || *agent || *check || *preflight) {
     auto plan = load_plan(inventory, profile);

@@ -21,20 +21,21 @@ public:
     out += "# ufw's own before.rules already admit established traffic, loopback and ICMP.\n";
     out += "set -e\n\n";
     IngressRule admin{Role::any, Protocol::tcp, admin_ports(m_plan), {"SSH", "portmatrix agent"}};
+    const auto admin_lines = rule_lines(admin, "SSH and portmatrix agent");
     if (m_plan.inventory.admin_cidrs.empty()) {
-      out += render_rule(admin, "any", "SSH and portmatrix agent");
+      append(out, admin_lines, "any");
     } else {
-      for (const auto& cidr : m_plan.inventory.admin_cidrs) out += render_rule(admin, cidr, "SSH and portmatrix agent");
+      for (const auto& cidr : m_plan.inventory.admin_cidrs) append(out, admin_lines, cidr);
     }
     for (const auto& rule : m_plan.ingress(node)) {
-      auto comment = rule_comment(rule);
+      const auto lines = rule_lines(rule, rule_comment(rule));
       if (rule.source == Role::any) {
-        out += render_rule(rule, "any", comment);
+        append(out, lines, "any");
         continue;
       }
       const auto& sources = m_plan.role_sources.at(rule.source);
       for (const auto* family : {&sources.v4, &sources.v6}) {
-        for (const auto& address : *family) out += render_rule(rule, address, comment);
+        for (const auto& address : *family) append(out, lines, address);
       }
     }
     out += "ufw default deny incoming\nufw --force enable\n";
@@ -44,20 +45,33 @@ public:
   std::string file_name(const Node& node) const override { return node.name + ".ufw.sh"; }
 
 private:
-  static std::string render_rule(const IngressRule& rule, const std::string& source, const std::string& comment)
+  // A rule's lines for one source: `head`, the source, then each of `tails`
+  // (one per port list). Formatted once per rule, not per peer: a rule from
+  // workers has thousands of peers.
+  struct Lines
   {
+    std::string head;
+    std::vector<std::string> tails;
+  };
+
+  static Lines rule_lines(const IngressRule& rule, const std::string& comment)
+  {
+    Lines lines{fmt::format("ufw allow proto {} from ", to_string(rule.protocol)), {}};
     if (rule.protocol == Protocol::vrrp) {
-      return fmt::format("ufw allow proto vrrp from {} comment '{}'\n", source, comment);
+      lines.tails.push_back(fmt::format(" comment '{}'\n", comment));
+      return lines;
     }
-    std::string out;
-    for (const auto& list : port_lists(rule.ports)) {
-      out += fmt::format("ufw allow proto {} from {} to any port {} comment '{}'\n",
-                         to_string(rule.protocol),
-                         source,
-                         list,
-                         comment);
+    for (const auto& list : port_lists(rule.ports)) lines.tails.push_back(fmt::format(" to any port {} comment '{}'\n", list, comment));
+    return lines;
+  }
+
+  static void append(std::string& out, const Lines& lines, std::string_view source)
+  {
+    for (const auto& tail : lines.tails) {
+      out += lines.head;
+      out += source;
+      out += tail;
     }
-    return out;
   }
 
   const Plan& m_plan;

@@ -5,8 +5,7 @@
 #include "plan/plan.hpp"
 
 #include <algorithm>
-#include <set>
-#include <tuple>
+#include <cstdint>
 
 #include <fmt/format.h>
 
@@ -104,46 +103,186 @@ make_plan(Profile profile, Inventory inventory)
   return plan;
 }
 
-std::vector<Flow>
-Plan::flows() const
-{
-  std::vector<std::vector<std::size_t>> by_role(std::size_t(Role::vip) + 1);
-  for (std::size_t i = 0; i < inventory.nodes.size(); ++i) {
-    for (auto role : inventory.nodes[i].roles) by_role[std::size_t(role)].push_back(i);
-  }
-  // `any` is "from anywhere": the client nodes of the inventory stand for the outside.
-  by_role[std::size_t(Role::any)] = by_role[std::size_t(Role::client)];
+namespace {
 
-  std::vector<Flow> flows;
-  std::set<std::tuple<std::size_t, std::size_t, Protocol, PortRange>> seen;
-  const std::size_t vip_index = inventory.nodes.size();
+// The expansion of the active requirements over the inventory, kept O(nodes):
+// nodes are grouped into classes by their set of roles (a bitmask; `any` is
+// carried by client nodes, which stand for the outside), and for each
+// requirement a table says which (source class, destination class) pairs an
+// earlier requirement with the same protocol, range and kind of target
+// already gave. Whether a pair is a duplicate depends on the roles only, so
+// this is exactly the old "set of (from, to, protocol, range) seen".
+class Expansion
+{
+public:
+  struct Step
+  {
+    const Requirement* requirement = nullptr;
+    PortRange range;
+    bool vip = false;
+    // classes x classes (a node target) or classes (the VIP): already given.
+    std::vector<bool> covered;
+  };
+
+  explicit Expansion(const Plan& plan);
+
+  std::size_t classes() const { return m_masks.size(); }
+  bool in_role(std::size_t klass, Role role) const { return (m_masks[klass] & bit(role)) != 0; }
+  std::size_t class_of(std::size_t node) const { return m_node_class[node]; }
+  std::size_t class_size(std::size_t klass) const { return m_class_size[klass]; }
+  const std::vector<std::size_t>& nodes(Role role) const { return m_by_role[std::size_t(role)]; }
+  const std::vector<Step>& steps() const { return m_steps; }
+  bool covered(const Step& step, std::size_t from_class, std::size_t to_class) const
+  {
+    return step.vip ? step.covered[from_class] : step.covered[from_class * classes() + to_class];
+  }
+
+private:
+  static std::uint32_t bit(Role role) { return std::uint32_t(1) << std::size_t(role); }
+
+  std::vector<std::vector<std::size_t>> m_by_role;
+  std::vector<std::uint32_t> m_masks; // per class
+  std::vector<std::size_t> m_class_size;
+  std::vector<std::size_t> m_node_class;
+  std::vector<Step> m_steps; // active requirements, in order
+};
+
+Expansion::Expansion(const Plan& plan)
+{
+  const auto& inventory = plan.inventory;
+  const auto& matrix = plan.matrix;
+  m_by_role.resize(std::size_t(Role::vip) + 1);
+  std::map<std::uint32_t, std::size_t> class_of_mask;
+  for (std::size_t i = 0; i < inventory.nodes.size(); ++i) {
+    std::uint32_t mask = 0;
+    for (auto role : inventory.nodes[i].roles) {
+      m_by_role[std::size_t(role)].push_back(i);
+      mask |= bit(role);
+    }
+    if (mask & bit(Role::client)) mask |= bit(Role::any);
+    auto [it, fresh] = class_of_mask.emplace(mask, m_masks.size());
+    if (fresh) {
+      m_masks.push_back(mask);
+      m_class_size.push_back(0);
+    }
+    ++m_class_size[it->second];
+    m_node_class.push_back(it->second);
+  }
+  m_by_role[std::size_t(Role::any)] = m_by_role[std::size_t(Role::client)];
+
+  const std::size_t n = classes();
   for (const auto& requirement : matrix.profile.requirements) {
     if (!matrix.active(requirement)) continue;
-    Flow flow;
+    Step step;
+    step.requirement = &requirement;
+    step.vip = requirement.to == Role::vip;
+    step.range = step.vip ? matrix.vip_range(requirement, &inventory) : requirement.range;
+    step.covered.assign(step.vip ? n : n * n, false);
+    for (const auto& earlier : m_steps) {
+      const auto& r = *earlier.requirement;
+      if (earlier.vip != step.vip || r.protocol != requirement.protocol || earlier.range != step.range) continue;
+      for (std::size_t a = 0; a < n; ++a) {
+        if (!in_role(a, r.from)) continue;
+        if (step.vip) {
+          step.covered[a] = true;
+          continue;
+        }
+        for (std::size_t b = 0; b < n; ++b) {
+          if (in_role(b, r.to)) step.covered[a * n + b] = true;
+        }
+      }
+    }
+    m_steps.push_back(std::move(step));
+  }
+}
+
+} // namespace
+
+void
+Plan::for_each_flow(const std::function<void(const Flow&)>& visit) const
+{
+  Expansion expansion(*this);
+  Flow flow;
+  for (const auto& step : expansion.steps()) {
+    const auto& requirement = *step.requirement;
+    if (step.vip && !inventory.loadbalancer) continue;
     flow.protocol = requirement.protocol;
     flow.port = requirement.port;
     flow.purpose = requirement.purpose;
     flow.expect = requirement.expect;
     flow.from_role = requirement.from;
     flow.to_role = requirement.to;
-    for (auto from : by_role[std::size_t(requirement.from)]) {
+    flow.range = step.range;
+    for (auto from : expansion.nodes(requirement.from)) {
       flow.from = from;
-      if (requirement.to == Role::vip) {
-        if (!inventory.loadbalancer) continue;
+      const auto from_class = expansion.class_of(from);
+      if (step.vip) {
         flow.to.reset();
-        flow.range = matrix.vip_range(requirement, &inventory);
-        if (seen.emplace(from, vip_index, flow.protocol, flow.range).second) flows.push_back(flow);
+        if (!expansion.covered(step, from_class, 0)) visit(flow);
         continue;
       }
-      flow.range = requirement.range;
-      for (auto to : by_role[std::size_t(requirement.to)]) {
-        if (to == from) continue;
+      for (auto to : expansion.nodes(requirement.to)) {
+        if (to == from || expansion.covered(step, from_class, expansion.class_of(to))) continue;
         flow.to = to;
-        if (seen.emplace(from, to, flow.protocol, flow.range).second) flows.push_back(flow);
+        visit(flow);
       }
     }
   }
+}
+
+std::vector<Flow>
+Plan::flows() const
+{
+  std::vector<Flow> flows;
+  for_each_flow([&](const Flow& flow) { flows.push_back(flow); });
   return flows;
+}
+
+std::vector<FlowGroup>
+Plan::flow_groups() const
+{
+  Expansion expansion(*this);
+  const std::size_t n = expansion.classes();
+  std::vector<FlowGroup> groups;
+  for (const auto& step : expansion.steps()) {
+    const auto& requirement = *step.requirement;
+    FlowGroup group;
+    group.requirement = &requirement;
+    group.range = step.range;
+    group.vip = step.vip;
+    // Which classes send (receive) at least one pair, and how many pairs:
+    // counted per pair of classes, never per pair of nodes.
+    std::vector<bool> sends(n, false);
+    std::vector<bool> receives(n, false);
+    for (std::size_t a = 0; a < n; ++a) {
+      if (!expansion.in_role(a, requirement.from)) continue;
+      if (step.vip) {
+        if (inventory.loadbalancer && !expansion.covered(step, a, 0)) {
+          sends[a] = true;
+          group.flows += expansion.class_size(a);
+        }
+        continue;
+      }
+      for (std::size_t b = 0; b < n; ++b) {
+        if (!expansion.in_role(b, requirement.to) || expansion.covered(step, a, b)) continue;
+        auto pairs = expansion.class_size(a) * expansion.class_size(b);
+        if (a == b) pairs -= expansion.class_size(a); // never to itself
+        if (pairs == 0) continue;
+        sends[a] = receives[b] = true;
+        group.flows += pairs;
+      }
+    }
+    for (auto node : expansion.nodes(requirement.from)) {
+      if (sends[expansion.class_of(node)]) group.from.push_back(node);
+    }
+    if (!step.vip) {
+      for (auto node : expansion.nodes(requirement.to)) {
+        if (receives[expansion.class_of(node)]) group.to.push_back(node);
+      }
+    }
+    groups.push_back(std::move(group));
+  }
+  return groups;
 }
 
 std::vector<IngressRule>

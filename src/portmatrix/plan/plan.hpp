@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,6 +45,20 @@ struct Flow
   Role to_role = Role::any;
 };
 
+// One active requirement of the plan, expanded over the inventory as a group:
+// which nodes send, which receive (or the VIP), and how many node pairs it
+// stands for once self-pairs and pairs an earlier requirement already gave
+// are left out. The groups' `flows` add up to the number of flows().
+struct FlowGroup
+{
+  const Requirement* requirement = nullptr; // into Plan::matrix.profile.requirements
+  PortRange range;                          // the flows' range (the VIP port's for `vip`)
+  std::vector<std::size_t> from;            // nodes with at least one flow of the group, in inventory order
+  std::vector<std::size_t> to;              // likewise; empty when the target is the VIP
+  bool vip = false;                         // the target is the VIP
+  std::size_t flows = 0;                    // node pairs (source -> VIP for `vip`)
+};
+
 // Sources a firewall admits, by family: one entry per role, plus admin.
 struct SourceSet
 {
@@ -69,7 +84,17 @@ struct Plan
   SourceSet admin_sources;                // admin_cidrs
 
   // All flows of active requirements, deduplicated, in requirement order.
+  // O(flows) memory: for_each_flow when the inventory is large.
   std::vector<Flow> flows() const;
+  // Calls `visit` with each flow of flows(), in the same order, one at a
+  // time (the reference is valid during the call only); memory O(nodes). A
+  // pair of a requirement is left out when an earlier active requirement with
+  // the same protocol, range and kind of target (node or VIP) covers the
+  // source's and the destination's roles.
+  void for_each_flow(const std::function<void(const Flow&)>& visit) const;
+  // One group per active requirement, in requirement order; O(nodes) time
+  // and memory per requirement, whatever the number of pairs.
+  std::vector<FlowGroup> flow_groups() const;
   // What `node` must accept inbound, grouped by (source role, protocol).
   // VipPorts::exclude leaves out what a load-balancer node receives for the
   // VIP: those ports belong to the load balancer software, not to the node.

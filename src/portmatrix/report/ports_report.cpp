@@ -1,9 +1,19 @@
 // The ports table follows the guide's layout: one section per direction
 // (worker -> master, ...), in the order the profile first names it, then the
 // flows that must stay closed, the egress hosts, and the concrete flows.
+//
+// The node pairs are O(nodes^2) (20 million at 5,000 nodes, 80 % of them
+// workers: 6 GB of JSON), so they are never held: each format writes them as Plan::for_each_flow visits them,
+// through a buffer written out in large pieces, with what is the same for a
+// whole requirement (and each node's name and address) formatted once. The
+// JSON document is nlohmann's dump of everything else, the "flows" array
+// spliced in where an empty placeholder was dumped; the text table measures
+// its column widths in a first visit and prints in a second.
 #include "report/ports_report.hpp"
 
+#include <array>
 #include <map>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -22,7 +32,75 @@ parse_ports_format(std::string_view text)
   return std::nullopt;
 }
 
+std::optional<FlowsView>
+parse_flows_view(std::string_view text)
+{
+  if (text == "pairs") return FlowsView::pairs;
+  if (text == "groups") return FlowsView::groups;
+  return std::nullopt;
+}
+
 namespace {
+
+// Text for a stream, written in pieces of about 64 KiB rather than per flow.
+class Writer
+{
+public:
+  explicit Writer(std::ostream& out) : m_out(out) { m_buffer.reserve(k_chunk * 2); }
+  ~Writer() { flush(); }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Append to the buffer, then call done().
+  std::string& buffer() { return m_buffer; }
+  void done()
+  {
+    if (m_buffer.size() >= k_chunk) flush();
+  }
+  Writer& operator<<(std::string_view text)
+  {
+    m_buffer += text;
+    done();
+    return *this;
+  }
+  void flush()
+  {
+    m_out.write(m_buffer.data(), std::streamsize(m_buffer.size()));
+    m_buffer.clear();
+  }
+
+private:
+  static constexpr std::size_t k_chunk = 64 * 1024;
+  std::ostream& m_out;
+  std::string m_buffer;
+};
+
+// True when `flow` comes from another requirement than the flow seen before:
+// the visitor hands out the flows of one requirement in a row.
+class RequirementChange
+{
+public:
+  bool operator()(const Flow& flow)
+  {
+    if (m_seen && flow.protocol == m_last.protocol && flow.range == m_last.range && flow.expect == m_last.expect &&
+        flow.port == m_last.port && flow.purpose == m_last.purpose) {
+      return false;
+    }
+    m_seen = true;
+    m_last = flow;
+    return true;
+  }
+
+private:
+  bool m_seen = false;
+  Flow m_last;
+};
+
+std::string
+quoted(const std::string& text)
+{
+  return nlohmann::json(text).dump();
+}
 
 std::string
 direction(const Requirement& requirement)
@@ -78,12 +156,16 @@ csv_field(const std::string& text)
   return out + "\"";
 }
 
-std::string
-md_cell(std::string text)
+// Appends " cell |" with `|` escaped: one markdown table cell.
+void
+append_md_cell(std::string& out, std::string_view text)
 {
-  std::string out;
-  for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
-  return out;
+  out += ' ';
+  for (char c : text) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  out += " |";
 }
 
 std::string
@@ -123,8 +205,100 @@ requirement_json(const Requirement& requirement)
   return json;
 }
 
+// Node lists of a flow group: the names, or the first `shown` and "+N more"
+// (when that is shorter than naming one more).
 std::string
-render_json(const Matrix& matrix, const Plan* plan)
+node_list(const Plan& plan, const std::vector<std::size_t>& nodes, std::string_view separator, std::size_t shown)
+{
+  if (nodes.size() <= shown + 1) shown = nodes.size();
+  std::string text;
+  for (std::size_t i = 0; i < nodes.size() && i < shown; ++i) {
+    if (i) text += separator;
+    text += plan.inventory.nodes[nodes[i]].name;
+  }
+  if (nodes.size() > shown) text += fmt::format("{}+{} more", separator, nodes.size() - shown);
+  return text;
+}
+
+std::size_t
+total_flows(const std::vector<FlowGroup>& groups)
+{
+  std::size_t total = 0;
+  for (const auto& group : groups) total += group.flows;
+  return total;
+}
+
+nlohmann::json
+groups_json(const Plan& plan)
+{
+  auto names = [&](const std::vector<std::size_t>& nodes) {
+    auto list = nlohmann::json::array();
+    for (auto node : nodes) list.push_back(plan.inventory.nodes[node].name);
+    return list;
+  };
+  auto groups = nlohmann::json::array();
+  for (const auto& group : plan.flow_groups()) {
+    const auto& r = *group.requirement;
+    groups.push_back({{"from", names(group.from)},
+                      {"to", group.vip ? nlohmann::json("vip") : names(group.to)},
+                      {"protocol", to_string(r.protocol)},
+                      {"port_min", group.range.min},
+                      {"port_max", group.range.max},
+                      {"port_name", r.port},
+                      {"purpose", r.purpose},
+                      {"expect", to_string(r.expect)},
+                      {"flows", group.flows}});
+  }
+  return groups;
+}
+
+// The "flows" array, as nlohmann would indent it at depth 1, keys sorted.
+void
+write_json_flows(Writer& out, const Plan& plan)
+{
+  std::vector<std::string> names;
+  std::vector<std::string> addresses;
+  for (const auto& node : plan.inventory.nodes) {
+    names.push_back(quoted(node.name));
+    addresses.push_back(quoted(node.address));
+  }
+  const std::string vip = quoted("vip");
+  const std::string vip_address = quoted(plan.inventory.loadbalancer ? plan.inventory.loadbalancer->vip : "");
+  RequirementChange changed;
+  std::string expect;  // up to the source's name
+  std::string ports;   // from port_max to the destination's name
+  bool first = true;
+  out << "[";
+  plan.for_each_flow([&](const Flow& flow) {
+    if (changed(flow)) {
+      expect = fmt::format("    {{\n      \"expect\": {},\n      \"from\": ", quoted(std::string(to_string(flow.expect))));
+      ports = fmt::format(",\n      \"port_max\": {},\n      \"port_min\": {},\n      \"port_name\": {},\n"
+                          "      \"protocol\": {},\n      \"purpose\": {},\n      \"to\": ",
+                          flow.range.max,
+                          flow.range.min,
+                          quoted(flow.port),
+                          quoted(std::string(to_string(flow.protocol))),
+                          quoted(flow.purpose));
+    }
+    auto& text = out.buffer();
+    text += first ? "\n" : ",\n";
+    first = false;
+    text += expect;
+    text += names[flow.from];
+    text += ",\n      \"from_address\": ";
+    text += addresses[flow.from];
+    text += ports;
+    text += flow.to ? names[*flow.to] : vip;
+    text += ",\n      \"to_address\": ";
+    text += flow.to ? addresses[*flow.to] : vip_address;
+    text += "\n    }";
+    out.done();
+  });
+  out << (first ? "]" : "\n  ]");
+}
+
+void
+write_json(Writer& writer, const Matrix& matrix, const Plan* plan, FlowsView view)
 {
   nlohmann::json out;
   const auto& profile = matrix.profile;
@@ -159,35 +333,30 @@ render_json(const Matrix& matrix, const Plan* plan)
     if (host.when) item["when"] = {{host.when->option, host.when->value}};
     out["egress"].push_back(std::move(item));
   }
-  if (plan) {
-    out["flows"] = nlohmann::json::array();
-    for (const auto& flow : plan->flows()) {
-      out["flows"].push_back({{"from", plan->inventory.nodes[flow.from].name},
-                              {"from_address", plan->inventory.nodes[flow.from].address},
-                              {"to", plan->flow_target(flow)},
-                              {"to_address", plan->flow_address(flow)},
-                              {"protocol", to_string(flow.protocol)},
-                              {"port_min", flow.range.min},
-                              {"port_max", flow.range.max},
-                              {"port_name", flow.port},
-                              {"purpose", flow.purpose},
-                              {"expect", to_string(flow.expect)}});
-    }
+  if (plan && view == FlowsView::groups) out["flow_groups"] = groups_json(*plan);
+  if (!plan || view == FlowsView::groups) {
+    writer << out.dump(2) << "\n";
+    return;
   }
-  return out.dump(2) + "\n";
+  out["flows"] = nlohmann::json::array(); // the placeholder: top-level keys are indented by two
+  const std::string placeholder = "\n  \"flows\": []";
+  auto text = out.dump(2);
+  auto at = text.find(placeholder);
+  writer << std::string_view(text).substr(0, at + placeholder.size() - 2);
+  write_json_flows(writer, *plan);
+  writer << std::string_view(text).substr(at + placeholder.size()) << "\n";
 }
 
-std::string
-render_csv(const Matrix& matrix, const Plan* plan)
+void
+write_csv_flows(Writer& out, const Plan& plan)
 {
-  std::string out;
-  if (plan) {
-    out = "from,to,to_address,protocol,port_min,port_max,port_name,purpose,expect\n";
-    for (const auto& flow : plan->flows()) {
-      out += fmt::format("{},{},{},{},{},{},{},{},{}\n",
-                         plan->inventory.nodes[flow.from].name,
-                         plan->flow_target(flow),
-                         plan->flow_address(flow),
+  out << "from,to,to_address,protocol,port_min,port_max,port_name,purpose,expect\n";
+  const std::string vip_address = plan.inventory.loadbalancer ? plan.inventory.loadbalancer->vip : "";
+  RequirementChange changed;
+  std::string tail; // from the protocol to the end of the line
+  plan.for_each_flow([&](const Flow& flow) {
+    if (changed(flow)) {
+      tail = fmt::format(",{},{},{},{},{},{}\n",
                          to_string(flow.protocol),
                          flow.range.min,
                          flow.range.max,
@@ -195,9 +364,51 @@ render_csv(const Matrix& matrix, const Plan* plan)
                          csv_field(flow.purpose),
                          to_string(flow.expect));
     }
-    return out;
+    auto& text = out.buffer();
+    text += plan.inventory.nodes[flow.from].name;
+    text += ',';
+    text += flow.to ? plan.inventory.nodes[*flow.to].name : "vip";
+    text += ',';
+    text += flow.to ? plan.inventory.nodes[*flow.to].address : vip_address;
+    text += tail;
+    out.done();
+  });
+}
+
+void
+write_csv_groups(Writer& out, const Plan& plan)
+{
+  out << "from,to,protocol,port_min,port_max,port_name,purpose,expect,flows\n";
+  for (const auto& group : plan.flow_groups()) {
+    const auto& r = *group.requirement;
+    auto list = [&](const std::vector<std::size_t>& nodes) {
+      return "\"" + node_list(plan, nodes, " ", nodes.size()) + "\"";
+    };
+    out << fmt::format("{},{},{},{},{},{},{},{},{}\n",
+                       list(group.from),
+                       group.vip ? std::string("vip") : list(group.to),
+                       to_string(r.protocol),
+                       group.range.min,
+                       group.range.max,
+                       r.port,
+                       csv_field(r.purpose),
+                       to_string(r.expect),
+                       group.flows);
   }
-  out = "from_role,to_role,protocol,port_min,port_max,port_name,purpose,optional,when,expect,reason\n";
+}
+
+void
+write_csv(Writer& writer, const Matrix& matrix, const Plan* plan, FlowsView view)
+{
+  if (plan) {
+    if (view == FlowsView::groups) {
+      write_csv_groups(writer, *plan);
+    } else {
+      write_csv_flows(writer, *plan);
+    }
+    return;
+  }
+  std::string out = "from_role,to_role,protocol,port_min,port_max,port_name,purpose,optional,when,expect,reason\n";
   for (const auto& r : matrix.profile.requirements) {
     out += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n",
                        to_string(r.from),
@@ -212,11 +423,61 @@ render_csv(const Matrix& matrix, const Plan* plan)
                        to_string(r.expect),
                        csv_field(r.reason));
   }
-  return out;
+  writer << out;
 }
 
-std::string
-render_text(const Matrix& matrix, const Plan* plan, bool markdown)
+// The flows table, one line per pair. Markdown needs no widths; the text
+// table takes a first visit for them (and the count), then prints.
+void
+write_text_flows(Writer& out, const Plan& plan, bool markdown)
+{
+  const std::string vip_address = plan.inventory.loadbalancer ? plan.inventory.loadbalancer->vip : "";
+  const std::array<std::string_view, 7> header{"From", "To", "Address", "Protocol", "Port", "Purpose", "Expect"};
+  RequirementChange changed;
+  std::string port;
+  auto row = [&](const Flow& flow) {
+    if (changed(flow)) port = port_label(flow.range, flow.protocol);
+    return std::array<std::string_view, 7>{plan.inventory.nodes[flow.from].name,
+                                           flow.to ? std::string_view(plan.inventory.nodes[*flow.to].name) : "vip",
+                                           flow.to ? std::string_view(plan.inventory.nodes[*flow.to].address) : vip_address,
+                                           to_string(flow.protocol),
+                                           port,
+                                           flow.purpose,
+                                           to_string(flow.expect)};
+  };
+  if (markdown) {
+    auto groups = plan.flow_groups();
+    out << fmt::format("\n## Flows ({})\n\n", total_flows(groups));
+    auto& text = out.buffer();
+    text += '|';
+    for (auto cell : header) append_md_cell(text, cell);
+    text += "\n|---|---|---|---|---|---|---|\n";
+    plan.for_each_flow([&](const Flow& flow) {
+      out.buffer() += '|';
+      for (auto cell : row(flow)) append_md_cell(out.buffer(), cell);
+      out.buffer() += '\n';
+      out.done();
+    });
+    return;
+  }
+  TableLayout layout(header.size());
+  layout.measure(header);
+  std::size_t count = 0;
+  plan.for_each_flow([&](const Flow& flow) {
+    layout.measure(row(flow));
+    ++count;
+  });
+  out << fmt::format("\nFlows ({})\n  ", count);
+  layout.append_line(out.buffer(), header);
+  plan.for_each_flow([&](const Flow& flow) {
+    out.buffer() += "  ";
+    layout.append_line(out.buffer(), row(flow));
+    out.done();
+  });
+}
+
+void
+write_text(Writer& writer, const Matrix& matrix, const Plan* plan, bool markdown, FlowsView view)
 {
   std::string out;
   auto heading = [&](const std::string& title) {
@@ -224,17 +485,15 @@ render_text(const Matrix& matrix, const Plan* plan, bool markdown)
   };
   auto table = [&](std::vector<std::string> header, const std::vector<std::vector<std::string>>& rows) {
     if (markdown) {
-      std::string line = "|";
-      std::string rule = "|";
-      for (auto& cell : header) {
-        line += " " + md_cell(cell) + " |";
-        rule += "---|";
-      }
-      out += line + "\n" + rule + "\n";
+      out += "|";
+      for (auto& cell : header) append_md_cell(out, cell);
+      out += "\n|";
+      for (std::size_t i = 0; i < header.size(); ++i) out += "---|";
+      out += "\n";
       for (const auto& row : rows) {
-        line = "|";
-        for (const auto& cell : row) line += " " + md_cell(cell) + " |";
-        out += line + "\n";
+        out += "|";
+        for (const auto& cell : row) append_md_cell(out, cell);
+        out += "\n";
       }
     } else {
       TextTable text(std::move(header));
@@ -294,36 +553,44 @@ render_text(const Matrix& matrix, const Plan* plan, bool markdown)
     }
     table({"Host", "TCP", "Purpose", "From profile", "Checked as"}, rows);
   }
-  if (plan) {
-    auto flows = plan->flows();
-    heading(fmt::format("Flows ({})", flows.size()));
+  if (plan && view == FlowsView::groups) {
+    auto groups = plan->flow_groups();
+    heading(fmt::format("Flow groups ({} requirements, {} flows)", groups.size(), total_flows(groups)));
     std::vector<std::vector<std::string>> rows;
-    for (const auto& flow : flows) {
-      rows.push_back({plan->inventory.nodes[flow.from].name,
-                      plan->flow_target(flow),
-                      plan->flow_address(flow),
-                      std::string(to_string(flow.protocol)),
-                      port_label(flow.range, flow.protocol),
-                      flow.purpose,
-                      std::string(to_string(flow.expect))});
+    for (const auto& group : groups) {
+      const auto& r = *group.requirement;
+      rows.push_back({group.from.empty() ? "-" : node_list(*plan, group.from, ", ", 2),
+                      group.vip ? "vip" : group.to.empty() ? "-" : node_list(*plan, group.to, ", ", 2),
+                      std::string(to_string(r.protocol)),
+                      port_label(group.range, r.protocol),
+                      r.purpose,
+                      std::string(to_string(r.expect)),
+                      fmt::format("{}", group.flows)});
     }
-    table({"From", "To", "Address", "Protocol", "Port", "Purpose", "Expect"}, rows);
+    table({"From", "To", "Protocol", "Port", "Purpose", "Expect", "Flows"}, rows);
   }
-  return out;
+  writer << out;
+  if (plan && view == FlowsView::pairs) write_text_flows(writer, *plan, markdown);
+}} // namespace
+
+void
+write_ports(std::ostream& out, const Matrix& matrix, const Plan* plan, PortsFormat format, FlowsView view)
+{
+  Writer writer(out);
+  switch (format) {
+  case PortsFormat::json: write_json(writer, matrix, plan, view); break;
+  case PortsFormat::csv: write_csv(writer, matrix, plan, view); break;
+  case PortsFormat::markdown: write_text(writer, matrix, plan, true, view); break;
+  case PortsFormat::table: write_text(writer, matrix, plan, false, view); break;
+  }
 }
 
-} // namespace
-
 std::string
-render_ports(const Matrix& matrix, const Plan* plan, PortsFormat format)
+render_ports(const Matrix& matrix, const Plan* plan, PortsFormat format, FlowsView view)
 {
-  switch (format) {
-  case PortsFormat::json: return render_json(matrix, plan);
-  case PortsFormat::csv: return render_csv(matrix, plan);
-  case PortsFormat::markdown: return render_text(matrix, plan, true);
-  case PortsFormat::table: return render_text(matrix, plan, false);
-  }
-  return {};
+  std::ostringstream out;
+  write_ports(out, matrix, plan, format, view);
+  return out.str();
 }
 
 std::string

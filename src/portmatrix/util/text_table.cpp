@@ -5,33 +5,41 @@
 namespace portmatrix {
 
 std::size_t
-display_width(const std::string& text)
+display_width(std::string_view text)
 {
   return std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+}
+
+void
+TableLayout::measure(std::span<const std::string_view> row)
+{
+  for (std::size_t i = 0; i < row.size() && i < m_widths.size(); ++i) {
+    m_widths[i] = std::max(m_widths[i], display_width(row[i]));
+  }
+}
+
+void
+TableLayout::append_line(std::string& out, std::span<const std::string_view> row) const
+{
+  const auto start = out.size();
+  for (std::size_t i = 0; i < row.size() && i < m_widths.size(); ++i) {
+    out += row[i];
+    if (i + 1 < row.size()) out.append(m_widths[i] - display_width(row[i]) + 2, ' ');
+  }
+  while (out.size() > start && out.back() == ' ') out.pop_back();
+  out += '\n';
 }
 
 std::string
 TextTable::render() const
 {
-  std::vector<std::size_t> widths(m_header.size(), 0);
-  auto measure = [&](const std::vector<std::string>& row) {
-    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) {
-      widths[i] = std::max(widths[i], display_width(row[i]));
-    }
-  };
-  measure(m_header);
-  for (const auto& row : m_rows) measure(row);
-  auto line = [&](const std::vector<std::string>& row) {
-    std::string out;
-    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) {
-      out += row[i];
-      if (i + 1 < row.size()) out += std::string(widths[i] - display_width(row[i]) + 2, ' ');
-    }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
-    return out + "\n";
-  };
-  std::string out = line(m_header);
-  for (const auto& row : m_rows) out += line(row);
+  auto cells = [](const std::vector<std::string>& row) { return std::vector<std::string_view>(row.begin(), row.end()); };
+  TableLayout layout(m_header.size());
+  layout.measure(cells(m_header));
+  for (const auto& row : m_rows) layout.measure(cells(row));
+  std::string out;
+  layout.append_line(out, cells(m_header));
+  for (const auto& row : m_rows) layout.append_line(out, cells(row));
   return out;
 }
 

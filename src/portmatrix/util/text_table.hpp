@@ -1,10 +1,28 @@
 // Plain-text tables with aligned columns, for terminal output.
 #pragma once
 
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace portmatrix {
+
+// The column widths of a table too long to hold: measure() every row first,
+// then append_line() each (the same rows, in any order). TextTable uses it.
+class TableLayout
+{
+public:
+  explicit TableLayout(std::size_t columns) : m_widths(columns, 0) {}
+
+  void measure(std::span<const std::string_view> row);
+  // Appends the row, cells padded to their column's width (in UTF-8 code
+  // points), two spaces apart, the last cell not padded, no trailing space.
+  void append_line(std::string& out, std::span<const std::string_view> row) const;
+
+private:
+  std::vector<std::size_t> m_widths;
+};
 
 class TextTable
 {
@@ -24,6 +42,6 @@ private:
 };
 
 // Width of UTF-8 text in code points (arrows in headings count as one).
-std::size_t display_width(const std::string& text);
+std::size_t display_width(std::string_view text);
 
 } // namespace portmatrix

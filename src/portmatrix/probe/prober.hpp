@@ -65,11 +65,13 @@ struct ProbeOptions
   // dropped range still settles in one `timeout` round.
   std::chrono::milliseconds identity_timeout{3000};
   // Probes started and not yet answered, at most; a probe still unanswered
-  // after `quiet_after` is presumed silent (a firewall drops it) and leaves
-  // this window, so a dropped range does not hold back the rest: all its
-  // ports wait out the same timeout instead of one window after another.
+  // after `quiet_after`, to a target range of k_silent_range ports or more
+  // of which no port has answered yet, is presumed dropped by a firewall and
+  // leaves this window (and is not resent), so a
+  // dropped range does not hold back the rest: all its ports wait out the
+  // same timeout instead of one window after another.
   std::size_t max_in_flight = 4096;
-  std::chrono::milliseconds quiet_after{250};
+  std::chrono::milliseconds quiet_after{600};
   std::size_t max_open = 16384; // probes in flight (TCP: sockets) at most, silent ones included
   // UDP datagrams are resent at this interval within the timeout (lost
   // datagrams are retried without extending the round).

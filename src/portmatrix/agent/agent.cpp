@@ -82,10 +82,11 @@ struct Agent::Impl
     : loop(loop), plan(plan), node(node), token(token), log(log), responder(loop, token, node.name, node.address),
       capture(loop, node.address), departures(loop, node.address, Direction::outbound)
   {
-    for (const auto& flow : plan.flows()) {
-      if (plan.inventory.nodes[flow.from].name != node.name || flow.protocol == Protocol::vrrp) continue;
+    // Visited, not listed: a large cluster's flows never sit in memory at once.
+    plan.for_each_flow([&](const Flow& flow) {
+      if (plan.inventory.nodes[flow.from].name != node.name || flow.protocol == Protocol::vrrp) return;
       allowed.push_back({flow.protocol, plan.flow_address(flow), flow.range, !flow.to.has_value()});
-    }
+    });
   }
 
   bool start(std::string& error)

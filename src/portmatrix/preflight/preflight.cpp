@@ -42,10 +42,10 @@ required_ports(const Plan& plan, const Node& node)
     ranges[rule.protocol].insert(ranges[rule.protocol].end(), rule.ports.begin(), rule.ports.end());
   }
   std::vector<Flow> inbound;
-  for (auto& flow : plan.flows()) {
+  plan.for_each_flow([&](const Flow& flow) {
     bool to_node = flow.to ? &plan.inventory.nodes[*flow.to] == &node : node.has(Role::loadbalancer);
-    if (to_node) inbound.push_back(std::move(flow));
-  }
+    if (to_node) inbound.push_back(flow);
+  });
   std::vector<PortsCheck> checks;
   for (auto& [protocol, plain] : ranges) {
     for (const auto& merged : merge_ranges(plain)) {
@@ -182,11 +182,11 @@ check_firewall(const Plan& plan, const Node& node, const std::vector<const RuleE
 
   const auto& nodes = plan.inventory.nodes;
   std::vector<FirewallResult> results;
-  for (const auto& flow : plan.flows()) {
+  plan.for_each_flow([&](const Flow& flow) {
     bool to_node = flow.to && &nodes[*flow.to] == &node;
     bool to_vip = !flow.to && node.has(Role::loadbalancer);
-    if (!to_node && !to_vip) continue;
-    if (flow.protocol != Protocol::tcp && flow.protocol != Protocol::udp) continue;
+    if (!to_node && !to_vip) return;
+    if (flow.protocol != Protocol::tcp && flow.protocol != Protocol::udp) return;
     const auto& source = nodes[flow.from];
     FirewallResult base{source.name, source.address, plan.flow_address(flow), flow.protocol, flow.range, flow.purpose, flow.expect, Decision::unknown, {}, CheckStatus::pass};
     auto from = IpAddress::parse(source.address);
@@ -196,7 +196,7 @@ check_firewall(const Plan& plan, const Node& node, const std::vector<const RuleE
       base.rule = "source and destination address families differ";
       base.status = CheckStatus::skip;
       results.push_back(std::move(base));
-      continue;
+      return;
     }
     Packet packet{*from, *to, flow.protocol, 0, interface};
     auto runs = decide_by_interval(flow.range, breakpoints, [&](std::uint16_t port) {
@@ -215,7 +215,7 @@ check_firewall(const Plan& plan, const Node& node, const std::vector<const RuleE
       else result.status = admitted == (flow.expect == Expect::allow) ? CheckStatus::pass : CheckStatus::fail;
       results.push_back(std::move(result));
     }
-  }
+  });
   return results;
 }
 

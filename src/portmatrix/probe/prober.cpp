@@ -519,9 +519,10 @@ private:
   // only when the target is this host's address.
   std::vector<std::uint8_t> m_bind_source;
   std::vector<std::uint8_t> m_may_self_connect;
-  // Per target: some port answered (opened, refused, ICMP). Its slow probes
-  // stay in the window: they are slow, not dropped.
-  std::vector<std::uint8_t> m_target_answered;
+  // Per target: some port opened. Its slow probes stay in the window: they
+  // are slow, not dropped. (Refusals do not count: where a range is closed,
+  // silence is the kernel's ICMP rate limit, not a busy agent.)
+  std::vector<std::uint8_t> m_target_opened;
   std::vector<std::vector<std::uint32_t>> m_attempts_settled; // per target, per port
   std::function<void(std::vector<TargetOutcome>)> m_done;
   std::uint64_t m_total = 0;
@@ -579,7 +580,7 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_addresses.clear();
   m_bind_source.clear();
   m_may_self_connect.clear();
-  m_target_answered.clear();
+  m_target_opened.clear();
   m_attempts_settled.clear();
   m_udp_in_flight.clear();
   m_udp_waiting.clear();
@@ -603,7 +604,7 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
     auto source = address ? route_source(*address) : std::nullopt;
     m_bind_source.push_back(m_source && (!source || *source != m_source->host()));
     m_may_self_connect.push_back(!source || !address || *source == address->host());
-    m_target_answered.push_back(0);
+    m_target_opened.push_back(0);
     m_addresses.push_back(std::move(address));
     m_attempts_settled.emplace_back(count, 0);
     m_outcomes.push_back(std::move(outcome));
@@ -1013,16 +1014,16 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
 }
 
 // Unanswered for quiet_after while nothing of its target, a range of
-// k_silent_range ports or more, has answered yet: presumed dropped, out of
-// the window (it keeps its socket and its
-// deadline), so the next probe can start. Where the target answers, a slow
+// k_silent_range ports or more, has opened yet: presumed dropped, out of
+// the window (it keeps its socket and its deadline, and is not resent), so
+// the next probe can start. Where ports of the target have opened, a slow
 // probe is a busy machine's, and more probes in flight would only add load.
 void
 Prober::Impl::on_quiet(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation) || !m_probes[slot].young) return;
   auto target = m_probes[slot].job.target;
-  if (m_target_answered[target] || m_outcomes[target].ports.size() < k_silent_range) return;
+  if (m_target_opened[target] || m_outcomes[target].ports.size() < k_silent_range) return;
   m_probes[slot].young = false;
   --m_young;
   fill();
@@ -1109,7 +1110,7 @@ Prober::Impl::settle(const Job& job, Finding finding)
   auto& outcome = m_outcomes[job.target].ports[job.port_index];
   bool first = m_attempts_settled[job.target][job.port_index]++ == 0;
   bool opened = finding.state == ProbeState::open;
-  if (finding.state != ProbeState::filtered && finding.state != ProbeState::error) m_target_answered[job.target] = 1;
+  if (opened) m_target_opened[job.target] = 1;
   if (finding.responder && finding.responder->authentic &&
       std::find(outcome.responders.begin(), outcome.responders.end(), finding.responder->node) ==
         outcome.responders.end()) {

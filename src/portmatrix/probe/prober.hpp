@@ -66,7 +66,7 @@ struct ProbeOptions
   std::chrono::milliseconds identity_timeout{3000};
   // Probes started and not yet answered, at most; a probe still unanswered
   // after `quiet_after`, to a target range of k_silent_range ports or more
-  // of which no port has answered yet, is presumed dropped by a firewall and
+  // of which no port has opened yet, is presumed dropped by a firewall and
   // leaves this window (and is not resent), so a
   // dropped range does not hold back the rest: all its ports wait out the
   // same timeout instead of one window after another.

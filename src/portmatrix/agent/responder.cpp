@@ -13,13 +13,14 @@
 // usually answered and closed right after accept4(), without epoll or a
 // timer, and closed with an RST (the listener's SO_LINGER 0 is inherited):
 // reply and reset are the connection's last two packets, no FIN exchange and
-// no TIME_WAIT on either side. Otherwise it buffers at most one identity line, is answered and closed
-// when a full probe line arrives, and is closed without a word when the line
-// is not a probe, when the buffer fills, or after k_line_timeout, so idle
-// clients never delay prompt probers, which finish in milliseconds. Accepted
-// connections are capped (k_max_connections): at the cap new ones wait in the
-// kernel's accept queue; out of fds, the oldest is answered if its line has
-// arrived, then closed.
+// no TIME_WAIT on either side. Otherwise it buffers at most one identity
+// line, is answered and closed when a full probe line arrives, and is closed
+// without a word when the line is not a probe, when the buffer fills, or
+// after k_line_timeout, so idle clients never delay prompt probers, which
+// finish in milliseconds. Accepted connections are capped
+// (k_max_connections): at the cap new ones wait in the kernel's accept
+// queue; out of fds, the oldest is answered if its line has arrived, then
+// closed.
 //
 // A port that cannot be bound is recorded with its owner (host/sockets.hpp);
 // failed ports are resolved in one pass over /proc.
@@ -95,8 +96,6 @@ open_listener(Protocol protocol, const SocketAddress& address, int& error)
     // stays readable for the prober).
     linger hard{1, 0};
     ::setsockopt(socket.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
-    int off = 0;
-    ::setsockopt(socket.get(), IPPROTO_TCP, TCP_QUICKACK, &off, sizeof(off));
   }
   if (::bind(socket.get(), address.get(), address.length()) != 0
       || (protocol == Protocol::tcp && ::listen(socket.get(), k_listen_backlog) != 0)) {

@@ -18,9 +18,10 @@
 // the timeout). An agent resets the connection right after its line; any
 // other peer's connection is closed with an RST (SO_LINGER 0), so no
 // TIME_WAIT piles up. TCP_QUICKACK off holds back our ACKs: the handshake's
-// rides on the payload and the reply needs none before the reset. TCP sockets get IP_RECVERR: a failed connect then
-// leaves the ICMP type and code in the error queue, which tells an
-// administratively prohibited reject from an unreachable host.
+// rides on the payload and the reply needs none before the reset. TCP
+// sockets get IP_RECVERR: a failed connect then leaves the ICMP type and
+// code in the error queue, which tells an administratively prohibited
+// reject from an unreachable host.
 //
 // UDP: one unconnected socket per address family (IP_RECVERR, a large
 // receive buffer) carries every UDP probe: a probe is a sendto() (again every
@@ -253,7 +254,7 @@ is_self_connect(int fd, const SocketAddress& peer)
   return local.port() == peer.port() && local.family() == peer.family() && local.host() == peer.host();
 }
 
-// IP_RECVERR, TCP_DEFER_ACCEPT (TCP), and the bind to the source address.
+// IP_RECVERR, TCP_QUICKACK off (TCP), and the bind to the source address.
 // Returns 0 or an errno.
 int
 prepare_socket(int fd, int family, Protocol protocol, const std::optional<SocketAddress>& source)
@@ -262,9 +263,10 @@ prepare_socket(int fd, int family, Protocol protocol, const std::optional<Socket
   auto level = family == AF_INET6 ? SOL_IPV6 : SOL_IP;
   auto option = family == AF_INET6 ? IPV6_RECVERR : IP_RECVERR;
   if (::setsockopt(fd, level, option, &on, sizeof on) != 0) return errno;
-  // On a connecting socket TCP_DEFER_ACCEPT holds back the handshake's last
-  // ACK until the payload goes out, which then carries it: one packet less
-  // per probe (tcp_rcv_synsent_state_process).
+  // Quick ACKs off (delayed-ACK "pingpong" mode): the handshake's last ACK
+  // waits for the payload, which then carries it (tcp_rcv_synsent_state_process),
+  // one packet less per probe. Sending turns the mode off; it is set again
+  // after the payload (on_connect_result), so the reply is not ACKed either.
   if (protocol == Protocol::tcp) {
     int off = 0;
     ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);

@@ -38,7 +38,8 @@
 // EPOLL_CTL_DEL before close().
 //
 // Outcomes are data: whatever happens to a socket, each job settles exactly
-// once, and `done` is called once, from the loop, when every job has settled.
+// once (twice when it was hedged: see on_quiet), and `done` is called once,
+// from the loop, when every job has settled.
 #include "probe/prober.hpp"
 
 #include <linux/errqueue.h>
@@ -59,6 +60,7 @@
 #include <new>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 #include "net/address.hpp"
 #include "net/fd.hpp"
@@ -505,6 +507,13 @@ private:
     return std::uint32_t(std::max(1, m_outcomes[target].target.repeat));
   }
   static std::uint32_t port_count(const PortRange& range) { return range.min > range.max ? 0 : range.size(); }
+  // A silent probe of this target gets its retry beside it (see on_quiet).
+  bool hedgeable(std::uint32_t target) const
+  {
+    const auto& outcome = m_outcomes[target];
+    return m_addresses[target] && outcome.target.protocol == Protocol::tcp && outcome.ports.size() < k_silent_range
+           && repeat_of(target) == 1 && m_options.retries > 0 && m_options.quiet_after < m_options.timeout;
+  }
 
   EventLoop& m_loop;
   const Token& m_token;
@@ -526,13 +535,21 @@ private:
   // silence is the kernel's ICMP rate limit, not a busy agent.)
   std::vector<std::uint8_t> m_target_opened;
   std::vector<std::vector<std::uint32_t>> m_attempts_settled; // per target, per port
+  // Per target, per port: its retry was started early, beside the first try
+  // (a hedge, see on_quiet), so the next retry pass leaves it out.
+  std::vector<std::vector<std::uint8_t>> m_hedged;
   std::function<void(std::vector<TargetOutcome>)> m_done;
   std::uint64_t m_total = 0;
   std::uint64_t m_settled = 0;
   bool m_running = false;
   int m_retries_left = 0;
 
-  Job m_cursor;                 // the next job not yet started
+  // Targets in the order their first tries start: shortest range first, so
+  // single ports (which may have to wait out a timeout, when they must stay
+  // silent) are not queued behind thousands of NodePort probes.
+  std::vector<std::uint32_t> m_start_order;
+  std::uint32_t m_next_target = 0; // into m_start_order
+  Job m_cursor;                    // the next job not yet started (of m_start_order[m_next_target])
   std::deque<Job> m_deferred;   // jobs that found no free fd; retried first
   bool m_starved = false;       // out of fds: wait for a probe to finish
 
@@ -584,12 +601,14 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_may_self_connect.clear();
   m_target_opened.clear();
   m_attempts_settled.clear();
+  m_hedged.clear();
   m_udp_in_flight.clear();
   m_udp_waiting.clear();
   m_udp_earlier_nonce.clear();
   m_total = m_settled = 0;
   m_retries_left = std::max(0, m_options.retries);
   m_cursor = Job{};
+  m_next_target = 0;
   m_deferred.clear();
 
   m_source.reset();
@@ -609,16 +628,27 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
     m_target_opened.push_back(0);
     m_addresses.push_back(std::move(address));
     m_attempts_settled.emplace_back(count, 0);
+    m_hedged.emplace_back(count, 0);
     m_outcomes.push_back(std::move(outcome));
     m_total += std::uint64_t(count) * repeat_of(std::uint32_t(m_outcomes.size() - 1));
   }
   settle_unprobeable_targets();
+  m_start_order.resize(m_outcomes.size());
+  for (std::uint32_t target = 0; target < m_start_order.size(); ++target) m_start_order[target] = target;
+  std::stable_sort(m_start_order.begin(), m_start_order.end(), [this](std::uint32_t a, std::uint32_t b) {
+    return m_outcomes[a].ports.size() < m_outcomes[b].ports.size();
+  });
 
   // The limit as it is now: the caller may have raised it since construction.
   m_window = std::max<std::size_t>(m_options.max_in_flight, 1);
   m_capacity = std::clamp<std::size_t>(std::max(m_options.max_open, m_window), 1, fd_budget());
   m_young = 0;
-  auto slots = std::size_t(std::min<std::uint64_t>(m_capacity, std::max<std::uint64_t>(m_total, 1)));
+  // A slot per job, and one per hedge a short TCP range may start beside its first try.
+  std::uint64_t hedges = 0;
+  for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
+    if (hedgeable(target)) hedges += m_outcomes[target].ports.size();
+  }
+  auto slots = std::size_t(std::min<std::uint64_t>(m_capacity, std::max<std::uint64_t>(m_total + hedges, 1)));
   m_probes = std::vector<Probe>(slots);
   m_free.clear();
   for (auto slot = std::uint32_t(slots); slot-- > 0;) m_free.push_back(slot);
@@ -655,7 +685,8 @@ Prober::Impl::next_job()
     m_deferred.pop_front();
     return job;
   }
-  while (m_cursor.target < m_outcomes.size()) {
+  while (m_next_target < m_start_order.size()) {
+    m_cursor.target = m_start_order[m_next_target];
     auto job = m_cursor;
     bool probed = m_addresses[job.target].has_value();
     auto ports = std::uint32_t(m_outcomes[job.target].ports.size());
@@ -666,7 +697,8 @@ Prober::Impl::next_job()
       }
       return job;
     }
-    m_cursor = Job{job.target + 1, 0, 0};
+    m_cursor = Job{};
+    ++m_next_target;
   }
   return std::nullopt;
 }
@@ -1015,19 +1047,35 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
   finish(slot, finding ? std::move(*finding) : found(ProbeState::filtered));
 }
 
-// Unanswered for quiet_after while nothing of its target, a range of
-// k_silent_range ports or more, has opened yet: presumed dropped, out of
-// the window (it keeps its socket and its deadline, and is not resent), so
-// the next probe can start. Where ports of the target have opened, a slow
-// probe is a busy machine's, and more probes in flight would only add load.
+// Unanswered for quiet_after.
+// A TCP probe of a short range (a single port, mostly), still without a
+// SYN-ACK: its retry starts now, beside it (a hedge), instead of after the
+// pass. The kernel resends a SYN only after a second, so within the timeout
+// a lost SYN is never asked again; and a port that must stay silent (a flow
+// expected to be denied) would otherwise cost the whole check a second
+// timeout. Both tries settle into the port: an answer from either counts.
+// A probe of a target of k_silent_range ports or more of which nothing has
+// opened yet: presumed dropped, out of the window (it keeps its socket and
+// its deadline, and is not resent), so the next probe can start. Where
+// ports of the target have opened, a slow probe is a busy machine's, and
+// more probes in flight would only add load.
 void
 Prober::Impl::on_quiet(std::uint32_t slot, std::uint32_t generation)
 {
-  if (!live(slot, generation) || !m_probes[slot].young) return;
-  auto target = m_probes[slot].job.target;
-  if (m_target_opened[target] || m_outcomes[target].ports.size() < k_silent_range) return;
-  m_probes[slot].young = false;
-  --m_young;
+  if (!live(slot, generation)) return;
+  auto& probe = m_probes[slot];
+  auto target = probe.job.target;
+  if (m_outcomes[target].ports.size() < k_silent_range) {
+    auto& hedged = m_hedged[target][probe.job.port_index];
+    if (!hedgeable(target) || probe.phase != Phase::connecting || m_retries_left == 0 || hedged) return;
+    hedged = 1;
+    m_deferred.push_front(probe.job);
+    ++m_total;
+  } else {
+    if (!probe.young || m_target_opened[target]) return;
+    probe.young = false;
+    --m_young;
+  }
   fill();
 }
 
@@ -1106,6 +1154,8 @@ Prober::Impl::close_probe(Probe& probe)
 // Merges one job's finding into its port's outcome. With repeat > 1 the
 // port is open if any connection opened, `responder` is the first identity,
 // and `responders` lists each authentic node once, in the order they answered.
+// A job may settle twice (a hedge): an answer then replaces silence, and
+// open replaces any other answer.
 void
 Prober::Impl::settle(const Job& job, Finding finding)
 {
@@ -1118,7 +1168,8 @@ Prober::Impl::settle(const Job& job, Finding finding)
         outcome.responders.end()) {
     outcome.responders.push_back(finding.responder->node);
   }
-  if (first || (opened && outcome.state != ProbeState::open)) {
+  bool answered = finding.state != ProbeState::filtered && finding.state != ProbeState::error;
+  if (first || (opened && outcome.state != ProbeState::open) || (answered && outcome.state == ProbeState::filtered)) {
     outcome.state = finding.state;
     outcome.error = finding.error;
     outcome.responder = std::move(finding.responder);
@@ -1146,7 +1197,8 @@ Prober::Impl::queue_retries()
       bool proven = outcome.state == ProbeState::open && outcome.responder && outcome.responder->authentic;
       bool unclear = (outcome.state == ProbeState::filtered && !silence_is_final) || outcome.state == ProbeState::error
                      || outcome.state == ProbeState::open;
-      if (proven || !unclear) continue;
+      bool hedged = std::exchange(m_hedged[target][index], 0); // this pass's retry has run already
+      if (proven || !unclear || hedged) continue;
       m_attempts_settled[target][index] = 0; // the retry's first result replaces this one
       for (std::uint32_t attempt = 0; attempt < repeat_of(target); ++attempt) {
         m_deferred.push_back(Job{target, index, attempt});

@@ -85,7 +85,11 @@ struct ProbeOptions
   // firewall drops every time. So silence is final when it is the firewall's
   // signature: a range of k_silent_range ports or more of which none opened
   // (a dropped NodePort range settles in one timeout, not two); silence in a
-  // range where other ports opened, or on a few ports, is asked again.
+  // range where other ports opened, or on a few ports, is asked again. A TCP
+  // probe of a range shorter than k_silent_range still unconnected after
+  // `quiet_after` gets that retry at once, beside it (a hedge), rather than
+  // after the pass: a port that must stay silent (a flow expected to be
+  // denied) then costs quiet_after + timeout, not two timeouts.
   int retries = 1;
 };
 

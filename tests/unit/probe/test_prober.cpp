@@ -15,6 +15,7 @@
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -57,7 +58,10 @@ enum class Reply {
   nothing,        // UDP: bound, never reads (no reply, no ICMP)
   late,           // UDP: ignores the first three datagrams per port, answers the rest (an agent busy at first)
   slow,           // UDP: answers every datagram, each 350 ms after it came
+  deaf,           // TCP: its accept queue is full, so every SYN is dropped (a firewall's silence, without root)
+  deaf_at_first,  // TCP: deaf for k_deaf_for, then answers as `identity`
 };
+constexpr auto k_deaf_for = 150ms;
 
 // A socket of `protocol` bound to address:port (0: ephemeral), or an invalid Fd.
 Fd
@@ -143,6 +147,7 @@ public:
   {
     auto fd = bind_socket(protocol, address, 0);
     if (!fd) return 0;
+    m_address_of_deaf = address;
     auto port = local_port(fd.get());
     adopt(protocol, std::move(fd), reply);
     return port;
@@ -163,6 +168,13 @@ public:
     if (fds.empty()) return std::nullopt;
     for (std::uint32_t i = 0; i < fds.size(); ++i) adopt(protocol, std::move(fds[i]), reply_of(i));
     return range;
+  }
+
+  // When each TCP identity line was sent.
+  std::vector<Clock::time_point> answered_at() const
+  {
+    std::lock_guard lock(m_mutex);
+    return m_answered_at;
   }
 
   void start()
@@ -186,7 +198,20 @@ private:
   void adopt(Protocol protocol, Fd fd, Reply reply)
   {
     int raw = fd.get();
-    if (protocol == Protocol::tcp) {
+    if (reply == Reply::deaf || reply == Reply::deaf_at_first) {
+      // Backlog 0 holds one connection: with one made and not accepted, the
+      // kernel drops every SYN that follows, without a word.
+      ::listen(raw, 0);
+      auto address = SocketAddress::parse(m_address_of_deaf, local_port(raw));
+      Fd filler(::socket(address->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+      ::connect(filler.get(), address->get(), address->length());
+      m_sockets.push_back(std::move(filler));
+      if (reply == Reply::deaf_at_first) {
+        m_loop.after(k_deaf_for, [this, raw] {
+          m_loop.add(raw, EPOLLIN, [this, raw](std::uint32_t) { accept_all(raw, Reply::identity); });
+        });
+      }
+    } else if (protocol == Protocol::tcp) {
       ::listen(raw, SOMAXCONN);
       m_loop.add(raw, EPOLLIN, [this, raw, reply](std::uint32_t) { accept_all(raw, reply); });
     } else if (reply != Reply::nothing) {
@@ -226,6 +251,8 @@ private:
     if (count > 0) {
       auto reply = answer(connection.received, Protocol::tcp, connection.port, connection.reply);
       ::send(raw, reply.data(), reply.size(), MSG_NOSIGNAL);
+      std::lock_guard lock(m_mutex);
+      m_answered_at.push_back(Clock::now());
     }
     m_loop.remove(raw);
     m_connections.erase(raw);
@@ -256,6 +283,9 @@ private:
   std::vector<std::string> m_nodes;
   std::size_t m_next_node = 0;
   std::map<int, int> m_ignored; // per socket: Reply::late ignores its first three datagrams
+  std::string m_address_of_deaf;   // where a deaf listener's filler connects
+  mutable std::mutex m_mutex;
+  std::vector<Clock::time_point> m_answered_at;
   EventLoop m_loop;
   Fd m_wake;
   std::vector<Fd> m_sockets;
@@ -515,6 +545,51 @@ TEST(Prober, SilenceInARangeWhereOtherPortsOpenedIsAskedAgain)
     EXPECT_EQ(port.state, ProbeState::open) << port.port;
     EXPECT_TRUE(port.responder && port.responder->authentic) << port.port;
   }
+}
+
+TEST(Prober, ASilentTcpPortCostsQuietAfterAndOneTimeoutNotTwoTimeouts)
+{
+  // A flow that must be denied: its one port stays silent, and its retry
+  // runs beside the first try (from quiet_after on), not after it.
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::deaf);
+  ASSERT_NE(port, 0);
+  responder.start();
+  auto hedged = options(500ms);
+  hedged.quiet_after = 100ms;
+  auto started = Clock::now();
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), hedged);
+  auto elapsed = Clock::now() - started;
+  EXPECT_EQ(outcome.state, ProbeState::filtered);
+  EXPECT_GE(elapsed, 600ms);
+  EXPECT_LT(elapsed, 950ms) << "retried after the first try: two timeouts";
+
+  // Without a quiet time within the timeout, the retry waits for the pass.
+  auto sequential = options(500ms);
+  sequential.quiet_after = 500ms;
+  started = Clock::now();
+  outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), sequential);
+  EXPECT_EQ(outcome.state, ProbeState::filtered);
+  EXPECT_GE(Clock::now() - started, 1000ms);
+}
+
+TEST(Prober, AHedgeProvesATcpPortWhoseFirstSynWasLost)
+{
+  // The first SYN is dropped (the kernel would resend it only after a
+  // second); the hedge, started at quiet_after, is answered before the
+  // first try's timeout.
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::deaf_at_first);
+  ASSERT_NE(port, 0);
+  responder.start();
+  auto probe_options = options(900ms);
+  probe_options.quiet_after = 300ms;
+  auto started = Clock::now();
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), probe_options);
+  expect_authentic_n1(outcome, port);
+  auto answers = responder.answered_at();
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_LT(answers[0] - started, 800ms) << "answered only after the first try's timeout: no hedge";
 }
 
 TEST(Prober, AnIcmpErrorAboutOneUdpProbeIsNeverBlamedOnAnother)

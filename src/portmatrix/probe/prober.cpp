@@ -420,6 +420,13 @@ udp_key(const sockaddr* address)
 
 // Datagrams read per recvmmsg() call on the shared UDP socket.
 constexpr std::size_t k_udp_batch = 64;
+// The adaptive window (adapt_window): its floor, how many answers it
+// averages, and the share of the timeout an answer may take before the
+// window shrinks, or under which it grows.
+constexpr std::size_t k_min_window = 32;
+constexpr std::uint32_t k_window_samples = 32;
+constexpr double k_slow_share = 0.3;
+constexpr double k_fast_share = 0.1;
 // Its receive buffer: a burst of answers to thousands of probes fits.
 constexpr int k_udp_receive_buffer = 8 << 20;
 
@@ -491,6 +498,7 @@ private:
   void on_quiet(std::uint32_t slot, std::uint32_t generation);
   Finding open_with(const Probe& probe, std::string_view reply) const;
   void finish(std::uint32_t slot, Finding finding);
+  void adapt_window(const Probe& probe, const Finding& finding);
   void close_probe(Probe& probe);
   void settle(const Job& job, Finding finding);
   void maybe_done();
@@ -519,7 +527,10 @@ private:
   const Token& m_token;
   ProbeOptions m_options;
   std::size_t m_capacity = 1; // probes in flight at most (max_open within the fd budget)
-  std::size_t m_window = 1;   // young probes in flight at most (max_in_flight)
+  std::size_t m_window = 1;   // young probes in flight at most (adapts, up to max_in_flight: see adapt_window)
+  std::chrono::nanoseconds m_latency_sum{0}; // answers since the window last adapted
+  std::uint32_t m_latency_samples = 0;
+  std::chrono::nanoseconds m_fastest = std::chrono::nanoseconds::max(); // the fastest answer: the path's own latency
   std::size_t m_young = 0;
   std::optional<SocketAddress> m_source;
 
@@ -640,8 +651,13 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   });
 
   // The limit as it is now: the caller may have raised it since construction.
+  // The whole window at first: a range a firewall drops gives no answers to
+  // grow it by, and must be in flight at once to settle in one timeout.
   m_window = std::max<std::size_t>(m_options.max_in_flight, 1);
-  m_capacity = std::clamp<std::size_t>(std::max(m_options.max_open, m_window), 1, fd_budget());
+  m_latency_sum = {};
+  m_latency_samples = 0;
+  m_fastest = std::chrono::nanoseconds::max();
+  m_capacity = std::clamp<std::size_t>(std::max(m_options.max_open, m_options.max_in_flight), 1, fd_budget());
   m_young = 0;
   // A slot per job, and one per hedge a short TCP range may start beside its first try.
   std::uint64_t hedges = 0;
@@ -1109,6 +1125,43 @@ Prober::Impl::on_resend(std::uint32_t slot, std::uint32_t generation)
   if (next < probe.deadline) m_resends.push(next, slot, generation);
 }
 
+// The window follows how long answers take (Little's law: probes in flight
+// = rate x latency). Where the machine or the destination cannot keep up,
+// more probes in flight do not raise the rate, they only make every answer
+// later, until answers miss the timeout and read as drops. So: answers
+// slower than k_slow_share of the timeout shrink the window by a third;
+// faster than k_fast_share let it grow by a quarter, up to max_in_flight
+// (it shrinks only while answers take twice the fastest one's time: a long
+// path is slow without any queue, and a smaller window would not help);
+// a probe silent where its range has answered (a loss, not a firewall)
+// counts as an answer at the timeout. Silence of a range that never
+// answered says nothing about load and is not counted.
+void
+Prober::Impl::adapt_window(const Probe& probe, const Finding& finding)
+{
+  auto state = finding.state;
+  bool answered = state == ProbeState::open || state == ProbeState::refused || state == ProbeState::admin_prohibited
+                  || state == ProbeState::unreachable;
+  bool lost = state == ProbeState::filtered && m_target_opened[probe.job.target];
+  if (!answered && !lost) return;
+  auto started = probe.deadline - m_options.timeout;
+  auto latency = lost ? std::chrono::nanoseconds(m_options.timeout) : std::chrono::nanoseconds(Clock::now() - started);
+  if (!lost) m_fastest = std::min(m_fastest, latency);
+  m_latency_sum += latency;
+  if (++m_latency_samples < k_window_samples) return;
+  auto mean = m_latency_sum / m_latency_samples;
+  m_latency_sum = {};
+  m_latency_samples = 0;
+  auto limit = std::max<std::size_t>(m_options.max_in_flight, 1);
+  // Slow because answers queue up (not because the path is long: then a
+  // smaller window would only lower the rate).
+  if (mean > m_options.timeout * k_slow_share && mean > 2 * m_fastest) {
+    m_window = std::max(std::min(k_min_window, limit), m_window * 2 / 3);
+  } else if (mean < m_options.timeout * k_fast_share) {
+    m_window = std::min(limit, m_window + m_window / 4 + 1);
+  }
+}
+
 // Settles the probe in `slot`, frees the slot, and starts the next jobs.
 // The caller must not touch the probe afterwards (the slot may be reused).
 void
@@ -1116,6 +1169,7 @@ Prober::Impl::finish(std::uint32_t slot, Finding finding)
 {
   auto& probe = m_probes[slot];
   auto job = probe.job;
+  adapt_window(probe, finding);
   close_probe(probe);
   m_free.push_back(slot);
   --m_in_flight;

@@ -64,7 +64,10 @@ struct ProbeOptions
   // `timeout` so a busy agent is not mistaken for a foreign responder, and a
   // dropped range still settles in one `timeout` round.
   std::chrono::milliseconds identity_timeout{3000};
-  // Probes started and not yet answered, at most; a probe still unanswered
+  // Probes started and not yet answered, at most. The window starts here
+  // and adapts to how long answers take (it shrinks when they come back
+  // slower than 30% of the timeout: more probes in flight would only push
+  // answers past it; it grows back when they are fast). A probe still unanswered
   // after `quiet_after`, to a target range of k_silent_range ports or more
   // of which no port has opened yet, is presumed dropped by a firewall and
   // leaves this window (and is not resent), so a

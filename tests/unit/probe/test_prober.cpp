@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <iostream>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <random>
@@ -60,7 +61,9 @@ enum class Reply {
   slow,           // UDP: answers every datagram, each 350 ms after it came
   deaf,           // TCP: its accept queue is full, so every SYN is dropped (a firewall's silence, without root)
   deaf_at_first,  // TCP: deaf for k_deaf_for, then answers as `identity`
+  busy,           // TCP: answers one line every k_busy_pace, in order (an agent on a saturated machine)
 };
+constexpr auto k_busy_pace = 2ms;
 constexpr auto k_deaf_for = 150ms;
 
 // A socket of `protocol` bound to address:port (0: ephemeral), or an invalid Fd.
@@ -170,6 +173,13 @@ public:
     return range;
   }
 
+  // For each TCP connection, in order: how many were open (itself included) when it was accepted.
+  std::vector<std::size_t> open_at_accept() const
+  {
+    std::lock_guard lock(m_mutex);
+    return m_open_at_accept;
+  }
+
   // When each TCP identity line was sent.
   std::vector<Clock::time_point> answered_at() const
   {
@@ -236,6 +246,10 @@ private:
       if (reply == Reply::close_silently) continue; // closed here
       int raw = fd.get();
       m_connections[raw] = Connection{std::move(fd), local_port(raw), reply, {}};
+      {
+        std::lock_guard lock(m_mutex);
+        m_open_at_accept.push_back(m_connections.size());
+      }
       m_loop.add(raw, EPOLLIN, [this, raw](std::uint32_t) { read_connection(raw); });
     }
   }
@@ -248,6 +262,12 @@ private:
     if (count < 0 && errno == EAGAIN) return;
     if (count > 0) connection.received.append(buffer, std::size_t(count));
     if (count > 0 && connection.received.find('\n') == std::string::npos) return;
+    if (count > 0 && connection.reply == Reply::busy) {
+      m_loop.remove(raw);
+      m_busy_queue.push_back(raw);
+      if (m_busy_queue.size() == 1) m_loop.after(k_busy_pace, [this] { answer_busy(); });
+      return;
+    }
     if (count > 0) {
       auto reply = answer(connection.received, Protocol::tcp, connection.port, connection.reply);
       ::send(raw, reply.data(), reply.size(), MSG_NOSIGNAL);
@@ -256,6 +276,17 @@ private:
     }
     m_loop.remove(raw);
     m_connections.erase(raw);
+  }
+
+  void answer_busy()
+  {
+    int raw = m_busy_queue.front();
+    m_busy_queue.pop_front();
+    auto& connection = m_connections.at(raw);
+    auto reply = answer(connection.received, Protocol::tcp, connection.port, Reply::identity);
+    ::send(raw, reply.data(), reply.size(), MSG_NOSIGNAL);
+    m_connections.erase(raw);
+    if (!m_busy_queue.empty()) m_loop.after(k_busy_pace, [this] { answer_busy(); });
   }
 
   void answer_datagrams(int fd, Reply reply)
@@ -286,6 +317,8 @@ private:
   std::string m_address_of_deaf;   // where a deaf listener's filler connects
   mutable std::mutex m_mutex;
   std::vector<Clock::time_point> m_answered_at;
+  std::vector<std::size_t> m_open_at_accept;
+  std::deque<int> m_busy_queue; // Reply::busy: lines waiting for their answer
   EventLoop m_loop;
   Fd m_wake;
   std::vector<Fd> m_sockets;
@@ -590,6 +623,28 @@ TEST(Prober, AHedgeProvesATcpPortWhoseFirstSynWasLost)
   auto answers = responder.answered_at();
   ASSERT_EQ(answers.size(), 1u);
   EXPECT_LT(answers[0] - started, 800ms) << "answered only after the first try's timeout: no hedge";
+}
+
+TEST(Prober, FewerProbesAreInFlightWhenAnswersQueueUp)
+{
+  // An agent that answers 500 lines a second: 256 probes in flight would
+  // wait ~0.5 s each, past 30% of the timeout. The window shrinks until
+  // answers are prompt again, and every port is still proven.
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::tcp, "127.0.0.1", 768, Reply::busy);
+  ASSERT_TRUE(range);
+  responder.start();
+  auto outcomes =
+    Prober::run(test_token(), {target(Protocol::tcp, "127.0.0.1", range->min, range->max)}, options(1000ms, 256));
+  for (const auto& port : outcomes.at(0).ports) {
+    EXPECT_EQ(port.state, ProbeState::open) << port.port;
+    EXPECT_TRUE(port.responder && port.responder->authentic) << port.port;
+  }
+  auto open = responder.open_at_accept();
+  ASSERT_EQ(open.size(), 768u);
+  EXPECT_GE(*std::max_element(open.begin(), open.begin() + 256), 200u) << "the whole window at first";
+  auto later = *std::max_element(open.begin() + 512, open.end());
+  EXPECT_LT(later, 160u) << "still the whole window in flight while answers queued for ~0.5 s";
 }
 
 TEST(Prober, AnIcmpErrorAboutOneUdpProbeIsNeverBlamedOnAnother)

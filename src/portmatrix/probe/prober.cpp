@@ -496,6 +496,7 @@ private:
   void on_identity_deadline(std::uint32_t slot, std::uint32_t generation);
   void on_resend(std::uint32_t slot, std::uint32_t generation);
   void on_quiet(std::uint32_t slot, std::uint32_t generation);
+  void on_hedge(std::uint32_t slot, std::uint32_t generation);
   Finding open_with(const Probe& probe, std::string_view reply) const;
   void finish(std::uint32_t slot, Finding finding);
   void adapt_window(const Probe& probe, const Finding& finding);
@@ -520,7 +521,7 @@ private:
   {
     const auto& outcome = m_outcomes[target];
     return m_addresses[target] && outcome.target.protocol == Protocol::tcp && outcome.ports.size() < k_silent_range
-           && repeat_of(target) == 1 && m_options.retries > 0 && m_options.quiet_after < m_options.timeout;
+           && repeat_of(target) == 1 && m_options.retries > 0 && m_options.hedge_after < m_options.timeout;
   }
 
   EventLoop& m_loop;
@@ -582,6 +583,7 @@ private:
   DeadlineQueue m_resends;
   DeadlineQueue m_identity_deadlines; // TCP: connected, waiting for the identity line
   DeadlineQueue m_quiet;              // probes leaving the window, unanswered
+  DeadlineQueue m_hedges;             // short TCP ranges: probes whose retry starts beside them
   std::uint64_t m_done_timer = 0;
 };
 
@@ -591,7 +593,8 @@ Prober::Impl::Impl(EventLoop& loop, const Token& token, ProbeOptions options)
     m_resends(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_resend(slot, generation); }),
     m_identity_deadlines(loop,
                          [this](std::uint32_t slot, std::uint32_t generation) { on_identity_deadline(slot, generation); }),
-    m_quiet(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_quiet(slot, generation); })
+    m_quiet(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_quiet(slot, generation); }),
+    m_hedges(loop, [this](std::uint32_t slot, std::uint32_t generation) { on_hedge(slot, generation); })
 {
 }
 
@@ -930,7 +933,11 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   m_deadlines.push(probe.deadline, slot, generation);
   probe.young = true;
   ++m_young;
-  if (m_options.quiet_after < m_options.timeout) m_quiet.push(now + m_options.quiet_after, slot, generation);
+  if (hedgeable(job.target)) {
+    m_hedges.push(now + m_options.hedge_after, slot, generation);
+  } else if (m_options.quiet_after < m_options.timeout) {
+    m_quiet.push(now + m_options.quiet_after, slot, generation);
+  }
   if (protocol == Protocol::udp && m_options.udp_resend.count() > 0 && m_options.udp_resend < m_options.timeout) {
     m_resends.push(now + m_options.udp_resend, slot, generation);
   }
@@ -1063,35 +1070,39 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
   finish(slot, finding ? std::move(*finding) : found(ProbeState::filtered));
 }
 
-// Unanswered for quiet_after.
-// A TCP probe of a short range (a single port, mostly), still without a
-// SYN-ACK: its retry starts now, beside it (a hedge), instead of after the
-// pass. The kernel resends a SYN only after a second, so within the timeout
-// a lost SYN is never asked again; and a port that must stay silent (a flow
-// expected to be denied) would otherwise cost the whole check a second
-// timeout. Both tries settle into the port: an answer from either counts.
-// A probe of a target of k_silent_range ports or more of which nothing has
-// opened yet: presumed dropped, out of the window (it keeps its socket and
-// its deadline, and is not resent), so the next probe can start. Where
-// ports of the target have opened, a slow probe is a busy machine's, and
-// more probes in flight would only add load.
+// A TCP probe of a short range (a single port, mostly) still without a
+// SYN-ACK after hedge_after: its retry starts now, beside it (a hedge),
+// instead of after the pass. The kernel resends a SYN only after a second,
+// so within the timeout a lost SYN is never asked again; and a port that
+// must stay silent (a flow expected to be denied) would otherwise cost the
+// whole check a second timeout. Both tries settle into the port: an answer
+// from either counts.
 void
-Prober::Impl::on_quiet(std::uint32_t slot, std::uint32_t generation)
+Prober::Impl::on_hedge(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
-  auto target = probe.job.target;
-  if (m_outcomes[target].ports.size() < k_silent_range) {
-    auto& hedged = m_hedged[target][probe.job.port_index];
-    if (!hedgeable(target) || probe.phase != Phase::connecting || m_retries_left == 0 || hedged) return;
-    hedged = 1;
-    m_deferred.push_front(probe.job);
-    ++m_total;
-  } else {
-    if (!probe.young || m_target_opened[target]) return;
-    probe.young = false;
-    --m_young;
-  }
+  auto& hedged = m_hedged[probe.job.target][probe.job.port_index];
+  if (probe.phase != Phase::connecting || m_retries_left == 0 || hedged) return;
+  hedged = 1;
+  m_deferred.push_front(probe.job);
+  ++m_total;
+  fill();
+}
+
+// Unanswered for quiet_after while nothing of its target, a range of
+// k_silent_range ports or more, has opened yet: presumed dropped, out of
+// the window (it keeps its socket and its deadline, and is not resent), so
+// the next probe can start. Where ports of the target have opened, a slow
+// probe is a busy machine's, and more probes in flight would only add load.
+void
+Prober::Impl::on_quiet(std::uint32_t slot, std::uint32_t generation)
+{
+  if (!live(slot, generation) || !m_probes[slot].young) return;
+  auto target = m_probes[slot].job.target;
+  if (m_target_opened[target] || m_outcomes[target].ports.size() < k_silent_range) return;
+  m_probes[slot].young = false;
+  --m_young;
   fill();
 }
 
@@ -1287,6 +1298,7 @@ Prober::Impl::deliver()
   m_resends.clear();
   m_identity_deadlines.clear();
   m_quiet.clear();
+  m_hedges.clear();
   close_udp_channels();
   m_running = false;
   auto done = std::move(m_done);
@@ -1307,6 +1319,7 @@ Prober::Impl::abandon_probes()
   m_resends.clear();
   m_identity_deadlines.clear();
   m_quiet.clear();
+  m_hedges.clear();
 }
 
 // --- Prober ----------------------------------------------------------------

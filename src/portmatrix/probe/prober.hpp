@@ -90,10 +90,13 @@ struct ProbeOptions
   // (a dropped NodePort range settles in one timeout, not two); silence in a
   // range where other ports opened, or on a few ports, is asked again. A TCP
   // probe of a range shorter than k_silent_range still unconnected after
-  // `quiet_after` gets that retry at once, beside it (a hedge), rather than
+  // `hedge_after` gets that retry at once, beside it (a hedge), rather than
   // after the pass: a port that must stay silent (a flow expected to be
-  // denied) then costs quiet_after + timeout, not two timeouts.
+  // denied) then costs hedge_after + timeout, not two timeouts.
   int retries = 1;
+  // An answer later than this is late (the adaptive window's limit is the
+  // same share of the default timeout, 30%).
+  std::chrono::milliseconds hedge_after{300};
 };
 
 // Probes every port of every target. Calls `done` once on the loop when all

@@ -580,16 +580,16 @@ TEST(Prober, SilenceInARangeWhereOtherPortsOpenedIsAskedAgain)
   }
 }
 
-TEST(Prober, ASilentTcpPortCostsQuietAfterAndOneTimeoutNotTwoTimeouts)
+TEST(Prober, ASilentTcpPortCostsHedgeAfterAndOneTimeoutNotTwoTimeouts)
 {
   // A flow that must be denied: its one port stays silent, and its retry
-  // runs beside the first try (from quiet_after on), not after it.
+  // runs beside the first try (from hedge_after on), not after it.
   TestResponder responder(test_token());
   auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::deaf);
   ASSERT_NE(port, 0);
   responder.start();
   auto hedged = options(500ms);
-  hedged.quiet_after = 100ms;
+  hedged.hedge_after = 100ms;
   auto started = Clock::now();
   auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), hedged);
   auto elapsed = Clock::now() - started;
@@ -597,9 +597,9 @@ TEST(Prober, ASilentTcpPortCostsQuietAfterAndOneTimeoutNotTwoTimeouts)
   EXPECT_GE(elapsed, 600ms);
   EXPECT_LT(elapsed, 950ms) << "retried after the first try: two timeouts";
 
-  // Without a quiet time within the timeout, the retry waits for the pass.
+  // Without a hedge within the timeout, the retry waits for the pass.
   auto sequential = options(500ms);
-  sequential.quiet_after = 500ms;
+  sequential.hedge_after = 500ms;
   started = Clock::now();
   outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), sequential);
   EXPECT_EQ(outcome.state, ProbeState::filtered);
@@ -609,14 +609,14 @@ TEST(Prober, ASilentTcpPortCostsQuietAfterAndOneTimeoutNotTwoTimeouts)
 TEST(Prober, AHedgeProvesATcpPortWhoseFirstSynWasLost)
 {
   // The first SYN is dropped (the kernel would resend it only after a
-  // second); the hedge, started at quiet_after, is answered before the
+  // second); the hedge, started at hedge_after, is answered before the
   // first try's timeout.
   TestResponder responder(test_token());
   auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::deaf_at_first);
   ASSERT_NE(port, 0);
   responder.start();
   auto probe_options = options(900ms);
-  probe_options.quiet_after = 300ms;
+  probe_options.hedge_after = 300ms;
   auto started = Clock::now();
   auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), probe_options);
   expect_authentic_n1(outcome, port);

@@ -1143,21 +1143,20 @@ Prober::Impl::on_resend(std::uint32_t slot, std::uint32_t generation)
 // slower than k_slow_share of the timeout shrink the window by a third;
 // faster than k_fast_share let it grow by a quarter, up to max_in_flight
 // (it shrinks only while answers take twice the fastest one's time: a long
-// path is slow without any queue, and a smaller window would not help);
-// a probe silent where its range has answered (a loss, not a firewall)
-// counts as an answer at the timeout. Silence of a range that never
-// answered says nothing about load and is not counted.
+// path is slow without any queue, and a smaller window would not help).
+// Only an agent's answers count (an identity line, TCP or UDP): they cross
+// both machines' loops. Silence does not (a firewall's drop is not load,
+// and a silent probe in the window would then hold back the rest of its
+// range), nor do refusals (the kernel's ICMP errors are rate limited: one
+// answering a resend much later says nothing about load), nor a service
+// that keeps the connection without a word until identity_timeout.
 void
 Prober::Impl::adapt_window(const Probe& probe, const Finding& finding)
 {
-  auto state = finding.state;
-  bool answered = state == ProbeState::open || state == ProbeState::refused || state == ProbeState::admin_prohibited
-                  || state == ProbeState::unreachable;
-  bool lost = state == ProbeState::filtered && m_target_opened[probe.job.target];
-  if (!answered && !lost) return;
+  if (finding.state != ProbeState::open || !finding.responder) return;
   auto started = probe.deadline - m_options.timeout;
-  auto latency = lost ? std::chrono::nanoseconds(m_options.timeout) : std::chrono::nanoseconds(Clock::now() - started);
-  if (!lost) m_fastest = std::min(m_fastest, latency);
+  auto latency = std::chrono::nanoseconds(Clock::now() - started);
+  m_fastest = std::min(m_fastest, latency);
   m_latency_sum += latency;
   if (++m_latency_samples < k_window_samples) return;
   auto mean = m_latency_sum / m_latency_samples;

@@ -169,6 +169,7 @@ public:
     PortRange range;
     auto fds = bind_free_range(protocol, address, count, range);
     if (fds.empty()) return std::nullopt;
+    m_address_of_deaf = address;
     for (std::uint32_t i = 0; i < fds.size(); ++i) adopt(protocol, std::move(fds[i]), reply_of(i));
     return range;
   }
@@ -645,6 +646,28 @@ TEST(Prober, FewerProbesAreInFlightWhenAnswersQueueUp)
   EXPECT_GE(*std::max_element(open.begin(), open.begin() + 256), 200u) << "the whole window at first";
   auto later = *std::max_element(open.begin() + 512, open.end());
   EXPECT_LT(later, 160u) << "still the whole window in flight while answers queued for ~0.5 s";
+}
+
+TEST(Prober, SilenceInARangeThatAnsweredDoesNotShrinkTheWindow)
+{
+  // Half a range dropped (every other port deaf), the rest answering at
+  // once: silence is not load, so the window stays whole and the dropped
+  // half waits out its timeout all at once (then once more: the retry).
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::tcp, "127.0.0.1", 600,
+                                     [](std::uint32_t i) { return i % 2 ? Reply::deaf : Reply::identity; });
+  ASSERT_TRUE(range);
+  responder.start();
+  auto probe_options = options(500ms, 320);
+  probe_options.hedge_after = 500ms;
+  auto started = Clock::now();
+  auto outcomes = Prober::run(test_token(), {target(Protocol::tcp, "127.0.0.1", range->min, range->max)}, probe_options);
+  auto elapsed = Clock::now() - started;
+  for (const auto& port : outcomes.at(0).ports) {
+    auto expected = (port.port - range->min) % 2 ? ProbeState::filtered : ProbeState::open;
+    EXPECT_EQ(port.state, expected) << port.port;
+  }
+  EXPECT_LT(elapsed, 2500ms) << "the window shrank: dropped probes went a few at a time";
 }
 
 TEST(Prober, AnIcmpErrorAboutOneUdpProbeIsNeverBlamedOnAnother)

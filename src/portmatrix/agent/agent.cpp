@@ -311,10 +311,13 @@ struct Agent::Impl
     }
   }
 
-  HelloReply hello() const
+  HelloReply hello()
   {
+    // What the capture lost so far is the check's baseline: its later
+    // losses are the ones that touch what it asks about.
+    capture.catch_up();
     HelloReply reply{node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
-                     responder.owners()};
+                     responder.owners(), capture.lost()};
     for (auto& owner : reply.owners) {
       auto it = services.find({owner.protocol, owner.port});
       if (it != services.end()) owner.service = it->second;
@@ -397,9 +400,15 @@ struct Agent::Impl
       reply_error(id, request.id, queries.error(), true);
       return;
     }
+    // The loop may be behind: count what is queued, and what was lost,
+    // before saying what was seen.
+    capture.catch_up();
+    departures.catch_up();
     ObservedReply reply;
     reply.capture = capture.active();
     reply.departures = departures_watched;
+    reply.capture_lost = capture.lost();
+    reply.departures_lost = departures.lost();
     for (const auto& query : *queries) {
       ObservedAnswer answer;
       const auto& watched = query.departed ? departures : capture;

@@ -48,6 +48,13 @@ number_field(const json& object, const char* name, std::int64_t min, std::int64_
   return number;
 }
 
+// A count that older peers do not send: 0 when absent.
+std::uint64_t
+optional_count(const json& object, const char* name)
+{
+  return object.contains(name) ? std::uint64_t(number_field(object, name, 0, INT64_MAX)) : 0;
+}
+
 bool
 bool_field(const json& object, const char* name)
 {
@@ -150,6 +157,7 @@ to_json(const HelloReply& reply)
               {"version", reply.version},
               {"capture", reply.capture},
               {"capture_error", reply.capture_error},
+              {"capture_lost", reply.capture_lost},
               {"listeners", reply.listeners},
               {"owners", owners}}
     .dump();
@@ -209,7 +217,12 @@ to_json(const ObservedReply& reply)
   for (const auto& a : reply.answers) {
     answers.push_back({{"packets", a.packets}, {"ports_seen", a.ports_seen}, {"ports_listening", a.ports_listening}});
   }
-  return json{{"capture", reply.capture}, {"departures", reply.departures}, {"answers", answers}}.dump();
+  return json{{"capture", reply.capture},
+              {"departures", reply.departures},
+              {"capture_lost", reply.capture_lost},
+              {"departures_lost", reply.departures_lost},
+              {"answers", answers}}
+    .dump();
 }
 
 std::string
@@ -241,6 +254,7 @@ parse_hello_reply(std::string_view text)
     reply.version = text_field(document, "version");
     reply.capture = bool_field(document, "capture");
     reply.capture_error = text_field(document, "capture_error");
+    reply.capture_lost = optional_count(document, "capture_lost");
     reply.listeners = std::size_t(number_field(document, "listeners", 0, 1 << 24));
     for (const auto& item : list_field(document, "owners")) {
       if (!item.is_object()) throw ParseError{"owner must be an object"};
@@ -331,6 +345,8 @@ parse_observed_reply(std::string_view text)
     ObservedReply reply;
     reply.capture = bool_field(document, "capture");
     reply.departures = document.contains("departures") && bool_field(document, "departures");
+    reply.capture_lost = optional_count(document, "capture_lost");
+    reply.departures_lost = optional_count(document, "departures_lost");
     for (const auto& item : list_field(document, "answers")) {
       if (!item.is_object()) throw ParseError{"answer must be an object"};
       reply.answers.push_back({std::uint64_t(number_field(item, "packets", 0, INT64_MAX)),

@@ -23,6 +23,10 @@ struct HelloReply
   std::string capture_error;
   std::size_t listeners = 0;
   std::vector<PortOwner> owners; // ports held by other processes
+  // Packets the arrivals capture lost since the agent started (Capture::lost):
+  // the check's baseline for what the observed round reports. Optional on
+  // the wire ("capture_lost"; 0 from agents that do not count).
+  std::uint64_t capture_lost = 0;
 };
 
 // probe: probe these targets from your node.
@@ -67,10 +71,16 @@ struct ObservedAnswer
   std::uint32_t ports_listening = 0; // ports of the range our listeners hold
 };
 
+// The answers rest on captures that may have fallen behind: each reply says
+// how many packets they lost, so a "not seen" is not taken for proof. Both
+// counts are optional on the wire ("capture_lost", "departures_lost"; 0 from
+// agents that do not count).
 struct ObservedReply
 {
   bool capture = false;    // arrivals were watched
   bool departures = false; // the SYNs of this agent's last probing were watched leaving
+  std::uint64_t capture_lost = 0;    // arrivals lost since the agent started (as in hello: subtract its value)
+  std::uint64_t departures_lost = 0; // departures lost during this agent's last probing
   std::vector<ObservedAnswer> answers;
 };
 

@@ -352,15 +352,25 @@ private:
     for (const auto& call : calls) {
       const auto& result = *call.result;
       if (!result || !result->ok) continue;
-      if (auto reply = parse_observed_reply(result->body)) m_observed[call.node] = std::move(*reply);
+      auto reply = parse_observed_reply(result->body);
+      if (!reply) continue;
+      // The arrivals capture counts its losses since the agent started; this
+      // check's are those since hello (fewer than then: the agent restarted,
+      // and all it counts is this check's).
+      if (m_hello[call.node] && reply->capture_lost >= m_hello[call.node]->capture_lost) {
+        reply->capture_lost -= m_hello[call.node]->capture_lost;
+      }
+      m_observed[call.node] = std::move(*reply);
     }
   }
 
   // What a capture said of a segment's probes, as an agent's observed reply
   // has it (`index`: where to find the answer; `could`: whether that capture
-  // ran). Without an answer when the agent was not asked or did not answer.
+  // ran; `lost`: what it lost during this check). Without an answer when the
+  // agent was not asked or did not answer.
   CaptureWitness witness(const std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>>& index,
-                         std::size_t flow, std::size_t segment, bool ObservedReply::*could) const
+                         std::size_t flow, std::size_t segment, bool ObservedReply::*could,
+                         std::uint64_t ObservedReply::*lost) const
   {
     CaptureWitness witness;
     auto it = index.find({flow, segment});
@@ -370,6 +380,7 @@ private:
     if (reply == m_observed.end() || query >= reply->second.answers.size()) return witness;
     witness.answer = &reply->second.answers[query];
     witness.watched = reply->second.*could;
+    witness.lost = reply->second.*lost;
     return witness;
   }
 
@@ -403,8 +414,10 @@ private:
     evidence.protocol = flow.protocol;
     evidence.source = m_plan.inventory.nodes[flow.from].name;
     evidence.destination = m_plan.inventory.nodes[*flow.to].name;
-    evidence.arrivals = witness(m_observation_index, index, s, &ObservedReply::capture);
-    evidence.departures = witness(m_departure_index, index, s, &ObservedReply::departures);
+    evidence.arrivals =
+      witness(m_observation_index, index, s, &ObservedReply::capture, &ObservedReply::capture_lost);
+    evidence.departures =
+      witness(m_departure_index, index, s, &ObservedReply::departures, &ObservedReply::departures_lost);
     evidence.held_by_service = held_by_service(*flow.to, flow.protocol, segment.range);
     return diagnose_segment(segment, evidence, service);
   }

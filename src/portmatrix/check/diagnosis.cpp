@@ -6,7 +6,11 @@
 // by itself, so the captures speak: the destination's says whether the
 // probes reached its interface (then its host dropped them), the source's
 // whether its SYNs left (if not, its own output rules dropped them; connect()
-// never says so).
+// never says so). Both only prove something when they saw every packet: a
+// capture that falls behind loses packets, and a lost packet reads as "not
+// seen". So whatever would rest on a capture that lost packets during the
+// check is `filtered`, "cannot tell where", with the capture and its losses
+// named in the detail.
 #include "check/diagnosis.hpp"
 
 #include <cstring>
@@ -15,6 +19,28 @@
 
 namespace portmatrix {
 namespace {
+
+// 1234567 -> "1,234,567".
+std::string
+group_thousands(std::uint64_t number)
+{
+  auto digits = std::to_string(number);
+  std::string grouped;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
+    grouped += digits[i];
+  }
+  return grouped;
+}
+
+FlowFailure
+cannot_tell(FlowFailure failure, const std::string& node, std::uint64_t lost, const std::string& why)
+{
+  failure.diagnosis = "filtered";
+  failure.detail = fmt::format("the capture on {} lost {} packet{}; cannot tell where it was dropped ({})", node,
+                               group_thousands(lost), lost == 1 ? "" : "s", why);
+  return failure;
+}
 
 // No answer, or ICMP unreachable that did not come from the destination:
 // where the probes were lost, as far as the captures can tell.
@@ -25,20 +51,34 @@ diagnose_silence(const Segment& segment, const SegmentEvidence& evidence, FlowFa
   const auto* left = evidence.departures.answer;
   bool left_watched = left && evidence.departures.watched;
   if (seen && seen->packets > 0) {
+    // Arrived, unanswered: the host dropped it. With a capture that could
+    // not keep up, the host was too busy to tell its firewall from its load.
+    auto reached = fmt::format("{} of {} ports' probes reached {}'s interface, never its socket", seen->ports_seen,
+                               segment.range.size(), evidence.destination);
+    if (evidence.arrivals.lost > 0) {
+      return cannot_tell(failure, evidence.destination, evidence.arrivals.lost, reached);
+    }
     failure.diagnosis = "dropped-by-destination-firewall";
-    failure.detail = fmt::format("{} of {} ports' probes reached {}'s interface, never its socket", seen->ports_seen,
-                                 segment.range.size(), evidence.destination);
+    failure.detail = reached;
     return failure;
   }
   if (left_watched && left->ports_seen == 0) {
     // connect() never reports a SYN that the source's own output rules
     // dropped; the source's capture saw none of them leave.
+    if (evidence.departures.lost > 0) {
+      return cannot_tell(failure, evidence.source, evidence.departures.lost,
+                         fmt::format("none of {}'s SYNs were seen leaving it", evidence.source));
+    }
     failure.diagnosis = "blocked-by-source-firewall";
     failure.detail =
       fmt::format("{}'s SYNs never left its interface: its own output rules dropped them", evidence.source);
     return failure;
   }
   if (seen && evidence.arrivals.watched) {
+    if (evidence.arrivals.lost > 0) {
+      return cannot_tell(failure, evidence.destination, evidence.arrivals.lost,
+                         fmt::format("none of the probes were seen reaching {}", evidence.destination));
+    }
     failure.diagnosis = "lost-in-network";
     if (evidence.protocol == Protocol::udp) {
       failure.detail = fmt::format("never reached {}'s interface", evidence.destination);
@@ -117,7 +157,7 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
     }
     return failure;
   case ProbeState::unreachable:
-    if (seen && seen->packets > 0) {
+    if (seen && seen->packets > 0 && evidence.arrivals.lost == 0) {
       failure.diagnosis = "rejected-by-destination-firewall";
       failure.detail = "the probe reached the destination, which answered unreachable";
       return failure;

@@ -17,6 +17,7 @@ struct CaptureWitness
 {
   const ObservedAnswer* answer = nullptr; // nullptr: the agent was not asked, or did not answer
   bool watched = false;                   // its capture ran (it has CAP_NET_RAW)
+  std::uint64_t lost = 0;                 // packets the capture lost during the check: "not seen" proves nothing
 };
 
 // Everything the diagnosis of a segment may rest on.
@@ -35,7 +36,9 @@ std::string state_name(ProbeState state);
 
 // The failure of `segment` (one outcome over consecutive ports of an allow
 // flow to a node), or one with an empty diagnosis when the segment is fine;
-// `service` is set when a real service answered.
+// `service` is set when a real service answered. A diagnosis never rests on
+// a capture that lost packets: what would have rested on one is `filtered`,
+// and its detail names the capture and its losses.
 FlowFailure diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service);
 
 } // namespace portmatrix

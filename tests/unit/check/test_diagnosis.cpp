@@ -1,5 +1,9 @@
 // The diagnosis of a failing segment, decided from the evidence alone: each
-// word of the vocabulary from what the probe got and the captures saw.
+// word of the vocabulary from what the probe got and the captures saw, and
+// the rule that a diagnosis never rests on a capture that lost packets (it is
+// `filtered` then, the detail naming the capture), while what an answer
+// proves by itself (a refusal, admin-prohibited, EPERM, another identity)
+// does not depend on any capture.
 #include <cerrno>
 
 #include <gtest/gtest.h>
@@ -26,8 +30,8 @@ evidence_of(Protocol protocol, const ObservedAnswer* arrived, const ObservedAnsw
   evidence.protocol = protocol;
   evidence.source = "worker1";
   evidence.destination = "master2";
-  evidence.arrivals = {arrived, true};
-  evidence.departures = {departed, departed != nullptr};
+  evidence.arrivals = {arrived, true, 0};
+  evidence.departures = {departed, departed != nullptr, 0};
   return evidence;
 }
 
@@ -50,11 +54,31 @@ TEST(Diagnosis, ArrivedButUnansweredIsTheDestinationsFirewall)
   EXPECT_EQ(failure.detail, "1 of 1 ports' probes reached master2's interface, never its socket");
 }
 
+TEST(Diagnosis, ArrivedAtACaptureThatLostPacketsCannotTell)
+{
+  auto evidence = evidence_of(Protocol::udp, &k_arrived);
+  evidence.arrivals.lost = 1234;
+  auto failure = diagnose(segment_of(ProbeState::filtered), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.detail, "the capture on master2 lost 1,234 packets; cannot tell where it was dropped (1 of 1 "
+                            "ports' probes reached master2's interface, never its socket)");
+}
+
 TEST(Diagnosis, NeverArrivedIsLostInTheNetwork)
 {
   auto failure = diagnose(segment_of(ProbeState::filtered), evidence_of(Protocol::udp, &k_not_seen));
   EXPECT_EQ(failure.diagnosis, "lost-in-network");
   EXPECT_EQ(failure.detail, "never reached master2's interface");
+}
+
+TEST(Diagnosis, NotSeenByACaptureThatLostPacketsCannotTell)
+{
+  auto evidence = evidence_of(Protocol::udp, &k_not_seen);
+  evidence.arrivals.lost = 1;
+  auto failure = diagnose(segment_of(ProbeState::filtered), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.detail, "the capture on master2 lost 1 packet; cannot tell where it was dropped (none of the "
+                            "probes were seen reaching master2)");
 }
 
 TEST(Diagnosis, SynsThatNeverLeftAreTheSourcesFirewall)
@@ -63,6 +87,22 @@ TEST(Diagnosis, SynsThatNeverLeftAreTheSourcesFirewall)
                           evidence_of(Protocol::tcp, &k_not_seen, &k_not_seen));
   EXPECT_EQ(failure.diagnosis, "blocked-by-source-firewall");
   EXPECT_EQ(failure.detail, "worker1's SYNs never left its interface: its own output rules dropped them");
+
+  // It rests on the source's capture alone: the destination's losses do not touch it.
+  auto evidence = evidence_of(Protocol::tcp, &k_not_seen, &k_not_seen);
+  evidence.arrivals.lost = 50;
+  EXPECT_EQ(diagnose(segment_of(ProbeState::filtered, {10250, 10250}), evidence).diagnosis,
+            "blocked-by-source-firewall");
+}
+
+TEST(Diagnosis, SynsNotSeenLeavingByACaptureThatLostPacketsCannotTell)
+{
+  auto evidence = evidence_of(Protocol::tcp, &k_not_seen, &k_not_seen);
+  evidence.departures.lost = 2'500'000;
+  auto failure = diagnose(segment_of(ProbeState::filtered, {10250, 10250}), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.detail, "the capture on worker1 lost 2,500,000 packets; cannot tell where it was dropped (none "
+                            "of worker1's SYNs were seen leaving it)");
 }
 
 TEST(Diagnosis, SynsThatLeftAndNeverArrivedAreLostInTheNetwork)
@@ -72,13 +112,28 @@ TEST(Diagnosis, SynsThatLeftAndNeverArrivedAreLostInTheNetwork)
   auto failure = diagnose(segment, evidence_of(Protocol::tcp, &k_not_seen, &left));
   EXPECT_EQ(failure.diagnosis, "lost-in-network");
   EXPECT_EQ(failure.detail, "2 of 2 ports' SYNs left worker1, none reached master2's interface");
+
+  // The source's losses do not matter once SYNs were seen leaving; the
+  // destination's do: "none arrived" is then unproven.
+  auto source_lost = evidence_of(Protocol::tcp, &k_not_seen, &left);
+  source_lost.departures.lost = 10;
+  EXPECT_EQ(diagnose(segment, source_lost).diagnosis, "lost-in-network");
+  auto destination_lost = evidence_of(Protocol::tcp, &k_not_seen, &left);
+  destination_lost.arrivals.lost = 10;
+  EXPECT_EQ(diagnose(segment, destination_lost).diagnosis, "filtered");
 }
 
-TEST(Diagnosis, UnreachableFromTheDestinationIsItsFirewall)
+TEST(Diagnosis, UnreachableFromTheDestinationIsItsFirewallUnlessItsCaptureLostPackets)
 {
   auto failure = diagnose(segment_of(ProbeState::unreachable), evidence_of(Protocol::udp, &k_arrived));
   EXPECT_EQ(failure.diagnosis, "rejected-by-destination-firewall");
   EXPECT_EQ(failure.state, "unreachable");
+
+  auto evidence = evidence_of(Protocol::udp, &k_arrived);
+  evidence.arrivals.lost = 7;
+  failure = diagnose(segment_of(ProbeState::unreachable), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_NE(failure.detail.find("the capture on master2 lost 7 packets"), std::string::npos) << failure.detail;
 }
 
 TEST(Diagnosis, WithoutACaptureNobodyCanTell)
@@ -94,11 +149,14 @@ TEST(Diagnosis, WithoutACaptureNobodyCanTell)
   EXPECT_EQ(failure.detail, "no answer (master2's agent could not be asked what it saw)");
 }
 
-// What an answer proves needs no capture.
+// Losses on both captures, as under overload: what an answer proves stands.
 SegmentEvidence
 overloaded(Protocol protocol, const ObservedAnswer* arrived)
 {
-  return evidence_of(protocol, arrived, &k_not_seen);
+  auto evidence = evidence_of(protocol, arrived, &k_not_seen);
+  evidence.arrivals.lost = 1000;
+  evidence.departures.lost = 1000;
+  return evidence;
 }
 
 TEST(Diagnosis, AnswersDoNotDependOnTheCaptures)

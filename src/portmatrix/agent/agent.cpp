@@ -354,9 +354,11 @@ struct Agent::Impl
     }
     // The SYNs this probing sends are watched leaving, so a check can tell
     // a source's own output rules from the network. Counts of the run before
-    // are dropped; the socket closes a little after the last probing ends.
+    // are dropped, unless this probing continues it (the check's VIP rounds:
+    // its observed round asks about the first probing's SYNs too); the socket
+    // closes a little after the last probing ends.
     if (probes.empty()) {
-      departures.clear_counts();
+      if (!body->continues) departures.clear_counts();
       if (departures_timer != 0) loop.cancel(departures_timer);
       departures_timer = 0;
       std::string ignored; // without CAP_NET_RAW hello says so already

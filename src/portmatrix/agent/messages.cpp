@@ -174,7 +174,9 @@ to_json(const ProbeRequest& request)
                        {"port_max", target.range.max},
                        {"repeat", target.repeat}});
   }
-  return json{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}}.dump();
+  json body{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}};
+  if (request.continues) body["continues"] = true;
+  return body.dump();
 }
 
 std::string
@@ -279,6 +281,7 @@ parse_probe_request(std::string_view text)
     ProbeRequest request;
     request.timeout = std::chrono::milliseconds(number_field(document, "timeout_ms", 10, 60000));
     if (document.contains("retries")) request.retries = int(number_field(document, "retries", 0, 3));
+    request.continues = document.contains("continues") && bool_field(document, "continues");
     for (const auto& item : list_field(document, "targets")) {
       if (!item.is_object()) throw ParseError{"target must be an object"};
       ProbeTarget target;

@@ -34,6 +34,11 @@ struct ProbeRequest
 {
   std::chrono::milliseconds timeout{1000};
   int retries = 1; // ProbeOptions::retries, 0 to 3 ("retries" is optional on the wire)
+  // This probing belongs to the same check as the agent's previous one (the
+  // check's VIP rounds): the departures capture keeps what it counted (and
+  // lost) then, so the observed round still covers the first probing. False:
+  // a new check, the counts start afresh. Optional on the wire ("continues").
+  bool continues = false;
   std::vector<ProbeTarget> targets;
 };
 

@@ -247,6 +247,9 @@ private:
         auto& request = by_source[flow.from];
         request.timeout = m_options.timeout;
         request.retries = m_options.retries;
+        // The observed round asks the source about the probe round's SYNs:
+        // its departures capture must keep them.
+        request.continues = true;
         int repeat = int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
         request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
         flows_of[flow.from].push_back(i);

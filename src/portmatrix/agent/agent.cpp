@@ -317,7 +317,7 @@ struct Agent::Impl
     // losses are the ones that touch what it asks about.
     capture.catch_up();
     HelloReply reply{node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
-                     responder.owners(), capture.lost()};
+                     responder.owners(), capture.lost(), capture.mark()};
     for (auto& owner : reply.owners) {
       auto it = services.find({owner.protocol, owner.port});
       if (it != services.end()) owner.service = it->second;
@@ -415,7 +415,7 @@ struct Agent::Impl
       ObservedAnswer answer;
       const auto& watched = query.departed ? departures : capture;
       for (std::uint32_t port = query.range.min; port <= query.range.max; ++port) {
-        auto seen = watched.seen(query.protocol, query.peer, std::uint16_t(port));
+        auto seen = watched.seen(query.protocol, query.peer, std::uint16_t(port), query.departed ? 0 : query.since);
         answer.packets += seen;
         answer.ports_seen += seen > 0;
         if (!query.departed) answer.ports_listening += responder.listening(query.protocol, std::uint16_t(port));

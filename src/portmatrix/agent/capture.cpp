@@ -16,7 +16,9 @@
 // parses every packet in full (parse_arrived_probe) as if there were none.
 //
 // Counts are kept per (protocol, peer address bytes, destination port) in a
-// map of at most max_keys entries; past it, packets() still counts.
+// map of at most max_keys entries; past it, packets() still counts. Each key
+// also keeps the sequence number of its last packet (packets() when it was
+// recorded), so a question can be limited to what arrived since a mark().
 //
 // What is lost is counted, because a lost packet reads as "not seen": the
 // kernel's drops (a full receive buffer while the loop is busy elsewhere),
@@ -341,7 +343,12 @@ struct Capture::Impl
 
   int m_receive_buffer = k_receive_buffer;
 
-  std::unordered_map<Key, std::uint32_t, KeyHash> m_counts;
+  struct Count
+  {
+    std::uint32_t packets = 0;
+    std::uint64_t last = 0; // m_packets when the last one was recorded
+  };
+  std::unordered_map<Key, Count, KeyHash> m_counts;
   std::uint64_t m_packets = 0;
   std::uint64_t m_kernel_drops = 0; // tp_drops, added up over every read
   std::uint64_t m_unrecorded = 0;   // probes with a new key past max_keys
@@ -451,10 +458,15 @@ Capture::Impl::record(const sockaddr_ll& from, std::span<const std::uint8_t> pac
   if (!probe) return;
   ++m_packets;
   auto key = key_of(probe->protocol, probe->peer, probe->port);
+  Count* count = nullptr;
   if (m_counts.size() < m_max_keys) {
-    ++m_counts[key];
+    count = &m_counts[key];
   } else if (auto it = m_counts.find(key); it != m_counts.end()) {
-    ++it->second;
+    count = &it->second;
+  }
+  if (count) {
+    ++count->packets;
+    count->last = m_packets;
   } else {
     ++m_unrecorded;
   }
@@ -517,12 +529,18 @@ Capture::clear_counts()
 }
 
 std::uint32_t
-Capture::seen(Protocol protocol, const std::string& peer, std::uint16_t port) const
+Capture::seen(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since) const
 {
   std::array<std::uint8_t, 16> bytes{};
   if (m_impl->m_family == AF_UNSPEC || inet_pton(m_impl->m_family, peer.c_str(), bytes.data()) != 1) return 0;
   auto it = m_impl->m_counts.find(key_of(protocol, bytes, port));
-  return it == m_impl->m_counts.end() ? 0 : it->second;
+  return it == m_impl->m_counts.end() || it->second.last <= since ? 0 : it->second.packets;
+}
+
+std::uint64_t
+Capture::mark() const
+{
+  return m_impl->m_packets;
 }
 
 std::uint64_t

@@ -60,9 +60,13 @@ public:
   void clear_counts();
 
   // Packets seen between `peer` (inbound: from it; outbound: to it) and
-  // `port` (0: never).
-  std::uint32_t seen(Protocol protocol, const std::string& peer, std::uint16_t port) const;
+  // `port` (0: never), or 0 when the last of them came before `since` (a
+  // mark()): what the capture saw before a check began is no evidence for it.
+  std::uint32_t seen(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since = 0) const;
   std::uint64_t packets() const;
+  // A point in what the capture records: a packet recorded later is seen
+  // since it. Valid until clear_counts().
+  std::uint64_t mark() const;
   // Packets this capture lost since it was made or last cleared: dropped by
   // the kernel because the socket's buffer was full (PACKET_STATISTICS
   // tp_drops, as of the last catch_up() or stop()), plus probes not recorded

@@ -158,6 +158,7 @@ to_json(const HelloReply& reply)
               {"capture", reply.capture},
               {"capture_error", reply.capture_error},
               {"capture_lost", reply.capture_lost},
+              {"capture_mark", reply.capture_mark},
               {"listeners", reply.listeners},
               {"owners", owners}}
     .dump();
@@ -204,10 +205,12 @@ to_json(const std::vector<ObservedQuery>& queries)
 {
   json list = json::array();
   for (const auto& q : queries) {
-    list.push_back({{"protocol", to_string(q.protocol)},
-                    {q.departed ? "destination" : "source", q.peer},
-                    {"port_min", q.range.min},
-                    {"port_max", q.range.max}});
+    json query{{"protocol", to_string(q.protocol)},
+               {q.departed ? "destination" : "source", q.peer},
+               {"port_min", q.range.min},
+               {"port_max", q.range.max}};
+    if (q.since != 0) query["since"] = q.since;
+    list.push_back(std::move(query));
   }
   return json{{"queries", list}}.dump();
 }
@@ -257,6 +260,7 @@ parse_hello_reply(std::string_view text)
     reply.capture = bool_field(document, "capture");
     reply.capture_error = text_field(document, "capture_error");
     reply.capture_lost = optional_count(document, "capture_lost");
+    reply.capture_mark = optional_count(document, "capture_mark");
     reply.listeners = std::size_t(number_field(document, "listeners", 0, 1 << 24));
     for (const auto& item : list_field(document, "owners")) {
       if (!item.is_object()) throw ParseError{"owner must be an object"};
@@ -335,7 +339,7 @@ parse_observed_queries(std::string_view text)
       bool departed = item.contains("destination");
       if (departed == item.contains("source")) throw ParseError{"a query names either a source or a destination"};
       queries.push_back({protocol_field(item), text_field(item, departed ? "destination" : "source"),
-                         range_fields(item), departed});
+                         range_fields(item), departed, optional_count(item, "since")});
     }
     return queries;
   });

@@ -27,6 +27,10 @@ struct HelloReply
   // the check's baseline for what the observed round reports. Optional on
   // the wire ("capture_lost"; 0 from agents that do not count).
   std::uint64_t capture_lost = 0;
+  // Where the arrivals capture stands (Capture::mark): the check asks what
+  // arrived since then, not what earlier checks sent. Optional on the wire
+  // ("capture_mark"; 0, everything, from older agents).
+  std::uint64_t capture_mark = 0;
 };
 
 // probe: probe these targets from your node.
@@ -67,6 +71,7 @@ struct ObservedQuery
   std::string peer; // JSON "source", or "destination" when departed
   PortRange range;
   bool departed = false;
+  std::uint64_t since = 0; // arrivals only: what arrived after this mark (hello's capture_mark); optional
 };
 
 struct ObservedAnswer

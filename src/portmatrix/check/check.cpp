@@ -339,7 +339,9 @@ private:
         const auto& segment = (*segments)[s];
         if (!needs_observation(flow, segment)) continue;
         if (m_report.agents[*flow.to].reachable) {
-          m_observation_index[{i, s}] = ask(*flow.to, {flow.protocol, from, segment.range, false});
+          // What arrived since hello: earlier checks' probes prove nothing now.
+          auto since = m_hello[*flow.to] ? m_hello[*flow.to]->capture_mark : 0;
+          m_observation_index[{i, s}] = ask(*flow.to, {flow.protocol, from, segment.range, false, since});
         }
         if (flow.protocol == Protocol::tcp && segment.state == ProbeState::filtered) {
           m_departure_index[{i, s}] =

@@ -380,6 +380,33 @@ TEST(Capture, OnlyCountsPacketsPastTheKeyLimit)
   if (!isolated) GTEST_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
 }
 
+// A later check asks what arrived since its start (a mark): probes of an
+// earlier check are no evidence that this one's arrived.
+TEST(Capture, SeenSinceAMarkLeavesOutWhatCameBefore)
+{
+  if (!is_root()) GTEST_SKIP() << "skipped: needs root (CAP_NET_RAW, a private network namespace)";
+  bool isolated = run_in_private_network([] {
+    EventLoop loop;
+    Capture capture(loop, "127.0.0.1");
+    std::string error;
+    ASSERT_TRUE(capture.start("lo", error)) << error;
+    auto earlier = free_port("127.0.0.1", SOCK_DGRAM);
+    auto again = free_port("127.0.0.1", SOCK_DGRAM);
+    send_datagrams("127.0.0.1", earlier, 2);
+    send_datagrams("127.0.0.1", again, 1);
+    capture.catch_up();
+    auto mark = capture.mark();
+    EXPECT_EQ(mark, 3u);
+    send_datagrams("127.0.0.1", again, 1);
+    capture.catch_up();
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", earlier), 2u);
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", earlier, mark), 0u) << "only before the mark";
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", again, mark), 2u) << "its count, once one came after";
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", again, capture.mark()), 0u);
+  });
+  if (!isolated) GTEST_SKIP() << "skipped: needs a private network namespace (CAP_SYS_ADMIN)";
+}
+
 // A capture that falls behind: a receive buffer of the kernel's minimum (a
 // few packets) and a burst while the loop does not read. The kernel drops
 // what does not fit, and lost() says so: every datagram is either seen or

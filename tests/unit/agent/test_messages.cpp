@@ -1,7 +1,8 @@
 // The bodies that say what an agent's captures saw (hello, observed) carry
-// what the captures lost: the counts survive the JSON, replies of agents that
-// do not count still parse (as no loss), and a count that is not a
-// non-negative integer is rejected, not guessed.
+// what the captures lost and where they stood at hello: the counts survive
+// the JSON, bodies of agents that do not send them still parse (as no loss,
+// no mark), and a count that is not a non-negative integer is rejected, not
+// guessed.
 #include <gtest/gtest.h>
 
 #include "agent/messages.hpp"
@@ -57,21 +58,45 @@ TEST(ObservedReplyBody, RejectsLossCountsThatAreNotCounts)
   }
 }
 
-TEST(HelloReplyBody, CarriesTheLossesSoFarAndParsesWithoutThem)
+TEST(HelloReplyBody, CarriesTheLossesAndMarkSoFarAndParsesWithoutThem)
 {
-  HelloReply reply{"w1", "0.1.0", true, "", 12, {}, 99};
+  HelloReply reply{"w1", "0.1.0", true, "", 12, {}, 99, 123456789012};
   auto parsed = parse_hello_reply(to_json(reply));
   ASSERT_TRUE(parsed) << parsed.error();
   EXPECT_EQ(parsed->node, "w1");
   EXPECT_EQ(parsed->listeners, 12u);
   EXPECT_EQ(parsed->capture_lost, 99u);
+  EXPECT_EQ(parsed->capture_mark, 123456789012u);
 
   auto older = parse_hello_reply(
     R"({"node": "w1", "version": "0.1.0", "capture": true, "capture_error": "", "listeners": 3, "owners": []})");
   ASSERT_TRUE(older) << older.error();
   EXPECT_EQ(older->capture_lost, 0u);
+  EXPECT_EQ(older->capture_mark, 0u);
   EXPECT_FALSE(parse_hello_reply(R"({"node": "w1", "version": "0.1.0", "capture": true, "capture_error": "",
     "listeners": 3, "owners": [], "capture_lost": -5})"));
+}
+
+TEST(ObservedQueries, AskWhatArrivedSinceAMark)
+{
+  std::vector<ObservedQuery> queries{{Protocol::udp, "10.0.0.2", {8472, 8472}, false, 77},
+                                     {Protocol::tcp, "10.0.0.3", {30000, 32767}, true, 0}};
+  auto parsed = parse_observed_queries(to_json(queries));
+  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_EQ(parsed->size(), 2u);
+  EXPECT_EQ((*parsed)[0].peer, "10.0.0.2");
+  EXPECT_FALSE((*parsed)[0].departed);
+  EXPECT_EQ((*parsed)[0].since, 77u);
+  EXPECT_TRUE((*parsed)[1].departed);
+  EXPECT_EQ((*parsed)[1].since, 0u);
+  EXPECT_EQ((*parsed)[1].range.max, 32767);
+
+  auto older = parse_observed_queries(
+    R"({"queries": [{"protocol": "udp", "source": "10.0.0.2", "port_min": 1, "port_max": 2}]})");
+  ASSERT_TRUE(older) << older.error();
+  EXPECT_EQ((*older)[0].since, 0u) << "everything, as before";
+  EXPECT_FALSE(parse_observed_queries(
+    R"({"queries": [{"protocol": "udp", "source": "10.0.0.2", "port_min": 1, "port_max": 2, "since": -1}]})"));
 }
 
 } // namespace

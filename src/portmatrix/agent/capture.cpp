@@ -533,6 +533,9 @@ Capture::seen(Protocol protocol, const std::string& peer, std::uint16_t port, st
 {
   std::array<std::uint8_t, 16> bytes{};
   if (m_impl->m_family == AF_UNSPEC || inet_pton(m_impl->m_family, peer.c_str(), bytes.data()) != 1) return 0;
+  // A mark beyond what this capture recorded is not one of its marks (the
+  // agent restarted since it gave it): all it counts came after it.
+  if (since > m_impl->m_packets) since = 0;
   auto it = m_impl->m_counts.find(key_of(protocol, bytes, port));
   return it == m_impl->m_counts.end() || it->second.last <= since ? 0 : it->second.packets;
 }

@@ -62,6 +62,7 @@ public:
   // Packets seen between `peer` (inbound: from it; outbound: to it) and
   // `port` (0: never), or 0 when the last of them came before `since` (a
   // mark()): what the capture saw before a check began is no evidence for it.
+  // A `since` beyond mark() is no mark of this capture's: all counts.
   std::uint32_t seen(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since = 0) const;
   std::uint64_t packets() const;
   // A point in what the capture records: a packet recorded later is seen

@@ -403,6 +403,8 @@ TEST(Capture, SeenSinceAMarkLeavesOutWhatCameBefore)
     EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", earlier, mark), 0u) << "only before the mark";
     EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", again, mark), 2u) << "its count, once one came after";
     EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", again, capture.mark()), 0u);
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", earlier, capture.mark() + 1), 2u)
+      << "a mark of another capture (the agent restarted): everything counts";
   });
   if (!isolated) GTEST_SKIP() << "skipped: needs a private network namespace (CAP_SYS_ADMIN)";
 }

@@ -311,10 +311,13 @@ struct Agent::Impl
     }
   }
 
-  HelloReply hello() const
+  HelloReply hello()
   {
+    // What the capture lost so far is the check's baseline: its later
+    // losses are the ones that touch what it asks about.
+    capture.catch_up();
     HelloReply reply{node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
-                     responder.owners()};
+                     responder.owners(), capture.lost(), capture.mark()};
     for (auto& owner : reply.owners) {
       auto it = services.find({owner.protocol, owner.port});
       if (it != services.end()) owner.service = it->second;
@@ -351,9 +354,11 @@ struct Agent::Impl
     }
     // The SYNs this probing sends are watched leaving, so a check can tell
     // a source's own output rules from the network. Counts of the run before
-    // are dropped; the socket closes a little after the last probing ends.
+    // are dropped, unless this probing continues it (the check's VIP rounds:
+    // its observed round asks about the first probing's SYNs too); the socket
+    // closes a little after the last probing ends.
     if (probes.empty()) {
-      departures.clear_counts();
+      if (!body->continues) departures.clear_counts();
       if (departures_timer != 0) loop.cancel(departures_timer);
       departures_timer = 0;
       std::string ignored; // without CAP_NET_RAW hello says so already
@@ -397,14 +402,20 @@ struct Agent::Impl
       reply_error(id, request.id, queries.error(), true);
       return;
     }
+    // The loop may be behind: count what is queued, and what was lost,
+    // before saying what was seen.
+    capture.catch_up();
+    departures.catch_up();
     ObservedReply reply;
     reply.capture = capture.active();
     reply.departures = departures_watched;
+    reply.capture_lost = capture.lost();
+    reply.departures_lost = departures.lost();
     for (const auto& query : *queries) {
       ObservedAnswer answer;
       const auto& watched = query.departed ? departures : capture;
       for (std::uint32_t port = query.range.min; port <= query.range.max; ++port) {
-        auto seen = watched.seen(query.protocol, query.peer, std::uint16_t(port));
+        auto seen = watched.seen(query.protocol, query.peer, std::uint16_t(port), query.departed ? 0 : query.since);
         answer.packets += seen;
         answer.ports_seen += seen > 0;
         if (!query.departed) answer.ports_listening += responder.listening(query.protocol, std::uint16_t(port));

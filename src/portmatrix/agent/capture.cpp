@@ -16,7 +16,17 @@
 // parses every packet in full (parse_arrived_probe) as if there were none.
 //
 // Counts are kept per (protocol, peer address bytes, destination port) in a
-// map of at most max_keys entries; past it, packets() still counts.
+// map of at most max_keys entries; past it, packets() still counts. Each key
+// also keeps the sequence number of its last packet (packets() when it was
+// recorded), so a question can be limited to what arrived since a mark().
+//
+// What is lost is counted, because a lost packet reads as "not seen": the
+// kernel's drops (a full receive buffer while the loop is busy elsewhere),
+// read with PACKET_STATISTICS, which resets the kernel's counters on every
+// read, so they are added up here; and probes with a new key once the map is
+// full. catch_up() and stop() read the socket empty first: a packet still
+// queued is neither seen nor lost yet. stop() swaps in a filter that takes
+// nothing before that last read, so the read ends even under a flood.
 //
 // Outbound the same machinery watches the other way: only PACKET_OUTGOING
 // copies of TCP SYNs from the node (the filter tests the packet type and the
@@ -63,6 +73,10 @@ constexpr int k_receive_buffer = 4 << 20;
 constexpr std::size_t k_batch = 32;
 constexpr int k_max_batches = 32;
 constexpr std::size_t k_buffer_size = 256;
+// catch_up() reads at most this many batches: far more than the largest
+// receive buffer holds (tens of thousands of packets), so it stops only when
+// packets arrive as fast as they are read, and those are newer than the call.
+constexpr int k_catch_up_batches = 8192;
 
 std::uint16_t
 read_u16(std::span<const std::uint8_t> bytes, std::size_t offset)
@@ -243,6 +257,16 @@ attach_filter(int socket, std::span<const std::uint8_t> node, Direction directio
   return ::setsockopt(socket, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0;
 }
 
+// Replaces the socket's filter with one that takes nothing: what is queued
+// stays readable, nothing more is queued.
+bool
+attach_closed_filter(int socket)
+{
+  sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+  sock_fprog program{1, code};
+  return ::setsockopt(socket, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0;
+}
+
 // --- counting -------------------------------------------------------------------
 
 struct Key
@@ -304,7 +328,9 @@ struct Capture::Impl
 
   bool start(const std::string& interface, std::string& error);
   Fd open_socket(const std::string& interface, std::string& error) const;
-  void drain();
+  // Reads at most `max_batches` batches; true when the queue is empty.
+  bool drain(int max_batches = k_max_batches);
+  void read_kernel_drops();
   void record(const sockaddr_ll& from, std::span<const std::uint8_t> packet);
 
   EventLoop& m_loop;
@@ -315,8 +341,17 @@ struct Capture::Impl
   std::array<std::uint8_t, 16> m_node{};
   Fd m_socket;
 
-  std::unordered_map<Key, std::uint32_t, KeyHash> m_counts;
+  int m_receive_buffer = k_receive_buffer;
+
+  struct Count
+  {
+    std::uint32_t packets = 0;
+    std::uint64_t last = 0; // m_packets when the last one was recorded
+  };
+  std::unordered_map<Key, Count, KeyHash> m_counts;
   std::uint64_t m_packets = 0;
+  std::uint64_t m_kernel_drops = 0; // tp_drops, added up over every read
+  std::uint64_t m_unrecorded = 0;   // probes with a new key past max_keys
 
   // recvmmsg scratch space, reused by every drain().
   std::array<std::array<std::uint8_t, k_buffer_size>, k_batch> m_buffers{};
@@ -349,7 +384,7 @@ Capture::Impl::open_socket(const std::string& interface, std::string& error) con
   attach_filter(socket.get(), node(), m_direction);
   int on = 1;
   if (m_direction == Direction::inbound) ::setsockopt(socket.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &on, sizeof(on));
-  int size = k_receive_buffer;
+  int size = m_receive_buffer;
   if (::setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0) {
     ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
   }
@@ -382,10 +417,10 @@ Capture::Impl::start(const std::string& interface, std::string& error)
   return true;
 }
 
-void
-Capture::Impl::drain()
+bool
+Capture::Impl::drain(int max_batches)
 {
-  for (int batch = 0; batch < k_max_batches; ++batch) {
+  for (int batch = 0; batch < max_batches; ++batch) {
     for (std::size_t i = 0; i < k_batch; ++i) {
       m_vectors[i] = iovec{m_buffers[i].data(), m_buffers[i].size()};
       m_messages[i] = mmsghdr{};
@@ -396,11 +431,22 @@ Capture::Impl::drain()
     }
     int count = ::recvmmsg(m_socket.get(), m_messages.data(), unsigned(k_batch), MSG_DONTWAIT, nullptr);
     if (count < 0 && errno == EINTR) continue;
-    if (count <= 0) return; // EAGAIN: drained (or an error the next event retries)
+    if (count <= 0) return true; // EAGAIN: drained (or an error the next event retries)
     for (int i = 0; i < count; ++i) {
       record(m_from[std::size_t(i)], {m_buffers[std::size_t(i)].data(), m_messages[std::size_t(i)].msg_len});
     }
-    if (std::size_t(count) < k_batch) return;
+    if (std::size_t(count) < k_batch) return true;
+  }
+  return false;
+}
+
+void
+Capture::Impl::read_kernel_drops()
+{
+  tpacket_stats stats{};
+  socklen_t length = sizeof(stats);
+  if (::getsockopt(m_socket.get(), SOL_PACKET, PACKET_STATISTICS, &stats, &length) == 0) {
+    m_kernel_drops += stats.tp_drops;
   }
 }
 
@@ -412,10 +458,17 @@ Capture::Impl::record(const sockaddr_ll& from, std::span<const std::uint8_t> pac
   if (!probe) return;
   ++m_packets;
   auto key = key_of(probe->protocol, probe->peer, probe->port);
+  Count* count = nullptr;
   if (m_counts.size() < m_max_keys) {
-    ++m_counts[key];
+    count = &m_counts[key];
   } else if (auto it = m_counts.find(key); it != m_counts.end()) {
-    ++it->second;
+    count = &it->second;
+  }
+  if (count) {
+    ++count->packets;
+    count->last = m_packets;
+  } else {
+    ++m_unrecorded;
   }
 }
 
@@ -442,31 +495,73 @@ void
 Capture::stop()
 {
   if (!m_impl->m_socket) return;
-  m_impl->drain();
+  // With nothing more queued, reading the socket empty ends; a packet left
+  // unread would vanish with the socket, uncounted.
+  if (attach_closed_filter(m_impl->m_socket.get())) {
+    while (!m_impl->drain()) {
+    }
+  } else {
+    m_impl->drain(k_catch_up_batches);
+  }
+  m_impl->read_kernel_drops();
   m_impl->m_loop.remove(m_impl->m_socket.get());
   m_impl->m_socket.reset();
 }
 
 void
+Capture::catch_up()
+{
+  if (!m_impl->m_socket) return;
+  m_impl->drain(k_catch_up_batches);
+  m_impl->read_kernel_drops();
+}
+
+void
 Capture::clear_counts()
 {
+  // What is queued, and the kernel's drop counter, belong to the counts
+  // being forgotten.
+  catch_up();
   m_impl->m_counts.clear();
   m_impl->m_packets = 0;
+  m_impl->m_kernel_drops = 0;
+  m_impl->m_unrecorded = 0;
 }
 
 std::uint32_t
-Capture::seen(Protocol protocol, const std::string& peer, std::uint16_t port) const
+Capture::seen(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since) const
 {
   std::array<std::uint8_t, 16> bytes{};
   if (m_impl->m_family == AF_UNSPEC || inet_pton(m_impl->m_family, peer.c_str(), bytes.data()) != 1) return 0;
+  // A mark beyond what this capture recorded is not one of its marks (the
+  // agent restarted since it gave it): all it counts came after it.
+  if (since > m_impl->m_packets) since = 0;
   auto it = m_impl->m_counts.find(key_of(protocol, bytes, port));
-  return it == m_impl->m_counts.end() ? 0 : it->second;
+  return it == m_impl->m_counts.end() || it->second.last <= since ? 0 : it->second.packets;
+}
+
+std::uint64_t
+Capture::mark() const
+{
+  return m_impl->m_packets;
 }
 
 std::uint64_t
 Capture::packets() const
 {
   return m_impl->m_packets;
+}
+
+std::uint64_t
+Capture::lost() const
+{
+  return m_impl->m_kernel_drops + m_impl->m_unrecorded;
+}
+
+void
+Capture::set_receive_buffer(int bytes)
+{
+  m_impl->m_receive_buffer = bytes;
 }
 
 } // namespace portmatrix

@@ -11,6 +11,10 @@
 // here was dropped by this host's own firewall (connect() never says so; a
 // UDP send gets EPERM instead).
 // Memory is bounded: past the cap, new keys are counted only.
+// A capture that falls behind loses packets (the kernel drops what its full
+// socket buffer cannot take; past the key cap a new key is not recorded), and
+// a lost packet would read as "not seen": lost() counts them, so a diagnosis
+// never rests on a capture that lost packets.
 #pragma once
 
 #include <array>
@@ -46,12 +50,33 @@ public:
   bool active() const;
   // Reads what is queued, then closes the socket; the counts stay.
   void stop();
+  // Reads everything queued now and the kernel's drop counter, so seen(),
+  // packets() and lost() cover every packet that reached the socket so far
+  // (the loop reads in bounded batches and may be behind). Call it before
+  // answering what the capture saw. Nothing happens when not active.
+  void catch_up();
+  // Forgets every count, lost() included, and what is queued now (a new
+  // window starts).
   void clear_counts();
 
   // Packets seen between `peer` (inbound: from it; outbound: to it) and
-  // `port` (0: never).
-  std::uint32_t seen(Protocol protocol, const std::string& peer, std::uint16_t port) const;
+  // `port` (0: never), or 0 when the last of them came before `since` (a
+  // mark()): what the capture saw before a check began is no evidence for it.
+  // A `since` beyond mark() is no mark of this capture's: all counts.
+  std::uint32_t seen(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since = 0) const;
   std::uint64_t packets() const;
+  // A point in what the capture records: a packet recorded later is seen
+  // since it. Valid until clear_counts().
+  std::uint64_t mark() const;
+  // Packets this capture lost since it was made or last cleared: dropped by
+  // the kernel because the socket's buffer was full (PACKET_STATISTICS
+  // tp_drops, as of the last catch_up() or stop()), plus probes not recorded
+  // because the key map was full. Nonzero: "not seen" proves nothing.
+  std::uint64_t lost() const;
+
+  // For tests: the receive buffer start() asks for, in bytes (default 4 MiB;
+  // the kernel rounds a tiny one up to its minimum). Takes effect at start().
+  void set_receive_buffer(int bytes);
 
 private:
   struct Impl;

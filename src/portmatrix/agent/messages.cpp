@@ -48,6 +48,13 @@ number_field(const json& object, const char* name, std::int64_t min, std::int64_
   return number;
 }
 
+// A count that older peers do not send: 0 when absent.
+std::uint64_t
+optional_count(const json& object, const char* name)
+{
+  return object.contains(name) ? std::uint64_t(number_field(object, name, 0, INT64_MAX)) : 0;
+}
+
 bool
 bool_field(const json& object, const char* name)
 {
@@ -150,6 +157,8 @@ to_json(const HelloReply& reply)
               {"version", reply.version},
               {"capture", reply.capture},
               {"capture_error", reply.capture_error},
+              {"capture_lost", reply.capture_lost},
+              {"capture_mark", reply.capture_mark},
               {"listeners", reply.listeners},
               {"owners", owners}}
     .dump();
@@ -166,7 +175,9 @@ to_json(const ProbeRequest& request)
                        {"port_max", target.range.max},
                        {"repeat", target.repeat}});
   }
-  return json{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}}.dump();
+  json body{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}};
+  if (request.continues) body["continues"] = true;
+  return body.dump();
 }
 
 std::string
@@ -194,10 +205,12 @@ to_json(const std::vector<ObservedQuery>& queries)
 {
   json list = json::array();
   for (const auto& q : queries) {
-    list.push_back({{"protocol", to_string(q.protocol)},
-                    {q.departed ? "destination" : "source", q.peer},
-                    {"port_min", q.range.min},
-                    {"port_max", q.range.max}});
+    json query{{"protocol", to_string(q.protocol)},
+               {q.departed ? "destination" : "source", q.peer},
+               {"port_min", q.range.min},
+               {"port_max", q.range.max}};
+    if (q.since != 0) query["since"] = q.since;
+    list.push_back(std::move(query));
   }
   return json{{"queries", list}}.dump();
 }
@@ -209,7 +222,12 @@ to_json(const ObservedReply& reply)
   for (const auto& a : reply.answers) {
     answers.push_back({{"packets", a.packets}, {"ports_seen", a.ports_seen}, {"ports_listening", a.ports_listening}});
   }
-  return json{{"capture", reply.capture}, {"departures", reply.departures}, {"answers", answers}}.dump();
+  return json{{"capture", reply.capture},
+              {"departures", reply.departures},
+              {"capture_lost", reply.capture_lost},
+              {"departures_lost", reply.departures_lost},
+              {"answers", answers}}
+    .dump();
 }
 
 std::string
@@ -241,6 +259,8 @@ parse_hello_reply(std::string_view text)
     reply.version = text_field(document, "version");
     reply.capture = bool_field(document, "capture");
     reply.capture_error = text_field(document, "capture_error");
+    reply.capture_lost = optional_count(document, "capture_lost");
+    reply.capture_mark = optional_count(document, "capture_mark");
     reply.listeners = std::size_t(number_field(document, "listeners", 0, 1 << 24));
     for (const auto& item : list_field(document, "owners")) {
       if (!item.is_object()) throw ParseError{"owner must be an object"};
@@ -265,6 +285,7 @@ parse_probe_request(std::string_view text)
     ProbeRequest request;
     request.timeout = std::chrono::milliseconds(number_field(document, "timeout_ms", 10, 60000));
     if (document.contains("retries")) request.retries = int(number_field(document, "retries", 0, 3));
+    request.continues = document.contains("continues") && bool_field(document, "continues");
     for (const auto& item : list_field(document, "targets")) {
       if (!item.is_object()) throw ParseError{"target must be an object"};
       ProbeTarget target;
@@ -318,7 +339,7 @@ parse_observed_queries(std::string_view text)
       bool departed = item.contains("destination");
       if (departed == item.contains("source")) throw ParseError{"a query names either a source or a destination"};
       queries.push_back({protocol_field(item), text_field(item, departed ? "destination" : "source"),
-                         range_fields(item), departed});
+                         range_fields(item), departed, optional_count(item, "since")});
     }
     return queries;
   });
@@ -331,6 +352,8 @@ parse_observed_reply(std::string_view text)
     ObservedReply reply;
     reply.capture = bool_field(document, "capture");
     reply.departures = document.contains("departures") && bool_field(document, "departures");
+    reply.capture_lost = optional_count(document, "capture_lost");
+    reply.departures_lost = optional_count(document, "departures_lost");
     for (const auto& item : list_field(document, "answers")) {
       if (!item.is_object()) throw ParseError{"answer must be an object"};
       reply.answers.push_back({std::uint64_t(number_field(item, "packets", 0, INT64_MAX)),

@@ -23,6 +23,14 @@ struct HelloReply
   std::string capture_error;
   std::size_t listeners = 0;
   std::vector<PortOwner> owners; // ports held by other processes
+  // Packets the arrivals capture lost since the agent started (Capture::lost):
+  // the check's baseline for what the observed round reports. Optional on
+  // the wire ("capture_lost"; 0 from agents that do not count).
+  std::uint64_t capture_lost = 0;
+  // Where the arrivals capture stands (Capture::mark): the check asks what
+  // arrived since then, not what earlier checks sent. Optional on the wire
+  // ("capture_mark"; 0, everything, from older agents).
+  std::uint64_t capture_mark = 0;
 };
 
 // probe: probe these targets from your node.
@@ -30,6 +38,11 @@ struct ProbeRequest
 {
   std::chrono::milliseconds timeout{1000};
   int retries = 1; // ProbeOptions::retries, 0 to 3 ("retries" is optional on the wire)
+  // This probing belongs to the same check as the agent's previous one (the
+  // check's VIP rounds): the departures capture keeps what it counted (and
+  // lost) then, so the observed round still covers the first probing. False:
+  // a new check, the counts start afresh. Optional on the wire ("continues").
+  bool continues = false;
   std::vector<ProbeTarget> targets;
 };
 
@@ -58,6 +71,7 @@ struct ObservedQuery
   std::string peer; // JSON "source", or "destination" when departed
   PortRange range;
   bool departed = false;
+  std::uint64_t since = 0; // arrivals only: what arrived after this mark (hello's capture_mark); optional
 };
 
 struct ObservedAnswer
@@ -67,10 +81,16 @@ struct ObservedAnswer
   std::uint32_t ports_listening = 0; // ports of the range our listeners hold
 };
 
+// The answers rest on captures that may have fallen behind: each reply says
+// how many packets they lost, so a "not seen" is not taken for proof. Both
+// counts are optional on the wire ("capture_lost", "departures_lost"; 0 from
+// agents that do not count).
 struct ObservedReply
 {
   bool capture = false;    // arrivals were watched
   bool departures = false; // the SYNs of this agent's last probing were watched leaving
+  std::uint64_t capture_lost = 0;    // arrivals lost since the agent started (as in hello: subtract its value)
+  std::uint64_t departures_lost = 0; // departures lost during this agent's last probing
   std::vector<ObservedAnswer> answers;
 };
 

@@ -5,7 +5,8 @@
 //   2. probe: each source agent probes all flows that start at its node;
 //   3. observed: for failing ports, the destination says whether the probe
 //      packets reached its interface and whether its listener is up.
-// Then every flow gets a verdict and, when it fails, a diagnosis. An agent
+// Then every flow gets a verdict and, when it fails, a diagnosis (decided by
+// diagnose_segment, check/diagnosis.cpp, from the evidence gathered here). An agent
 // that does not answer (or dies mid-run) turns its flows into skips; the run
 // still ends by its deadline.
 #include "check/check.hpp"
@@ -21,6 +22,7 @@
 #include "agent/control_protocol.hpp"
 #include "agent/messages.hpp"
 #include "check/control_client.hpp"
+#include "check/diagnosis.hpp"
 #include "net/address.hpp"
 
 namespace portmatrix {
@@ -86,16 +88,6 @@ call_all(EventLoop& loop, const Plan& plan, const Token& token, std::vector<Call
   }
   for (auto& call : calls) {
     if (!call.result) call.result = unexpected(std::string("no answer in time"));
-  }
-}
-
-std::string
-state_name(ProbeState state)
-{
-  switch (state) {
-  case ProbeState::blocked_locally: return "blocked";
-  case ProbeState::admin_prohibited: return "admin-prohibited";
-  default: return std::string(to_string(state));
   }
 }
 
@@ -255,6 +247,9 @@ private:
         auto& request = by_source[flow.from];
         request.timeout = m_options.timeout;
         request.retries = m_options.retries;
+        // The observed round asks the source about the probe round's SYNs:
+        // its departures capture must keep them.
+        request.continues = true;
         int repeat = int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
         request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
         flows_of[flow.from].push_back(i);
@@ -344,7 +339,9 @@ private:
         const auto& segment = (*segments)[s];
         if (!needs_observation(flow, segment)) continue;
         if (m_report.agents[*flow.to].reachable) {
-          m_observation_index[{i, s}] = ask(*flow.to, {flow.protocol, from, segment.range, false});
+          // What arrived since hello: earlier checks' probes prove nothing now.
+          auto since = m_hello[*flow.to] ? m_hello[*flow.to]->capture_mark : 0;
+          m_observation_index[{i, s}] = ask(*flow.to, {flow.protocol, from, segment.range, false, since});
         }
         if (flow.protocol == Protocol::tcp && segment.state == ProbeState::filtered) {
           m_departure_index[{i, s}] =
@@ -360,33 +357,36 @@ private:
     for (const auto& call : calls) {
       const auto& result = *call.result;
       if (!result || !result->ok) continue;
-      if (auto reply = parse_observed_reply(result->body)) m_observed[call.node] = std::move(*reply);
+      auto reply = parse_observed_reply(result->body);
+      if (!reply) continue;
+      // The arrivals capture counts its losses since the agent started; this
+      // check's are those since hello (fewer than then: the agent restarted,
+      // and all it counts is this check's).
+      if (m_hello[call.node] && reply->capture_lost >= m_hello[call.node]->capture_lost) {
+        reply->capture_lost -= m_hello[call.node]->capture_lost;
+      }
+      m_observed[call.node] = std::move(*reply);
     }
   }
 
-  // What the destination saw arrive of a segment's probes (`capture`: it
-  // could watch), or nullptr when it was not asked or did not answer.
-  const ObservedAnswer* observation(std::size_t flow, std::size_t segment, bool& capture) const
+  // What a capture said of a segment's probes, as an agent's observed reply
+  // has it (`index`: where to find the answer; `could`: whether that capture
+  // ran; `lost`: what it lost during this check). Without an answer when the
+  // agent was not asked or did not answer.
+  CaptureWitness witness(const std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>>& index,
+                         std::size_t flow, std::size_t segment, bool ObservedReply::*could,
+                         std::uint64_t ObservedReply::*lost) const
   {
-    return answer(m_observation_index, flow, segment, capture, &ObservedReply::capture);
-  }
-
-  // What the source saw leave of a segment's SYNs (`watched`: it could watch).
-  const ObservedAnswer* departure(std::size_t flow, std::size_t segment, bool& watched) const
-  {
-    return answer(m_departure_index, flow, segment, watched, &ObservedReply::departures);
-  }
-
-  const ObservedAnswer* answer(const std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>>& index,
-                               std::size_t flow, std::size_t segment, bool& watched, bool ObservedReply::*could) const
-  {
-    watched = false;
+    CaptureWitness witness;
     auto it = index.find({flow, segment});
-    if (it == index.end()) return nullptr;
-    auto reply = m_observed.find(it->second.first);
-    if (reply == m_observed.end() || it->second.second >= reply->second.answers.size()) return nullptr;
-    watched = reply->second.*could;
-    return &reply->second.answers[it->second.second];
+    if (it == index.end()) return witness;
+    auto [node, query] = it->second;
+    auto reply = m_observed.find(node);
+    if (reply == m_observed.end() || query >= reply->second.answers.size()) return witness;
+    witness.answer = &reply->second.answers[query];
+    witness.watched = reply->second.*could;
+    witness.lost = reply->second.*lost;
+    return witness;
   }
 
   bool held_by_service(std::size_t node, Protocol protocol, const PortRange& range) const
@@ -415,98 +415,16 @@ private:
   FlowFailure diagnose(std::size_t index, std::size_t s, const Segment& segment, bool& service) const
   {
     const auto& flow = m_flows[index];
-    const auto& expected = m_plan.inventory.nodes[*flow.to].name;
-    FlowFailure failure{segment.range, state_name(segment.state), {}, {}};
-    bool capture = false;
-    const auto* seen = observation(index, s, capture);
-    // Without the destination's word (its agent died or did not answer), the
-    // diagnosis rests on the probe alone: say so.
-    auto unconfirmed = [&](FlowFailure& f) {
-      if (!seen) f.detail += fmt::format(" ({}'s agent could not be asked what it saw)", expected);
-    };
-    switch (segment.state) {
-    case ProbeState::open:
-      if (segment.authentic && segment.responder == expected) return failure;
-      if (segment.authentic) {
-        failure.diagnosis = "wrong-responder";
-        failure.detail = fmt::format("the agent on {} answered instead of {}", segment.responder, expected);
-      } else if (held_by_service(*flow.to, flow.protocol, segment.range)) {
-        service = true;
-        return failure; // a real service owns the port and answered: reachable
-      } else {
-        failure.diagnosis = "wrong-responder";
-        failure.detail = segment.responder.empty() ? "something answered, but not our agent"
-                                                   : "an identity that our token does not sign answered";
-        unconfirmed(failure);
-      }
-      return failure;
-    case ProbeState::blocked_locally:
-      failure.diagnosis = "blocked-by-source-firewall";
-      failure.detail = fmt::format("{} refused to send ({})", m_plan.inventory.nodes[flow.from].name,
-                                   std::strerror(segment.error));
-      return failure;
-    case ProbeState::admin_prohibited:
-      failure.diagnosis = "rejected-by-destination-firewall";
-      failure.detail = "ICMP administratively prohibited";
-      return failure;
-    case ProbeState::refused:
-      if (seen && seen->ports_listening > 0) {
-        failure.diagnosis = "rejected-by-destination-firewall";
-        failure.detail = "refused while our listener is up";
-      } else {
-        failure.diagnosis = "no-listener";
-        failure.detail = held_by_service(*flow.to, flow.protocol, segment.range)
-                           ? "refused; the port is held by another process"
-                           : "refused and nothing of ours listens there";
-        unconfirmed(failure);
-      }
-      return failure;
-    case ProbeState::unreachable:
-      if (seen && seen->packets > 0) {
-        failure.diagnosis = "rejected-by-destination-firewall";
-        failure.detail = "the probe reached the destination, which answered unreachable";
-        return failure;
-      }
-      [[fallthrough]];
-    case ProbeState::filtered: {
-      const auto& source = m_plan.inventory.nodes[flow.from].name;
-      bool watched = false;
-      const auto* left = departure(index, s, watched);
-      if (seen && seen->packets > 0) {
-        failure.diagnosis = "dropped-by-destination-firewall";
-        failure.detail = fmt::format("{} of {} ports' probes reached {}'s interface, never its socket",
-                                     seen->ports_seen, segment.range.size(), expected);
-      } else if (left && watched && left->ports_seen == 0) {
-        // connect() never reports a SYN that the source's own output rules
-        // dropped; the source's capture saw none of them leave.
-        failure.diagnosis = "blocked-by-source-firewall";
-        failure.detail = fmt::format("{}'s SYNs never left its interface: its own output rules dropped them", source);
-      } else if (seen && capture) {
-        failure.diagnosis = "lost-in-network";
-        if (flow.protocol == Protocol::udp) {
-          failure.detail = fmt::format("never reached {}'s interface", expected);
-        } else if (left && watched) {
-          failure.detail = fmt::format("{} of {} ports' SYNs left {}, none reached {}'s interface", left->ports_seen,
-                                       segment.range.size(), source, expected);
-        } else {
-          failure.detail = fmt::format("never reached {}'s interface (dropped in the network, or by {}'s own output "
-                                       "rules: {} could not say what left)",
-                                       expected, source, source);
-        }
-      } else {
-        failure.diagnosis = "filtered";
-        failure.detail = seen ? "no answer; the destination cannot capture, so where it was lost is unknown"
-                              : "no answer";
-        unconfirmed(failure);
-      }
-      return failure;
-    }
-    case ProbeState::error:
-      failure.diagnosis = "error";
-      failure.detail = std::strerror(segment.error);
-      return failure;
-    }
-    return failure;
+    SegmentEvidence evidence;
+    evidence.protocol = flow.protocol;
+    evidence.source = m_plan.inventory.nodes[flow.from].name;
+    evidence.destination = m_plan.inventory.nodes[*flow.to].name;
+    evidence.arrivals =
+      witness(m_observation_index, index, s, &ObservedReply::capture, &ObservedReply::capture_lost);
+    evidence.departures =
+      witness(m_departure_index, index, s, &ObservedReply::departures, &ObservedReply::departures_lost);
+    evidence.held_by_service = held_by_service(*flow.to, flow.protocol, segment.range);
+    return diagnose_segment(segment, evidence, service);
   }
 
   void evaluate(std::size_t index, FlowResult& result) const

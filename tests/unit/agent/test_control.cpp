@@ -247,9 +247,23 @@ TEST(ProbeRequestBody, CarriesRetriesAndDefaultsToOneWithoutThem)
   auto older = parse_probe_request(R"({"timeout_ms": 1000, "targets": []})");
   ASSERT_TRUE(older) << older.error();
   EXPECT_EQ(older->retries, 1) << "a request without the field: one retry";
+  EXPECT_FALSE(parsed->continues) << "a new check's probing, unless it says otherwise";
+  EXPECT_FALSE(older->continues);
   auto too_many = parse_probe_request(R"({"timeout_ms": 1000, "retries": 9, "targets": []})");
   ASSERT_FALSE(too_many);
   EXPECT_NE(too_many.error().find("retries"), std::string::npos) << too_many.error();
+}
+
+TEST(ProbeRequestBody, SaysWhenItContinuesTheChecksProbing)
+{
+  ProbeRequest request;
+  request.continues = true;
+  auto parsed = parse_probe_request(to_json(request));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_TRUE(parsed->continues);
+  auto bad = parse_probe_request(R"({"timeout_ms": 1000, "continues": 1, "targets": []})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("continues"), std::string::npos) << bad.error();
 }
 
 } // namespace

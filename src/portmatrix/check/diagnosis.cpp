@@ -1,0 +1,176 @@
+// Where a failing probe was stopped, from the evidence the check gathered.
+//
+// An answer says it directly: a refusal (no listener, or a reset while our
+// listener is up: a firewall's reject), ICMP administratively prohibited,
+// EPERM from the source's own stack, another identity. Silence says nothing
+// by itself, so the captures speak: the destination's says whether the
+// probes reached its interface (then its host dropped them), the source's
+// whether its SYNs left (if not, its own output rules dropped them; connect()
+// never says so). Both only prove something when they saw every packet: a
+// capture that falls behind loses packets, and a lost packet reads as "not
+// seen". So whatever would rest on a capture that lost packets during the
+// check is `filtered`, "cannot tell where", with the capture and its losses
+// named in the detail.
+#include "check/diagnosis.hpp"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace portmatrix {
+namespace {
+
+// 1234567 -> "1,234,567".
+std::string
+group_thousands(std::uint64_t number)
+{
+  auto digits = std::to_string(number);
+  std::string grouped;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
+    grouped += digits[i];
+  }
+  return grouped;
+}
+
+FlowFailure
+cannot_tell(FlowFailure failure, const std::string& node, std::uint64_t lost, const std::string& why)
+{
+  failure.diagnosis = "filtered";
+  failure.detail = fmt::format("the capture on {} lost {} packet{}; cannot tell where it was dropped ({})", node,
+                               group_thousands(lost), lost == 1 ? "" : "s", why);
+  return failure;
+}
+
+// No answer, or ICMP unreachable that did not come from the destination:
+// where the probes were lost, as far as the captures can tell.
+FlowFailure
+diagnose_silence(const Segment& segment, const SegmentEvidence& evidence, FlowFailure failure)
+{
+  const auto* seen = evidence.arrivals.answer;
+  const auto* left = evidence.departures.answer;
+  bool left_watched = left && evidence.departures.watched;
+  if (seen && seen->packets > 0) {
+    // Arrived, unanswered: the host dropped it. With a capture that could
+    // not keep up, the host was too busy to tell its firewall from its load.
+    auto reached = fmt::format("{} of {} ports' probes reached {}'s interface, never its socket", seen->ports_seen,
+                               segment.range.size(), evidence.destination);
+    if (evidence.arrivals.lost > 0) {
+      return cannot_tell(failure, evidence.destination, evidence.arrivals.lost, reached);
+    }
+    failure.diagnosis = "dropped-by-destination-firewall";
+    failure.detail = reached;
+    return failure;
+  }
+  if (left_watched && left->ports_seen == 0) {
+    // connect() never reports a SYN that the source's own output rules
+    // dropped; the source's capture saw none of them leave.
+    if (evidence.departures.lost > 0) {
+      return cannot_tell(failure, evidence.source, evidence.departures.lost,
+                         fmt::format("none of {}'s SYNs were seen leaving it", evidence.source));
+    }
+    failure.diagnosis = "blocked-by-source-firewall";
+    failure.detail =
+      fmt::format("{}'s SYNs never left its interface: its own output rules dropped them", evidence.source);
+    return failure;
+  }
+  if (seen && evidence.arrivals.watched) {
+    if (evidence.arrivals.lost > 0) {
+      return cannot_tell(failure, evidence.destination, evidence.arrivals.lost,
+                         fmt::format("none of the probes were seen reaching {}", evidence.destination));
+    }
+    failure.diagnosis = "lost-in-network";
+    if (evidence.protocol == Protocol::udp) {
+      failure.detail = fmt::format("never reached {}'s interface", evidence.destination);
+    } else if (left_watched) {
+      failure.detail = fmt::format("{} of {} ports' SYNs left {}, none reached {}'s interface", left->ports_seen,
+                                   segment.range.size(), evidence.source, evidence.destination);
+    } else {
+      failure.detail = fmt::format("never reached {}'s interface (dropped in the network, or by {}'s own output "
+                                   "rules: {} could not say what left)",
+                                   evidence.destination, evidence.source, evidence.source);
+    }
+    return failure;
+  }
+  failure.diagnosis = "filtered";
+  failure.detail = seen ? "no answer; the destination cannot capture, so where it was lost is unknown"
+                        : fmt::format("no answer ({}'s agent could not be asked what it saw)", evidence.destination);
+  return failure;
+}
+
+} // namespace
+
+std::string
+state_name(ProbeState state)
+{
+  switch (state) {
+  case ProbeState::blocked_locally: return "blocked";
+  case ProbeState::admin_prohibited: return "admin-prohibited";
+  default: return std::string(to_string(state));
+  }
+}
+
+FlowFailure
+diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service)
+{
+  const auto& expected = evidence.destination;
+  const auto* seen = evidence.arrivals.answer;
+  FlowFailure failure{segment.range, state_name(segment.state), {}, {}};
+  // Without the destination's word (its agent died or did not answer), the
+  // diagnosis rests on the probe alone: say so.
+  auto unconfirmed = [&](FlowFailure& f) {
+    if (!seen) f.detail += fmt::format(" ({}'s agent could not be asked what it saw)", expected);
+  };
+  switch (segment.state) {
+  case ProbeState::open:
+    if (segment.authentic && segment.responder == expected) return failure;
+    if (segment.authentic) {
+      failure.diagnosis = "wrong-responder";
+      failure.detail = fmt::format("the agent on {} answered instead of {}", segment.responder, expected);
+    } else if (evidence.held_by_service) {
+      service = true;
+      return failure; // a real service owns the port and answered: reachable
+    } else {
+      failure.diagnosis = "wrong-responder";
+      failure.detail = segment.responder.empty() ? "something answered, but not our agent"
+                                                 : "an identity that our token does not sign answered";
+      unconfirmed(failure);
+    }
+    return failure;
+  case ProbeState::blocked_locally:
+    failure.diagnosis = "blocked-by-source-firewall";
+    failure.detail = fmt::format("{} refused to send ({})", evidence.source, std::strerror(segment.error));
+    return failure;
+  case ProbeState::admin_prohibited:
+    failure.diagnosis = "rejected-by-destination-firewall";
+    failure.detail = "ICMP administratively prohibited";
+    return failure;
+  case ProbeState::refused:
+    if (seen && seen->ports_listening > 0) {
+      failure.diagnosis = "rejected-by-destination-firewall";
+      failure.detail = "refused while our listener is up";
+    } else {
+      failure.diagnosis = "no-listener";
+      failure.detail = evidence.held_by_service ? "refused; the port is held by another process"
+                                                : "refused and nothing of ours listens there";
+      unconfirmed(failure);
+    }
+    return failure;
+  case ProbeState::unreachable:
+    if (seen && seen->packets > 0 && evidence.arrivals.lost == 0) {
+      failure.diagnosis = "rejected-by-destination-firewall";
+      failure.detail = "the probe reached the destination, which answered unreachable";
+      return failure;
+    }
+    [[fallthrough]];
+  case ProbeState::filtered:
+    return diagnose_silence(segment, evidence, failure);
+  case ProbeState::error:
+    failure.diagnosis = "error";
+    failure.detail = std::strerror(segment.error);
+    return failure;
+  }
+  return failure;
+}
+
+} // namespace portmatrix

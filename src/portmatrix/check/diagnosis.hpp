@@ -1,0 +1,44 @@
+// The diagnosis of one segment of a flow to a node (DESIGN.md, "Diagnosis
+// vocabulary"): which word fits what the probe got, what the listeners hold
+// and what the captures saw. Pure: the coordinator (check.cpp) gathers the
+// evidence, this decides.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "agent/messages.hpp"
+#include "check/check.hpp"
+
+namespace portmatrix {
+
+// What one agent's capture said about a segment's probes.
+struct CaptureWitness
+{
+  const ObservedAnswer* answer = nullptr; // nullptr: the agent was not asked, or did not answer
+  bool watched = false;                   // its capture ran (it has CAP_NET_RAW)
+  std::uint64_t lost = 0;                 // packets the capture lost during the check: "not seen" proves nothing
+};
+
+// Everything the diagnosis of a segment may rest on.
+struct SegmentEvidence
+{
+  Protocol protocol = Protocol::tcp;
+  std::string source;           // node names, for the details
+  std::string destination;
+  CaptureWitness arrivals;      // the destination's: did the probes reach its interface?
+  CaptureWitness departures;    // the source's (unanswered TCP only): did its SYNs leave?
+  bool held_by_service = false; // a port of the segment is held by another process at the destination
+};
+
+// A probe state as the report names it (blocked, admin-prohibited, filtered, ...).
+std::string state_name(ProbeState state);
+
+// The failure of `segment` (one outcome over consecutive ports of an allow
+// flow to a node), or one with an empty diagnosis when the segment is fine;
+// `service` is set when a real service answered. A diagnosis never rests on
+// a capture that lost packets: what would have rested on one is `filtered`,
+// and its detail names the capture and its losses.
+FlowFailure diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service);
+
+} // namespace portmatrix

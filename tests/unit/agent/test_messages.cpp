@@ -1,0 +1,103 @@
+// The bodies that say what an agent's captures saw (hello, observed) carry
+// what the captures lost and where they stood at hello: the counts survive
+// the JSON, bodies of agents that do not send them still parse (as no loss,
+// no mark), and a count that is not a non-negative integer is rejected, not
+// guessed.
+#include <gtest/gtest.h>
+
+#include "agent/messages.hpp"
+
+namespace portmatrix {
+namespace {
+
+TEST(ObservedReplyBody, CarriesWhatTheCapturesLost)
+{
+  ObservedReply reply;
+  reply.capture = true;
+  reply.departures = true;
+  reply.capture_lost = 1234;
+  reply.departures_lost = 5'000'000'000; // above 32 bits
+  reply.answers = {{7, 3, 1}, {0, 0, 0}};
+  auto parsed = parse_observed_reply(to_json(reply));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_TRUE(parsed->capture);
+  EXPECT_TRUE(parsed->departures);
+  EXPECT_EQ(parsed->capture_lost, 1234u);
+  EXPECT_EQ(parsed->departures_lost, 5'000'000'000u);
+  ASSERT_EQ(parsed->answers.size(), 2u);
+  EXPECT_EQ(parsed->answers[0].packets, 7u);
+  EXPECT_EQ(parsed->answers[0].ports_seen, 3u);
+  EXPECT_EQ(parsed->answers[0].ports_listening, 1u);
+
+  auto none = parse_observed_reply(to_json(ObservedReply{}));
+  ASSERT_TRUE(none) << none.error();
+  EXPECT_EQ(none->capture_lost, 0u);
+  EXPECT_EQ(none->departures_lost, 0u);
+}
+
+TEST(ObservedReplyBody, WithoutLossCountsIsAnOlderAgentsReply)
+{
+  auto older = parse_observed_reply(R"({"capture": true, "departures": true, "answers": [
+    {"packets": 2, "ports_seen": 1, "ports_listening": 0}]})");
+  ASSERT_TRUE(older) << older.error();
+  EXPECT_EQ(older->capture_lost, 0u);
+  EXPECT_EQ(older->departures_lost, 0u);
+  ASSERT_EQ(older->answers.size(), 1u);
+}
+
+TEST(ObservedReplyBody, RejectsLossCountsThatAreNotCounts)
+{
+  for (const char* bad : {R"({"capture": true, "capture_lost": -1, "answers": []})",
+                          R"({"capture": true, "capture_lost": "12", "answers": []})",
+                          R"({"capture": true, "capture_lost": 1.5, "answers": []})",
+                          R"({"capture": true, "departures_lost": null, "answers": []})",
+                          R"({"capture": true, "departures_lost": 18446744073709551615, "answers": []})"}) {
+    auto parsed = parse_observed_reply(bad);
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_NE(parsed.error().find("_lost"), std::string::npos) << parsed.error();
+  }
+}
+
+TEST(HelloReplyBody, CarriesTheLossesAndMarkSoFarAndParsesWithoutThem)
+{
+  HelloReply reply{"w1", "0.1.0", true, "", 12, {}, 99, 123456789012};
+  auto parsed = parse_hello_reply(to_json(reply));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->node, "w1");
+  EXPECT_EQ(parsed->listeners, 12u);
+  EXPECT_EQ(parsed->capture_lost, 99u);
+  EXPECT_EQ(parsed->capture_mark, 123456789012u);
+
+  auto older = parse_hello_reply(
+    R"({"node": "w1", "version": "0.1.0", "capture": true, "capture_error": "", "listeners": 3, "owners": []})");
+  ASSERT_TRUE(older) << older.error();
+  EXPECT_EQ(older->capture_lost, 0u);
+  EXPECT_EQ(older->capture_mark, 0u);
+  EXPECT_FALSE(parse_hello_reply(R"({"node": "w1", "version": "0.1.0", "capture": true, "capture_error": "",
+    "listeners": 3, "owners": [], "capture_lost": -5})"));
+}
+
+TEST(ObservedQueries, AskWhatArrivedSinceAMark)
+{
+  std::vector<ObservedQuery> queries{{Protocol::udp, "10.0.0.2", {8472, 8472}, false, 77},
+                                     {Protocol::tcp, "10.0.0.3", {30000, 32767}, true, 0}};
+  auto parsed = parse_observed_queries(to_json(queries));
+  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_EQ(parsed->size(), 2u);
+  EXPECT_EQ((*parsed)[0].peer, "10.0.0.2");
+  EXPECT_FALSE((*parsed)[0].departed);
+  EXPECT_EQ((*parsed)[0].since, 77u);
+  EXPECT_TRUE((*parsed)[1].departed);
+  EXPECT_EQ((*parsed)[1].since, 0u);
+  EXPECT_EQ((*parsed)[1].range.max, 32767);
+
+  auto older = parse_observed_queries(
+    R"({"queries": [{"protocol": "udp", "source": "10.0.0.2", "port_min": 1, "port_max": 2}]})");
+  ASSERT_TRUE(older) << older.error();
+  EXPECT_EQ((*older)[0].since, 0u) << "everything, as before";
+  EXPECT_FALSE(parse_observed_queries(
+    R"({"queries": [{"protocol": "udp", "source": "10.0.0.2", "port_min": 1, "port_max": 2, "since": -1}]})"));
+}
+
+} // namespace
+} // namespace portmatrix

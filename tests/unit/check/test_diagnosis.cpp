@@ -1,0 +1,202 @@
+// The diagnosis of a failing segment, decided from the evidence alone: each
+// word of the vocabulary from what the probe got and the captures saw, and
+// the rule that a diagnosis never rests on a capture that lost packets (it is
+// `filtered` then, the detail naming the capture), while what an answer
+// proves by itself (a refusal, admin-prohibited, EPERM, another identity)
+// does not depend on any capture.
+#include <cerrno>
+
+#include <gtest/gtest.h>
+
+#include "check/diagnosis.hpp"
+
+namespace portmatrix {
+namespace {
+
+Segment
+segment_of(ProbeState state, PortRange range = {8472, 8472})
+{
+  Segment segment;
+  segment.range = range;
+  segment.state = state;
+  return segment;
+}
+
+// worker1 -> master2, both captures running, nothing lost.
+SegmentEvidence
+evidence_of(Protocol protocol, const ObservedAnswer* arrived, const ObservedAnswer* departed = nullptr)
+{
+  SegmentEvidence evidence;
+  evidence.protocol = protocol;
+  evidence.source = "worker1";
+  evidence.destination = "master2";
+  evidence.arrivals = {arrived, true, 0};
+  evidence.departures = {departed, departed != nullptr, 0};
+  return evidence;
+}
+
+FlowFailure
+diagnose(const Segment& segment, const SegmentEvidence& evidence)
+{
+  bool service = false;
+  return diagnose_segment(segment, evidence, service);
+}
+
+const ObservedAnswer k_arrived{3, 1, 0};
+const ObservedAnswer k_not_seen{0, 0, 0};
+const ObservedAnswer k_listening{0, 0, 1};
+
+TEST(Diagnosis, ArrivedButUnansweredIsTheDestinationsFirewall)
+{
+  auto failure = diagnose(segment_of(ProbeState::filtered), evidence_of(Protocol::udp, &k_arrived));
+  EXPECT_EQ(failure.diagnosis, "dropped-by-destination-firewall");
+  EXPECT_EQ(failure.state, "filtered");
+  EXPECT_EQ(failure.detail, "1 of 1 ports' probes reached master2's interface, never its socket");
+}
+
+TEST(Diagnosis, ArrivedAtACaptureThatLostPacketsCannotTell)
+{
+  auto evidence = evidence_of(Protocol::udp, &k_arrived);
+  evidence.arrivals.lost = 1234;
+  auto failure = diagnose(segment_of(ProbeState::filtered), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.detail, "the capture on master2 lost 1,234 packets; cannot tell where it was dropped (1 of 1 "
+                            "ports' probes reached master2's interface, never its socket)");
+}
+
+TEST(Diagnosis, NeverArrivedIsLostInTheNetwork)
+{
+  auto failure = diagnose(segment_of(ProbeState::filtered), evidence_of(Protocol::udp, &k_not_seen));
+  EXPECT_EQ(failure.diagnosis, "lost-in-network");
+  EXPECT_EQ(failure.detail, "never reached master2's interface");
+}
+
+TEST(Diagnosis, NotSeenByACaptureThatLostPacketsCannotTell)
+{
+  auto evidence = evidence_of(Protocol::udp, &k_not_seen);
+  evidence.arrivals.lost = 1;
+  auto failure = diagnose(segment_of(ProbeState::filtered), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.detail, "the capture on master2 lost 1 packet; cannot tell where it was dropped (none of the "
+                            "probes were seen reaching master2)");
+}
+
+TEST(Diagnosis, SynsThatNeverLeftAreTheSourcesFirewall)
+{
+  auto failure = diagnose(segment_of(ProbeState::filtered, {10250, 10250}),
+                          evidence_of(Protocol::tcp, &k_not_seen, &k_not_seen));
+  EXPECT_EQ(failure.diagnosis, "blocked-by-source-firewall");
+  EXPECT_EQ(failure.detail, "worker1's SYNs never left its interface: its own output rules dropped them");
+
+  // It rests on the source's capture alone: the destination's losses do not touch it.
+  auto evidence = evidence_of(Protocol::tcp, &k_not_seen, &k_not_seen);
+  evidence.arrivals.lost = 50;
+  EXPECT_EQ(diagnose(segment_of(ProbeState::filtered, {10250, 10250}), evidence).diagnosis,
+            "blocked-by-source-firewall");
+}
+
+TEST(Diagnosis, SynsNotSeenLeavingByACaptureThatLostPacketsCannotTell)
+{
+  auto evidence = evidence_of(Protocol::tcp, &k_not_seen, &k_not_seen);
+  evidence.departures.lost = 2'500'000;
+  auto failure = diagnose(segment_of(ProbeState::filtered, {10250, 10250}), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.detail, "the capture on worker1 lost 2,500,000 packets; cannot tell where it was dropped (none "
+                            "of worker1's SYNs were seen leaving it)");
+}
+
+TEST(Diagnosis, SynsThatLeftAndNeverArrivedAreLostInTheNetwork)
+{
+  const ObservedAnswer left{4, 2, 0};
+  auto segment = segment_of(ProbeState::filtered, {30000, 30001});
+  auto failure = diagnose(segment, evidence_of(Protocol::tcp, &k_not_seen, &left));
+  EXPECT_EQ(failure.diagnosis, "lost-in-network");
+  EXPECT_EQ(failure.detail, "2 of 2 ports' SYNs left worker1, none reached master2's interface");
+
+  // The source's losses do not matter once SYNs were seen leaving; the
+  // destination's do: "none arrived" is then unproven.
+  auto source_lost = evidence_of(Protocol::tcp, &k_not_seen, &left);
+  source_lost.departures.lost = 10;
+  EXPECT_EQ(diagnose(segment, source_lost).diagnosis, "lost-in-network");
+  auto destination_lost = evidence_of(Protocol::tcp, &k_not_seen, &left);
+  destination_lost.arrivals.lost = 10;
+  EXPECT_EQ(diagnose(segment, destination_lost).diagnosis, "filtered");
+}
+
+TEST(Diagnosis, UnreachableFromTheDestinationIsItsFirewallUnlessItsCaptureLostPackets)
+{
+  auto failure = diagnose(segment_of(ProbeState::unreachable), evidence_of(Protocol::udp, &k_arrived));
+  EXPECT_EQ(failure.diagnosis, "rejected-by-destination-firewall");
+  EXPECT_EQ(failure.state, "unreachable");
+
+  auto evidence = evidence_of(Protocol::udp, &k_arrived);
+  evidence.arrivals.lost = 7;
+  failure = diagnose(segment_of(ProbeState::unreachable), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_NE(failure.detail.find("the capture on master2 lost 7 packets"), std::string::npos) << failure.detail;
+}
+
+TEST(Diagnosis, WithoutACaptureNobodyCanTell)
+{
+  auto evidence = evidence_of(Protocol::udp, &k_not_seen);
+  evidence.arrivals.watched = false;
+  auto failure = diagnose(segment_of(ProbeState::filtered), evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.detail, "no answer; the destination cannot capture, so where it was lost is unknown");
+
+  failure = diagnose(segment_of(ProbeState::filtered), evidence_of(Protocol::udp, nullptr));
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.detail, "no answer (master2's agent could not be asked what it saw)");
+}
+
+// Losses on both captures, as under overload: what an answer proves stands.
+SegmentEvidence
+overloaded(Protocol protocol, const ObservedAnswer* arrived)
+{
+  auto evidence = evidence_of(protocol, arrived, &k_not_seen);
+  evidence.arrivals.lost = 1000;
+  evidence.departures.lost = 1000;
+  return evidence;
+}
+
+TEST(Diagnosis, AnswersDoNotDependOnTheCaptures)
+{
+  auto refused = diagnose(segment_of(ProbeState::refused), overloaded(Protocol::tcp, &k_listening));
+  EXPECT_EQ(refused.diagnosis, "rejected-by-destination-firewall");
+  EXPECT_EQ(refused.detail, "refused while our listener is up");
+
+  auto no_listener = diagnose(segment_of(ProbeState::refused), overloaded(Protocol::tcp, &k_not_seen));
+  EXPECT_EQ(no_listener.diagnosis, "no-listener");
+
+  auto prohibited = diagnose(segment_of(ProbeState::admin_prohibited), overloaded(Protocol::tcp, &k_not_seen));
+  EXPECT_EQ(prohibited.diagnosis, "rejected-by-destination-firewall");
+  EXPECT_EQ(prohibited.detail, "ICMP administratively prohibited");
+
+  auto blocked = segment_of(ProbeState::blocked_locally);
+  blocked.error = EPERM;
+  auto eperm = diagnose(blocked, overloaded(Protocol::udp, &k_not_seen));
+  EXPECT_EQ(eperm.diagnosis, "blocked-by-source-firewall");
+  EXPECT_EQ(eperm.state, "blocked");
+  EXPECT_EQ(eperm.detail, "worker1 refused to send (Operation not permitted)");
+
+  auto other = segment_of(ProbeState::open);
+  other.authentic = true;
+  other.responder = "master3";
+  auto wrong = diagnose(other, overloaded(Protocol::tcp, &k_not_seen));
+  EXPECT_EQ(wrong.diagnosis, "wrong-responder");
+  EXPECT_EQ(wrong.detail, "the agent on master3 answered instead of master2");
+
+  auto ours = segment_of(ProbeState::open);
+  ours.authentic = true;
+  ours.responder = "master2";
+  EXPECT_EQ(diagnose(ours, overloaded(Protocol::tcp, nullptr)).diagnosis, "") << "fine";
+
+  auto held = overloaded(Protocol::tcp, nullptr);
+  held.held_by_service = true;
+  bool service = false;
+  EXPECT_EQ(diagnose_segment(segment_of(ProbeState::open), held, service).diagnosis, "");
+  EXPECT_TRUE(service);
+}
+
+} // namespace
+} // namespace portmatrix

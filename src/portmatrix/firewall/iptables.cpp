@@ -4,7 +4,9 @@
 // hooks that chain first into INPUT once. A hash:net set takes an IPv4 range
 // "a-b" (ipset(8): netaddr := fromaddr-toaddr | ip/cidr, for family inet; the
 // kernel stores the prefixes that cover it exactly) and IPv6 prefixes only,
-// so consecutive peers are one line for IPv4 and their prefixes for IPv6. Declaring the chain in the restore
+// so consecutive peers are one line for IPv4 and their prefixes for IPv6.
+// (A hash:net lookup probes once per distinct prefix length in the set: a few
+// for runs of peers, against one for single addresses; new connections only.) Declaring the chain in the restore
 // input flushes it, so applying twice gives the same state; other chains and
 // tables are left alone.
 #include <fmt/format.h>

@@ -1,7 +1,11 @@
 // firewalld backend: a script of `firewall-cmd --permanent` commands that
 // (re)creates the zone `portmatrix` with target DROP, one ipset per role and
 // family, and rich rules that admit each role's ports. It deletes and recreates
-// only its own zone and ipsets, so applying twice gives the same state. The
+// only its own zone and ipsets, so applying twice gives the same state. Ipset
+// entries are CIDR prefixes, consecutive peers sharing one: every firewalld
+// and backend takes those in hash:net (a range "a-b" passes firewalld's check,
+// but an IPv6 one fails where ipset(8) holds the set), and being exact and
+// disjoint they never trip firewalld's check for overlapping entries. The
 // zone is bound to the interface named by PORTMATRIX_IFACE. FIREWALL_CMD may
 // name another command (firewall-offline-cmd on a host without the daemon).
 #include <fmt/format.h>
@@ -66,8 +70,8 @@ private:
     for (bool ipv6 : {false, true}) {
       auto name = ipset_name(role, ipv6);
       m_ipsets += fmt::format("$fw --new-ipset={} --type=hash:net{}\n", name, ipv6 ? " --option=family=inet6" : "");
-      for (const auto& address : ipv6 ? sources.v6 : sources.v4) {
-        m_ipsets += fmt::format("$fw --ipset={} --add-entry={}\n", name, address);
+      for (const auto& entry : address_texts(ipv6 ? sources.v6 : sources.v4, AddressForm::prefixes)) {
+        m_ipsets += fmt::format("$fw --ipset={} --add-entry={}\n", name, entry);
       }
     }
   }

@@ -1,7 +1,12 @@
 // iptables backend: a shell script that loads ipsets (one per role and family,
 // so the rule count stays flat) with `ipset restore`, then the chain
 // PORTMATRIX-INPUT with iptables-restore/ip6tables-restore --noflush, and
-// hooks that chain first into INPUT once. Declaring the chain in the restore
+// hooks that chain first into INPUT once. A hash:net set takes an IPv4 range
+// "a-b" (ipset(8): netaddr := fromaddr-toaddr | ip/cidr, for family inet; the
+// kernel stores the prefixes that cover it exactly) and IPv6 prefixes only,
+// so consecutive peers are one line for IPv4 and their prefixes for IPv6.
+// (A hash:net lookup probes once per distinct prefix length in the set: a few
+// for runs of peers, against one for single addresses; new connections only.) Declaring the chain in the restore
 // input flushes it, so applying twice gives the same state; other chains and
 // tables are left alone.
 #include <fmt/format.h>
@@ -71,7 +76,9 @@ private:
     for (bool ipv6 : {false, true}) {
       auto name = ipset_name(role, ipv6);
       m_ipsets += fmt::format("create {} hash:net family {}\nflush {}\n", name, ipv6 ? "inet6" : "inet", name);
-      for (const auto& address : ipv6 ? sources.v6 : sources.v4) m_ipsets += fmt::format("add {} {}\n", name, address);
+      auto entries = ipv6 ? address_texts(sources.v6, AddressForm::prefixes)
+                          : address_texts(sources.v4, AddressForm::ranges);
+      for (const auto& entry : entries) m_ipsets += fmt::format("add {} {}\n", name, entry);
     }
   }
 

@@ -3,7 +3,9 @@
 // again, and `nft -f` applies a file atomically, so applying twice leaves the
 // same state and no other table is touched. Peers are named sets per role and
 // family (set elements are rendered once per plan and shared by every node), so
-// a node's rule count depends on its roles, never on the cluster's size.
+// a node's rule count depends on its roles, never on the cluster's size. The
+// sets are interval sets: consecutive peers are one element, a range
+// "10.0.0.21-10.0.0.60" (or a prefix, when the range is exactly one).
 #include <fmt/format.h>
 
 #include "firewall/firewall.hpp"
@@ -42,12 +44,12 @@ class NftablesGenerator : public FirewallGenerator
 public:
   explicit NftablesGenerator(const Plan& plan) : m_plan(plan)
   {
-    m_sets += set_definition("admin_v4", false, plan.admin_sources.v4);
-    m_sets += set_definition("admin_v6", true, plan.admin_sources.v6);
-    for (const auto& [role, sources] : plan.role_sources) {
-      m_sets += set_definition(fmt::format("{}_v4", to_string(role)), false, sources.v4);
-      m_sets += set_definition(fmt::format("{}_v6", to_string(role)), true, sources.v6);
-    }
+    auto add = [this](const std::string& name, const SourceSet& sources) {
+      m_sets += set_definition(name + "_v4", false, address_texts(sources.v4, AddressForm::ranges));
+      m_sets += set_definition(name + "_v6", true, address_texts(sources.v6, AddressForm::ranges));
+    };
+    add("admin", plan.admin_sources);
+    for (const auto& [role, sources] : plan.role_sources) add(std::string(to_string(role)), sources);
   }
 
   std::string render(const Node& node) const override

@@ -1,7 +1,13 @@
-// ufw backend: `ufw` commands. ufw has no address sets, so each peer address
-// gets its own rule: unlike the other backends, the rule count grows with the
-// cluster (the header says so). ufw skips a rule that already exists, so
-// running the script twice gives the same state; it never resets other rules.
+// ufw backend: `ufw` commands. ufw has no address sets and no address ranges,
+// so each peer CIDR prefix gets its own rule (consecutive peers share the
+// fewest prefixes that hold exactly them; a lone peer is its address): unlike
+// the other backends, the rule count grows with the cluster (the header says
+// so). ufw skips a rule that already exists, so running the script twice gives
+// the same state; it never resets other rules.
+#include <map>
+#include <string>
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "firewall/firewall.hpp"
@@ -12,12 +18,16 @@ namespace {
 class UfwGenerator : public FirewallGenerator
 {
 public:
-  explicit UfwGenerator(const Plan& plan) : m_plan(plan) {}
+  explicit UfwGenerator(const Plan& plan) : m_plan(plan)
+  {
+    m_admin = sources(plan.admin_sources);
+    for (const auto& [role, set] : plan.role_sources) m_sources[role] = sources(set);
+  }
 
   std::string render(const Node& node) const override
   {
     std::string out = "#!/bin/sh\n" + firewall_header(m_plan, node, "ufw");
-    out += "# Apply with: sh FILE (as root). ufw has no address sets: one rule per peer address.\n";
+    out += "# Apply with: sh FILE (as root). ufw has no address sets: one rule per peer address or prefix.\n";
     out += "# ufw's own before.rules already admit established traffic, loopback and ICMP.\n";
     out += "set -e\n\n";
     IngressRule admin{Role::any, Protocol::tcp, admin_ports(m_plan), {"SSH", "portmatrix agent"}};
@@ -25,7 +35,7 @@ public:
     if (m_plan.inventory.admin_cidrs.empty()) {
       append(out, admin_lines, "any");
     } else {
-      for (const auto& cidr : m_plan.inventory.admin_cidrs) append(out, admin_lines, cidr);
+      for (const auto& source : m_admin) append(out, admin_lines, source);
     }
     for (const auto& rule : m_plan.ingress(node)) {
       const auto lines = rule_lines(rule, rule_comment(rule));
@@ -33,10 +43,7 @@ public:
         append(out, lines, "any");
         continue;
       }
-      const auto& sources = m_plan.role_sources.at(rule.source);
-      for (const auto* family : {&sources.v4, &sources.v6}) {
-        for (const auto& address : *family) append(out, lines, address);
-      }
+      for (const auto& source : m_sources.at(rule.source)) append(out, lines, source);
     }
     out += "ufw default deny incoming\nufw --force enable\n";
     return out;
@@ -45,6 +52,15 @@ public:
   std::string file_name(const Node& node) const override { return node.name + ".ufw.sh"; }
 
 private:
+  // A source set as ufw sources: IPv4 prefixes, then IPv6 prefixes.
+  static std::vector<std::string> sources(const SourceSet& set)
+  {
+    auto texts = address_texts(set.v4, AddressForm::prefixes);
+    auto v6 = address_texts(set.v6, AddressForm::prefixes);
+    texts.insert(texts.end(), v6.begin(), v6.end());
+    return texts;
+  }
+
   // A rule's lines for one source: `head`, the source, then each of `tails`
   // (one per port list). Formatted once per rule, not per peer: a rule from
   // workers has thousands of peers.
@@ -75,6 +91,8 @@ private:
   }
 
   const Plan& m_plan;
+  std::vector<std::string> m_admin;                  // rendered once per plan, shared by every node
+  std::map<Role, std::vector<std::string>> m_sources; // likewise, per role
 };
 
 } // namespace

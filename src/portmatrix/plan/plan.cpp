@@ -81,24 +81,23 @@ make_plan(Profile profile, Inventory inventory)
 {
   Plan plan;
   plan.matrix = resolve(std::move(profile), &inventory);
+  // Entries are validated by load_inventory, so each parses; they are split
+  // by the family they parse as, then merged into exact covers.
+  auto add = [](SourceSet& set, std::string_view text) {
+    if (auto range = parse_address_range(text)) (range->family == AddressFamily::v6 ? set.v6 : set.v4).push_back(*range);
+  };
   for (auto role : node_roles()) plan.role_sources[role];
   for (const auto& node : inventory.nodes) {
-    for (auto role : node.roles) {
-      auto& set = plan.role_sources[role];
-      (node.ipv6 ? set.v6 : set.v4).push_back(node.address);
-    }
+    for (auto role : node.roles) add(plan.role_sources[role], node.address);
   }
-  for (const auto& cidr : inventory.client_cidrs) {
-    bool ipv6 = false;
-    parse_cidr(cidr, ipv6);
-    auto& set = plan.role_sources[Role::client];
-    (ipv6 ? set.v6 : set.v4).push_back(cidr);
-  }
-  for (const auto& cidr : inventory.admin_cidrs) {
-    bool ipv6 = false;
-    parse_cidr(cidr, ipv6);
-    (ipv6 ? plan.admin_sources.v6 : plan.admin_sources.v4).push_back(cidr);
-  }
+  for (const auto& cidr : inventory.client_cidrs) add(plan.role_sources[Role::client], cidr);
+  for (const auto& cidr : inventory.admin_cidrs) add(plan.admin_sources, cidr);
+  auto merge = [](SourceSet& set) {
+    set.v4 = merge_address_ranges(std::move(set.v4));
+    set.v6 = merge_address_ranges(std::move(set.v6));
+  };
+  merge(plan.admin_sources);
+  for (auto& [role, set] : plan.role_sources) merge(set);
   plan.inventory = std::move(inventory);
   return plan;
 }

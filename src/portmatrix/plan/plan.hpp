@@ -12,6 +12,7 @@
 
 #include "model/inventory.hpp"
 #include "model/profile.hpp"
+#include "plan/address_set.hpp"
 
 namespace portmatrix {
 
@@ -59,11 +60,13 @@ struct FlowGroup
   std::size_t flows = 0;                    // node pairs (source -> VIP for `vip`)
 };
 
-// Sources a firewall admits, by family: one entry per role, plus admin.
+// Sources a firewall admits, by family: one per role, plus admin. Each is an
+// exact cover (merge_address_ranges) of the nodes' addresses and CIDRs:
+// sorted, duplicates and overlaps merged, consecutive addresses one range.
 struct SourceSet
 {
-  std::vector<std::string> v4;
-  std::vector<std::string> v6;
+  std::vector<AddressRange> v4;
+  std::vector<AddressRange> v6;
 };
 
 // One accept rule of a node's ingress: traffic of `protocol` to `ports` from

@@ -115,4 +115,62 @@ TEST(Ufw, OneRulePerPeerAddress)
   EXPECT_EQ(rules.find("ufw reset"), std::string::npos);
 }
 
+// Consecutive peers collapse into the most compact exact form each backend
+// takes: nftables interval sets a range, ipset an IPv4 range and IPv6
+// prefixes, firewalld and ufw prefixes; a lone address stays plain.
+TEST(Firewall, ConsecutivePeersCollapseInEachBackendsForm)
+{
+  auto plan = testing::plan_for(R"(admin_cidrs: [10.0.0.0/24]
+nodes:
+  - {name: m1, address: 10.0.0.11, roles: [master]}
+  - {name: m2, address: 10.0.0.12, roles: [master]}
+  - {name: m3, address: 10.0.0.13, roles: [master]}
+  - {name: w1, address: 10.0.0.21, roles: [worker]}
+  - {name: w5, address: "fd00::5", roles: [worker]}
+  - {name: w6, address: "fd00::6", roles: [worker]}
+  - {name: w7, address: "fd00::7", roles: [worker]}
+)");
+  const auto& node = *plan.inventory.find("w1");
+  auto nft = make_nftables_generator(plan)->render(node);
+  EXPECT_NE(nft.find("set master_v4 {\n\t\ttype ipv4_addr; flags interval; auto-merge;\n\t\telements = {\n"
+                     "\t\t\t10.0.0.11-10.0.0.13\n"),
+            std::string::npos);
+  EXPECT_NE(nft.find("\t\t\tfd00::5-fd00::7\n"), std::string::npos);
+  EXPECT_NE(nft.find("\t\t\t10.0.0.0/24\n"), std::string::npos);
+
+  auto ipt = make_iptables_generator(plan)->render(node);
+  EXPECT_NE(ipt.find("\nadd pm-master-v4 10.0.0.11-10.0.0.13\n"), std::string::npos);
+  EXPECT_NE(ipt.find("\nadd pm-worker-v4 10.0.0.21\n"), std::string::npos);
+  EXPECT_NE(ipt.find("\nadd pm-worker-v6 fd00::5\nadd pm-worker-v6 fd00::6/127\n"), std::string::npos);
+
+  auto firewalld = make_firewalld_generator(plan)->render(node);
+  EXPECT_NE(firewalld.find("--ipset=pm-master-v4 --add-entry=10.0.0.11\n$fw --ipset=pm-master-v4 --add-entry=10.0.0.12/31\n"),
+            std::string::npos);
+  EXPECT_EQ(firewalld.find("10.0.0.11-"), std::string::npos);
+
+  auto ufw = make_ufw_generator(plan)->render(*plan.inventory.find("m1"));
+  EXPECT_NE(ufw.find("ufw allow proto tcp from 10.0.0.11 to any port "), std::string::npos);
+  EXPECT_NE(ufw.find("ufw allow proto tcp from 10.0.0.12/31 to any port "), std::string::npos);
+  EXPECT_EQ(ufw.find("from 10.0.0.13 "), std::string::npos);
+
+  for (const auto* text : {&nft, &ipt, &firewalld, &ufw}) {
+    EXPECT_EQ(text->find("/32"), std::string::npos);
+    EXPECT_EQ(text->find("/128"), std::string::npos);
+  }
+}
+
+// A client node inside a client CIDR is not listed twice: firewalld rejects
+// an ipset entry that overlaps another.
+TEST(Firewall, NoOverlappingEntries)
+{
+  auto plan = testing::plan_for(R"(client_cidrs: [192.0.2.0/24]
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: c1, address: 192.0.2.51, roles: [client]}
+)");
+  auto firewalld = make_firewalld_generator(plan)->render(plan.inventory.nodes[0]);
+  EXPECT_NE(firewalld.find("--ipset=pm-client-v4 --add-entry=192.0.2.0/24\n"), std::string::npos);
+  EXPECT_EQ(firewalld.find("192.0.2.51"), std::string::npos);
+}
+
 } // namespace portmatrix

@@ -133,11 +133,43 @@ nodes:
   - {name: m1, address: 10.0.0.1, roles: [master]}
   - {name: m2, address: "fd00::2", roles: [master, worker]}
 )");
-  EXPECT_EQ(plan.role_sources.at(Role::master).v4, (std::vector<std::string>{"10.0.0.1"}));
-  EXPECT_EQ(plan.role_sources.at(Role::master).v6, (std::vector<std::string>{"fd00::2"}));
-  EXPECT_EQ(plan.role_sources.at(Role::worker).v6, (std::vector<std::string>{"fd00::2"}));
-  EXPECT_EQ(plan.role_sources.at(Role::client).v4, (std::vector<std::string>{"192.0.2.0/24"}));
-  EXPECT_EQ(plan.role_sources.at(Role::client).v6, (std::vector<std::string>{"2001:db8::/32"}));
+  auto texts = [](const std::vector<AddressRange>& cover) { return address_texts(cover, AddressForm::ranges); };
+  using Texts = std::vector<std::string>;
+  EXPECT_EQ(texts(plan.role_sources.at(Role::master).v4), Texts{"10.0.0.1"});
+  EXPECT_EQ(texts(plan.role_sources.at(Role::master).v6), Texts{"fd00::2"});
+  EXPECT_EQ(texts(plan.role_sources.at(Role::worker).v6), Texts{"fd00::2"});
+  EXPECT_EQ(texts(plan.role_sources.at(Role::client).v4), Texts{"192.0.2.0/24"});
+  EXPECT_EQ(texts(plan.role_sources.at(Role::client).v6), Texts{"2001:db8::/32"});
+}
+
+// Consecutive addresses become one range, in address order whatever the
+// inventory's order; a client node inside a client CIDR adds nothing; host
+// bits of a CIDR are dropped, as every backend drops them.
+TEST(Plan, SourceSetsAreExactMergedCovers)
+{
+  auto plan = plan_for(R"(client_cidrs: [192.0.2.0/25, "2001:db8::5/126"]
+admin_cidrs: [10.9.0.7/24, 10.9.1.0/24, "fd00::/64", "fd00::1"]
+nodes:
+  - {name: m3, address: 10.0.0.13, roles: [master]}
+  - {name: m1, address: 10.0.0.11, roles: [master]}
+  - {name: m2, address: 10.0.0.12, roles: [master]}
+  - {name: w1, address: 10.0.0.21, roles: [worker]}
+  - {name: w3, address: 10.0.0.23, roles: [worker]}
+  - {name: w6, address: "fd00::6", roles: [worker]}
+  - {name: w7, address: "fd00::7", roles: [worker]}
+  - {name: c1, address: 192.0.2.5, roles: [client]}
+  - {name: c2, address: 192.0.2.128, roles: [client]}
+)");
+  auto texts = [](const std::vector<AddressRange>& cover) { return address_texts(cover, AddressForm::ranges); };
+  using Texts = std::vector<std::string>;
+  EXPECT_EQ(texts(plan.role_sources.at(Role::master).v4), Texts{"10.0.0.11-10.0.0.13"});
+  EXPECT_EQ(texts(plan.role_sources.at(Role::worker).v4), (Texts{"10.0.0.21", "10.0.0.23"}));
+  EXPECT_EQ(texts(plan.role_sources.at(Role::worker).v6), Texts{"fd00::6/127"});
+  EXPECT_EQ(texts(plan.role_sources.at(Role::client).v4), Texts{"192.0.2.0-192.0.2.128"});
+  EXPECT_EQ(texts(plan.role_sources.at(Role::client).v6), Texts{"2001:db8::4/126"});
+  EXPECT_EQ(texts(plan.admin_sources.v4), Texts{"10.9.0.0/23"});
+  EXPECT_EQ(texts(plan.admin_sources.v6), Texts{"fd00::/64"});
+  EXPECT_TRUE(plan.role_sources.at(Role::mongodb).v4.empty());
 }
 
 } // namespace portmatrix

@@ -42,6 +42,15 @@ SUBNET=10.215.$((RANDOM % 200 + 20))
   for ((i = 1; i <= data - mongo; i++)); do node "es$i" elasticsearch; done
 } >"$CK_WORK/inventory.yaml"
 
+# Every namespace shares the kernel's one neighbour (ARP) table, so N nodes
+# that all talk to each other need ~N^2 entries. Past gc_thresh3 (1,024 by
+# default) the kernel drops packets for a destination whose address it
+# cannot resolve before they leave the source (in the "table_fulls" count of
+# `ip -s ntable show`), and a check reads them as blocked at the source.
+# On real hosts each node has its own table of N entries.
+ck_sysctl_at_least net.ipv4.neigh.default.gc_thresh3 $((2 * NODES * NODES))
+ck_sysctl_at_least net.ipv4.neigh.default.gc_thresh2 $((NODES * NODES))
+
 t0=$(ck_now_ms)
 ck_namespaces "$CK_WORK/inventory.yaml"
 "$PM_BIN" firewall --inventory "$INVENTORY" --all --out "$CK_WORK/rules" --format nftables >"$CK_WORK/firewall.log" 2>&1 ||

@@ -43,6 +43,8 @@ CK_CHECK_NODE=client1
 CK_READY_TIMEOUT_S=20
 
 CK_NAMESPACES=()            # created by this run, deleted by the trap
+declare -A CK_SYSCTL_SAVED  # sysctl -> its value before ck_sysctl_at_least, restored by the trap
+declare -A CK_SYSCTL_SET    # sysctl -> the value this run set
 declare -A CK_RUNNING=()    # pid -> what, started by this run and not yet reaped
 declare -A CK_NS=()         # node -> namespace
 declare -A CK_ADDRESS=()    # node -> address
@@ -141,12 +143,26 @@ ck_cleanup() {
     wait "$pid" 2>/dev/null
   done
   for ((i = ${#CK_NAMESPACES[@]} - 1; i >= 0; i--)); do ip netns delete "${CK_NAMESPACES[i]}" 2>/dev/null; done
+  # Back to what it was, unless someone changed it since.
+  for i in "${!CK_SYSCTL_SAVED[@]}"; do
+    [[ $(sysctl -n "$i" 2>/dev/null) == "${CK_SYSCTL_SET[$i]}" ]] && sysctl -qw "$i=${CK_SYSCTL_SAVED[$i]}"
+  done
   if [[ -n ${CK_WORK:-} ]]; then
     if [[ ${PM_CHECK_KEEP:-0} == 1 ]]; then echo "work dir kept: $CK_WORK"; else rm -rf "$CK_WORK"; fi
   fi
   [[ $rc -eq 77 || ${#CK_NAMESPACES[@]} -eq 0 ]] ||
     ck_log "cleanup: stopped ${#CK_RUNNING[@]} process(es), deleted ${#CK_NAMESPACES[@]} namespace(s)"
   exit "$rc"
+}
+
+ck_sysctl_at_least() { # NAME VALUE: raises a host sysctl to VALUE for this run (the trap restores it)
+  local current
+  current=$(sysctl -n "$1") || ck_die "cannot read sysctl $1"
+  ((current >= $2)) && return 0
+  sysctl -qw "$1=$2" || ck_die "cannot set sysctl $1=$2"
+  CK_SYSCTL_SAVED[$1]=$current
+  CK_SYSCTL_SET[$1]=$2
+  ck_log "sysctl $1: $current -> $2 for this run"
 }
 
 ck_start_cluster() { # haproxy, token, agents, then haproxy sees every backend up

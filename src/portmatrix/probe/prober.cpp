@@ -1,7 +1,8 @@
 // The prober: every port of every target becomes one job per connection
 // (`repeat` jobs for a VIP), and jobs run as non-blocking sockets on the
-// caller's EventLoop, at most `max_in_flight` unanswered young ones at once
-// (a probe still silent after `quiet_after` leaves that window, keeping its
+// caller's EventLoop, at most a window of unanswered young ones at once
+// (up to `max_in_flight`, narrower while answers queue up: adapt_window;
+// a probe still silent after `quiet_after` leaves that window, keeping its
 // socket until its timeout; `max_open` bounds them all); each finished or
 // quiet probe starts the next job, so a range of thousands of ports is in
 // flight at once and a dropped range is settled in one timeout round.
@@ -38,7 +39,7 @@
 // EPOLL_CTL_DEL before close().
 //
 // Outcomes are data: whatever happens to a socket, each job settles exactly
-// once (twice when it was hedged: see on_quiet), and `done` is called once,
+// once (twice when it was hedged: see on_hedge), and `done` is called once,
 // from the loop, when every job has settled.
 #include "probe/prober.hpp"
 
@@ -516,7 +517,7 @@ private:
     return std::uint32_t(std::max(1, m_outcomes[target].target.repeat));
   }
   static std::uint32_t port_count(const PortRange& range) { return range.min > range.max ? 0 : range.size(); }
-  // A silent probe of this target gets its retry beside it (see on_quiet).
+  // A silent probe of this target gets its retry beside it (see on_hedge).
   bool hedgeable(std::uint32_t target) const
   {
     const auto& outcome = m_outcomes[target];
@@ -548,7 +549,7 @@ private:
   std::vector<std::uint8_t> m_target_opened;
   std::vector<std::vector<std::uint32_t>> m_attempts_settled; // per target, per port
   // Per target, per port: its retry was started early, beside the first try
-  // (a hedge, see on_quiet), so the next retry pass leaves it out.
+  // (a hedge, see on_hedge), so the next retry pass leaves it out.
   std::vector<std::vector<std::uint8_t>> m_hedged;
   std::function<void(std::vector<TargetOutcome>)> m_done;
   std::uint64_t m_total = 0;

@@ -55,7 +55,14 @@
 namespace portmatrix {
 namespace {
 
-constexpr int k_listen_backlog = 128;
+// As deep as the kernel allows (it caps the number at net.core.somaxconn): a
+// loop that falls behind (a busy node probing thousands of ports itself)
+// accepts one connection per listener per turn, and a burst on one port (the
+// load balancer's connections to the API port during a VIP check) must wait
+// in the queue, not overflow it: a full queue drops the SYN, or the
+// handshake's last ACK, and the probe reads as a firewall's drop or as a
+// responder that never says who it is. The number costs nothing until used.
+constexpr int k_listen_backlog = SOMAXCONN;
 constexpr std::chrono::milliseconds k_line_timeout{2000};
 constexpr std::size_t k_max_connections = 8192;
 // Per readiness event (the loop is level triggered, so the rest waits a turn

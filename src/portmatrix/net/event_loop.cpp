@@ -24,26 +24,46 @@ EventLoop::add(int fd, std::uint32_t events, IoCallback callback)
   epoll_event event{};
   event.events = events;
   event.data.u64 = (std::uint64_t(generation) << 32) | std::uint32_t(fd);
-  if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, fd, &event) != 0) return false;
-  m_callbacks[fd] = Watch{generation, std::make_shared<IoCallback>(std::move(callback))};
+  if (fd < 0 || ::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, fd, &event) != 0) return false;
+  if (std::size_t(fd) >= m_callbacks.size()) m_callbacks.resize(std::max(std::size_t(fd) + 1, 2 * m_callbacks.size()));
+  auto& watch = m_callbacks[std::size_t(fd)];
+  m_watched += !watch.callback;
+  watch = Watch{generation, std::make_shared<IoCallback>(std::move(callback))};
+  return true;
+}
+
+EventLoop::Watch*
+EventLoop::watch_of(int fd)
+{
+  if (fd < 0 || std::size_t(fd) >= m_callbacks.size() || !m_callbacks[std::size_t(fd)].callback) return nullptr;
+  return &m_callbacks[std::size_t(fd)];
+}
+
+bool
+EventLoop::unwatch(int fd)
+{
+  auto* watch = watch_of(fd);
+  if (!watch) return false;
+  watch->callback.reset();
+  --m_watched;
   return true;
 }
 
 bool
 EventLoop::modify(int fd, std::uint32_t events)
 {
-  auto it = m_callbacks.find(fd);
-  if (it == m_callbacks.end()) return false;
+  auto* watch = watch_of(fd);
+  if (!watch) return false;
   epoll_event event{};
   event.events = events;
-  event.data.u64 = (std::uint64_t(it->second.generation) << 32) | std::uint32_t(fd);
+  event.data.u64 = (std::uint64_t(watch->generation) << 32) | std::uint32_t(fd);
   return ::epoll_ctl(m_epoll.get(), EPOLL_CTL_MOD, fd, &event) == 0;
 }
 
 void
 EventLoop::remove(int fd)
 {
-  if (m_callbacks.erase(fd) > 0) ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (unwatch(fd)) ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
 std::uint64_t
@@ -103,10 +123,10 @@ EventLoop::run_once(std::chrono::milliseconds max_wait)
   for (int i = 0; i < count; ++i) {
     int fd = int(std::uint32_t(events[i].data.u64));
     auto generation = std::uint32_t(events[i].data.u64 >> 32);
-    auto it = m_callbacks.find(fd);
+    auto* watch = watch_of(fd);
     // Removed (or removed and reused) by an earlier callback in this batch.
-    if (it == m_callbacks.end() || it->second.generation != generation) continue;
-    auto callback = it->second.callback;
+    if (!watch || watch->generation != generation) continue;
+    auto callback = watch->callback;
     try {
       (*callback)(events[i].events);
     } catch (...) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include <sys/epoll.h> // EPOLLIN, EPOLLOUT, ... for callers
 
@@ -33,8 +34,8 @@ public:
   void remove(int fd);
   // remove() for an fd the caller closes right away and never dup()ed:
   // closing it takes it out of epoll, so no epoll_ctl is needed.
-  void forget(int fd) { m_callbacks.erase(fd); }
-  std::size_t watched() const { return m_callbacks.size(); }
+  void forget(int fd) { unwatch(fd); }
+  std::size_t watched() const { return m_watched; }
 
   // Runs `callback` once after `delay`; returns an id for cancel().
   std::uint64_t after(std::chrono::milliseconds delay, TimerCallback callback);
@@ -61,9 +62,15 @@ private:
     std::uint32_t generation;
     std::shared_ptr<IoCallback> callback; // shared: a callback that removes its own fd stays alive while it runs
   };
+  Watch* watch_of(int fd); // nullptr when `fd` is not watched
+  bool unwatch(int fd);    // false when it was not watched
   // The epoll token carries the fd and a generation, so an event still queued
   // for a closed fd is never delivered to a new watch that reuses the number.
-  std::unordered_map<int, Watch> m_callbacks;
+  // Indexed by fd (the kernel hands out the lowest free number, so the table
+  // stays as small as the highest fd): a probe's watch costs no hashing and
+  // no node of its own. An empty callback is a free entry.
+  std::vector<Watch> m_callbacks;
+  std::size_t m_watched = 0;
   std::uint32_t m_generation = 0;
   std::multimap<Clock::time_point, std::uint64_t> m_timer_order;
   std::unordered_map<std::uint64_t, std::pair<std::multimap<Clock::time_point, std::uint64_t>::iterator, TimerCallback>>

@@ -1111,8 +1111,13 @@ void
 Prober::Impl::on_identity_deadline(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation) || m_probes[slot].phase != Phase::reading) return;
+  auto& probe = m_probes[slot];
+  // A busy loop takes at most one batch of readiness events per turn and runs
+  // the due deadlines after it, so the line may be waiting in the socket while
+  // its event is still in the kernel's queue: read before giving up on it.
+  if (auto finding = read_identity_line(probe, 0)) return finish(slot, std::move(*finding));
   // Connected but no whole line in time: something is there, not our agent.
-  finish(slot, open_with(m_probes[slot], {}));
+  finish(slot, open_with(probe, {}));
 }
 
 void

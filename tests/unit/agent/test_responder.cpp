@@ -2,6 +2,8 @@
 // while its EventLoop runs in a thread. Ports are picked by the kernel (bind
 // to port 0) or at random above 10000, below the ephemeral range.
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -313,8 +315,8 @@ TEST(Responder, ThousandsOfIdleConnectionsDelayNoProbe)
     for (int i = 1; i <= 4000; ++i) {
       idle.push_back(connect_tcp(tcp_port));
       // The answer also paces us: the listener accepts in order, so every
-      // earlier connection is accepted by now and its 128-deep queue never
-      // overflows (which would cost a 1 s SYN retransmission).
+      // earlier connection is accepted by now and its queue never overflows
+      // (which would cost a 1 s SYN retransmission).
       if (i % 100 == 0) {
         auto start = std::chrono::steady_clock::now();
         auto identity = tcp_probe(tcp_port, "00000000000000bb");
@@ -334,6 +336,60 @@ TEST(Responder, ThousandsOfIdleConnectionsDelayNoProbe)
   // timeout of our receive (EAGAIN) and never data.
   EXPECT_EQ(oldest_read, -1);
   EXPECT_EQ(read_error, ECONNRESET) << "the responder closes an idle connection without a word";
+}
+
+TEST(Responder, ABurstOnOnePortWaitsInTheQueueWhileTheLoopIsBusy)
+{
+  // A node busy probing falls behind its listeners: a burst of connections
+  // to one port (the load balancer's to the API port) must wait in the
+  // accept queue. One that overflowed would have its SYNs dropped: a
+  // firewall's silence, for a port that is open.
+  constexpr int k_burst = 600;
+  if (!ensure_fd_limit(2 * k_burst + 100)) GTEST_SKIP() << "needs RLIMIT_NOFILE >= " << 2 * k_burst + 100;
+  std::ifstream somaxconn_file("/proc/sys/net/core/somaxconn");
+  int somaxconn = 0;
+  somaxconn_file >> somaxconn;
+  if (somaxconn <= k_burst) GTEST_SKIP() << "net.core.somaxconn (" << somaxconn << ") caps every listen queue below the burst";
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, k_loopback);
+  auto tcp_port = free_port(SOCK_STREAM);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}});
+  auto address = *SocketAddress::parse(k_loopback, tcp_port);
+  auto payload = make_probe_payload("00000000000000cc");
+  std::vector<Fd> clients;
+  for (int i = 0; i < k_burst; ++i) { // the loop does not run meanwhile
+    Fd socket(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    ::connect(socket.get(), address.get(), address.length());
+    clients.push_back(std::move(socket));
+  }
+  std::vector<pollfd> polls;
+  for (const auto& client : clients) polls.push_back({client.get(), POLLOUT, 0});
+  ::poll(polls.data(), polls.size(), 300); // the handshakes are the kernel's: milliseconds
+  ::poll(polls.data(), polls.size(), 0);
+  std::vector<Fd> connected; // the others are closed here, unanswered
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    int error = 0;
+    socklen_t length = sizeof error;
+    ::getsockopt(clients[i].get(), SOL_SOCKET, SO_ERROR, &error, &length);
+    if (!(polls[i].revents & POLLOUT) || error != 0) continue;
+    ::send(clients[i].get(), payload.data(), payload.size(), MSG_NOSIGNAL);
+    connected.push_back(std::move(clients[i]));
+  }
+  clients.clear();
+  EXPECT_EQ(connected.size(), std::size_t(k_burst)) << "SYNs dropped while the loop was busy: the accept queue overflowed";
+  std::size_t authentic = 0;
+  {
+    LoopThread thread(loop);
+    for (auto& client : connected) {
+      int flags = ::fcntl(client.get(), F_GETFL);
+      ::fcntl(client.get(), F_SETFL, flags & ~O_NONBLOCK);
+      set_receive_timeout(client, 5s);
+      auto identity = parse_identity_reply(token, read_to_end(client), "00000000000000cc", Protocol::tcp);
+      authentic += identity && identity->authentic;
+    }
+  }
+  EXPECT_EQ(authentic, connected.size());
 }
 
 TEST(Responder, RecordsTheOwnerOfAPortInUse)

@@ -62,6 +62,7 @@ enum class Reply {
   deaf,           // TCP: its accept queue is full, so every SYN is dropped (a firewall's silence, without root)
   deaf_at_first,  // TCP: deaf for k_deaf_for, then answers as `identity`
   busy,           // TCP: answers one line every k_busy_pace, in order (an agent on a saturated machine)
+  held,           // TCP: reads the line, answers only when release() is called
 };
 constexpr auto k_busy_pace = 2ms;
 constexpr auto k_deaf_for = 150ms;
@@ -133,7 +134,8 @@ class TestResponder
 {
 public:
   explicit TestResponder(const Token& token, std::vector<std::string> nodes = {"n1"})
-    : m_token(token), m_nodes(std::move(nodes)), m_wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC))
+    : m_token(token), m_nodes(std::move(nodes)), m_wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      m_release(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC))
   {
   }
   ~TestResponder()
@@ -188,9 +190,22 @@ public:
     return m_answered_at;
   }
 
+  // Reply::held: how many lines wait for release(); release() answers them all.
+  std::size_t held() const
+  {
+    std::lock_guard lock(m_mutex);
+    return m_held_count;
+  }
+  void release()
+  {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto written = ::write(m_release.get(), &one, sizeof one);
+  }
+
   void start()
   {
     m_loop.add(m_wake.get(), EPOLLIN, [this](std::uint32_t) { m_loop.stop(); });
+    m_loop.add(m_release.get(), EPOLLIN, [this](std::uint32_t) { answer_held(); });
     m_thread = std::thread([this] {
       while (m_loop.run_once(100ms)) {
       }
@@ -263,6 +278,13 @@ private:
     if (count < 0 && errno == EAGAIN) return;
     if (count > 0) connection.received.append(buffer, std::size_t(count));
     if (count > 0 && connection.received.find('\n') == std::string::npos) return;
+    if (count > 0 && connection.reply == Reply::held) {
+      m_loop.remove(raw);
+      m_held.push_back(raw);
+      std::lock_guard lock(m_mutex);
+      m_held_count = m_held.size();
+      return;
+    }
     if (count > 0 && connection.reply == Reply::busy) {
       m_loop.remove(raw);
       m_busy_queue.push_back(raw);
@@ -288,6 +310,21 @@ private:
     ::send(raw, reply.data(), reply.size(), MSG_NOSIGNAL);
     m_connections.erase(raw);
     if (!m_busy_queue.empty()) m_loop.after(k_busy_pace, [this] { answer_busy(); });
+  }
+
+  void answer_held()
+  {
+    std::uint64_t count = 0;
+    [[maybe_unused]] auto read = ::read(m_release.get(), &count, sizeof count);
+    for (int raw : m_held) {
+      auto& connection = m_connections.at(raw);
+      auto reply = answer(connection.received, Protocol::tcp, connection.port, Reply::identity);
+      ::send(raw, reply.data(), reply.size(), MSG_NOSIGNAL);
+      m_connections.erase(raw);
+      std::lock_guard lock(m_mutex);
+      m_answered_at.push_back(Clock::now());
+    }
+    m_held.clear();
   }
 
   void answer_datagrams(int fd, Reply reply)
@@ -320,8 +357,11 @@ private:
   std::vector<Clock::time_point> m_answered_at;
   std::vector<std::size_t> m_open_at_accept;
   std::deque<int> m_busy_queue; // Reply::busy: lines waiting for their answer
+  std::vector<int> m_held;      // Reply::held: lines waiting for release()
+  std::size_t m_held_count = 0; // m_held.size(), for other threads
   EventLoop m_loop;
   Fd m_wake;
+  Fd m_release;
   std::vector<Fd> m_sockets;
   std::unordered_map<int, Connection> m_connections;
   std::thread m_thread;
@@ -646,6 +686,47 @@ TEST(Prober, FewerProbesAreInFlightWhenAnswersQueueUp)
   EXPECT_GE(*std::max_element(open.begin(), open.begin() + 256), 200u) << "the whole window at first";
   auto later = *std::max_element(open.begin() + 512, open.end());
   EXPECT_LT(later, 160u) << "still the whole window in flight while answers queued for ~0.5 s";
+}
+
+TEST(Prober, IdentityLinesThatWaitBehindABusyTurnAreReadNotTakenForSilence)
+{
+  // A loop that falls behind takes one batch of readiness events per turn
+  // (256) and runs the due deadlines after it. Here every identity line
+  // arrives while the loop is held up past every identity deadline: the
+  // lines whose events did not fit in the next batch are in their sockets
+  // all the same, and must be read, not taken for a responder that never
+  // said who it is. No retries, so a wrong first verdict would stay.
+  constexpr std::uint32_t k_ports = 600;
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::tcp, "127.0.0.1", k_ports, Reply::held);
+  ASSERT_TRUE(range);
+  responder.start();
+  auto probe_options = options(2000ms, 1024);
+  probe_options.identity_timeout = 300ms;
+  probe_options.retries = 0;
+  EventLoop loop;
+  Prober prober(loop, test_token(), probe_options);
+  std::optional<std::vector<TargetOutcome>> outcomes;
+  prober.start({target(Protocol::tcp, "127.0.0.1", range->min, range->max)},
+               [&](std::vector<TargetOutcome> result) { outcomes = std::move(result); });
+  std::function<void()> hold_up = [&] {
+    if (responder.held() < k_ports) {
+      loop.after(5ms, hold_up);
+      return;
+    }
+    responder.release();
+    for (auto until = Clock::now() + 5s; responder.answered_at().size() < k_ports && Clock::now() < until;) {
+      std::this_thread::sleep_for(1ms);
+    }
+    std::this_thread::sleep_for(probe_options.identity_timeout + 100ms); // every identity deadline passes
+  };
+  loop.after(5ms, hold_up);
+  for (auto until = Clock::now() + 10s; !outcomes && Clock::now() < until;) loop.run_once(100ms);
+  ASSERT_TRUE(outcomes);
+  ASSERT_EQ(responder.answered_at().size(), k_ports);
+  std::size_t proven = 0;
+  for (const auto& port : outcomes->at(0).ports) proven += port.responder && port.responder->authentic;
+  EXPECT_EQ(proven, k_ports) << "identity lines already in their sockets were not read";
 }
 
 TEST(Prober, SilenceInARangeThatAnsweredDoesNotShrinkTheWindow)

@@ -410,9 +410,9 @@ ck_summary() { # passed=N failed=N skipped=N (any of them)
 }
 
 # Every result FILTER selects (at least one; exactly COUNT with count=N)
-# has this verdict and diagnosis (a|b: either); a failing one's failures are
-# exactly at the filter's port=N with that diagnosis, and their detail
-# contains DETAIL.
+# has this verdict and diagnosis (a|b: either); a failing one's failures (and
+# a skipped one's, the ports it left unprobed) are exactly at the filter's
+# port=N with that diagnosis, and their detail contains DETAIL.
 ck_expect() { # FILTER VERDICT DIAGNOSIS [DETAIL] [count=N]
   ck_assert_py "[$1] -> $2 $3${4:+ ($4)}" expect "$CK_JSON" "$@"
 }
@@ -540,7 +540,8 @@ def cmd_expect(path, text, verdict, diagnosis, *rest):
         why = []
         if r["verdict"] != verdict: why.append(f"verdict {r['verdict']}")
         if r["diagnosis"] not in diagnoses: why.append(f"diagnosis {r['diagnosis']}")
-        if verdict == "fail":
+        # A skip lists failures when part of the flow went unprobed: checked alike.
+        if verdict == "fail" or (verdict == "skip" and r["failures"]):
             if not r["failures"]: why.append("no failures listed")
             for f in r["failures"]:
                 if f["diagnosis"] not in diagnoses: why.append(f"a failure diagnosed {f['diagnosis']}")

@@ -377,7 +377,16 @@ struct Agent::Impl
     probes.emplace(probe_id, std::move(prober));
     auto request_id = request.id;
     if (auto* connection = find(id)) ++connection->probing;
-    raw->start(body->targets, [this, id, probe_id, request_id](std::vector<TargetOutcome> outcomes) {
+    // Past its budget the probing ends with what it has: the check reports
+    // what was probed, and the rest as not probed, rather than nothing.
+    std::uint64_t budget_timer = 0;
+    if (body->budget.count() > 0) {
+      budget_timer = loop.after(body->budget, [this, probe_id] {
+        if (auto it = probes.find(probe_id); it != probes.end()) it->second->finish_now();
+      });
+    }
+    raw->start(body->targets, [this, id, probe_id, request_id, budget_timer](std::vector<TargetOutcome> outcomes) {
+      if (budget_timer != 0) loop.cancel(budget_timer);
       if (auto* connection = find(id)) --connection->probing;
       ProbeReply reply;
       for (const auto& outcome : outcomes) reply.targets.push_back(compress(outcome));

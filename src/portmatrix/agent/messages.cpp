@@ -110,7 +110,7 @@ std::optional<ProbeState>
 parse_probe_state(std::string_view text)
 {
   for (auto state : {ProbeState::open, ProbeState::refused, ProbeState::admin_prohibited, ProbeState::unreachable,
-                     ProbeState::blocked_locally, ProbeState::filtered, ProbeState::error}) {
+                     ProbeState::blocked_locally, ProbeState::filtered, ProbeState::error, ProbeState::unprobed}) {
     if (to_string(state) == text) return state;
   }
   return std::nullopt;
@@ -177,6 +177,7 @@ to_json(const ProbeRequest& request)
   }
   json body{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}};
   if (request.continues) body["continues"] = true;
+  if (request.budget.count() > 0) body["budget_ms"] = request.budget.count();
   return body.dump();
 }
 
@@ -286,6 +287,7 @@ parse_probe_request(std::string_view text)
     request.timeout = std::chrono::milliseconds(number_field(document, "timeout_ms", 10, 60000));
     if (document.contains("retries")) request.retries = int(number_field(document, "retries", 0, 3));
     request.continues = document.contains("continues") && bool_field(document, "continues");
+    if (document.contains("budget_ms")) request.budget = std::chrono::milliseconds(number_field(document, "budget_ms", 0, 86400000));
     for (const auto& item : list_field(document, "targets")) {
       if (!item.is_object()) throw ParseError{"target must be an object"};
       ProbeTarget target;

@@ -43,6 +43,11 @@ struct ProbeRequest
   // lost) then, so the observed round still covers the first probing. False:
   // a new check, the counts start afresh. Optional on the wire ("continues").
   bool continues = false;
+  // The agent answers within this, probing done or not: what it had not
+  // probed by then comes back unprobed (the check's deadline is the user's,
+  // and a busy source should not lose what it did probe). 0: no limit.
+  // Optional on the wire ("budget_ms").
+  std::chrono::milliseconds budget{0};
   std::vector<ProbeTarget> targets;
 };
 

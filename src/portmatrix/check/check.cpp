@@ -147,6 +147,33 @@ private:
     return m_deadline - std::min<Clock::duration>(std::chrono::milliseconds(3000), m_options.deadline / 4);
   }
 
+  // How long an agent may probe when its answer is due at `by`: what is left,
+  // less the time its answer takes to come back (a tenth, at most a second).
+  static std::chrono::milliseconds probe_budget(Clock::time_point by)
+  {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(by - Clock::now());
+    auto budget = left - std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000), left / 10);
+    return std::max(budget, std::chrono::milliseconds(1));
+  }
+
+  // Ports a source's agent had not probed when its budget ran out, and how
+  // many it was asked for: its note in the report says how far it got.
+  void note_unfinished(std::size_t node, const ProbeReply& reply)
+  {
+    std::uint64_t asked = 0, unprobed = 0;
+    for (const auto& segments : reply.targets) {
+      for (const auto& segment : segments) {
+        asked += segment.range.size();
+        if (segment.state == ProbeState::unprobed) unprobed += segment.range.size();
+      }
+    }
+    if (unprobed == 0 || !m_report.agents[node].error.empty()) return;
+    m_report.agents[node].error =
+      fmt::format("still probing when the deadline came: {} of {} ports not probed, their flows skipped "
+                  "(a longer --deadline gives it time)",
+                  unprobed, asked);
+  }
+
   void hello_round()
   {
     std::vector<Call> calls;
@@ -208,10 +235,14 @@ private:
       m_probe_index[i] = {flow.from, request.targets.size()};
       request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
     }
-    for (auto& [source, request] : by_source) calls.push_back({source, make_request("probe", to_json(request)), {}});
-    progress(fmt::format("probing {} flows from {} agents", m_flows.size(), calls.size()));
     // The probe round may use the whole deadline but what the observe round needs.
-    call_all(m_loop, m_plan, m_token, calls, std::max(Clock::now(), observe_by()));
+    auto by = std::max(Clock::now(), observe_by());
+    for (auto& [source, request] : by_source) {
+      request.budget = probe_budget(by);
+      calls.push_back({source, make_request("probe", to_json(request)), {}});
+    }
+    progress(fmt::format("probing {} flows from {} agents", m_flows.size(), calls.size()));
+    call_all(m_loop, m_plan, m_token, calls, by);
     for (const auto& call : calls) {
       const auto& result = *call.result;
       auto& status = m_report.agents[call.node];
@@ -226,6 +257,7 @@ private:
         status.error = "bad probe reply: " + reply.error();
         continue;
       }
+      note_unfinished(call.node, *reply);
       m_replies[call.node] = std::move(*reply);
     }
   }
@@ -256,9 +288,13 @@ private:
       }
       if (by_source.empty() || Clock::now() + m_options.timeout * 2 > observe_by()) return;
       std::vector<Call> calls;
-      for (auto& [source, request] : by_source) calls.push_back({source, make_request("probe", to_json(request)), {}});
+      auto by = std::min(observe_by(), Clock::now() + m_options.timeout * 4);
+      for (auto& [source, request] : by_source) {
+        request.budget = probe_budget(by);
+        calls.push_back({source, make_request("probe", to_json(request)), {}});
+      }
       progress(fmt::format("asking the VIP again from {} agents", calls.size()));
-      call_all(m_loop, m_plan, m_token, calls, std::min(observe_by(), Clock::now() + m_options.timeout * 4));
+      call_all(m_loop, m_plan, m_token, calls, by);
       for (const auto& call : calls) {
         const auto& result = *call.result;
         auto reply = result && result->ok ? parse_probe_reply(result->body) : unexpected(std::string("no reply"));
@@ -316,7 +352,8 @@ private:
   bool needs_observation(const Flow& flow, const Segment& segment) const
   {
     if (!flow.to || flow.expect != Expect::allow) return false;
-    return segment.state != ProbeState::open && segment.state != ProbeState::blocked_locally;
+    return segment.state != ProbeState::open && segment.state != ProbeState::blocked_locally
+           && segment.state != ProbeState::unprobed;
   }
 
   // Asks each destination whether the failed probes arrived, and each source
@@ -429,15 +466,37 @@ private:
 
   void evaluate(std::size_t index, FlowResult& result) const
   {
-    const auto& flow = m_flows[index];
     const auto* segments = segments_of(index);
     if (!segments) {
       result.verdict = Verdict::skip;
       result.diagnosis = "agent-unreachable";
       return;
     }
+    evaluate_probed(index, *segments, result);
+    // Ports the source had not probed when the deadline came are untested:
+    // listed, and the flow is a skip unless what was probed failed already.
+    bool untested = false;
+    SegmentEvidence evidence; // no capture was asked about them (nor is there a destination node for the VIP)
+    evidence.source = m_plan.inventory.nodes[m_flows[index].from].name;
+    for (const auto& segment : *segments) {
+      if (segment.state != ProbeState::unprobed) continue;
+      untested = true;
+      bool service = false;
+      result.failures.push_back(diagnose_segment(segment, evidence, service));
+    }
+    if (untested && result.verdict == Verdict::pass) {
+      result.verdict = Verdict::skip;
+      result.diagnosis = "agent-unreachable";
+      result.answered_by.clear();
+    }
+  }
+
+  // The verdict on what was probed (unprobed segments are left out).
+  void evaluate_probed(std::size_t index, const std::vector<Segment>& segments, FlowResult& result) const
+  {
+    const auto& flow = m_flows[index];
     if (flow.expect == Expect::deny) {
-      for (const auto& segment : *segments) {
+      for (const auto& segment : segments) {
         if (segment.state == ProbeState::open) {
           result.failures.push_back({segment.range, "open", "unexpectedly-open",
                                      segment.responder.empty() ? "reachable" : "answered by " + segment.responder});
@@ -448,12 +507,13 @@ private:
       return;
     }
     if (!flow.to) {
-      evaluate_vip(*segments, result);
+      evaluate_vip(segments, result);
       return;
     }
     bool service = false;
-    for (std::size_t s = 0; s < segments->size(); ++s) {
-      auto failure = diagnose(index, s, (*segments)[s], service);
+    for (std::size_t s = 0; s < segments.size(); ++s) {
+      if (segments[s].state == ProbeState::unprobed) continue;
+      auto failure = diagnose(index, s, segments[s], service);
       if (!failure.diagnosis.empty()) result.failures.push_back(std::move(failure));
     }
     result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
@@ -464,9 +524,11 @@ private:
   void evaluate_vip(const std::vector<Segment>& segments, FlowResult& result) const
   {
     std::set<std::string> reached;
+    bool untested = false;
     for (const auto& segment : segments) {
       for (const auto& name : segment.responders) reached.insert(name);
-      if (segment.state != ProbeState::open) {
+      untested |= segment.state == ProbeState::unprobed;
+      if (segment.state != ProbeState::open && segment.state != ProbeState::unprobed) {
         result.failures.push_back({segment.range, state_name(segment.state),
                                    segment.state == ProbeState::blocked_locally ? "blocked-by-source-firewall"
                                                                                 : "filtered",
@@ -478,7 +540,7 @@ private:
     for (const auto& name : result.backends_expected) {
       if (!reached.count(name)) missing.push_back(name);
     }
-    if (result.failures.empty() && !missing.empty()) {
+    if (result.failures.empty() && !missing.empty() && !untested) {
       std::string list;
       for (const auto& name : missing) list += (list.empty() ? "" : ", ") + name;
       result.failures.push_back({result.flow.range, "open", "wrong-responder",

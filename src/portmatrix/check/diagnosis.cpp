@@ -169,6 +169,11 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
     failure.diagnosis = "error";
     failure.detail = std::strerror(segment.error);
     return failure;
+  case ProbeState::unprobed:
+    failure.diagnosis = "agent-unreachable";
+    failure.detail = fmt::format("{}'s agent had not probed these ports when the check's deadline came",
+                                 evidence.source);
+    return failure;
   }
   return failure;
 }

@@ -79,6 +79,7 @@ to_string(ProbeState state)
   case ProbeState::blocked_locally: return "blocked-locally";
   case ProbeState::filtered: return "filtered";
   case ProbeState::error: return "error";
+  case ProbeState::unprobed: return "unprobed";
   }
   return "?";
 }
@@ -472,6 +473,7 @@ struct Prober::Impl
   ~Impl();
 
   void start(std::vector<ProbeTarget> targets, std::function<void(std::vector<TargetOutcome>)> done);
+  void finish_now();
 
 private:
   void settle_unprobeable_targets();
@@ -635,7 +637,10 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   for (auto& target : targets) {
     auto count = port_count(target.range);
     TargetOutcome outcome{std::move(target), std::vector<PortOutcome>(count)};
-    for (std::uint32_t i = 0; i < count; ++i) outcome.ports[i].port = std::uint16_t(outcome.target.range.min + i);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      outcome.ports[i].port = std::uint16_t(outcome.target.range.min + i);
+      outcome.ports[i].state = ProbeState::unprobed; // until its first attempt settles
+    }
     auto address = bad_source ? std::nullopt : SocketAddress::parse(outcome.target.address, 0);
     auto source = address ? route_source(*address) : std::nullopt;
     m_bind_source.push_back(m_source && (!source || *source != m_source->host()));
@@ -1314,6 +1319,18 @@ Prober::Impl::deliver()
 }
 
 void
+Prober::Impl::finish_now()
+{
+  if (!m_running || m_done_timer != 0) return;
+  abandon_probes();
+  m_deferred.clear();
+  m_udp_waiting.clear();
+  m_next_target = std::uint32_t(m_start_order.size()); // nothing more starts
+  m_retries_left = 0;
+  m_done_timer = m_loop.after(std::chrono::milliseconds(0), [this] { deliver(); });
+}
+
+void
 Prober::Impl::abandon_probes()
 {
   for (auto& probe : m_probes) {
@@ -1340,6 +1357,12 @@ void
 Prober::start(std::vector<ProbeTarget> targets, std::function<void(std::vector<TargetOutcome>)> done)
 {
   m_impl->start(std::move(targets), std::move(done));
+}
+
+void
+Prober::finish_now()
+{
+  m_impl->finish_now();
 }
 
 std::vector<TargetOutcome>

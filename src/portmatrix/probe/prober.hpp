@@ -25,6 +25,7 @@ enum class ProbeState {
   blocked_locally,  // the local stack refused to send (EPERM/EACCES: the source's own firewall)
   filtered,         // no answer within the timeout
   error,            // anything else (socket creation failed, ...): see PortOutcome::error
+  unprobed,         // the run was ended (Prober::finish_now) before this port had an outcome
 };
 std::string_view to_string(ProbeState state);
 
@@ -111,6 +112,10 @@ public:
   Prober& operator=(const Prober&) = delete;
 
   void start(std::vector<ProbeTarget> targets, std::function<void(std::vector<TargetOutcome>)> done);
+  // Ends the run now: probes in flight are dropped, nothing more starts, and
+  // `done` gets what is known (a port without any outcome yet is unprobed),
+  // from the loop. Nothing happens when no run is in progress.
+  void finish_now();
 
   // Convenience: runs its own loop until done; for tools and tests.
   static std::vector<TargetOutcome> run(const Token& token, std::vector<ProbeTarget> targets, ProbeOptions options);

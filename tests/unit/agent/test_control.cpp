@@ -254,6 +254,38 @@ TEST(ProbeRequestBody, CarriesRetriesAndDefaultsToOneWithoutThem)
   EXPECT_NE(too_many.error().find("retries"), std::string::npos) << too_many.error();
 }
 
+TEST(ProbeRequestBody, CarriesABudgetAndHasNoneWithoutIt)
+{
+  ProbeRequest request;
+  request.budget = std::chrono::milliseconds(4321);
+  auto parsed = parse_probe_request(to_json(request));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->budget, std::chrono::milliseconds(4321));
+  auto older = parse_probe_request(R"({"timeout_ms": 1000, "targets": []})");
+  ASSERT_TRUE(older) << older.error();
+  EXPECT_EQ(older->budget, std::chrono::milliseconds(0)) << "a request without the field: no limit";
+  for (const char* bad : {R"({"timeout_ms": 1000, "budget_ms": -5, "targets": []})",
+                          R"({"timeout_ms": 1000, "budget_ms": "4s", "targets": []})"}) {
+    auto rejected = parse_probe_request(bad);
+    ASSERT_FALSE(rejected) << bad;
+    EXPECT_NE(rejected.error().find("budget_ms"), std::string::npos) << rejected.error();
+  }
+}
+
+TEST(ProbeReplyBody, CarriesPortsLeftUnprobed)
+{
+  ProbeReply reply;
+  reply.targets.push_back({Segment{{30000, 30999}, ProbeState::open, 0, "w1", true, {}},
+                           Segment{{31000, 32767}, ProbeState::unprobed, 0, "", false, {}}});
+  auto parsed = parse_probe_reply(to_json(reply));
+  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_EQ(parsed->targets.size(), 1u);
+  ASSERT_EQ(parsed->targets[0].size(), 2u);
+  EXPECT_EQ(parsed->targets[0][0].state, ProbeState::open);
+  EXPECT_EQ(parsed->targets[0][1].state, ProbeState::unprobed);
+  EXPECT_EQ(parsed->targets[0][1].range.min, 31000);
+}
+
 TEST(ProbeRequestBody, SaysWhenItContinuesTheChecksProbing)
 {
   ProbeRequest request;

@@ -159,6 +159,15 @@ overloaded(Protocol protocol, const ObservedAnswer* arrived)
   return evidence;
 }
 
+TEST(Diagnosis, PortsLeftUnprobedAtTheDeadlineAreUntestedNotDropped)
+{
+  // Nothing was asked of the captures: whatever they hold says nothing.
+  auto failure = diagnose(segment_of(ProbeState::unprobed, {30000, 32767}), evidence_of(Protocol::udp, nullptr));
+  EXPECT_EQ(failure.diagnosis, "agent-unreachable");
+  EXPECT_EQ(failure.state, "unprobed");
+  EXPECT_EQ(failure.detail, "worker1's agent had not probed these ports when the check's deadline came");
+}
+
 TEST(Diagnosis, AnswersDoNotDependOnTheCaptures)
 {
   auto refused = diagnose(segment_of(ProbeState::refused), overloaded(Protocol::tcp, &k_listening));

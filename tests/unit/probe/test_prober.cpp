@@ -729,6 +729,38 @@ TEST(Prober, IdentityLinesThatWaitBehindABusyTurnAreReadNotTakenForSilence)
   EXPECT_EQ(proven, k_ports) << "identity lines already in their sockets were not read";
 }
 
+TEST(Prober, FinishNowKeepsWhatIsKnownAndLeavesTheRestUnprobed)
+{
+  // Half a range answers at once, half is dropped, with a timeout far past
+  // the finish: the answers are kept, the silent ports are unprobed (not
+  // filtered: they never had their timeout), and the run ends at once.
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::tcp, "127.0.0.1", 64,
+                                     [](std::uint32_t i) { return i % 2 ? Reply::deaf : Reply::identity; });
+  ASSERT_TRUE(range);
+  responder.start();
+  EventLoop loop;
+  Prober prober(loop, test_token(), options(5000ms, 256));
+  std::optional<std::vector<TargetOutcome>> outcomes;
+  auto started = Clock::now();
+  prober.start({target(Protocol::tcp, "127.0.0.1", range->min, range->max)},
+               [&](std::vector<TargetOutcome> result) { outcomes = std::move(result); });
+  loop.after(300ms, [&] { prober.finish_now(); });
+  for (auto until = started + 10s; !outcomes && Clock::now() < until;) loop.run_once(100ms);
+  ASSERT_TRUE(outcomes);
+  EXPECT_LT(Clock::now() - started, 1s) << "the run went on after finish_now";
+  for (const auto& port : outcomes->at(0).ports) {
+    if ((port.port - range->min) % 2) {
+      EXPECT_EQ(port.state, ProbeState::unprobed) << port.port;
+    } else {
+      EXPECT_EQ(port.state, ProbeState::open) << port.port;
+      EXPECT_TRUE(port.responder && port.responder->authentic) << port.port;
+    }
+  }
+  prober.finish_now(); // no run in progress: nothing happens
+  loop.run_once(10ms);
+}
+
 TEST(Prober, SilenceInARangeThatAnsweredDoesNotShrinkTheWindow)
 {
   // Half a range dropped (every other port deaf), the rest answering at

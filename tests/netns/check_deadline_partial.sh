@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Live check, the deadline: a source still probing when the check's deadline
+# comes answers with what it has probed. The network drops UDP 8472 sent by
+# master1, and the probe timeout (5 s) outlasts every source's probing budget
+# (a 6 s deadline: the probe round ends by 4.5 s, less the time the answers
+# take), so master1's 8472 probes are still in flight then, and so are
+# client1's probes of the flows that must stay closed (silence is their
+# pass, and it takes a whole timeout). Those flows are skipped
+# (agent-unreachable: "had not probed"), the two agents' notes say how many
+# ports they had not probed, and every other flow passes, master1's and
+# client1's included. (Before, neither agent answered in time and every
+# flow from them was skipped.) The check ends within its deadline.
+#   usage: check_deadline_partial.sh PORTMATRIX [PM_NETPROBE]
+source "$(dirname "$0")/check_lib.bash"
+ck_init deadline_partial "$@"
+DEADLINE=6
+
+ck_topology
+ck_drop_on_bridge master1 udp 8472
+ck_start_cluster
+
+ck_check deadline --deadline "$DEADLINE" --timeout-ms 5000
+if [[ $CK_MS -lt $(((DEADLINE + 1) * 1000)) ]]; then
+  ck_ok "the check ended in $(ck_secs "$CK_MS"), within its ${DEADLINE}s deadline + 1s"
+else
+  ck_fail "the check took $(ck_secs "$CK_MS"), more than its ${DEADLINE}s deadline + 1s"
+fi
+ck_exit_status 1
+ck_report_valid
+UNPROBED="from=master1 proto=udp port=8472"
+ck_expect "$UNPROBED" skip agent-unreachable "master1's agent had not probed these ports" count=5
+DENIED="from=client1 expect=deny"
+ck_expect "$DENIED" skip agent-unreachable "client1's agent had not probed these ports"
+ck_summary failed=0 skipped=$((5 + $(ck_n "$DENIED")))
+ck_agent master1 error "still probing when the deadline came: 5 of"
+ck_agent client1 error "still probing when the deadline came"
+ck_others_pass "$UNPROBED" "$DENIED"
+ck_agents_ok master1 client1
+
+ck_finish

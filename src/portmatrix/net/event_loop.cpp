@@ -11,6 +11,13 @@
 #include <stdexcept>
 
 namespace portmatrix {
+namespace {
+
+// The token of m_bulk's own event in m_epoll: no fd has it.
+constexpr std::uint64_t k_bulk_token = ~std::uint64_t(0);
+constexpr int k_batch = 256;
+
+} // namespace
 
 EventLoop::EventLoop() : m_epoll(::epoll_create1(EPOLL_CLOEXEC))
 {
@@ -18,17 +25,26 @@ EventLoop::EventLoop() : m_epoll(::epoll_create1(EPOLL_CLOEXEC))
 }
 
 bool
-EventLoop::add(int fd, std::uint32_t events, IoCallback callback)
+EventLoop::add(int fd, std::uint32_t events, IoCallback callback, Priority priority)
 {
+  bool bulk = priority == Priority::bulk;
+  if (bulk && !m_bulk) {
+    Fd nested(::epoll_create1(EPOLL_CLOEXEC));
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = k_bulk_token;
+    if (!nested || ::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, nested.get(), &event) != 0) return false;
+    m_bulk = std::move(nested);
+  }
   auto generation = ++m_generation;
   epoll_event event{};
   event.events = events;
   event.data.u64 = (std::uint64_t(generation) << 32) | std::uint32_t(fd);
-  if (fd < 0 || ::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, fd, &event) != 0) return false;
+  if (fd < 0 || ::epoll_ctl((bulk ? m_bulk : m_epoll).get(), EPOLL_CTL_ADD, fd, &event) != 0) return false;
   if (std::size_t(fd) >= m_callbacks.size()) m_callbacks.resize(std::max(std::size_t(fd) + 1, 2 * m_callbacks.size()));
   auto& watch = m_callbacks[std::size_t(fd)];
   m_watched += !watch.callback;
-  watch = Watch{generation, std::make_shared<IoCallback>(std::move(callback))};
+  watch = Watch{generation, std::make_shared<IoCallback>(std::move(callback)), bulk};
   return true;
 }
 
@@ -57,13 +73,17 @@ EventLoop::modify(int fd, std::uint32_t events)
   epoll_event event{};
   event.events = events;
   event.data.u64 = (std::uint64_t(watch->generation) << 32) | std::uint32_t(fd);
-  return ::epoll_ctl(m_epoll.get(), EPOLL_CTL_MOD, fd, &event) == 0;
+  return ::epoll_ctl((watch->bulk ? m_bulk : m_epoll).get(), EPOLL_CTL_MOD, fd, &event) == 0;
 }
 
 void
 EventLoop::remove(int fd)
 {
-  if (unwatch(fd)) ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+  auto* watch = watch_of(fd);
+  if (!watch) return;
+  int epoll = (watch->bulk ? m_bulk : m_epoll).get();
+  unwatch(fd);
+  ::epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nullptr);
 }
 
 std::uint64_t
@@ -117,10 +137,31 @@ EventLoop::run_once(std::chrono::milliseconds max_wait)
     auto until = std::chrono::ceil<std::chrono::milliseconds>(m_timer_order.begin()->first - Clock::now());
     wait = std::clamp(until, std::chrono::milliseconds(0), max_wait);
   }
-  std::array<epoll_event, 256> events;
+  std::array<epoll_event, k_batch> events;
   int count = ::epoll_wait(m_epoll.get(), events.data(), int(events.size()), int(wait.count()));
   if (count < 0 && errno != EINTR) throw std::runtime_error("epoll_wait failed");
+  dispatch(events.data(), count);
+  run_timers();
+  return !m_stopped;
+}
+
+void
+EventLoop::dispatch_bulk()
+{
+  std::array<epoll_event, k_batch> events;
+  int count = ::epoll_wait(m_bulk.get(), events.data(), int(events.size()), 0);
+  dispatch(events.data(), count);
+}
+
+void
+EventLoop::dispatch(const epoll_event* events, int count)
+{
+  bool bulk_ready = false;
   for (int i = 0; i < count; ++i) {
+    if (events[i].data.u64 == k_bulk_token) {
+      bulk_ready = true; // after everything else that is ready
+      continue;
+    }
     int fd = int(std::uint32_t(events[i].data.u64));
     auto generation = std::uint32_t(events[i].data.u64 >> 32);
     auto* watch = watch_of(fd);
@@ -133,8 +174,7 @@ EventLoop::run_once(std::chrono::milliseconds max_wait)
       ++m_callback_errors;
     }
   }
-  run_timers();
-  return !m_stopped;
+  if (bulk_ready && m_bulk) dispatch_bulk();
 }
 
 void

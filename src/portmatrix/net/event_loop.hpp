@@ -2,6 +2,12 @@
 // loop's thread; a callback may add, modify or remove any fd (including its
 // own) and schedule or cancel timers. Exceptions must not escape callbacks:
 // the loop catches and counts them so one bad peer cannot stop the others.
+//
+// Bulk fds (Priority::bulk: a prober's thousands of sockets) wait in an epoll
+// set of their own, nested in the loop's: each turn serves every other ready
+// fd, then at most one batch of bulk ones. A listener that becomes ready is
+// served the next turn, not after the thousands of bulk fds ready before it
+// (the kernel reports ready fds in the order they became ready).
 #pragma once
 
 #include <chrono>
@@ -25,11 +31,13 @@ public:
   using IoCallback = std::function<void(std::uint32_t events)>;
   using TimerCallback = std::function<void()>;
 
+  enum class Priority { normal, bulk };
+
   EventLoop();
 
   // Watches `fd` (owned by the caller, open until remove()) for `events`
   // (EPOLLIN, EPOLLOUT, ...). Returns false (errno set) if epoll refuses it.
-  bool add(int fd, std::uint32_t events, IoCallback callback);
+  bool add(int fd, std::uint32_t events, IoCallback callback, Priority priority = Priority::normal);
   bool modify(int fd, std::uint32_t events);
   void remove(int fd);
   // remove() for an fd the caller closes right away and never dup()ed:
@@ -55,12 +63,18 @@ public:
 
 private:
   void run_timers();
+  // Calls the callbacks of `count` events (m_bulk's own: one batch of it, last).
+  void dispatch(const epoll_event* events, int count);
+  // One batch of the ready bulk fds, without waiting.
+  void dispatch_bulk();
 
   Fd m_epoll;
+  Fd m_bulk; // created with the first bulk fd, and watched in m_epoll
   struct Watch
   {
     std::uint32_t generation;
     std::shared_ptr<IoCallback> callback; // shared: a callback that removes its own fd stays alive while it runs
+    bool bulk = false;                    // in m_bulk, not m_epoll
   };
   Watch* watch_of(int fd); // nullptr when `fd` is not watched
   bool unwatch(int fd);    // false when it was not watched

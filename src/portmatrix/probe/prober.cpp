@@ -916,7 +916,7 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   auto generation = probe.generation;
   if (protocol == Protocol::tcp) {
     auto on_ready = [this, slot, generation](std::uint32_t events) { on_event(slot, generation, events); };
-    if (!m_loop.add(fd.get(), EPOLLOUT | EPOLLIN | EPOLLET, std::move(on_ready))) {
+    if (!m_loop.add(fd.get(), EPOLLOUT | EPOLLIN | EPOLLET, std::move(on_ready), EventLoop::Priority::bulk)) {
       int error = errno;
       m_free.push_back(slot);
       return defer_or_settle(job, error);

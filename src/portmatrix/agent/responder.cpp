@@ -68,8 +68,13 @@ constexpr std::size_t k_max_connections = 8192;
 // Per readiness event (the loop is level triggered, so the rest waits a turn
 // and one busy port cannot starve others): one accept, which spares the
 // accept() that would only say EAGAIN (a probe connection usually comes
-// alone), and one recvmmsg() of up to k_datagrams.
+// alone), and one recvmmsg() of up to k_datagrams. A listener that was ready
+// the turn before as well has a queue (a burst: every worker probing the
+// API port at once), and takes up to k_accept_burst: one a turn, on a loop
+// that a node's own probing keeps busy, would answer the last of them
+// seconds late.
 constexpr int k_datagrams = 16;
+constexpr int k_accept_burst = 64;
 constexpr int k_send_flags = MSG_NOSIGNAL | MSG_DONTWAIT;
 
 std::string
@@ -123,6 +128,7 @@ struct Responder::Impl
     Fd fd;
     Protocol protocol;
     std::uint16_t port;
+    std::uint32_t last_turn = 0; // the loop's turn it was last ready in (TCP: see k_accept_burst)
   };
 
   struct Connection
@@ -152,7 +158,7 @@ struct Responder::Impl
   // nullopt when listening (now or already), else the errno of the failure.
   std::optional<int> add_listener(Protocol protocol, std::uint16_t port);
   void on_listener_ready(std::uint32_t index);
-  void accept_connections(const Listener& listener);
+  bool accept_connection(const Listener& listener); // false: none was waiting (or none could be taken)
   void answer_datagrams(const Listener& listener);
   bool on_connection_ready(std::uint64_t id);
   // Answers when `line` is a probe; the caller closes the connection.
@@ -222,7 +228,7 @@ Responder::Impl::add_listener(Protocol protocol, std::uint16_t port)
   if (!socket) return error;
   auto index = std::uint32_t(m_listeners.size());
   if (!m_loop.add(socket.get(), EPOLLIN, [this, index](std::uint32_t) { on_listener_ready(index); })) return errno;
-  m_listeners.push_back(Listener{std::move(socket), protocol, port});
+  m_listeners.push_back(Listener{std::move(socket), protocol, port, 0});
   ports(protocol).set(port);
   return std::nullopt;
 }
@@ -230,16 +236,20 @@ Responder::Impl::add_listener(Protocol protocol, std::uint16_t port)
 void
 Responder::Impl::on_listener_ready(std::uint32_t index)
 {
-  const auto& listener = m_listeners[index];
+  auto& listener = m_listeners[index];
   if (listener.protocol == Protocol::tcp) {
-    accept_connections(listener);
+    auto turn = std::uint32_t(m_loop.turns());
+    int burst = listener.last_turn + 1 == turn ? k_accept_burst : 1;
+    listener.last_turn = turn;
+    for (int i = 0; i < burst && accept_connection(listener); ++i) {
+    }
   } else {
     answer_datagrams(listener);
   }
 }
 
-void
-Responder::Impl::accept_connections(const Listener& listener)
+bool
+Responder::Impl::accept_connection(const Listener& listener)
 {
   // At the cap, the oldest connection is answered (if its line is in) and
   // closed: idle clients cannot hold the slots.
@@ -254,7 +264,7 @@ Responder::Impl::accept_connections(const Listener& listener)
       make_room();
       continue;
     }
-    return; // EAGAIN, or nothing we can do this turn
+    return false; // EAGAIN, or nothing we can do this turn
   }
   auto id = m_next_connection++;
   int fd = socket.get();
@@ -263,12 +273,13 @@ Responder::Impl::accept_connections(const Listener& listener)
   connection.port = listener.port;
   // Usually the probe line is in already (TCP_DEFER_ACCEPT): answered and
   // closed here, the connection never needs epoll or a timer.
-  if (!on_connection_ready(id)) return;
+  if (!on_connection_ready(id)) return true;
   if (!m_loop.add(fd, EPOLLIN, [this, id](std::uint32_t) { on_connection_ready(id); })) {
     close_connection(id);
-    return;
+    return true;
   }
   connection.timer = m_loop.after(k_line_timeout, [this, id] { close_connection(id); });
+  return true;
 }
 
 void

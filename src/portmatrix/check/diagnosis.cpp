@@ -131,10 +131,11 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
       service = true;
       return failure; // a real service owns the port and answered: reachable
     } else {
+      // (The destination is not asked about ports that answered: its
+      // capture cannot tell who answered.)
       failure.diagnosis = "wrong-responder";
       failure.detail = segment.responder.empty() ? "something answered, but not our agent"
                                                  : "an identity that our token does not sign answered";
-      unconfirmed(failure);
     }
     return failure;
   case ProbeState::blocked_locally:

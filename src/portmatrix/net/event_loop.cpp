@@ -132,6 +132,7 @@ bool
 EventLoop::run_once(std::chrono::milliseconds max_wait)
 {
   if (m_stopped) return false;
+  ++m_turns;
   auto wait = max_wait;
   if (!m_timer_order.empty()) {
     auto until = std::chrono::ceil<std::chrono::milliseconds>(m_timer_order.begin()->first - Clock::now());

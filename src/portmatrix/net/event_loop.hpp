@@ -60,6 +60,9 @@ public:
   bool stopped() const { return m_stopped; }
 
   std::uint64_t callback_errors() const { return m_callback_errors; }
+  // How many turns (run_once calls) the loop has taken: a callback can tell
+  // an fd ready turn after turn (a queue builds up) from one ready now and then.
+  std::uint64_t turns() const { return m_turns; }
 
 private:
   void run_timers();
@@ -91,6 +94,7 @@ private:
     m_timers;
   std::uint64_t m_next_timer = 1;
   std::uint64_t m_callback_errors = 0;
+  std::uint64_t m_turns = 0;
   bool m_stopped = false;
 };
 

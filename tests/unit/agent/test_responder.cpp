@@ -392,6 +392,36 @@ TEST(Responder, ABurstOnOnePortWaitsInTheQueueWhileTheLoopIsBusy)
   EXPECT_EQ(authentic, connected.size());
 }
 
+TEST(Responder, AQueueOnOneListenerDrainsInAFewTurns)
+{
+  // One accept a turn spares the accept() that would say EAGAIN when a
+  // probe comes alone; a listener ready turn after turn has a queue, which
+  // drains many a turn, or the last of a burst would wait hundreds of turns
+  // of a loop that the node's own probing keeps busy.
+  constexpr int k_queued = 300;
+  if (!ensure_fd_limit(2 * k_queued + 100)) GTEST_SKIP() << "needs RLIMIT_NOFILE >= " << 2 * k_queued + 100;
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, k_loopback);
+  auto tcp_port = free_port(SOCK_STREAM);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}});
+  std::vector<Fd> clients;
+  for (int i = 0; i < k_queued; ++i) { // handshakes are the kernel's: the loop does not run meanwhile
+    clients.push_back(connect_tcp(tcp_port));
+    send_text(clients.back(), make_probe_payload("00000000000000dd"));
+  }
+  int turns = 0;
+  for (; turns < 20 && responder.answered() < std::size_t(k_queued); ++turns) loop.run_once(0ms);
+  EXPECT_EQ(responder.answered(), std::size_t(k_queued)) << "after " << turns << " turns";
+  EXPECT_LE(turns, 1 + k_queued / 64 + 2);
+  std::size_t authentic = 0;
+  for (auto& client : clients) {
+    auto identity = parse_identity_reply(token, read_to_end(client), "00000000000000dd", Protocol::tcp);
+    authentic += identity && identity->authentic;
+  }
+  EXPECT_EQ(authentic, std::size_t(k_queued));
+}
+
 TEST(Responder, RecordsTheOwnerOfAPortInUse)
 {
   auto token = test_token();

@@ -195,6 +195,12 @@ TEST(Diagnosis, AnswersDoNotDependOnTheCaptures)
   EXPECT_EQ(wrong.diagnosis, "wrong-responder");
   EXPECT_EQ(wrong.detail, "the agent on master3 answered instead of master2");
 
+  // Open without an identity line: the destination was never asked (its
+  // capture cannot tell who answered), and the detail does not say otherwise.
+  auto silent = diagnose(segment_of(ProbeState::open), evidence_of(Protocol::tcp, nullptr));
+  EXPECT_EQ(silent.diagnosis, "wrong-responder");
+  EXPECT_EQ(silent.detail, "something answered, but not our agent");
+
   auto ours = segment_of(ProbeState::open);
   ours.authentic = true;
   ours.responder = "master2";

@@ -28,7 +28,7 @@
 #   ck_start_cluster       the four steps above, in that order (most scenarios)
 #   ck_check NAME [ARGS]   check from client1, --format json --output
 #                          $WORK/NAME.json: sets CK_RC, CK_MS, CK_JSON
-#   ck_exit_status N, ck_summary, ck_expect, ck_others_pass, ck_answered_by, ... assertions
+#   ck_exit_status N, ck_ended_within, ck_summary, ck_expect, ck_others_pass, ck_answered_by, ... assertions
 #   ck_finish              exits 0, or 1 when an assertion failed
 #
 # Everything lives in namespaces named after this run ($CK_PREFIX-*); the
@@ -397,6 +397,14 @@ ck_exit_status() { # EXPECTED
     ck_ok "check exited $1"
   else
     ck_fail "check exited $CK_RC, expected $1; stderr: $(head -c 2000 "$CK_WORK/$CK_CHECK_NAME.err")"
+  fi
+}
+
+ck_ended_within() { # DEADLINE SLACK: the last check ended within its --deadline (seconds) + SLACK seconds
+  if [[ $CK_MS -lt $((($1 + $2) * 1000)) ]]; then
+    ck_ok "the check ended in $(ck_secs "$CK_MS"), within its ${1}s deadline + ${2}s"
+  else
+    ck_fail "the check took $(ck_secs "$CK_MS"), more than its ${1}s deadline + ${2}s"
   fi
 }
 

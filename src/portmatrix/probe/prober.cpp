@@ -503,6 +503,7 @@ private:
   Finding open_with(const Probe& probe, std::string_view reply) const;
   void finish(std::uint32_t slot, Finding finding);
   void adapt_window(const Probe& probe, const Finding& finding);
+  void reopen_window();
   void close_probe(Probe& probe);
   void settle(const Job& job, Finding finding);
   void maybe_done();
@@ -535,6 +536,7 @@ private:
   std::chrono::nanoseconds m_latency_sum{0}; // answers since the window last adapted
   std::uint32_t m_latency_samples = 0;
   std::chrono::nanoseconds m_fastest = std::chrono::nanoseconds::max(); // the fastest answer: the path's own latency
+  Clock::time_point m_last_answer;                                     // of those adapt_window counts
   std::size_t m_young = 0;
   std::optional<SocketAddress> m_source;
 
@@ -666,6 +668,7 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_latency_sum = {};
   m_latency_samples = 0;
   m_fastest = std::chrono::nanoseconds::max();
+  m_last_answer = Clock::now();
   m_capacity = std::clamp<std::size_t>(std::max(m_options.max_open, m_options.max_in_flight), 1, fd_budget());
   m_young = 0;
   // A slot per job, and one per hedge a short TCP range may start beside its first try.
@@ -1073,6 +1076,7 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
     if (channel.fd && Clock::now() - m_udp_drained_at > std::chrono::milliseconds(1)) drain_udp(channel);
     if (!live(slot, generation)) return;
   }
+  if (!finding) reopen_window(); // silent: see reopen_window
   finish(slot, finding ? std::move(*finding) : found(ProbeState::filtered));
 }
 
@@ -1109,7 +1113,23 @@ Prober::Impl::on_quiet(std::uint32_t slot, std::uint32_t generation)
   if (m_target_opened[target] || m_outcomes[target].ports.size() < k_silent_range) return;
   m_probes[slot].young = false;
   --m_young;
+  reopen_window();
   fill();
+}
+
+// A window narrowed by answers that queued up stays narrow only while there
+// are answers to say so. Without any for a whole timeout (what is left is
+// silent: a dropped range, a dead agent's ports) it is whole again, as at
+// the start, or a silent range would crawl through a few dozen probes a
+// timeout (a check with one agent dead took 25 s instead of 3).
+void
+Prober::Impl::reopen_window()
+{
+  auto limit = std::max<std::size_t>(m_options.max_in_flight, 1);
+  if (m_window >= limit || Clock::now() - m_last_answer < m_options.timeout) return;
+  m_window = limit;
+  m_latency_sum = {};
+  m_latency_samples = 0;
 }
 
 void
@@ -1166,7 +1186,8 @@ Prober::Impl::adapt_window(const Probe& probe, const Finding& finding)
 {
   if (finding.state != ProbeState::open || !finding.responder) return;
   auto started = probe.deadline - m_options.timeout;
-  auto latency = std::chrono::nanoseconds(Clock::now() - started);
+  m_last_answer = Clock::now();
+  auto latency = std::chrono::nanoseconds(m_last_answer - started);
   m_fastest = std::min(m_fastest, latency);
   m_latency_sum += latency;
   if (++m_latency_samples < k_window_samples) return;

@@ -761,6 +761,32 @@ TEST(Prober, FinishNowKeepsWhatIsKnownAndLeavesTheRestUnprobed)
   loop.run_once(10ms);
 }
 
+TEST(Prober, AWindowNarrowedByQueuedAnswersOpensAgainWhenOnlySilenceIsLeft)
+{
+  // First a range whose answers queue up (the window narrows), then a longer
+  // one that is silent (a dead agent's ports): with no answers left to
+  // judge the load by, the whole window is in flight again, or the silent
+  // range would go through a few dozen probes a timeout.
+  TestResponder responder(test_token());
+  auto busy = responder.serve_range(Protocol::tcp, "127.0.0.1", 300, Reply::busy);
+  auto silent = responder.serve_range(Protocol::udp, "127.0.0.1", 1000, Reply::nothing);
+  ASSERT_TRUE(busy && silent);
+  responder.start();
+  auto probe_options = options(500ms, 256);
+  probe_options.retries = 0;
+  auto started = Clock::now();
+  auto outcomes = Prober::run(test_token(),
+                              {target(Protocol::tcp, "127.0.0.1", busy->min, busy->max),
+                               target(Protocol::udp, "127.0.0.1", silent->min, silent->max)},
+                              probe_options);
+  auto elapsed = Clock::now() - started;
+  for (const auto& port : outcomes.at(0).ports) EXPECT_EQ(port.state, ProbeState::open) << port.port;
+  for (const auto& port : outcomes.at(1).ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
+  // The busy range takes ~0.6 s (2 ms an answer), the silent one a few
+  // timeouts with the whole window; at the narrowest window (32) it would take 16.
+  EXPECT_LT(elapsed, 6s) << "the silent range crawled through a narrow window";
+}
+
 TEST(Prober, SilenceInARangeThatAnsweredDoesNotShrinkTheWindow)
 {
   // Half a range dropped (every other port deaf), the rest answering at

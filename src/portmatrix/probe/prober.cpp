@@ -1,7 +1,8 @@
 // The prober: every port of every target becomes one job per connection
 // (`repeat` jobs for a VIP), and jobs run as non-blocking sockets on the
 // caller's EventLoop, at most a window of unanswered young ones at once
-// (up to `max_in_flight`, narrower while answers queue up: adapt_window;
+// (up to `max_in_flight`, narrower while answers queue up: adapt_window,
+// whole again after a timeout with no answer: reopen_window;
 // a probe still silent after `quiet_after` leaves that window, keeping its
 // socket until its timeout; `max_open` bounds them all); each finished or
 // quiet probe starts the next job, so a range of thousands of ports is in

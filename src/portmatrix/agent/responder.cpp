@@ -2,10 +2,11 @@
 // caller's EventLoop, and answers probes with the node's identity.
 //
 // Memory is the constraint: a node may need 30000-32767 over TCP and UDP,
-// 5,536 sockets. Each listener is a 12-byte Listener (fd, protocol, port) in
-// one vector, "do we hold this port" is a bit in a 64 Ki bitset per protocol,
-// and each is registered with a lambda capturing only `this` and its index,
-// which std::function stores inline (no allocation of its own).
+// 5,536 sockets. Each listener is a 16-byte Listener (fd, protocol, port,
+// the turn it was last ready in) in one vector, "do we hold this port" is a
+// bit in a 64 Ki bitset per protocol, and each is registered with a lambda
+// capturing only `this` and its index, which std::function stores inline
+// (no allocation of its own).
 //
 // UDP is stateless: a datagram carrying a probe payload gets the reply sent
 // back to its source, anything else is ignored. A TCP connection is accepted
@@ -55,13 +56,13 @@
 namespace portmatrix {
 namespace {
 
-// As deep as the kernel allows (it caps the number at net.core.somaxconn): a
-// loop that falls behind (a busy node probing thousands of ports itself)
-// accepts one connection per listener per turn, and a burst on one port (the
-// load balancer's connections to the API port during a VIP check) must wait
-// in the queue, not overflow it: a full queue drops the SYN, or the
-// handshake's last ACK, and the probe reads as a firewall's drop or as a
-// responder that never says who it is. The number costs nothing until used.
+// As deep as the kernel allows (it caps the number at net.core.somaxconn): on
+// a loop that falls behind (a busy node probing thousands of ports itself) a
+// burst on one port (the load balancer's connections to the API port during
+// a VIP check) must wait in the queue, not overflow it: a full queue drops
+// the SYN, or the handshake's last ACK, and the probe reads as a firewall's
+// drop or as a responder that never says who it is. The number costs
+// nothing until used.
 constexpr int k_listen_backlog = SOMAXCONN;
 constexpr std::chrono::milliseconds k_line_timeout{2000};
 constexpr std::size_t k_max_connections = 8192;

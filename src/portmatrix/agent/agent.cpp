@@ -317,7 +317,7 @@ struct Agent::Impl
     // losses are the ones that touch what it asks about.
     capture.catch_up();
     HelloReply reply{node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
-                     responder.owners(), capture.lost(), capture.mark()};
+                     responder.owners(), capture.lost(), capture.mark(), responder.answered_mark()};
     for (auto& owner : reply.owners) {
       auto it = services.find({owner.protocol, owner.port});
       if (it != services.end()) owner.service = it->second;
@@ -427,7 +427,9 @@ struct Agent::Impl
         auto seen = watched.seen(query.protocol, query.peer, std::uint16_t(port), query.departed ? 0 : query.since);
         answer.packets += seen;
         answer.ports_seen += seen > 0;
-        if (!query.departed) answer.ports_listening += responder.listening(query.protocol, std::uint16_t(port));
+        if (query.departed) continue;
+        answer.ports_listening += responder.listening(query.protocol, std::uint16_t(port));
+        answer.ports_answered += responder.answered_to(query.protocol, query.peer, std::uint16_t(port), query.answered_since) > 0;
       }
       reply.answers.push_back(answer);
     }

@@ -16,9 +16,9 @@
 // parses every packet in full (parse_arrived_probe) as if there were none.
 //
 // Counts are kept per (protocol, peer address bytes, destination port) in a
-// map of at most max_keys entries; past it, packets() still counts. Each key
-// also keeps the sequence number of its last packet (packets() when it was
-// recorded), so a question can be limited to what arrived since a mark().
+// PeerPortCounts of at most max_keys entries; past it, packets() still counts.
+// Each key also keeps the sequence number of its last packet (packets() when
+// it was recorded), so a question can be limited to what arrived since a mark().
 //
 // What is lost is counted, because a lost packet reads as "not seen": the
 // kernel's drops (a full receive buffer while the loop is busy elsewhere),
@@ -47,6 +47,8 @@
 #include <vector>
 
 #include <fmt/format.h>
+
+#include "agent/peer_port_counts.hpp"
 
 namespace portmatrix {
 namespace {
@@ -267,33 +269,6 @@ attach_closed_filter(int socket)
   return ::setsockopt(socket, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0;
 }
 
-// --- counting -------------------------------------------------------------------
-
-struct Key
-{
-  std::array<std::uint8_t, 16> source;
-  std::uint16_t port;
-  std::uint8_t protocol;
-  std::uint8_t unused = 0; // no padding: the key hashes as plain bytes
-
-  friend bool operator==(const Key&, const Key&) = default;
-};
-static_assert(sizeof(Key) == 20);
-
-struct KeyHash
-{
-  std::size_t operator()(const Key& key) const
-  {
-    return std::hash<std::string_view>()(std::string_view(reinterpret_cast<const char*>(&key), sizeof(key)));
-  }
-};
-
-Key
-key_of(Protocol protocol, const std::array<std::uint8_t, 16>& source, std::uint16_t port)
-{
-  return Key{source, port, std::uint8_t(protocol)};
-}
-
 } // namespace
 
 std::optional<ArrivedProbe>
@@ -310,7 +285,7 @@ parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertyp
 struct Capture::Impl
 {
   Impl(EventLoop& loop, std::string address, Direction direction, std::size_t max_keys)
-    : m_loop(loop), m_address(std::move(address)), m_direction(direction), m_max_keys(max_keys)
+    : m_loop(loop), m_address(std::move(address)), m_direction(direction), m_counts(max_keys)
   {
     if (inet_pton(AF_INET, m_address.c_str(), m_node.data()) == 1) {
       m_family = AF_INET;
@@ -336,22 +311,14 @@ struct Capture::Impl
   EventLoop& m_loop;
   std::string m_address;
   Direction m_direction;
-  std::size_t m_max_keys;
   int m_family = AF_UNSPEC;
   std::array<std::uint8_t, 16> m_node{};
   Fd m_socket;
 
   int m_receive_buffer = k_receive_buffer;
 
-  struct Count
-  {
-    std::uint32_t packets = 0;
-    std::uint64_t last = 0; // m_packets when the last one was recorded
-  };
-  std::unordered_map<Key, Count, KeyHash> m_counts;
-  std::uint64_t m_packets = 0;
+  PeerPortCounts m_counts;          // packets() is its mark(); what it could not record is lost
   std::uint64_t m_kernel_drops = 0; // tp_drops, added up over every read
-  std::uint64_t m_unrecorded = 0;   // probes with a new key past max_keys
 
   // recvmmsg scratch space, reused by every drain().
   std::array<std::array<std::uint8_t, k_buffer_size>, k_batch> m_buffers{};
@@ -456,20 +423,7 @@ Capture::Impl::record(const sockaddr_ll& from, std::span<const std::uint8_t> pac
   if ((from.sll_pkttype == PACKET_OUTGOING) != (m_direction == Direction::outbound)) return;
   auto probe = parse_arrived_probe(packet, ntohs(from.sll_protocol), node(), m_direction);
   if (!probe) return;
-  ++m_packets;
-  auto key = key_of(probe->protocol, probe->peer, probe->port);
-  Count* count = nullptr;
-  if (m_counts.size() < m_max_keys) {
-    count = &m_counts[key];
-  } else if (auto it = m_counts.find(key); it != m_counts.end()) {
-    count = &it->second;
-  }
-  if (count) {
-    ++count->packets;
-    count->last = m_packets;
-  } else {
-    ++m_unrecorded;
-  }
+  m_counts.record(probe->protocol, probe->peer, probe->port);
 }
 
 Capture::Capture(EventLoop& loop, std::string address, Direction direction, std::size_t max_keys)
@@ -523,39 +477,32 @@ Capture::clear_counts()
   // being forgotten.
   catch_up();
   m_impl->m_counts.clear();
-  m_impl->m_packets = 0;
   m_impl->m_kernel_drops = 0;
-  m_impl->m_unrecorded = 0;
 }
 
 std::uint32_t
 Capture::seen(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since) const
 {
-  std::array<std::uint8_t, 16> bytes{};
-  if (m_impl->m_family == AF_UNSPEC || inet_pton(m_impl->m_family, peer.c_str(), bytes.data()) != 1) return 0;
-  // A mark beyond what this capture recorded is not one of its marks (the
-  // agent restarted since it gave it): all it counts came after it.
-  if (since > m_impl->m_packets) since = 0;
-  auto it = m_impl->m_counts.find(key_of(protocol, bytes, port));
-  return it == m_impl->m_counts.end() || it->second.last <= since ? 0 : it->second.packets;
+  auto bytes = peer_bytes(m_impl->m_family, peer);
+  return bytes ? m_impl->m_counts.seen(protocol, *bytes, port, since) : 0;
 }
 
 std::uint64_t
 Capture::mark() const
 {
-  return m_impl->m_packets;
+  return m_impl->m_counts.mark();
 }
 
 std::uint64_t
 Capture::packets() const
 {
-  return m_impl->m_packets;
+  return m_impl->m_counts.mark();
 }
 
 std::uint64_t
 Capture::lost() const
 {
-  return m_impl->m_kernel_drops + m_impl->m_unrecorded;
+  return m_impl->m_kernel_drops + m_impl->m_counts.unrecorded();
 }
 
 void

@@ -159,6 +159,7 @@ to_json(const HelloReply& reply)
               {"capture_error", reply.capture_error},
               {"capture_lost", reply.capture_lost},
               {"capture_mark", reply.capture_mark},
+              {"answered_mark", reply.answered_mark},
               {"listeners", reply.listeners},
               {"owners", owners}}
     .dump();
@@ -211,6 +212,7 @@ to_json(const std::vector<ObservedQuery>& queries)
                {"port_min", q.range.min},
                {"port_max", q.range.max}};
     if (q.since != 0) query["since"] = q.since;
+    if (q.answered_since != 0) query["answered_since"] = q.answered_since;
     list.push_back(std::move(query));
   }
   return json{{"queries", list}}.dump();
@@ -221,7 +223,10 @@ to_json(const ObservedReply& reply)
 {
   json answers = json::array();
   for (const auto& a : reply.answers) {
-    answers.push_back({{"packets", a.packets}, {"ports_seen", a.ports_seen}, {"ports_listening", a.ports_listening}});
+    answers.push_back({{"packets", a.packets},
+                       {"ports_seen", a.ports_seen},
+                       {"ports_listening", a.ports_listening},
+                       {"ports_answered", a.ports_answered}});
   }
   return json{{"capture", reply.capture},
               {"departures", reply.departures},
@@ -262,6 +267,7 @@ parse_hello_reply(std::string_view text)
     reply.capture_error = text_field(document, "capture_error");
     reply.capture_lost = optional_count(document, "capture_lost");
     reply.capture_mark = optional_count(document, "capture_mark");
+    reply.answered_mark = optional_count(document, "answered_mark");
     reply.listeners = std::size_t(number_field(document, "listeners", 0, 1 << 24));
     for (const auto& item : list_field(document, "owners")) {
       if (!item.is_object()) throw ParseError{"owner must be an object"};
@@ -341,7 +347,8 @@ parse_observed_queries(std::string_view text)
       bool departed = item.contains("destination");
       if (departed == item.contains("source")) throw ParseError{"a query names either a source or a destination"};
       queries.push_back({protocol_field(item), text_field(item, departed ? "destination" : "source"),
-                         range_fields(item), departed, optional_count(item, "since")});
+                         range_fields(item), departed, optional_count(item, "since"),
+                         optional_count(item, "answered_since")});
     }
     return queries;
   });
@@ -358,9 +365,11 @@ parse_observed_reply(std::string_view text)
     reply.departures_lost = optional_count(document, "departures_lost");
     for (const auto& item : list_field(document, "answers")) {
       if (!item.is_object()) throw ParseError{"answer must be an object"};
-      reply.answers.push_back({std::uint64_t(number_field(item, "packets", 0, INT64_MAX)),
-                               std::uint32_t(number_field(item, "ports_seen", 0, 65535)),
-                               std::uint32_t(number_field(item, "ports_listening", 0, 65535))});
+      reply.answers.push_back(
+        {std::uint64_t(number_field(item, "packets", 0, INT64_MAX)),
+         std::uint32_t(number_field(item, "ports_seen", 0, 65535)),
+         std::uint32_t(number_field(item, "ports_listening", 0, 65535)),
+         item.contains("ports_answered") ? std::uint32_t(number_field(item, "ports_answered", 0, 65535)) : 0u});
     }
     return reply;
   });

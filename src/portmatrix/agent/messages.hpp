@@ -31,6 +31,10 @@ struct HelloReply
   // arrived since then, not what earlier checks sent. Optional on the wire
   // ("capture_mark"; 0, everything, from older agents).
   std::uint64_t capture_mark = 0;
+  // Where the listeners' count of the probes they answered stands
+  // (Responder::answered_mark), for the same purpose. Optional on the wire
+  // ("answered_mark"; 0 from older agents).
+  std::uint64_t answered_mark = 0;
 };
 
 // probe: probe these targets from your node.
@@ -77,6 +81,8 @@ struct ObservedQuery
   PortRange range;
   bool departed = false;
   std::uint64_t since = 0; // arrivals only: what arrived after this mark (hello's capture_mark); optional
+  std::uint64_t answered_since = 0; // arrivals only: probes our listeners answered after this mark
+                                   // (hello's answered_mark); optional ("answered_since")
 };
 
 struct ObservedAnswer
@@ -84,6 +90,10 @@ struct ObservedAnswer
   std::uint64_t packets = 0;      // probe packets seen in the range from the source
   std::uint32_t ports_seen = 0;   // distinct ports of the range that saw one
   std::uint32_t ports_listening = 0; // ports of the range our listeners hold
+  // Ports of the range on which our listener answered a probe from the
+  // source (maybe too late for its prober). Optional ("ports_answered"; 0
+  // from older agents).
+  std::uint32_t ports_answered = 0;
 };
 
 // The answers rest on captures that may have fallen behind: each reply says

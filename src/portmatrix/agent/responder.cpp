@@ -118,6 +118,19 @@ open_listener(Protocol protocol, const SocketAddress& address, int& error)
   return socket;
 }
 
+// The address of `from` (IPv4 or IPv6) as PeerBytes.
+PeerBytes
+bytes_of(const sockaddr_storage& from)
+{
+  PeerBytes bytes{};
+  if (from.ss_family == AF_INET) {
+    std::memcpy(bytes.data(), &reinterpret_cast<const sockaddr_in&>(from).sin_addr, 4);
+  } else if (from.ss_family == AF_INET6) {
+    std::memcpy(bytes.data(), &reinterpret_cast<const sockaddr_in6&>(from).sin6_addr, 16);
+  }
+  return bytes;
+}
+
 } // namespace
 
 // --- Responder ----------------------------------------------------------------
@@ -137,6 +150,7 @@ struct Responder::Impl
     Fd fd;
     std::uint16_t port = 0; // the listener's port, named in the reply
     std::uint64_t timer = 0;
+    PeerBytes peer{};     // the prober's address
     std::string received; // at most k_max_identity_line bytes
   };
 
@@ -186,6 +200,7 @@ struct Responder::Impl
   std::map<std::uint64_t, Connection> m_connections;
   std::uint64_t m_next_connection = 1;
   std::uint64_t m_answered = 0;
+  PeerPortCounts m_answered_to; // probes answered, by (protocol, prober, port): see answered_to()
 };
 
 void
@@ -256,8 +271,10 @@ Responder::Impl::accept_connection(const Listener& listener)
   // closed: idle clients cannot hold the slots.
   if (m_connections.size() >= k_max_connections) make_room();
   Fd socket;
+  sockaddr_storage from{};
   while (!socket) {
-    socket = Fd(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    socklen_t length = sizeof(from);
+    socket = Fd(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&from), &length, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (socket) break;
     if (errno == EINTR || errno == ECONNABORTED) continue;
     // Out of fds: make room by dropping the oldest connection, if any.
@@ -272,6 +289,7 @@ Responder::Impl::accept_connection(const Listener& listener)
   auto& connection = m_connections[id];
   connection.fd = std::move(socket);
   connection.port = listener.port;
+  connection.peer = bytes_of(from);
   // Usually the probe line is in already (TCP_DEFER_ACCEPT): answered and
   // closed here, the connection never needs epoll or a timer.
   if (!on_connection_ready(id)) return true;
@@ -332,7 +350,12 @@ Responder::Impl::answer_datagrams(const Listener& listener)
       ++sent; // that answer is lost (the prober asks again); the rest still go
       continue;
     }
-    for (int i = 0; i < done; ++i) m_answered += out[sent + unsigned(i)].msg_len == reply_vectors[sent + unsigned(i)].iov_len;
+    for (unsigned i = sent; i < sent + unsigned(done); ++i) {
+      if (out[i].msg_len != reply_vectors[i].iov_len) continue;
+      ++m_answered;
+      m_answered_to.record(Protocol::udp, bytes_of(*static_cast<const sockaddr_storage*>(out[i].msg_hdr.msg_name)),
+                           listener.port);
+    }
     sent += unsigned(done);
   }
 }
@@ -387,6 +410,9 @@ Responder::Impl::answer_line(Connection& connection, std::string_view line)
 {
   auto nonce = parse_probe_payload(line);
   if (!nonce) return;
+  // On record even when the send fails: a prober that gave up has reset the
+  // connection, but its line, read here, proves it reached us.
+  m_answered_to.record(Protocol::tcp, connection.peer, connection.port);
   auto reply = make_identity_reply(m_token, *nonce, m_node, Protocol::tcp, connection.port);
   // A fresh connection's send buffer is empty and its window open: send()
   // puts the short reply on the wire at once, before close() resets the
@@ -457,6 +483,19 @@ std::uint64_t
 Responder::answered() const
 {
   return m_impl->m_answered;
+}
+
+std::uint32_t
+Responder::answered_to(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since) const
+{
+  auto bytes = m_impl->m_address ? peer_bytes(m_impl->m_address->family(), peer) : std::nullopt;
+  return bytes ? m_impl->m_answered_to.seen(protocol, *bytes, port, since) : 0;
+}
+
+std::uint64_t
+Responder::answered_mark() const
+{
+  return m_impl->m_answered_to.mark();
 }
 
 std::optional<std::pair<int, std::string>>

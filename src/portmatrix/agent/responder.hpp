@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/peer_port_counts.hpp"
 #include "agent/tls_health.hpp"
 #include "crypto/hmac.hpp"
 #include "model/types.hpp"
@@ -60,6 +61,16 @@ public:
   bool listening(Protocol protocol, std::uint16_t port) const;
   std::size_t listener_count() const;
   std::uint64_t answered() const; // identity replies sent, TCP and UDP
+
+  // Probes from `peer` that our listener on `port` answered after `since`
+  // (an answered_mark(); 0: all): the proof that they got here, even when
+  // the answer came too late for the prober. UDP: the identity reply was
+  // sent (a reply our own output rules drop is not an answer). TCP: the
+  // probe line was read; the reply follows unless the prober, tired of
+  // waiting, has reset the connection already. Bounded like the capture's
+  // counts (PeerPortCounts).
+  std::uint32_t answered_to(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since = 0) const;
+  std::uint64_t answered_mark() const;
 
 private:
   struct Impl;

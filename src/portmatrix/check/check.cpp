@@ -348,12 +348,14 @@ private:
     return &it->second.targets[target];
   }
 
-  // A segment of an allow flow to a node that is not a proven answer from that node.
+  // A segment of an allow flow to a node that is not a proven answer from
+  // that node: a failure, or a connection whose identity line did not come
+  // (its agent may have sent it too late).
   bool needs_observation(const Flow& flow, const Segment& segment) const
   {
     if (!flow.to || flow.expect != Expect::allow) return false;
-    return segment.state != ProbeState::open && segment.state != ProbeState::blocked_locally
-           && segment.state != ProbeState::unprobed;
+    if (segment.state == ProbeState::open) return !segment.authentic && segment.responder.empty();
+    return segment.state != ProbeState::blocked_locally && segment.state != ProbeState::unprobed;
   }
 
   // Asks each destination whether the failed probes arrived, and each source
@@ -377,8 +379,9 @@ private:
         if (!needs_observation(flow, segment)) continue;
         if (m_report.agents[*flow.to].reachable) {
           // What arrived since hello: earlier checks' probes prove nothing now.
-          auto since = m_hello[*flow.to] ? m_hello[*flow.to]->capture_mark : 0;
-          m_observation_index[{i, s}] = ask(*flow.to, {flow.protocol, from, segment.range, false, since});
+          const auto& hello = m_hello[*flow.to];
+          m_observation_index[{i, s}] = ask(*flow.to, {flow.protocol, from, segment.range, false,
+                                                       hello ? hello->capture_mark : 0, hello ? hello->answered_mark : 0});
         }
         if (flow.protocol == Protocol::tcp && segment.state == ProbeState::filtered) {
           m_departure_index[{i, s}] =
@@ -449,7 +452,7 @@ private:
   }
 
   // Diagnoses one segment of an allow flow to a node. Empty diagnosis: fine.
-  FlowFailure diagnose(std::size_t index, std::size_t s, const Segment& segment, bool& service) const
+  FlowFailure diagnose(std::size_t index, std::size_t s, const Segment& segment, bool& service)
   {
     const auto& flow = m_flows[index];
     SegmentEvidence evidence;
@@ -461,10 +464,11 @@ private:
     evidence.departures =
       witness(m_departure_index, index, s, &ObservedReply::departures, &ObservedReply::departures_lost);
     evidence.held_by_service = held_by_service(*flow.to, flow.protocol, segment.range);
+    if (reached_destination(segment, evidence)) m_answered_late[*flow.to] += segment.range.size();
     return diagnose_segment(segment, evidence, service);
   }
 
-  void evaluate(std::size_t index, FlowResult& result) const
+  void evaluate(std::size_t index, FlowResult& result)
   {
     const auto* segments = segments_of(index);
     if (!segments) {
@@ -492,7 +496,7 @@ private:
   }
 
   // The verdict on what was probed (unprobed segments are left out).
-  void evaluate_probed(std::size_t index, const std::vector<Segment>& segments, FlowResult& result) const
+  void evaluate_probed(std::size_t index, const std::vector<Segment>& segments, FlowResult& result)
   {
     const auto& flow = m_flows[index];
     if (flow.expect == Expect::deny) {
@@ -583,6 +587,7 @@ private:
   void finish()
   {
     m_report.cluster = m_plan.inventory.cluster;
+    m_answered_late.assign(m_plan.inventory.nodes.size(), 0);
     for (std::size_t i = 0; i < m_flows.size(); ++i) {
       const auto& flow = m_flows[i];
       FlowResult result;
@@ -596,6 +601,13 @@ private:
       m_report.failed += result.verdict == Verdict::fail;
       m_report.skipped += result.verdict == Verdict::skip;
       m_report.results.push_back(std::move(result));
+    }
+    for (std::size_t node = 0; node < m_answered_late.size(); ++node) {
+      if (m_answered_late[node] == 0) continue;
+      m_report.agents[node].note =
+        fmt::format("answered {} probed port{} too late for the prober; their flows pass on its word (an overloaded "
+                    "node answers late: a longer --timeout-ms spares it)",
+                    m_answered_late[node], m_answered_late[node] == 1 ? "" : "s");
     }
     m_report.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_start);
   }
@@ -615,6 +627,7 @@ private:
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_observation_index;
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_departure_index;
   std::map<std::size_t, ObservedReply> m_observed; // node asked -> its reply
+  std::vector<std::uint64_t> m_answered_late;      // node -> ports whose late answer it vouched for
 };
 
 } // namespace

@@ -50,6 +50,9 @@ struct AgentStatus
   bool capture = false;
   std::string capture_error;
   std::vector<std::string> owners; // "6443/tcp haproxy (pid 12)"
+  // What the check noticed about this node that is no error: probes that
+  // reached its agent, which answered too late for the prober (overload).
+  std::string note;
 };
 
 // check --egress: one node's egress check, done by its agent.

@@ -98,7 +98,29 @@ diagnose_silence(const Segment& segment, const SegmentEvidence& evidence, FlowFa
   return failure;
 }
 
+// Outcomes that a late answer explains: silence, or a connection whose
+// identity line never came.
+bool
+late_answer_possible(const Segment& segment)
+{
+  return segment.state == ProbeState::filtered
+         || (segment.state == ProbeState::open && !segment.authentic && segment.responder.empty());
+}
+
+std::uint32_t
+ports_answered(const SegmentEvidence& evidence)
+{
+  return evidence.arrivals.answer ? evidence.arrivals.answer->ports_answered : 0;
+}
+
 } // namespace
+
+bool
+reached_destination(const Segment& segment, const SegmentEvidence& evidence)
+{
+  return late_answer_possible(segment) && ports_answered(evidence) > 0
+         && ports_answered(evidence) >= segment.range.size();
+}
 
 std::string
 state_name(ProbeState state)
@@ -116,6 +138,16 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
   const auto& expected = evidence.destination;
   const auto* seen = evidence.arrivals.answer;
   FlowFailure failure{segment.range, state_name(segment.state), {}, {}};
+  if (reached_destination(segment, evidence)) return failure;
+  if (late_answer_possible(segment) && ports_answered(evidence) > 0) {
+    // The agent answered some, too late: an overloaded node, whose silence
+    // on the others says nothing of its firewall.
+    failure.diagnosis = "filtered";
+    failure.detail = fmt::format("{}'s agent answered {} of {} ports' probes, too late for the prober (an overloaded "
+                                 "node answers late); cannot tell where the others were lost",
+                                 evidence.destination, ports_answered(evidence), segment.range.size());
+    return failure;
+  }
   // Without the destination's word (its agent died or did not answer), the
   // diagnosis rests on the probe alone: say so.
   auto unconfirmed = [&](FlowFailure& f) {

@@ -34,6 +34,15 @@ struct SegmentEvidence
 // A probe state as the report names it (blocked, admin-prohibited, filtered, ...).
 std::string state_name(ProbeState state);
 
+// True when the destination's agent says it answered the source's probe on
+// every port of the segment (ObservedAnswer::ports_answered) although the
+// prober got no answer, or a connection without the identity line: the
+// answer came too late, as an overloaded node's does. The authenticated
+// control channel then vouches for what the identity line would have proven
+// (the probe reached our agent on the intended node, and its answer left),
+// and the segment is fine.
+bool reached_destination(const Segment& segment, const SegmentEvidence& evidence);
+
 // The failure of `segment` (one outcome over consecutive ports of an allow
 // flow to a node), or one with an empty diagnosis when the segment is fine;
 // `service` is set when a real service answered. A diagnosis never rests on

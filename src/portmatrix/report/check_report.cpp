@@ -65,7 +65,8 @@ render_json(const CheckReport& report)
                       {"error", a.error},
                       {"capture", a.capture},
                       {"capture_error", a.capture_error},
-                      {"owners", a.owners}});
+                      {"owners", a.owners},
+                      {"note", a.note}});
   }
   nlohmann::json out{{"cluster", report.cluster},
                      {"summary", {{"passed", report.passed}, {"failed", report.failed}, {"skipped", report.skipped}}},
@@ -158,6 +159,7 @@ agent_notes(const CheckReport& report)
     else if (!a.error.empty()) notes.push_back(fmt::format("agent {}: {}", a.node, a.error));
     else if (!a.capture) notes.push_back(fmt::format("agent {}: no capture ({})", a.node, a.capture_error));
     for (const auto& owner : a.owners) notes.push_back(fmt::format("agent {}: port {} is held by a service", a.node, owner));
+    if (!a.note.empty()) notes.push_back(fmt::format("agent {}: {}", a.node, a.note));
   }
   return notes;
 }

@@ -285,9 +285,13 @@ expect_each_probe_counted_once(const char* host)
   ASSERT_TRUE(capture.start("lo", error)) << error;
   ASSERT_TRUE(capture.active());
 
+  // TCP and UDP ports are handed out apart: the same number may come up for
+  // both, and a UDP probe to a number is then a "udp" count on that TCP port.
   auto udp_port = free_port(host, SOCK_DGRAM);
   auto closed_tcp_port = free_port(host, SOCK_STREAM);
+  while (closed_tcp_port == udp_port) closed_tcp_port = free_port(host, SOCK_STREAM);
   auto unused_port = free_port(host, SOCK_DGRAM);
+  while (unused_port == udp_port) unused_port = free_port(host, SOCK_DGRAM);
   auto listener_address = *SocketAddress::parse(host, 0);
   Fd listener(::socket(listener_address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_EQ(::bind(listener.get(), listener_address.get(), listener_address.length()), 0);

@@ -17,7 +17,7 @@ TEST(ObservedReplyBody, CarriesWhatTheCapturesLost)
   reply.departures = true;
   reply.capture_lost = 1234;
   reply.departures_lost = 5'000'000'000; // above 32 bits
-  reply.answers = {{7, 3, 1}, {0, 0, 0}};
+  reply.answers = {{7, 3, 1, 2}, {0, 0, 0, 0}};
   auto parsed = parse_observed_reply(to_json(reply));
   ASSERT_TRUE(parsed) << parsed.error();
   EXPECT_TRUE(parsed->capture);
@@ -28,6 +28,7 @@ TEST(ObservedReplyBody, CarriesWhatTheCapturesLost)
   EXPECT_EQ(parsed->answers[0].packets, 7u);
   EXPECT_EQ(parsed->answers[0].ports_seen, 3u);
   EXPECT_EQ(parsed->answers[0].ports_listening, 1u);
+  EXPECT_EQ(parsed->answers[0].ports_answered, 2u);
 
   auto none = parse_observed_reply(to_json(ObservedReply{}));
   ASSERT_TRUE(none) << none.error();
@@ -43,6 +44,9 @@ TEST(ObservedReplyBody, WithoutLossCountsIsAnOlderAgentsReply)
   EXPECT_EQ(older->capture_lost, 0u);
   EXPECT_EQ(older->departures_lost, 0u);
   ASSERT_EQ(older->answers.size(), 1u);
+  EXPECT_EQ(older->answers[0].ports_answered, 0u) << "no word on answers: nothing vouched for";
+  EXPECT_FALSE(parse_observed_reply(R"({"capture": true, "answers": [
+    {"packets": 2, "ports_seen": 1, "ports_listening": 0, "ports_answered": -1}]})"));
 }
 
 TEST(ObservedReplyBody, RejectsLossCountsThatAreNotCounts)
@@ -60,26 +64,28 @@ TEST(ObservedReplyBody, RejectsLossCountsThatAreNotCounts)
 
 TEST(HelloReplyBody, CarriesTheLossesAndMarkSoFarAndParsesWithoutThem)
 {
-  HelloReply reply{"w1", "0.1.0", true, "", 12, {}, 99, 123456789012};
+  HelloReply reply{"w1", "0.1.0", true, "", 12, {}, 99, 123456789012, 4242};
   auto parsed = parse_hello_reply(to_json(reply));
   ASSERT_TRUE(parsed) << parsed.error();
   EXPECT_EQ(parsed->node, "w1");
   EXPECT_EQ(parsed->listeners, 12u);
   EXPECT_EQ(parsed->capture_lost, 99u);
   EXPECT_EQ(parsed->capture_mark, 123456789012u);
+  EXPECT_EQ(parsed->answered_mark, 4242u);
 
   auto older = parse_hello_reply(
     R"({"node": "w1", "version": "0.1.0", "capture": true, "capture_error": "", "listeners": 3, "owners": []})");
   ASSERT_TRUE(older) << older.error();
   EXPECT_EQ(older->capture_lost, 0u);
   EXPECT_EQ(older->capture_mark, 0u);
+  EXPECT_EQ(older->answered_mark, 0u);
   EXPECT_FALSE(parse_hello_reply(R"({"node": "w1", "version": "0.1.0", "capture": true, "capture_error": "",
     "listeners": 3, "owners": [], "capture_lost": -5})"));
 }
 
 TEST(ObservedQueries, AskWhatArrivedSinceAMark)
 {
-  std::vector<ObservedQuery> queries{{Protocol::udp, "10.0.0.2", {8472, 8472}, false, 77},
+  std::vector<ObservedQuery> queries{{Protocol::udp, "10.0.0.2", {8472, 8472}, false, 77, 31},
                                      {Protocol::tcp, "10.0.0.3", {30000, 32767}, true, 0}};
   auto parsed = parse_observed_queries(to_json(queries));
   ASSERT_TRUE(parsed) << parsed.error();
@@ -87,6 +93,7 @@ TEST(ObservedQueries, AskWhatArrivedSinceAMark)
   EXPECT_EQ((*parsed)[0].peer, "10.0.0.2");
   EXPECT_FALSE((*parsed)[0].departed);
   EXPECT_EQ((*parsed)[0].since, 77u);
+  EXPECT_EQ((*parsed)[0].answered_since, 31u);
   EXPECT_TRUE((*parsed)[1].departed);
   EXPECT_EQ((*parsed)[1].since, 0u);
   EXPECT_EQ((*parsed)[1].range.max, 32767);
@@ -95,6 +102,7 @@ TEST(ObservedQueries, AskWhatArrivedSinceAMark)
     R"({"queries": [{"protocol": "udp", "source": "10.0.0.2", "port_min": 1, "port_max": 2}]})");
   ASSERT_TRUE(older) << older.error();
   EXPECT_EQ((*older)[0].since, 0u) << "everything, as before";
+  EXPECT_EQ((*older)[0].answered_since, 0u);
   EXPECT_FALSE(parse_observed_queries(
     R"({"queries": [{"protocol": "udp", "source": "10.0.0.2", "port_min": 1, "port_max": 2, "since": -1}]})"));
 }

@@ -245,6 +245,55 @@ TEST(Responder, AnswersOnIpv6)
   auto udp = parse_identity_reply(token, udp_reply, "0123456789abcdef", Protocol::udp);
   ASSERT_TRUE(udp) << udp_reply;
   EXPECT_TRUE(udp->authentic && udp->port == udp_port);
+  EXPECT_EQ(responder.answered_to(Protocol::tcp, k_ipv6_loopback, tcp_port), 1u);
+  EXPECT_EQ(responder.answered_to(Protocol::udp, k_ipv6_loopback, udp_port), 1u);
+}
+
+// The check asks a destination whether it answered a probe its prober never
+// heard back from: the responder keeps, per (protocol, prober's address,
+// port), the identity replies it sent, and a mark to leave earlier ones out.
+TEST(Responder, RemembersWhomItAnsweredOnWhichPortEvenAfterTheProberLeft)
+{
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, k_loopback);
+  auto tcp_port = free_port(SOCK_STREAM);
+  auto udp_port = free_port(SOCK_DGRAM);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
+  ASSERT_TRUE(responder.owners().empty()) << responder.owners().front().error;
+  auto start = responder.answered_mark();
+  EXPECT_EQ(responder.answered_to(Protocol::udp, k_loopback, udp_port), 0u);
+
+  // A UDP prober that gave up before the loop ran: its socket is gone when
+  // the answer leaves. And garbage, which is no probe and is not answered.
+  {
+    auto address = *SocketAddress::parse(k_loopback, udp_port);
+    Fd gone(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    auto probe = make_probe_payload("0123456789abcdef");
+    ASSERT_EQ(::sendto(gone.get(), probe.data(), probe.size(), 0, address.get(), address.length()),
+              ssize_t(probe.size()));
+    Fd garbage(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::sendto(garbage.get(), "hello\n", 6, 0, address.get(), address.length()), 6);
+  }
+  std::optional<Identity> tcp;
+  {
+    LoopThread thread(loop);
+    tcp = tcp_probe(tcp_port, "fedcba9876543210");
+    std::this_thread::sleep_for(100ms); // the datagrams were queued before the thread started; give it turns
+  }
+  ASSERT_TRUE(tcp && tcp->authentic);
+  EXPECT_EQ(responder.answered(), 2u);
+  EXPECT_EQ(responder.answered_to(Protocol::udp, k_loopback, udp_port), 1u);
+  EXPECT_EQ(responder.answered_to(Protocol::tcp, k_loopback, tcp_port), 1u);
+  EXPECT_EQ(responder.answered_to(Protocol::tcp, k_loopback, tcp_port, start), 1u);
+  // Another protocol, port or prober was not answered.
+  EXPECT_EQ(responder.answered_to(Protocol::udp, k_loopback, tcp_port), 0u);
+  EXPECT_EQ(responder.answered_to(Protocol::tcp, k_loopback, udp_port), 0u);
+  EXPECT_EQ(responder.answered_to(Protocol::tcp, "127.0.0.2", tcp_port), 0u);
+  EXPECT_EQ(responder.answered_to(Protocol::tcp, "not an address", tcp_port), 0u);
+  // Nothing answered since a later mark.
+  EXPECT_EQ(responder.answered_mark(), start + 2);
+  EXPECT_EQ(responder.answered_to(Protocol::tcp, k_loopback, tcp_port, responder.answered_mark()), 0u);
 }
 
 TEST(Responder, IgnoresGarbageAndSilenceAndKeepsAnsweringOthers)

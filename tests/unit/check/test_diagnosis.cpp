@@ -195,8 +195,8 @@ TEST(Diagnosis, AnswersDoNotDependOnTheCaptures)
   EXPECT_EQ(wrong.diagnosis, "wrong-responder");
   EXPECT_EQ(wrong.detail, "the agent on master3 answered instead of master2");
 
-  // Open without an identity line: the destination was never asked (its
-  // capture cannot tell who answered), and the detail does not say otherwise.
+  // Open without an identity line, and no word from the destination that its
+  // agent answered: something else did.
   auto silent = diagnose(segment_of(ProbeState::open), evidence_of(Protocol::tcp, nullptr));
   EXPECT_EQ(silent.diagnosis, "wrong-responder");
   EXPECT_EQ(silent.detail, "something answered, but not our agent");
@@ -211,6 +211,55 @@ TEST(Diagnosis, AnswersDoNotDependOnTheCaptures)
   bool service = false;
   EXPECT_EQ(diagnose_segment(segment_of(ProbeState::open), held, service).diagnosis, "");
   EXPECT_TRUE(service);
+}
+
+// The destination's agent says it answered the source's probe on every port
+// of the segment, although the prober heard nothing in time (or got a
+// connection without its identity line): an overloaded node answering late.
+// Its word over the authenticated control channel proves the flow; the
+// captures (which saw the probes arrive) would otherwise have blamed its
+// firewall, or another responder.
+TEST(Diagnosis, AnAnswerTheDestinationSentTooLateProvesTheSegment)
+{
+  const ObservedAnswer answered{3, 1, 1, 1};
+  EXPECT_EQ(diagnose(segment_of(ProbeState::filtered), evidence_of(Protocol::udp, &k_arrived)).diagnosis,
+            "dropped-by-destination-firewall")
+    << "without the agent's word, as before";
+  auto late = evidence_of(Protocol::udp, &answered);
+  EXPECT_TRUE(reached_destination(segment_of(ProbeState::filtered), late));
+  EXPECT_EQ(diagnose(segment_of(ProbeState::filtered), late).diagnosis, "");
+
+  auto connected = segment_of(ProbeState::open, {6443, 6443});
+  auto tcp_late = evidence_of(Protocol::tcp, &answered);
+  EXPECT_TRUE(reached_destination(connected, tcp_late));
+  EXPECT_EQ(diagnose(connected, tcp_late).diagnosis, "");
+
+  // Another agent's identity, a refusal, an ICMP answer: the answer the
+  // prober did get is the evidence, and the destination's word changes nothing.
+  auto other = segment_of(ProbeState::open, {6443, 6443});
+  other.authentic = true;
+  other.responder = "master3";
+  EXPECT_FALSE(reached_destination(other, tcp_late));
+  EXPECT_EQ(diagnose(other, tcp_late).diagnosis, "wrong-responder");
+  EXPECT_EQ(diagnose(segment_of(ProbeState::refused), tcp_late).diagnosis, "rejected-by-destination-firewall");
+  EXPECT_EQ(diagnose(segment_of(ProbeState::admin_prohibited), late).diagnosis, "rejected-by-destination-firewall");
+  auto blocked = segment_of(ProbeState::blocked_locally);
+  blocked.error = EPERM;
+  EXPECT_EQ(diagnose(blocked, late).diagnosis, "blocked-by-source-firewall");
+}
+
+TEST(Diagnosis, SomePortsAnsweredTooLateAreFilteredNotTheFirewall)
+{
+  const ObservedAnswer some{40, 10, 16, 4}; // 4 of the 16 ports answered late, 10 seen arriving
+  auto range = segment_of(ProbeState::filtered, {30000, 30015});
+  auto evidence = evidence_of(Protocol::udp, &some);
+  EXPECT_FALSE(reached_destination(range, evidence));
+  auto failure = diagnose(range, evidence);
+  EXPECT_EQ(failure.diagnosis, "filtered");
+  EXPECT_EQ(failure.state, "filtered");
+  EXPECT_EQ(failure.detail, "master2's agent answered 4 of 16 ports' probes, too late for the prober (an overloaded "
+                            "node answers late); cannot tell where the others were lost");
+  EXPECT_EQ(diagnose(range, evidence_of(Protocol::udp, &k_arrived)).diagnosis, "dropped-by-destination-firewall");
 }
 
 } // namespace

@@ -1,0 +1,62 @@
+#include "agent/peer_port_counts.hpp"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <functional>
+#include <string_view>
+
+namespace portmatrix {
+
+std::optional<PeerBytes>
+peer_bytes(int family, const std::string& text)
+{
+  PeerBytes bytes{};
+  if ((family != AF_INET && family != AF_INET6) || inet_pton(family, text.c_str(), bytes.data()) != 1) {
+    return std::nullopt;
+  }
+  return bytes;
+}
+
+std::size_t
+PeerPortCounts::KeyHash::operator()(const Key& key) const
+{
+  return std::hash<std::string_view>()(std::string_view(reinterpret_cast<const char*>(&key), sizeof(key)));
+}
+
+void
+PeerPortCounts::record(Protocol protocol, const PeerBytes& peer, std::uint16_t port)
+{
+  ++m_records;
+  Key key{peer, port, std::uint8_t(protocol)};
+  Count* count = nullptr;
+  if (m_counts.size() < m_max_keys) {
+    count = &m_counts[key];
+  } else if (auto it = m_counts.find(key); it != m_counts.end()) {
+    count = &it->second;
+  }
+  if (!count) {
+    ++m_unrecorded;
+    return;
+  }
+  ++count->records;
+  count->last = m_records;
+}
+
+std::uint32_t
+PeerPortCounts::seen(Protocol protocol, const PeerBytes& peer, std::uint16_t port, std::uint64_t since) const
+{
+  if (since > m_records) since = 0;
+  auto it = m_counts.find(Key{peer, port, std::uint8_t(protocol)});
+  return it == m_counts.end() || it->second.last <= since ? 0 : it->second.records;
+}
+
+void
+PeerPortCounts::clear()
+{
+  m_counts.clear();
+  m_records = 0;
+  m_unrecorded = 0;
+}
+
+} // namespace portmatrix

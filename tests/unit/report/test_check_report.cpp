@@ -131,6 +131,25 @@ TEST(CheckReport, JsonCarriesAnsweredByOnlyWhereKnown)
   EXPECT_FALSE(json["results"][1].contains("answered_by"));
 }
 
+// A destination that vouched for answers its probers did not get in time:
+// its note is in the JSON (empty for the others) and under the table.
+TEST(CheckReport, AnAgentsNoteIsInTheJsonAndUnderTheTable)
+{
+  auto report = sample_report();
+  AgentStatus busy;
+  busy.node = "master2";
+  busy.reachable = true;
+  busy.capture = true;
+  busy.note = "answered 3 probed ports too late for the prober";
+  report.agents.push_back(busy);
+  auto json = nlohmann::json::parse(render_check(report, CheckFormat::json));
+  ASSERT_EQ(json["agents"].size(), 2u);
+  EXPECT_EQ(json["agents"][0]["note"], "");
+  EXPECT_EQ(json["agents"][1]["note"], "answered 3 probed ports too late for the prober");
+  auto table = render_check(report, CheckFormat::table);
+  EXPECT_NE(table.find("agent master2: answered 3 probed ports too late for the prober"), std::string::npos) << table;
+}
+
 TEST(CheckReport, TableShowsWhoAnswered)
 {
   auto table = render_check(report_with_service(), CheckFormat::table);

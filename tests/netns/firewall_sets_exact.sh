@@ -180,7 +180,23 @@ def check_prefixes(backend, key, texts):
             print(f"[sets] FAIL: {backend} {key}: {a} overlaps {b} (firewalld rejects overlapping entries; ufw gets a redundant rule)")
     check(backend, key, [str(n) for n in nets], len(nets))
 
-firewalld = entries_of(f"{work}/rules/worker0.firewalld.sh", r"--ipset=pm-(\S+)-(?:v4|v6) --add-entry=(\S+)")
+# firewalld: each set's entries are a here-document, loaded by the
+# --add-entries-from-file line that follows it.
+firewalld, block = {}, None
+for line in open(f"{work}/rules/worker0.firewalld.sh"):
+    line = line.rstrip("\n")
+    if block is not None and line != "PORTMATRIX_ENTRIES":
+        block.append(line)
+    elif line.startswith("cat >") and line.endswith("<<'PORTMATRIX_ENTRIES'"):
+        block = []
+    elif line == "PORTMATRIX_ENTRIES":
+        loaded, block = block, None
+    elif m := re.match(r'\$fw --ipset=pm-(\S+)-(?:v4|v6) --add-entries-from-file="\$entries"$', line):
+        firewalld.setdefault(m.group(1), []).extend(loaded)
+        loaded = []
+    elif "--add-entry" in line:
+        failures += 1
+        print(f"[sets] FAIL: firewalld: an entry added one call at a time: {line}")
 firewalld_by_key = {}
 for role, texts in firewalld.items():
     for text in texts:

@@ -5,15 +5,20 @@
 // entries are CIDR prefixes, consecutive peers sharing one: every firewalld
 // and backend takes those in hash:net (a range "a-b" passes firewalld's check,
 // but an IPv6 one fails where ipset(8) holds the set), and being exact and
-// disjoint they never trip firewalld's check for overlapping entries. The
-// zone is bound to the interface named by PORTMATRIX_IFACE. FIREWALL_CMD may
-// name another command (firewall-offline-cmd on a host without the daemon).
+// disjoint they never trip firewalld's check for overlapping entries. Each
+// set's entries go in with one --add-entries-from-file (from a here-document
+// in a temporary file), not one --add-entry each: every firewall-cmd call
+// costs about a second, and a set may hold thousands of entries. The zone is
+// bound to the interface named by PORTMATRIX_IFACE. FIREWALL_CMD may name
+// another command (firewall-offline-cmd on a host without the daemon).
 #include <fmt/format.h>
 
 #include "firewall/firewall.hpp"
 
 namespace portmatrix {
 namespace {
+
+constexpr std::size_t k_ipset_default_maxelem = 65536;
 
 class FirewalldGenerator : public FirewallGenerator
 {
@@ -30,7 +35,8 @@ public:
     out += "# Apply with: PORTMATRIX_IFACE=eth0 sh FILE (as root), then firewall-cmd --reload.\n";
     out += "set -e\n";
     out += ": \"${PORTMATRIX_IFACE:?set PORTMATRIX_IFACE to the interface that carries cluster traffic}\"\n";
-    out += "fw=\"${FIREWALL_CMD:-firewall-cmd --permanent}\"\n\n";
+    out += "fw=\"${FIREWALL_CMD:-firewall-cmd --permanent}\"\n";
+    out += "entries=$(mktemp)\ntrap 'rm -f \"$entries\"' EXIT\n\n";
     out += "if $fw --get-zones | tr ' ' '\\n' | grep -qx portmatrix; then $fw --delete-zone=portmatrix; fi\n";
     out += "for set in $($fw --get-ipsets); do\n  case $set in pm-*) $fw --delete-ipset=\"$set\" ;; esac\ndone\n";
     out += m_ipsets;
@@ -69,10 +75,14 @@ private:
   {
     for (bool ipv6 : {false, true}) {
       auto name = ipset_name(role, ipv6);
-      m_ipsets += fmt::format("$fw --new-ipset={} --type=hash:net{}\n", name, ipv6 ? " --option=family=inet6" : "");
-      for (const auto& entry : address_texts(ipv6 ? sources.v6 : sources.v4, AddressForm::prefixes)) {
-        m_ipsets += fmt::format("$fw --ipset={} --add-entry={}\n", name, entry);
-      }
+      auto entries = address_texts(ipv6 ? sources.v6 : sources.v4, AddressForm::prefixes);
+      // hash:net holds 65,536 entries unless told otherwise.
+      auto room = entries.size() > k_ipset_default_maxelem ? fmt::format(" --option=maxelem={}", entries.size()) : "";
+      m_ipsets += fmt::format("$fw --new-ipset={} --type=hash:net{}{}\n", name, ipv6 ? " --option=family=inet6" : "", room);
+      if (entries.empty()) continue;
+      m_ipsets += "cat >\"$entries\" <<'PORTMATRIX_ENTRIES'\n";
+      for (const auto& entry : entries) (m_ipsets += entry) += '\n';
+      m_ipsets += fmt::format("PORTMATRIX_ENTRIES\n$fw --ipset={} --add-entries-from-file=\"$entries\"\n", name);
     }
   }
 

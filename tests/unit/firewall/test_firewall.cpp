@@ -46,6 +46,22 @@ TEST(Nftables, RuleCountDoesNotGrowWithTheCluster)
   }
 }
 
+// Every firewall-cmd call costs about a second: the number of calls in a
+// node's script must not grow with the cluster (the entries go in from a
+// file, one call per set), while the entries do.
+TEST(Firewalld, CallCountDoesNotGrowWithTheCluster)
+{
+  auto small = testing::plan_for(testing::generated_inventory(10));
+  auto large = testing::plan_for(testing::generated_inventory(5000));
+  for (const auto* name : {"n0", "n5", "n3", "n4", "lb1", "client1"}) {
+    auto small_script = make_firewalld_generator(small)->render(*small.inventory.find(name));
+    auto large_script = make_firewalld_generator(large)->render(*large.inventory.find(name));
+    EXPECT_EQ(count_lines_starting(small_script, "$fw "), count_lines_starting(large_script, "$fw ")) << name;
+    EXPECT_GT(large_script.size(), small_script.size() + 5000) << name;
+    EXPECT_EQ(large_script.find("--add-entry="), std::string::npos) << name;
+  }
+}
+
 TEST(Nftables, OwnsOnlyItsTableAndDropsByDefault)
 {
   auto plan = testing::demo_plan();
@@ -144,7 +160,9 @@ nodes:
   EXPECT_NE(ipt.find("\nadd pm-worker-v6 fd00::5\nadd pm-worker-v6 fd00::6/127\n"), std::string::npos);
 
   auto firewalld = make_firewalld_generator(plan)->render(node);
-  EXPECT_NE(firewalld.find("--ipset=pm-master-v4 --add-entry=10.0.0.11\n$fw --ipset=pm-master-v4 --add-entry=10.0.0.12/31\n"),
+  EXPECT_NE(firewalld.find("$fw --new-ipset=pm-master-v4 --type=hash:net\ncat >\"$entries\" <<'PORTMATRIX_ENTRIES'\n"
+                           "10.0.0.11\n10.0.0.12/31\nPORTMATRIX_ENTRIES\n"
+                           "$fw --ipset=pm-master-v4 --add-entries-from-file=\"$entries\"\n"),
             std::string::npos);
   EXPECT_EQ(firewalld.find("10.0.0.11-"), std::string::npos);
 
@@ -169,7 +187,8 @@ nodes:
   - {name: c1, address: 192.0.2.51, roles: [client]}
 )");
   auto firewalld = make_firewalld_generator(plan)->render(plan.inventory.nodes[0]);
-  EXPECT_NE(firewalld.find("--ipset=pm-client-v4 --add-entry=192.0.2.0/24\n"), std::string::npos);
+  EXPECT_NE(firewalld.find("<<'PORTMATRIX_ENTRIES'\n192.0.2.0/24\nPORTMATRIX_ENTRIES\n$fw --ipset=pm-client-v4 "),
+            std::string::npos);
   EXPECT_EQ(firewalld.find("192.0.2.51"), std::string::npos);
 }
 

@@ -72,8 +72,10 @@ expect 2 "firewall --all without --out" -- "$pm" firewall --inventory "$inv" --a
 expect 0 "firewall --all" -- "$pm" firewall --inventory "$inv" --all --out "$work/fw" --format iptables
 [ "$(ls "$work/fw" | wc -l)" -eq 14 ] && passed=$((passed + 1)) || { echo "FAIL: --all wrote $(ls "$work/fw" | wc -l) files"; failed=$((failed + 1)); }
 expect 2 "firewall bad format" -- "$pm" firewall --inventory "$inv" --node master1 --format pf
-expect 0 "check --help" -- "$pm" check --help && contains "--retries" "check --help offers --retries"
+expect 0 "check --help" -- "$pm" check --help && contains "--retries" "check --help offers --retries" &&
+  contains "--conntrack-ceiling" "check --help offers --conntrack-ceiling"
 expect 2 "check --retries out of range" -- "$pm" check --inventory "$inv" --token-file /dev/null --retries 4
+expect 2 "check --conntrack-ceiling out of range" -- "$pm" check --inventory "$inv" --token-file /dev/null --conntrack-ceiling 0
 expect 2 "check --format bad" -- "$pm" check --inventory "$inv" --token-file /dev/null --format pdf
 expect 2 "missing inventory" -- "$pm" firewall --inventory "$work/nope.yaml" --node master1
 expect 2 "lb keepalived on a non-lb node" -- "$pm" lb --inventory "$inv" --format keepalived --node master1 && contains "loadbalancer role" "lb names the role"

@@ -31,6 +31,7 @@
 #include "agent/owner_identifier.hpp"
 #include "agent/responder.hpp"
 #include "agent/tls_health.hpp"
+#include "host/conntrack.hpp"
 #include "net/address.hpp"
 #include "plan/egress.hpp"
 #include "probe/prober.hpp"
@@ -371,6 +372,16 @@ struct Agent::Impl
     // Every agent probes at once and the destinations answer on the same
     // cores: a moderate window keeps replies inside the timeout.
     options.max_in_flight = 2048;
+    // On a running node the conntrack table holds live connections too:
+    // the probes leave it the share the check asks for.
+    if (body->conntrack_ceiling < 100) {
+      options.conntrack_ceiling = body->conntrack_ceiling / 100.0;
+      options.conntrack = []() -> std::optional<TableFill> {
+        auto table = read_conntrack_table();
+        if (!table) return std::nullopt;
+        return TableFill{table->count, table->max};
+      };
+    }
     auto probe_id = next_probe++;
     auto prober = std::make_unique<Prober>(loop, token, options);
     auto* raw = prober.get();
@@ -385,11 +396,12 @@ struct Agent::Impl
         if (auto it = probes.find(probe_id); it != probes.end()) it->second->finish_now();
       });
     }
-    raw->start(body->targets, [this, id, probe_id, request_id, budget_timer](std::vector<TargetOutcome> outcomes) {
+    raw->start(body->targets, [this, raw, id, probe_id, request_id, budget_timer](std::vector<TargetOutcome> outcomes) {
       if (budget_timer != 0) loop.cancel(budget_timer);
       if (auto* connection = find(id)) --connection->probing;
       ProbeReply reply;
       for (const auto& outcome : outcomes) reply.targets.push_back(compress(outcome));
+      reply.held = raw->held_for_conntrack();
       send(id, encode_response(token, {request_id, true, to_json(reply)}), false);
       // The prober finishes its own callback before it is destroyed.
       loop.after(std::chrono::milliseconds(0), [this, probe_id] {

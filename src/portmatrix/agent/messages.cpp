@@ -179,6 +179,7 @@ to_json(const ProbeRequest& request)
   json body{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}};
   if (request.continues) body["continues"] = true;
   if (request.budget.count() > 0) body["budget_ms"] = request.budget.count();
+  if (request.conntrack_ceiling != k_default_conntrack_ceiling) body["conntrack_ceiling"] = request.conntrack_ceiling;
   return body.dump();
 }
 
@@ -199,7 +200,13 @@ to_json(const ProbeReply& reply)
     }
     targets.push_back(std::move(list));
   }
-  return json{{"targets", targets}}.dump();
+  json body{{"targets", targets}};
+  if (reply.held.time.count() > 0) {
+    body["held_ms"] = reply.held.time.count();
+    body["held_count"] = reply.held.fullest.count;
+    body["held_max"] = reply.held.fullest.max;
+  }
+  return body.dump();
 }
 
 std::string
@@ -294,6 +301,9 @@ parse_probe_request(std::string_view text)
     if (document.contains("retries")) request.retries = int(number_field(document, "retries", 0, 3));
     request.continues = document.contains("continues") && bool_field(document, "continues");
     if (document.contains("budget_ms")) request.budget = std::chrono::milliseconds(number_field(document, "budget_ms", 0, 86400000));
+    if (document.contains("conntrack_ceiling")) {
+      request.conntrack_ceiling = int(number_field(document, "conntrack_ceiling", 1, 100));
+    }
     for (const auto& item : list_field(document, "targets")) {
       if (!item.is_object()) throw ParseError{"target must be an object"};
       ProbeTarget target;
@@ -333,6 +343,8 @@ parse_probe_reply(std::string_view text)
       }
       reply.targets.push_back(std::move(segments));
     }
+    reply.held.time = std::chrono::milliseconds(optional_count(document, "held_ms"));
+    reply.held.fullest = {optional_count(document, "held_count"), optional_count(document, "held_max")};
     return reply;
   });
 }

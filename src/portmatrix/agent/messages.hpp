@@ -52,6 +52,11 @@ struct ProbeRequest
   // and a busy source should not lose what it did probe). 0: no limit.
   // Optional on the wire ("budget_ms").
   std::chrono::milliseconds budget{0};
+  // No probe starts while the agent's conntrack table is this full (percent
+  // of its maximum; 100: no limit), so a check leaves room for a running
+  // node's live connections (ProbeOptions::conntrack). Optional on the wire
+  // ("conntrack_ceiling"; absent: the default).
+  int conntrack_ceiling = k_default_conntrack_ceiling;
   std::vector<ProbeTarget> targets;
 };
 
@@ -70,6 +75,10 @@ struct Segment
 struct ProbeReply
 {
   std::vector<std::vector<Segment>> targets; // one list per requested target, in order
+  // How long the agent held its probes back because its conntrack table was
+  // full, and the fullest reading (Prober::held_for_conntrack). Optional on
+  // the wire ("held_ms", "held_count", "held_max"; absent: never held).
+  TableHold held;
 };
 
 // observed: did probes from `peer` to these ports arrive at your interface?

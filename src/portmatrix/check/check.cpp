@@ -174,6 +174,18 @@ private:
                   unprobed, asked);
   }
 
+  // A source that held its probes back for its conntrack table says so.
+  void note_held(std::size_t node, const TableHold& held)
+  {
+    if (held.time.count() <= 0) return;
+    auto& note = m_report.agents[node].note;
+    note += fmt::format("{}held its probes back {:.1f} s: its conntrack table had {} of {} entries ({}%; "
+                        "--conntrack-ceiling {} leaves the rest to live connections)",
+                        note.empty() ? "" : "; ", held.time.count() / 1000.0, held.fullest.count, held.fullest.max,
+                        held.fullest.max > 0 ? held.fullest.count * 100 / held.fullest.max : 0,
+                        m_options.conntrack_ceiling);
+  }
+
   void hello_round()
   {
     std::vector<Call> calls;
@@ -231,6 +243,7 @@ private:
       auto& request = by_source[flow.from];
       request.timeout = m_options.timeout;
       request.retries = m_options.retries;
+      request.conntrack_ceiling = m_options.conntrack_ceiling;
       int repeat = flow.to ? 1 : int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
       m_probe_index[i] = {flow.from, request.targets.size()};
       request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
@@ -258,6 +271,7 @@ private:
         continue;
       }
       note_unfinished(call.node, *reply);
+      note_held(call.node, reply->held);
       m_replies[call.node] = std::move(*reply);
     }
   }
@@ -279,6 +293,7 @@ private:
         auto& request = by_source[flow.from];
         request.timeout = m_options.timeout;
         request.retries = m_options.retries;
+        request.conntrack_ceiling = m_options.conntrack_ceiling;
         // The observed round asks the source about the probe round's SYNs:
         // its departures capture must keep them.
         request.continues = true;
@@ -604,7 +619,9 @@ private:
     }
     for (std::size_t node = 0; node < m_answered_late.size(); ++node) {
       if (m_answered_late[node] == 0) continue;
-      m_report.agents[node].note =
+      auto& note = m_report.agents[node].note;
+      note += fmt::format("{}", note.empty() ? "" : "; ");
+      note +=
         fmt::format("answered {} probed port{} too late for the prober; their flows pass on its word (an overloaded "
                     "node answers late: a longer --timeout-ms spares it; or its answers were lost on the way back)",
                     m_answered_late[node], m_answered_late[node] == 1 ? "" : "s");

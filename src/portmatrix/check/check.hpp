@@ -12,6 +12,7 @@
 #include "crypto/hmac.hpp"
 #include "egress/runner.hpp"
 #include "plan/plan.hpp"
+#include "probe/prober.hpp"
 #include "util/expected.hpp"
 
 namespace portmatrix {
@@ -94,6 +95,7 @@ struct CheckOptions
   std::chrono::milliseconds timeout{1000};  // per probe
   int retries = 1;                           // per unanswered port, after the first pass (0-3)
   std::chrono::milliseconds deadline{30000}; // the whole run
+  int conntrack_ceiling = k_default_conntrack_ceiling; // ProbeRequest::conntrack_ceiling
   EgressRoundOptions egress;
   // Progress messages (agents answered, flows done); may be empty.
   std::function<void(const std::string&)> progress;

@@ -248,7 +248,7 @@ command_agent(const Plan& plan, const std::string& node_name, const std::string&
 
 int
 command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
-              const std::string& output, int timeout_ms, int retries, int deadline_s, const EgressRoundOptions& egress)
+              const std::string& output, CheckOptions options)
 {
   auto format = parse_check_format(format_text);
   if (!format) {
@@ -257,11 +257,6 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
   }
   auto token = load_token(token_file);
   if (!token) return k_exit_input;
-  CheckOptions options;
-  options.timeout = std::chrono::milliseconds(timeout_ms);
-  options.retries = retries;
-  options.deadline = std::chrono::seconds(deadline_s);
-  options.egress = egress;
   bool progress_tty = ::isatty(STDERR_FILENO) == 1;
   if (progress_tty) {
     options.progress = [](const std::string& message) { std::cerr << "\r\033[K" << message << std::flush; };
@@ -451,6 +446,12 @@ run_cli(int argc, char** argv)
     ->capture_default_str()
     ->check(CLI::Range(0, 3));
   check->add_option("--deadline", deadline_s, "Seconds the whole check may take")->capture_default_str()->check(CLI::Range(1, 3600));
+  int conntrack_ceiling = k_default_conntrack_ceiling;
+  check->add_option("--conntrack-ceiling", conntrack_ceiling,
+                    "Percent of a node's conntrack table its probes may fill; no probe starts while it is fuller, so a "
+                    "running node keeps room for its live connections (100: no limit)")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 100));
   EgressRoundOptions check_egress;
   int egress_deadline_s = 10;
   check->add_flag("--egress", check_egress.enabled, "Also have every agent run `egress` from its node (after the probes)");
@@ -512,7 +513,15 @@ run_cli(int argc, char** argv)
     if (*firewall) return command_firewall(*plan, node, all, out_dir, firewall_format);
     if (*agent) return command_agent(*plan, node, token_file);
     check_egress.deadline = std::chrono::seconds(egress_deadline_s);
-    if (*check) return command_check(*plan, token_file, check_format, output, timeout_ms, retries, deadline_s, check_egress);
+    if (*check) {
+      CheckOptions options;
+      options.timeout = std::chrono::milliseconds(timeout_ms);
+      options.retries = retries;
+      options.deadline = std::chrono::seconds(deadline_s);
+      options.conntrack_ceiling = conntrack_ceiling;
+      options.egress = check_egress;
+      return command_check(*plan, token_file, check_format, output, std::move(options));
+    }
     if (*preflight) return command_preflight(*plan, node, preflight_mode, no_address_check, check_format, output);
     return command_lb(*plan, lb_format, node, out_dir);
   }

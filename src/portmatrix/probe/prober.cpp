@@ -427,6 +427,9 @@ constexpr std::size_t k_udp_batch = 64;
 // averages, and the share of the timeout an answer may take before the
 // window shrinks, or under which it grows.
 constexpr std::size_t k_min_window = 32;
+
+// How often the conntrack table is read while it has room (ProbeOptions::conntrack).
+constexpr std::chrono::milliseconds k_table_read_interval{20};
 constexpr std::uint32_t k_window_samples = 32;
 constexpr double k_slow_share = 0.3;
 constexpr double k_fast_share = 0.1;
@@ -475,6 +478,7 @@ struct Prober::Impl
 
   void start(std::vector<ProbeTarget> targets, std::function<void(std::vector<TargetOutcome>)> done);
   void finish_now();
+  TableHold held_for_conntrack() const;
 
 private:
   void settle_unprobeable_targets();
@@ -591,6 +595,17 @@ private:
   DeadlineQueue m_quiet;              // probes leaving the window, unanswered
   DeadlineQueue m_hedges;             // short TCP ranges: probes whose retry starts beside them
   std::uint64_t m_done_timer = 0;
+
+  // The conntrack table (ProbeOptions::conntrack): when it was last read,
+  // whether it was full then, the timer that looks again, and the hold so far.
+  bool table_full();
+  void release_table(Clock::time_point now);
+  Clock::time_point m_table_read{};
+  bool m_table_full = false;
+  std::uint64_t m_table_timer = 0;
+  Clock::time_point m_held_since{};
+  std::chrono::nanoseconds m_held{0};
+  TableFill m_fullest;
 };
 
 Prober::Impl::Impl(EventLoop& loop, const Token& token, ProbeOptions options)
@@ -608,6 +623,7 @@ Prober::Impl::~Impl()
 {
   abandon_probes();
   if (m_done_timer != 0) m_loop.cancel(m_done_timer);
+  if (m_table_timer != 0) m_loop.cancel(m_table_timer);
 }
 
 void
@@ -630,6 +646,10 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_cursor = Job{};
   m_next_target = 0;
   m_deferred.clear();
+  m_table_read = {};
+  m_table_full = false;
+  m_held = {};
+  m_fullest = {};
 
   m_source.reset();
   bool bad_source = false;
@@ -738,6 +758,7 @@ void
 Prober::Impl::fill()
 {
   m_starved = false;
+  if (table_full()) return; // its timer calls fill() again
   while (!m_starved && m_young < m_window && m_in_flight < m_capacity) {
     auto job = next_job();
     if (!job) break;
@@ -1307,6 +1328,51 @@ Prober::Impl::queue_retries()
   return queued > 0;
 }
 
+// A reading at most every k_table_read_interval while there is room (a
+// probe launched in between adds one entry), and every k_table_recheck while
+// the table is full. True: start nothing now.
+bool
+Prober::Impl::table_full()
+{
+  if (!m_options.conntrack || (m_deferred.empty() && m_next_target >= m_start_order.size())) return false;
+  if (m_table_timer != 0) return true;
+  auto now = Clock::now();
+  if (!m_table_full && now - m_table_read < k_table_read_interval) return false;
+  m_table_read = now;
+  auto reading = m_options.conntrack();
+  bool full = reading && reading->max > 0
+              && double(reading->count) >= m_options.conntrack_ceiling * double(reading->max);
+  if (!full) {
+    release_table(now);
+    return false;
+  }
+  if (!m_table_full) m_held_since = now;
+  m_table_full = true;
+  if (reading->count >= m_fullest.count) m_fullest = *reading;
+  m_table_timer = m_loop.after(k_table_recheck, [this] {
+    m_table_timer = 0;
+    fill();
+  });
+  return true;
+}
+
+TableHold
+Prober::Impl::held_for_conntrack() const
+{
+  auto held = m_held + (m_table_full ? Clock::now() - m_held_since : std::chrono::nanoseconds{0});
+  return {std::chrono::duration_cast<std::chrono::milliseconds>(held), m_fullest};
+}
+
+// The hold (if any) ends now.
+void
+Prober::Impl::release_table(Clock::time_point now)
+{
+  if (m_table_full) m_held += now - m_held_since;
+  m_table_full = false;
+  if (m_table_timer != 0) m_loop.cancel(m_table_timer);
+  m_table_timer = 0;
+}
+
 void
 Prober::Impl::maybe_done()
 {
@@ -1326,6 +1392,7 @@ void
 Prober::Impl::deliver()
 {
   m_done_timer = 0;
+  release_table(Clock::now());
   m_deadlines.clear();
   m_resends.clear();
   m_identity_deadlines.clear();
@@ -1385,6 +1452,12 @@ void
 Prober::finish_now()
 {
   m_impl->finish_now();
+}
+
+TableHold
+Prober::held_for_conntrack() const
+{
+  return m_impl->held_for_conntrack();
 }
 
 std::vector<TargetOutcome>

@@ -58,6 +58,16 @@ struct TargetOutcome
 // ProbeOptions::retries).
 inline constexpr std::size_t k_silent_range = 16;
 
+// The share of a conntrack table that probes may fill, in percent (ProbeOptions::conntrack_ceiling).
+inline constexpr int k_default_conntrack_ceiling = 75;
+
+// How full a connection-tracking table is (nf_conntrack_count, nf_conntrack_max).
+struct TableFill
+{
+  std::uint64_t count = 0;
+  std::uint64_t max = 0;
+};
+
 struct ProbeOptions
 {
   std::chrono::milliseconds timeout{1000}; // per probe: until connected (TCP) or answered (UDP)
@@ -98,7 +108,26 @@ struct ProbeOptions
   // An answer later than this is late (the adaptive window's limit is the
   // same share of the default timeout, 30%).
   std::chrono::milliseconds hedge_after{300};
+  // A running node's connection-tracking table is shared with its live
+  // traffic: when it is full, the kernel drops new connections. Every probe
+  // adds an entry that outlives it (10 s for a reset TCP connection, 30 s
+  // for unanswered UDP). With `conntrack` set (reads this node's table;
+  // nullopt: it has none), no probe starts while the table holds
+  // `conntrack_ceiling` of its maximum or more; probing goes on as entries
+  // expire (looked at again every k_table_recheck).
+  std::function<std::optional<TableFill>()> conntrack;
+  double conntrack_ceiling = k_default_conntrack_ceiling / 100.0;
 };
+
+// How long a run held its probes back because the conntrack table was full,
+// and the fullest reading that held them (zeros when none did).
+struct TableHold
+{
+  std::chrono::milliseconds time{0};
+  TableFill fullest;
+};
+
+inline constexpr std::chrono::milliseconds k_table_recheck{100};
 
 // Probes every port of every target. Calls `done` once on the loop when all
 // outcomes are in (targets in the given order). `token` and `loop` must
@@ -116,6 +145,8 @@ public:
   // `done` gets what is known (a port without any outcome yet is unprobed),
   // from the loop. Nothing happens when no run is in progress.
   void finish_now();
+  // For the run that ended last (or is running).
+  TableHold held_for_conntrack() const;
 
   // Convenience: runs its own loop until done; for tools and tests.
   static std::vector<TargetOutcome> run(const Token& token, std::vector<ProbeTarget> targets, ProbeOptions options);

@@ -286,6 +286,43 @@ TEST(ProbeReplyBody, CarriesPortsLeftUnprobed)
   EXPECT_EQ(parsed->targets[0][1].range.min, 31000);
 }
 
+TEST(ProbeRequestBody, CarriesTheConntrackCeilingOrTheDefault)
+{
+  ProbeRequest request;
+  EXPECT_EQ(to_json(request).find("conntrack_ceiling"), std::string::npos) << "the default is not sent";
+  request.conntrack_ceiling = 50;
+  auto parsed = parse_probe_request(to_json(request));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->conntrack_ceiling, 50);
+  auto older = parse_probe_request(R"({"timeout_ms": 1000, "targets": []})");
+  ASSERT_TRUE(older) << older.error();
+  EXPECT_EQ(older->conntrack_ceiling, k_default_conntrack_ceiling);
+  for (const char* bad : {R"({"timeout_ms": 1000, "conntrack_ceiling": 0, "targets": []})",
+                          R"({"timeout_ms": 1000, "conntrack_ceiling": 101, "targets": []})",
+                          R"({"timeout_ms": 1000, "conntrack_ceiling": "75", "targets": []})"}) {
+    auto rejected = parse_probe_request(bad);
+    ASSERT_FALSE(rejected) << bad;
+    EXPECT_NE(rejected.error().find("conntrack_ceiling"), std::string::npos) << rejected.error();
+  }
+}
+
+TEST(ProbeReplyBody, SaysHowLongTheConntrackTableHeldTheProbesBack)
+{
+  ProbeReply reply;
+  reply.targets.push_back({Segment{{8472, 8472}, ProbeState::open, 0, "w1", true, {}}});
+  EXPECT_EQ(to_json(reply).find("held_ms"), std::string::npos) << "nothing held: nothing said";
+  reply.held = {std::chrono::milliseconds(2500), {98304, 131072}};
+  auto parsed = parse_probe_reply(to_json(reply));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->held.time, std::chrono::milliseconds(2500));
+  EXPECT_EQ(parsed->held.fullest.count, 98304u);
+  EXPECT_EQ(parsed->held.fullest.max, 131072u);
+  auto older = parse_probe_reply(R"({"targets": []})");
+  ASSERT_TRUE(older) << older.error();
+  EXPECT_EQ(older->held.time, std::chrono::milliseconds(0));
+  EXPECT_FALSE(parse_probe_reply(R"({"targets": [], "held_ms": -1})"));
+}
+
 TEST(ProbeRequestBody, SaysWhenItContinuesTheChecksProbing)
 {
   ProbeRequest request;

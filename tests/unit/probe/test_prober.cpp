@@ -761,6 +761,87 @@ TEST(Prober, FinishNowKeepsWhatIsKnownAndLeavesTheRestUnprobed)
   loop.run_once(10ms);
 }
 
+// A conntrack table that reads as full (its count at the ceiling, 75% of its
+// maximum) holds back every probe until it has room again; the run then
+// proves every port, and says how long it held them back and how full the
+// table was. A table below the ceiling, or none, holds nothing back.
+TEST(Prober, NoProbeStartsWhileTheConntrackTableIsFull)
+{
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::tcp, "127.0.0.1", 32, [](std::uint32_t) { return Reply::identity; });
+  ASSERT_TRUE(range);
+  responder.start();
+  auto started = Clock::now();
+  int readings = 0;
+  auto probe_options = options(2000ms);
+  probe_options.conntrack = [&]() -> std::optional<TableFill> {
+    ++readings;
+    if (Clock::now() - started < 400ms) return TableFill{750, 1000};
+    return TableFill{749, 1000};
+  };
+  EventLoop loop;
+  Prober prober(loop, test_token(), probe_options);
+  std::optional<std::vector<TargetOutcome>> outcomes;
+  prober.start({target(Protocol::tcp, "127.0.0.1", range->min, range->max)},
+               [&](std::vector<TargetOutcome> result) { outcomes = std::move(result); });
+  for (auto until = started + 10s; !outcomes && Clock::now() < until;) loop.run_once(20ms);
+  ASSERT_TRUE(outcomes);
+  auto answered = responder.answered_at();
+  ASSERT_FALSE(answered.empty());
+  auto first_answer = *std::min_element(answered.begin(), answered.end()) - started;
+  EXPECT_GE(first_answer, 400ms) << "a probe started while the table was full";
+  EXPECT_LT(first_answer, 400ms + 2 * k_table_recheck + 200ms);
+  for (const auto& port : outcomes->at(0).ports) {
+    EXPECT_EQ(port.state, ProbeState::open) << port.port;
+    EXPECT_TRUE(port.responder && port.responder->authentic) << port.port;
+  }
+  auto held = prober.held_for_conntrack();
+  EXPECT_GE(held.time, 350ms);
+  EXPECT_LT(held.time, 1000ms);
+  EXPECT_EQ(held.fullest.count, 750u);
+  EXPECT_EQ(held.fullest.max, 1000u);
+  EXPECT_LT(readings, 40) << "read at most every k_table_recheck while full, and rarely once there is room";
+
+  // No table (nullopt), or one with room: nothing held back.
+  for (auto reading : {std::optional<TableFill>{}, std::optional<TableFill>{TableFill{10, 1000}}}) {
+    auto quick = options(2000ms);
+    quick.conntrack = [reading] { return reading; };
+    EventLoop other;
+    Prober unheld(other, test_token(), quick);
+    std::optional<std::vector<TargetOutcome>> result;
+    unheld.start({target(Protocol::tcp, "127.0.0.1", range->min, range->max)},
+                 [&](std::vector<TargetOutcome> r) { result = std::move(r); });
+    for (auto until = Clock::now() + 10s; !result && Clock::now() < until;) other.run_once(20ms);
+    ASSERT_TRUE(result);
+    EXPECT_EQ(unheld.held_for_conntrack().time, 0ms);
+    EXPECT_EQ(result->at(0).ports.front().state, ProbeState::open);
+  }
+}
+
+// A table that stays full until the end: finish_now ends the run with every
+// port unprobed, and the hold lasted until then.
+TEST(Prober, ATableThatStaysFullLeavesThePortsUnprobedAtTheFinish)
+{
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::identity);
+  ASSERT_NE(port, 0);
+  responder.start();
+  auto probe_options = options(2000ms);
+  probe_options.conntrack = [] { return std::optional<TableFill>{TableFill{900, 1000}}; };
+  EventLoop loop;
+  Prober prober(loop, test_token(), probe_options);
+  std::optional<std::vector<TargetOutcome>> outcomes;
+  prober.start({target(Protocol::tcp, "127.0.0.1", port)},
+               [&](std::vector<TargetOutcome> result) { outcomes = std::move(result); });
+  loop.after(300ms, [&] { prober.finish_now(); });
+  for (auto until = Clock::now() + 5s; !outcomes && Clock::now() < until;) loop.run_once(20ms);
+  ASSERT_TRUE(outcomes);
+  EXPECT_EQ(outcomes->at(0).ports.front().state, ProbeState::unprobed);
+  EXPECT_TRUE(responder.answered_at().empty());
+  EXPECT_GE(prober.held_for_conntrack().time, 250ms);
+  EXPECT_EQ(prober.held_for_conntrack().fullest.count, 900u);
+}
+
 TEST(Prober, AWindowNarrowedByQueuedAnswersOpensAgainWhenOnlySilenceIsLeft)
 {
   // First a range whose answers queue up (the window narrows), then a longer

@@ -47,7 +47,7 @@ ck_exit_status 0
 ck_expect "to=master2 expect=allow" pass ok
 # 5 UDP 8472 flows (one port each); TCP: 6443 (from 6 nodes), 2379-2380 and
 # 10250, 10257, 10259 (from 5): 6 + 5 * 5 ports.
-ck_agent master2 note "answered 36 probed ports too late for the prober; their flows pass on its word"
+ck_agent master2 note "answered probes to 36 ports (counted per source) too late for the prober; their flows pass on its word"
 ck_summary failed=0 skipped=0
 ck_others_pass
 ck_agents_ok

@@ -622,8 +622,9 @@ private:
       auto& note = m_report.agents[node].note;
       note += fmt::format("{}", note.empty() ? "" : "; ");
       note +=
-        fmt::format("answered {} probed port{} too late for the prober; their flows pass on its word (an overloaded "
-                    "node answers late: a longer --timeout-ms spares it; or its answers were lost on the way back)",
+        fmt::format("answered probes to {} port{} (counted per source) too late for the prober; their flows pass on "
+                    "its word (an overloaded node answers late: a longer --timeout-ms spares it; or its answers were "
+                    "lost on the way back)",
                     m_answered_late[node], m_answered_late[node] == 1 ? "" : "s");
     }
     m_report.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_start);

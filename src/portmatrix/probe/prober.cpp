@@ -427,12 +427,13 @@ constexpr std::size_t k_udp_batch = 64;
 // averages, and the share of the timeout an answer may take before the
 // window shrinks, or under which it grows.
 constexpr std::size_t k_min_window = 32;
-
-// How often the conntrack table is read while it has room (ProbeOptions::conntrack).
-constexpr std::chrono::milliseconds k_table_read_interval{20};
 constexpr std::uint32_t k_window_samples = 32;
 constexpr double k_slow_share = 0.3;
 constexpr double k_fast_share = 0.1;
+
+// How often the conntrack table is read while it has room (ProbeOptions::conntrack).
+constexpr std::chrono::milliseconds k_table_read_interval{20};
+
 // Its receive buffer: a burst of answers to thousands of probes fits.
 constexpr int k_udp_receive_buffer = 8 << 20;
 

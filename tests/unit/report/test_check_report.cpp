@@ -140,14 +140,14 @@ TEST(CheckReport, AnAgentsNoteIsInTheJsonAndUnderTheTable)
   busy.node = "master2";
   busy.reachable = true;
   busy.capture = true;
-  busy.note = "answered 3 probed ports too late for the prober";
+  busy.note = "answered probes to 3 ports (counted per source) too late for the prober";
   report.agents.push_back(busy);
   auto json = nlohmann::json::parse(render_check(report, CheckFormat::json));
   ASSERT_EQ(json["agents"].size(), 2u);
   EXPECT_EQ(json["agents"][0]["note"], "");
-  EXPECT_EQ(json["agents"][1]["note"], "answered 3 probed ports too late for the prober");
+  EXPECT_EQ(json["agents"][1]["note"], "answered probes to 3 ports (counted per source) too late for the prober");
   auto table = render_check(report, CheckFormat::table);
-  EXPECT_NE(table.find("agent master2: answered 3 probed ports too late for the prober"), std::string::npos) << table;
+  EXPECT_NE(table.find("agent master2: answered probes to 3 ports (counted per source) too late for the prober"), std::string::npos) << table;
 }
 
 TEST(CheckReport, TableShowsWhoAnswered)

@@ -12,6 +12,7 @@
 # each command and on exit. Beside nftables, the filesystem's floor: as many
 # files of the same size, written the same way by a loop that generates
 # nothing (creating thousands of files is what --all waits for on a slow disk).
+# Outputs are moved aside, not deleted, between commands: see discard().
 #   usage: BENCH_OUT=FILE plan.sh NODES PORTMATRIX [FLOOR]
 set -euo pipefail
 source "$(dirname "$0")/record.bash"
@@ -25,6 +26,27 @@ PAIRS_MAX=${BENCH_PAIRS_MAX:-1000}
 ITEM=7/$NODES
 work=$(mktemp -d "${BENCH_WORK:-${TMPDIR:-/tmp}}/plan-$NODES.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+
+# Deleting thousands of files slows ext4's next thousands of creations for a
+# minute: a new inode skips every one deleted in the last 60 s
+# (recently_deleted() in fs/ext4/ialloc.c). That cost `firewall --all` at
+# 5,000 nodes ~1 s of system time whenever the command before it had just
+# had its 5,000 files removed (0.4 s otherwise). So an output is moved aside
+# (a rename) until the caller is done: into BENCH_TRASH (run.sh empties it
+# after item 7), else into the work directory. With less than 4 GB free the
+# outputs are deleted after all, and a note says so.
+trash=${BENCH_TRASH:-$work/trash}
+mkdir -p "$trash"
+DISCARDED=0
+discard() { # PATH
+  DISCARDED=$((DISCARDED + 1))
+  if (($(df -Pk "$trash" | awk 'NR == 2 {print $4}') < 4 * 1024 * 1024)); then
+    bench_note "$ITEM" "outputs deleted between commands (less than 4 GB free): the file creations after a deletion are slower for a minute"
+    rm -rf "$1" "${trash:?}"/*
+  else
+    mv "$1" "$trash/$NODES-$DISCARDED"
+  fi
+}
 
 inventory=$work/inventory.yaml
 python3 - "$NODES" >"$inventory" <<'PY'
@@ -61,7 +83,7 @@ measure() {
   bench_record "$ITEM" "$label cpu" "$(python3 -c "print(round(($user + $sys) * 1000))")" ms
   bench_record "$ITEM" "$label peak RSS" $((kb / 1024)) MB
   bench_record "$ITEM" "$label output" "$(python3 -c "print(round($bytes / 1e6, 3))")" MB
-  rm -rf "$output"
+  discard "$output"
 }
 
 # The filesystem's floor for `firewall --all`: FILES files of BYTES in all
@@ -85,7 +107,7 @@ for i in range(files):
 print(round((time.monotonic() - start) * 1000))
 PY
 )
-  rm -rf "$work/floor"
+  discard "$work/floor"
   bench_record "$ITEM" "$label floor" "$ms" ms
 }
 

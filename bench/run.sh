@@ -76,7 +76,8 @@ if [[ -x /usr/bin/python3 && $(command -v python3) != /usr/bin/python3 ]]; then
   ln -s /usr/bin/python3 "$work/bin/python3"
   PATH=$work/bin:$PATH
 fi
-export BENCH_OUT=$work/results.tsv BENCH_WORK=$work
+export BENCH_OUT=$work/results.tsv BENCH_WORK=$work BENCH_TRASH=$work/trash
+mkdir "$BENCH_TRASH"
 : >"$BENCH_OUT"
 
 {
@@ -106,7 +107,10 @@ for item in ${items//,/ }; do
   udp) scenario "items 3-4 (UDP)" bench/pair.sh udp ;;
   guide) scenario "item 5 (the guide's topology)" bench/guide.sh ;;
   scale) for n in "${sizes[@]}"; do scenario "item 6 ($n nodes)" bench/scale.sh "$n"; done ;;
-  plan) for n in "${plan_sizes[@]}"; do scenario "item 7 ($n nodes)" bench/plan.sh "$n"; done ;;
+  plan)
+    for n in "${plan_sizes[@]}"; do scenario "item 7 ($n nodes)" bench/plan.sh "$n"; done
+    rm -rf "${BENCH_TRASH:?}"/* # what plan.sh moved aside (see its discard())
+    ;;
   esac
 done
 printf 'load average at the end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/machine.tsv"

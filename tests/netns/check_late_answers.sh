@@ -12,8 +12,10 @@
 #
 # So that the freeze lands after master2 has answered hello but before
 # anybody probes it: client1's agent is frozen before the check starts, which
-# holds the hello round; master2 is frozen 0.7 s into the check, client1
-# resumed at 1.2 s (the probe round starts then), master2 at 5.7 s. The
+# holds the hello round. The check asks every agent at once; once its hello
+# connection to client1's agent is up, master2 (which answers in
+# milliseconds) gets 0.3 s more, then is frozen; client1 is resumed 0.5 s
+# later (the probe round starts then), master2 4.5 s after that. The
 # check runs with --retries 0: each port is tried once, in the first moments
 # of the round (single ports go first), and every source has given up on
 # master2's ports before it runs again (UDP after the 1 s timeout; TCP,
@@ -29,8 +31,14 @@ ck_topology
 ck_start_cluster
 
 kill -STOP "${CK_AGENT_PID[client1]}"
+control_port=$(sed -n 's/^agent: {control_port: *\([0-9]*\)}.*/\1/p' "$INVENTORY")
+[[ -n $control_port ]] || ck_die "no agent control_port in $INVENTORY"
 ck_check_start late --deadline "$DEADLINE" --retries 0
-sleep 0.7
+for ((i = 0; i < 100; i++)); do # the check's hello connection to client1's own agent
+  [[ -n $(ck_in client1 ss -Htn state established "( dport = :$control_port )") ]] && break
+  sleep 0.05
+done
+sleep 0.3
 kill -STOP "${CK_AGENT_PID[master2]}"
 ck_log "froze master2's agent (pid ${CK_AGENT_PID[master2]}) $(ck_since "$CK_CHECK_T0") into the check"
 sleep 0.5

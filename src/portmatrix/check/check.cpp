@@ -169,21 +169,20 @@ private:
     }
     if (unprobed == 0 || !m_report.agents[node].error.empty()) return;
     m_report.agents[node].error =
-      fmt::format("still probing when the deadline came: {} of {} ports not probed, their flows skipped "
-                  "(a longer --deadline gives it time)",
-                  unprobed, asked);
+      fmt::format("still probing when the deadline came: {} of {} ports not probed, their flows skipped ({})",
+                  unprobed, asked,
+                  reply.held.time.count() > 0 ? "its conntrack table held it back: see its note"
+                                              : "a longer --deadline gives it time");
   }
 
-  // A source that held its probes back for its conntrack table says so.
-  void note_held(std::size_t node, const TableHold& held)
+  // What a source held back for its conntrack table, over every probing of
+  // this check (the probe round and the VIP rounds): the note says it once.
+  void add_hold(std::size_t node, const TableHold& held)
   {
     if (held.time.count() <= 0) return;
-    auto& note = m_report.agents[node].note;
-    note += fmt::format("{}held its probes back {:.1f} s: its conntrack table had {} of {} entries ({}%; "
-                        "--conntrack-ceiling {} leaves the rest to live connections)",
-                        note.empty() ? "" : "; ", held.time.count() / 1000.0, held.fullest.count, held.fullest.max,
-                        held.fullest.max > 0 ? held.fullest.count * 100 / held.fullest.max : 0,
-                        m_options.conntrack_ceiling);
+    auto& total = m_held[node];
+    total.time += held.time;
+    if (held.fullest.count >= total.fullest.count) total.fullest = held.fullest;
   }
 
   void hello_round()
@@ -271,7 +270,7 @@ private:
         continue;
       }
       note_unfinished(call.node, *reply);
-      note_held(call.node, reply->held);
+      add_hold(call.node, reply->held);
       m_replies[call.node] = std::move(*reply);
     }
   }
@@ -314,6 +313,7 @@ private:
         const auto& result = *call.result;
         auto reply = result && result->ok ? parse_probe_reply(result->body) : unexpected(std::string("no reply"));
         if (!reply) continue;
+        add_hold(call.node, reply->held);
         const auto& flows = flows_of[call.node];
         for (std::size_t t = 0; t < reply->targets.size() && t < flows.size(); ++t) {
           auto [source, target] = m_probe_index[flows[t]];
@@ -617,6 +617,14 @@ private:
       m_report.skipped += result.verdict == Verdict::skip;
       m_report.results.push_back(std::move(result));
     }
+    for (const auto& [node, held] : m_held) {
+      auto& note = m_report.agents[node].note;
+      note += fmt::format("{}held its probes back {:.1f} s: its conntrack table had {} of {} entries ({}%; "
+                          "--conntrack-ceiling {} leaves the rest to live connections)",
+                          note.empty() ? "" : "; ", held.time.count() / 1000.0, held.fullest.count,
+                          held.fullest.max, held.fullest.max > 0 ? held.fullest.count * 100 / held.fullest.max : 0,
+                          m_options.conntrack_ceiling);
+    }
     for (std::size_t node = 0; node < m_answered_late.size(); ++node) {
       if (m_answered_late[node] == 0) continue;
       auto& note = m_report.agents[node].note;
@@ -646,6 +654,7 @@ private:
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_departure_index;
   std::map<std::size_t, ObservedReply> m_observed; // node asked -> its reply
   std::vector<std::uint64_t> m_answered_late;      // node -> ports whose late answer it vouched for
+  std::map<std::size_t, TableHold> m_held;         // source node -> its probes held back for conntrack
 };
 
 } // namespace

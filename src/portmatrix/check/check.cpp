@@ -175,6 +175,13 @@ private:
                                               : "a longer --deadline gives it time");
   }
 
+  // A sentence more in the node's note ("; "-joined).
+  void add_note(std::size_t node, const std::string& sentence)
+  {
+    auto& note = m_report.agents[node].note;
+    note += (note.empty() ? "" : "; ") + sentence;
+  }
+
   // What a source held back for its conntrack table, over every probing of
   // this check (the probe round and the VIP rounds): the note says it once.
   void add_hold(std::size_t node, const TableHold& held)
@@ -618,22 +625,18 @@ private:
       m_report.results.push_back(std::move(result));
     }
     for (const auto& [node, held] : m_held) {
-      auto& note = m_report.agents[node].note;
-      note += fmt::format("{}held its probes back {:.1f} s: its conntrack table had {} of {} entries ({}%; "
-                          "--conntrack-ceiling {} leaves the rest to live connections)",
-                          note.empty() ? "" : "; ", held.time.count() / 1000.0, held.fullest.count,
-                          held.fullest.max, held.fullest.max > 0 ? held.fullest.count * 100 / held.fullest.max : 0,
-                          m_options.conntrack_ceiling);
+      add_note(node, fmt::format("held its probes back {:.1f} s: its conntrack table had {} of {} entries ({}%; "
+                                 "--conntrack-ceiling {} leaves the rest to live connections)",
+                                 held.time.count() / 1000.0, held.fullest.count, held.fullest.max,
+                                 held.fullest.max > 0 ? held.fullest.count * 100 / held.fullest.max : 0,
+                                 m_options.conntrack_ceiling));
     }
     for (std::size_t node = 0; node < m_answered_late.size(); ++node) {
       if (m_answered_late[node] == 0) continue;
-      auto& note = m_report.agents[node].note;
-      note += fmt::format("{}", note.empty() ? "" : "; ");
-      note +=
-        fmt::format("answered probes to {} port{} (counted per source) too late for the prober; their flows pass on "
-                    "its word (an overloaded node answers late: a longer --timeout-ms spares it; or its answers were "
-                    "lost on the way back)",
-                    m_answered_late[node], m_answered_late[node] == 1 ? "" : "s");
+      add_note(node, fmt::format("answered probes to {} port{} (counted per source) too late for the prober; their "
+                                 "flows pass on its word (an overloaded node answers late: a longer --timeout-ms "
+                                 "spares it; or its answers were lost on the way back)",
+                                 m_answered_late[node], m_answered_late[node] == 1 ? "" : "s"));
     }
     m_report.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_start);
   }

@@ -177,14 +177,23 @@ ensure_fd_limit(rlim_t needed)
   return ::setrlimit(RLIMIT_NOFILE, &limit) == 0;
 }
 
+// Binds `responder` to one TCP and one UDP port that were free a moment ago;
+// returns them (TCP, UDP).
+std::pair<std::uint16_t, std::uint16_t>
+bind_tcp_and_udp(Responder& responder)
+{
+  auto tcp_port = free_port(SOCK_STREAM);
+  auto udp_port = free_port(SOCK_DGRAM);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
+  return {tcp_port, udp_port};
+}
+
 TEST(Responder, AnswersTcpAndUdpProbesWithAnAuthenticIdentity)
 {
   auto token = test_token();
   EventLoop loop;
   Responder responder(loop, token, k_node, k_loopback);
-  auto tcp_port = free_port(SOCK_STREAM);
-  auto udp_port = free_port(SOCK_DGRAM);
-  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
+  auto [tcp_port, udp_port] = bind_tcp_and_udp(responder);
   ASSERT_TRUE(responder.owners().empty()) << responder.owners().front().error;
   EXPECT_EQ(responder.listener_count(), 2u);
   EXPECT_TRUE(responder.listening(Protocol::tcp, tcp_port));
@@ -257,9 +266,7 @@ TEST(Responder, RemembersWhomItAnsweredOnWhichPortEvenAfterTheProberLeft)
   auto token = test_token();
   EventLoop loop;
   Responder responder(loop, token, k_node, k_loopback);
-  auto tcp_port = free_port(SOCK_STREAM);
-  auto udp_port = free_port(SOCK_DGRAM);
-  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
+  auto [tcp_port, udp_port] = bind_tcp_and_udp(responder);
   ASSERT_TRUE(responder.owners().empty()) << responder.owners().front().error;
   auto start = responder.answered_mark();
   EXPECT_EQ(responder.answered_to(Protocol::udp, k_loopback, udp_port), 0u);

@@ -71,6 +71,24 @@ expect 2 "firewall without node or all" -- "$pm" firewall --inventory "$inv"
 expect 2 "firewall --all without --out" -- "$pm" firewall --inventory "$inv" --all
 expect 0 "firewall --all" -- "$pm" firewall --inventory "$inv" --all --out "$work/fw" --format iptables
 [ "$(ls "$work/fw" | wc -l)" -eq 14 ] && passed=$((passed + 1)) || { echo "FAIL: --all wrote $(ls "$work/fw" | wc -l) files"; failed=$((failed + 1)); }
+# Nodes with the same roles share one file (hard links); other roles have their own.
+inode() { stat -c %i "$work/fw/$1.iptables.sh"; }
+if [ "$(inode master1)" = "$(inode master2)" ] && [ "$(inode master1)" = "$(inode master3)" ] &&
+  [ "$(inode worker1)" = "$(inode worker3)" ] && [ "$(inode master1)" != "$(inode worker1)" ] &&
+  [ "$(stat -c %h "$work/fw/master2.iptables.sh")" = 3 ] &&
+  [ "$(ls -i "$work/fw" | awk '{print $1}' | sort -u | wc -l)" = "$(sed -n 's/.*wrote 14 file(s) to .*: \([0-9]*\) ruleset(s).*/\1/p' <<<"$out")" ]; then
+  passed=$((passed + 1))
+else
+  echo "FAIL: --all did not link the nodes of the same roles to one file:"; ls -li "$work/fw"; echo "$out"; failed=$((failed + 1))
+fi
+# Apart from the lines that name the node(s), a node's file is what --node prints.
+"$pm" firewall --inventory "$inv" --node worker2 --format iptables >"$work/worker2.sh"
+if diff <(sed '1,/^# cluster /d' "$work/worker2.sh") <(sed '1,/^# cluster /d' "$work/fw/worker2.iptables.sh") >/dev/null &&
+  head -2 "$work/fw/worker2.iptables.sh" | grep -q "for the 3 nodes with roles: worker"; then
+  passed=$((passed + 1))
+else
+  echo "FAIL: --all's worker2 file is not --node worker2's ruleset"; failed=$((failed + 1))
+fi
 expect 2 "firewall bad format" -- "$pm" firewall --inventory "$inv" --node master1 --format pf
 expect 0 "check --help" -- "$pm" check --help && contains "--retries" "check --help offers --retries" &&
   contains "--conntrack-ceiling" "check --help offers --conntrack-ceiling"

@@ -168,14 +168,12 @@ command_firewall(const Plan& plan, const std::string& node_name, bool all, const
     std::cerr << "portmatrix: --all needs --out DIR (one file per node)\n";
     return k_exit_input;
   }
-  // One file at a time: 5,000 nodes' rules are hundreds of MB together.
-  if (!make_directory(out_dir)) return k_exit_input;
-  for (const auto& node : plan.inventory.nodes) {
-    if (!write_file(std::filesystem::path(out_dir) / generator->file_name(node), generator->render(node))) {
-      return k_exit_input;
-    }
-  }
-  std::cerr << fmt::format("portmatrix: wrote {} file(s) to {}\n", plan.inventory.nodes.size(), out_dir);
+  if (!make_directory(out_dir) || !write_rulesets(*generator, plan, out_dir)) return k_exit_input;
+  std::cerr << fmt::format("portmatrix: wrote {} file(s) to {}: {} ruleset(s), one per set of roles, each written "
+                           "once and hard-linked to its nodes' names\n",
+                           plan.inventory.nodes.size(),
+                           out_dir,
+                           ruleset_groups(plan.inventory).size());
   return 0;
 }
 

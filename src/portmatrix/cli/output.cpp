@@ -48,6 +48,37 @@ write_file(const std::filesystem::path& path, const std::string& text)
 }
 
 bool
+link_file(const std::filesystem::path& existing, const std::filesystem::path& path)
+{
+  auto temporary = path;
+  temporary += fmt::format(".tmp.{}", ::getpid());
+  std::error_code error;
+  std::filesystem::remove(temporary, error);
+  std::filesystem::create_hard_link(existing, temporary, error);
+  if (error) return false;
+  std::filesystem::rename(temporary, path, error);
+  if (!error) return true;
+  std::filesystem::remove(temporary, error);
+  return false;
+}
+
+bool
+write_rulesets(const FirewallGenerator& generator, const Plan& plan, const std::filesystem::path& dir)
+{
+  for (const auto& group : ruleset_groups(plan.inventory)) {
+    const auto text = generator.render_group(group);
+    std::filesystem::path written; // the group's file, once written: the other names link to it
+    for (const Node* node : group) {
+      auto path = dir / generator.file_name(*node);
+      if (!written.empty() && link_file(written, path)) continue;
+      if (!write_file(path, text)) return false;
+      written = path;
+    }
+  }
+  return true;
+}
+
+bool
 make_directory(const std::string& path)
 {
   std::error_code error;

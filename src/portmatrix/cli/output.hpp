@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "firewall/firewall.hpp"
 #include "model/types.hpp"
 
 namespace portmatrix {
@@ -19,6 +20,17 @@ void print(Diagnostics diagnostics);
 // Writes `text` to `path` whole or not at all (temporary file + rename).
 // Prints the reason and returns false on failure.
 bool write_file(const std::filesystem::path& path, const std::string& text);
+
+// Gives `path` the file `existing` as a second name (a hard link, placed by a
+// rename, so an old file of that name is replaced whole). False, printing
+// nothing, when the filesystem refuses: the caller writes a copy instead.
+bool link_file(const std::filesystem::path& existing, const std::filesystem::path& path);
+
+// Writes `generator`'s ruleset of every node of `plan` into `dir` (which must
+// exist), named by file_name(): each group of ruleset_groups() rendered and
+// written once and linked to its other nodes' names (copied where a link is
+// refused). Prints the reason and returns false on failure.
+bool write_rulesets(const FirewallGenerator& generator, const Plan& plan, const std::filesystem::path& dir);
 
 // Creates `path` (and parents); prints the reason and returns false on failure.
 bool make_directory(const std::string& path);

@@ -1,6 +1,9 @@
 // Backend selection and the pieces every backend shares.
 #include "firewall/firewall.hpp"
 
+#include <algorithm>
+#include <map>
+
 #include <fmt/format.h>
 
 namespace portmatrix {
@@ -63,13 +66,55 @@ make_firewall_generator(FirewallFormat format, const Plan& plan)
 }
 
 std::string
-firewall_header(const Plan& plan, const Node& node, std::string_view backend)
+FirewallGenerator::render(const Node& node) const
 {
-  std::string text = fmt::format("# portmatrix: {} host firewall for node {} ({}; roles: {})\n",
-                                 backend,
-                                 node.name,
-                                 node.address,
-                                 plan.describe_roles(node));
+  const Node* one = &node;
+  return render_group({&one, 1});
+}
+
+std::vector<std::vector<const Node*>>
+ruleset_groups(const Inventory& inventory)
+{
+  std::vector<std::vector<const Node*>> groups;
+  std::map<std::vector<Role>, std::size_t> index; // sorted roles -> group
+  for (const auto& node : inventory.nodes) {
+    auto roles = node.roles;
+    std::sort(roles.begin(), roles.end());
+    roles.erase(std::unique(roles.begin(), roles.end()), roles.end());
+    auto [at, added] = index.try_emplace(std::move(roles), groups.size());
+    if (added) groups.emplace_back();
+    groups[at->second].push_back(&node);
+  }
+  return groups;
+}
+
+std::string
+firewall_header(const Plan& plan, std::span<const Node* const> nodes, std::string_view backend)
+{
+  // A group's names, up to this many; then how many more.
+  constexpr std::size_t k_named = 8;
+  const Node& first = *nodes.front();
+  std::string text;
+  if (nodes.size() == 1) {
+    text = fmt::format("# portmatrix: {} host firewall for node {} ({}; roles: {})\n",
+                       backend,
+                       first.name,
+                       first.address,
+                       plan.describe_roles(first));
+  } else {
+    std::string names;
+    for (std::size_t i = 0; i < nodes.size() && i < k_named; ++i) {
+      names += fmt::format("{}{} ({})", i ? ", " : "", nodes[i]->name, nodes[i]->address);
+    }
+    if (nodes.size() > k_named) names += fmt::format(" and {} more", nodes.size() - k_named);
+    text = fmt::format("# portmatrix: {} host firewall for the {} nodes with roles: {}\n# {}\n",
+                       backend,
+                       nodes.size(),
+                       plan.describe_roles(first),
+                       names);
+    text += "# Nodes with the same roles get the same rules: `firewall --all` writes this file once\n"
+            "# and links it to every node's name.\n";
+  }
   text += fmt::format("# cluster {}, profile {} {}. Generated: edit the inventory or profile, not this file.\n",
                       plan.inventory.cluster,
                       plan.matrix.profile.name,

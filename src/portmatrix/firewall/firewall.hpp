@@ -6,8 +6,10 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "plan/plan.hpp"
 
@@ -22,11 +24,20 @@ class FirewallGenerator
 {
 public:
   virtual ~FirewallGenerator() = default;
-  // The whole ruleset (or script) for `node`, ready to apply.
-  virtual std::string render(const Node& node) const = 0;
+  // The whole ruleset (or script) for `node`, ready to apply; the header names it.
+  std::string render(const Node& node) const;
+  // The one ruleset of `nodes`, a group of ruleset_groups(), ready to apply on
+  // each of them; the header names the group. Rules depend on a node only
+  // through its roles (Plan::ingress): keep it so, or ruleset_groups lies.
+  virtual std::string render_group(std::span<const Node* const> nodes) const = 0;
   // File name used by `firewall --all --out DIR`.
   virtual std::string file_name(const Node& node) const = 0;
 };
+
+// The inventory's nodes grouped by the set of their roles, which is all their
+// ruleset depends on: groups in order of their first node, each in inventory
+// order. `firewall --all` renders a group once and links it to every name.
+std::vector<std::vector<const Node*>> ruleset_groups(const Inventory& inventory);
 
 // `plan` must outlive the generator. Work shared by all nodes (address sets)
 // is done once here, not per node.
@@ -42,8 +53,9 @@ extern const char* const k_icmpv6_types[];
 // `nft_name` (nd-neighbor-solicit -> neighbour-solicitation, ...).
 std::string icmpv6_legacy_name(std::string_view nft_name);
 
-// The comment line(s) that open every generated file; `prefix` is "#" etc.
-std::string firewall_header(const Plan& plan, const Node& node, std::string_view backend);
+// The comment lines that open every generated file, naming the node, or the
+// nodes of a group, the ruleset is for.
+std::string firewall_header(const Plan& plan, std::span<const Node* const> nodes, std::string_view backend);
 
 // "master", "any" ... and the admin pseudo-source.
 std::string source_label(Role role);

@@ -29,9 +29,9 @@ public:
     for (const auto& [role, sources] : plan.role_sources) add_ipset(to_string(role), sources);
   }
 
-  std::string render(const Node& node) const override
+  std::string render_group(std::span<const Node* const> nodes) const override
   {
-    std::string out = "#!/bin/sh\n" + firewall_header(m_plan, node, "firewalld");
+    std::string out = "#!/bin/sh\n" + firewall_header(m_plan, nodes, "firewalld");
     out += "# Apply with: PORTMATRIX_IFACE=eth0 sh FILE (as root), then firewall-cmd --reload.\n";
     out += "set -e\n";
     out += ": \"${PORTMATRIX_IFACE:?set PORTMATRIX_IFACE to the interface that carries cluster traffic}\"\n";
@@ -57,7 +57,7 @@ public:
       out += render_rule(admin, ipset_name("admin", false), false);
       out += render_rule(admin, ipset_name("admin", true), true);
     }
-    for (const auto& rule : m_plan.ingress(node)) {
+    for (const auto& rule : m_plan.ingress(*nodes.front())) {
       if (rule.source == Role::any) {
         out += render_rule(rule, "", false);
         continue;

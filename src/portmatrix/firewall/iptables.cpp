@@ -29,13 +29,13 @@ public:
     m_ipsets += "PORTMATRIX_IPSET\n";
   }
 
-  std::string render(const Node& node) const override
+  std::string render_group(std::span<const Node* const> nodes) const override
   {
-    std::string out = "#!/bin/sh\n" + firewall_header(m_plan, node, "iptables");
+    std::string out = "#!/bin/sh\n" + firewall_header(m_plan, nodes, "iptables");
     out += "# Apply with: sh FILE (as root). Needs ipset, iptables-restore and ip6tables-restore.\n";
     out += "set -e\n\n";
     out += m_ipsets;
-    auto rules = m_plan.ingress(node);
+    auto rules = m_plan.ingress(*nodes.front());
     for (bool ipv6 : {false, true}) {
       out += fmt::format("\n{}-restore --noflush <<'PORTMATRIX_RULES'\n*filter\n:{} - [0:0]\n",
                          ipv6 ? "ip6tables" : "iptables",

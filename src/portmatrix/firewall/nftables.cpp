@@ -52,9 +52,9 @@ public:
     for (const auto& [role, sources] : plan.role_sources) add(std::string(to_string(role)), sources);
   }
 
-  std::string render(const Node& node) const override
+  std::string render_group(std::span<const Node* const> nodes) const override
   {
-    std::string out = "#!/usr/sbin/nft -f\n" + firewall_header(m_plan, node, "nftables");
+    std::string out = "#!/usr/sbin/nft -f\n" + firewall_header(m_plan, nodes, "nftables");
     out += "# Apply with: nft -f FILE (atomic; applying again replaces only table inet portmatrix).\n\n";
     out += "table inet portmatrix\ndelete table inet portmatrix\n\ntable inet portmatrix {\n";
     out += m_sets;
@@ -71,7 +71,7 @@ public:
       out += fmt::format("\t\tip saddr @admin_v4 tcp dport {} accept comment \"SSH and portmatrix agent\"\n", admin);
       out += fmt::format("\t\tip6 saddr @admin_v6 tcp dport {} accept comment \"SSH and portmatrix agent\"\n", admin);
     }
-    for (const auto& rule : m_plan.ingress(node)) out += render_rule(rule);
+    for (const auto& rule : m_plan.ingress(*nodes.front())) out += render_rule(rule);
     out += "\t}\n}\n";
     return out;
   }

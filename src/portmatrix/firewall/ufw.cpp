@@ -24,9 +24,9 @@ public:
     for (const auto& [role, set] : plan.role_sources) m_sources[role] = sources(set);
   }
 
-  std::string render(const Node& node) const override
+  std::string render_group(std::span<const Node* const> nodes) const override
   {
-    std::string out = "#!/bin/sh\n" + firewall_header(m_plan, node, "ufw");
+    std::string out = "#!/bin/sh\n" + firewall_header(m_plan, nodes, "ufw");
     out += "# Apply with: sh FILE (as root). ufw has no address sets: one rule per peer address or prefix.\n";
     out += "# ufw's own before.rules already admit established traffic, loopback and ICMP.\n";
     out += "set -e\n\n";
@@ -37,7 +37,7 @@ public:
     } else {
       for (const auto& source : m_admin) append(out, admin_lines, source);
     }
-    for (const auto& rule : m_plan.ingress(node)) {
+    for (const auto& rule : m_plan.ingress(*nodes.front())) {
       const auto lines = rule_lines(rule, rule_comment(rule));
       if (rule.source == Role::any) {
         append(out, lines, "any");

@@ -32,7 +32,93 @@ count_lines_starting(const std::string& text, std::string_view prefix)
   return count;
 }
 
+// A ruleset without its opening comment lines (everything before the
+// "# cluster" line, which is where the node or group is named).
+std::string
+without_header(const std::string& text)
+{
+  auto at = text.find("\n# cluster ");
+  EXPECT_NE(at, std::string::npos);
+  return text.substr(at == std::string::npos ? 0 : at);
+}
+
+// Mixed roles, listed in either order, and a node of each address family.
+const char* const k_mixed_inventory = R"(cluster: mixed
+loadbalancer: {vip: 10.0.0.100}
+admin_cidrs: [10.0.0.0/24]
+nodes:
+  - {name: cp1, address: 10.0.0.1, roles: [master, worker]}
+  - {name: w1, address: 10.0.0.11, roles: [worker]}
+  - {name: cp2, address: 10.0.0.2, roles: [worker, master]}
+  - {name: w2, address: 'fd00::12', roles: [worker]}
+  - {name: db1, address: 10.0.0.21, roles: [mongodb, elasticsearch]}
+  - {name: lb1, address: 10.0.0.5, roles: [loadbalancer]}
+  - {name: cp3, address: 10.0.0.3, roles: [master, worker, master]}
+)";
+
 } // namespace
+
+// `firewall --all` writes one file per group and links it to every node of
+// the group: that is right only while a node's rules depend on nothing but
+// its set of roles. Every backend, every node: its own ruleset is its
+// group's, apart from the lines that name them.
+TEST(Firewall, NodesWithTheSameRolesGetTheSameRuleset)
+{
+  for (const auto& plan : {testing::demo_plan(), testing::plan_for(k_mixed_inventory)}) {
+    for (auto format : {FirewallFormat::nftables, FirewallFormat::iptables, FirewallFormat::firewalld,
+                        FirewallFormat::ufw}) {
+      auto generator = make_firewall_generator(format, plan);
+      std::size_t nodes = 0;
+      for (const auto& group : ruleset_groups(plan.inventory)) {
+        auto shared = generator->render_group(group);
+        for (const Node* node : group) {
+          EXPECT_EQ(without_header(generator->render(*node)), without_header(shared))
+            << plan.inventory.cluster << " " << to_string(format) << " " << node->name;
+        }
+        nodes += group.size();
+      }
+      EXPECT_EQ(nodes, plan.inventory.nodes.size());
+    }
+  }
+}
+
+TEST(Firewall, RulesetGroupsFollowTheSetOfRolesInInventoryOrder)
+{
+  auto plan = testing::plan_for(k_mixed_inventory);
+  std::vector<std::vector<std::string>> names;
+  for (const auto& group : ruleset_groups(plan.inventory)) {
+    names.emplace_back();
+    for (const Node* node : group) names.back().push_back(node->name);
+  }
+  std::vector<std::vector<std::string>> expected{{"cp1", "cp2", "cp3"}, {"w1", "w2"}, {"db1"}, {"lb1"}};
+  EXPECT_EQ(names, expected);
+  // Different sets of roles, different rules: the groups are not merged too far.
+  auto nft = make_nftables_generator(plan);
+  EXPECT_NE(without_header(nft->render(*plan.inventory.find("cp1"))),
+            without_header(nft->render(*plan.inventory.find("w1"))));
+}
+
+TEST(Firewall, AGroupsHeaderNamesItsNodes)
+{
+  auto plan = testing::plan_for(k_mixed_inventory);
+  auto groups = ruleset_groups(plan.inventory);
+  auto text = make_iptables_generator(plan)->render_group(groups[0]);
+  EXPECT_TRUE(text.starts_with("#!/bin/sh\n# portmatrix: iptables host firewall for the 3 nodes with roles: master, "
+                               "worker\n# cp1 (10.0.0.1), cp2 (10.0.0.2), cp3 (10.0.0.3)\n"))
+    << text.substr(0, 300);
+  auto one = make_iptables_generator(plan)->render_group(groups[2]);
+  EXPECT_NE(one.find("# portmatrix: iptables host firewall for node db1 (10.0.0.21; roles: mongodb, elasticsearch)\n"),
+            std::string::npos);
+  auto large = testing::plan_for(testing::generated_inventory(100));
+  auto groups_100 = ruleset_groups(large.inventory); // lb1, client1, masters, mongodb, elasticsearch, workers
+  ASSERT_EQ(groups_100.size(), 6u);
+  auto workers = groups_100[5];
+  ASSERT_EQ(workers.front()->name, "n5");
+  auto header = make_ufw_generator(large)->render_group(workers).substr(0, 400);
+  EXPECT_NE(header.find("for the 77 nodes with roles: worker\n# n5 (10.0.0.5), n6 (10.0.0.6)"), std::string::npos)
+    << header;
+  EXPECT_NE(header.find(", n12 (10.0.0.12) and 69 more\n"), std::string::npos) << header;
+}
 
 TEST(Nftables, RuleCountDoesNotGrowWithTheCluster)
 {

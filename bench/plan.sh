@@ -10,8 +10,10 @@
 # Each records its wall and CPU time, peak RSS (/usr/bin/time) and output size;
 # the output goes to a directory under BENCH_WORK (or TMPDIR), removed after
 # each command and on exit. Beside nftables, the filesystem's floor: as many
-# files of the same size, written the same way by a loop that generates
-# nothing (creating thousands of files is what --all waits for on a slow disk).
+# files (one per node) holding as many bytes in all, written the same way by a
+# loop that generates nothing (creating thousands of names is what --all waits
+# for on a slow disk; it writes one file per set of roles and hard-links the
+# other nodes' names to it, so "output MB" counts each file once, as du does).
 # Outputs are moved aside, not deleted, between commands: see discard().
 #   usage: BENCH_OUT=FILE plan.sh NODES PORTMATRIX [FLOOR]
 set -euo pipefail

@@ -94,6 +94,33 @@ bench_rss() { # ITEM NODE: the peak resident set (VmHWM) of NODE's agent
   bench_record "$1" "agent $2 peak RSS" "$((kb / 1024))" MB
 }
 
+# CPU time (user + system, ms) every agent has used so far, one "NODE MS" line
+# each. /proc/PID/stat fields 14 and 15 count the whole process, its threads
+# included, in clock ticks; the fields are read after the command's ")".
+bench_agents_cpu() {
+  local node tick
+  tick=$(getconf CLK_TCK)
+  for node in "${!CK_AGENT_PID[@]}"; do
+    awk -v node="$node" -v tick="$tick" '{ sub(/.*\) /, ""); print node, int(($12 + $13) * 1000 / tick) }' \
+      "/proc/${CK_AGENT_PID[$node]}/stat" 2>/dev/null
+  done
+}
+
+# Records what the agents' CPU (bench_agents_cpu before and after, as files)
+# says of one check: all agents' CPU, its share of the machine's cores over
+# the check's wall time, and the most one agent used (and whose).
+bench_record_agents_cpu() { # ITEM BEFORE AFTER
+  local item=$1 total busiest busiest_node
+  read -r total busiest busiest_node < <(awk 'NR == FNR {before[$1] = $2; next}
+    {d = $2 - before[$1]; total += d; if (d > most) {most = d; who = $1}}
+    END {print total + 0, most + 0, who}' "$2" "$3")
+  bench_record "$item" "agents CPU" "$total" ms
+  bench_record "$item" "busiest agent CPU" "$busiest" ms
+  bench_record "$item" "agents CPU / (cores x check wall)" \
+    "$(python3 -c "print(round($total / ($(nproc) * max($CK_MS, 1)), 2))")" x
+  bench_note "$item" "the agent that used the most CPU in a measured check: $busiest_node"
+}
+
 # One check before the measured ones (ARP, page cache, the agents' first
 # allocations); BENCH_WARMUP=0 (the quick run) skips it.
 bench_warm_up() {

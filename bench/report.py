@@ -177,6 +177,18 @@ def targets(m):
                          "n/a (flows failed: the times do not measure complete checks)"
                          if median(m, first, "flows failed") or median(m, last, "flows failed") else
                          verdict(None if growth_time is None or growth_probes is None else growth_time <= growth_probes)))
+            # The same growth in CPU rather than wall time: every simulated
+            # node shares this machine's cores, so the wall time follows the
+            # probes of all sources together; the busiest agent's CPU is what
+            # one node would spend on its own cores.
+            growth_cpu = ratio(median(m, last, "busiest agent CPU"), median(m, first, "busiest agent CPU"))
+            if growth_cpu is not None:
+                rows.append(("6", f"the busiest agent's CPU grows no worse than linearly in probes per source "
+                                  f"({sizes[0]} -> {sizes[-1]} nodes)",
+                             f"CPU x{fmt(growth_cpu)}, busiest source's probes x{fmt(growth_probes)}",
+                             "n/a (flows failed: retries and late answers cost CPU a complete check would not)"
+                             if median(m, first, "flows failed") or median(m, last, "flows failed") else
+                             verdict(None if growth_probes is None else growth_cpu <= growth_probes)))
     sizes = sorted(int(i[2:]) for i in m if i.startswith("7/"))
     if sizes:
         biggest = f"7/{sizes[-1]}"

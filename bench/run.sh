@@ -15,7 +15,7 @@
 #                 guide (5), scale (6), plan (7: ports and firewall --all at
 #                 1,000 and 5,000 nodes, no namespaces); run in this order:
 #                 default plan,tcp,udp,guide,scale. Planning goes first, on
-#                 a quiet machine: it writes GBs of files, and right after
+#                 a quiet machine: it writes many files, and right after
 #                 scale the kernel is still tearing down 100 namespaces (load
 #                 average 9 when item 7 began in the e37177a run).
 #

@@ -8,8 +8,11 @@
 # MongoDB and Elasticsearch nodes, half each. Every master and the client
 # probe every worker's NodePort ranges, so the busiest source's probe count
 # grows linearly with the workers; the records say how many.
-# Measures the check's wall time and rounds, and the peak RSS (VmHWM) and
-# socket count of worker1's agent.
+# Measures the check's wall time and rounds, the CPU time the agents used in
+# each measured check (all of them, and the busiest one: every simulated node
+# shares this machine's cores, so wall time follows all sources' probes
+# together, the busiest agent's CPU what one node would spend on its own),
+# and the peak RSS (VmHWM) and socket count of worker1's agent.
 #   usage: BENCH_OUT=FILE scale.sh NODES PORTMATRIX FLOOR
 source "$(dirname "$0")/lib.bash"
 NODES=${1:-}
@@ -69,7 +72,10 @@ ck_wait_backends
 
 bench_warm_up
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+  bench_agents_cpu >"$CK_WORK/cpu-before"
   bench_check "$ITEM" "0|1" --deadline 120
+  bench_agents_cpu >"$CK_WORK/cpu-after"
+  bench_record_agents_cpu "$ITEM" "$CK_WORK/cpu-before" "$CK_WORK/cpu-after"
   bench_record "$ITEM" "check hello round" "$(bench_py json "$CK_JSON" rounds_ms.hello)" ms
 done
 bench_py probes "$CK_JSON" --tsv >"$CK_WORK/probes.tsv"

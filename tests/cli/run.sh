@@ -147,5 +147,33 @@ printf 'name: p\nports: {a: {port: 10-5, protocol: tcp}}\n' > "$work/profile.yam
 expect 2 "bad profile path" -- "$pm" ports --profile "$work/profile.yaml"
 contains "profile.yaml:2:19: error: port 'a': port range 10-5 has its first port above its last" "profile range position"
 
+# --output writes regular files only: a FIFO (or a device: as root, a private
+# one) is refused and left as it was; a symbolic link is followed, and stays.
+ok() { passed=$((passed + 1)); }
+bad() { echo "FAIL: $1"; failed=$((failed + 1)); }
+mkfifo "$work/fifo"
+expect 2 "egress --output to a FIFO" -- "$pm" egress --inventory "$inv" --format domains --output "$work/fifo" &&
+  contains "is not a regular file" "the FIFO is refused with the reason"
+[ -p "$work/fifo" ] && ok || bad "--output replaced the FIFO"
+if [ "$(id -u)" -eq 0 ]; then
+  mknod "$work/null" c 1 3
+  expect 2 "egress --output to a device" -- "$pm" egress --inventory "$inv" --format domains --output "$work/null" &&
+    contains "leave --output out" "the device is refused with a hint"
+  [ -c "$work/null" ] && ok || bad "--output replaced the device"
+else
+  echo "skipped: --output to a device (mknod needs root)"
+fi
+echo old > "$work/target.txt"
+ln -s target.txt "$work/link.txt"
+expect 0 "egress --output to a symbolic link" -- "$pm" egress --inventory "$inv" --format domains --output "$work/link.txt"
+[ -L "$work/link.txt" ] && [ "$(cat "$work/target.txt")" != old ] && [ -s "$work/target.txt" ] && ok ||
+  bad "--output did not write through the symbolic link"
+ls "$work" | grep -q '\.tmp\.' && bad "a temporary file was left behind" || ok
+
+# A token file that is not a regular file is refused at once, not read forever.
+mkfifo -m 600 "$work/token-fifo"
+expect 2 "check --token-file FIFO" -- timeout 10 "$pm" check --inventory "$inv" --token-file "$work/token-fifo" &&
+  contains "is not a regular file" "the FIFO token is refused with the reason"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -76,6 +76,8 @@ struct Agent::Impl
     std::string out;
     bool close_after_write = false;
     std::uint64_t idle_timer = 0;
+    std::uint64_t auth_timer = 0; // until its first authenticated request (k_control_auth_timeout)
+    bool authenticated = false;
     int probing = 0; // probe requests of this connection still running: not idle
   };
 
@@ -178,16 +180,38 @@ struct Agent::Impl
     for (;;) {
       Fd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
       if (!fd) return;
-      if (connections.size() >= k_max_control_connections) continue; // closed: too many at once
+      if (connections.size() >= k_max_control_connections && !evict_unauthenticated()) {
+        continue; // closed: every slot holds an authenticated client
+      }
       auto connection = std::make_unique<Connection>();
       connection->id = next_connection++;
       connection->fd = std::move(fd);
       auto id = connection->id;
       int raw = connection->fd.get();
+      connection->auth_timer = loop.after(k_control_auth_timeout, [this, id] {
+        if (auto* late = find(id); late && !late->authenticated) {
+          log << fmt::format("portmatrix agent {}: closed a control connection that sent no authenticated "
+                             "request within {} s\n",
+                             node.name, k_control_auth_timeout.count());
+          close(id);
+        }
+      });
       connections.emplace(id, std::move(connection));
       loop.add(raw, EPOLLIN, [this, id](std::uint32_t events) { on_io(id, events); });
       touch(id);
     }
+  }
+
+  // Closes the oldest connection that has not authenticated yet; false when
+  // there is none.
+  bool evict_unauthenticated()
+  {
+    for (const auto& [id, connection] : connections) { // ordered by id: oldest first
+      if (connection->authenticated) continue;
+      close(id);
+      return true;
+    }
+    return false;
   }
 
   Connection* find(std::uint64_t id)
@@ -217,6 +241,7 @@ struct Agent::Impl
     auto it = connections.find(id);
     if (it == connections.end()) return;
     loop.cancel(it->second->idle_timer);
+    loop.cancel(it->second->auth_timer);
     loop.remove(it->second->fd.get());
     connections.erase(it);
   }
@@ -299,6 +324,7 @@ struct Agent::Impl
       reply_error(id, request->id, why, true);
       return;
     }
+    if (auto* connection = find(id)) connection->authenticated = true;
     if (request->type == "hello") {
       send(id, encode_response(token, {request->id, true, to_json(hello())}), false);
     } else if (request->type == "probe") {
@@ -510,7 +536,7 @@ struct Agent::Impl
   Fd listener;
   std::vector<AllowedTarget> allowed;
   ReplayGuard replay;
-  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections;
+  std::map<std::uint64_t, std::unique_ptr<Connection>> connections; // by id: oldest first
   std::unordered_map<std::uint64_t, std::unique_ptr<Prober>> probes;
   std::map<std::pair<Protocol, std::uint16_t>, std::string> services; // owners identified so far
   std::unique_ptr<OwnerIdentifier> identifier; // last: joined first, before what its callback touches

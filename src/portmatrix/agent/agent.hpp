@@ -15,6 +15,11 @@ namespace portmatrix {
 
 inline constexpr std::size_t k_max_control_connections = 64;
 inline constexpr std::chrono::seconds k_control_idle_timeout{30};
+// A control connection must have sent one authenticated request this soon
+// after it was accepted, however many bytes trickle in: otherwise 64 clients
+// sending a byte now and then would hold every slot. When all slots are taken,
+// a new connection takes the place of the oldest one not yet authenticated.
+inline constexpr std::chrono::seconds k_control_auth_timeout{5};
 
 class Agent
 {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -21,9 +22,45 @@ print(Diagnostics diagnostics)
   for (const auto& diagnostic : diagnostics) std::cerr << "portmatrix: " << to_string(diagnostic) << "\n";
 }
 
-bool
-write_file(const std::filesystem::path& path, const std::string& text)
+namespace {
+
+// Where a file written to `path` goes: the file a symbolic link names (the
+// link stays), or `path`. nullopt, with the reason printed, when that is
+// something other than a regular file: renaming over a device, a FIFO or a
+// socket would replace it (as root, `--output /dev/stdout` would replace
+// the system's /dev/stdout for everyone).
+std::optional<std::filesystem::path>
+regular_target(const std::filesystem::path& path)
 {
+  std::error_code error;
+  auto target = path;
+  if (std::filesystem::is_symlink(path, error)) {
+    target = std::filesystem::weakly_canonical(path, error);
+    if (error) {
+      std::cerr << fmt::format("portmatrix: cannot write {}: {}\n", path.string(), error.message());
+      return std::nullopt;
+    }
+  }
+  auto status = std::filesystem::status(target, error);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    std::cerr << fmt::format("portmatrix: cannot write {}: it is not a regular file (a directory, device, FIFO "
+                             "or socket); give the name of a file{}\n",
+                             path.string(),
+                             std::filesystem::is_character_file(status) ? " (to print a report, leave --output out)"
+                                                                        : "");
+    return std::nullopt;
+  }
+  return target;
+}
+
+} // namespace
+
+bool
+write_file(const std::filesystem::path& requested, const std::string& text)
+{
+  auto target = regular_target(requested);
+  if (!target) return false;
+  const auto& path = *target;
   auto temporary = path;
   temporary += fmt::format(".tmp.{}", ::getpid());
   std::error_code error;
@@ -50,9 +87,11 @@ write_file(const std::filesystem::path& path, const std::string& text)
 bool
 link_file(const std::filesystem::path& existing, const std::filesystem::path& path)
 {
+  std::error_code error;
+  auto status = std::filesystem::symlink_status(path, error);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) return false; // write_file decides
   auto temporary = path;
   temporary += fmt::format(".tmp.{}", ::getpid());
-  std::error_code error;
   std::filesystem::remove(temporary, error);
   std::filesystem::create_hard_link(existing, temporary, error);
   if (error) return false;

@@ -17,8 +17,10 @@ inline constexpr int k_exit_input = 2;
 // Prints every diagnostic to stderr, in file order.
 void print(Diagnostics diagnostics);
 
-// Writes `text` to `path` whole or not at all (temporary file + rename).
-// Prints the reason and returns false on failure.
+// Writes `text` to `path` whole or not at all (temporary file + rename). A
+// symbolic link is followed (the file it names is replaced, the link stays);
+// a path that is not a regular file (a device, FIFO, socket or directory) is
+// refused. Prints the reason and returns false on failure.
 bool write_file(const std::filesystem::path& path, const std::string& text);
 
 // Gives `path` the file `existing` as a second name (a hard link, placed by a

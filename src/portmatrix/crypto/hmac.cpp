@@ -1,13 +1,14 @@
 #include "crypto/hmac.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
-#include <fstream>
+#include <memory>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 
 #include <openssl/core_names.h>
@@ -18,6 +19,9 @@
 
 namespace portmatrix {
 namespace {
+
+// A token file larger than this is not a token (and is not read into memory).
+constexpr std::size_t k_max_token_file = 1 << 20;
 
 std::string
 to_hex(const unsigned char* data, std::size_t size)
@@ -54,23 +58,40 @@ Token::from_text(std::string_view text)
 std::optional<Token>
 Token::load(const std::string& path, std::string& error)
 {
+  // Opened without blocking and checked on the open file: a FIFO or a device
+  // would otherwise hold the agent (or check) on its first read forever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* open) {
+    if (*open >= 0) ::close(*open);
+  });
   struct stat info{};
-  if (::stat(path.c_str(), &info) != 0) {
-    error = "cannot read token file " + path;
+  if (fd < 0 || ::fstat(fd, &info) != 0) {
+    error = "cannot read token file " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  if (!S_ISREG(info.st_mode)) {
+    error = "token file " + path + " is not a regular file";
     return std::nullopt;
   }
   if ((info.st_mode & 077) != 0) {
     error = "token file " + path + " is readable by group or others (chmod 600 it)";
     return std::nullopt;
   }
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (!in && !in.eof()) {
-    error = "cannot read token file " + path;
+  if (std::size_t(info.st_size) > k_max_token_file) {
+    error = "token file " + path + " is larger than " + std::to_string(k_max_token_file) + " bytes: not a token";
     return std::nullopt;
   }
-  auto token = from_text(buffer.str());
+  std::string text;
+  char buffer[4096];
+  for (ssize_t count; (count = ::read(fd, buffer, sizeof buffer)) != 0;) {
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0 || text.size() + std::size_t(count) > k_max_token_file) {
+      error = "cannot read token file " + path;
+      return std::nullopt;
+    }
+    text.append(buffer, std::size_t(count));
+  }
+  auto token = from_text(text);
   if (!token) error = "token in " + path + " is shorter than 16 characters";
   return token;
 }

@@ -200,6 +200,39 @@ TEST_F(ControlChannel, AnIdleClientDoesNotBlockOthers)
   ::close(idle);
 }
 
+// Clients that never authenticate cannot hold the agent: with every slot
+// taken by connections that trickle a byte now and then, a new client still
+// gets its answer (it takes the oldest unauthenticated slot), and a trickling
+// connection is closed k_control_auth_timeout after it came, bytes or not.
+TEST_F(ControlChannel, TricklingUnauthenticatedClientsCannotHoldEverySlot)
+{
+  std::vector<int> trickling;
+  for (std::size_t i = 0; i < k_max_control_connections; ++i) {
+    int fd = connect_control();
+    ::send(fd, "\0\0\x03\xe8{", 5, MSG_NOSIGNAL); // a frame of 1000 bytes, one of them sent
+    trickling.push_back(fd);
+  }
+  expect_still_serving();
+  int late = connect_control();
+  auto started = std::chrono::steady_clock::now();
+  ::send(late, "\0\0\x03\xe8", 4, MSG_NOSIGNAL); // a frame of 1000 bytes to come
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() - started < k_control_auth_timeout + std::chrono::seconds(3)) {
+    ::send(late, "{", 1, MSG_NOSIGNAL); // a byte of it every 200 ms: never idle
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    char buffer[256];
+    auto n = ::recv(late, buffer, sizeof buffer, MSG_DONTWAIT);
+    closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    EXPECT_LE(n, 0) << "the agent answered a frame that never came";
+  }
+  auto lived = std::chrono::steady_clock::now() - started;
+  EXPECT_TRUE(closed) << "a connection that never authenticated is still open";
+  EXPECT_GE(lived, k_control_auth_timeout - std::chrono::milliseconds(300));
+  for (int fd : trickling) ::close(fd);
+  ::close(late);
+  expect_still_serving();
+}
+
 TEST_F(ControlChannel, RefusesTargetsOutsideTheInventory)
 {
   ProbeRequest scan;

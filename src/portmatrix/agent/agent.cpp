@@ -189,6 +189,10 @@ struct Agent::Impl
       auto id = connection->id;
       int raw = connection->fd.get();
       connection->auth_timer = loop.after(k_control_auth_timeout, [this, id] {
+        if (auto* late = find(id); !late || late->authenticated) return;
+        // A request may be waiting in the socket while this loop was behind
+        // (a stopped or starved agent): read it before judging.
+        on_io(id, EPOLLIN);
         if (auto* late = find(id); late && !late->authenticated) {
           log << fmt::format("portmatrix agent {}: closed a control connection that sent no authenticated "
                              "request within {} s\n",

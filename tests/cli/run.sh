@@ -89,6 +89,10 @@ if diff <(sed '1,/^# cluster /d' "$work/worker2.sh") <(sed '1,/^# cluster /d' "$
 else
   echo "FAIL: --all's worker2 file is not --node worker2's ruleset"; failed=$((failed + 1))
 fi
+expect 0 "firewall --node --out" -- "$pm" firewall --inventory "$inv" --node worker2 --out "$work/one" --format iptables &&
+  contains "wrote 1 file(s)" "--node --out says what it wrote"
+cmp -s "$work/one/worker2.iptables.sh" "$work/worker2.sh" && passed=$((passed + 1)) ||
+  { echo "FAIL: --node --out did not write --node's ruleset"; failed=$((failed + 1)); }
 expect 2 "firewall bad format" -- "$pm" firewall --inventory "$inv" --node master1 --format pf
 expect 0 "check --help" -- "$pm" check --help && contains "--retries" "check --help offers --retries" &&
   contains "--conntrack-ceiling" "check --help offers --conntrack-ceiling"
@@ -96,6 +100,14 @@ expect 2 "check --retries out of range" -- "$pm" check --inventory "$inv" --toke
 expect 2 "check --conntrack-ceiling out of range" -- "$pm" check --inventory "$inv" --token-file /dev/null --conntrack-ceiling 0
 expect 2 "check --format bad" -- "$pm" check --inventory "$inv" --token-file /dev/null --format pdf
 expect 2 "missing inventory" -- "$pm" firewall --inventory "$work/nope.yaml" --node master1
+printf '%s\n' 'cluster: mixed' 'loadbalancer: {vip: 10.0.0.100, interface: eth0}' 'nodes:' \
+  '  - {name: lb1, address: 10.0.0.5, roles: [loadbalancer]}' "  - {name: lb2, address: 'fd00::6', roles: [loadbalancer]}" \
+  '  - {name: m1, address: 10.0.0.1, roles: [master]}' > "$work/mixed-lb.yaml"
+expect 2 "keepalived with load balancers of two families" -- "$pm" lb --inventory "$work/mixed-lb.yaml" --format keepalived --node lb1 &&
+  contains "different address families" "keepalived names the mixed families"
+grep -v lb1 "$work/mixed-lb.yaml" > "$work/v6-lb.yaml"
+expect 2 "keepalived with a VIP of the other family" -- "$pm" lb --inventory "$work/v6-lb.yaml" --format keepalived --node lb2 &&
+  contains "the VIP 10.0.0.100 and load balancer lb2" "keepalived names the VIP's family"
 expect 2 "lb keepalived on a non-lb node" -- "$pm" lb --inventory "$inv" --format keepalived --node master1 && contains "loadbalancer role" "lb names the role"
 
 # egress: allowlists need no network; bad formats, proxies and overrides are input errors.

@@ -161,8 +161,11 @@ command_firewall(const Plan& plan, const std::string& node_name, bool all, const
   if (!all) {
     const auto* node = find_node(plan, node_name);
     if (!node) return k_exit_input;
-    std::cout << generator->render(*node);
-    return 0;
+    if (out_dir.empty()) {
+      std::cout << generator->render(*node);
+      return 0;
+    }
+    return write_outputs({{generator->file_name(*node), generator->render(*node)}}, out_dir);
   }
   if (out_dir.empty()) {
     std::cerr << "portmatrix: --all needs --out DIR (one file per node)\n";
@@ -407,9 +410,9 @@ run_cli(int argc, char** argv)
   auto* firewall = app.add_subcommand("firewall", "Host firewall that admits exactly what a node must receive");
   firewall->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
   firewall->add_option("--profile", profile, "Override the inventory's profile");
-  firewall->add_option("--node", node, "The node to generate for (printed on stdout)");
+  firewall->add_option("--node", node, "The node to generate for (printed on stdout, or written into --out DIR)");
   firewall->add_flag("--all", all, "Every node, one file each in --out DIR");
-  firewall->add_option("--out", out_dir, "Directory for --all");
+  firewall->add_option("--out", out_dir, "Directory to write into (one file per node with --all)");
   firewall->add_option("--format", firewall_format, "nftables, iptables, firewalld or ufw")->capture_default_str();
 
   auto* lb = app.add_subcommand("lb", "Load-balancer configuration: haproxy.cfg, or keepalived.conf per load-balancer node");

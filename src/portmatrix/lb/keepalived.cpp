@@ -37,6 +37,20 @@ generate_keepalived(const Plan& plan, const Node& node)
     peers.push_back(&other);
   }
   const auto& lb = *inventory.loadbalancer;
+  // One VRRP instance speaks one address family: its peers and its VIP
+  // (keepalived refuses the file otherwise).
+  for (const auto* peer : peers) {
+    if (peer->ipv6 != node.ipv6) {
+      return unexpected(fmt::format("load balancers {} ({}) and {} ({}) are of different address families: one "
+                                    "VRRP instance cannot join them; give them addresses of one family",
+                                    node.name, node.address, peer->name, peer->address));
+    }
+  }
+  if (lb.ipv6 != node.ipv6) {
+    return unexpected(fmt::format("the VIP {} and load balancer {} ({}) are of different address families: "
+                                  "keepalived cannot hold the VIP there",
+                                  lb.vip, node.name, node.address));
+  }
   int router_id = lb.router_id ? lb.router_id : router_id_for(inventory.cluster);
   auto interface = node.interface.empty() ? lb.interface : node.interface;
   PortRange api{6443, 6443};

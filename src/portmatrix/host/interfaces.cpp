@@ -10,6 +10,8 @@ namespace portmatrix {
 std::optional<std::string>
 interface_with_address(const std::string& address)
 {
+  // inet_pton reads a C string: it would stop at an embedded NUL.
+  if (address.find('\0') != std::string::npos) return std::nullopt;
   unsigned char wanted[16];
   int family = ::inet_pton(AF_INET, address.c_str(), wanted) == 1 ? AF_INET
                : ::inet_pton(AF_INET6, address.c_str(), wanted) == 1 ? AF_INET6

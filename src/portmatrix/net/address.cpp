@@ -11,6 +11,8 @@ namespace portmatrix {
 std::optional<SocketAddress>
 SocketAddress::parse(std::string_view address, std::uint16_t port)
 {
+  // inet_pton reads a C string: "10.0.0.1\0junk" would parse as 10.0.0.1.
+  if (address.find('\0') != std::string_view::npos) return std::nullopt;
   std::string text(address);
   SocketAddress result;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&result.m_storage);

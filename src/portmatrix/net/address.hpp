@@ -16,7 +16,8 @@ class SocketAddress
 {
 public:
   SocketAddress() = default;
-  // "10.0.0.1" or "fd00::1" (no brackets) and a port; nullopt if not an address.
+  // "10.0.0.1" or "fd00::1" (no brackets) and a port; nullopt if not an
+  // address (text with an embedded NUL never is).
   static std::optional<SocketAddress> parse(std::string_view address, std::uint16_t port);
   static SocketAddress from_sockaddr(const sockaddr* address, socklen_t length);
 

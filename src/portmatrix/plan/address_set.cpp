@@ -98,6 +98,8 @@ single_block(const AddressValue& first, const AddressValue& last, int limit)
 std::optional<AddressRange>
 parse_address_range(std::string_view text)
 {
+  // inet_pton reads a C string: it would stop at an embedded NUL.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   auto slash = text.find('/');
   std::string address(text.substr(0, slash));
   std::array<unsigned char, 16> bytes{};

@@ -12,6 +12,8 @@ namespace portmatrix {
 std::optional<IpAddress>
 IpAddress::parse(std::string_view text)
 {
+  // inet_pton reads a C string: it would stop at an embedded NUL.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   std::string copy(text);
   IpAddress address;
   if (::inet_pton(AF_INET, copy.c_str(), address.bytes.data()) == 1) return address;

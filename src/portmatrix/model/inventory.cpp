@@ -33,20 +33,38 @@ Inventory::find(std::string_view name) const
   return nullptr;
 }
 
+namespace {
+
+// The address's bytes (4 or 16) as inet_pton reads them; nullopt if not an address.
+std::optional<std::string>
+address_bytes(std::string_view text)
+{
+  // inet_pton reads a C string: "1.2.3.4\0garbage" would be 1.2.3.4.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
+  std::string copy(text);
+  unsigned char buffer[16];
+  if (inet_pton(AF_INET, copy.c_str(), buffer) == 1) return std::string(reinterpret_cast<char*>(buffer), 4);
+  if (inet_pton(AF_INET6, copy.c_str(), buffer) == 1) return std::string(reinterpret_cast<char*>(buffer), 16);
+  return std::nullopt;
+}
+
+} // namespace
+
 bool
 parse_address(std::string_view text, bool& ipv6)
 {
-  std::string copy(text);
-  unsigned char buffer[16];
-  if (inet_pton(AF_INET, copy.c_str(), buffer) == 1) {
-    ipv6 = false;
-    return true;
-  }
-  if (inet_pton(AF_INET6, copy.c_str(), buffer) == 1) {
-    ipv6 = true;
-    return true;
-  }
-  return false;
+  auto bytes = address_bytes(text);
+  if (bytes) ipv6 = bytes->size() == 16;
+  return bytes.has_value();
+}
+
+std::optional<std::string>
+address_identity(std::string_view text)
+{
+  auto bytes = address_bytes(text);
+  static const std::string v4_mapped("\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+  if (bytes && bytes->size() == 16 && bytes->starts_with(v4_mapped)) return bytes->substr(12);
+  return bytes;
 }
 
 bool
@@ -99,7 +117,7 @@ read_cidrs(YamlReader& reader, const YAML::Node& node, std::string_view what, st
     auto text = reader.string(item, what);
     bool ipv6 = false;
     if (text && !parse_cidr(*text, ipv6)) {
-      reader.error(item, fmt::format("'{}' in {} is not an address or CIDR", *text, what));
+      reader.error(item, fmt::format("'{}' in {} is not an address or CIDR", printable(*text), what));
     } else if (text) {
       out.push_back(*text);
     }
@@ -111,7 +129,7 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
 {
   if (!reader.expect_sequence(list, "nodes")) return;
   std::map<std::string, YAML::Mark> names;
-  std::map<std::string, YAML::Mark> addresses;
+  std::map<std::string, std::pair<std::string, YAML::Mark>> addresses; // identity -> as written, where
   for (const auto& item : list) {
     if (!reader.check_map(item, "a node", {"name", "address", "roles", "interface"})) continue;
     Node node;
@@ -136,14 +154,16 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
     if (auto address = item["address"]) {
       auto text = reader.string(address, "address");
       if (text && !parse_address(*text, node.ipv6)) {
-        reader.error(address, fmt::format("'{}' is not an IPv4 or IPv6 address", *text));
+        reader.error(address, fmt::format("'{}' is not an IPv4 or IPv6 address", printable(*text)));
         ok = false;
       } else if (text) {
         node.address = *text;
-        auto [it, fresh] = addresses.emplace(node.address, address.Mark());
+        auto [it, fresh] = addresses.emplace(*address_identity(*text), std::pair(*text, address.Mark()));
         if (!fresh) {
-          reader.error(address,
-                       fmt::format("duplicate address {} (first at line {})", node.address, it->second.line + 1));
+          const auto& [first, mark] = it->second;
+          reader.error(address, first == *text ? fmt::format("duplicate address {} (first at line {})", *text, mark.line + 1)
+                                               : fmt::format("duplicate address {} (first at line {}, as {})", *text,
+                                                             mark.line + 1, first));
           ok = false;
         }
       }
@@ -224,22 +244,15 @@ read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
   }
 }
 
-} // namespace
-
-Expected<Inventory, Diagnostics>
-parse_inventory(std::string_view text, std::string_view file)
+void
+read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
 {
-  Diagnostics diagnostics;
-  YamlReader reader(std::string(file), diagnostics);
-  Inventory inventory;
-  inventory.file = file;
-  inventory.profile_at = {std::string(file), 0, 0, {}};
   auto parsed = reader.parse(text);
-  if (!parsed) return unexpected(std::move(diagnostics));
+  if (!parsed) return;
   const auto& root = *parsed;
   if (root.IsNull()) {
     reader.error(root, "the inventory is empty");
-    return unexpected(std::move(diagnostics));
+    return;
   }
   if (!reader.check_map(root,
                         "the inventory",
@@ -254,7 +267,7 @@ parse_inventory(std::string_view text, std::string_view file)
                          "agent",
                          "egress",
                          "nodes"})) {
-    return unexpected(std::move(diagnostics));
+    return;
   }
   if (auto cluster = root["cluster"]) inventory.cluster = reader.string(cluster, "cluster").value_or("cluster");
   if (auto profile = root["profile"]) {
@@ -297,7 +310,7 @@ parse_inventory(std::string_view text, std::string_view file)
       if (auto vip = lb["vip"]) {
         auto text = reader.string(vip, "vip");
         if (text && !parse_address(*text, balancer.ipv6)) {
-          reader.error(vip, fmt::format("vip '{}' is not an IPv4 or IPv6 address", *text));
+          reader.error(vip, fmt::format("vip '{}' is not an IPv4 or IPv6 address", printable(*text)));
         } else if (text) {
           balancer.vip = *text;
         }
@@ -321,10 +334,14 @@ parse_inventory(std::string_view text, std::string_view file)
   }
   if (auto cidrs = root["admin_cidrs"]) read_cidrs(reader, cidrs, "admin_cidrs", inventory.admin_cidrs);
   if (auto cidrs = root["client_cidrs"]) read_cidrs(reader, cidrs, "client_cidrs", inventory.client_cidrs);
-  if (auto ssh = root["ssh_port"]) inventory.ssh_port = read_port(reader, ssh, "ssh_port").value_or(22);
+  if (auto ssh = root["ssh_port"]) {
+    inventory.ssh_port = read_port(reader, ssh, "ssh_port").value_or(22);
+    inventory.ssh_port_at = position(reader, ssh.Mark());
+  }
   if (auto agent = root["agent"]) {
     if (reader.check_map(agent, "agent", {"control_port"}) && agent["control_port"]) {
       inventory.control_port = read_port(reader, agent["control_port"], "agent control_port").value_or(7946);
+      inventory.control_port_at = position(reader, agent["control_port"].Mark());
     }
   }
   if (auto egress = root["egress"]) read_egress(reader, egress, inventory.egress);
@@ -334,13 +351,31 @@ parse_inventory(std::string_view text, std::string_view file)
     reader.error(root, "the inventory has no 'nodes'");
   }
   if (inventory.loadbalancer) {
+    auto vip = address_identity(inventory.loadbalancer->vip);
     for (const auto& node : inventory.nodes) {
-      if (node.address == inventory.loadbalancer->vip) {
+      if (address_identity(node.address) == vip) {
+        const auto& written = inventory.loadbalancer->vip;
         reader.error(root["loadbalancer"]["vip"],
-                     fmt::format("the vip {} is also node '{}''s address", node.address, node.name));
+                     fmt::format("the vip {} is also node '{}''s address{}", written, node.name,
+                                 node.address == written ? "" : " (" + node.address + ")"));
       }
     }
   }
+}
+
+} // namespace
+
+Expected<Inventory, Diagnostics>
+parse_inventory(std::string_view text, std::string_view file)
+{
+  Diagnostics diagnostics;
+  YamlReader reader(std::string(file), diagnostics);
+  Inventory inventory;
+  inventory.file = file;
+  inventory.profile_at = {std::string(file), 0, 0, {}};
+  inventory.ssh_port_at = inventory.profile_at;
+  inventory.control_port_at = inventory.profile_at;
+  reader.run([&] { read_inventory(reader, text, inventory); });
   if (!diagnostics.empty()) return unexpected(std::move(diagnostics));
   return inventory;
 }
@@ -361,6 +396,54 @@ load_inventory(std::string_view path)
   buffer << in.rdbuf();
   return parse_inventory(buffer.str(), path);
 }
+
+namespace {
+
+// The option's value for this inventory: its own choice, else the default.
+const std::string&
+chosen(const Inventory& inventory, const OptionSpec& option)
+{
+  auto it = inventory.options.find(option.name);
+  return it == inventory.options.end() ? option.default_value : it->second.value;
+}
+
+// Where the named port ends up for this inventory, in plan's resolve() order:
+// the profile's range, moved by a port-setting option, moved by `ports:`.
+PortRange
+effective_range(const Inventory& inventory, const Profile& profile, const std::string& name, PortRange range)
+{
+  for (const auto& option : profile.options) {
+    if (option.sets_port != name) continue;
+    if (auto parsed = parse_port_range(chosen(inventory, option)); parsed.range) range = *parsed.range;
+  }
+  if (auto it = inventory.port_overrides.find(name); it != inventory.port_overrides.end()) range = it->second.value;
+  return range;
+}
+
+// A port sshd or the agent listens on (every node) must not be one that a
+// service of some node listens on: the second to bind it fails (the agent
+// with "Address already in use"). Returns "port 'x', which R nodes receive".
+std::optional<std::string>
+clash(const Inventory& inventory, const Profile& profile, std::uint16_t port)
+{
+  for (const auto& requirement : profile.requirements) {
+    if (requirement.expect != Expect::allow || requirement.protocol != Protocol::tcp) continue;
+    if (requirement.when) {
+      const auto* option = profile.find_option(requirement.when->option);
+      if (!option || chosen(inventory, *option) != requirement.when->value) continue;
+    }
+    bool received = std::any_of(inventory.nodes.begin(), inventory.nodes.end(),
+                                [&](const Node& node) { return node.has(requirement.to); });
+    auto range = effective_range(inventory, profile, requirement.port, requirement.range);
+    if (received && range.overlaps({port, port})) {
+      return fmt::format("port '{}' ({}/tcp), which profile {} has {} nodes receive", requirement.port,
+                         to_string(range), profile.name, to_string(requirement.to));
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
 
 Diagnostics
 check_against(const Inventory& inventory, const Profile& profile)
@@ -384,7 +467,18 @@ check_against(const Inventory& inventory, const Profile& profile)
       std::string allowed;
       for (const auto& v : option->values) allowed += (allowed.empty() ? "" : ", ") + v;
       report(value.at, fmt::format("option '{}' cannot be '{}' (allowed: {})", name, value.value, allowed));
+    } else if (!option->sets_port.empty() && !parse_port_range(value.value).range) {
+      report(value.at, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')", name,
+                                   value.value, option->sets_port));
     }
+  }
+  if (auto with = clash(inventory, profile, inventory.ssh_port)) {
+    report(inventory.ssh_port_at, fmt::format("ssh_port {} is also {}", inventory.ssh_port, *with));
+  }
+  if (auto with = clash(inventory, profile, inventory.control_port)) {
+    report(inventory.control_port_at, fmt::format("agent control_port {} is also {}", inventory.control_port, *with));
+  } else if (inventory.control_port == inventory.ssh_port) {
+    report(inventory.control_port_at, fmt::format("agent control_port {} is also the ssh_port", inventory.control_port));
   }
   for (const auto& [name, value] : inventory.port_overrides) {
     if (!profile.find_port(name)) {

@@ -71,6 +71,8 @@ struct Inventory
   std::vector<std::string> client_cidrs; // treated as `client` sources, like client nodes
   std::uint16_t ssh_port = 22;
   std::uint16_t control_port = 7946;
+  Diagnostic ssh_port_at;     // where the inventory set it (line 0: the default)
+  Diagnostic control_port_at; // likewise
   std::vector<Node> nodes;
   EgressOverrides egress;
 
@@ -84,13 +86,22 @@ Expected<Inventory, Diagnostics> parse_inventory(std::string_view text, std::str
 Expected<Inventory, Diagnostics> load_inventory(std::string_view path);
 
 // Checks the inventory's options and port overrides against a profile:
-// unknown options or values, overrides of ports the profile does not define,
-// egress removals or replacements of hosts the profile does not list, added
-// egress hosts the profile already lists.
+// unknown options or values (a port-setting option's value must be a port),
+// overrides of ports the profile does not define, egress removals or
+// replacements of hosts the profile does not list, added egress hosts the
+// profile already lists, and an ssh_port or agent control_port that is a TCP
+// port the profile has some node of the inventory receive (the agent, or sshd,
+// could not bind it next to that service).
 Diagnostics check_against(const Inventory& inventory, const Profile& profile);
 
-// True when `text` is an IPv4 or IPv6 address; sets `ipv6`.
+// True when `text` is an IPv4 or IPv6 address; sets `ipv6`. Text with an
+// embedded NUL is none (inet_pton would read only the part before it).
 bool parse_address(std::string_view text, bool& ipv6);
+// The host `text` names, as bytes, so that spellings of one address compare
+// equal ("2001:DB8::1", "2001:db8:0::1"): 4 bytes for IPv4 and for an
+// IPv4-mapped IPv6 address (::ffff:10.0.0.1 is 10.0.0.1), else 16. nullopt
+// when `text` is not an address.
+std::optional<std::string> address_identity(std::string_view text);
 // True when `text` is an address or address/prefix; sets `ipv6`.
 bool parse_cidr(std::string_view text, bool& ipv6);
 

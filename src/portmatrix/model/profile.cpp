@@ -140,7 +140,9 @@ public:
     }
     m_stack.push_back(file);
     YamlReader reader(file, m_sink);
-    if (auto root = reader.parse(text)) read_document(out, reader, *root);
+    reader.run([&] {
+      if (auto root = reader.parse(text)) read_document(out, reader, *root);
+    });
     m_stack.pop_back();
   }
 
@@ -227,11 +229,27 @@ private:
       }
       if (auto port = spec["sets_port"]) option.sets_port = reader.string(port, "sets_port").value_or("");
       if (auto text = spec["description"]) option.description = reader.string(text, "description").value_or("");
+      if (!option.sets_port.empty()) check_port_values(reader, option, spec);
       if (!option.values.empty() &&
           std::find(option.values.begin(), option.values.end(), option.default_value) == option.values.end()) {
         reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", option.name));
       }
       upsert(out.options, std::move(option), [](const OptionSpec& o) { return o.name; });
+    }
+  }
+
+  // An option that moves a port can only take ports: plan would otherwise
+  // keep the profile's port for a value like "99999" and say nothing.
+  static void check_port_values(YamlReader& reader, const OptionSpec& option, const YAML::Node& spec)
+  {
+    auto check = [&](const YAML::Node& value) {
+      if (!value.IsScalar() || parse_port_range(value.Scalar()).range) return;
+      reader.error(value, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')",
+                                      option.name, printable(value.Scalar()), option.sets_port));
+    };
+    if (auto value = spec["default"]) check(value);
+    if (auto values = spec["values"]; values && values.IsSequence()) {
+      for (const auto& value : values) check(value);
     }
   }
 

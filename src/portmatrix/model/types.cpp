@@ -111,6 +111,21 @@ parse_port_range(std::string_view text)
 }
 
 std::string
+printable(std::string_view text)
+{
+  std::string out;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '\0') out += "\\0";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\n') out += "\\n";
+    else if (byte < 0x20 || byte == 0x7f) out += fmt::format("\\x{:02x}", byte);
+    else out += c;
+  }
+  return out;
+}
+
+std::string
 to_string(const Diagnostic& diagnostic)
 {
   std::string where = diagnostic.file;

@@ -68,4 +68,8 @@ using Diagnostics = std::vector<Diagnostic>;
 // "file:line:column: error: message"
 std::string to_string(const Diagnostic& diagnostic);
 
+// `text` with control characters written as escapes ("\0", "\t", "\x1b"), for
+// quoting input in a message: an embedded NUL or escape must show, not vanish.
+std::string printable(std::string_view text);
+
 } // namespace portmatrix

@@ -1,28 +1,159 @@
 // yaml-cpp reports positions 0-based; diagnostics are 1-based like compilers'.
 #include "model/yaml_reader.hpp"
 
+#include <algorithm>
+#include <map>
+#include <sstream>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 
 namespace portmatrix {
+
+namespace {
+
+// Counts the first document's values as yaml-cpp's parser reports them and
+// stops past k_max_values, before YAML::Load would build a tree of them all.
+class ValueCounter : public YAML::EventHandler
+{
+public:
+  struct TooMany
+  {
+    YAML::Mark at;
+  };
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { count(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { count(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override { count(mark); }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
+  {
+    count(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
+  {
+    count(mark);
+  }
+  void OnMapEnd() override {}
+
+private:
+  void count(const YAML::Mark& mark)
+  {
+    if (++m_values > k_max_values) throw TooMany{mark};
+  }
+
+  std::size_t m_values = 0;
+};
+
+// yaml-cpp's scanner holds every token of a flow list until its closing
+// bracket, so counting events comes too late for `[x, x, ...]`: line breaks
+// and commas (at least one per entry after the first) are counted first.
+std::optional<YAML::Mark>
+too_many_entries(std::string_view text)
+{
+  std::size_t entries = 0;
+  YAML::Mark at;
+  at.line = 0;
+  at.column = 0;
+  for (char c : text) {
+    if ((c == ',' || c == '\n') && ++entries > k_max_values) return at;
+    if (c == '\n') {
+      ++at.line;
+      at.column = 0;
+    } else {
+      ++at.column;
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
 
 std::optional<YAML::Node>
 YamlReader::parse(std::string_view text)
 {
+  if (auto at = too_many_entries(text)) {
+    error(*at, fmt::format("more than {} lines and commas; this is not an input portmatrix reads", k_max_values));
+    return std::nullopt;
+  }
+  YAML::Node root;
   try {
-    return YAML::Load(std::string(text));
+    // yaml-cpp holds every value of a tree in memory (a 14 MB list of 7
+    // million names took 3 GB): a file with more values than any real
+    // inventory or profile is refused before the tree is built.
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    ValueCounter counter;
+    parser.HandleNextDocument(counter);
+    root = YAML::Load(in.str());
+  } catch (const ValueCounter::TooMany& e) {
+    error(e.at, fmt::format("more than {} values (keys, scalars, lists, mappings); this is not an input portmatrix "
+                            "reads", k_max_values));
+    return std::nullopt;
   } catch (const YAML::Exception& e) {
     error(e.mark, e.msg);
+    return std::nullopt;
   } catch (const std::exception& e) {
-    m_sink.push_back({m_file, 0, 0, e.what()});
+    error(YAML::Mark::null_mark(), e.what());
+    return std::nullopt;
   }
-  return std::nullopt;
+  report_duplicate_keys(root);
+  return root;
+}
+
+// Walks every mapping once, then reports in file order. Collections are
+// remembered by position because an alias shares its anchor's node: without
+// that, a few lines of nested aliases would make the walk exponential.
+void
+YamlReader::report_duplicate_keys(const YAML::Node& root)
+{
+  std::vector<std::pair<YAML::Mark, std::string>> found;
+  std::vector<std::pair<YAML::Node, std::string>> pending{{root, "the top level"}};
+  std::set<std::pair<int, int>> visited;
+  // One more than the limit is enough for error() to end the reading.
+  while (!pending.empty() && found.size() <= k_max_errors) {
+    auto [node, where] = std::move(pending.back());
+    pending.pop_back();
+    if (!visited.insert({node.Mark().line, node.Mark().column}).second) continue;
+    auto collection = [](const YAML::Node& value) { return value.IsMap() || value.IsSequence(); };
+    if (node.IsSequence()) {
+      std::size_t index = 0;
+      for (const auto& item : node) {
+        if (collection(item)) pending.emplace_back(item, fmt::format("{}[{}]", where, index));
+        ++index;
+      }
+    } else if (node.IsMap()) {
+      std::map<std::string, int> first_line;
+      for (const auto& entry : node) {
+        if (!entry.first.IsScalar()) continue;
+        const auto& key = entry.first.Scalar();
+        auto [it, fresh] = first_line.emplace(key, entry.first.Mark().line + 1);
+        if (!fresh) {
+          found.emplace_back(entry.first.Mark(),
+                             fmt::format("duplicate key '{}' in {} (first at line {})", key, where, it->second));
+        }
+        if (collection(entry.second)) pending.emplace_back(entry.second, where == "the top level" ? key : where + "." + key);
+      }
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return std::pair(a.first.line, a.first.column) < std::pair(b.first.line, b.first.column);
+  });
+  for (auto& [mark, message] : found) error(mark, std::move(message));
 }
 
 void
 YamlReader::error(const YAML::Mark& at, std::string message)
 {
+  if (m_errors++ == k_max_errors) {
+    m_sink.push_back({m_file, 0, 0, fmt::format("too many errors (more than {}); fix these first", k_max_errors)});
+    throw TooManyErrors{};
+  }
   bool known = !at.is_null() && at.line >= 0;
   m_sink.push_back({m_file, known ? at.line + 1 : 0, known ? at.column + 1 : 0, std::move(message)});
 }
@@ -40,7 +171,6 @@ YamlReader::check_map(const YAML::Node& map, std::string_view what, std::initial
     error(map, fmt::format("{} must be a mapping", what));
     return false;
   }
-  std::set<std::string> seen;
   for (const auto& entry : map) {
     if (!entry.first.IsScalar()) {
       error(entry.first, fmt::format("{} has a key that is not a plain name", what));
@@ -54,7 +184,6 @@ YamlReader::check_map(const YAML::Node& map, std::string_view what, std::initial
       for (auto name : allowed) list += fmt::format("{}{}", list.empty() ? "" : ", ", name);
       error(entry.first, fmt::format("unknown key '{}' in {} (known: {})", key, what, list));
     }
-    if (!seen.insert(key).second) error(entry.first, fmt::format("duplicate key '{}' in {}", key, what));
   }
   return true;
 }

@@ -1,7 +1,9 @@
 // A thin layer over yaml-cpp that turns every shape or value mistake into a
-// positioned Diagnostic and keeps going, so one run reports all errors of a file.
+// positioned Diagnostic and keeps going, so one run reports all errors of a file
+// (up to k_max_errors: a file of a million mistakes stops at the first ones).
 #pragma once
 
+#include <cstddef>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -13,6 +15,12 @@
 
 namespace portmatrix {
 
+// How many errors one file may report; one more ends the reading (see run()).
+constexpr std::size_t k_max_errors = 100;
+// How many values (scalars, lists, mappings) a document may hold. A
+// 5,000-node inventory has about 60,000; yaml-cpp takes about 0.5 KB a value.
+constexpr std::size_t k_max_values = 250'000;
+
 class YamlReader
 {
 public:
@@ -20,13 +28,24 @@ public:
   // which must outlive the reader.
   YamlReader(std::string file, Diagnostics& sink) : m_file(std::move(file)), m_sink(sink) {}
 
-  // Parses the whole text. A syntax error is reported and yields nullopt.
+  // Runs `read` (the walk over a parsed document) and returns false when it
+  // stopped because the file had more than k_max_errors errors. Every use of
+  // error() must happen inside run(): past the limit, error() throws.
+  template <class Read>
+  bool run(Read&& read);
+
+  // Parses the whole text. A syntax error, or more than k_max_values values,
+  // is reported and yields nullopt.
+  // Duplicate keys are reported here, in every mapping of the document, since
+  // yaml-cpp keeps both entries and a reader would silently use one of them.
   std::optional<YAML::Node> parse(std::string_view text);
 
+  // Appends a diagnostic. The (k_max_errors + 1)th appends "too many errors"
+  // instead and throws TooManyErrors, which run() catches.
   void error(const YAML::Node& at, std::string message);
   void error(const YAML::Mark& at, std::string message);
 
-  // Reports every key of `map` that is not in `allowed`, and duplicated keys.
+  // Reports every key of `map` that is not in `allowed` (duplicates: parse()).
   // Returns false when `map` is not a mapping (also reported).
   bool check_map(const YAML::Node& map, std::string_view what, std::initializer_list<std::string_view> allowed);
   bool expect_sequence(const YAML::Node& node, std::string_view what);
@@ -43,8 +62,27 @@ public:
   const std::string& file() const { return m_file; }
 
 private:
+  struct TooManyErrors
+  {
+  };
+
+  void report_duplicate_keys(const YAML::Node& root);
+
   std::string m_file;
   Diagnostics& m_sink;
+  std::size_t m_errors = 0;
 };
+
+template <class Read>
+bool
+YamlReader::run(Read&& read)
+{
+  try {
+    read();
+    return true;
+  } catch (const TooManyErrors&) {
+    return false;
+  }
+}
 
 } // namespace portmatrix

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "model/inventory.hpp"
+#include "model/yaml_reader.hpp"
 
 namespace portmatrix {
 namespace {
@@ -123,6 +126,164 @@ TEST(Inventory, AddressAndCidrParsing)
   EXPECT_FALSE(parse_cidr("fd00::/129", ipv6));
   EXPECT_FALSE(parse_cidr("10.0.0.0/", ipv6));
   EXPECT_FALSE(parse_address("10.0.0", ipv6));
+}
+
+TEST(Inventory, AnAddressWithAnEmbeddedNulIsNoAddress)
+{
+  using namespace std::string_view_literals;
+  bool ipv6 = false;
+  EXPECT_FALSE(parse_address("1.2.3.4\0garbage"sv, ipv6));
+  EXPECT_FALSE(parse_address("fd00::1\0"sv, ipv6));
+  EXPECT_FALSE(parse_cidr("10.0.0.0\0/8"sv, ipv6));
+  EXPECT_FALSE(address_identity("1.2.3.4\0"sv));
+  auto errors = errors_of(R"(loadbalancer: {vip: "10.0.0.100\0x"}
+admin_cidrs: ["10.0.0.0/8\0"]
+nodes:
+  - {name: a, address: "1.2.3.4\0garbage", roles: [worker]}
+  - {name: b, address: 1.2.3.4, roles: [worker]}
+)");
+  EXPECT_TRUE(has(errors, 1, 21, "vip '10.0.0.100\\0x' is not an IPv4 or IPv6 address"));
+  EXPECT_TRUE(has(errors, 2, 15, "'10.0.0.0/8\\0' in admin_cidrs is not an address or CIDR"));
+  EXPECT_TRUE(has(errors, 4, 24, "'1.2.3.4\\0garbage' is not an IPv4 or IPv6 address"));
+  EXPECT_EQ(errors.size(), 3u);
+}
+
+TEST(Inventory, OneAddressWrittenTwoWaysIsADuplicate)
+{
+  auto errors = errors_of(R"(loadbalancer: {vip: "::ffff:10.0.0.2"}
+nodes:
+  - {name: a, address: "2001:DB8::1", roles: [worker]}
+  - {name: b, address: "2001:db8::1", roles: [worker]}
+  - {name: c, address: "2001:0db8:0:0:0:0:0:1", roles: [worker]}
+  - {name: d, address: "::1", roles: [worker]}
+  - {name: e, address: "0:0:0:0:0:0:0:1", roles: [worker]}
+  - {name: f, address: 10.0.0.1, roles: [worker]}
+  - {name: g, address: "::ffff:10.0.0.1", roles: [worker]}
+  - {name: h, address: 10.0.0.2, roles: [worker]}
+  - {name: i, address: "::10.0.0.1", roles: [worker]}
+)");
+  EXPECT_TRUE(has(errors, 4, 24, "duplicate address 2001:db8::1 (first at line 3, as 2001:DB8::1)"));
+  EXPECT_TRUE(has(errors, 5, 24, "duplicate address 2001:0db8:0:0:0:0:0:1 (first at line 3, as 2001:DB8::1)"));
+  EXPECT_TRUE(has(errors, 7, 24, "duplicate address 0:0:0:0:0:0:0:1 (first at line 6, as ::1)"));
+  EXPECT_TRUE(has(errors, 9, 24, "duplicate address ::ffff:10.0.0.1 (first at line 8, as 10.0.0.1)"));
+  EXPECT_TRUE(has(errors, 1, 21, "the vip ::ffff:10.0.0.2 is also node 'h''s address (10.0.0.2)"));
+  EXPECT_EQ(errors.size(), 5u); // ::10.0.0.1 (IPv4-compatible, deprecated) is another address
+  EXPECT_EQ(address_identity("::ffff:10.0.0.1"), address_identity("10.0.0.1"));
+  EXPECT_NE(address_identity("::10.0.0.1"), address_identity("10.0.0.1"));
+}
+
+TEST(Inventory, DuplicateKeysAreErrorsInEveryMapping)
+{
+  auto errors = errors_of(R"(ports:
+  kube-apiserver: 6443
+  kube-apiserver: 8443
+options: {flannel_backend: vxlan, flannel_backend: wireguard}
+loadbalancer: {vip: 10.0.0.100, vip: 10.0.0.101}
+egress:
+  replace: {registry-1.docker.io: [mirror.example], registry-1.docker.io: [other.example]}
+  add: [{host: a.example, host: b.example}]
+nodes:
+  - {name: a, address: 10.0.0.1, roles: [worker], name: b}
+)");
+  EXPECT_TRUE(has(errors, 3, 3, "duplicate key 'kube-apiserver' in ports (first at line 2)"));
+  EXPECT_TRUE(has(errors, 4, 35, "duplicate key 'flannel_backend' in options (first at line 4)"));
+  EXPECT_TRUE(has(errors, 5, 33, "duplicate key 'vip' in loadbalancer"));
+  EXPECT_TRUE(has(errors, 7, 53, "duplicate key 'registry-1.docker.io' in egress.replace"));
+  EXPECT_TRUE(has(errors, 8, 27, "duplicate key 'host' in egress.add[0]"));
+  EXPECT_TRUE(has(errors, 10, 51, "duplicate key 'name' in nodes[0]"));
+  EXPECT_EQ(errors.size(), 6u);
+}
+
+TEST(Inventory, AliasesDoNotMakeTheDuplicateKeyWalkExponential)
+{
+  std::string text = "a0: &a0 {x: 1}\n";
+  // Each level names the previous one twice: 2^40 paths, 40 nodes.
+  for (int i = 1; i < 40; ++i) {
+    text += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" + std::to_string(i - 1) + ", *a" +
+            std::to_string(i - 1) + "]\n";
+  }
+  text += "nodes: [{name: a, address: 10.0.0.1, roles: [worker]}]\n";
+  auto start = std::chrono::steady_clock::now();
+  auto errors = errors_of(text);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_TRUE(has(errors, 2, 1, "unknown key 'a1'"));
+}
+
+TEST(Inventory, AFileStopsAfterAHundredErrors)
+{
+  std::string text = "nodes:\n";
+  for (int i = 0; i < 1000; ++i) text += "  - 1\n";
+  auto errors = errors_of(text);
+  ASSERT_EQ(errors.size(), k_max_errors + 1);
+  EXPECT_TRUE(has(errors, 101, 5, "a node must be a mapping"));
+  EXPECT_EQ(to_string(errors.back()), "inv.yaml: error: too many errors (more than 100); fix these first");
+}
+
+TEST(Inventory, AFileWithMoreValuesThanAnyClusterIsRefusedBeforeItIsBuilt)
+{
+  std::string flow = "nodes:\n  - {name: a, address: 10.0.0.1, roles: [";
+  for (std::size_t i = 0; i < k_max_values; ++i) flow += "x,";
+  flow += "x]}\n";
+  auto errors = errors_of(flow);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("more than 250000 lines and commas"), std::string::npos);
+  std::string block = "nodes:\n";
+  for (std::size_t i = 0; i < k_max_values / 2; ++i) block += "  - {a: b}\n"; // three values a line
+  errors = errors_of(block);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("more than 250000 values"), std::string::npos);
+}
+
+TEST(Inventory, PortSettingOptionsTakeOnlyPorts)
+{
+  auto profile = parse_profile(R"(name: p
+options: {o: {default: "1000", sets_port: a}}
+ports: {a: {port: 1000, protocol: tcp}}
+requirements: [{from: worker, to: worker, ports: [a]}]
+)",
+                               "p.yaml");
+  ASSERT_TRUE(profile.has_value());
+  auto inventory = parse_inventory("options: {o: abc}\nnodes: [{name: a, address: 10.0.0.1, roles: [worker]}]\n",
+                                   "inv.yaml");
+  ASSERT_TRUE(inventory.has_value());
+  auto problems = check_against(*inventory, *profile);
+  EXPECT_TRUE(has(problems, 1, 11, "option 'o' value 'abc' is not a port (1-65535) (it sets port 'a')"));
+  EXPECT_EQ(problems.size(), 1u);
+}
+
+TEST(Inventory, SshAndControlPortsMustNotBePortsANodeReceives)
+{
+  auto profile = load_profile("apinizer");
+  ASSERT_TRUE(profile.has_value());
+  auto check = [&](std::string_view text) {
+    auto inventory = parse_inventory(text, "inv.yaml");
+    EXPECT_TRUE(inventory.has_value());
+    return inventory ? check_against(*inventory, *profile) : Diagnostics{};
+  };
+  auto problems = check(R"(agent: {control_port: 6443}
+ssh_port: 10250
+nodes: [{name: m, address: 10.0.0.1, roles: [master]}]
+)");
+  EXPECT_TRUE(has(problems, 1, 23, "agent control_port 6443 is also port 'kube-apiserver' (6443/tcp), which profile "
+                                   "apinizer has master nodes receive"));
+  EXPECT_TRUE(has(problems, 2, 11, "ssh_port 10250 is also port 'kubelet'"));
+  EXPECT_EQ(problems.size(), 2u);
+  // Only ports some node of this inventory receives: no master, no 6443.
+  EXPECT_TRUE(check("agent: {control_port: 6443}\nnodes: [{name: c, address: 10.0.0.1, roles: [client]}]\n").empty());
+  // The port as this inventory moves it.
+  auto moved = check(R"(ports: {kube-apiserver: 8443}
+agent: {control_port: 8443}
+nodes: [{name: m, address: 10.0.0.1, roles: [master]}]
+)");
+  EXPECT_TRUE(has(moved, 2, 23, "agent control_port 8443 is also port 'kube-apiserver' (8443/tcp)"));
+  EXPECT_TRUE(check("ports: {kube-apiserver: 8443}\nagent: {control_port: 6443}\n"
+                    "nodes: [{name: m, address: 10.0.0.1, roles: [master]}]\n")
+                .empty());
+  // The defaults (ssh 22, control 7946) are fine, and so is an explicit ssh_port 22.
+  EXPECT_TRUE(check("ssh_port: 22\nnodes: [{name: m, address: 10.0.0.1, roles: [master, worker]}]\n").empty());
+  EXPECT_TRUE(has(check("ssh_port: 2222\nagent: {control_port: 2222}\nnodes: [{name: m, address: 10.0.0.1, roles: "
+                        "[worker]}]\n"),
+                  2, 23, "agent control_port 2222 is also the ssh_port"));
 }
 
 } // namespace portmatrix

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "model/profile.hpp"
+#include "model/yaml_reader.hpp"
 
 namespace portmatrix {
 namespace {
@@ -205,6 +206,75 @@ requirements:
   EXPECT_FALSE(find(*result, Role::worker, Role::master, "etcd", Protocol::tcp));
   EXPECT_TRUE(find(*result, Role::worker, Role::master, "kubelet", Protocol::tcp)->optional);
   EXPECT_EQ(find(*result, Role::worker, Role::master, "kubelet", Protocol::tcp)->origin, "trimmed");
+}
+
+TEST(Profile, DuplicateKeysAreErrorsInEveryMapping)
+{
+  auto result = parse_profile(R"(name: dup
+options:
+  o: {default: a, default: b}
+  o: {default: c}
+ports:
+  kube-apiserver: {port: 6443, protocol: tcp}
+  kube-apiserver: {port: 8443, protocol: tcp}
+requirements:
+  - {from: worker, to: master, ports: [kube-apiserver], from: client}
+loadbalancer:
+  frontends: [{name: api, port: kube-apiserver, name: other}]
+)",
+                              "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  std::string all;
+  for (const auto& d : result.error()) all += to_string(d) + "\n";
+  EXPECT_NE(all.find("p.yaml:3:19: error: duplicate key 'default' in options.o (first at line 3)"), std::string::npos)
+    << all;
+  EXPECT_NE(all.find("p.yaml:4:3: error: duplicate key 'o' in options (first at line 3)"), std::string::npos) << all;
+  EXPECT_NE(all.find("p.yaml:7:3: error: duplicate key 'kube-apiserver' in ports (first at line 6)"), std::string::npos)
+    << all;
+  EXPECT_NE(all.find("p.yaml:9:57: error: duplicate key 'from' in requirements[0]"), std::string::npos) << all;
+  EXPECT_NE(all.find("p.yaml:11:49: error: duplicate key 'name' in loadbalancer.frontends[0]"), std::string::npos)
+    << all;
+  EXPECT_EQ(result.error().size(), 5u) << all;
+}
+
+TEST(Profile, PortSettingOptionValuesMustBePorts)
+{
+  auto result = parse_profile(R"(name: p
+ports: {a: {port: 1000, protocol: tcp}}
+options: {o: {default: "1", values: ["1", "99999", "abc", "0", "2000-2001"], sets_port: a}}
+)",
+                              "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  std::string all;
+  for (const auto& d : result.error()) all += to_string(d) + "\n";
+  EXPECT_NE(all.find("p.yaml:3:43: error: option 'o' value '99999' is not a port (1-65535) (it sets port 'a')"),
+            std::string::npos)
+    << all;
+  EXPECT_NE(all.find("p.yaml:3:52: error: option 'o' value 'abc'"), std::string::npos) << all;
+  EXPECT_NE(all.find("p.yaml:3:59: error: option 'o' value '0'"), std::string::npos) << all;
+  EXPECT_EQ(result.error().size(), 3u) << all;
+  auto fine = parse_profile(R"(name: p
+ports: {a: {port: 1000, protocol: tcp}}
+options: {o: {default: "1", values: ["1", "65535"], sets_port: a}, p: {default: abc, values: [abc, "99999"]}}
+)",
+                            "p.yaml");
+  EXPECT_TRUE(fine.has_value());
+  auto bad_default = parse_profile("name: p\nports: {a: {port: 1000, protocol: tcp}}\n"
+                                   "options: {o: {default: none, sets_port: a}}\n",
+                                   "p.yaml");
+  ASSERT_FALSE(bad_default.has_value());
+  EXPECT_EQ(to_string(bad_default.error()[0]),
+            "p.yaml:3:24: error: option 'o' value 'none' is not a port (1-65535) (it sets port 'a')");
+}
+
+TEST(Profile, AFileStopsAfterAHundredErrors)
+{
+  std::string text = "name: many\nrequirements:\n";
+  for (int i = 0; i < 1000; ++i) text += "  - {from: wizard, to: master, ports: [x]}\n";
+  auto result = parse_profile(text, "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), k_max_errors + 1);
+  EXPECT_EQ(to_string(result.error().back()), "p.yaml: error: too many errors (more than 100); fix these first");
 }
 
 } // namespace portmatrix

@@ -171,12 +171,14 @@ command_firewall(const Plan& plan, const std::string& node_name, bool all, const
     std::cerr << "portmatrix: --all needs --out DIR (one file per node)\n";
     return k_exit_input;
   }
-  if (!make_directory(out_dir) || !write_rulesets(*generator, plan, out_dir)) return k_exit_input;
+  if (!make_directory(out_dir)) return k_exit_input;
+  auto rulesets = write_rulesets(*generator, plan, out_dir);
+  if (!rulesets) return k_exit_input;
   std::cerr << fmt::format("portmatrix: wrote {} file(s) to {}: {} ruleset(s), one per set of roles, each written "
                            "once and hard-linked to its nodes' names\n",
                            plan.inventory.nodes.size(),
                            out_dir,
-                           ruleset_groups(plan.inventory).size());
+                           *rulesets);
   return 0;
 }
 

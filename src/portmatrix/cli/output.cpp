@@ -101,20 +101,21 @@ link_file(const std::filesystem::path& existing, const std::filesystem::path& pa
   return false;
 }
 
-bool
+std::optional<std::size_t>
 write_rulesets(const FirewallGenerator& generator, const Plan& plan, const std::filesystem::path& dir)
 {
-  for (const auto& group : ruleset_groups(plan.inventory)) {
+  const auto groups = ruleset_groups(plan.inventory);
+  for (const auto& group : groups) {
     const auto text = generator.render_group(group);
     std::filesystem::path written; // the group's file, once written: the other names link to it
     for (const Node* node : group) {
       auto path = dir / generator.file_name(*node);
       if (!written.empty() && link_file(written, path)) continue;
-      if (!write_file(path, text)) return false;
+      if (!write_file(path, text)) return std::nullopt;
       written = path;
     }
   }
-  return true;
+  return groups.size();
 }
 
 bool

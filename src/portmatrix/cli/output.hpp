@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,8 +32,10 @@ bool link_file(const std::filesystem::path& existing, const std::filesystem::pat
 // Writes `generator`'s ruleset of every node of `plan` into `dir` (which must
 // exist), named by file_name(): each group of ruleset_groups() rendered and
 // written once and linked to its other nodes' names (copied where a link is
-// refused). Prints the reason and returns false on failure.
-bool write_rulesets(const FirewallGenerator& generator, const Plan& plan, const std::filesystem::path& dir);
+// refused). Returns how many rulesets it wrote; prints the reason and returns
+// nullopt on failure.
+std::optional<std::size_t> write_rulesets(const FirewallGenerator& generator, const Plan& plan,
+                                          const std::filesystem::path& dir);
 
 // Creates `path` (and parents); prints the reason and returns false on failure.
 bool make_directory(const std::string& path);

@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.bash"
 bench_init guide "$@"
 
 ck_topology
+bench_size_conntrack 5 "${#CK_NODES[@]}"
 ck_start_cluster
 bench_warm_up
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do

@@ -121,6 +121,28 @@ bench_record_agents_cpu() { # ITEM BEFORE AFTER
   bench_note "$item" "the agent that used the most CPU in a measured check: $busiest_node"
 }
 
+# The kernel keeps one connection-tracking hash table (nf_conntrack_buckets
+# chains) for every namespace. Each probe leaves an entry in the source's and
+# the destination's namespace for 10-30 s, so with all nodes' entries in one
+# table the chains grow with the simulated cluster and every packet's lookup
+# walks them (__nf_conntrack_find_get was 5% of the guide's check, the
+# largest kernel symbol). On real hosts each node has its own table of the
+# host's default size. This sizes the shared one as NODES such tables: NODES
+# x the current size, at most 2^24 buckets (128 MiB of chain heads); the
+# trap restores it. BENCH_CT_BUCKETS=0 keeps the default (for comparison).
+bench_size_conntrack() { # ITEM NODES
+  local item=$1 nodes=$2 per_node buckets
+  if [[ ${BENCH_CT_BUCKETS:-1} == 0 ]]; then
+    bench_note "$item" "conntrack hash left at the default: $(sysctl -n net.netfilter.nf_conntrack_buckets) buckets shared by the $nodes nodes (BENCH_CT_BUCKETS=0)"
+    return 0
+  fi
+  per_node=${CK_SYSCTL_SAVED[net.netfilter.nf_conntrack_buckets]:-$(sysctl -n net.netfilter.nf_conntrack_buckets)}
+  buckets=$((nodes * per_node))
+  ((buckets <= 1 << 24)) || buckets=$((1 << 24))
+  ck_sysctl_at_least net.netfilter.nf_conntrack_buckets "$buckets"
+  bench_note "$item" "conntrack hash sized as $nodes hosts' own tables: $buckets buckets ($nodes x $per_node, the host's default, at most 2^24); BENCH_CT_BUCKETS=0 keeps the default"
+}
+
 # One check before the measured ones (ARP, page cache, the agents' first
 # allocations); BENCH_WARMUP=0 (the quick run) skips it.
 bench_warm_up() {

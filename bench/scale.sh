@@ -53,17 +53,7 @@ SUBNET=10.215.$((RANDOM % 200 + 20))
 # On real hosts each node has its own table of N entries.
 ck_sysctl_at_least net.ipv4.neigh.default.gc_thresh3 $((2 * NODES * NODES))
 ck_sysctl_at_least net.ipv4.neigh.default.gc_thresh2 $((NODES * NODES))
-# Likewise the connection-tracking hash table: every probe leaves an entry in
-# the source's and the destination's namespace, 10-30 s each, and all
-# namespaces' entries hang in the kernel's one table of nf_conntrack_buckets
-# chains. At 100 nodes the entries outnumber the default 262,144 buckets
-# several times, so every packet's lookup walks longer chains
-# (__nf_conntrack_find_get's share of the CPU doubled from 10 to 60 nodes).
-# On real hosts each node has its own table. BENCH_CT_BUCKETS=0 keeps the
-# default (for comparison).
-if [[ ${BENCH_CT_BUCKETS:-1} != 0 ]]; then
-  ck_sysctl_at_least net.netfilter.nf_conntrack_buckets $((NODES * 16384))
-fi
+bench_size_conntrack "$ITEM" "$NODES" # see lib.bash
 
 t0=$(ck_now_ms)
 ck_namespaces "$CK_WORK/inventory.yaml"

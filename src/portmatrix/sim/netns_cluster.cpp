@@ -39,6 +39,12 @@ NetnsCluster::create(std::string& error)
       !ip({"-n", sw, "link", "set", "br0", "up"}, error)) {
     return false;
   }
+  // A plain switch: with br_netfilter in the kernel, a new namespace's
+  // bridges hand every frame to its (empty) iptables hooks
+  // (net.bridge.bridge-nf-call-*, 1 by default), which no switch between
+  // real hosts does. Best effort: without br_netfilter there is nothing to turn off.
+  run_process({"ip", "netns", "exec", sw, "sh", "-c",
+               "for f in /proc/sys/net/bridge/bridge-nf-call-*; do [ ! -e \"$f\" ] || echo 0 >\"$f\"; done"});
   int index = 0;
   for (const auto& node : m_plan.inventory.nodes) {
     auto ns = namespace_of(node.name);

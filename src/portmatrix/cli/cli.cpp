@@ -69,7 +69,7 @@ find_node(const Plan& plan, const std::string& name)
   if (!node) {
     std::string known;
     for (const auto& n : plan.inventory.nodes) known += (known.empty() ? "" : ", ") + n.name;
-    std::cerr << fmt::format("portmatrix: no node '{}' in {} (nodes: {})\n", name, plan.inventory.file, known);
+    std::cerr << fmt::format("portmatrix: no node '{}' in {} (nodes: {})\n", printable(name), plan.inventory.file, known);
   }
   return node;
 }
@@ -101,7 +101,7 @@ command_ports(const std::string& profile_name, const std::string& inventory_path
   }
   auto view = parse_flows_view(flows_text);
   if (!view) {
-    std::cerr << fmt::format("portmatrix: --flows must be pairs or groups, not '{}'\n", flows_text);
+    std::cerr << fmt::format("portmatrix: --flows must be pairs or groups, not '{}'\n", printable(flows_text));
     return k_exit_input;
   }
   if (!inventory_path.empty()) {
@@ -540,7 +540,7 @@ run_cli(int argc, char** argv)
     }
     auto text = builtin_profile_text(show);
     if (!text) {
-      std::cerr << fmt::format("portmatrix: no built-in profile '{}'\n", show);
+      std::cerr << fmt::format("portmatrix: no built-in profile '{}'\n", printable(show));
       return k_exit_input;
     }
     std::cout << *text;

@@ -62,7 +62,7 @@ read_port(YamlReader& reader, const YAML::Node& node)
   auto digits = rest.substr(0, slash);
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
   if (ec != std::errc() || end != digits.data() + digits.size() || number < 1 || number > 65535) {
-    reader.error(node, fmt::format("egress port '{}' must be 1-65535, optionally with /http or /https", *text));
+    reader.error(node, fmt::format("egress port '{}' must be 1-65535, optionally with /http or /https", printable(*text)));
     return std::nullopt;
   }
   port.port = std::uint16_t(number);
@@ -72,7 +72,7 @@ read_port(YamlReader& reader, const YAML::Node& node)
     if (scheme == "http") port.scheme = EgressScheme::http;
     else if (scheme == "https") port.scheme = EgressScheme::https;
     else {
-      reader.error(node, fmt::format("egress port '{}': the scheme must be http or https", *text));
+      reader.error(node, fmt::format("egress port '{}': the scheme must be http or https", printable(*text)));
       return std::nullopt;
     }
   }
@@ -84,7 +84,7 @@ read_name(YamlReader& reader, const YAML::Node& node, std::string_view what, boo
 {
   auto name = reader.string(node, what);
   if (name && !valid_egress_name(*name, wildcard_allowed)) {
-    reader.error(node, fmt::format("{} '{}' is not a host name{}", what, *name, wildcard_allowed ? " or *.domain" : ""));
+    reader.error(node, fmt::format("{} '{}' is not a host name{}", what, printable(*name), wildcard_allowed ? " or *.domain" : ""));
     return std::nullopt;
   }
   return name;

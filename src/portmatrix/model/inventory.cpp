@@ -137,7 +137,7 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
     if (auto name = item["name"]) {
       auto text = reader.string(name, "name");
       if (text && !valid_node_name(*text)) {
-        reader.error(name, fmt::format("node name '{}' must be 1-63 letters, digits, '-', '_' or '.'", *text));
+        reader.error(name, fmt::format("node name '{}' must be 1-63 letters, digits, '-', '_' or '.'", printable(*text)));
         ok = false;
       } else if (text) {
         node.name = *text;
@@ -225,7 +225,7 @@ read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
       auto read_one = [&](const YAML::Node& item) {
         auto name = reader.string(item, "a replacement host");
         if (name && !valid_egress_name(*name, false)) {
-          reader.error(item, fmt::format("replacement '{}' is not a host name", *name));
+          reader.error(item, fmt::format("replacement '{}' is not a host name", printable(*name)));
         } else if (name) {
           replacement.with.push_back(*name);
         }
@@ -236,7 +236,7 @@ read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
         read_one(entry.second);
       }
       if (replacement.with.empty()) {
-        reader.error(entry.second, fmt::format("egress replace '{}' names no host", replacement.host));
+        reader.error(entry.second, fmt::format("egress replace '{}' names no host", printable(replacement.host)));
         continue;
       }
       out.replace.push_back({std::move(replacement), position(reader, entry.first.Mark())});
@@ -287,7 +287,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
       reader.error(options, "options must be a mapping");
     } else {
       for (const auto& entry : options) {
-        auto value = reader.string(entry.second, fmt::format("option '{}'", entry.first.Scalar()));
+        auto value = reader.string(entry.second, fmt::format("option '{}'", printable(entry.first.Scalar())));
         if (value) inventory.options[entry.first.Scalar()] = {*value, position(reader, entry.first.Mark())};
       }
     }
@@ -298,7 +298,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
     } else {
       for (const auto& entry : ports) {
         auto name = entry.first.Scalar();
-        if (auto range = reader.port_range(entry.second, fmt::format("port '{}'", name))) {
+        if (auto range = reader.port_range(entry.second, fmt::format("port '{}'", printable(name)))) {
           inventory.port_overrides[name] = {*range, position(reader, entry.first.Mark())};
         }
       }
@@ -436,8 +436,8 @@ clash(const Inventory& inventory, const Profile& profile, std::uint16_t port)
                                 [&](const Node& node) { return node.has(requirement.to); });
     auto range = effective_range(inventory, profile, requirement.port, requirement.range);
     if (received && range.overlaps({port, port})) {
-      return fmt::format("port '{}' ({}/tcp), which profile {} has {} nodes receive", requirement.port,
-                         to_string(range), profile.name, to_string(requirement.to));
+      return fmt::format("port '{}' ({}/tcp), which profile {} has {} nodes receive", printable(requirement.port),
+                         to_string(range), printable(profile.name), to_string(requirement.to));
     }
   }
   return std::nullopt;
@@ -458,18 +458,20 @@ check_against(const Inventory& inventory, const Profile& profile)
     const auto* option = profile.find_option(name);
     if (!option) {
       std::string known;
-      for (const auto& o : profile.options) known += (known.empty() ? "" : ", ") + o.name;
-      report(value.at, fmt::format("unknown option '{}' for profile {} (known: {})", name, profile.name, known));
+      for (const auto& o : profile.options) known += (known.empty() ? "" : ", ") + printable(o.name);
+      report(value.at, fmt::format("unknown option '{}' for profile {} (known: {})", printable(name),
+                                   printable(profile.name), known));
       continue;
     }
     if (!option->values.empty() &&
         std::find(option->values.begin(), option->values.end(), value.value) == option->values.end()) {
       std::string allowed;
-      for (const auto& v : option->values) allowed += (allowed.empty() ? "" : ", ") + v;
-      report(value.at, fmt::format("option '{}' cannot be '{}' (allowed: {})", name, value.value, allowed));
+      for (const auto& v : option->values) allowed += (allowed.empty() ? "" : ", ") + printable(v);
+      report(value.at, fmt::format("option '{}' cannot be '{}' (allowed: {})", printable(name),
+                                   printable(value.value), allowed));
     } else if (!option->sets_port.empty() && !parse_port_range(value.value).range) {
-      report(value.at, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')", name,
-                                   value.value, option->sets_port));
+      report(value.at, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')",
+                                   printable(name), printable(value.value), printable(option->sets_port)));
     }
   }
   if (auto with = clash(inventory, profile, inventory.ssh_port)) {
@@ -483,9 +485,9 @@ check_against(const Inventory& inventory, const Profile& profile)
   for (const auto& [name, value] : inventory.port_overrides) {
     if (!profile.find_port(name)) {
       std::string known;
-      for (const auto& p : profile.ports) known += (known.empty() ? "" : ", ") + p.name;
-      report(value.at, fmt::format("override of port '{}', which profile {} does not define (known: {})", name,
-                                   profile.name, known));
+      for (const auto& p : profile.ports) known += (known.empty() ? "" : ", ") + printable(p.name);
+      report(value.at, fmt::format("override of port '{}', which profile {} does not define (known: {})",
+                                   printable(name), printable(profile.name), known));
     }
   }
   auto listed = [&](const std::string& host) {
@@ -493,25 +495,25 @@ check_against(const Inventory& inventory, const Profile& profile)
   };
   auto known_hosts = [&] {
     std::string known;
-    for (const auto& h : profile.egress) known += (known.empty() ? "" : ", ") + h.host;
+    for (const auto& h : profile.egress) known += (known.empty() ? "" : ", ") + printable(h.host);
     return known;
   };
   for (const auto& remove : inventory.egress.remove) {
     if (!listed(remove.value)) {
-      report(remove.at, fmt::format("egress remove '{}': profile {} lists no such host (hosts: {})", remove.value,
-                                    profile.name, known_hosts()));
+      report(remove.at, fmt::format("egress remove '{}': profile {} lists no such host (hosts: {})",
+                                    printable(remove.value), printable(profile.name), known_hosts()));
     }
   }
   for (const auto& replace : inventory.egress.replace) {
     if (!listed(replace.value.host)) {
       report(replace.at, fmt::format("egress replace '{}': profile {} lists no such host (hosts: {})",
-                                     replace.value.host, profile.name, known_hosts()));
+                                     printable(replace.value.host), printable(profile.name), known_hosts()));
     }
   }
   for (const auto& add : inventory.egress.add) {
     if (listed(add.value.host)) {
-      report(add.at, fmt::format("egress add '{}': profile {} lists it already (use replace)", add.value.host,
-                                 profile.name));
+      report(add.at, fmt::format("egress add '{}': profile {} lists it already (use replace)",
+                                 printable(add.value.host), printable(profile.name)));
     }
   }
   return diagnostics;

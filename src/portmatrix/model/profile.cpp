@@ -104,16 +104,16 @@ public:
       file = path.string();
       std::error_code error;
       if (!std::filesystem::is_regular_file(path, error)) {
-        report(where, fmt::format("cannot read profile '{}': not a regular file", file));
+        report(where, fmt::format("cannot read profile '{}': not a regular file", printable(file)));
         return;
       }
       if (std::filesystem::file_size(path, error) > k_max_profile_bytes) {
-        report(where, fmt::format("profile '{}' is larger than {} bytes", file, k_max_profile_bytes));
+        report(where, fmt::format("profile '{}' is larger than {} bytes", printable(file), k_max_profile_bytes));
         return;
       }
       std::ifstream in(path, std::ios::binary);
       if (!in) {
-        report(where, fmt::format("cannot read profile '{}'", file));
+        report(where, fmt::format("cannot read profile '{}'", printable(file)));
         return;
       }
       std::ostringstream buffer;
@@ -122,7 +122,7 @@ public:
     } else {
       std::string known;
       for (const auto& name : builtin_profile_names()) known += (known.empty() ? "" : ", ") + name;
-      report(where, fmt::format("unknown profile '{}' (built-in: {}; or give a path)", spec, known));
+      report(where, fmt::format("unknown profile '{}' (built-in: {}; or give a path)", printable(spec), known));
       return;
     }
     compose_text(out, text, file);
@@ -232,7 +232,7 @@ private:
       if (!option.sets_port.empty()) check_port_values(reader, option, spec);
       if (!option.values.empty() &&
           std::find(option.values.begin(), option.values.end(), option.default_value) == option.values.end()) {
-        reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", option.name));
+        reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", printable(option.name)));
       }
       upsert(out.options, std::move(option), [](const OptionSpec& o) { return o.name; });
     }
@@ -245,7 +245,7 @@ private:
     auto check = [&](const YAML::Node& value) {
       if (!value.IsScalar() || parse_port_range(value.Scalar()).range) return;
       reader.error(value, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')",
-                                      option.name, printable(value.Scalar()), option.sets_port));
+                                      printable(option.name), printable(value.Scalar()), printable(option.sets_port)));
     };
     if (auto value = spec["default"]) check(value);
     if (auto values = spec["values"]; values && values.IsSequence()) {
@@ -263,13 +263,13 @@ private:
       NamedPort port;
       port.name = entry.first.Scalar();
       const auto& spec = entry.second;
-      if (!reader.check_map(spec, fmt::format("port '{}'", port.name), {"port", "protocol", "purpose"})) continue;
+      if (!reader.check_map(spec, fmt::format("port '{}'", printable(port.name)), {"port", "protocol", "purpose"})) continue;
       bool ok = true;
       if (auto protocols = spec["protocol"]) {
         auto read_one = [&](const YAML::Node& item) {
           auto text = reader.string(item, "protocol");
           auto protocol = text ? parse_protocol(*text) : std::nullopt;
-          if (text && !protocol) reader.error(item, fmt::format("unknown protocol '{}' (tcp, udp, vrrp)", *text));
+          if (text && !protocol) reader.error(item, fmt::format("unknown protocol '{}' (tcp, udp, vrrp)", printable(*text)));
           if (protocol) port.protocols.push_back(*protocol);
           ok = ok && protocol.has_value();
         };
@@ -279,7 +279,7 @@ private:
           read_one(protocols);
         }
       } else {
-        reader.error(spec, fmt::format("port '{}' has no protocol", port.name));
+        reader.error(spec, fmt::format("port '{}' has no protocol", printable(port.name)));
         ok = false;
       }
       bool portless = port.protocols.size() == 1 && port.protocols[0] == Protocol::vrrp;
@@ -287,13 +287,13 @@ private:
         if (portless) {
           reader.error(range, "a vrrp port has no port number");
           ok = false;
-        } else if (auto parsed = reader.port_range(range, fmt::format("port '{}'", port.name))) {
+        } else if (auto parsed = reader.port_range(range, fmt::format("port '{}'", printable(port.name)))) {
           port.range = *parsed;
         } else {
           ok = false;
         }
       } else if (!portless) {
-        reader.error(spec, fmt::format("port '{}' has no port number", port.name));
+        reader.error(spec, fmt::format("port '{}' has no port number", printable(port.name)));
         ok = false;
       }
       if (auto purpose = spec["purpose"]) port.purpose = reader.string(purpose, "purpose").value_or("");
@@ -363,14 +363,15 @@ private:
         std::string name = text->substr(0, slash);
         const NamedPort* port = out.find_port(name);
         if (!port) {
-          reader.error(port_node, fmt::format("unknown port name '{}' (define it under ports)", name));
+          reader.error(port_node, fmt::format("unknown port name '{}' (define it under ports)", printable(name)));
           continue;
         }
         std::vector<Protocol> protocols = port->protocols;
         if (slash != std::string::npos) {
           auto only = parse_protocol(text->substr(slash + 1));
           if (!only || std::find(protocols.begin(), protocols.end(), *only) == protocols.end()) {
-            reader.error(port_node, fmt::format("port '{}' has no protocol '{}'", name, text->substr(slash + 1)));
+            reader.error(port_node, fmt::format("port '{}' has no protocol '{}'", printable(name),
+                                                   printable(text->substr(slash + 1))));
             continue;
           }
           protocols = {*only};
@@ -400,7 +401,7 @@ private:
       out.requirements.begin(), out.requirements.end(), [&](const Requirement& r) { return r.key() == key; });
     if (remove) {
       if (existing == out.requirements.end()) {
-        reader.error(at, fmt::format("'remove' matches no requirement ({})", key));
+        reader.error(at, fmt::format("'remove' matches no requirement ({})", printable(key)));
       } else {
         out.requirements.erase(existing);
       }
@@ -424,7 +425,7 @@ private:
       if (remove) {
         auto existing = std::find_if(
           out.egress.begin(), out.egress.end(), [&](const EgressHost& h) { return h.host == host->host; });
-        if (existing == out.egress.end()) reader.error(item, fmt::format("'remove' matches no host '{}'", host->host));
+        if (existing == out.egress.end()) reader.error(item, fmt::format("'remove' matches no host '{}'", printable(host->host)));
         else out.egress.erase(existing);
       } else {
         upsert(out.egress, std::move(*host), [](const EgressHost& h) { return h.host; });
@@ -447,7 +448,7 @@ private:
         continue;
       }
       if (!out.find_port(frontend.port)) {
-        reader.error(item["port"], fmt::format("unknown port name '{}'", frontend.port));
+        reader.error(item["port"], fmt::format("unknown port name '{}'", printable(frontend.port)));
         continue;
       }
       if (auto backend = item["backend"]) frontend.backend = reader.role(backend, "backend").value_or(Role::master);
@@ -488,10 +489,11 @@ validate(const Profile& profile, Diagnostics& sink)
   auto check_condition = [&](const Condition& when, const std::string& defined_at) {
     const auto* option = profile.find_option(when.option);
     if (!option) {
-      sink.push_back(at(defined_at, fmt::format("'when' names unknown option '{}'", when.option)));
+      sink.push_back(at(defined_at, fmt::format("'when' names unknown option '{}'", printable(when.option))));
     } else if (!option->values.empty() &&
                std::find(option->values.begin(), option->values.end(), when.value) == option->values.end()) {
-      sink.push_back(at(defined_at, fmt::format("option '{}' cannot be '{}'", option->name, when.value)));
+      sink.push_back(at(defined_at, fmt::format("option '{}' cannot be '{}'", printable(option->name),
+                                                printable(when.value))));
     }
   };
   for (const auto& requirement : profile.requirements) {
@@ -502,8 +504,9 @@ validate(const Profile& profile, Diagnostics& sink)
   }
   for (const auto& option : profile.options) {
     if (!option.sets_port.empty() && !profile.find_port(option.sets_port)) {
-      sink.push_back({"<profile " + profile.name + ">", 0, 0,
-                      fmt::format("option '{}' sets unknown port '{}'", option.name, option.sets_port)});
+      sink.push_back({"<profile " + printable(profile.name) + ">", 0, 0,
+                      fmt::format("option '{}' sets unknown port '{}'", printable(option.name),
+                                  printable(option.sets_port))});
     }
   }
   for (const auto& deny : profile.requirements) {
@@ -514,7 +517,7 @@ validate(const Profile& profile, Diagnostics& sink)
       if (allow.expect == Expect::allow && allow.to == deny.to && allow.protocol == deny.protocol &&
           (allow.from == deny.from || allow.from == Role::any) && allow.range.overlaps(deny.range) && !exclusive) {
         sink.push_back(at(deny.defined_at,
-                          fmt::format("deny {} contradicts allow {} defined at {}", deny.key(), allow.key(),
+                          fmt::format("deny {} contradicts allow {} defined at {}", printable(deny.key()), printable(allow.key()),
                                       allow.defined_at)));
       }
     }

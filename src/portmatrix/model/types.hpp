@@ -2,6 +2,7 @@
 // positioned diagnostics that loaders report. Plain data, no I/O.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,8 +69,14 @@ using Diagnostics = std::vector<Diagnostic>;
 // "file:line:column: error: message"
 std::string to_string(const Diagnostic& diagnostic);
 
-// `text` with control characters written as escapes ("\0", "\t", "\x1b"), for
-// quoting input in a message: an embedded NUL or escape must show, not vanish.
+// How many bytes of an input value a message quotes; the rest is counted.
+constexpr std::size_t k_max_quoted = 64;
+
+// `text` as a message quotes it: control characters written as escapes ("\0",
+// "\t", "\x1b"), so an embedded NUL or escape shows instead of vanishing, and
+// past k_max_quoted bytes cut (at a character boundary) and followed by
+// "... (N bytes)", so a 5 MB value does not make a 5 MB message. Every input
+// value quoted into a diagnostic goes through here.
 std::string printable(std::string_view text);
 
 } // namespace portmatrix

@@ -135,9 +135,11 @@ YamlReader::report_duplicate_keys(const YAML::Node& root)
         auto [it, fresh] = first_line.emplace(key, entry.first.Mark().line + 1);
         if (!fresh) {
           found.emplace_back(entry.first.Mark(),
-                             fmt::format("duplicate key '{}' in {} (first at line {})", key, where, it->second));
+                             fmt::format("duplicate key '{}' in {} (first at line {})", printable(key), where, it->second));
         }
-        if (collection(entry.second)) pending.emplace_back(entry.second, where == "the top level" ? key : where + "." + key);
+        if (collection(entry.second)) {
+          pending.emplace_back(entry.second, where == "the top level" ? printable(key) : where + "." + printable(key));
+        }
       }
     }
   }
@@ -182,7 +184,7 @@ YamlReader::check_map(const YAML::Node& map, std::string_view what, std::initial
     if (!known) {
       std::string list;
       for (auto name : allowed) list += fmt::format("{}{}", list.empty() ? "" : ", ", name);
-      error(entry.first, fmt::format("unknown key '{}' in {} (known: {})", key, what, list));
+      error(entry.first, fmt::format("unknown key '{}' in {} (known: {})", printable(key), what, list));
     }
   }
   return true;
@@ -238,7 +240,7 @@ YamlReader::role(const YAML::Node& node, std::string_view what)
     error(node,
           fmt::format("unknown role '{}' in {} (known: master, control-plane, worker, mongodb, elasticsearch, "
                       "loadbalancer, client)",
-                      *text,
+                      printable(*text),
                       what));
   }
   return parsed;

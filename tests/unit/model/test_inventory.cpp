@@ -84,6 +84,20 @@ nodes:
   EXPECT_EQ(errors.size(), 10u);
 }
 
+TEST(Inventory, LongValuesAreCutInMessages)
+{
+  std::string huge(1'000'000, 'x');
+  std::string key(1000, 'k'); // YAML allows at most 1024 characters in a simple key
+  auto errors = errors_of("nodes:\n  - name: " + huge + "\n    address: 10.0.0.1\n    roles: [" + huge + "]\n    " +
+                          key + ": 1\n");
+  auto cut = std::string(64, 'x') + "... (1000000 bytes)";
+  EXPECT_TRUE(has(errors, 2, 11, "node name '" + cut + "' must be 1-63"));
+  EXPECT_TRUE(has(errors, 4, 13, "unknown role '" + cut + "' in roles"));
+  EXPECT_TRUE(has(errors, 5, 5, "unknown key '" + std::string(64, 'k') + "... (1000 bytes)' in a node"));
+  EXPECT_EQ(errors.size(), 3u);
+  for (const auto& error : errors) EXPECT_LT(error.message.size(), 300u);
+}
+
 TEST(Inventory, ReportsSyntaxErrorsWithTheirPosition)
 {
   auto errors = errors_of("nodes:\n  - {name: a, address: [\n");

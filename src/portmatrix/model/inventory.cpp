@@ -449,73 +449,76 @@ Diagnostics
 check_against(const Inventory& inventory, const Profile& profile)
 {
   Diagnostics diagnostics;
+  BoundedDiagnostics errors(inventory.file, diagnostics);
   auto report = [&](const Diagnostic& at, std::string message) {
     auto diagnostic = at;
     diagnostic.message = std::move(message);
-    diagnostics.push_back(std::move(diagnostic));
+    errors.add(std::move(diagnostic));
   };
-  for (const auto& [name, value] : inventory.options) {
-    const auto* option = profile.find_option(name);
-    if (!option) {
+  errors.run([&] {
+    for (const auto& [name, value] : inventory.options) {
+      const auto* option = profile.find_option(name);
+      if (!option) {
+        std::string known;
+        for (const auto& o : profile.options) known += (known.empty() ? "" : ", ") + printable(o.name);
+        report(value.at, fmt::format("unknown option '{}' for profile {} (known: {})", printable(name),
+                                     printable(profile.name), known));
+        continue;
+      }
+      if (!option->values.empty() &&
+          std::find(option->values.begin(), option->values.end(), value.value) == option->values.end()) {
+        std::string allowed;
+        for (const auto& v : option->values) allowed += (allowed.empty() ? "" : ", ") + printable(v);
+        report(value.at, fmt::format("option '{}' cannot be '{}' (allowed: {})", printable(name),
+                                     printable(value.value), allowed));
+      } else if (!option->sets_port.empty() && !parse_port_range(value.value).range) {
+        report(value.at, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')",
+                                     printable(name), printable(value.value), printable(option->sets_port)));
+      }
+    }
+    if (auto with = clash(inventory, profile, inventory.ssh_port)) {
+      report(inventory.ssh_port_at, fmt::format("ssh_port {} is also {}", inventory.ssh_port, *with));
+    }
+    if (auto with = clash(inventory, profile, inventory.control_port)) {
+      report(inventory.control_port_at, fmt::format("agent control_port {} is also {}", inventory.control_port, *with));
+    } else if (inventory.control_port == inventory.ssh_port) {
+      report(inventory.control_port_at, fmt::format("agent control_port {} is also the ssh_port", inventory.control_port));
+    }
+    for (const auto& [name, value] : inventory.port_overrides) {
+      if (!profile.find_port(name)) {
+        std::string known;
+        for (const auto& p : profile.ports) known += (known.empty() ? "" : ", ") + printable(p.name);
+        report(value.at, fmt::format("override of port '{}', which profile {} does not define (known: {})",
+                                     printable(name), printable(profile.name), known));
+      }
+    }
+    auto listed = [&](const std::string& host) {
+      return std::any_of(profile.egress.begin(), profile.egress.end(), [&](const EgressHost& h) { return h.host == host; });
+    };
+    auto known_hosts = [&] {
       std::string known;
-      for (const auto& o : profile.options) known += (known.empty() ? "" : ", ") + printable(o.name);
-      report(value.at, fmt::format("unknown option '{}' for profile {} (known: {})", printable(name),
-                                   printable(profile.name), known));
-      continue;
+      for (const auto& h : profile.egress) known += (known.empty() ? "" : ", ") + printable(h.host);
+      return known;
+    };
+    for (const auto& remove : inventory.egress.remove) {
+      if (!listed(remove.value)) {
+        report(remove.at, fmt::format("egress remove '{}': profile {} lists no such host (hosts: {})",
+                                      printable(remove.value), printable(profile.name), known_hosts()));
+      }
     }
-    if (!option->values.empty() &&
-        std::find(option->values.begin(), option->values.end(), value.value) == option->values.end()) {
-      std::string allowed;
-      for (const auto& v : option->values) allowed += (allowed.empty() ? "" : ", ") + printable(v);
-      report(value.at, fmt::format("option '{}' cannot be '{}' (allowed: {})", printable(name),
-                                   printable(value.value), allowed));
-    } else if (!option->sets_port.empty() && !parse_port_range(value.value).range) {
-      report(value.at, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')",
-                                   printable(name), printable(value.value), printable(option->sets_port)));
+    for (const auto& replace : inventory.egress.replace) {
+      if (!listed(replace.value.host)) {
+        report(replace.at, fmt::format("egress replace '{}': profile {} lists no such host (hosts: {})",
+                                       printable(replace.value.host), printable(profile.name), known_hosts()));
+      }
     }
-  }
-  if (auto with = clash(inventory, profile, inventory.ssh_port)) {
-    report(inventory.ssh_port_at, fmt::format("ssh_port {} is also {}", inventory.ssh_port, *with));
-  }
-  if (auto with = clash(inventory, profile, inventory.control_port)) {
-    report(inventory.control_port_at, fmt::format("agent control_port {} is also {}", inventory.control_port, *with));
-  } else if (inventory.control_port == inventory.ssh_port) {
-    report(inventory.control_port_at, fmt::format("agent control_port {} is also the ssh_port", inventory.control_port));
-  }
-  for (const auto& [name, value] : inventory.port_overrides) {
-    if (!profile.find_port(name)) {
-      std::string known;
-      for (const auto& p : profile.ports) known += (known.empty() ? "" : ", ") + printable(p.name);
-      report(value.at, fmt::format("override of port '{}', which profile {} does not define (known: {})",
-                                   printable(name), printable(profile.name), known));
+    for (const auto& add : inventory.egress.add) {
+      if (listed(add.value.host)) {
+        report(add.at, fmt::format("egress add '{}': profile {} lists it already (use replace)",
+                                   printable(add.value.host), printable(profile.name)));
+      }
     }
-  }
-  auto listed = [&](const std::string& host) {
-    return std::any_of(profile.egress.begin(), profile.egress.end(), [&](const EgressHost& h) { return h.host == host; });
-  };
-  auto known_hosts = [&] {
-    std::string known;
-    for (const auto& h : profile.egress) known += (known.empty() ? "" : ", ") + printable(h.host);
-    return known;
-  };
-  for (const auto& remove : inventory.egress.remove) {
-    if (!listed(remove.value)) {
-      report(remove.at, fmt::format("egress remove '{}': profile {} lists no such host (hosts: {})",
-                                    printable(remove.value), printable(profile.name), known_hosts()));
-    }
-  }
-  for (const auto& replace : inventory.egress.replace) {
-    if (!listed(replace.value.host)) {
-      report(replace.at, fmt::format("egress replace '{}': profile {} lists no such host (hosts: {})",
-                                     printable(replace.value.host), printable(profile.name), known_hosts()));
-    }
-  }
-  for (const auto& add : inventory.egress.add) {
-    if (listed(add.value.host)) {
-      report(add.at, fmt::format("egress add '{}': profile {} lists it already (use replace)",
-                                 printable(add.value.host), printable(profile.name)));
-    }
-  }
+  });
   return diagnostics;
 }
 

@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -63,19 +66,57 @@ namespace {
 
 constexpr std::uintmax_t k_max_profile_bytes = 1 << 20;
 
-// A later profile's entry replaces an earlier one with the same key, in place
-// (order is kept); a new key is appended.
-template <class T, class Key>
-void
-upsert(std::vector<T>& items, T item, Key key)
+// Entries by key in the order they were first defined: a later profile's
+// entry replaces an earlier one with the same key, in place; a new key is
+// appended; a removed key's place stays empty until take(). Lookups are by
+// hash, so composing n entries costs O(n), not O(n^2) (a profile may hold
+// k_max_values requirements).
+template <class T>
+class Keyed
 {
-  auto existing = std::find_if(items.begin(), items.end(), [&](const T& other) { return key(other) == key(item); });
-  if (existing != items.end()) {
-    *existing = std::move(item);
-  } else {
-    items.push_back(std::move(item));
+public:
+  const T* find(const std::string& key) const
+  {
+    auto it = m_index.find(key);
+    return it == m_index.end() ? nullptr : &*m_items[it->second];
   }
-}
+
+  void put(const std::string& key, T item)
+  {
+    auto [it, fresh] = m_index.emplace(key, m_items.size());
+    if (fresh) {
+      m_items.emplace_back(std::move(item));
+    } else {
+      m_items[it->second] = std::move(item);
+    }
+  }
+
+  // False when there is no such key.
+  bool remove(const std::string& key)
+  {
+    auto it = m_index.find(key);
+    if (it == m_index.end()) return false;
+    m_items[it->second].reset();
+    m_index.erase(it);
+    return true;
+  }
+
+  std::size_t size() const { return m_index.size(); }
+
+  // Appends the entries, in order, to `out` and empties this.
+  void take(std::vector<T>& out)
+  {
+    for (auto& item : m_items) {
+      if (item) out.push_back(std::move(*item));
+    }
+    m_items.clear();
+    m_index.clear();
+  }
+
+private:
+  std::vector<std::optional<T>> m_items;
+  std::unordered_map<std::string, std::size_t> m_index;
+};
 
 bool
 looks_like_path(std::string_view spec)
@@ -87,6 +128,17 @@ class Composer
 {
 public:
   explicit Composer(Diagnostics& sink) : m_sink(sink) {}
+
+  // Moves what every compose() gathered (options, ports, requirements,
+  // egress hosts, frontends) into `out`, in definition order. Call once, last.
+  void finish(Profile& out)
+  {
+    m_options.take(out.options);
+    m_ports.take(out.ports);
+    m_requirements.take(out.requirements);
+    m_egress.take(out.egress);
+    m_frontends.take(out.frontends);
+  }
 
   // Composes the profile named by `spec` (built-in name or path) into `out`.
   void compose(Profile& out, std::string_view spec, const std::string& relative_to, const Diagnostic& where)
@@ -205,14 +257,14 @@ private:
         }
       }
     }
-    if (auto node = root["options"]) read_options(out, reader, node);
-    if (auto node = root["ports"]) read_ports(out, reader, node);
+    if (auto node = root["options"]) read_options(reader, node);
+    if (auto node = root["ports"]) read_ports(reader, node);
     if (auto node = root["requirements"]) read_requirements(out, reader, node);
     if (auto node = root["egress"]) read_egress(out, reader, node);
-    if (auto node = root["loadbalancer"]) read_loadbalancer(out, reader, node);
+    if (auto node = root["loadbalancer"]) read_loadbalancer(reader, node);
   }
 
-  void read_options(Profile& out, YamlReader& reader, const YAML::Node& node)
+  void read_options(YamlReader& reader, const YAML::Node& node)
   {
     if (!node.IsMap()) {
       reader.error(node, "options must be a mapping of option name to its description");
@@ -234,7 +286,8 @@ private:
           std::find(option.values.begin(), option.values.end(), option.default_value) == option.values.end()) {
         reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", printable(option.name)));
       }
-      upsert(out.options, std::move(option), [](const OptionSpec& o) { return o.name; });
+      auto name = option.name;
+      m_options.put(name, std::move(option));
     }
   }
 
@@ -253,7 +306,7 @@ private:
     }
   }
 
-  void read_ports(Profile& out, YamlReader& reader, const YAML::Node& node)
+  void read_ports(YamlReader& reader, const YAML::Node& node)
   {
     if (!node.IsMap()) {
       reader.error(node, "ports must be a mapping of port name to its definition");
@@ -298,7 +351,8 @@ private:
       }
       if (auto purpose = spec["purpose"]) port.purpose = reader.string(purpose, "purpose").value_or("");
       if (!ok) continue;
-      upsert(out.ports, std::move(port), [](const NamedPort& p) { return p.name; });
+      auto name = port.name;
+      m_ports.put(name, std::move(port));
     }
   }
 
@@ -361,7 +415,7 @@ private:
         if (!text) continue;
         auto slash = text->find('/');
         std::string name = text->substr(0, slash);
-        const NamedPort* port = out.find_port(name);
+        const NamedPort* port = m_ports.find(name);
         if (!port) {
           reader.error(port_node, fmt::format("unknown port name '{}' (define it under ports)", printable(name)));
           continue;
@@ -386,7 +440,7 @@ private:
               requirement.port = name;
               requirement.range = port->range;
               if (requirement.purpose.empty()) requirement.purpose = port->purpose;
-              merge(out, reader, port_node, std::move(requirement), remove);
+              if (!merge(reader, port_node, std::move(requirement), remove)) return;
             }
           }
         }
@@ -394,24 +448,30 @@ private:
     }
   }
 
-  void merge(Profile& out, YamlReader& reader, const YAML::Node& at, Requirement requirement, bool remove)
+  // Adds, replaces or removes one requirement. False once the composition
+  // holds k_max_values requirements and this one would be another (reported
+  // once): each from-role, to-role, port and protocol of a list counts, so
+  // a few lines can ask for millions.
+  bool merge(YamlReader& reader, const YAML::Node& at, Requirement requirement, bool remove)
   {
     auto key = requirement.key();
-    auto existing = std::find_if(
-      out.requirements.begin(), out.requirements.end(), [&](const Requirement& r) { return r.key() == key; });
     if (remove) {
-      if (existing == out.requirements.end()) {
+      if (!m_requirements.remove(key)) {
         reader.error(at, fmt::format("'remove' matches no requirement ({})", printable(key)));
-      } else {
-        out.requirements.erase(existing);
       }
-      return;
+      return true;
     }
-    if (existing != out.requirements.end()) {
-      *existing = std::move(requirement);
-    } else {
-      out.requirements.push_back(std::move(requirement));
+    if (m_requirements.size() >= k_max_values && !m_requirements.find(key)) {
+      if (!m_too_many_requirements) {
+        reader.error(at, fmt::format("more than {} requirements (each from-role, to-role, port and protocol counts "
+                                     "once); this is not a profile portmatrix reads",
+                                     k_max_values));
+      }
+      m_too_many_requirements = true;
+      return false;
     }
+    m_requirements.put(key, std::move(requirement));
+    return true;
   }
 
   void read_egress(Profile& out, YamlReader& reader, const YAML::Node& node)
@@ -423,17 +483,17 @@ private:
       host->origin = out.name;
       bool remove = item["remove"] && reader.boolean(item["remove"], "remove").value_or(false);
       if (remove) {
-        auto existing = std::find_if(
-          out.egress.begin(), out.egress.end(), [&](const EgressHost& h) { return h.host == host->host; });
-        if (existing == out.egress.end()) reader.error(item, fmt::format("'remove' matches no host '{}'", printable(host->host)));
-        else out.egress.erase(existing);
+        if (!m_egress.remove(host->host)) {
+          reader.error(item, fmt::format("'remove' matches no host '{}'", printable(host->host)));
+        }
       } else {
-        upsert(out.egress, std::move(*host), [](const EgressHost& h) { return h.host; });
+        auto name = host->host;
+        m_egress.put(name, std::move(*host));
       }
     }
   }
 
-  void read_loadbalancer(Profile& out, YamlReader& reader, const YAML::Node& node)
+  void read_loadbalancer(YamlReader& reader, const YAML::Node& node)
   {
     if (!reader.check_map(node, "loadbalancer", {"frontends"})) return;
     auto frontends = node["frontends"];
@@ -447,7 +507,7 @@ private:
         reader.error(item, "a frontend needs 'name' and 'port'");
         continue;
       }
-      if (!out.find_port(frontend.port)) {
+      if (!m_ports.find(frontend.port)) {
         reader.error(item["port"], fmt::format("unknown port name '{}'", printable(frontend.port)));
         continue;
       }
@@ -457,12 +517,19 @@ private:
         if (text == "apiserver") frontend.health = HealthCheck::apiserver;
         else if (text && *text != "tcp") reader.error(health, "health must be apiserver or tcp");
       }
-      upsert(out.frontends, std::move(frontend), [](const Frontend& f) { return f.name; });
+      auto name = frontend.name;
+      m_frontends.put(name, std::move(frontend));
     }
   }
 
   Diagnostics& m_sink;
   std::vector<std::string> m_stack;
+  Keyed<OptionSpec> m_options;
+  Keyed<NamedPort> m_ports;
+  Keyed<Requirement> m_requirements;
+  bool m_too_many_requirements = false;
+  Keyed<EgressHost> m_egress;
+  Keyed<Frontend> m_frontends;
 };
 
 Diagnostic
@@ -481,47 +548,63 @@ at(const std::string& defined_at, std::string message)
 }
 
 // Checks that need the whole composition: conditions (of requirements and
-// egress hosts) name real options and allowed values, and
-// no deny requirement contradicts an allow one.
+// egress hosts) name real options and allowed values, options set known
+// ports, and no deny requirement contradicts an allow one. Bounded like a
+// file's reading: at most k_max_errors errors, and lookups by hash, so a
+// profile of k_max_values requirements is checked in seconds at most.
 void
 validate(const Profile& profile, Diagnostics& sink)
 {
+  BoundedDiagnostics errors("<profile " + printable(profile.name) + ">", sink);
+  std::unordered_map<std::string_view, std::pair<const OptionSpec*, std::unordered_set<std::string_view>>> options;
+  for (const auto& option : profile.options) {
+    auto& [spec, values] = options[option.name];
+    spec = &option;
+    values.insert(option.values.begin(), option.values.end());
+  }
+  std::unordered_set<std::string_view> ports;
+  for (const auto& port : profile.ports) ports.insert(port.name);
   auto check_condition = [&](const Condition& when, const std::string& defined_at) {
-    const auto* option = profile.find_option(when.option);
-    if (!option) {
-      sink.push_back(at(defined_at, fmt::format("'when' names unknown option '{}'", printable(when.option))));
-    } else if (!option->values.empty() &&
-               std::find(option->values.begin(), option->values.end(), when.value) == option->values.end()) {
-      sink.push_back(at(defined_at, fmt::format("option '{}' cannot be '{}'", printable(option->name),
-                                                printable(when.value))));
+    auto it = options.find(when.option);
+    if (it == options.end()) {
+      errors.add(at(defined_at, fmt::format("'when' names unknown option '{}'", printable(when.option))));
+    } else if (const auto& [option, values] = it->second; !values.empty() && !values.contains(when.value)) {
+      errors.add(at(defined_at, fmt::format("option '{}' cannot be '{}'", printable(option->name),
+                                            printable(when.value))));
     }
   };
+  // Allows by destination and protocol: a deny is compared with those only.
+  std::map<std::pair<Role, Protocol>, std::vector<const Requirement*>> allows;
   for (const auto& requirement : profile.requirements) {
-    if (requirement.when) check_condition(*requirement.when, requirement.defined_at);
+    if (requirement.expect == Expect::allow) allows[{requirement.to, requirement.protocol}].push_back(&requirement);
   }
-  for (const auto& host : profile.egress) {
-    if (host.when) check_condition(*host.when, host.defined_at);
-  }
-  for (const auto& option : profile.options) {
-    if (!option.sets_port.empty() && !profile.find_port(option.sets_port)) {
-      sink.push_back({"<profile " + printable(profile.name) + ">", 0, 0,
-                      fmt::format("option '{}' sets unknown port '{}'", printable(option.name),
-                                  printable(option.sets_port))});
+  errors.run([&] {
+    for (const auto& requirement : profile.requirements) {
+      if (requirement.when) check_condition(*requirement.when, requirement.defined_at);
     }
-  }
-  for (const auto& deny : profile.requirements) {
-    if (deny.expect != Expect::deny) continue;
-    for (const auto& allow : profile.requirements) {
-      bool exclusive = deny.when && allow.when && deny.when->option == allow.when->option &&
-                       deny.when->value != allow.when->value;
-      if (allow.expect == Expect::allow && allow.to == deny.to && allow.protocol == deny.protocol &&
-          (allow.from == deny.from || allow.from == Role::any) && allow.range.overlaps(deny.range) && !exclusive) {
-        sink.push_back(at(deny.defined_at,
-                          fmt::format("deny {} contradicts allow {} defined at {}", printable(deny.key()), printable(allow.key()),
-                                      allow.defined_at)));
+    for (const auto& host : profile.egress) {
+      if (host.when) check_condition(*host.when, host.defined_at);
+    }
+    for (const auto& option : profile.options) {
+      if (!option.sets_port.empty() && !ports.contains(option.sets_port)) {
+        errors.add({errors.file(), 0, 0, fmt::format("option '{}' sets unknown port '{}'", printable(option.name),
+                                                     printable(option.sets_port))});
       }
     }
-  }
+    for (const auto& deny : profile.requirements) {
+      if (deny.expect != Expect::deny) continue;
+      auto group = allows.find({deny.to, deny.protocol});
+      if (group == allows.end()) continue;
+      for (const auto* allow : group->second) {
+        bool exclusive = deny.when && allow->when && deny.when->option == allow->when->option &&
+                         deny.when->value != allow->when->value;
+        if ((allow->from == deny.from || allow->from == Role::any) && allow->range.overlaps(deny.range) && !exclusive) {
+          errors.add(at(deny.defined_at, fmt::format("deny {} contradicts allow {} defined at {}", printable(deny.key()),
+                                                     printable(allow->key()), allow->defined_at)));
+        }
+      }
+    }
+  });
 }
 
 Expected<Profile, Diagnostics>
@@ -558,6 +641,7 @@ load_profile(std::string_view spec)
     profile.description = "composed of " + std::string(spec);
     profile.includes = parts;
   }
+  composer.finish(profile);
   return finish(std::move(profile), std::move(diagnostics));
 }
 
@@ -568,6 +652,7 @@ parse_profile(std::string_view text, std::string_view file)
   Profile profile;
   Composer composer(diagnostics);
   composer.compose_text(profile, text, std::string(file));
+  composer.finish(profile);
   return finish(std::move(profile), std::move(diagnostics));
 }
 

@@ -141,4 +141,14 @@ to_string(const Diagnostic& diagnostic)
   return fmt::format("{}: error: {}", where, diagnostic.message);
 }
 
+void
+BoundedDiagnostics::add(Diagnostic diagnostic)
+{
+  if (m_count++ == k_max_errors) {
+    m_sink.push_back({m_file, 0, 0, fmt::format("too many errors (more than {}); fix these first", k_max_errors)});
+    throw Full{};
+  }
+  m_sink.push_back(std::move(diagnostic));
+}
+
 } // namespace portmatrix

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace portmatrix {
@@ -68,6 +69,48 @@ using Diagnostics = std::vector<Diagnostic>;
 
 // "file:line:column: error: message"
 std::string to_string(const Diagnostic& diagnostic);
+
+// How many errors one input (a file, or the checks of a whole profile or
+// inventory) may report; one more ends it with "too many errors".
+constexpr std::size_t k_max_errors = 100;
+
+// Appends one input's diagnostics to a sink, at most k_max_errors of them:
+// the next appends "too many errors (more than 100); fix these first" for
+// `file` instead and ends the walk run() is running, wherever it is. Every
+// add() must happen inside run(). The sink must outlive the collector.
+class BoundedDiagnostics
+{
+public:
+  BoundedDiagnostics(std::string file, Diagnostics& sink) : m_file(std::move(file)), m_sink(sink) {}
+
+  // Runs `walk`; returns false when it was ended at the limit.
+  template <class Walk>
+  bool run(Walk&& walk);
+
+  void add(Diagnostic diagnostic);
+  const std::string& file() const { return m_file; }
+
+private:
+  struct Full
+  {
+  };
+
+  std::string m_file;
+  Diagnostics& m_sink;
+  std::size_t m_count = 0;
+};
+
+template <class Walk>
+bool
+BoundedDiagnostics::run(Walk&& walk)
+{
+  try {
+    walk();
+    return true;
+  } catch (const Full&) {
+    return false;
+  }
+}
 
 // How many bytes of an input value a message quotes; the rest is counted.
 constexpr std::size_t k_max_quoted = 64;

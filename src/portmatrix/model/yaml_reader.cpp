@@ -152,12 +152,8 @@ YamlReader::report_duplicate_keys(const YAML::Node& root)
 void
 YamlReader::error(const YAML::Mark& at, std::string message)
 {
-  if (m_errors++ == k_max_errors) {
-    m_sink.push_back({m_file, 0, 0, fmt::format("too many errors (more than {}); fix these first", k_max_errors)});
-    throw TooManyErrors{};
-  }
   bool known = !at.is_null() && at.line >= 0;
-  m_sink.push_back({m_file, known ? at.line + 1 : 0, known ? at.column + 1 : 0, std::move(message)});
+  m_errors.add({file(), known ? at.line + 1 : 0, known ? at.column + 1 : 0, std::move(message)});
 }
 
 void

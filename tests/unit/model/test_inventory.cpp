@@ -130,6 +130,19 @@ nodes: [{name: m1, address: 10.0.0.1, roles: [master]}]
   EXPECT_EQ(problems.size(), 3u);
 }
 
+TEST(Inventory, ItsChecksAgainstTheProfileStopAfterAHundredErrors)
+{
+  std::string options = "options:\n";
+  for (int i = 0; i < 300; ++i) options += "  colour" + std::to_string(i) + ": red\n";
+  auto inventory = parse_inventory(options + "nodes: [{name: m1, address: 10.0.0.1, roles: [master]}]\n", "inv.yaml");
+  ASSERT_TRUE(inventory.has_value());
+  auto profile = load_profile("apinizer");
+  ASSERT_TRUE(profile.has_value());
+  auto problems = check_against(*inventory, *profile);
+  ASSERT_EQ(problems.size(), k_max_errors + 1);
+  EXPECT_EQ(to_string(problems.back()), "inv.yaml: error: too many errors (more than 100); fix these first");
+}
+
 TEST(Inventory, AddressAndCidrParsing)
 {
   bool ipv6 = false;

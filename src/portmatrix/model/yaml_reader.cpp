@@ -50,6 +50,27 @@ private:
   std::size_t m_values = 0;
 };
 
+// Ends the parse at the start of a document: used after the first one, to
+// find where a second begins (yaml-cpp's Load would silently drop it).
+class DocumentStart : public YAML::EventHandler
+{
+public:
+  struct Found
+  {
+    YAML::Mark at;
+  };
+
+  void OnDocumentStart(const YAML::Mark& mark) override { throw Found{mark}; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 // yaml-cpp's scanner holds every token of a flow list until its closing
 // bracket, so counting events comes too late for `[x, x, ...]`: line breaks
 // and commas (at least one per entry after the first) are counted first.
@@ -90,7 +111,13 @@ YamlReader::parse(std::string_view text)
     YAML::Parser parser(in);
     ValueCounter counter;
     parser.HandleNextDocument(counter);
+    DocumentStart second;
+    parser.HandleNextDocument(second);
     root = YAML::Load(in.str());
+  } catch (const DocumentStart::Found& e) {
+    error(e.at, "a second YAML document starts here; a file holds one inventory or profile (its later documents "
+                "would be ignored)");
+    return std::nullopt;
   } catch (const ValueCounter::TooMany& e) {
     error(e.at, fmt::format("more than {} values (keys, scalars, lists, mappings); this is not an input portmatrix "
                             "reads", k_max_values));

@@ -33,8 +33,8 @@ public:
   template <class Read>
   bool run(Read&& read);
 
-  // Parses the whole text. A syntax error, or more than k_max_values values,
-  // is reported and yields nullopt.
+  // Parses the whole text. A syntax error, more than k_max_values values, or
+  // a second document (after `---`) is reported and yields nullopt.
   // Duplicate keys are reported here, in every mapping of the document, since
   // yaml-cpp keeps both entries and a reader would silently use one of them.
   std::optional<YAML::Node> parse(std::string_view text);

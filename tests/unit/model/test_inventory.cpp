@@ -113,6 +113,16 @@ TEST(Inventory, RejectsEmptyAndNonMappingDocuments)
   EXPECT_TRUE(has(errors_of("cluster: x\n"), 1, 1, "no 'nodes'"));
 }
 
+TEST(Inventory, ASecondDocumentIsAnError)
+{
+  auto errors = errors_of("nodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n---\nnodes: []\n");
+  EXPECT_TRUE(has(errors, 2, 1, "a second YAML document starts here"));
+  EXPECT_EQ(errors.size(), 1u);
+  EXPECT_TRUE(has(errors_of("cluster: a\n...\n--- \n"), 3, 1, "a second YAML document"));
+  // One document with its markers is fine.
+  EXPECT_TRUE(parse_inventory("---\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n...\n", "inv.yaml"));
+}
+
 TEST(Inventory, ChecksOptionsAndOverridesAgainstTheProfile)
 {
   auto inventory = parse_inventory(R"(options: {flannel_backend: calico, colour: red}

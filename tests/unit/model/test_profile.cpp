@@ -171,6 +171,15 @@ requirements:
   EXPECT_NE(all.find("p.yaml:9:40: error: unknown port name 'nope'"), std::string::npos) << all;
 }
 
+TEST(Profile, ASecondDocumentIsAnError)
+{
+  auto result = parse_profile("name: a\nports: {p: {port: 100, protocol: tcp}}\n---\nname: b\n", "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  EXPECT_EQ(to_string(result.error()[0]), "p.yaml:3:1: error: a second YAML document starts here; a file holds one "
+                                          "inventory or profile (its later documents would be ignored)");
+}
+
 TEST(Profile, DenyContradictingAllowIsAnError)
 {
   auto result = parse_profile(R"(name: contradiction

@@ -271,11 +271,13 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
   }
   if (auto cluster = root["cluster"]) inventory.cluster = reader.string(cluster, "cluster").value_or("cluster");
   if (auto profile = root["profile"]) {
-    inventory.profile_at = position(reader, profile.Mark());
+    inventory.profile_at = position(reader, reader.key_mark(root, "profile"));
     if (profile.IsSequence()) {
       std::string joined;
       for (const auto& item : profile) {
-        if (auto name = reader.string(item, "profile")) joined += (joined.empty() ? "" : ",") + *name;
+        auto name = reader.string(item, "profile");
+        if (name && name->empty()) reader.error(item, "an empty profile name");
+        if (name && !name->empty()) joined += (joined.empty() ? "" : ",") + *name;
       }
       inventory.profile = joined;
     } else if (auto name = reader.string(profile, "profile")) {

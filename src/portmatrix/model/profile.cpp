@@ -618,22 +618,33 @@ finish(Profile profile, Diagnostics diagnostics)
 } // namespace
 
 Expected<Profile, Diagnostics>
-load_profile(std::string_view spec)
+load_profile(std::string_view spec, const Diagnostic& named_at)
 {
   Diagnostics diagnostics;
   Profile profile;
   Composer composer(diagnostics);
-  std::string_view rest = spec;
+  auto report = [&](std::string message) {
+    auto diagnostic = named_at;
+    diagnostic.message = std::move(message);
+    diagnostics.push_back(std::move(diagnostic));
+  };
   std::vector<std::string> parts;
-  while (!rest.empty()) {
-    auto comma = rest.find(',');
-    auto one = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    if (one.empty()) continue;
-    composer.compose(profile, one, {}, {"--profile", 0, 0, {}});
+  bool empty_name = false;
+  for (std::size_t start = 0; start <= spec.size() && !spec.empty();) {
+    auto comma = std::min(spec.find(',', start), spec.size());
+    auto one = spec.substr(start, comma - start);
+    start = comma + 1;
+    if (one.empty()) {
+      empty_name = true;
+      continue;
+    }
+    composer.compose(profile, one, {}, named_at);
     parts.emplace_back(one);
   }
-  if (parts.empty()) diagnostics.push_back({"--profile", 0, 0, "no profile named"});
+  if (spec.empty()) report("no profile named");
+  if (empty_name) {
+    report(fmt::format("'{}' has an empty profile name (a comma with no name on one side)", printable(spec)));
+  }
   if (parts.size() > 1) {
     // A composition on the command line: it is its own profile, made of the parts.
     profile.name = std::string(spec);

@@ -98,6 +98,18 @@ TEST(Inventory, LongValuesAreCutInMessages)
   for (const auto& error : errors) EXPECT_LT(error.message.size(), 300u);
 }
 
+TEST(Inventory, RemembersWhereItsProfileIsNamed)
+{
+  auto inventory = parse_inventory("cluster: x\nprofile: [apinizer, flannel-0.27]\n"
+                                   "nodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n",
+                                   "inv.yaml");
+  ASSERT_TRUE(inventory.has_value());
+  EXPECT_EQ(inventory->profile, "apinizer,flannel-0.27");
+  EXPECT_EQ(to_string(inventory->profile_at), "inv.yaml:2:1: error: ");
+  auto errors = errors_of("profile: [apinizer, '']\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n");
+  EXPECT_TRUE(has(errors, 1, 21, "an empty profile name"));
+}
+
 TEST(Inventory, ReportsSyntaxErrorsWithTheirPosition)
 {
   auto errors = errors_of("nodes:\n  - {name: a, address: [\n");

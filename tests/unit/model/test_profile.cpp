@@ -205,6 +205,33 @@ TEST(Profile, IncludeCyclesAndUnknownIncludesAreErrors)
   EXPECT_NE(device.error()[0].message.find("not a regular file"), std::string::npos);
 }
 
+TEST(Profile, ErrorsAboutTheSpecAreReportedWhereItWasWritten)
+{
+  Diagnostic key{"inv.yaml", 2, 1, {}};
+  auto unknown = load_profile("apinizer,nosuch", key);
+  ASSERT_FALSE(unknown.has_value());
+  ASSERT_EQ(unknown.error().size(), 1u);
+  EXPECT_EQ(to_string(unknown.error()[0]).substr(0, 50), "inv.yaml:2:1: error: unknown profile 'nosuch' (bui");
+  auto unreadable = load_profile("/nonexistent/p.yaml");
+  ASSERT_FALSE(unreadable.has_value());
+  EXPECT_EQ(to_string(unreadable.error()[0]),
+            "--profile: error: cannot read profile '/nonexistent/p.yaml': not a regular file");
+}
+
+TEST(Profile, AnEmptyNameInACompositionIsAnError)
+{
+  for (auto spec : {"apinizer,", ",apinizer", "kubernetes-1.31,,flannel-0.27", ","}) {
+    auto result = load_profile(spec);
+    ASSERT_FALSE(result.has_value()) << spec;
+    ASSERT_EQ(result.error().size(), 1u) << spec;
+    EXPECT_EQ(to_string(result.error()[0]),
+              fmt::format("--profile: error: '{}' has an empty profile name (a comma with no name on one side)", spec));
+  }
+  auto none = load_profile("", {"inv.yaml", 3, 1, {}});
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(to_string(none.error()[0]), "inv.yaml:3:1: error: no profile named");
+}
+
 TEST(Profile, RemoveDropsARequirementAndLaterDefinitionsReplace)
 {
   auto result = parse_profile(R"(name: trimmed

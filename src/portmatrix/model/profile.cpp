@@ -65,6 +65,7 @@ builtin_profile_text(std::string_view name)
 namespace {
 
 constexpr std::uintmax_t k_max_profile_bytes = 1 << 20;
+constexpr std::size_t k_max_include_depth = 16;
 
 // Entries by key in the order they were first defined: a later profile's
 // entry replaces an earlier one with the same key, in place; a new key is
@@ -151,9 +152,11 @@ public:
     } else if (looks_like_path(spec)) {
       std::filesystem::path path(spec);
       if (path.is_relative() && !relative_to.empty() && !relative_to.starts_with("<builtin>")) {
-        path = std::filesystem::path(relative_to).parent_path() / path;
+        // "dir/b.yaml", not "dir/./b.yaml" (nor "./././b.yaml" three includes down)
+        path = (std::filesystem::path(relative_to).parent_path() / path).lexically_normal();
       }
       file = path.string();
+      if (!may_open(file, where)) return;
       std::error_code error;
       if (!std::filesystem::is_regular_file(path, error)) {
         report(where, fmt::format("cannot read profile '{}': not a regular file", printable(file)));
@@ -177,20 +180,15 @@ public:
       report(where, fmt::format("unknown profile '{}' (built-in: {}; or give a path)", printable(spec), known));
       return;
     }
+    if (!may_open(file, where)) return;
     compose_text(out, text, file);
   }
 
+  // Composes one profile's text; `file` names it in diagnostics and, as
+  // compose() resolves it, in the include stack.
   void compose_text(Profile& out, std::string_view text, const std::string& file)
   {
-    if (std::find(m_stack.begin(), m_stack.end(), file) != m_stack.end()) {
-      m_sink.push_back({file, 0, 0, "profile includes itself (include cycle)"});
-      return;
-    }
-    if (m_stack.size() > 16) {
-      m_sink.push_back({file, 0, 0, "profile includes nest deeper than 16"});
-      return;
-    }
-    m_stack.push_back(file);
+    m_stack.push_back({identity(file), file});
     YamlReader reader(file, m_sink);
     reader.run([&] {
       if (auto root = reader.parse(text)) read_document(out, reader, *root);
@@ -199,6 +197,42 @@ public:
   }
 
 private:
+  // A profile being composed: what tells two spellings of one file apart
+  // (its canonical path; a built-in's name), and how diagnostics name it.
+  struct Open
+  {
+    std::string identity;
+    std::string file;
+  };
+
+  static std::string identity(const std::string& file)
+  {
+    if (file.starts_with("<builtin>")) return file;
+    std::error_code error;
+    auto canonical = std::filesystem::weakly_canonical(file, error);
+    return error ? file : canonical.string();
+  }
+
+  // False, reported at `where` (the include), when `file` is already being
+  // composed (an include cycle, named file by file) or includes nest deeper
+  // than k_max_include_depth.
+  bool may_open(const std::string& file, const Diagnostic& where)
+  {
+    auto id = identity(file);
+    auto open = std::find_if(m_stack.begin(), m_stack.end(), [&](const Open& o) { return o.identity == id; });
+    if (open != m_stack.end()) {
+      std::string cycle;
+      for (auto it = open; it != m_stack.end(); ++it) cycle += printable(it->file) + " includes ";
+      report(where, fmt::format("include cycle: {}{}", cycle, printable(open->file)));
+      return false;
+    }
+    if (m_stack.size() > k_max_include_depth) {
+      report(where, fmt::format("profile includes nest deeper than {} (at {})", k_max_include_depth, printable(file)));
+      return false;
+    }
+    return true;
+  }
+
   void report(const Diagnostic& where, std::string message)
   {
     auto diagnostic = where;
@@ -523,7 +557,7 @@ private:
   }
 
   Diagnostics& m_sink;
-  std::vector<std::string> m_stack;
+  std::vector<Open> m_stack;
   Keyed<OptionSpec> m_options;
   Keyed<NamedPort> m_ports;
   Keyed<Requirement> m_requirements;

@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -29,6 +32,25 @@ count_between(const Profile& profile, Role from, Role to, Expect expect = Expect
     return r.from == from && r.to == to && r.expect == expect;
   });
 }
+
+// Profile files in a directory of their own, removed with it.
+class ProfileDir
+{
+public:
+  ProfileDir() : m_root(std::filesystem::temp_directory_path() / ("pm-profiles-" + std::to_string(::getpid())))
+  {
+    std::filesystem::create_directories(m_root / "sub");
+  }
+  ~ProfileDir() { std::filesystem::remove_all(m_root); }
+  std::string write(const std::string& name, const std::string& text)
+  {
+    std::ofstream(m_root / name) << text;
+    return (m_root / name).string();
+  }
+
+private:
+  std::filesystem::path m_root;
+};
 
 } // namespace
 
@@ -230,6 +252,41 @@ TEST(Profile, AnEmptyNameInACompositionIsAnError)
   auto none = load_profile("", {"inv.yaml", 3, 1, {}});
   ASSERT_FALSE(none.has_value());
   EXPECT_EQ(to_string(none.error()[0]), "inv.yaml:3:1: error: no profile named");
+}
+
+TEST(Profile, AnIncludeCycleIsNamedFileByFile)
+{
+  ProfileDir dir;
+  auto a = dir.write("a.yaml", "name: a\ninclude: [./sub/b.yaml]\n");
+  dir.write("sub/b.yaml", "name: b\ninclude: [../a.yaml]\n");
+  auto result = load_profile(a);
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  auto b = a.substr(0, a.size() - 6) + "sub/b.yaml";
+  EXPECT_EQ(to_string(result.error()[0]),
+            fmt::format("{}:2:11: error: include cycle: {} includes {} includes {}", b, a, b, a));
+  auto self = dir.write("self.yaml", "name: self\ninclude: [self.yaml]\n");
+  result = load_profile(self);
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(to_string(result.error()[0]), fmt::format("{}:2:11: error: include cycle: {} includes {}", self, self, self));
+}
+
+TEST(Profile, IncludesNestAtMostSixteenDeep)
+{
+  ProfileDir dir;
+  std::string first;
+  for (int i = 0; i < 20; ++i) {
+    auto path = dir.write(fmt::format("p{}.yaml", i), fmt::format("name: p{}\ninclude: [p{}.yaml]\n", i, i + 1));
+    if (i == 0) first = path;
+  }
+  dir.write("p20.yaml", "name: p20\n");
+  auto result = load_profile(first);
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  EXPECT_EQ(result.error()[0].line, 2);
+  EXPECT_NE(result.error()[0].file.find("p16.yaml"), std::string::npos);
+  EXPECT_NE(result.error()[0].message.find("profile includes nest deeper than 16 (at "), std::string::npos);
+  EXPECT_EQ(result.error()[0].message.find("./"), std::string::npos);
 }
 
 TEST(Profile, RemoveDropsARequirementAndLaterDefinitionsReplace)

@@ -82,6 +82,22 @@ parse_cidr(std::string_view text, bool& ipv6)
 
 namespace {
 
+// Why the address `text` cannot be a host's own (a node's, or the VIP), or
+// nullopt when it can: no packet is addressed to the unspecified address, and
+// broadcast and multicast addresses are no one host's. IPv4-mapped IPv6
+// addresses count as IPv4.
+std::optional<std::string_view>
+not_unicast(std::string_view text)
+{
+  auto bytes = address_identity(text);
+  if (!bytes) return std::nullopt;
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>((*bytes)[i]); };
+  if (bytes->find_first_not_of('\0') == std::string::npos) return "the unspecified address";
+  if (bytes->size() == 4 && bytes->find_first_not_of('\xff') == std::string::npos) return "the broadcast address";
+  if (bytes->size() == 4 ? (byte(0) & 0xf0) == 0xe0 : byte(0) == 0xff) return "a multicast address";
+  return std::nullopt;
+}
+
 Diagnostic
 position(const YamlReader& reader, const YAML::Mark& mark)
 {
@@ -155,6 +171,9 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
       auto text = reader.string(address, "address");
       if (text && !parse_address(*text, node.ipv6)) {
         reader.error(address, fmt::format("'{}' is not an IPv4 or IPv6 address", printable(*text)));
+        ok = false;
+      } else if (auto why = text ? not_unicast(*text) : std::nullopt) {
+        reader.error(address, fmt::format("address {} is {}; a node needs a unicast address of its own", *text, *why));
         ok = false;
       } else if (text) {
         node.address = *text;
@@ -313,6 +332,8 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
         auto text = reader.string(vip, "vip");
         if (text && !parse_address(*text, balancer.ipv6)) {
           reader.error(vip, fmt::format("vip '{}' is not an IPv4 or IPv6 address", printable(*text)));
+        } else if (auto why = text ? not_unicast(*text) : std::nullopt) {
+          reader.error(vip, fmt::format("vip {} is {}; the VIP must be a unicast address", *text, *why));
         } else if (text) {
           balancer.vip = *text;
         }

@@ -197,6 +197,32 @@ nodes:
   EXPECT_EQ(errors.size(), 3u);
 }
 
+TEST(Inventory, UnspecifiedBroadcastAndMulticastAddressesAreNoHostsAddress)
+{
+  auto errors = errors_of(R"(loadbalancer: {vip: 224.0.0.18}
+nodes:
+  - {name: a, address: 0.0.0.0, roles: [worker]}
+  - {name: b, address: "::", roles: [worker]}
+  - {name: c, address: 255.255.255.255, roles: [worker]}
+  - {name: d, address: 239.1.2.3, roles: [worker]}
+  - {name: e, address: "ff02::1", roles: [worker]}
+  - {name: f, address: "::ffff:0.0.0.0", roles: [worker]}
+  - {name: g, address: 223.255.255.255, roles: [worker]}
+  - {name: h, address: 240.0.0.1, roles: [worker]}
+  - {name: i, address: "fe80::1", roles: [worker]}
+)");
+  EXPECT_TRUE(has(errors, 1, 21, "vip 224.0.0.18 is a multicast address; the VIP must be a unicast address"));
+  EXPECT_TRUE(has(errors, 3, 24, "address 0.0.0.0 is the unspecified address; a node needs a unicast address"));
+  EXPECT_TRUE(has(errors, 4, 24, "address :: is the unspecified address"));
+  EXPECT_TRUE(has(errors, 5, 24, "address 255.255.255.255 is the broadcast address"));
+  EXPECT_TRUE(has(errors, 6, 24, "address 239.1.2.3 is a multicast address"));
+  EXPECT_TRUE(has(errors, 7, 24, "address ff02::1 is a multicast address"));
+  EXPECT_TRUE(has(errors, 8, 24, "address ::ffff:0.0.0.0 is the unspecified address"));
+  EXPECT_EQ(errors.size(), 7u); // 223.255.255.255, 240.0.0.1 and fe80::1 are unicast
+  EXPECT_TRUE(has(errors_of("loadbalancer: {vip: \"::\"}\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n"),
+                  1, 21, "vip :: is the unspecified address"));
+}
+
 TEST(Inventory, OneAddressWrittenTwoWaysIsADuplicate)
 {
   auto errors = errors_of(R"(loadbalancer: {vip: "::ffff:10.0.0.2"}

@@ -98,6 +98,27 @@ not_unicast(std::string_view text)
   return std::nullopt;
 }
 
+// For a CIDR with bits set past its prefix ("10.0.0.1/24"), the network it
+// most likely means ("10.0.0.0/24"); nullopt for any other text.
+std::optional<std::string>
+network_meant(std::string_view text)
+{
+  bool ipv6 = false;
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos || !parse_cidr(text, ipv6)) return std::nullopt;
+  auto bytes = *address_bytes(text.substr(0, slash));
+  int prefix = std::stoi(std::string(text.substr(slash + 1)));
+  auto network = bytes;
+  for (std::size_t i = 0; i < network.size(); ++i) {
+    int kept = std::clamp(prefix - int(i) * 8, 0, 8);
+    network[i] = char(static_cast<unsigned char>(network[i]) & (0xff00 >> kept));
+  }
+  if (network == bytes) return std::nullopt;
+  char written[INET6_ADDRSTRLEN];
+  inet_ntop(network.size() == 4 ? AF_INET : AF_INET6, network.data(), written, sizeof written);
+  return fmt::format("{}/{}", written, prefix);
+}
+
 Diagnostic
 position(const YamlReader& reader, const YAML::Mark& mark)
 {
@@ -134,6 +155,10 @@ read_cidrs(YamlReader& reader, const YAML::Node& node, std::string_view what, st
     bool ipv6 = false;
     if (text && !parse_cidr(*text, ipv6)) {
       reader.error(item, fmt::format("'{}' in {} is not an address or CIDR", printable(*text), what));
+    } else if (auto meant = text ? network_meant(*text) : std::nullopt) {
+      reader.error(item, fmt::format("{} in {} has bits set past its prefix: {} is probably meant (or {} for that host "
+                                     "alone)",
+                                     *text, what, *meant, text->substr(0, text->find('/'))));
     } else if (text) {
       out.push_back(*text);
     }

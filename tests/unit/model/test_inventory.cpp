@@ -177,6 +177,21 @@ TEST(Inventory, AddressAndCidrParsing)
   EXPECT_FALSE(parse_address("10.0.0", ipv6));
 }
 
+TEST(Inventory, ACidrWithHostBitsSaysWhichNetworkIsMeant)
+{
+  auto errors = errors_of(R"(admin_cidrs: [10.0.0.1/24, 10.0.0.0/24, 10.1.2.3/32, 10.1.2.3, 0.0.0.0/0, 192.168.7.255/21]
+client_cidrs: ["fd00::1/64", "fd00::/64", "2001:db8:ffff::/33", "::/0"]
+nodes: [{name: a, address: 10.0.0.1, roles: [master]}]
+)");
+  EXPECT_TRUE(has(errors, 1, 15, "10.0.0.1/24 in admin_cidrs has bits set past its prefix: 10.0.0.0/24 is probably "
+                                 "meant (or 10.0.0.1 for that host alone)"));
+  EXPECT_TRUE(has(errors, 1, 75, "192.168.7.255/21 in admin_cidrs has bits set past its prefix: 192.168.0.0/21"));
+  EXPECT_TRUE(has(errors, 2, 16, "fd00::1/64 in client_cidrs has bits set past its prefix: fd00::/64 is probably meant "
+                                 "(or fd00::1 for that host alone)"));
+  EXPECT_TRUE(has(errors, 2, 43, "2001:db8:ffff::/33 in client_cidrs has bits set past its prefix: 2001:db8:8000::/33"));
+  EXPECT_EQ(errors.size(), 4u);
+}
+
 TEST(Inventory, AnAddressWithAnEmbeddedNulIsNoAddress)
 {
   using namespace std::string_view_literals;

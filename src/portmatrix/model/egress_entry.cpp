@@ -3,6 +3,7 @@
 // plain HTTP and which TLS, because the check differs (TCP vs TLS handshake).
 #include "model/egress_entry.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -23,16 +24,22 @@ EgressHost::concrete_hosts() const
   return {host};
 }
 
+const std::string_view k_host_name_rule =
+  " (dot-separated labels of 1-63 letters, digits and '-', none starting or ending with '-')";
+
 bool
 valid_egress_name(std::string_view name, bool wildcard_allowed)
 {
   if (wildcard_allowed && name.starts_with("*.")) name.remove_prefix(2);
-  if (name.empty() || name.size() > 253 || name.front() == '.' || name.back() == '.') return false;
-  char previous = '.';
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-    if (!ok || (c == '.' && previous == '.')) return false;
-    previous = c;
+  if (name.empty() || name.size() > 253) return false;
+  for (std::size_t start = 0; start <= name.size();) {
+    auto dot = std::min(name.find('.', start), name.size());
+    auto label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    }
+    start = dot + 1;
   }
   return true;
 }
@@ -84,7 +91,8 @@ read_name(YamlReader& reader, const YAML::Node& node, std::string_view what, boo
 {
   auto name = reader.string(node, what);
   if (name && !valid_egress_name(*name, wildcard_allowed)) {
-    reader.error(node, fmt::format("{} '{}' is not a host name{}", what, printable(*name), wildcard_allowed ? " or *.domain" : ""));
+    reader.error(node, fmt::format("{} '{}' is not a host name{}{}", what, printable(*name),
+                                   wildcard_allowed ? " or *.domain" : "", k_host_name_rule));
     return std::nullopt;
   }
   return name;

@@ -241,13 +241,29 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
 namespace {
 
 // egress: {add: [{host, serves, ports, purpose}], remove: [host], replace: {host: [hosts]}}
+// Each list names a host once (DNS names compare without case), and a host
+// is either removed or replaced.
 void
 read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
 {
   if (!reader.check_map(node, "egress", {"add", "remove", "replace"})) return;
+  using Seen = std::map<std::string, int>; // lower-case host -> line first named
+  auto lower = [](std::string host) {
+    std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+    return host;
+  };
+  auto once = [&](Seen& seen, const std::string& host, const YAML::Node& at, std::string_view what) {
+    auto [it, fresh] = seen.emplace(lower(host), at.Mark().line + 1);
+    if (!fresh) reader.error(at, fmt::format("duplicate {} '{}' (first at line {})", what, printable(host), it->second));
+    return fresh;
+  };
+  Seen added;
+  Seen removed;
+  Seen replaced;
   if (auto add = node["add"]; add && reader.expect_sequence(add, "egress add")) {
     for (const auto& item : add) {
-      if (auto host = read_egress_host(reader, item, EgressEntryKind::inventory)) {
+      auto host = read_egress_host(reader, item, EgressEntryKind::inventory);
+      if (host && once(added, host->host, item["host"], "egress add host")) {
         host->origin = "inventory";
         host->reason = "added by the inventory";
         out.add.push_back({std::move(*host), position(reader, item.Mark())});
@@ -256,7 +272,10 @@ read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
   }
   if (auto remove = node["remove"]; remove && reader.expect_sequence(remove, "egress remove")) {
     for (const auto& item : remove) {
-      if (auto host = reader.string(item, "a host to remove")) out.remove.push_back({*host, position(reader, item.Mark())});
+      auto host = reader.string(item, "a host to remove");
+      if (host && once(removed, *host, item, "egress remove host")) {
+        out.remove.push_back({*host, position(reader, item.Mark())});
+      }
     }
   }
   if (auto replace = node["replace"]) {
@@ -264,13 +283,23 @@ read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
       reader.error(replace, "egress replace must map a profile host to the hosts that replace it");
       return;
     }
+    std::set<std::string> keys;
     for (const auto& entry : replace) {
       EgressReplacement replacement{entry.first.Scalar(), {}};
+      // A key written twice alike is a duplicate key, which YamlReader::parse reported.
+      if (!keys.insert(replacement.host).second) continue;
+      if (!once(replaced, replacement.host, entry.first, "egress replace host")) continue;
+      if (auto it = removed.find(lower(replacement.host)); it != removed.end()) {
+        reader.error(entry.first, fmt::format("egress host '{}' is both removed (line {}) and replaced",
+                                              printable(replacement.host), it->second));
+        continue;
+      }
+      Seen with;
       auto read_one = [&](const YAML::Node& item) {
         auto name = reader.string(item, "a replacement host");
         if (name && !valid_egress_name(*name, false)) {
-          reader.error(item, fmt::format("replacement '{}' is not a host name", printable(*name)));
-        } else if (name) {
+          reader.error(item, fmt::format("replacement '{}' is not a host name{}", printable(*name), k_host_name_rule));
+        } else if (name && once(with, *name, item, "replacement host")) {
           replacement.with.push_back(*name);
         }
       };

@@ -135,6 +135,27 @@ valid_node_name(std::string_view name)
   });
 }
 
+// An interface name as Linux accepts one (dev_valid_name: 1-15 bytes, no '/',
+// ':' or white space, not "." or ".."), and no control characters either:
+// keepalived.conf is written with it.
+std::optional<std::string>
+read_interface(YamlReader& reader, const YAML::Node& node)
+{
+  auto name = reader.string(node, "interface");
+  if (!name) return std::nullopt;
+  bool valid = !name->empty() && name->size() <= 15 && *name != "." && *name != ".." &&
+               std::none_of(name->begin(), name->end(), [](unsigned char c) {
+                 return c == '/' || c == ':' || c <= ' ' || c == 0x7f;
+               });
+  if (!valid) {
+    reader.error(node, fmt::format("interface '{}' is not a Linux interface name (1-15 bytes, no '/', ':', white space "
+                                   "or control characters, not '.' or '..')",
+                                   printable(*name)));
+    return std::nullopt;
+  }
+  return name;
+}
+
 std::optional<std::uint16_t>
 read_port(YamlReader& reader, const YAML::Node& node, std::string_view what)
 {
@@ -231,7 +252,7 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
       reader.error(item, fmt::format("node '{}' has no roles", node.name));
       ok = false;
     }
-    if (auto interface = item["interface"]) node.interface = reader.string(interface, "interface").value_or("");
+    if (auto interface = item["interface"]) node.interface = read_interface(reader, interface).value_or("");
     if (ok) inventory.nodes.push_back(std::move(node));
   }
 }
@@ -395,7 +416,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
         reader.error(lb, "loadbalancer needs 'vip'");
       }
       if (auto port = lb["port"]) balancer.port = read_port(reader, port, "loadbalancer port");
-      if (auto interface = lb["interface"]) balancer.interface = reader.string(interface, "interface").value_or("eth0");
+      if (auto interface = lb["interface"]) balancer.interface = read_interface(reader, interface).value_or("eth0");
       if (auto id = lb["router_id"]) {
         int value = 0;
         auto text = reader.string(id, "router_id").value_or("");

@@ -238,6 +238,32 @@ nodes:
                   1, 21, "vip :: is the unspecified address"));
 }
 
+TEST(Inventory, InterfacesAreLinuxInterfaceNames)
+{
+  auto errors = errors_of(R"(loadbalancer: {vip: 10.0.0.100, interface: "eth 0"}
+nodes:
+  - {name: a, address: 10.0.0.1, roles: [loadbalancer], interface: "et\th0"}
+  - {name: b, address: 10.0.0.2, roles: [loadbalancer], interface: "eth0\e[31m"}
+  - {name: c, address: 10.0.0.3, roles: [loadbalancer], interface: abcdefghijklmnop}
+  - {name: d, address: 10.0.0.4, roles: [loadbalancer], interface: ../eth0}
+  - {name: e, address: 10.0.0.5, roles: [loadbalancer], interface: ".."}
+  - {name: f, address: 10.0.0.6, roles: [loadbalancer], interface: ""}
+  - {name: g, address: 10.0.0.7, roles: [loadbalancer], interface: "eth0:1"}
+  - {name: h, address: 10.0.0.8, roles: [loadbalancer], interface: abcdefghijklmno}
+  - {name: i, address: 10.0.0.9, roles: [loadbalancer], interface: enp0s31f6.100}
+)");
+  EXPECT_TRUE(has(errors, 1, 44, "interface 'eth 0' is not a Linux interface name (1-15 bytes, no '/', ':', white space "
+                                 "or control characters, not '.' or '..')"));
+  EXPECT_TRUE(has(errors, 3, 68, "interface 'et\\th0' is not a Linux interface name"));
+  EXPECT_TRUE(has(errors, 4, 68, "interface 'eth0\\x1b[31m' is not"));
+  EXPECT_TRUE(has(errors, 5, 68, "interface 'abcdefghijklmnop' is not"));
+  EXPECT_TRUE(has(errors, 6, 68, "interface '../eth0' is not"));
+  EXPECT_TRUE(has(errors, 7, 68, "interface '..' is not"));
+  EXPECT_TRUE(has(errors, 8, 68, "interface '' is not"));
+  EXPECT_TRUE(has(errors, 9, 68, "interface 'eth0:1' is not"));
+  EXPECT_EQ(errors.size(), 8u); // 15 bytes, and a VLAN's dot, are fine
+}
+
 TEST(Inventory, OneAddressWrittenTwoWaysIsADuplicate)
 {
   auto errors = errors_of(R"(loadbalancer: {vip: "::ffff:10.0.0.2"}

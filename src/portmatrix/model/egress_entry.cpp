@@ -125,6 +125,11 @@ read_egress_host(YamlReader& reader, const YAML::Node& item, EgressEntryKind kin
     }
   }
   if (auto ports = item["ports"]; ports && reader.expect_sequence(ports, "ports")) {
+    // An empty list would mean the default, 443: not what `ports: []` says.
+    if (ports.size() == 0) {
+      reader.error(ports, "ports lists no port (leave it out for 443/https)");
+      ok = false;
+    }
     for (const auto& node : ports) {
       if (auto port = read_port(reader, node)) host.ports.push_back(*port);
       else ok = false;

@@ -19,7 +19,7 @@ enum class EgressEntryKind { profile, inventory };
 
 // Reads {host, serves, ports, purpose[, when, reason]}. Ports are numbers or
 // "PORT/http" / "PORT/https"; a bare 80 is plain HTTP, any other bare port
-// TLS; none given means 443. Errors go to `reader`; nullopt when unusable.
+// TLS; none given means 443 (an empty list is an error). Errors go to `reader`; nullopt when unusable.
 std::optional<EgressHost> read_egress_host(YamlReader& reader, const YAML::Node& item, EgressEntryKind kind);
 
 // Reads `when: {option: value}` (requirements and egress hosts); reports and

@@ -190,6 +190,7 @@ void
 read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
 {
   if (!reader.expect_sequence(list, "nodes")) return;
+  if (list.size() == 0) reader.error(list, "the inventory lists no nodes");
   std::map<std::string, YAML::Mark> names;
   std::map<std::string, std::pair<std::string, YAML::Mark>> addresses; // identity -> as written, where
   for (const auto& item : list) {

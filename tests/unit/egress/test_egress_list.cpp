@@ -176,6 +176,16 @@ TEST(EgressInventory, ShapeErrorsArePositioned)
   EXPECT_NE(all.find("inv.yaml:7:3: error: unknown key 'rename'"), std::string::npos) << all;
 }
 
+TEST(EgressInventory, AnEmptyPortListIsAnError)
+{
+  auto inventory = parse_inventory(std::string("egress: {add: [{host: a.example, ports: []}]}\n") + k_nodes, "inv.yaml");
+  ASSERT_FALSE(inventory.has_value());
+  EXPECT_EQ(joined(inventory.error()), "inv.yaml:1:41: error: ports lists no port (leave it out for 443/https)\n");
+  auto profile = parse_profile("name: p\negress:\n  - {host: b.example, ports: []}\n", "p.yaml");
+  ASSERT_FALSE(profile.has_value());
+  EXPECT_EQ(joined(profile.error()), "p.yaml:3:30: error: ports lists no port (leave it out for 443/https)\n");
+}
+
 TEST(EgressInventory, EachHostIsNamedOnce)
 {
   auto inventory = parse_inventory(std::string(R"(egress:

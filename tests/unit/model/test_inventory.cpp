@@ -123,6 +123,26 @@ TEST(Inventory, RejectsEmptyAndNonMappingDocuments)
   EXPECT_TRUE(has(errors_of(""), 0, 0, "empty"));
   EXPECT_TRUE(has(errors_of("- a\n- b\n"), 1, 1, "must be a mapping"));
   EXPECT_TRUE(has(errors_of("cluster: x\n"), 1, 1, "no 'nodes'"));
+  EXPECT_TRUE(has(errors_of("cluster: x\nnodes: []\n"), 2, 8, "the inventory lists no nodes"));
+}
+
+// An empty optional section means what leaving it out means (README:
+// Inventory): no overrides, no client networks, SSH from anywhere.
+TEST(Inventory, EmptyOptionalSectionsAreLikeLeavingThemOut)
+{
+  auto inventory = parse_inventory(R"(options: {}
+ports: {}
+admin_cidrs: []
+client_cidrs: []
+egress: {add: [], remove: [], replace: {}}
+nodes: [{name: a, address: 10.0.0.1, roles: [master]}]
+)",
+                                   "inv.yaml");
+  ASSERT_TRUE(inventory.has_value()) << to_string(inventory.error().front());
+  EXPECT_TRUE(inventory->options.empty());
+  EXPECT_TRUE(inventory->port_overrides.empty());
+  EXPECT_TRUE(inventory->admin_cidrs.empty());
+  EXPECT_TRUE(inventory->egress.add.empty());
 }
 
 TEST(Inventory, ASecondDocumentIsAnError)

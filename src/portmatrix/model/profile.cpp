@@ -307,6 +307,7 @@ private:
     for (const auto& entry : node) {
       OptionSpec option;
       option.name = entry.first.Scalar();
+      option.defined_at = position(reader, entry.first);
       const auto& spec = entry.second;
       if (!reader.check_map(spec, "an option", {"default", "values", "sets_port", "description"})) continue;
       if (auto value = spec["default"]) option.default_value = reader.string(value, "default").value_or("");
@@ -621,8 +622,8 @@ validate(const Profile& profile, Diagnostics& sink)
     }
     for (const auto& option : profile.options) {
       if (!option.sets_port.empty() && !ports.contains(option.sets_port)) {
-        errors.add({errors.file(), 0, 0, fmt::format("option '{}' sets unknown port '{}'", printable(option.name),
-                                                     printable(option.sets_port))});
+        errors.add(at(option.defined_at, fmt::format("option '{}' sets unknown port '{}'", printable(option.name),
+                                                     printable(option.sets_port))));
       }
     }
     for (const auto& deny : profile.requirements) {

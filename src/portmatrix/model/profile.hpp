@@ -33,6 +33,7 @@ struct OptionSpec
   std::vector<std::string> values; // empty: any value
   std::string sets_port;           // a named port this option's value moves, or empty
   std::string description;
+  std::string defined_at; // "file:line:column" of its name
 };
 
 struct Condition

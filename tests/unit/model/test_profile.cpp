@@ -363,6 +363,14 @@ options: {o: {default: "1", values: ["1", "65535"], sets_port: a}, p: {default: 
             "p.yaml:3:24: error: option 'o' value 'none' is not a port (1-65535) (it sets port 'a')");
 }
 
+TEST(Profile, AnOptionThatSetsAnUnknownPortIsPositioned)
+{
+  auto result = parse_profile("name: p\noptions:\n  o: {default: \"1000\", sets_port: nosuch}\n", "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  EXPECT_EQ(to_string(result.error()[0]), "p.yaml:3:3: error: option 'o' sets unknown port 'nosuch'");
+}
+
 TEST(Profile, AFileStopsAfterAHundredErrors)
 {
   std::string text = "name: many\nrequirements:\n";

@@ -202,20 +202,12 @@ TEST(EgressInventory, EachHostIsNamedOnce)
                                    "inv.yaml");
   ASSERT_FALSE(inventory.has_value());
   auto all = joined(inventory.error());
-  EXPECT_NE(all.find("inv.yaml:5:14: error: duplicate egress add host 'A.Example' (first at line 3)"), std::string::npos)
-    << all;
-  EXPECT_NE(all.find("inv.yaml:6:44: error: duplicate egress remove host '*.amazonaws.com' (first at line 6)"),
-            std::string::npos)
-    << all;
-  EXPECT_NE(all.find("inv.yaml:8:5: error: egress host '*.pkg.dev' is both removed (line 6) and replaced"),
-            std::string::npos)
-    << all;
-  EXPECT_NE(all.find("inv.yaml:9:45: error: duplicate replacement host 'M1.example' (first at line 9)"),
-            std::string::npos)
-    << all;
-  EXPECT_NE(all.find("inv.yaml:10:5: error: duplicate egress replace host '*.DOCKER.io' (first at line 9)"),
-            std::string::npos)
-    << all;
+  auto reported = [&](std::string_view line) { return all.find(line) != std::string::npos; };
+  EXPECT_TRUE(reported("inv.yaml:5:14: error: duplicate egress add host 'A.Example' (first at line 3)")) << all;
+  EXPECT_TRUE(reported("inv.yaml:6:44: error: duplicate egress remove host '*.amazonaws.com' (first at line 6)")) << all;
+  EXPECT_TRUE(reported("inv.yaml:8:5: error: egress host '*.pkg.dev' is both removed (line 6) and replaced")) << all;
+  EXPECT_TRUE(reported("inv.yaml:9:45: error: duplicate replacement host 'M1.example' (first at line 9)")) << all;
+  EXPECT_TRUE(reported("inv.yaml:10:5: error: duplicate egress replace host '*.DOCKER.io' (first at line 9)")) << all;
   EXPECT_EQ(inventory.error().size(), 5u) << all;
 }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -31,6 +32,20 @@ count_between(const Profile& profile, Role from, Role to, Expect expect = Expect
   return std::count_if(profile.requirements.begin(), profile.requirements.end(), [&](const Requirement& r) {
     return r.from == from && r.to == to && r.expect == expect;
   });
+}
+
+// A `ports:` section of `count` ports p0, p1, ... (1000 up) on `protocol`,
+// and their names, comma separated.
+std::pair<std::string, std::string>
+numbered_ports(int count, std::string_view protocol)
+{
+  std::string ports = "ports:\n";
+  std::string names;
+  for (int i = 0; i < count; ++i) {
+    ports += fmt::format("  p{}: {{port: {}, protocol: {}}}\n", i, 1000 + i, protocol);
+    names += fmt::format("{}p{}", names.empty() ? "" : ", ", i);
+  }
+  return {ports, names};
 }
 
 // Profile files in a directory of their own, removed with it.
@@ -384,12 +399,7 @@ TEST(Profile, AFileStopsAfterAHundredErrors)
 TEST(Profile, ItsChecksStopAfterAHundredErrors)
 {
   // 300 ports, each allowed from any client and denied to clients: 600 contradictions.
-  std::string ports = "ports:\n";
-  std::string names;
-  for (int i = 0; i < 300; ++i) {
-    ports += fmt::format("  p{}: {{port: {}, protocol: tcp}}\n", i, 1000 + i);
-    names += fmt::format("{}p{}", names.empty() ? "" : ", ", i);
-  }
+  auto [ports, names] = numbered_ports(300, "tcp");
   auto result = parse_profile("name: many\n" + ports + "requirements:\n  - {from: any, to: [master, worker], ports: [" +
                                 names + "]}\n  - {from: client, to: [master, worker], ports: [" + names +
                                 "], expect: deny}\n",
@@ -403,12 +413,7 @@ TEST(Profile, ItsChecksStopAfterAHundredErrors)
 TEST(Profile, AProfileOfMoreRequirementsThanAnyClusterIsRefusedQuickly)
 {
   // One line asks for 7 sources x 7 destinations x 2,600 ports x 2 protocols: 254,800 requirements.
-  std::string ports = "ports:\n";
-  std::string names;
-  for (int i = 0; i < 2600; ++i) {
-    ports += fmt::format("  p{}: {{port: {}, protocol: [tcp, udp]}}\n", i, 1000 + i);
-    names += fmt::format("{}p{}", names.empty() ? "" : ", ", i);
-  }
+  auto [ports, names] = numbered_ports(2600, "[tcp, udp]");
   auto start = std::chrono::steady_clock::now();
   auto result = parse_profile("name: huge\n" + ports +
                                 "requirements:\n  - {from: [any, master, worker, mongodb, elasticsearch, loadbalancer, "

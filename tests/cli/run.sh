@@ -62,6 +62,12 @@ expect 2 "ports --flows bad" -- "$pm" ports --inventory "$inv" --flows x && cont
 expect 0 "ports --help" -- "$pm" ports --help && contains "--flows" "ports --help offers --flows"
 expect 0 "diff" -- "$pm" diff apinizer-doc apinizer && contains "worker → worker 8472/udp" "diff shows the VXLAN mesh gap"
 expect 2 "diff unknown profile" -- "$pm" diff apinizer-doc nosuch && contains "unknown profile 'nosuch'" "diff names the profile"
+contains "PROFILE_B: error: unknown profile 'nosuch'" "diff names the argument, not --profile"
+expect 2 "diff empty profile name" -- "$pm" diff "apinizer," apinizer-doc &&
+  contains "PROFILE_A: error: 'apinizer,' has an empty profile name" "diff refuses an empty name"
+expect 2 "--profile with an empty name" -- "$pm" ports --profile "apinizer,,flannel-0.27" &&
+  contains "--profile: error: 'apinizer,,flannel-0.27' has an empty profile name" "an empty name in --profile is refused"
+expect 2 "--profile empty" -- "$pm" ports --profile "" && contains "--profile: no profile named" "an empty --profile is refused"
 expect 0 "profiles" -- "$pm" profiles && contains "apinizer-doc" "profiles lists built-ins"
 expect 0 "profiles NAME" -- "$pm" profiles flannel-0.27 && contains "flannel_backend" "profiles prints YAML"
 
@@ -144,6 +150,13 @@ contains "bad.yaml:4:25: error: duplicate address 10.0.0.1" "duplicate address p
 contains "bad.yaml:4:43: error: unknown role 'wizard'" "unknown role position"
 contains "bad.yaml:5:5: error: node 'w1' has no roles" "no roles position"
 contains "bad.yaml:6:25: error: port 'kube-apiserver': port 0 is outside 1-65535" "port range position"
+
+# The inventory's profile: errors name its `profile:` key; an explicit --profile names the flag.
+printf 'cluster: x\nprofile: nosuch\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n' > "$work/profile-key.yaml"
+expect 2 "inventory names an unknown profile" -- "$pm" ports --inventory "$work/profile-key.yaml" &&
+  contains "profile-key.yaml:2:1: error: unknown profile 'nosuch'" "the inventory's profile key is named"
+expect 2 "--profile overrides with an unknown profile" -- "$pm" firewall --inventory "$inv" --node master1 --profile nosuch2 &&
+  contains "--profile: error: unknown profile 'nosuch2'" "--profile is named"
 
 printf 'ports: {no-such-port: 1234}\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n' > "$work/override.yaml"
 expect 2 "override of an unknown port" -- "$pm" firewall --inventory "$work/override.yaml" --node a

@@ -49,8 +49,8 @@ load_plan(const std::string& inventory_path, const std::string& profile_override
     print(inventory.error());
     return std::nullopt;
   }
-  auto spec = profile_override.empty() ? inventory->profile : profile_override;
-  auto profile = load_profile(spec);
+  auto profile = profile_override.empty() ? load_profile(inventory->profile, inventory->profile_at)
+                                          : load_profile(profile_override, {"--profile", 0, 0, {}});
   if (!profile) {
     print(profile.error());
     return std::nullopt;
@@ -69,7 +69,7 @@ find_node(const Plan& plan, const std::string& name)
   if (!node) {
     std::string known;
     for (const auto& n : plan.inventory.nodes) known += (known.empty() ? "" : ", ") + n.name;
-    std::cerr << fmt::format("portmatrix: no node '{}' in {} (nodes: {})\n", name, plan.inventory.file, known);
+    std::cerr << fmt::format("portmatrix: no node '{}' in {} (nodes: {})\n", printable(name), plan.inventory.file, known);
   }
   return node;
 }
@@ -101,7 +101,7 @@ command_ports(const std::string& profile_name, const std::string& inventory_path
   }
   auto view = parse_flows_view(flows_text);
   if (!view) {
-    std::cerr << fmt::format("portmatrix: --flows must be pairs or groups, not '{}'\n", flows_text);
+    std::cerr << fmt::format("portmatrix: --flows must be pairs or groups, not '{}'\n", printable(flows_text));
     return k_exit_input;
   }
   if (!inventory_path.empty()) {
@@ -133,8 +133,8 @@ command_diff(const std::string& a, const std::string& b, const std::string& form
     std::cerr << "portmatrix: --format must be table, markdown or json\n";
     return k_exit_input;
   }
-  auto first = load_profile(a);
-  auto second = load_profile(b);
+  auto first = load_profile(a, {"PROFILE_A", 0, 0, {}});
+  auto second = load_profile(b, {"PROFILE_B", 0, 0, {}});
   if (!first || !second) {
     if (!first) print(first.error());
     if (!second) print(second.error());
@@ -393,8 +393,12 @@ run_cli(int argc, char** argv)
   std::string out_dir;
   bool all = false;
 
+  // An explicitly empty --profile "" would read as "not given" (the default profile).
+  const CLI::Validator named_profile([](const std::string& value) { return value.empty() ? "no profile named" : ""; },
+                                     "");
+
   auto* ports = app.add_subcommand("ports", "Print the requirement matrix (and, with --inventory, the node-to-node flows)");
-  ports->add_option("--profile", profile, "Built-in profile name or YAML path; several with commas (default: the inventory's, else apinizer)");
+  ports->add_option("--profile", profile, "Built-in profile name or YAML path; several with commas (default: the inventory's, else apinizer)")->check(named_profile);
   ports->add_option("--inventory", inventory, "Inventory YAML: adds the concrete flows")->check(CLI::ExistingFile);
   ports->add_option("--format", ports_format, "table, markdown, json or csv")->capture_default_str();
   ports->add_option("--flows", ports_flows,
@@ -411,7 +415,7 @@ run_cli(int argc, char** argv)
 
   auto* firewall = app.add_subcommand("firewall", "Host firewall that admits exactly what a node must receive");
   firewall->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
-  firewall->add_option("--profile", profile, "Override the inventory's profile");
+  firewall->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
   firewall->add_option("--node", node, "The node to generate for (printed on stdout, or written into --out DIR)");
   firewall->add_flag("--all", all, "Every node, one file each in --out DIR");
   firewall->add_option("--out", out_dir, "Directory to write into (one file per node with --all)");
@@ -419,7 +423,7 @@ run_cli(int argc, char** argv)
 
   auto* lb = app.add_subcommand("lb", "Load-balancer configuration: haproxy.cfg, or keepalived.conf per load-balancer node");
   lb->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
-  lb->add_option("--profile", profile, "Override the inventory's profile");
+  lb->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
   lb->add_option("--format", lb_format, "haproxy or keepalived")->required();
   lb->add_option("--node", node, "keepalived: the load-balancer node (needed when there are several)");
   lb->add_option("--out", out_dir, "Write file(s) into this directory instead of stdout");
@@ -427,7 +431,7 @@ run_cli(int argc, char** argv)
   std::string token_file;
   auto* agent = app.add_subcommand("agent", "Run the agent on a node: listen on its required ports, serve check");
   agent->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
-  agent->add_option("--profile", profile, "Override the inventory's profile");
+  agent->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
   agent->add_option("--node", node, "This node's name in the inventory")->required();
   agent->add_option("--token-file", token_file, "File holding the shared secret (mode 600)")->required();
 
@@ -438,7 +442,7 @@ run_cli(int argc, char** argv)
   int deadline_s = 30;
   auto* check = app.add_subcommand("check", "Probe every flow from every node through the agents; diagnose failures");
   check->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
-  check->add_option("--profile", profile, "Override the inventory's profile");
+  check->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
   check->add_option("--token-file", token_file, "File holding the shared secret (mode 600)")->required();
   check->add_option("--format", check_format, "table, json, junit or html")->capture_default_str();
   check->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
@@ -475,7 +479,7 @@ run_cli(int argc, char** argv)
     "http_proxy/HTTP_PROXY for plain-HTTP ports); no_proxy/NO_PROXY (or --no-proxy) lists hosts reached directly.\n"
     "Exit status: 0 every host ok, 1 some host failed, 2 input error.");
   egress->add_option("--inventory", inventory, "Inventory YAML (its options and egress overrides apply)")->check(CLI::ExistingFile);
-  egress->add_option("--profile", profile, "Profile (default: the inventory's, else apinizer)");
+  egress->add_option("--profile", profile, "Profile (default: the inventory's, else apinizer)")->check(named_profile);
   egress->add_option("--proxy", egress_args.proxy, "http://[user:pass@]host:port (default: from the environment)");
   egress->add_option("--no-proxy", egress_args.no_proxy, "Hosts reached directly: names, .domains, * (default: NO_PROXY)");
   egress->add_option("--format", egress_args.format, "table, json, junit, squid or domains (the last two: the allowlist, no network)")->capture_default_str();
@@ -487,7 +491,7 @@ run_cli(int argc, char** argv)
   bool no_address_check = false;
   auto* preflight = app.add_subcommand("preflight", "On a node: its ports free (or who holds them), its live firewall per inbound flow, kernel prerequisites");
   preflight->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
-  preflight->add_option("--profile", profile, "Override the inventory's profile");
+  preflight->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
   preflight->add_option("--node", node, "This node's name in the inventory")->required();
   preflight->add_option("--mode", preflight_mode, "install (a taken port fails) or running (owners shown)")->capture_default_str()->check(CLI::IsMember({"install", "running"}));
   preflight->add_flag("--no-address-check", no_address_check, "Run even when the node's address is not on this host");
@@ -540,7 +544,7 @@ run_cli(int argc, char** argv)
     }
     auto text = builtin_profile_text(show);
     if (!text) {
-      std::cerr << fmt::format("portmatrix: no built-in profile '{}'\n", show);
+      std::cerr << fmt::format("portmatrix: no built-in profile '{}'\n", printable(show));
       return k_exit_input;
     }
     std::cout << *text;

@@ -3,6 +3,7 @@
 // plain HTTP and which TLS, because the check differs (TCP vs TLS handshake).
 #include "model/egress_entry.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -23,16 +24,22 @@ EgressHost::concrete_hosts() const
   return {host};
 }
 
+const std::string_view k_host_name_rule =
+  " (dot-separated labels of 1-63 letters, digits and '-', none starting or ending with '-')";
+
 bool
 valid_egress_name(std::string_view name, bool wildcard_allowed)
 {
   if (wildcard_allowed && name.starts_with("*.")) name.remove_prefix(2);
-  if (name.empty() || name.size() > 253 || name.front() == '.' || name.back() == '.') return false;
-  char previous = '.';
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-    if (!ok || (c == '.' && previous == '.')) return false;
-    previous = c;
+  if (name.empty() || name.size() > 253) return false;
+  for (std::size_t start = 0; start <= name.size();) {
+    auto dot = std::min(name.find('.', start), name.size());
+    auto label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    }
+    start = dot + 1;
   }
   return true;
 }
@@ -62,7 +69,7 @@ read_port(YamlReader& reader, const YAML::Node& node)
   auto digits = rest.substr(0, slash);
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
   if (ec != std::errc() || end != digits.data() + digits.size() || number < 1 || number > 65535) {
-    reader.error(node, fmt::format("egress port '{}' must be 1-65535, optionally with /http or /https", *text));
+    reader.error(node, fmt::format("egress port '{}' must be 1-65535, optionally with /http or /https", printable(*text)));
     return std::nullopt;
   }
   port.port = std::uint16_t(number);
@@ -72,7 +79,7 @@ read_port(YamlReader& reader, const YAML::Node& node)
     if (scheme == "http") port.scheme = EgressScheme::http;
     else if (scheme == "https") port.scheme = EgressScheme::https;
     else {
-      reader.error(node, fmt::format("egress port '{}': the scheme must be http or https", *text));
+      reader.error(node, fmt::format("egress port '{}': the scheme must be http or https", printable(*text)));
       return std::nullopt;
     }
   }
@@ -84,7 +91,8 @@ read_name(YamlReader& reader, const YAML::Node& node, std::string_view what, boo
 {
   auto name = reader.string(node, what);
   if (name && !valid_egress_name(*name, wildcard_allowed)) {
-    reader.error(node, fmt::format("{} '{}' is not a host name{}", what, *name, wildcard_allowed ? " or *.domain" : ""));
+    reader.error(node, fmt::format("{} '{}' is not a host name{}{}", what, printable(*name),
+                                   wildcard_allowed ? " or *.domain" : "", k_host_name_rule));
     return std::nullopt;
   }
   return name;
@@ -117,6 +125,11 @@ read_egress_host(YamlReader& reader, const YAML::Node& item, EgressEntryKind kin
     }
   }
   if (auto ports = item["ports"]; ports && reader.expect_sequence(ports, "ports")) {
+    // An empty list would mean the default, 443: not what `ports: []` says.
+    if (ports.size() == 0) {
+      reader.error(ports, "ports lists no port (leave it out for 443/https)");
+      ok = false;
+    }
     for (const auto& node : ports) {
       if (auto port = read_port(reader, node)) host.ports.push_back(*port);
       else ok = false;

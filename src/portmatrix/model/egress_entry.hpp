@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 
 #include <yaml-cpp/yaml.h>
 
@@ -18,7 +19,7 @@ enum class EgressEntryKind { profile, inventory };
 
 // Reads {host, serves, ports, purpose[, when, reason]}. Ports are numbers or
 // "PORT/http" / "PORT/https"; a bare 80 is plain HTTP, any other bare port
-// TLS; none given means 443. Errors go to `reader`; nullopt when unusable.
+// TLS; none given means 443 (an empty list is an error). Errors go to `reader`; nullopt when unusable.
 std::optional<EgressHost> read_egress_host(YamlReader& reader, const YAML::Node& item, EgressEntryKind kind);
 
 // Reads `when: {option: value}` (requirements and egress hosts); reports and
@@ -26,7 +27,11 @@ std::optional<EgressHost> read_egress_host(YamlReader& reader, const YAML::Node&
 std::optional<Condition> read_condition(YamlReader& reader, const YAML::Node& when);
 
 // True for a name a resolver can look up, or a wildcard "*.name" when
-// `wildcard_allowed`: letters, digits, '-', '.', no empty labels.
+// `wildcard_allowed`: at most 253 characters of dot-separated labels, each
+// 1-63 letters, digits and '-', not starting or ending with '-' (RFC 1123).
 bool valid_egress_name(std::string_view name, bool wildcard_allowed);
+
+// What valid_egress_name() asks, for messages: " (dot-separated labels ...)".
+extern const std::string_view k_host_name_rule;
 
 } // namespace portmatrix

@@ -82,6 +82,43 @@ parse_cidr(std::string_view text, bool& ipv6)
 
 namespace {
 
+// Why the address `text` cannot be a host's own (a node's, or the VIP), or
+// nullopt when it can: no packet is addressed to the unspecified address, and
+// broadcast and multicast addresses are no one host's. IPv4-mapped IPv6
+// addresses count as IPv4.
+std::optional<std::string_view>
+not_unicast(std::string_view text)
+{
+  auto bytes = address_identity(text);
+  if (!bytes) return std::nullopt;
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>((*bytes)[i]); };
+  if (bytes->find_first_not_of('\0') == std::string::npos) return "the unspecified address";
+  if (bytes->size() == 4 && bytes->find_first_not_of('\xff') == std::string::npos) return "the broadcast address";
+  if (bytes->size() == 4 ? (byte(0) & 0xf0) == 0xe0 : byte(0) == 0xff) return "a multicast address";
+  return std::nullopt;
+}
+
+// For a CIDR with bits set past its prefix ("10.0.0.1/24"), the network it
+// most likely means ("10.0.0.0/24"); nullopt for any other text.
+std::optional<std::string>
+network_meant(std::string_view text)
+{
+  bool ipv6 = false;
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos || !parse_cidr(text, ipv6)) return std::nullopt;
+  auto bytes = *address_bytes(text.substr(0, slash));
+  int prefix = std::stoi(std::string(text.substr(slash + 1)));
+  auto network = bytes;
+  for (std::size_t i = 0; i < network.size(); ++i) {
+    int kept = std::clamp(prefix - int(i) * 8, 0, 8);
+    network[i] = char(static_cast<unsigned char>(network[i]) & (0xff00 >> kept));
+  }
+  if (network == bytes) return std::nullopt;
+  char written[INET6_ADDRSTRLEN];
+  inet_ntop(network.size() == 4 ? AF_INET : AF_INET6, network.data(), written, sizeof written);
+  return fmt::format("{}/{}", written, prefix);
+}
+
 Diagnostic
 position(const YamlReader& reader, const YAML::Mark& mark)
 {
@@ -96,6 +133,27 @@ valid_node_name(std::string_view name)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
            c == '.';
   });
+}
+
+// An interface name as Linux accepts one (dev_valid_name: 1-15 bytes, no '/',
+// ':' or white space, not "." or ".."), and no control characters either:
+// keepalived.conf is written with it.
+std::optional<std::string>
+read_interface(YamlReader& reader, const YAML::Node& node)
+{
+  auto name = reader.string(node, "interface");
+  if (!name) return std::nullopt;
+  bool valid = !name->empty() && name->size() <= 15 && *name != "." && *name != ".." &&
+               std::none_of(name->begin(), name->end(), [](unsigned char c) {
+                 return c == '/' || c == ':' || c <= ' ' || c == 0x7f;
+               });
+  if (!valid) {
+    reader.error(node, fmt::format("interface '{}' is not a Linux interface name (1-15 bytes, no '/', ':', white space "
+                                   "or control characters, not '.' or '..')",
+                                   printable(*name)));
+    return std::nullopt;
+  }
+  return name;
 }
 
 std::optional<std::uint16_t>
@@ -118,6 +176,10 @@ read_cidrs(YamlReader& reader, const YAML::Node& node, std::string_view what, st
     bool ipv6 = false;
     if (text && !parse_cidr(*text, ipv6)) {
       reader.error(item, fmt::format("'{}' in {} is not an address or CIDR", printable(*text), what));
+    } else if (auto meant = text ? network_meant(*text) : std::nullopt) {
+      reader.error(item, fmt::format("{} in {} has bits set past its prefix: {} is probably meant (or {} for that host "
+                                     "alone)",
+                                     *text, what, *meant, text->substr(0, text->find('/'))));
     } else if (text) {
       out.push_back(*text);
     }
@@ -128,6 +190,7 @@ void
 read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
 {
   if (!reader.expect_sequence(list, "nodes")) return;
+  if (list.size() == 0) reader.error(list, "the inventory lists no nodes");
   std::map<std::string, YAML::Mark> names;
   std::map<std::string, std::pair<std::string, YAML::Mark>> addresses; // identity -> as written, where
   for (const auto& item : list) {
@@ -137,7 +200,7 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
     if (auto name = item["name"]) {
       auto text = reader.string(name, "name");
       if (text && !valid_node_name(*text)) {
-        reader.error(name, fmt::format("node name '{}' must be 1-63 letters, digits, '-', '_' or '.'", *text));
+        reader.error(name, fmt::format("node name '{}' must be 1-63 letters, digits, '-', '_' or '.'", printable(*text)));
         ok = false;
       } else if (text) {
         node.name = *text;
@@ -155,6 +218,9 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
       auto text = reader.string(address, "address");
       if (text && !parse_address(*text, node.ipv6)) {
         reader.error(address, fmt::format("'{}' is not an IPv4 or IPv6 address", printable(*text)));
+        ok = false;
+      } else if (auto why = text ? not_unicast(*text) : std::nullopt) {
+        reader.error(address, fmt::format("address {} is {}; a node needs a unicast address of its own", *text, *why));
         ok = false;
       } else if (text) {
         node.address = *text;
@@ -187,7 +253,7 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
       reader.error(item, fmt::format("node '{}' has no roles", node.name));
       ok = false;
     }
-    if (auto interface = item["interface"]) node.interface = reader.string(interface, "interface").value_or("");
+    if (auto interface = item["interface"]) node.interface = read_interface(reader, interface).value_or("");
     if (ok) inventory.nodes.push_back(std::move(node));
   }
 }
@@ -197,13 +263,29 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
 namespace {
 
 // egress: {add: [{host, serves, ports, purpose}], remove: [host], replace: {host: [hosts]}}
+// Each list names a host once (DNS names compare without case), and a host
+// is either removed or replaced.
 void
 read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
 {
   if (!reader.check_map(node, "egress", {"add", "remove", "replace"})) return;
+  using Seen = std::map<std::string, int>; // lower-case host -> line first named
+  auto lower = [](std::string host) {
+    std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+    return host;
+  };
+  auto once = [&](Seen& seen, const std::string& host, const YAML::Node& at, std::string_view what) {
+    auto [it, fresh] = seen.emplace(lower(host), at.Mark().line + 1);
+    if (!fresh) reader.error(at, fmt::format("duplicate {} '{}' (first at line {})", what, printable(host), it->second));
+    return fresh;
+  };
+  Seen added;
+  Seen removed;
+  Seen replaced;
   if (auto add = node["add"]; add && reader.expect_sequence(add, "egress add")) {
     for (const auto& item : add) {
-      if (auto host = read_egress_host(reader, item, EgressEntryKind::inventory)) {
+      auto host = read_egress_host(reader, item, EgressEntryKind::inventory);
+      if (host && once(added, host->host, item["host"], "egress add host")) {
         host->origin = "inventory";
         host->reason = "added by the inventory";
         out.add.push_back({std::move(*host), position(reader, item.Mark())});
@@ -212,7 +294,10 @@ read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
   }
   if (auto remove = node["remove"]; remove && reader.expect_sequence(remove, "egress remove")) {
     for (const auto& item : remove) {
-      if (auto host = reader.string(item, "a host to remove")) out.remove.push_back({*host, position(reader, item.Mark())});
+      auto host = reader.string(item, "a host to remove");
+      if (host && once(removed, *host, item, "egress remove host")) {
+        out.remove.push_back({*host, position(reader, item.Mark())});
+      }
     }
   }
   if (auto replace = node["replace"]) {
@@ -220,13 +305,23 @@ read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
       reader.error(replace, "egress replace must map a profile host to the hosts that replace it");
       return;
     }
+    std::set<std::string> keys;
     for (const auto& entry : replace) {
       EgressReplacement replacement{entry.first.Scalar(), {}};
+      // A key written twice alike is a duplicate key, which YamlReader::parse reported.
+      if (!keys.insert(replacement.host).second) continue;
+      if (!once(replaced, replacement.host, entry.first, "egress replace host")) continue;
+      if (auto it = removed.find(lower(replacement.host)); it != removed.end()) {
+        reader.error(entry.first, fmt::format("egress host '{}' is both removed (line {}) and replaced",
+                                              printable(replacement.host), it->second));
+        continue;
+      }
+      Seen with;
       auto read_one = [&](const YAML::Node& item) {
         auto name = reader.string(item, "a replacement host");
         if (name && !valid_egress_name(*name, false)) {
-          reader.error(item, fmt::format("replacement '{}' is not a host name", *name));
-        } else if (name) {
+          reader.error(item, fmt::format("replacement '{}' is not a host name{}", printable(*name), k_host_name_rule));
+        } else if (name && once(with, *name, item, "replacement host")) {
           replacement.with.push_back(*name);
         }
       };
@@ -236,7 +331,7 @@ read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
         read_one(entry.second);
       }
       if (replacement.with.empty()) {
-        reader.error(entry.second, fmt::format("egress replace '{}' names no host", replacement.host));
+        reader.error(entry.second, fmt::format("egress replace '{}' names no host", printable(replacement.host)));
         continue;
       }
       out.replace.push_back({std::move(replacement), position(reader, entry.first.Mark())});
@@ -271,11 +366,13 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
   }
   if (auto cluster = root["cluster"]) inventory.cluster = reader.string(cluster, "cluster").value_or("cluster");
   if (auto profile = root["profile"]) {
-    inventory.profile_at = position(reader, profile.Mark());
+    inventory.profile_at = position(reader, reader.key_mark(root, "profile"));
     if (profile.IsSequence()) {
       std::string joined;
       for (const auto& item : profile) {
-        if (auto name = reader.string(item, "profile")) joined += (joined.empty() ? "" : ",") + *name;
+        auto name = reader.string(item, "profile");
+        if (name && name->empty()) reader.error(item, "an empty profile name");
+        if (name && !name->empty()) joined += (joined.empty() ? "" : ",") + *name;
       }
       inventory.profile = joined;
     } else if (auto name = reader.string(profile, "profile")) {
@@ -287,7 +384,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
       reader.error(options, "options must be a mapping");
     } else {
       for (const auto& entry : options) {
-        auto value = reader.string(entry.second, fmt::format("option '{}'", entry.first.Scalar()));
+        auto value = reader.string(entry.second, fmt::format("option '{}'", printable(entry.first.Scalar())));
         if (value) inventory.options[entry.first.Scalar()] = {*value, position(reader, entry.first.Mark())};
       }
     }
@@ -298,7 +395,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
     } else {
       for (const auto& entry : ports) {
         auto name = entry.first.Scalar();
-        if (auto range = reader.port_range(entry.second, fmt::format("port '{}'", name))) {
+        if (auto range = reader.port_range(entry.second, fmt::format("port '{}'", printable(name)))) {
           inventory.port_overrides[name] = {*range, position(reader, entry.first.Mark())};
         }
       }
@@ -311,6 +408,8 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
         auto text = reader.string(vip, "vip");
         if (text && !parse_address(*text, balancer.ipv6)) {
           reader.error(vip, fmt::format("vip '{}' is not an IPv4 or IPv6 address", printable(*text)));
+        } else if (auto why = text ? not_unicast(*text) : std::nullopt) {
+          reader.error(vip, fmt::format("vip {} is {}; the VIP must be a unicast address", *text, *why));
         } else if (text) {
           balancer.vip = *text;
         }
@@ -318,7 +417,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
         reader.error(lb, "loadbalancer needs 'vip'");
       }
       if (auto port = lb["port"]) balancer.port = read_port(reader, port, "loadbalancer port");
-      if (auto interface = lb["interface"]) balancer.interface = reader.string(interface, "interface").value_or("eth0");
+      if (auto interface = lb["interface"]) balancer.interface = read_interface(reader, interface).value_or("eth0");
       if (auto id = lb["router_id"]) {
         int value = 0;
         auto text = reader.string(id, "router_id").value_or("");
@@ -436,8 +535,8 @@ clash(const Inventory& inventory, const Profile& profile, std::uint16_t port)
                                 [&](const Node& node) { return node.has(requirement.to); });
     auto range = effective_range(inventory, profile, requirement.port, requirement.range);
     if (received && range.overlaps({port, port})) {
-      return fmt::format("port '{}' ({}/tcp), which profile {} has {} nodes receive", requirement.port,
-                         to_string(range), profile.name, to_string(requirement.to));
+      return fmt::format("port '{}' ({}/tcp), which profile {} has {} nodes receive", printable(requirement.port),
+                         to_string(range), printable(profile.name), to_string(requirement.to));
     }
   }
   return std::nullopt;
@@ -449,71 +548,76 @@ Diagnostics
 check_against(const Inventory& inventory, const Profile& profile)
 {
   Diagnostics diagnostics;
+  BoundedDiagnostics errors(inventory.file, diagnostics);
   auto report = [&](const Diagnostic& at, std::string message) {
     auto diagnostic = at;
     diagnostic.message = std::move(message);
-    diagnostics.push_back(std::move(diagnostic));
+    errors.add(std::move(diagnostic));
   };
-  for (const auto& [name, value] : inventory.options) {
-    const auto* option = profile.find_option(name);
-    if (!option) {
+  errors.run([&] {
+    for (const auto& [name, value] : inventory.options) {
+      const auto* option = profile.find_option(name);
+      if (!option) {
+        std::string known;
+        for (const auto& o : profile.options) known += (known.empty() ? "" : ", ") + printable(o.name);
+        report(value.at, fmt::format("unknown option '{}' for profile {} (known: {})", printable(name),
+                                     printable(profile.name), known));
+        continue;
+      }
+      if (!option->values.empty() &&
+          std::find(option->values.begin(), option->values.end(), value.value) == option->values.end()) {
+        std::string allowed;
+        for (const auto& v : option->values) allowed += (allowed.empty() ? "" : ", ") + printable(v);
+        report(value.at, fmt::format("option '{}' cannot be '{}' (allowed: {})", printable(name),
+                                     printable(value.value), allowed));
+      } else if (!option->sets_port.empty() && !parse_port_range(value.value).range) {
+        report(value.at, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')",
+                                     printable(name), printable(value.value), printable(option->sets_port)));
+      }
+    }
+    if (auto with = clash(inventory, profile, inventory.ssh_port)) {
+      report(inventory.ssh_port_at, fmt::format("ssh_port {} is also {}", inventory.ssh_port, *with));
+    }
+    if (auto with = clash(inventory, profile, inventory.control_port)) {
+      report(inventory.control_port_at, fmt::format("agent control_port {} is also {}", inventory.control_port, *with));
+    } else if (inventory.control_port == inventory.ssh_port) {
+      report(inventory.control_port_at, fmt::format("agent control_port {} is also the ssh_port", inventory.control_port));
+    }
+    for (const auto& [name, value] : inventory.port_overrides) {
+      if (!profile.find_port(name)) {
+        std::string known;
+        for (const auto& p : profile.ports) known += (known.empty() ? "" : ", ") + printable(p.name);
+        report(value.at, fmt::format("override of port '{}', which profile {} does not define (known: {})",
+                                     printable(name), printable(profile.name), known));
+      }
+    }
+    auto listed = [&](const std::string& host) {
+      return std::any_of(profile.egress.begin(), profile.egress.end(), [&](const EgressHost& h) { return h.host == host; });
+    };
+    auto known_hosts = [&] {
       std::string known;
-      for (const auto& o : profile.options) known += (known.empty() ? "" : ", ") + o.name;
-      report(value.at, fmt::format("unknown option '{}' for profile {} (known: {})", name, profile.name, known));
-      continue;
+      for (const auto& h : profile.egress) known += (known.empty() ? "" : ", ") + printable(h.host);
+      return known;
+    };
+    for (const auto& remove : inventory.egress.remove) {
+      if (!listed(remove.value)) {
+        report(remove.at, fmt::format("egress remove '{}': profile {} lists no such host (hosts: {})",
+                                      printable(remove.value), printable(profile.name), known_hosts()));
+      }
     }
-    if (!option->values.empty() &&
-        std::find(option->values.begin(), option->values.end(), value.value) == option->values.end()) {
-      std::string allowed;
-      for (const auto& v : option->values) allowed += (allowed.empty() ? "" : ", ") + v;
-      report(value.at, fmt::format("option '{}' cannot be '{}' (allowed: {})", name, value.value, allowed));
-    } else if (!option->sets_port.empty() && !parse_port_range(value.value).range) {
-      report(value.at, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')", name,
-                                   value.value, option->sets_port));
+    for (const auto& replace : inventory.egress.replace) {
+      if (!listed(replace.value.host)) {
+        report(replace.at, fmt::format("egress replace '{}': profile {} lists no such host (hosts: {})",
+                                       printable(replace.value.host), printable(profile.name), known_hosts()));
+      }
     }
-  }
-  if (auto with = clash(inventory, profile, inventory.ssh_port)) {
-    report(inventory.ssh_port_at, fmt::format("ssh_port {} is also {}", inventory.ssh_port, *with));
-  }
-  if (auto with = clash(inventory, profile, inventory.control_port)) {
-    report(inventory.control_port_at, fmt::format("agent control_port {} is also {}", inventory.control_port, *with));
-  } else if (inventory.control_port == inventory.ssh_port) {
-    report(inventory.control_port_at, fmt::format("agent control_port {} is also the ssh_port", inventory.control_port));
-  }
-  for (const auto& [name, value] : inventory.port_overrides) {
-    if (!profile.find_port(name)) {
-      std::string known;
-      for (const auto& p : profile.ports) known += (known.empty() ? "" : ", ") + p.name;
-      report(value.at, fmt::format("override of port '{}', which profile {} does not define (known: {})", name,
-                                   profile.name, known));
+    for (const auto& add : inventory.egress.add) {
+      if (listed(add.value.host)) {
+        report(add.at, fmt::format("egress add '{}': profile {} lists it already (use replace)",
+                                   printable(add.value.host), printable(profile.name)));
+      }
     }
-  }
-  auto listed = [&](const std::string& host) {
-    return std::any_of(profile.egress.begin(), profile.egress.end(), [&](const EgressHost& h) { return h.host == host; });
-  };
-  auto known_hosts = [&] {
-    std::string known;
-    for (const auto& h : profile.egress) known += (known.empty() ? "" : ", ") + h.host;
-    return known;
-  };
-  for (const auto& remove : inventory.egress.remove) {
-    if (!listed(remove.value)) {
-      report(remove.at, fmt::format("egress remove '{}': profile {} lists no such host (hosts: {})", remove.value,
-                                    profile.name, known_hosts()));
-    }
-  }
-  for (const auto& replace : inventory.egress.replace) {
-    if (!listed(replace.value.host)) {
-      report(replace.at, fmt::format("egress replace '{}': profile {} lists no such host (hosts: {})",
-                                     replace.value.host, profile.name, known_hosts()));
-    }
-  }
-  for (const auto& add : inventory.egress.add) {
-    if (listed(add.value.host)) {
-      report(add.at, fmt::format("egress add '{}': profile {} lists it already (use replace)", add.value.host,
-                                 profile.name));
-    }
-  }
+  });
   return diagnostics;
 }
 

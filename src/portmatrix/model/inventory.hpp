@@ -63,7 +63,7 @@ struct Inventory
   std::string file;
   std::string cluster = "cluster";
   std::string profile = "apinizer"; // built-in name, path, or comma-separated composition
-  Diagnostic profile_at;
+  Diagnostic profile_at; // the `profile:` key (line 0: not set, the default)
   std::map<std::string, Positioned<std::string>> options;
   std::map<std::string, Positioned<PortRange>> port_overrides;
   std::optional<LoadBalancer> loadbalancer;

@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -62,20 +65,59 @@ builtin_profile_text(std::string_view name)
 namespace {
 
 constexpr std::uintmax_t k_max_profile_bytes = 1 << 20;
+constexpr std::size_t k_max_include_depth = 16;
 
-// A later profile's entry replaces an earlier one with the same key, in place
-// (order is kept); a new key is appended.
-template <class T, class Key>
-void
-upsert(std::vector<T>& items, T item, Key key)
+// Entries by key in the order they were first defined: a later profile's
+// entry replaces an earlier one with the same key, in place; a new key is
+// appended; a removed key's place stays empty until take(). Lookups are by
+// hash, so composing n entries costs O(n), not O(n^2) (a profile may hold
+// k_max_values requirements).
+template <class T>
+class Keyed
 {
-  auto existing = std::find_if(items.begin(), items.end(), [&](const T& other) { return key(other) == key(item); });
-  if (existing != items.end()) {
-    *existing = std::move(item);
-  } else {
-    items.push_back(std::move(item));
+public:
+  const T* find(const std::string& key) const
+  {
+    auto it = m_index.find(key);
+    return it == m_index.end() ? nullptr : &*m_items[it->second];
   }
-}
+
+  void put(const std::string& key, T item)
+  {
+    auto [it, fresh] = m_index.emplace(key, m_items.size());
+    if (fresh) {
+      m_items.emplace_back(std::move(item));
+    } else {
+      m_items[it->second] = std::move(item);
+    }
+  }
+
+  // False when there is no such key.
+  bool remove(const std::string& key)
+  {
+    auto it = m_index.find(key);
+    if (it == m_index.end()) return false;
+    m_items[it->second].reset();
+    m_index.erase(it);
+    return true;
+  }
+
+  std::size_t size() const { return m_index.size(); }
+
+  // Appends the entries, in order, to `out` and empties this.
+  void take(std::vector<T>& out)
+  {
+    for (auto& item : m_items) {
+      if (item) out.push_back(std::move(*item));
+    }
+    m_items.clear();
+    m_index.clear();
+  }
+
+private:
+  std::vector<std::optional<T>> m_items;
+  std::unordered_map<std::string, std::size_t> m_index;
+};
 
 bool
 looks_like_path(std::string_view spec)
@@ -88,6 +130,17 @@ class Composer
 public:
   explicit Composer(Diagnostics& sink) : m_sink(sink) {}
 
+  // Moves what every compose() gathered (options, ports, requirements,
+  // egress hosts, frontends) into `out`, in definition order. Call once, last.
+  void finish(Profile& out)
+  {
+    m_options.take(out.options);
+    m_ports.take(out.ports);
+    m_requirements.take(out.requirements);
+    m_egress.take(out.egress);
+    m_frontends.take(out.frontends);
+  }
+
   // Composes the profile named by `spec` (built-in name or path) into `out`.
   void compose(Profile& out, std::string_view spec, const std::string& relative_to, const Diagnostic& where)
   {
@@ -99,21 +152,23 @@ public:
     } else if (looks_like_path(spec)) {
       std::filesystem::path path(spec);
       if (path.is_relative() && !relative_to.empty() && !relative_to.starts_with("<builtin>")) {
-        path = std::filesystem::path(relative_to).parent_path() / path;
+        // "dir/b.yaml", not "dir/./b.yaml" (nor "./././b.yaml" three includes down)
+        path = (std::filesystem::path(relative_to).parent_path() / path).lexically_normal();
       }
       file = path.string();
+      if (!may_open(file, where)) return;
       std::error_code error;
       if (!std::filesystem::is_regular_file(path, error)) {
-        report(where, fmt::format("cannot read profile '{}': not a regular file", file));
+        report(where, fmt::format("cannot read profile '{}': not a regular file", printable(file)));
         return;
       }
       if (std::filesystem::file_size(path, error) > k_max_profile_bytes) {
-        report(where, fmt::format("profile '{}' is larger than {} bytes", file, k_max_profile_bytes));
+        report(where, fmt::format("profile '{}' is larger than {} bytes", printable(file), k_max_profile_bytes));
         return;
       }
       std::ifstream in(path, std::ios::binary);
       if (!in) {
-        report(where, fmt::format("cannot read profile '{}'", file));
+        report(where, fmt::format("cannot read profile '{}'", printable(file)));
         return;
       }
       std::ostringstream buffer;
@@ -122,23 +177,18 @@ public:
     } else {
       std::string known;
       for (const auto& name : builtin_profile_names()) known += (known.empty() ? "" : ", ") + name;
-      report(where, fmt::format("unknown profile '{}' (built-in: {}; or give a path)", spec, known));
+      report(where, fmt::format("unknown profile '{}' (built-in: {}; or give a path)", printable(spec), known));
       return;
     }
+    if (!may_open(file, where)) return;
     compose_text(out, text, file);
   }
 
+  // Composes one profile's text; `file` names it in diagnostics and, as
+  // compose() resolves it, in the include stack.
   void compose_text(Profile& out, std::string_view text, const std::string& file)
   {
-    if (std::find(m_stack.begin(), m_stack.end(), file) != m_stack.end()) {
-      m_sink.push_back({file, 0, 0, "profile includes itself (include cycle)"});
-      return;
-    }
-    if (m_stack.size() > 16) {
-      m_sink.push_back({file, 0, 0, "profile includes nest deeper than 16"});
-      return;
-    }
-    m_stack.push_back(file);
+    m_stack.push_back({identity(file), file});
     YamlReader reader(file, m_sink);
     reader.run([&] {
       if (auto root = reader.parse(text)) read_document(out, reader, *root);
@@ -147,6 +197,42 @@ public:
   }
 
 private:
+  // A profile being composed: what tells two spellings of one file apart
+  // (its canonical path; a built-in's name), and how diagnostics name it.
+  struct Open
+  {
+    std::string identity;
+    std::string file;
+  };
+
+  static std::string identity(const std::string& file)
+  {
+    if (file.starts_with("<builtin>")) return file;
+    std::error_code error;
+    auto canonical = std::filesystem::weakly_canonical(file, error);
+    return error ? file : canonical.string();
+  }
+
+  // False, reported at `where` (the include), when `file` is already being
+  // composed (an include cycle, named file by file) or includes nest deeper
+  // than k_max_include_depth.
+  bool may_open(const std::string& file, const Diagnostic& where)
+  {
+    auto id = identity(file);
+    auto open = std::find_if(m_stack.begin(), m_stack.end(), [&](const Open& o) { return o.identity == id; });
+    if (open != m_stack.end()) {
+      std::string cycle;
+      for (auto it = open; it != m_stack.end(); ++it) cycle += printable(it->file) + " includes ";
+      report(where, fmt::format("include cycle: {}{}", cycle, printable(open->file)));
+      return false;
+    }
+    if (m_stack.size() > k_max_include_depth) {
+      report(where, fmt::format("profile includes nest deeper than {} (at {})", k_max_include_depth, printable(file)));
+      return false;
+    }
+    return true;
+  }
+
   void report(const Diagnostic& where, std::string message)
   {
     auto diagnostic = where;
@@ -205,14 +291,14 @@ private:
         }
       }
     }
-    if (auto node = root["options"]) read_options(out, reader, node);
-    if (auto node = root["ports"]) read_ports(out, reader, node);
+    if (auto node = root["options"]) read_options(reader, node);
+    if (auto node = root["ports"]) read_ports(reader, node);
     if (auto node = root["requirements"]) read_requirements(out, reader, node);
     if (auto node = root["egress"]) read_egress(out, reader, node);
-    if (auto node = root["loadbalancer"]) read_loadbalancer(out, reader, node);
+    if (auto node = root["loadbalancer"]) read_loadbalancer(reader, node);
   }
 
-  void read_options(Profile& out, YamlReader& reader, const YAML::Node& node)
+  void read_options(YamlReader& reader, const YAML::Node& node)
   {
     if (!node.IsMap()) {
       reader.error(node, "options must be a mapping of option name to its description");
@@ -221,6 +307,7 @@ private:
     for (const auto& entry : node) {
       OptionSpec option;
       option.name = entry.first.Scalar();
+      option.defined_at = position(reader, entry.first);
       const auto& spec = entry.second;
       if (!reader.check_map(spec, "an option", {"default", "values", "sets_port", "description"})) continue;
       if (auto value = spec["default"]) option.default_value = reader.string(value, "default").value_or("");
@@ -232,9 +319,10 @@ private:
       if (!option.sets_port.empty()) check_port_values(reader, option, spec);
       if (!option.values.empty() &&
           std::find(option.values.begin(), option.values.end(), option.default_value) == option.values.end()) {
-        reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", option.name));
+        reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", printable(option.name)));
       }
-      upsert(out.options, std::move(option), [](const OptionSpec& o) { return o.name; });
+      auto name = option.name;
+      m_options.put(name, std::move(option));
     }
   }
 
@@ -245,7 +333,7 @@ private:
     auto check = [&](const YAML::Node& value) {
       if (!value.IsScalar() || parse_port_range(value.Scalar()).range) return;
       reader.error(value, fmt::format("option '{}' value '{}' is not a port (1-65535) (it sets port '{}')",
-                                      option.name, printable(value.Scalar()), option.sets_port));
+                                      printable(option.name), printable(value.Scalar()), printable(option.sets_port)));
     };
     if (auto value = spec["default"]) check(value);
     if (auto values = spec["values"]; values && values.IsSequence()) {
@@ -253,7 +341,7 @@ private:
     }
   }
 
-  void read_ports(Profile& out, YamlReader& reader, const YAML::Node& node)
+  void read_ports(YamlReader& reader, const YAML::Node& node)
   {
     if (!node.IsMap()) {
       reader.error(node, "ports must be a mapping of port name to its definition");
@@ -263,13 +351,13 @@ private:
       NamedPort port;
       port.name = entry.first.Scalar();
       const auto& spec = entry.second;
-      if (!reader.check_map(spec, fmt::format("port '{}'", port.name), {"port", "protocol", "purpose"})) continue;
+      if (!reader.check_map(spec, fmt::format("port '{}'", printable(port.name)), {"port", "protocol", "purpose"})) continue;
       bool ok = true;
       if (auto protocols = spec["protocol"]) {
         auto read_one = [&](const YAML::Node& item) {
           auto text = reader.string(item, "protocol");
           auto protocol = text ? parse_protocol(*text) : std::nullopt;
-          if (text && !protocol) reader.error(item, fmt::format("unknown protocol '{}' (tcp, udp, vrrp)", *text));
+          if (text && !protocol) reader.error(item, fmt::format("unknown protocol '{}' (tcp, udp, vrrp)", printable(*text)));
           if (protocol) port.protocols.push_back(*protocol);
           ok = ok && protocol.has_value();
         };
@@ -279,7 +367,7 @@ private:
           read_one(protocols);
         }
       } else {
-        reader.error(spec, fmt::format("port '{}' has no protocol", port.name));
+        reader.error(spec, fmt::format("port '{}' has no protocol", printable(port.name)));
         ok = false;
       }
       bool portless = port.protocols.size() == 1 && port.protocols[0] == Protocol::vrrp;
@@ -287,18 +375,19 @@ private:
         if (portless) {
           reader.error(range, "a vrrp port has no port number");
           ok = false;
-        } else if (auto parsed = reader.port_range(range, fmt::format("port '{}'", port.name))) {
+        } else if (auto parsed = reader.port_range(range, fmt::format("port '{}'", printable(port.name)))) {
           port.range = *parsed;
         } else {
           ok = false;
         }
       } else if (!portless) {
-        reader.error(spec, fmt::format("port '{}' has no port number", port.name));
+        reader.error(spec, fmt::format("port '{}' has no port number", printable(port.name)));
         ok = false;
       }
       if (auto purpose = spec["purpose"]) port.purpose = reader.string(purpose, "purpose").value_or("");
       if (!ok) continue;
-      upsert(out.ports, std::move(port), [](const NamedPort& p) { return p.name; });
+      auto name = port.name;
+      m_ports.put(name, std::move(port));
     }
   }
 
@@ -361,16 +450,17 @@ private:
         if (!text) continue;
         auto slash = text->find('/');
         std::string name = text->substr(0, slash);
-        const NamedPort* port = out.find_port(name);
+        const NamedPort* port = m_ports.find(name);
         if (!port) {
-          reader.error(port_node, fmt::format("unknown port name '{}' (define it under ports)", name));
+          reader.error(port_node, fmt::format("unknown port name '{}' (define it under ports)", printable(name)));
           continue;
         }
         std::vector<Protocol> protocols = port->protocols;
         if (slash != std::string::npos) {
           auto only = parse_protocol(text->substr(slash + 1));
           if (!only || std::find(protocols.begin(), protocols.end(), *only) == protocols.end()) {
-            reader.error(port_node, fmt::format("port '{}' has no protocol '{}'", name, text->substr(slash + 1)));
+            reader.error(port_node, fmt::format("port '{}' has no protocol '{}'", printable(name),
+                                                   printable(text->substr(slash + 1))));
             continue;
           }
           protocols = {*only};
@@ -385,7 +475,7 @@ private:
               requirement.port = name;
               requirement.range = port->range;
               if (requirement.purpose.empty()) requirement.purpose = port->purpose;
-              merge(out, reader, port_node, std::move(requirement), remove);
+              if (!merge(reader, port_node, std::move(requirement), remove)) return;
             }
           }
         }
@@ -393,24 +483,30 @@ private:
     }
   }
 
-  void merge(Profile& out, YamlReader& reader, const YAML::Node& at, Requirement requirement, bool remove)
+  // Adds, replaces or removes one requirement. False once the composition
+  // holds k_max_values requirements and this one would be another (reported
+  // once): each from-role, to-role, port and protocol of a list counts, so
+  // a few lines can ask for millions.
+  bool merge(YamlReader& reader, const YAML::Node& at, Requirement requirement, bool remove)
   {
     auto key = requirement.key();
-    auto existing = std::find_if(
-      out.requirements.begin(), out.requirements.end(), [&](const Requirement& r) { return r.key() == key; });
     if (remove) {
-      if (existing == out.requirements.end()) {
-        reader.error(at, fmt::format("'remove' matches no requirement ({})", key));
-      } else {
-        out.requirements.erase(existing);
+      if (!m_requirements.remove(key)) {
+        reader.error(at, fmt::format("'remove' matches no requirement ({})", printable(key)));
       }
-      return;
+      return true;
     }
-    if (existing != out.requirements.end()) {
-      *existing = std::move(requirement);
-    } else {
-      out.requirements.push_back(std::move(requirement));
+    if (m_requirements.size() >= k_max_values && !m_requirements.find(key)) {
+      if (!m_too_many_requirements) {
+        reader.error(at, fmt::format("more than {} requirements (each from-role, to-role, port and protocol counts "
+                                     "once); this is not a profile portmatrix reads",
+                                     k_max_values));
+      }
+      m_too_many_requirements = true;
+      return false;
     }
+    m_requirements.put(key, std::move(requirement));
+    return true;
   }
 
   void read_egress(Profile& out, YamlReader& reader, const YAML::Node& node)
@@ -422,17 +518,17 @@ private:
       host->origin = out.name;
       bool remove = item["remove"] && reader.boolean(item["remove"], "remove").value_or(false);
       if (remove) {
-        auto existing = std::find_if(
-          out.egress.begin(), out.egress.end(), [&](const EgressHost& h) { return h.host == host->host; });
-        if (existing == out.egress.end()) reader.error(item, fmt::format("'remove' matches no host '{}'", host->host));
-        else out.egress.erase(existing);
+        if (!m_egress.remove(host->host)) {
+          reader.error(item, fmt::format("'remove' matches no host '{}'", printable(host->host)));
+        }
       } else {
-        upsert(out.egress, std::move(*host), [](const EgressHost& h) { return h.host; });
+        auto name = host->host;
+        m_egress.put(name, std::move(*host));
       }
     }
   }
 
-  void read_loadbalancer(Profile& out, YamlReader& reader, const YAML::Node& node)
+  void read_loadbalancer(YamlReader& reader, const YAML::Node& node)
   {
     if (!reader.check_map(node, "loadbalancer", {"frontends"})) return;
     auto frontends = node["frontends"];
@@ -446,8 +542,8 @@ private:
         reader.error(item, "a frontend needs 'name' and 'port'");
         continue;
       }
-      if (!out.find_port(frontend.port)) {
-        reader.error(item["port"], fmt::format("unknown port name '{}'", frontend.port));
+      if (!m_ports.find(frontend.port)) {
+        reader.error(item["port"], fmt::format("unknown port name '{}'", printable(frontend.port)));
         continue;
       }
       if (auto backend = item["backend"]) frontend.backend = reader.role(backend, "backend").value_or(Role::master);
@@ -456,12 +552,19 @@ private:
         if (text == "apiserver") frontend.health = HealthCheck::apiserver;
         else if (text && *text != "tcp") reader.error(health, "health must be apiserver or tcp");
       }
-      upsert(out.frontends, std::move(frontend), [](const Frontend& f) { return f.name; });
+      auto name = frontend.name;
+      m_frontends.put(name, std::move(frontend));
     }
   }
 
   Diagnostics& m_sink;
-  std::vector<std::string> m_stack;
+  std::vector<Open> m_stack;
+  Keyed<OptionSpec> m_options;
+  Keyed<NamedPort> m_ports;
+  Keyed<Requirement> m_requirements;
+  bool m_too_many_requirements = false;
+  Keyed<EgressHost> m_egress;
+  Keyed<Frontend> m_frontends;
 };
 
 Diagnostic
@@ -480,45 +583,63 @@ at(const std::string& defined_at, std::string message)
 }
 
 // Checks that need the whole composition: conditions (of requirements and
-// egress hosts) name real options and allowed values, and
-// no deny requirement contradicts an allow one.
+// egress hosts) name real options and allowed values, options set known
+// ports, and no deny requirement contradicts an allow one. Bounded like a
+// file's reading: at most k_max_errors errors, and lookups by hash, so a
+// profile of k_max_values requirements is checked in seconds at most.
 void
 validate(const Profile& profile, Diagnostics& sink)
 {
+  BoundedDiagnostics errors("<profile " + printable(profile.name) + ">", sink);
+  std::unordered_map<std::string_view, std::pair<const OptionSpec*, std::unordered_set<std::string_view>>> options;
+  for (const auto& option : profile.options) {
+    auto& [spec, values] = options[option.name];
+    spec = &option;
+    values.insert(option.values.begin(), option.values.end());
+  }
+  std::unordered_set<std::string_view> ports;
+  for (const auto& port : profile.ports) ports.insert(port.name);
   auto check_condition = [&](const Condition& when, const std::string& defined_at) {
-    const auto* option = profile.find_option(when.option);
-    if (!option) {
-      sink.push_back(at(defined_at, fmt::format("'when' names unknown option '{}'", when.option)));
-    } else if (!option->values.empty() &&
-               std::find(option->values.begin(), option->values.end(), when.value) == option->values.end()) {
-      sink.push_back(at(defined_at, fmt::format("option '{}' cannot be '{}'", option->name, when.value)));
+    auto it = options.find(when.option);
+    if (it == options.end()) {
+      errors.add(at(defined_at, fmt::format("'when' names unknown option '{}'", printable(when.option))));
+    } else if (const auto& [option, values] = it->second; !values.empty() && !values.contains(when.value)) {
+      errors.add(at(defined_at, fmt::format("option '{}' cannot be '{}'", printable(option->name),
+                                            printable(when.value))));
     }
   };
+  // Allows by destination and protocol: a deny is compared with those only.
+  std::map<std::pair<Role, Protocol>, std::vector<const Requirement*>> allows;
   for (const auto& requirement : profile.requirements) {
-    if (requirement.when) check_condition(*requirement.when, requirement.defined_at);
+    if (requirement.expect == Expect::allow) allows[{requirement.to, requirement.protocol}].push_back(&requirement);
   }
-  for (const auto& host : profile.egress) {
-    if (host.when) check_condition(*host.when, host.defined_at);
-  }
-  for (const auto& option : profile.options) {
-    if (!option.sets_port.empty() && !profile.find_port(option.sets_port)) {
-      sink.push_back({"<profile " + profile.name + ">", 0, 0,
-                      fmt::format("option '{}' sets unknown port '{}'", option.name, option.sets_port)});
+  errors.run([&] {
+    for (const auto& requirement : profile.requirements) {
+      if (requirement.when) check_condition(*requirement.when, requirement.defined_at);
     }
-  }
-  for (const auto& deny : profile.requirements) {
-    if (deny.expect != Expect::deny) continue;
-    for (const auto& allow : profile.requirements) {
-      bool exclusive = deny.when && allow.when && deny.when->option == allow.when->option &&
-                       deny.when->value != allow.when->value;
-      if (allow.expect == Expect::allow && allow.to == deny.to && allow.protocol == deny.protocol &&
-          (allow.from == deny.from || allow.from == Role::any) && allow.range.overlaps(deny.range) && !exclusive) {
-        sink.push_back(at(deny.defined_at,
-                          fmt::format("deny {} contradicts allow {} defined at {}", deny.key(), allow.key(),
-                                      allow.defined_at)));
+    for (const auto& host : profile.egress) {
+      if (host.when) check_condition(*host.when, host.defined_at);
+    }
+    for (const auto& option : profile.options) {
+      if (!option.sets_port.empty() && !ports.contains(option.sets_port)) {
+        errors.add(at(option.defined_at, fmt::format("option '{}' sets unknown port '{}'", printable(option.name),
+                                                     printable(option.sets_port))));
       }
     }
-  }
+    for (const auto& deny : profile.requirements) {
+      if (deny.expect != Expect::deny) continue;
+      auto group = allows.find({deny.to, deny.protocol});
+      if (group == allows.end()) continue;
+      for (const auto* allow : group->second) {
+        bool exclusive = deny.when && allow->when && deny.when->option == allow->when->option &&
+                         deny.when->value != allow->when->value;
+        if ((allow->from == deny.from || allow->from == Role::any) && allow->range.overlaps(deny.range) && !exclusive) {
+          errors.add(at(deny.defined_at, fmt::format("deny {} contradicts allow {} defined at {}", printable(deny.key()),
+                                                     printable(allow->key()), allow->defined_at)));
+        }
+      }
+    }
+  });
 }
 
 Expected<Profile, Diagnostics>
@@ -532,22 +653,33 @@ finish(Profile profile, Diagnostics diagnostics)
 } // namespace
 
 Expected<Profile, Diagnostics>
-load_profile(std::string_view spec)
+load_profile(std::string_view spec, const Diagnostic& named_at)
 {
   Diagnostics diagnostics;
   Profile profile;
   Composer composer(diagnostics);
-  std::string_view rest = spec;
+  auto report = [&](std::string message) {
+    auto diagnostic = named_at;
+    diagnostic.message = std::move(message);
+    diagnostics.push_back(std::move(diagnostic));
+  };
   std::vector<std::string> parts;
-  while (!rest.empty()) {
-    auto comma = rest.find(',');
-    auto one = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    if (one.empty()) continue;
-    composer.compose(profile, one, {}, {"--profile", 0, 0, {}});
+  bool empty_name = false;
+  for (std::size_t start = 0; start <= spec.size() && !spec.empty();) {
+    auto comma = std::min(spec.find(',', start), spec.size());
+    auto one = spec.substr(start, comma - start);
+    start = comma + 1;
+    if (one.empty()) {
+      empty_name = true;
+      continue;
+    }
+    composer.compose(profile, one, {}, named_at);
     parts.emplace_back(one);
   }
-  if (parts.empty()) diagnostics.push_back({"--profile", 0, 0, "no profile named"});
+  if (spec.empty()) report("no profile named");
+  if (empty_name) {
+    report(fmt::format("'{}' has an empty profile name (a comma with no name on one side)", printable(spec)));
+  }
   if (parts.size() > 1) {
     // A composition on the command line: it is its own profile, made of the parts.
     profile.name = std::string(spec);
@@ -555,6 +687,7 @@ load_profile(std::string_view spec)
     profile.description = "composed of " + std::string(spec);
     profile.includes = parts;
   }
+  composer.finish(profile);
   return finish(std::move(profile), std::move(diagnostics));
 }
 
@@ -565,6 +698,7 @@ parse_profile(std::string_view text, std::string_view file)
   Profile profile;
   Composer composer(diagnostics);
   composer.compose_text(profile, text, std::string(file));
+  composer.finish(profile);
   return finish(std::move(profile), std::move(diagnostics));
 }
 

@@ -33,6 +33,7 @@ struct OptionSpec
   std::vector<std::string> values; // empty: any value
   std::string sets_port;           // a named port this option's value moves, or empty
   std::string description;
+  std::string defined_at; // "file:line:column" of its name
 };
 
 struct Condition
@@ -129,8 +130,13 @@ std::optional<std::string_view> builtin_profile_text(std::string_view name);
 
 // Loads a profile by built-in name or path, with its includes composed in.
 // `spec` may list several, comma separated ("kubernetes-1.31,flannel-0.27"):
-// they are composed left to right. All problems are returned at once.
-Expected<Profile, Diagnostics> load_profile(std::string_view spec);
+// they are composed left to right; an empty name among them is an error.
+// `named_at` is where the spec was written (an inventory's `profile:` key, or
+// a command-line flag or argument, line 0): errors about the spec itself (an
+// unknown, unreadable or empty name) are reported there. All problems are
+// returned at once.
+Expected<Profile, Diagnostics> load_profile(std::string_view spec,
+                                            const Diagnostic& named_at = {"--profile", 0, 0, {}});
 
 // Parses one profile's text (includes resolved through built-ins and paths
 // relative to `file`). Exposed for the fuzzer and tests.

@@ -100,7 +100,7 @@ parse_port_range(std::string_view text)
   auto last_text = separator == std::string_view::npos ? first_text : text.substr(separator + 1);
   auto first = parse_number(first_text);
   auto last = parse_number(last_text);
-  if (!first || !last) return {std::nullopt, fmt::format("'{}' is not a port or a port range", text)};
+  if (!first || !last) return {std::nullopt, fmt::format("'{}' is not a port or a port range", printable(text))};
   for (auto port : {*first, *last}) {
     if (port < 1 || port > 65535) return {std::nullopt, fmt::format("port {} is outside 1-65535", port)};
   }
@@ -113,8 +113,15 @@ parse_port_range(std::string_view text)
 std::string
 printable(std::string_view text)
 {
+  auto shown = text.substr(0, k_max_quoted);
+  if (shown.size() < text.size()) {
+    // Not in the middle of a UTF-8 sequence: drop continuation bytes and the lead byte they follow.
+    while (!shown.empty() && (static_cast<unsigned char>(text[shown.size()]) & 0xc0) == 0x80) {
+      shown.remove_suffix(1);
+    }
+  }
   std::string out;
-  for (char c : text) {
+  for (char c : shown) {
     auto byte = static_cast<unsigned char>(c);
     if (c == '\0') out += "\\0";
     else if (c == '\t') out += "\\t";
@@ -122,6 +129,7 @@ printable(std::string_view text)
     else if (byte < 0x20 || byte == 0x7f) out += fmt::format("\\x{:02x}", byte);
     else out += c;
   }
+  if (shown.size() < text.size()) out += fmt::format("... ({} bytes)", text.size());
   return out;
 }
 
@@ -131,6 +139,16 @@ to_string(const Diagnostic& diagnostic)
   std::string where = diagnostic.file;
   if (diagnostic.line > 0) where += fmt::format(":{}:{}", diagnostic.line, diagnostic.column);
   return fmt::format("{}: error: {}", where, diagnostic.message);
+}
+
+void
+BoundedDiagnostics::add(Diagnostic diagnostic)
+{
+  if (m_count++ == k_max_errors) {
+    m_sink.push_back({m_file, 0, 0, fmt::format("too many errors (more than {}); fix these first", k_max_errors)});
+    throw Full{};
+  }
+  m_sink.push_back(std::move(diagnostic));
 }
 
 } // namespace portmatrix

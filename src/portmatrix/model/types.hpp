@@ -2,10 +2,12 @@
 // positioned diagnostics that loaders report. Plain data, no I/O.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace portmatrix {
@@ -68,8 +70,56 @@ using Diagnostics = std::vector<Diagnostic>;
 // "file:line:column: error: message"
 std::string to_string(const Diagnostic& diagnostic);
 
-// `text` with control characters written as escapes ("\0", "\t", "\x1b"), for
-// quoting input in a message: an embedded NUL or escape must show, not vanish.
+// How many errors one input (a file, or the checks of a whole profile or
+// inventory) may report; one more ends it with "too many errors".
+constexpr std::size_t k_max_errors = 100;
+
+// Appends one input's diagnostics to a sink, at most k_max_errors of them:
+// the next appends "too many errors (more than 100); fix these first" for
+// `file` instead and ends the walk run() is running, wherever it is. Every
+// add() must happen inside run(). The sink must outlive the collector.
+class BoundedDiagnostics
+{
+public:
+  BoundedDiagnostics(std::string file, Diagnostics& sink) : m_file(std::move(file)), m_sink(sink) {}
+
+  // Runs `walk`; returns false when it was ended at the limit.
+  template <class Walk>
+  bool run(Walk&& walk);
+
+  void add(Diagnostic diagnostic);
+  const std::string& file() const { return m_file; }
+
+private:
+  struct Full
+  {
+  };
+
+  std::string m_file;
+  Diagnostics& m_sink;
+  std::size_t m_count = 0;
+};
+
+template <class Walk>
+bool
+BoundedDiagnostics::run(Walk&& walk)
+{
+  try {
+    walk();
+    return true;
+  } catch (const Full&) {
+    return false;
+  }
+}
+
+// How many bytes of an input value a message quotes; the rest is counted.
+constexpr std::size_t k_max_quoted = 64;
+
+// `text` as a message quotes it: control characters written as escapes ("\0",
+// "\t", "\x1b"), so an embedded NUL or escape shows instead of vanishing, and
+// past k_max_quoted bytes cut (at a character boundary) and followed by
+// "... (N bytes)", so a 5 MB value does not make a 5 MB message. Every input
+// value quoted into a diagnostic goes through here.
 std::string printable(std::string_view text);
 
 } // namespace portmatrix

@@ -50,6 +50,27 @@ private:
   std::size_t m_values = 0;
 };
 
+// Ends the parse at the start of a document: used after the first one, to
+// find where a second begins (yaml-cpp's Load would silently drop it).
+class DocumentStart : public YAML::EventHandler
+{
+public:
+  struct Found
+  {
+    YAML::Mark at;
+  };
+
+  void OnDocumentStart(const YAML::Mark& mark) override { throw Found{mark}; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 // yaml-cpp's scanner holds every token of a flow list until its closing
 // bracket, so counting events comes too late for `[x, x, ...]`: line breaks
 // and commas (at least one per entry after the first) are counted first.
@@ -90,7 +111,13 @@ YamlReader::parse(std::string_view text)
     YAML::Parser parser(in);
     ValueCounter counter;
     parser.HandleNextDocument(counter);
+    DocumentStart second;
+    parser.HandleNextDocument(second);
     root = YAML::Load(in.str());
+  } catch (const DocumentStart::Found& e) {
+    error(e.at, "a second YAML document starts here; a file holds one inventory or profile (its later documents "
+                "would be ignored)");
+    return std::nullopt;
   } catch (const ValueCounter::TooMany& e) {
     error(e.at, fmt::format("more than {} values (keys, scalars, lists, mappings); this is not an input portmatrix "
                             "reads", k_max_values));
@@ -135,9 +162,11 @@ YamlReader::report_duplicate_keys(const YAML::Node& root)
         auto [it, fresh] = first_line.emplace(key, entry.first.Mark().line + 1);
         if (!fresh) {
           found.emplace_back(entry.first.Mark(),
-                             fmt::format("duplicate key '{}' in {} (first at line {})", key, where, it->second));
+                             fmt::format("duplicate key '{}' in {} (first at line {})", printable(key), where, it->second));
         }
-        if (collection(entry.second)) pending.emplace_back(entry.second, where == "the top level" ? key : where + "." + key);
+        if (collection(entry.second)) {
+          pending.emplace_back(entry.second, where == "the top level" ? printable(key) : where + "." + printable(key));
+        }
       }
     }
   }
@@ -150,12 +179,8 @@ YamlReader::report_duplicate_keys(const YAML::Node& root)
 void
 YamlReader::error(const YAML::Mark& at, std::string message)
 {
-  if (m_errors++ == k_max_errors) {
-    m_sink.push_back({m_file, 0, 0, fmt::format("too many errors (more than {}); fix these first", k_max_errors)});
-    throw TooManyErrors{};
-  }
   bool known = !at.is_null() && at.line >= 0;
-  m_sink.push_back({m_file, known ? at.line + 1 : 0, known ? at.column + 1 : 0, std::move(message)});
+  m_errors.add({file(), known ? at.line + 1 : 0, known ? at.column + 1 : 0, std::move(message)});
 }
 
 void
@@ -182,7 +207,7 @@ YamlReader::check_map(const YAML::Node& map, std::string_view what, std::initial
     if (!known) {
       std::string list;
       for (auto name : allowed) list += fmt::format("{}{}", list.empty() ? "" : ", ", name);
-      error(entry.first, fmt::format("unknown key '{}' in {} (known: {})", key, what, list));
+      error(entry.first, fmt::format("unknown key '{}' in {} (known: {})", printable(key), what, list));
     }
   }
   return true;
@@ -238,7 +263,7 @@ YamlReader::role(const YAML::Node& node, std::string_view what)
     error(node,
           fmt::format("unknown role '{}' in {} (known: master, control-plane, worker, mongodb, elasticsearch, "
                       "loadbalancer, client)",
-                      *text,
+                      printable(*text),
                       what));
   }
   return parsed;

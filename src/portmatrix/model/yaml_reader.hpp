@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <yaml-cpp/yaml.h>
 
@@ -15,8 +16,6 @@
 
 namespace portmatrix {
 
-// How many errors one file may report; one more ends the reading (see run()).
-constexpr std::size_t k_max_errors = 100;
 // How many values (scalars, lists, mappings) a document may hold. A
 // 5,000-node inventory has about 60,000; yaml-cpp takes about 0.5 KB a value.
 constexpr std::size_t k_max_values = 250'000;
@@ -26,22 +25,21 @@ class YamlReader
 public:
   // `file` names the input in diagnostics; errors are appended to `sink`,
   // which must outlive the reader.
-  YamlReader(std::string file, Diagnostics& sink) : m_file(std::move(file)), m_sink(sink) {}
+  YamlReader(std::string file, Diagnostics& sink) : m_errors(std::move(file), sink) {}
 
   // Runs `read` (the walk over a parsed document) and returns false when it
   // stopped because the file had more than k_max_errors errors. Every use of
-  // error() must happen inside run(): past the limit, error() throws.
+  // error() must happen inside run(): past the limit, error() ends it.
   template <class Read>
   bool run(Read&& read);
 
-  // Parses the whole text. A syntax error, or more than k_max_values values,
-  // is reported and yields nullopt.
+  // Parses the whole text. A syntax error, more than k_max_values values, or
+  // a second document (after `---`) is reported and yields nullopt.
   // Duplicate keys are reported here, in every mapping of the document, since
   // yaml-cpp keeps both entries and a reader would silently use one of them.
   std::optional<YAML::Node> parse(std::string_view text);
 
-  // Appends a diagnostic. The (k_max_errors + 1)th appends "too many errors"
-  // instead and throws TooManyErrors, which run() catches.
+  // Appends a diagnostic (bounded: see BoundedDiagnostics).
   void error(const YAML::Node& at, std::string message);
   void error(const YAML::Mark& at, std::string message);
 
@@ -59,30 +57,19 @@ public:
   // Position of the key `key` in `map` (the key itself, not its value).
   YAML::Mark key_mark(const YAML::Node& map, std::string_view key) const;
 
-  const std::string& file() const { return m_file; }
+  const std::string& file() const { return m_errors.file(); }
 
 private:
-  struct TooManyErrors
-  {
-  };
-
   void report_duplicate_keys(const YAML::Node& root);
 
-  std::string m_file;
-  Diagnostics& m_sink;
-  std::size_t m_errors = 0;
+  BoundedDiagnostics m_errors;
 };
 
 template <class Read>
 bool
 YamlReader::run(Read&& read)
 {
-  try {
-    read();
-    return true;
-  } catch (const TooManyErrors&) {
-    return false;
-  }
+  return m_errors.run(std::forward<Read>(read));
 }
 
 } // namespace portmatrix

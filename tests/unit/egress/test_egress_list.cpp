@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "model/egress_entry.hpp"
 #include "model/inventory.hpp"
 #include "plan/egress.hpp"
 #include "report/egress_report.hpp"
@@ -173,6 +174,68 @@ TEST(EgressInventory, ShapeErrorsArePositioned)
   EXPECT_NE(all.find("inv.yaml:5:11: error: egress remove"), std::string::npos) << all;
   EXPECT_NE(all.find("inv.yaml:6:28: error: egress replace '*.docker.io' names no host"), std::string::npos) << all;
   EXPECT_NE(all.find("inv.yaml:7:3: error: unknown key 'rename'"), std::string::npos) << all;
+}
+
+TEST(EgressInventory, AnEmptyPortListIsAnError)
+{
+  auto inventory = parse_inventory(std::string("egress: {add: [{host: a.example, ports: []}]}\n") + k_nodes, "inv.yaml");
+  ASSERT_FALSE(inventory.has_value());
+  EXPECT_EQ(joined(inventory.error()), "inv.yaml:1:41: error: ports lists no port (leave it out for 443/https)\n");
+  auto profile = parse_profile("name: p\negress:\n  - {host: b.example, ports: []}\n", "p.yaml");
+  ASSERT_FALSE(profile.has_value());
+  EXPECT_EQ(joined(profile.error()), "p.yaml:3:30: error: ports lists no port (leave it out for 443/https)\n");
+}
+
+TEST(EgressInventory, EachHostIsNamedOnce)
+{
+  auto inventory = parse_inventory(std::string(R"(egress:
+  add:
+    - {host: a.example}
+    - {host: b.example}
+    - {host: A.Example, ports: [8443]}
+  remove: ["*.amazonaws.com", "*.pkg.dev", "*.amazonaws.com"]
+  replace:
+    "*.pkg.dev": mirror.example
+    "*.docker.io": [m1.example, m2.example, M1.example]
+    "*.DOCKER.io": other.example
+)") + k_nodes,
+                                   "inv.yaml");
+  ASSERT_FALSE(inventory.has_value());
+  auto all = joined(inventory.error());
+  auto reported = [&](std::string_view line) { return all.find(line) != std::string::npos; };
+  EXPECT_TRUE(reported("inv.yaml:5:14: error: duplicate egress add host 'A.Example' (first at line 3)")) << all;
+  EXPECT_TRUE(reported("inv.yaml:6:44: error: duplicate egress remove host '*.amazonaws.com' (first at line 6)")) << all;
+  EXPECT_TRUE(reported("inv.yaml:8:5: error: egress host '*.pkg.dev' is both removed (line 6) and replaced")) << all;
+  EXPECT_TRUE(reported("inv.yaml:9:45: error: duplicate replacement host 'M1.example' (first at line 9)")) << all;
+  EXPECT_TRUE(reported("inv.yaml:10:5: error: duplicate egress replace host '*.DOCKER.io' (first at line 9)")) << all;
+  EXPECT_EQ(inventory.error().size(), 5u) << all;
+}
+
+TEST(EgressInventory, HostLabelsNeitherStartNorEndWithAHyphen)
+{
+  for (auto bad : {"-a.example", "a-.example", "a.-example", "a.example-", "*.-x.example", "a..example", "a.example.",
+                   "a_b.example"}) {
+    EXPECT_FALSE(valid_egress_name(bad, true)) << bad;
+  }
+  for (auto good : {"a-b.example", "x--y.example", "1.example", "*.docker.io", "localhost"}) {
+    EXPECT_TRUE(valid_egress_name(good, true)) << good;
+  }
+  EXPECT_FALSE(valid_egress_name(std::string(64, 'a') + ".example", false));
+  EXPECT_TRUE(valid_egress_name(std::string(63, 'a') + ".example", false));
+  auto inventory = parse_inventory(std::string(R"(egress:
+  add: [{host: -b.example}, {host: c-.example, serves: [d-.example]}]
+  replace: {"*.docker.io": [-m.example]}
+)") + k_nodes,
+                                   "inv.yaml");
+  ASSERT_FALSE(inventory.has_value());
+  auto all = joined(inventory.error());
+  EXPECT_NE(all.find("inv.yaml:2:16: error: host '-b.example' is not a host name or *.domain (dot-separated labels of "
+                     "1-63 letters, digits and '-', none starting or ending with '-')"),
+            std::string::npos)
+    << all;
+  EXPECT_NE(all.find("inv.yaml:2:36: error: host 'c-.example' is not a host name"), std::string::npos) << all;
+  EXPECT_NE(all.find("inv.yaml:3:29: error: replacement '-m.example' is not a host name"), std::string::npos) << all;
+  EXPECT_EQ(inventory.error().size(), 4u) << all; // and "egress replace '*.docker.io' names no host"
 }
 
 TEST(EgressInventory, OverridesMustMatchTheProfile)

@@ -84,6 +84,32 @@ nodes:
   EXPECT_EQ(errors.size(), 10u);
 }
 
+TEST(Inventory, LongValuesAreCutInMessages)
+{
+  std::string huge(1'000'000, 'x');
+  std::string key(1000, 'k'); // YAML allows at most 1024 characters in a simple key
+  auto errors = errors_of("nodes:\n  - name: " + huge + "\n    address: 10.0.0.1\n    roles: [" + huge + "]\n    " +
+                          key + ": 1\n");
+  auto cut = std::string(64, 'x') + "... (1000000 bytes)";
+  EXPECT_TRUE(has(errors, 2, 11, "node name '" + cut + "' must be 1-63"));
+  EXPECT_TRUE(has(errors, 4, 13, "unknown role '" + cut + "' in roles"));
+  EXPECT_TRUE(has(errors, 5, 5, "unknown key '" + std::string(64, 'k') + "... (1000 bytes)' in a node"));
+  EXPECT_EQ(errors.size(), 3u);
+  for (const auto& error : errors) EXPECT_LT(error.message.size(), 300u);
+}
+
+TEST(Inventory, RemembersWhereItsProfileIsNamed)
+{
+  auto inventory = parse_inventory("cluster: x\nprofile: [apinizer, flannel-0.27]\n"
+                                   "nodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n",
+                                   "inv.yaml");
+  ASSERT_TRUE(inventory.has_value());
+  EXPECT_EQ(inventory->profile, "apinizer,flannel-0.27");
+  EXPECT_EQ(to_string(inventory->profile_at), "inv.yaml:2:1: error: ");
+  auto errors = errors_of("profile: [apinizer, '']\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n");
+  EXPECT_TRUE(has(errors, 1, 21, "an empty profile name"));
+}
+
 TEST(Inventory, ReportsSyntaxErrorsWithTheirPosition)
 {
   auto errors = errors_of("nodes:\n  - {name: a, address: [\n");
@@ -97,6 +123,36 @@ TEST(Inventory, RejectsEmptyAndNonMappingDocuments)
   EXPECT_TRUE(has(errors_of(""), 0, 0, "empty"));
   EXPECT_TRUE(has(errors_of("- a\n- b\n"), 1, 1, "must be a mapping"));
   EXPECT_TRUE(has(errors_of("cluster: x\n"), 1, 1, "no 'nodes'"));
+  EXPECT_TRUE(has(errors_of("cluster: x\nnodes: []\n"), 2, 8, "the inventory lists no nodes"));
+}
+
+// An empty optional section means what leaving it out means (README:
+// Inventory): no overrides, no client networks, SSH from anywhere.
+TEST(Inventory, EmptyOptionalSectionsAreLikeLeavingThemOut)
+{
+  auto inventory = parse_inventory(R"(options: {}
+ports: {}
+admin_cidrs: []
+client_cidrs: []
+egress: {add: [], remove: [], replace: {}}
+nodes: [{name: a, address: 10.0.0.1, roles: [master]}]
+)",
+                                   "inv.yaml");
+  ASSERT_TRUE(inventory.has_value()) << to_string(inventory.error().front());
+  EXPECT_TRUE(inventory->options.empty());
+  EXPECT_TRUE(inventory->port_overrides.empty());
+  EXPECT_TRUE(inventory->admin_cidrs.empty());
+  EXPECT_TRUE(inventory->egress.add.empty());
+}
+
+TEST(Inventory, ASecondDocumentIsAnError)
+{
+  auto errors = errors_of("nodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n---\nnodes: []\n");
+  EXPECT_TRUE(has(errors, 2, 1, "a second YAML document starts here"));
+  EXPECT_EQ(errors.size(), 1u);
+  EXPECT_TRUE(has(errors_of("cluster: a\n...\n--- \n"), 3, 1, "a second YAML document"));
+  // One document with its markers is fine.
+  EXPECT_TRUE(parse_inventory("---\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n...\n", "inv.yaml"));
 }
 
 TEST(Inventory, ChecksOptionsAndOverridesAgainstTheProfile)
@@ -116,6 +172,19 @@ nodes: [{name: m1, address: 10.0.0.1, roles: [master]}]
   EXPECT_EQ(problems.size(), 3u);
 }
 
+TEST(Inventory, ItsChecksAgainstTheProfileStopAfterAHundredErrors)
+{
+  std::string options = "options:\n";
+  for (int i = 0; i < 300; ++i) options += "  colour" + std::to_string(i) + ": red\n";
+  auto inventory = parse_inventory(options + "nodes: [{name: m1, address: 10.0.0.1, roles: [master]}]\n", "inv.yaml");
+  ASSERT_TRUE(inventory.has_value());
+  auto profile = load_profile("apinizer");
+  ASSERT_TRUE(profile.has_value());
+  auto problems = check_against(*inventory, *profile);
+  ASSERT_EQ(problems.size(), k_max_errors + 1);
+  EXPECT_EQ(to_string(problems.back()), "inv.yaml: error: too many errors (more than 100); fix these first");
+}
+
 TEST(Inventory, AddressAndCidrParsing)
 {
   bool ipv6 = false;
@@ -126,6 +195,21 @@ TEST(Inventory, AddressAndCidrParsing)
   EXPECT_FALSE(parse_cidr("fd00::/129", ipv6));
   EXPECT_FALSE(parse_cidr("10.0.0.0/", ipv6));
   EXPECT_FALSE(parse_address("10.0.0", ipv6));
+}
+
+TEST(Inventory, ACidrWithHostBitsSaysWhichNetworkIsMeant)
+{
+  auto errors = errors_of(R"(admin_cidrs: [10.0.0.1/24, 10.0.0.0/24, 10.1.2.3/32, 10.1.2.3, 0.0.0.0/0, 192.168.7.255/21]
+client_cidrs: ["fd00::1/64", "fd00::/64", "2001:db8:ffff::/33", "::/0"]
+nodes: [{name: a, address: 10.0.0.1, roles: [master]}]
+)");
+  EXPECT_TRUE(has(errors, 1, 15, "10.0.0.1/24 in admin_cidrs has bits set past its prefix: 10.0.0.0/24 is probably "
+                                 "meant (or 10.0.0.1 for that host alone)"));
+  EXPECT_TRUE(has(errors, 1, 75, "192.168.7.255/21 in admin_cidrs has bits set past its prefix: 192.168.0.0/21"));
+  EXPECT_TRUE(has(errors, 2, 16, "fd00::1/64 in client_cidrs has bits set past its prefix: fd00::/64 is probably meant "
+                                 "(or fd00::1 for that host alone)"));
+  EXPECT_TRUE(has(errors, 2, 43, "2001:db8:ffff::/33 in client_cidrs has bits set past its prefix: 2001:db8:8000::/33"));
+  EXPECT_EQ(errors.size(), 4u);
 }
 
 TEST(Inventory, AnAddressWithAnEmbeddedNulIsNoAddress)
@@ -146,6 +230,58 @@ nodes:
   EXPECT_TRUE(has(errors, 2, 15, "'10.0.0.0/8\\0' in admin_cidrs is not an address or CIDR"));
   EXPECT_TRUE(has(errors, 4, 24, "'1.2.3.4\\0garbage' is not an IPv4 or IPv6 address"));
   EXPECT_EQ(errors.size(), 3u);
+}
+
+TEST(Inventory, UnspecifiedBroadcastAndMulticastAddressesAreNoHostsAddress)
+{
+  auto errors = errors_of(R"(loadbalancer: {vip: 224.0.0.18}
+nodes:
+  - {name: a, address: 0.0.0.0, roles: [worker]}
+  - {name: b, address: "::", roles: [worker]}
+  - {name: c, address: 255.255.255.255, roles: [worker]}
+  - {name: d, address: 239.1.2.3, roles: [worker]}
+  - {name: e, address: "ff02::1", roles: [worker]}
+  - {name: f, address: "::ffff:0.0.0.0", roles: [worker]}
+  - {name: g, address: 223.255.255.255, roles: [worker]}
+  - {name: h, address: 240.0.0.1, roles: [worker]}
+  - {name: i, address: "fe80::1", roles: [worker]}
+)");
+  EXPECT_TRUE(has(errors, 1, 21, "vip 224.0.0.18 is a multicast address; the VIP must be a unicast address"));
+  EXPECT_TRUE(has(errors, 3, 24, "address 0.0.0.0 is the unspecified address; a node needs a unicast address"));
+  EXPECT_TRUE(has(errors, 4, 24, "address :: is the unspecified address"));
+  EXPECT_TRUE(has(errors, 5, 24, "address 255.255.255.255 is the broadcast address"));
+  EXPECT_TRUE(has(errors, 6, 24, "address 239.1.2.3 is a multicast address"));
+  EXPECT_TRUE(has(errors, 7, 24, "address ff02::1 is a multicast address"));
+  EXPECT_TRUE(has(errors, 8, 24, "address ::ffff:0.0.0.0 is the unspecified address"));
+  EXPECT_EQ(errors.size(), 7u); // 223.255.255.255, 240.0.0.1 and fe80::1 are unicast
+  EXPECT_TRUE(has(errors_of("loadbalancer: {vip: \"::\"}\nnodes: [{name: a, address: 10.0.0.1, roles: [master]}]\n"),
+                  1, 21, "vip :: is the unspecified address"));
+}
+
+TEST(Inventory, InterfacesAreLinuxInterfaceNames)
+{
+  auto errors = errors_of(R"(loadbalancer: {vip: 10.0.0.100, interface: "eth 0"}
+nodes:
+  - {name: a, address: 10.0.0.1, roles: [loadbalancer], interface: "et\th0"}
+  - {name: b, address: 10.0.0.2, roles: [loadbalancer], interface: "eth0\e[31m"}
+  - {name: c, address: 10.0.0.3, roles: [loadbalancer], interface: abcdefghijklmnop}
+  - {name: d, address: 10.0.0.4, roles: [loadbalancer], interface: ../eth0}
+  - {name: e, address: 10.0.0.5, roles: [loadbalancer], interface: ".."}
+  - {name: f, address: 10.0.0.6, roles: [loadbalancer], interface: ""}
+  - {name: g, address: 10.0.0.7, roles: [loadbalancer], interface: "eth0:1"}
+  - {name: h, address: 10.0.0.8, roles: [loadbalancer], interface: abcdefghijklmno}
+  - {name: i, address: 10.0.0.9, roles: [loadbalancer], interface: enp0s31f6.100}
+)");
+  EXPECT_TRUE(has(errors, 1, 44, "interface 'eth 0' is not a Linux interface name (1-15 bytes, no '/', ':', white space "
+                                 "or control characters, not '.' or '..')"));
+  EXPECT_TRUE(has(errors, 3, 68, "interface 'et\\th0' is not a Linux interface name"));
+  EXPECT_TRUE(has(errors, 4, 68, "interface 'eth0\\x1b[31m' is not"));
+  EXPECT_TRUE(has(errors, 5, 68, "interface 'abcdefghijklmnop' is not"));
+  EXPECT_TRUE(has(errors, 6, 68, "interface '../eth0' is not"));
+  EXPECT_TRUE(has(errors, 7, 68, "interface '..' is not"));
+  EXPECT_TRUE(has(errors, 8, 68, "interface '' is not"));
+  EXPECT_TRUE(has(errors, 9, 68, "interface 'eth0:1' is not"));
+  EXPECT_EQ(errors.size(), 8u); // 15 bytes, and a VLAN's dot, are fine
 }
 
 TEST(Inventory, OneAddressWrittenTwoWaysIsADuplicate)

@@ -1,8 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
+
+#include <fmt/format.h>
 
 #include "model/profile.hpp"
 #include "model/yaml_reader.hpp"
@@ -26,6 +33,39 @@ count_between(const Profile& profile, Role from, Role to, Expect expect = Expect
     return r.from == from && r.to == to && r.expect == expect;
   });
 }
+
+// A `ports:` section of `count` ports p0, p1, ... (1000 up) on `protocol`,
+// and their names, comma separated.
+std::pair<std::string, std::string>
+numbered_ports(int count, std::string_view protocol)
+{
+  std::string ports = "ports:\n";
+  std::string names;
+  for (int i = 0; i < count; ++i) {
+    ports += fmt::format("  p{}: {{port: {}, protocol: {}}}\n", i, 1000 + i, protocol);
+    names += fmt::format("{}p{}", names.empty() ? "" : ", ", i);
+  }
+  return {ports, names};
+}
+
+// Profile files in a directory of their own, removed with it.
+class ProfileDir
+{
+public:
+  ProfileDir() : m_root(std::filesystem::temp_directory_path() / ("pm-profiles-" + std::to_string(::getpid())))
+  {
+    std::filesystem::create_directories(m_root / "sub");
+  }
+  ~ProfileDir() { std::filesystem::remove_all(m_root); }
+  std::string write(const std::string& name, const std::string& text)
+  {
+    std::ofstream(m_root / name) << text;
+    return (m_root / name).string();
+  }
+
+private:
+  std::filesystem::path m_root;
+};
 
 } // namespace
 
@@ -168,6 +208,15 @@ requirements:
   EXPECT_NE(all.find("p.yaml:9:40: error: unknown port name 'nope'"), std::string::npos) << all;
 }
 
+TEST(Profile, ASecondDocumentIsAnError)
+{
+  auto result = parse_profile("name: a\nports: {p: {port: 100, protocol: tcp}}\n---\nname: b\n", "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  EXPECT_EQ(to_string(result.error()[0]), "p.yaml:3:1: error: a second YAML document starts here; a file holds one "
+                                          "inventory or profile (its later documents would be ignored)");
+}
+
 TEST(Profile, DenyContradictingAllowIsAnError)
 {
   auto result = parse_profile(R"(name: contradiction
@@ -191,6 +240,68 @@ TEST(Profile, IncludeCyclesAndUnknownIncludesAreErrors)
   auto device = parse_profile("name: x\ninclude: [/dev/zero]\n", "p.yaml");
   ASSERT_FALSE(device.has_value());
   EXPECT_NE(device.error()[0].message.find("not a regular file"), std::string::npos);
+}
+
+TEST(Profile, ErrorsAboutTheSpecAreReportedWhereItWasWritten)
+{
+  Diagnostic key{"inv.yaml", 2, 1, {}};
+  auto unknown = load_profile("apinizer,nosuch", key);
+  ASSERT_FALSE(unknown.has_value());
+  ASSERT_EQ(unknown.error().size(), 1u);
+  EXPECT_EQ(to_string(unknown.error()[0]).substr(0, 50), "inv.yaml:2:1: error: unknown profile 'nosuch' (bui");
+  auto unreadable = load_profile("/nonexistent/p.yaml");
+  ASSERT_FALSE(unreadable.has_value());
+  EXPECT_EQ(to_string(unreadable.error()[0]),
+            "--profile: error: cannot read profile '/nonexistent/p.yaml': not a regular file");
+}
+
+TEST(Profile, AnEmptyNameInACompositionIsAnError)
+{
+  for (auto spec : {"apinizer,", ",apinizer", "kubernetes-1.31,,flannel-0.27", ","}) {
+    auto result = load_profile(spec);
+    ASSERT_FALSE(result.has_value()) << spec;
+    ASSERT_EQ(result.error().size(), 1u) << spec;
+    EXPECT_EQ(to_string(result.error()[0]),
+              fmt::format("--profile: error: '{}' has an empty profile name (a comma with no name on one side)", spec));
+  }
+  auto none = load_profile("", {"inv.yaml", 3, 1, {}});
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(to_string(none.error()[0]), "inv.yaml:3:1: error: no profile named");
+}
+
+TEST(Profile, AnIncludeCycleIsNamedFileByFile)
+{
+  ProfileDir dir;
+  auto a = dir.write("a.yaml", "name: a\ninclude: [./sub/b.yaml]\n");
+  dir.write("sub/b.yaml", "name: b\ninclude: [../a.yaml]\n");
+  auto result = load_profile(a);
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  auto b = a.substr(0, a.size() - 6) + "sub/b.yaml";
+  EXPECT_EQ(to_string(result.error()[0]),
+            fmt::format("{}:2:11: error: include cycle: {} includes {} includes {}", b, a, b, a));
+  auto self = dir.write("self.yaml", "name: self\ninclude: [self.yaml]\n");
+  result = load_profile(self);
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(to_string(result.error()[0]), fmt::format("{}:2:11: error: include cycle: {} includes {}", self, self, self));
+}
+
+TEST(Profile, IncludesNestAtMostSixteenDeep)
+{
+  ProfileDir dir;
+  std::string first;
+  for (int i = 0; i < 20; ++i) {
+    auto path = dir.write(fmt::format("p{}.yaml", i), fmt::format("name: p{}\ninclude: [p{}.yaml]\n", i, i + 1));
+    if (i == 0) first = path;
+  }
+  dir.write("p20.yaml", "name: p20\n");
+  auto result = load_profile(first);
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  EXPECT_EQ(result.error()[0].line, 2);
+  EXPECT_NE(result.error()[0].file.find("p16.yaml"), std::string::npos);
+  EXPECT_NE(result.error()[0].message.find("profile includes nest deeper than 16 (at "), std::string::npos);
+  EXPECT_EQ(result.error()[0].message.find("./"), std::string::npos);
 }
 
 TEST(Profile, RemoveDropsARequirementAndLaterDefinitionsReplace)
@@ -267,6 +378,14 @@ options: {o: {default: "1", values: ["1", "65535"], sets_port: a}, p: {default: 
             "p.yaml:3:24: error: option 'o' value 'none' is not a port (1-65535) (it sets port 'a')");
 }
 
+TEST(Profile, AnOptionThatSetsAnUnknownPortIsPositioned)
+{
+  auto result = parse_profile("name: p\noptions:\n  o: {default: \"1000\", sets_port: nosuch}\n", "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  EXPECT_EQ(to_string(result.error()[0]), "p.yaml:3:3: error: option 'o' sets unknown port 'nosuch'");
+}
+
 TEST(Profile, AFileStopsAfterAHundredErrors)
 {
   std::string text = "name: many\nrequirements:\n";
@@ -275,6 +394,38 @@ TEST(Profile, AFileStopsAfterAHundredErrors)
   ASSERT_FALSE(result.has_value());
   ASSERT_EQ(result.error().size(), k_max_errors + 1);
   EXPECT_EQ(to_string(result.error().back()), "p.yaml: error: too many errors (more than 100); fix these first");
+}
+
+TEST(Profile, ItsChecksStopAfterAHundredErrors)
+{
+  // 300 ports, each allowed from any client and denied to clients: 600 contradictions.
+  auto [ports, names] = numbered_ports(300, "tcp");
+  auto result = parse_profile("name: many\n" + ports + "requirements:\n  - {from: any, to: [master, worker], ports: [" +
+                                names + "]}\n  - {from: client, to: [master, worker], ports: [" + names +
+                                "], expect: deny}\n",
+                              "p.yaml");
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), k_max_errors + 1);
+  EXPECT_NE(result.error().front().message.find("contradicts"), std::string::npos);
+  EXPECT_EQ(to_string(result.error().back()), "<profile many>: error: too many errors (more than 100); fix these first");
+}
+
+TEST(Profile, AProfileOfMoreRequirementsThanAnyClusterIsRefusedQuickly)
+{
+  // One line asks for 7 sources x 7 destinations x 2,600 ports x 2 protocols: 254,800 requirements.
+  auto [ports, names] = numbered_ports(2600, "[tcp, udp]");
+  auto start = std::chrono::steady_clock::now();
+  auto result = parse_profile("name: huge\n" + ports +
+                                "requirements:\n  - {from: [any, master, worker, mongodb, elasticsearch, loadbalancer, "
+                                "client], to: [vip, master, worker, mongodb, elasticsearch, loadbalancer, client], "
+                                "ports: [" + names + "]}\n",
+                              "p.yaml");
+  // About 2 s (0.25 million requirements composed); one key lookup after another took hours.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().size(), 1u);
+  EXPECT_EQ(result.error()[0].line, 2604);
+  EXPECT_NE(result.error()[0].message.find("more than 250000 requirements"), std::string::npos);
 }
 
 } // namespace portmatrix

@@ -37,4 +37,18 @@ TEST(Diagnostic, PrintsFileLineColumn)
   EXPECT_EQ(to_string(Diagnostic{"inv.yaml", 0, 0, "bad"}), "inv.yaml: error: bad");
 }
 
+TEST(Printable, EscapesControlCharacters)
+{
+  using namespace std::string_view_literals;
+  EXPECT_EQ(printable("a\0b\tc\nd\x1b"sv), "a\\0b\\tc\\nd\\x1b");
+}
+
+TEST(Printable, CutsLongValuesAndSaysHowLongTheyWere)
+{
+  EXPECT_EQ(printable(std::string(64, 'x')), std::string(64, 'x'));
+  EXPECT_EQ(printable(std::string(5'000'000, 'x')), std::string(64, 'x') + "... (5000000 bytes)");
+  // Never in the middle of a UTF-8 character: "é" is 2 bytes, the 64th would be its first.
+  EXPECT_EQ(printable(std::string(63, 'x') + "\xc3\xa9" + "tail"), std::string(63, 'x') + "... (69 bytes)");
+}
+
 } // namespace portmatrix

@@ -144,7 +144,9 @@ bench_size_conntrack() { # ITEM NODES
 }
 
 # One check before the measured ones (ARP, page cache, the agents' first
-# allocations); BENCH_WARMUP=0 (the quick run) skips it.
-bench_warm_up() {
-  [[ ${BENCH_WARMUP:-1} == 0 ]] || ck_check warmup
+# allocations), with the measured checks' arguments (a warm-up cut short by
+# the default --deadline warms only part of the flows); BENCH_WARMUP=0 (the
+# quick run) skips it.
+bench_warm_up() { # [CHECK ARGS...]
+  [[ ${BENCH_WARMUP:-1} == 0 ]] || ck_check warmup "$@"
 }

@@ -71,7 +71,7 @@ ck_start_agents
 bench_record "$ITEM" "agents up" "$(($(ck_now_ms) - t0))" ms
 ck_wait_backends
 
-bench_warm_up
+bench_warm_up --deadline 120
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   bench_agents_cpu >"$CK_WORK/cpu-before"
   bench_check "$ITEM" "0|1" --deadline 120

@@ -148,6 +148,7 @@ public:
     std::string text;
     if (auto builtin = builtin_profile_text(spec); builtin && !looks_like_path(spec)) {
       file = fmt::format("<builtin>/{}.yaml", spec);
+      if (!may_open(file, where)) return;
       text = *builtin;
     } else if (looks_like_path(spec)) {
       std::filesystem::path path(spec);
@@ -156,7 +157,7 @@ public:
         path = (std::filesystem::path(relative_to).parent_path() / path).lexically_normal();
       }
       file = path.string();
-      if (!may_open(file, where)) return;
+      if (!may_open(file, where)) return; // before reading it
       std::error_code error;
       if (!std::filesystem::is_regular_file(path, error)) {
         report(where, fmt::format("cannot read profile '{}': not a regular file", printable(file)));
@@ -180,7 +181,6 @@ public:
       report(where, fmt::format("unknown profile '{}' (built-in: {}; or give a path)", printable(spec), known));
       return;
     }
-    if (!may_open(file, where)) return;
     compose_text(out, text, file);
   }
 

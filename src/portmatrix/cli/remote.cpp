@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -134,6 +137,14 @@ plan_run(const Plan& plan, const SshArgs& args)
   RemoteRun run;
   run.id = new_run_id();
   run.inventory = args.inventory_path;
+  std::ifstream in(args.inventory_path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) {
+    std::cerr << fmt::format("portmatrix: --ssh: cannot read {}\n", args.inventory_path);
+    return std::nullopt;
+  }
+  run.inventory_text = text.str();
   run.keep_binary = args.keep_binary;
   std::string file;
   const auto& profile = args.profile.empty() ? plan.inventory.profile : args.profile;
@@ -212,7 +223,11 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
   auto runner = args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner();
   bool tty = !args.dry_run && ::isatty(STDERR_FILENO) == 1;
   Fleet fleet(*runner, plan.inventory, *run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress());
-  SignalTeardown on_signal([&] { fleet.teardown(); });
+  SignalTeardown on_signal([&] {
+    fleet.teardown();
+    std::error_code ignored;
+    std::filesystem::remove_all(control.path(), ignored); // _exit follows: no destructor will
+  });
 
   // A fresh secret per run, known to this process and, through ssh's
   // standard input, to the agents; never on a command line or a disk.
@@ -230,7 +245,7 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
   });
   if (args.dry_run) {
     fleet.teardown();
-    print_dry_run(fleet, " < token on standard input",
+    print_dry_run(fleet, "< token on standard input",
                   "# (when every agent is up: the check runs here, from this workstation, to the agents' control ports)");
     return 0;
   }
@@ -296,10 +311,12 @@ testsuites_of(const NodeReport& r, const std::string& suffix)
   auto begin = r.output.find("<testsuite ");
   auto end = r.output.rfind("</testsuites>");
   if (begin == std::string::npos || end == std::string::npos || end < begin) return {};
-  auto inner = r.output.substr(begin, end - begin);
+  auto inner = "  " + r.output.substr(begin, end - begin);
   auto name = inner.find("name=\"");
   auto close = name == std::string::npos ? name : inner.find('"', name + 6);
-  if (close != std::string::npos) inner.replace(name + 6, close - name - 6, xml_escape(r.node) + suffix);
+  if (name != std::string::npos && close != std::string::npos) {
+    inner.replace(name + 6, close - name - 6, xml_escape(r.node) + suffix);
+  }
   return inner;
 }
 
@@ -319,7 +336,11 @@ command_nodes_ssh(const Plan& plan, const SshArgs& args, const std::string& subc
   auto runner = args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner();
   bool tty = !args.dry_run && ::isatty(STDERR_FILENO) == 1;
   Fleet fleet(*runner, plan.inventory, *run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress());
-  SignalTeardown on_signal([&] { fleet.teardown(); });
+  SignalTeardown on_signal([&] {
+    fleet.teardown();
+    std::error_code ignored;
+    std::filesystem::remove_all(control.path(), ignored); // _exit follows: no destructor will
+  });
   fleet.prepare();
   std::vector<NodeReport> reports(fleet.sessions().size());
   std::atomic<std::size_t> done{0};

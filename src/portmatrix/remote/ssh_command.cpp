@@ -180,10 +180,12 @@ failure_reason(std::string_view step, std::string_view output, int status)
     start = end == std::string_view::npos ? output.size() : end + 1;
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.remove_suffix(1);
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
-    if (line.empty() || line.starts_with("Warning: Permanently added")) continue;
+    // ssh's banners ("@@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@@") say what the last lines say.
+    if (line.empty() || line.starts_with("Warning: Permanently added") || line.front() == '@') continue;
     words += (words.empty() ? "" : "; ") + std::string(line);
   }
-  if (words.size() > 300) words = words.substr(0, 297) + "...";
+  // Long output ends with the conclusion ("Host key verification failed."): keep the end.
+  if (words.size() > 300) words = "..." + words.substr(words.size() - 297);
   if (words.empty()) words = status < 0 ? "could not be started" : fmt::format("exit status {}", status);
   return fmt::format("{}: {}: {}", step, classify_failure(output), words);
 }

@@ -75,8 +75,8 @@ private:
 std::string_view classify_failure(std::string_view output);
 
 // The reason a node failed: "<step>: <kind>: <ssh's words>", its words being
-// the output's lines (blank lines and ssh's "Warning: Permanently added"
-// dropped) joined with "; ", cut at 300 bytes.
+// the output's lines (blank lines, ssh's "Warning: Permanently added" and
+// its '@' banners dropped) joined with "; ", the last 300 bytes of them.
 std::string failure_reason(std::string_view step, std::string_view output, int status);
 
 } // namespace portmatrix

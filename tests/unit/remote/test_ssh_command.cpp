@@ -136,6 +136,13 @@ TEST(SshCommand, FailuresAreClassifiedFromSshsOwnWords)
                                255);
   EXPECT_EQ(reason, "connect: auth: root@10.0.0.1: Permission denied (publickey).");
   EXPECT_EQ(failure_reason("agent", "", 255), "agent: failed: exit status 255");
+  // ssh's banner is left out, and of long output the end is kept: its conclusion.
+  auto changed = failure_reason("connect",
+                                "@@@@@@@@@@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n" +
+                                  std::string(400, 'x') + "\nHost key verification failed.\n",
+                                255);
+  EXPECT_TRUE(changed.starts_with("connect: host key: ...x")) << changed;
+  EXPECT_TRUE(changed.ends_with("; Host key verification failed.")) << changed;
 }
 
 } // namespace portmatrix

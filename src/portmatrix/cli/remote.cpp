@@ -214,7 +214,6 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
   auto run = plan_run(plan, args);
   if (!run) return k_exit_input;
   auto lifetime = agent_lifetime(args, options);
-  run->persist = lifetime + std::chrono::seconds(30);
   ControlDirectory control;
   if (control.path().empty()) {
     std::cerr << "portmatrix: " << control.error() << "\n";

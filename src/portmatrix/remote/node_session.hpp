@@ -26,7 +26,9 @@ struct RemoteRun
   std::string inventory;     // the local inventory file (named in --dry-run)
   std::string inventory_text; // its content, written on the nodes through ssh's standard input
   bool keep_binary = false;  // keep the binary in ~/.cache/portmatrix/ of the ssh user
-  std::chrono::seconds persist{60}; // the master lives this long after its last session
+  // The master lives this long after its last session: long enough for a
+  // node that waits its turn (--parallel), short after a workstation died.
+  std::chrono::seconds persist{120};
 };
 
 class NodeSession

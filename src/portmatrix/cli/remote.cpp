@@ -198,6 +198,44 @@ print_dry_run(Fleet& fleet, std::string_view marks, const std::string& middle)
   }
 }
 
+// Everything one --ssh command holds while it runs, torn down in reverse:
+// the signal thread first, then every node, then the control directory.
+struct SshRun
+{
+  RemoteRun run;
+  ControlDirectory control;
+  std::unique_ptr<Runner> runner;
+  bool tty;
+  Fleet fleet;
+  SignalTeardown on_signal;
+
+  SshRun(RemoteRun settings, const Plan& plan, const SshArgs& args)
+    : run(std::move(settings)),
+      runner(args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner()),
+      tty(!args.dry_run && ::isatty(STDERR_FILENO) == 1),
+      fleet(*runner, plan.inventory, run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress()),
+      on_signal([this] {
+        fleet.teardown();
+        std::error_code ignored;
+        std::filesystem::remove_all(control.path(), ignored); // _exit follows: no destructor will
+      })
+  {
+  }
+
+  // Prints the problem and returns nullptr when the run cannot start.
+  static std::unique_ptr<SshRun> start(const Plan& plan, const SshArgs& args)
+  {
+    auto settings = plan_run(plan, args);
+    if (!settings) return nullptr;
+    auto ssh = std::make_unique<SshRun>(std::move(*settings), plan, args);
+    if (ssh->control.path().empty()) {
+      std::cerr << "portmatrix: " << ssh->control.error() << "\n";
+      return nullptr;
+    }
+    return ssh;
+  }
+};
+
 std::chrono::seconds
 agent_lifetime(const SshArgs& args, const CheckOptions& options)
 {
@@ -211,22 +249,11 @@ agent_lifetime(const SshArgs& args, const CheckOptions& options)
 int
 command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, const CheckWithAgents& check)
 {
-  auto run = plan_run(plan, args);
-  if (!run) return k_exit_input;
+  auto ssh = SshRun::start(plan, args);
+  if (!ssh) return k_exit_input;
+  auto& fleet = ssh->fleet;
+  bool tty = ssh->tty;
   auto lifetime = agent_lifetime(args, options);
-  ControlDirectory control;
-  if (control.path().empty()) {
-    std::cerr << "portmatrix: " << control.error() << "\n";
-    return k_exit_input;
-  }
-  auto runner = args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner();
-  bool tty = !args.dry_run && ::isatty(STDERR_FILENO) == 1;
-  Fleet fleet(*runner, plan.inventory, *run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress());
-  SignalTeardown on_signal([&] {
-    fleet.teardown();
-    std::error_code ignored;
-    std::filesystem::remove_all(control.path(), ignored); // _exit follows: no destructor will
-  });
 
   // A fresh secret per run, known to this process and, through ssh's
   // standard input, to the agents; never on a command line or a disk.
@@ -325,21 +352,10 @@ int
 command_nodes_ssh(const Plan& plan, const SshArgs& args, const std::string& subcommand,
                   const std::vector<std::string>& forward, const std::string& format, const std::string& output)
 {
-  auto run = plan_run(plan, args);
-  if (!run) return k_exit_input;
-  ControlDirectory control;
-  if (control.path().empty()) {
-    std::cerr << "portmatrix: " << control.error() << "\n";
-    return k_exit_input;
-  }
-  auto runner = args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner();
-  bool tty = !args.dry_run && ::isatty(STDERR_FILENO) == 1;
-  Fleet fleet(*runner, plan.inventory, *run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress());
-  SignalTeardown on_signal([&] {
-    fleet.teardown();
-    std::error_code ignored;
-    std::filesystem::remove_all(control.path(), ignored); // _exit follows: no destructor will
-  });
+  auto ssh = SshRun::start(plan, args);
+  if (!ssh) return k_exit_input;
+  auto& fleet = ssh->fleet;
+  bool tty = ssh->tty;
   fleet.prepare();
   std::vector<NodeReport> reports(fleet.sessions().size());
   std::atomic<std::size_t> done{0};

@@ -223,6 +223,15 @@ text = sys.stdin.read()
 assert text.index("# node master1") < text.index("# node worker1"), "nodes out of order"
 master1 = text[text.index("# node master1"):text.index("# node", text.index("# node master1") + 1)]
 assert "worker1" not in master1, "another node in master1 part"' <<<"$out"
+expect 2 "check --ssh --coordinator of no node" -- "$pm" check --inventory "$inv" --ssh --dry-run --coordinator nosuch &&
+  contains "no node 'nosuch'" "an unknown coordinator is named"
+expect 0 "check --ssh --coordinator --dry-run" -- "$pm" check --inventory "$inv" --ssh --dry-run --coordinator master2
+expect 0 "the check runs on the coordinator, its token on stdin" -- python3 -c '
+import sys
+text = sys.stdin.read()
+master2 = text[text.index("# node master2"):text.index("# node", text.index("# node master2") + 1)]
+assert " check --inventory /tmp/portmatrix-" in master2 and "--token-file - " in master2, master2
+assert text.count(" check --inventory ") == 1, "one check, on master2 only"' <<<"$out"
 expect 0 "preflight --ssh --dry-run" -- "$pm" preflight --inventory "$inv" --ssh --dry-run && contains " preflight --inventory " "dry run shows the node's preflight"
 sed 's/^nodes:/ssh: {user: "-oProxyCommand=x", options: [ControlPath=\/x]}\nnodes:/' "$inv" > "$work/bad-ssh.yaml"
 expect 2 "a bad ssh section" -- "$pm" check --inventory "$work/bad-ssh.yaml" --ssh --dry-run &&

@@ -49,6 +49,10 @@ add_ssh_options(CLI::App& command, SshArgs& args, SshCommand which)
                        "--ssh: the agents end by themselves after this many seconds (default: the deadlines plus 120)")
       ->check(CLI::Range(10, 24 * 3600))
       ->needs(ssh);
+    command.add_option("--coordinator", args.coordinator,
+                       "--ssh: run the check itself on this node (when this host does not reach the agents' "
+                       "control port); the report comes back here")
+      ->needs(ssh);
   }
 }
 
@@ -246,12 +250,71 @@ agent_lifetime(const SshArgs& args, const CheckOptions& options)
 
 } // namespace
 
+namespace {
+
+// check's own options, for the check a --coordinator node runs.
+std::vector<std::string>
+check_arguments(const CheckOptions& options)
+{
+  using std::chrono::duration_cast;
+  std::vector<std::string> out{"--timeout-ms", std::to_string(options.timeout.count()),
+                               "--retries", std::to_string(options.retries),
+                               "--deadline", std::to_string(duration_cast<std::chrono::seconds>(options.deadline).count()),
+                               "--conntrack-ceiling", std::to_string(options.conntrack_ceiling)};
+  if (options.egress.enabled) {
+    out.insert(out.end(), {"--egress", "--egress-deadline",
+                           std::to_string(duration_cast<std::chrono::seconds>(options.egress.deadline).count())});
+    if (!options.egress.proxy.empty()) out.insert(out.end(), {"--proxy", options.egress.proxy});
+    if (!options.egress.no_proxy.empty()) out.insert(out.end(), {"--no-proxy", options.egress.no_proxy});
+  }
+  for (const auto& [node, why] : options.absent) out.insert(out.end(), {"--absent", node + "=" + why});
+  return out;
+}
+
+// check --coordinator NODE: the check runs on that node (the token on its
+// standard input), its report printed here as it wrote it.
+int
+check_from_node(NodeSession& coordinator, const SshArgs& args, const CheckOptions& options, const std::string& secret)
+{
+  std::vector<std::string> command{"check", "--inventory", coordinator.run_directory() + "/inventory.yaml",
+                                   "--token-file", "-", "--format", args.format};
+  if (!args.profile.empty()) command.insert(command.end(), {"--profile", args.profile});
+  auto forwarded = check_arguments(options);
+  command.insert(command.end(), forwarded.begin(), forwarded.end());
+  std::string report;
+  int status = 0;
+  if (!coordinator.run_portmatrix(command, report, status, secret)) {
+    std::cerr << fmt::format("portmatrix: check --coordinator {}: {}\n", coordinator.node(), coordinator.failure());
+    return k_exit_input;
+  }
+  if (args.dry_run) return 0;
+  if (args.output.empty()) {
+    std::cout << report;
+  } else if (!write_file(args.output, report)) {
+    return k_exit_input;
+  }
+  return status;
+}
+
+} // namespace
+
 int
 command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, const CheckWithAgents& check)
 {
+  NodeSession* coordinator = nullptr;
   auto ssh = SshRun::start(plan, args);
   if (!ssh) return k_exit_input;
   auto& fleet = ssh->fleet;
+  if (!args.coordinator.empty()) {
+    for (auto& session : fleet.sessions()) {
+      if (session->node() == args.coordinator) coordinator = session.get();
+    }
+    if (!coordinator) {
+      std::cerr << fmt::format("portmatrix: --coordinator: no node '{}' in {}\n", printable(args.coordinator),
+                               plan.inventory.file);
+      return k_exit_input;
+    }
+  }
   bool tty = ssh->tty;
   auto lifetime = agent_lifetime(args, options);
 
@@ -269,20 +332,28 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
       fleet.progress(fmt::format("ssh: {}/{} agents up", ++up, total));
     }
   });
-  if (args.dry_run) {
-    fleet.teardown();
-    print_dry_run(fleet, "< token on standard input",
-                  "# (when every agent is up: the check runs here, from this workstation, to the agents' control ports)");
-    return 0;
-  }
   options.absent = fleet.failures();
-  if (tty) {
-    options.progress = [](const std::string& message) { tty_progress("check: " + message); };
+  if (coordinator && coordinator->failed()) {
+    fleet.teardown();
+    std::cerr << fmt::format("portmatrix: check --coordinator {}: {}\n", coordinator->node(), coordinator->failure());
+    return k_exit_input;
   }
-  int status = check(*token, options);
+  int status = 0;
+  if (coordinator) {
+    if (tty) tty_progress(fmt::format("check: running on {}", coordinator->node()));
+    status = check_from_node(*coordinator, args, options, secret);
+  } else if (!args.dry_run) {
+    if (tty) options.progress = [](const std::string& message) { tty_progress("check: " + message); };
+    status = check(*token, options);
+  }
   if (tty) tty_progress("ssh: stopping the agents and cleaning up");
   fleet.teardown();
   if (tty) tty_progress("");
+  if (args.dry_run) {
+    print_dry_run(fleet, coordinator ? "" : "< token on standard input",
+                  coordinator ? "" : "# (when every agent is up: the check runs here, from this workstation, to the "
+                                     "agents' control ports)");
+  }
   return status;
 }
 

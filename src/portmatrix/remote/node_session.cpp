@@ -128,12 +128,14 @@ NodeSession::install()
 }
 
 bool
-NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status)
+NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
+                            const std::string& secret)
 {
   if (failed() || m_binary_path.empty()) return false;
   std::vector<std::string> remote{m_binary_path};
   remote.insert(remote.end(), args.begin(), args.end());
-  auto result = exec(m_commands.run_privileged(remote), Streams::separate);
+  auto result = exec(m_commands.run_privileged(remote), Streams::separate, secret.empty() ? "" : secret + "\n",
+                     secret.empty() ? "" : "token on standard input");
   output = result.output;
   status = result.status;
   // 0 and 1 are a report (passed, failed); anything else is the node's failure.

@@ -47,7 +47,9 @@ public:
   // Runs the uploaded portmatrix with `args` in the run directory (through
   // sudo when the target says so). Its stdout in `output`; false (and the
   // failure recorded) when it could not run or exited other than 0 or 1.
-  bool run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status);
+  // `secret` (the token, for check --coordinator) goes on its standard input.
+  bool run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
+                      const std::string& secret = {});
   // Starts `portmatrix agent` with `args` (the token on its standard input)
   // and waits up to `timeout` for its ready line.
   bool start_agent(const std::vector<std::string>& args, const std::string& token, std::chrono::milliseconds timeout);

@@ -64,6 +64,9 @@ private:
   // -o options and the connection's own flags, for `program` (ssh or scp:
   // they differ in the port flag).
   std::vector<std::string> common(std::string_view program) const;
+  // The ProxyCommand that reaches the host through the bastion `jump` with
+  // this target's options; nullopt for several hops (they stay ssh -J).
+  std::optional<std::string> jump_command(const std::string& jump) const;
 
   SshTarget m_target;
   std::string m_control_path;

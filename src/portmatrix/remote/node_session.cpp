@@ -151,10 +151,14 @@ NodeSession::start_agent(const std::vector<std::string>& args, const std::string
                          std::chrono::milliseconds timeout)
 {
   if (failed() || m_binary_path.empty()) return false;
-  // The shell writes its pid, then becomes the agent (exec keeps the pid),
-  // so stopping it later needs no process search.
-  std::vector<std::string> remote{"sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", run_directory() + "/agent.pid",
-                                  m_binary_path, "agent"};
+  // The shell starts the agent (its standard input, the token, passed on
+  // explicitly: a background job's would be /dev/null), writes its pid for
+  // the stop, waits for it and removes the run directory: an agent that
+  // ends by itself (--exit-after, after the workstation died) leaves no file.
+  std::vector<std::string> remote{"sh", "-c",
+                                  "exec 3<&0; \"$@\" <&3 & echo $! > \"$0/agent.pid\"; exec 3<&-; wait $!; s=$?; "
+                                  "rm -rf -- \"$0\"; exit $s",
+                                  run_directory(), m_binary_path, "agent"};
   remote.insert(remote.end(), args.begin(), args.end());
   auto argv = m_commands.run_privileged(remote);
   {

@@ -189,7 +189,10 @@ NodeSession::teardown()
                                     "rm -rf -- \"$0\" \"$@\"",
                                     run_directory()};
     if (!m_partial.empty()) remove.push_back(m_partial);
-    exec(m_agent ? m_commands.run_privileged(remove) : m_commands.run(remove));
+    auto removed = exec(m_agent ? m_commands.run_privileged(remove) : m_commands.run(remove));
+    // sudo that refused (a password asked) started no agent either: the
+    // files are the ssh user's own, removed without it.
+    if (removed.status != 0 && m_agent && m_commands.target().sudo) exec(m_commands.run(remove));
   }
   // Its session ends with the agent.
   if (m_agent) m_agent->finish(std::chrono::seconds(10));

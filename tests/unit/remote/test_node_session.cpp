@@ -170,6 +170,11 @@ TEST(NodeSession, AnAgentThatDoesNotStartFailsWithWhatItSaid)
 {
   FakeRunner runner;
   runner.agent_output = "sudo: a password is required\n";
+  auto base = runner.reply;
+  runner.reply = [base](const std::vector<std::string>& argv) {
+    if (argv.back().starts_with("sudo -n")) return ProcessResult{1, "sudo: a password is required\n", {}};
+    return base(argv);
+  };
   auto run = run_settings();
   NodeSession session(runner, SshCommands(target(true), "/tmp/ctl/0"), run);
   ASSERT_TRUE(session.connect() && session.install());
@@ -177,8 +182,13 @@ TEST(NodeSession, AnAgentThatDoesNotStartFailsWithWhatItSaid)
   EXPECT_EQ(session.failure(), "agent: sudo password: sudo: a password is required");
   session.teardown();
   auto done = steps(runner);
-  // The pid file may exist: the stop is still tried, then everything is removed.
-  EXPECT_EQ(std::vector<std::string>(done.end() - 2, done.end()), (std::vector<std::string>{"teardown", "exit"}));
+  // The stop is tried through sudo; sudo refuses again, so the ssh user's
+  // own files are removed without it.
+  ASSERT_GE(runner.calls.size(), 3u);
+  EXPECT_EQ(std::vector<std::string>(done.end() - 3, done.end()),
+            (std::vector<std::string>{"teardown", "teardown", "exit"}));
+  EXPECT_TRUE(runner.calls[runner.calls.size() - 3].argv.back().starts_with("sudo -n -- sh -c"));
+  EXPECT_TRUE(runner.calls[runner.calls.size() - 2].argv.back().starts_with("sh -c"));
 }
 
 TEST(Fleet, WorksOnAtMostParallelNodesAtOnce)

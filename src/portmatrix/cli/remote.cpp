@@ -14,6 +14,7 @@
 #include <sstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -127,9 +128,12 @@ forwardable_profile(const std::string& spec, std::string& file)
   return true;
 }
 
+// The progress line, rewritten in place; nodes' threads report at once.
 void
 tty_progress(const std::string& message)
 {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
   std::cerr << "\r\033[K" << message << std::flush;
 }
 

@@ -67,7 +67,8 @@ NodeSession::fail(std::string_view step, const ProcessResult& result)
 bool
 NodeSession::connect()
 {
-  if (failed()) return false;
+  std::lock_guard step(m_step_mutex);
+  if (failed() || m_stopping) return false;
   auto result = exec(m_commands.open_master(m_run.persist));
   if (result.status != 0) {
     fail("connect", result);
@@ -80,7 +81,8 @@ NodeSession::connect()
 bool
 NodeSession::install()
 {
-  if (failed() || !m_connected) return false;
+  std::lock_guard step(m_step_mutex);
+  if (failed() || !m_connected || m_stopping) return false;
   auto dir = run_directory();
   auto cache = "\"$HOME\"/.cache/portmatrix";
   // Writes the inventory (from standard input: one round trip less than
@@ -131,7 +133,8 @@ bool
 NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
                             const std::string& secret)
 {
-  if (failed() || m_binary_path.empty()) return false;
+  std::lock_guard step(m_step_mutex);
+  if (failed() || m_binary_path.empty() || m_stopping) return false;
   std::vector<std::string> remote{m_binary_path};
   remote.insert(remote.end(), args.begin(), args.end());
   auto result = exec(m_commands.run_privileged(remote), Streams::separate, secret.empty() ? "" : secret + "\n",
@@ -150,7 +153,8 @@ bool
 NodeSession::start_agent(const std::vector<std::string>& args, const std::string& token,
                          std::chrono::milliseconds timeout)
 {
-  if (failed() || m_binary_path.empty()) return false;
+  std::lock_guard step(m_step_mutex);
+  if (failed() || m_binary_path.empty() || m_stopping) return false;
   // The shell starts the agent (its standard input, the token, passed on
   // explicitly: a background job's would be /dev/null), writes its pid for
   // the stop, waits for it and removes the run directory: an agent that
@@ -178,7 +182,12 @@ NodeSession::start_agent(const std::vector<std::string>& args, const std::string
 void
 NodeSession::teardown()
 {
+  // A step still running (on a fan-out thread, when a signal tears down)
+  // finishes first, and no step starts after: nothing is created on the
+  // node once its files are removed.
+  m_stopping = true;
   std::lock_guard lock(m_teardown_mutex);
+  std::lock_guard step(m_step_mutex);
   if (m_torn_down) return;
   m_torn_down = true;
   if (m_directory || !m_partial.empty()) {

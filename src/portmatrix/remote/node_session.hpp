@@ -5,6 +5,7 @@
 // but teardown() does nothing.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -55,7 +56,8 @@ public:
   bool start_agent(const std::vector<std::string>& args, const std::string& token, std::chrono::milliseconds timeout);
   // Stops the agent (if started), removes the run directory (and a partial
   // upload), closes the connection. Safe to call again and from another
-  // thread: the second call waits for the first and does nothing.
+  // thread: it waits for a step in progress, no step runs after it, and a
+  // second call waits for the first and does nothing.
   void teardown();
 
   bool failed() const { return !m_failure.empty(); }
@@ -87,6 +89,8 @@ private:
   mutable std::mutex m_log_mutex;
   std::vector<std::string> m_log;
   std::mutex m_teardown_mutex;
+  std::mutex m_step_mutex; // held by each step while it runs
+  std::atomic<bool> m_stopping{false};
   bool m_torn_down = false;
 };
 

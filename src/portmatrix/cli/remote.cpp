@@ -37,7 +37,7 @@ add_ssh_options(CLI::App& command, SshArgs& args, SshCommand which)
     ->capture_default_str()
     ->check(CLI::Range(1, 256))
     ->needs(ssh);
-  command.add_flag("--dry-run", args.dry_run, "--ssh: print, node by node, the ssh and scp commands; run none")->needs(ssh);
+  command.add_flag("--dry-run", args.dry_run, "--ssh: print, node by node, the ssh commands; run none")->needs(ssh);
   command.add_option("--binary", args.binary, "--ssh: the portmatrix to upload (default: this one; give a static build "
                                               "for nodes with other libraries)")
     ->check(CLI::ExistingFile)
@@ -172,13 +172,15 @@ plan_run(const Plan& plan, const SshArgs& args)
   } else {
     run.binary = args.binary;
   }
-  std::string error;
-  auto hash = sha256_file(run.binary, error);
-  if (!hash) {
-    std::cerr << "portmatrix: --ssh: " << error << "\n";
+  std::ifstream binary(run.binary, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << binary.rdbuf();
+  if (!binary) {
+    std::cerr << fmt::format("portmatrix: --ssh: cannot read {}\n", run.binary);
     return std::nullopt;
   }
-  run.binary_sha256 = *hash;
+  run.binary_content = std::move(bytes).str();
+  run.binary_sha256 = sha256_hex(run.binary_content);
   return run;
 }
 

@@ -85,8 +85,8 @@ NodeSession::install()
   if (failed() || !m_connected || m_stopping) return false;
   auto dir = run_directory();
   auto cache = "\"$HOME\"/.cache/portmatrix";
-  // Writes the inventory (from standard input: one round trip less than
-  // an scp), prints the home directory (the cache's absolute path for sudo,
+  // Writes the inventory (from standard input: no round trip of its own),
+  // prints the home directory (the cache's absolute path for sudo,
   // whose HOME may be root's) and whether the cache holds this binary.
   auto script = fmt::format("umask 077 && mkdir -m 700 {0} && cat > {0}/inventory.yaml && {1}printf '%s\\n' \"$HOME\" && "
                             "if test -x {2}/{3}; then echo cached; else echo absent; fi",
@@ -112,16 +112,16 @@ NodeSession::install()
   } else {
     m_binary_path = m_run.keep_binary ? cached : dir + "/" + binary_name();
     m_partial = fmt::format("{}.part-{}-{}", m_binary_path, m_run.id, node()); // nodes may share a home (tests)
-    auto uploaded = exec(m_commands.upload(m_run.binary, m_partial));
+    // Streamed on ssh's standard input (no SFTP or scp needed on the node,
+    // and a full disk is told in cat's own words), checked for its size
+    // (a connection lost midway ends the stream early, not in error) and
+    // renamed into place only whole.
+    auto script = "cat > \"$0\" && test \"$(wc -c < \"$0\")\" -eq \"$2\" && chmod 700 \"$0\" && mv -f \"$0\" \"$1\"";
+    auto uploaded = exec(m_commands.run({"sh", "-c", script, m_partial, m_binary_path,
+                                         std::to_string(m_run.binary_content.size())}),
+                         Streams::merged, m_run.binary_content, m_run.binary + " on standard input");
     if (uploaded.status != 0) {
       fail("upload", uploaded);
-      return false;
-    }
-    auto placed = exec(m_commands.run({"sh", "-c",
-                                       fmt::format("chmod 700 {0} && mv -f {0} {1}", shell_quote(m_partial),
-                                                   shell_quote(m_binary_path))}));
-    if (placed.status != 0) {
-      fail("upload", placed);
       return false;
     }
     m_partial.clear();

@@ -22,7 +22,8 @@ namespace portmatrix {
 struct RemoteRun
 {
   std::string id;            // random hex, names the run's files on the nodes
-  std::string binary;        // the local portmatrix to upload
+  std::string binary;        // the local portmatrix to upload (named in --dry-run)
+  std::string binary_content; // its bytes, written on the nodes through ssh's standard input
   std::string binary_sha256; // its content hash (64 hex)
   std::string inventory;     // the local inventory file (named in --dry-run)
   std::string inventory_text; // its content, written on the nodes through ssh's standard input

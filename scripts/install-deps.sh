@@ -16,6 +16,8 @@ packages=(
   etcd-server  # a real service for the "who answers" tests (identify)
   # the reference the benchmark compares with (bench/run.sh)
   nmap
+  # check/preflight/egress --ssh run the system's OpenSSH client
+  openssh-client
 )
 
 missing=()

@@ -200,5 +200,11 @@ mkfifo -m 600 "$work/token-fifo"
 expect 2 "check --token-file FIFO" -- timeout 10 "$pm" check --inventory "$inv" --token-file "$work/token-fifo" &&
   contains "is not a regular file" "the FIFO token is refused with the reason"
 
+# An inventory anyone may write is refused with its file named (finding 10).
+cp "$inv" "$work/open-inventory.yaml" && chmod 666 "$work/open-inventory.yaml"
+expect 2 "ports --inventory writable by anyone" -- "$pm" ports --inventory "$work/open-inventory.yaml" &&
+  contains "$work/open-inventory.yaml" "the writable inventory is named" &&
+  contains "writable by anyone" "the writable inventory is refused with the reason"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -492,7 +492,10 @@ struct Agent::Impl
       return;
     }
     EgressReply reply;
-    auto proxy = proxy_settings(body->proxy, body->no_proxy, [](const char* name) { return std::getenv(name); });
+    // Only the configured proxy: the inventory's, else the agent's environment.
+    const auto& configured = plan.inventory.egress;
+    auto proxy = proxy_settings(configured.proxy, configured.no_proxy, [](const char* name) { return std::getenv(name); },
+                                k_inventory_proxy_label);
     if (!proxy) {
       reply.error = proxy.error();
       send(id, encode_response(token, {request.id, true, to_json(reply)}), false);

@@ -329,11 +329,15 @@ command_egress(const std::string& inventory_path, const std::string& profile_nam
   }
   std::vector<EgressHost> hosts;
   std::string cluster = "cluster";
+  std::string inventory_proxy;
+  std::string inventory_no_proxy;
   if (!inventory_path.empty()) {
     auto plan = load_plan(inventory_path, profile_name);
     if (!plan) return k_exit_input;
     hosts = resolve_egress(plan->matrix, &plan->inventory);
     cluster = plan->inventory.cluster;
+    inventory_proxy = plan->inventory.egress.proxy;
+    inventory_no_proxy = plan->inventory.egress.no_proxy;
   } else {
     auto profile = load_profile(profile_name.empty() ? "apinizer" : profile_name);
     if (!profile) {
@@ -348,7 +352,11 @@ command_egress(const std::string& inventory_path, const std::string& profile_nam
     return emit(render_allowlist(hosts, *format, label), args.output) ? 0 : k_exit_input;
   }
 
-  auto proxy = proxy_settings(args.proxy, args.no_proxy, [](const char* name) { return std::getenv(name); });
+  // --proxy, else the inventory's egress proxy (what the agents use), else the environment.
+  auto proxy = args.proxy.empty() && !inventory_proxy.empty()
+                 ? proxy_settings(inventory_proxy, inventory_no_proxy, [](const char* name) { return std::getenv(name); },
+                                  k_inventory_proxy_label)
+                 : proxy_settings(args.proxy, args.no_proxy, [](const char* name) { return std::getenv(name); });
   if (!proxy) {
     std::cerr << "portmatrix: " << proxy.error() << "\n";
     return k_exit_input;
@@ -462,8 +470,6 @@ run_cli(int argc, char** argv)
   EgressRoundOptions check_egress;
   int egress_deadline_s = 10;
   check->add_flag("--egress", check_egress.enabled, "Also have every agent run `egress` from its node (after the probes)");
-  check->add_option("--proxy", check_egress.proxy, "--egress: the agents' proxy (default: each agent's environment)");
-  check->add_option("--no-proxy", check_egress.no_proxy, "--egress: hosts the agents reach directly (default: their NO_PROXY)");
   check->add_option("--egress-deadline", egress_deadline_s, "--egress: seconds the egress round may take")->capture_default_str()->check(CLI::Range(1, 25));
 
   EgressArgs egress_args;

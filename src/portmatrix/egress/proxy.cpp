@@ -164,7 +164,8 @@ NoProxy::matches(std::string_view host) const
 }
 
 Expected<ProxySettings, std::string>
-proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy, const Getenv& getenv)
+proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy, const Getenv& getenv,
+               std::string_view proxy_label)
 {
   ProxySettings settings;
   auto variable = [&](const char* lower_name, const char* upper_name, std::string& name) -> std::string {
@@ -184,11 +185,11 @@ proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy, const 
     return std::optional<ProxyUrl>(*url);
   };
   if (!cli_proxy.empty()) {
-    auto url = parse(std::string(cli_proxy), "--proxy");
+    auto url = parse(std::string(cli_proxy), std::string(proxy_label));
     if (!url) return unexpected(url.error());
     settings.https = *url;
     settings.http = *url;
-    settings.source = "--proxy";
+    settings.source = proxy_label;
   } else {
     std::string https_name;
     std::string http_name;

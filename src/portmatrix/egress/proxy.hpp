@@ -57,12 +57,15 @@ struct ProxySettings
   std::string source; // where the settings came from, for messages ("--proxy", "HTTPS_PROXY")
 };
 
-// From `--proxy` (used for both schemes when given) or the environment, read
+// From `--proxy` (used for both schemes when given; `proxy_label` names it in
+// messages, e.g. the inventory's egress proxy) or the environment, read
 // through `getenv` (lower-case names first, as curl does). Returns
 // "VARIABLE: reason" for a malformed URL.
 using Getenv = std::function<const char*(const char*)>;
 Expected<ProxySettings, std::string> proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy,
-                                                    const Getenv& getenv);
+                                                    const Getenv& getenv, std::string_view proxy_label = "--proxy");
+// The inventory's egress proxy (egress: proxy, no_proxy), else the environment.
+constexpr std::string_view k_inventory_proxy_label = "the inventory's egress proxy";
 
 // Base64 of `data` (RFC 4648, padded).
 std::string base64(std::string_view data);

@@ -389,5 +389,24 @@ TEST_F(ControlChannel, AnEgressRequestCannotNameItsProxy)
   expect_still_serving();
 }
 
+// Finding 11: 5,000 unauthenticated requests wrote 5,000 lines. They write a
+// few now, and the rest is counted (the count's line comes when its 10 s
+// window ends, after this test).
+TEST_F(ControlChannel, AFloodOfUnauthenticatedRequestsWritesABoundedLog)
+{
+  auto wrong = *Token::from_text("not-the-agents-token-000000");
+  for (int i = 0; i < 5000; ++i) {
+    auto reply = exchange(encode_request(wrong, make_request("hello", "{}")));
+    ASSERT_TRUE(reply.has_value()) << "request " << i;
+  }
+  expect_still_serving();
+  m_stop = true;
+  m_thread.join();
+  auto text = m_log.str();
+  auto lines = std::count(text.begin(), text.end(), '\n');
+  EXPECT_LE(lines, 20) << text;
+  EXPECT_NE(text.find("unauthenticated"), std::string::npos) << "the first ones are shown: " << text;
+}
+
 } // namespace
 } // namespace portmatrix

@@ -159,7 +159,10 @@ struct Agent::Impl
       const auto* port = plan.matrix.profile.find_port(frontend.port);
       if (frontend.health != HealthCheck::apiserver || !node.has(frontend.backend) || !port) continue;
       if (!responder.listening(Protocol::tcp, port->range.min)) continue; // a real API server holds it
-      if (!tls) tls = std::make_unique<TlsHealthServer>(loop);
+      if (!tls) {
+        tls = std::make_unique<TlsHealthServer>(loop);
+        tls->set_priority_sources(load_balancer_addresses(plan.inventory));
+      }
       if (!tls->ready()) {
         log << fmt::format("portmatrix agent {}: {}\n", node.name, tls->error());
         return;

@@ -207,4 +207,21 @@ proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy, const 
   return settings;
 }
 
+std::optional<ProxyAnswer>
+parse_proxy_answer(std::string_view head)
+{
+  ProxyAnswer answer;
+  answer.line = std::string(head.substr(0, head.find("\r\n")));
+  auto space = answer.line.find(' ');
+  if (!answer.line.starts_with("HTTP/") || space == std::string::npos) return std::nullopt;
+  // Three digits, as RFC 9110 writes a status code (atoi would overflow on a long one).
+  std::string_view code = std::string_view(answer.line).substr(space + 1, 3);
+  auto [end, error] = std::from_chars(code.data(), code.data() + code.size(), answer.code);
+  if (error != std::errc() || end != code.data() + 3 || answer.code < 100) return std::nullopt;
+  std::string lower(head);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  answer.proxy_auth = lower.find("\r\nproxy-authenticate:") != std::string::npos;
+  return answer;
+}
+
 } // namespace portmatrix

@@ -67,6 +67,18 @@ Expected<ProxySettings, std::string> proxy_settings(std::string_view cli_proxy, 
 // The inventory's egress proxy (egress: proxy, no_proxy), else the environment.
 constexpr std::string_view k_inventory_proxy_label = "the inventory's egress proxy";
 
+// A proxy's answer to CONNECT or to a proxied request: its status line and
+// whether it asks for credentials.
+struct ProxyAnswer
+{
+  int code = 0;
+  std::string line;        // "HTTP/1.1 403 Filtered"
+  bool proxy_auth = false; // a Proxy-Authenticate header: the proxy wants credentials
+};
+// Parses a response head (status line, headers, up to the blank line) as a
+// proxy sends it; nullopt when it is no HTTP status (the code is 100-999).
+std::optional<ProxyAnswer> parse_proxy_answer(std::string_view head);
+
 // Base64 of `data` (RFC 4648, padded).
 std::string base64(std::string_view data);
 

@@ -45,6 +45,8 @@ allowed_calls()
     SYS_timerfd_gettime, SYS_eventfd2, SYS_signalfd4, SYS_ppoll, SYS_pselect6, SYS_clock_gettime, SYS_clock_getres,
     SYS_clock_nanosleep, SYS_nanosleep, SYS_gettimeofday, SYS_rt_sigprocmask, SYS_rt_sigaction, SYS_rt_sigreturn,
     SYS_sigaltstack, SYS_restart_syscall,
+    // identify's streams swallow their own SIGPIPE (sigpending, sigtimedwait)
+    SYS_rt_sigpending, SYS_rt_sigtimedwait, SYS_rt_sigsuspend,
     // sockets (probes, listeners' connections, control, egress, capture)
     SYS_socket, SYS_socketpair, SYS_connect, SYS_bind, SYS_listen, SYS_accept, SYS_accept4, SYS_shutdown,
     SYS_getsockname, SYS_getpeername, SYS_setsockopt, SYS_getsockopt, SYS_sendto, SYS_recvfrom, SYS_sendmsg,
@@ -52,14 +54,14 @@ allowed_calls()
     // files and descriptors (CA store, resolver files, /proc/sys conntrack counts)
     SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_close, SYS_openat, SYS_newfstatat, SYS_fstat,
     SYS_statx, SYS_lseek, SYS_getdents64, SYS_faccessat, SYS_faccessat2, SYS_readlinkat, SYS_fcntl, SYS_ioctl,
-    SYS_dup, SYS_dup3, SYS_pipe2, SYS_fstatfs, SYS_getcwd,
+    SYS_dup, SYS_dup3, SYS_pipe2, SYS_fstatfs, SYS_statfs, SYS_getcwd,
     // memory
     SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_mprotect, SYS_madvise,
     // threads (egress, owner identification) and process
     SYS_clone, SYS_clone3, SYS_futex, SYS_set_robust_list, SYS_get_robust_list, SYS_rseq, SYS_set_tid_address,
     SYS_gettid, SYS_getpid, SYS_getppid, SYS_tgkill, SYS_exit, SYS_exit_group, SYS_sched_yield,
     SYS_sched_getaffinity, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getresuid, SYS_getresgid,
-    SYS_prlimit64, SYS_getrlimit, SYS_uname, SYS_sysinfo, SYS_getrandom, SYS_membarrier, SYS_capget,
+    SYS_prlimit64, SYS_getrlimit, SYS_setrlimit, SYS_uname, SYS_sysinfo, SYS_getrandom, SYS_membarrier, SYS_capget,
 #ifdef SYS_open
     SYS_open, SYS_stat, SYS_lstat, SYS_access, SYS_readlink, SYS_poll, SYS_select, SYS_pipe, SYS_dup2,
     SYS_epoll_create, SYS_arch_prctl, SYS_time,

@@ -83,8 +83,9 @@ constexpr std::size_t k_buffer_size = 256;
 // packets arrive as fast as they are read, and those are newer than the call.
 constexpr int k_catch_up_batches = 8192;
 // How long a check may ask about what it saw since its hello (open_window()):
-// longer than any check's deadline with its rounds.
-constexpr std::chrono::minutes k_window_lifetime{10};
+// longer than any check's deadline (check --deadline is at most 3600 s) with
+// its egress round.
+constexpr std::chrono::minutes k_window_lifetime{65};
 
 std::uint16_t
 read_u16(std::span<const std::uint8_t> bytes, std::size_t offset)
@@ -233,7 +234,8 @@ struct Capture::Impl
   std::vector<PeerNetwork> m_peers; // inbound: the only sources kept (empty: all)
 
   // Windows opened (hello): when, and the mark given. Records older than
-  // the newest window past k_window_lifetime are forgotten (prune()).
+  // the newest window past k_window_lifetime are forgotten (prune(), at each
+  // hello and every k_window_lifetime; inbound only).
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> m_windows;
   std::uint64_t m_prune_timer = 0;
   void prune();
@@ -310,7 +312,9 @@ Capture::Impl::start(const std::string& interface, std::string& error)
 void
 Capture::Impl::arm_prune()
 {
-  if (m_prune_timer != 0) return;
+  // Outbound counts belong to one probing and its observe round: clear_counts()
+  // at the next probing bounds them.
+  if (m_prune_timer != 0 || m_direction == Direction::outbound) return;
   m_prune_timer = m_loop.after(k_window_lifetime, [this] {
     m_prune_timer = 0;
     prune();

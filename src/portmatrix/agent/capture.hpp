@@ -13,9 +13,10 @@
 // Inbound, only the peers set_peers() names are kept, in the kernel's filter
 // (capture_filter.hpp): traffic from elsewhere is never counted, not even as
 // lost. Memory is bounded: past the cap, new keys are counted only; and
-// records no check can ask about any more (older than the windows opened
-// within the last 10 minutes) are forgotten, so the memory a check used is
-// released after it.
+// records no check can ask about any more (older than every window opened
+// within the last 65 minutes, the longest a check runs) are forgotten, so
+// the memory a check used is released after it (at the next check's start,
+// or 65 minutes later).
 // A capture that falls behind loses packets (the kernel drops what its full
 // socket buffer cannot take; past the key cap a new key is not recorded), and
 // a lost packet would read as "not seen": lost() counts them, so a diagnosis

@@ -119,10 +119,10 @@ packet_checks(FilterBuilder& filter, std::span<const std::uint8_t> node, Directi
   constexpr auto next = FilterBuilder::next;
   bool ipv4 = node.size() == 4;
   bool outbound = direction == Direction::outbound;
-  if (outbound) {
-    filter.load(BPF_B, std::uint32_t(SKF_AD_OFF + SKF_AD_PKTTYPE));
-    filter.jump(BPF_JEQ, PACKET_OUTGOING, next, drop);
-  }
+  // Outbound only our own departures; inbound never them (PACKET_IGNORE_OUTGOING
+  // does so too, where the kernel has it: 4.20 and later).
+  filter.load(BPF_B, std::uint32_t(SKF_AD_OFF + SKF_AD_PKTTYPE));
+  filter.jump(BPF_JEQ, PACKET_OUTGOING, outbound ? next : drop, outbound ? drop : next);
   filter.load(BPF_H, std::uint32_t(SKF_AD_OFF + SKF_AD_PROTOCOL));
   filter.jump(BPF_JEQ, ipv4 ? k_ethertype_ipv4 : k_ethertype_ipv6, next, drop);
   auto node_offset = address_offsets(ipv4, direction).node;

@@ -469,7 +469,9 @@ run_cli(int argc, char** argv)
     ->check(CLI::Range(1, 100));
   EgressRoundOptions check_egress;
   int egress_deadline_s = 10;
-  check->add_flag("--egress", check_egress.enabled, "Also have every agent run `egress` from its node (after the probes)");
+  check->add_flag("--egress", check_egress.enabled,
+                  "Also have every agent run `egress` from its node (after the probes), through the inventory's egress "
+                  "proxy, else its own environment's");
   check->add_option("--egress-deadline", egress_deadline_s, "--egress: seconds the egress round may take")->capture_default_str()->check(CLI::Range(1, 25));
 
   EgressArgs egress_args;
@@ -481,7 +483,8 @@ run_cli(int argc, char** argv)
     "answered 403/407 or refused the request), proxy-unreachable (the proxy itself does not answer). Through a\n"
     "proxy, its 500/502/503 (it could not reach the host; it does not say whether DNS or the connection failed)\n"
     "count as refused and its 504 as timeout. Certificates are verified against the system trust store\n"
-    "(SSL_CERT_FILE/SSL_CERT_DIR honoured). The proxy comes from --proxy, else https_proxy/HTTPS_PROXY (and\n"
+    "(SSL_CERT_FILE/SSL_CERT_DIR honoured). The proxy comes from --proxy, else the inventory's egress proxy\n"
+    "(egress: {proxy, no_proxy}: what the agents use for check --egress), else https_proxy/HTTPS_PROXY (and\n"
     "http_proxy/HTTP_PROXY for plain-HTTP ports); no_proxy/NO_PROXY (or --no-proxy) lists hosts reached directly.\n"
     "Exit status: 0 every host ok, 1 some host failed, 2 input error.");
   egress->add_option("--inventory", inventory, "Inventory YAML (its options and egress overrides apply)")->check(CLI::ExistingFile);

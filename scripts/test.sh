@@ -2,8 +2,9 @@
 # Set-up command 2: install what is missing, build everything with warnings as
 # errors, run every test (unit, golden, CLI, fuzz corpora, network-namespace
 # scenarios; the last need root and say "skipped" otherwise), then the unit
-# tests and fuzz corpora again under AddressSanitizer and UBSan, and the
-# benchmark once in a tiny configuration so it cannot rot.
+# tests and fuzz corpora again under AddressSanitizer and UBSan, every
+# libFuzzer target for 45 s (tests/fuzz/run.sh), and the benchmark once in a
+# tiny configuration so it cannot rot.
 # Afterwards the binary is at build/portmatrix, the static one at
 # build-static/portmatrix.
 set -euo pipefail
@@ -20,6 +21,10 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPORTMATRIX_WERROR=O
   -DPORTMATRIX_SANITIZE=ON -DPORTMATRIX_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
 (cd build-asan && ctest --output-on-failure -j "$jobs" -R '^(fuzz_|golden$|cli$)|\.' -E '^netns_')
+
+# Each libFuzzer target for a bounded time from its corpus (a crash is kept
+# in the corpus and fails the run).
+tests/fuzz/run.sh
 
 build/bench/bench_plan --benchmark_filter='/10$' --benchmark_min_time=0.01 >/dev/null
 if [[ $(id -u) -eq 0 ]]; then

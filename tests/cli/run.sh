@@ -248,6 +248,11 @@ if unshare -n true 2>/dev/null; then
 else
   echo "cli: agent --exit-after skipped (unshare -n needs root)"
 fi
+# An inventory anyone may write is refused with its file named (finding 10).
+cp "$inv" "$work/open-inventory.yaml" && chmod 666 "$work/open-inventory.yaml"
+expect 2 "ports --inventory writable by anyone" -- "$pm" ports --inventory "$work/open-inventory.yaml" &&
+  contains "$work/open-inventory.yaml" "the writable inventory is named" &&
+  contains "writable by anyone" "the writable inventory is refused with the reason"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

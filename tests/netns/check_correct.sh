@@ -22,6 +22,8 @@ ck_backends "to=vip port=30080" worker1,worker2,worker3
 ck_backends "to=vip port=32080" worker1,worker2,worker3
 ck_expect "expect=deny" pass closed
 ck_agents_ok
+# Every agent ran that check under its seccomp filter, with two capabilities.
+ck_agents_confined master1 worker1 lb1
 JSON_REPORT=$CK_JSON
 
 # junit: valid XML, one testcase per result of the JSON report, none failing.

@@ -28,7 +28,8 @@
 #   ck_start_cluster       the four steps above, in that order (most scenarios)
 #   ck_check NAME [ARGS]   check from client1, --format json --output
 #                          $WORK/NAME.json: sets CK_RC, CK_MS, CK_JSON
-#   ck_exit_status N, ck_ended_within, ck_summary, ck_expect, ck_others_pass, ck_answered_by, ... assertions
+#   ck_exit_status N, ck_ended_within, ck_summary, ck_expect, ck_others_pass, ck_answered_by,
+#   ck_agents_confined NODE..., ... assertions
 #   ck_finish              exits 0, or 1 when an assertion failed
 #
 # Everything lives in namespaces named after this run ($CK_PREFIX-*); the
@@ -442,6 +443,22 @@ ck_backends() { # FILTER NAME,NAME...: backends_reached of every selected VIP fl
 
 ck_agents_ok() { # [NODE...]: every agent but these answered, without error, with capture on
   ck_assert_py "agents answered${*:+ (but $*)}" agents-ok "$CK_JSON" "$@"
+}
+
+# Finding 9: a running agent keeps CAP_NET_RAW and CAP_NET_BIND_SERVICE only
+# (bits 13 and 10: 0x2400), no_new_privs, and a seccomp filter (mode 2).
+ck_agents_confined() { # NODE...
+  local node pid status
+  for node in "$@"; do
+    pid=${CK_AGENT_PID[$node]}
+    status=$(cat "/proc/$pid/status" 2>/dev/null) || { ck_fail "agent $node (pid $pid) is not running"; continue; }
+    if grep -qx $'CapEff:\t0000000000002400' <<<"$status" && grep -qx $'CapPrm:\t0000000000002400' <<<"$status" &&
+      grep -qx $'NoNewPrivs:\t1' <<<"$status" && grep -qx $'Seccomp:\t2' <<<"$status"; then
+      ck_ok "agent $node is confined: CapEff 0x2400, NoNewPrivs 1, Seccomp 2"
+    else
+      ck_fail "agent $node is not confined: $(grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):' <<<"$status" | tr '\n\t' '  ')"
+    fi
+  done
 }
 
 ck_agent() { # NODE KEY VALUE: agents[NODE].KEY equals VALUE, contains it (text) or lists it (owners);

@@ -3,7 +3,7 @@
 # and check reports it per node. One node (node1, in the client namespace)
 # runs `portmatrix agent` with the test CA as its trust store; `check
 # --egress` asks it over the control channel, first with the agent's own
-# (empty) proxy environment, then with --proxy passed through the request.
+# (empty) proxy environment, then with the inventory's egress proxy.
 # The egress verdicts are asserted from check's JSON (`egress[].results`).
 # See egress_lib.bash for the hosts.
 #   usage: egress_check_agents.sh PORTMATRIX [PM_NETPROBE]
@@ -14,15 +14,19 @@ eg_setup
 TOKEN=$WORK/token
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN"
 chmod 600 "$TOKEN"
-netns_spawn "agent node1" ip netns exec "$CLIENT" env SSL_CERT_FILE="$WORK/pki/ca.crt" SSL_CERT_DIR=/nonexistent \
-  "$PM_BIN" agent --inventory "$WORK/inventory.yaml" --node node1 --token-file "$TOKEN" </dev/null >"$WORK/agent.log" 2>&1
-AGENT=$LAST_PID
-for ((i = 0; i < 100; i++)); do
-  grep -q "control on" "$WORK/agent.log" && break
-  netns_alive "$AGENT" || die "the agent exited: $(cat "$WORK/agent.log")"
-  sleep 0.1
-done
-grep -q "control on" "$WORK/agent.log" || die "the agent did not start its control server: $(cat "$WORK/agent.log")"
+# eg_agent INVENTORY: starts the agent of node1 with that inventory; its pid becomes $AGENT.
+eg_agent() {
+  netns_spawn "agent node1" ip netns exec "$CLIENT" env SSL_CERT_FILE="$WORK/pki/ca.crt" SSL_CERT_DIR=/nonexistent \
+    "$PM_BIN" agent --inventory "$1" --node node1 --token-file "$TOKEN" </dev/null >"$WORK/agent.log" 2>&1
+  AGENT=$LAST_PID
+  for ((i = 0; i < 100; i++)); do
+    grep -q "control on" "$WORK/agent.log" && break
+    netns_alive "$AGENT" || die "the agent exited: $(cat "$WORK/agent.log")"
+    sleep 0.1
+  done
+  grep -q "control on" "$WORK/agent.log" || die "the agent did not start its control server: $(cat "$WORK/agent.log")"
+}
+eg_agent "$WORK/inventory.yaml"
 
 # check --egress from the node's namespace; the egress results of node1 become $EG_RESULTS.
 eg_check() { # NAME [ARGS...]
@@ -31,7 +35,7 @@ eg_check() { # NAME [ARGS...]
   t0=$(now_ms)
   EG_RC=0
   EG_JSON=$WORK/$name.json
-  ip netns exec "$CLIENT" "$PM_BIN" check --inventory "$WORK/inventory.yaml" --token-file "$TOKEN" --egress \
+  ip netns exec "$CLIENT" "$PM_BIN" check --inventory "${EG_INVENTORY:-$WORK/inventory.yaml}" --token-file "$TOKEN" --egress \
     --timeout-ms 500 --deadline 10 --egress-deadline 10 --format json --output "$EG_JSON" "$@" \
     >"$WORK/$name.out" 2>"$WORK/$name.err" || EG_RC=$?
   [[ -s $EG_JSON ]] || die "$name: no report (exit $EG_RC): $(cat "$WORK/$name.err")"
@@ -60,7 +64,14 @@ eg_expect dropped.test 443 timeout direct
 eg_expect nxdomain.test 443 dns-failure direct
 eg_absent removed.test
 
-eg_check proxied --proxy "http://pmuser:pmpass@198.18.0.3:$EG_PROXY_PORT" --no-proxy good-mirror.test
+# The proxy comes from the inventory (egress: proxy, no_proxy): the agent
+# reads it at start, and a request cannot name one.
+kill "$AGENT" && netns_reap "$AGENT"
+EG_INVENTORY=$WORK/inventory-proxied.yaml
+sed "s|^egress:|egress:\n  proxy: http://pmuser:pmpass@198.18.0.3:$EG_PROXY_PORT\n  no_proxy: good-mirror.test|" \
+  "$WORK/inventory.yaml" >"$EG_INVENTORY"
+eg_agent "$EG_INVENTORY"
+eg_check proxied
 eg_exit_status 1
 eg_expect good.test 443 ok proxy
 eg_expect denied.test 443 proxy-denied proxy

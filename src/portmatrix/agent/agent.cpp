@@ -27,8 +27,10 @@
 
 #include "agent/capture.hpp"
 #include "agent/control_protocol.hpp"
+#include "agent/log_limiter.hpp"
 #include "agent/messages.hpp"
 #include "agent/owner_identifier.hpp"
+#include "agent/privileges.hpp"
 #include "agent/responder.hpp"
 #include "agent/tls_health.hpp"
 #include "host/conntrack.hpp"
@@ -82,7 +84,8 @@ struct Agent::Impl
   };
 
   Impl(EventLoop& loop, const Plan& plan, const Node& node, const Token& token, std::ostream& log)
-    : loop(loop), plan(plan), node(node), token(token), log(log), responder(loop, token, node.name, node.address),
+    : loop(loop), plan(plan), node(node), token(token), log(log), limited(loop, log, "portmatrix agent " + node.name),
+      responder(loop, token, node.name, node.address),
       capture(loop, node.address), departures(loop, node.address, Direction::outbound)
   {
     // Visited, not listed: a large cluster's flows never sit in memory at once.
@@ -92,7 +95,7 @@ struct Agent::Impl
     });
   }
 
-  bool start(std::string& error)
+  bool start(std::string& error, const std::function<std::string()>& after_setup)
   {
     auto address = SocketAddress::parse(node.address, plan.inventory.control_port);
     if (!address) {
@@ -125,11 +128,20 @@ struct Agent::Impl
     responder.bind(specs);
     serve_health_checks();
     std::string capture_error_text;
+    if (auto peers = capture.set_peers(capture_peers(plan.inventory)); !peers.empty()) {
+      log << fmt::format("portmatrix agent {}: capture: {}\n", node.name, peers);
+    }
     if (!capture.start(node.interface, capture_error_text)) capture_error = capture_error_text;
 
     log << fmt::format("portmatrix agent {}: control on {}, {} listeners", node.name, address->to_string(),
                        responder.listener_count());
     log << (capture.active() ? ", capture on" : ", capture off (" + capture_error + ")") << "\n";
+    if (after_setup) {
+      if (auto failed = after_setup(); !failed.empty()) {
+        error = failed;
+        return false;
+      }
+    }
     identify_owners();
     for (const auto& owner : responder.owners()) {
       log << fmt::format("  {}/{} is held by {} (pid {}): probed as it is\n", owner.port, to_string(owner.protocol),
@@ -147,7 +159,10 @@ struct Agent::Impl
       const auto* port = plan.matrix.profile.find_port(frontend.port);
       if (frontend.health != HealthCheck::apiserver || !node.has(frontend.backend) || !port) continue;
       if (!responder.listening(Protocol::tcp, port->range.min)) continue; // a real API server holds it
-      if (!tls) tls = std::make_unique<TlsHealthServer>(loop);
+      if (!tls) {
+        tls = std::make_unique<TlsHealthServer>(loop);
+        tls->set_priority_sources(load_balancer_addresses(plan.inventory));
+      }
       if (!tls->ready()) {
         log << fmt::format("portmatrix agent {}: {}\n", node.name, tls->error());
         return;
@@ -194,9 +209,9 @@ struct Agent::Impl
         // (a stopped or starved agent): read it before judging.
         on_io(id, EPOLLIN);
         if (auto* late = find(id); late && !late->authenticated) {
-          log << fmt::format("portmatrix agent {}: closed a control connection that sent no authenticated "
-                             "request within {} s\n",
-                             node.name, k_control_auth_timeout.count());
+          limited.event("control connections closed unauthenticated",
+                        fmt::format("closed a control connection that sent no authenticated request within {} s",
+                                    k_control_auth_timeout.count()));
           close(id);
         }
       });
@@ -312,7 +327,7 @@ struct Agent::Impl
   void reply_error(std::uint64_t id, const std::string& request_id, std::string_view message, bool close_after)
   {
     ++rejected;
-    log << fmt::format("portmatrix agent {}: rejected a control request: {}\n", node.name, message);
+    limited.event("rejected control requests", fmt::format("rejected a control request: {}", message));
     send(id, encode_response(token, {request_id, false, error_body(message)}), close_after);
   }
 
@@ -348,7 +363,7 @@ struct Agent::Impl
     // losses are the ones that touch what it asks about.
     capture.catch_up();
     HelloReply reply{node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
-                     responder.owners(), capture.lost(), capture.mark(), responder.answered_mark()};
+                     responder.owners(), capture.lost(), capture.open_window(), responder.answered_mark()};
     for (auto& owner : reply.owners) {
       auto it = services.find({owner.protocol, owner.port});
       if (it != services.end()) owner.service = it->second;
@@ -492,7 +507,10 @@ struct Agent::Impl
       return;
     }
     EgressReply reply;
-    auto proxy = proxy_settings(body->proxy, body->no_proxy, [](const char* name) { return std::getenv(name); });
+    // Only the configured proxy: the inventory's, else the agent's environment.
+    const auto& configured = plan.inventory.egress;
+    auto proxy = proxy_settings(configured.proxy, configured.no_proxy, [](const char* name) { return std::getenv(name); },
+                                k_inventory_proxy_label);
     if (!proxy) {
       reply.error = proxy.error();
       send(id, encode_response(token, {request.id, true, to_json(reply)}), false);
@@ -529,6 +547,7 @@ struct Agent::Impl
   const Node& node;
   const Token& token;
   std::ostream& log;
+  LogLimiter limited; // what strangers can cause: counted past a few lines per 10 s
   Responder responder;
   Capture capture;
   Capture departures; // outbound, while this agent probes
@@ -558,9 +577,9 @@ Agent::Agent(EventLoop& loop, const Plan& plan, const Node& node, const Token& t
 Agent::~Agent() = default;
 
 bool
-Agent::start(std::string& error)
+Agent::start(std::string& error, const std::function<std::string()>& after_setup)
 {
-  return m_impl->start(error);
+  return m_impl->start(error, after_setup);
 }
 
 std::string
@@ -583,7 +602,15 @@ run_agent(const Plan& plan, const Node& node, const Token& token, std::chrono::s
   EventLoop loop;
   Agent agent(loop, plan, node, token, std::cerr);
   std::string error;
-  if (!agent.start(error)) {
+  if (!agent.start(error, [&node] {
+        auto failed = confine();
+        if (failed.empty()) {
+          std::cerr << fmt::format("portmatrix agent {}: confined: CAP_NET_RAW and CAP_NET_BIND_SERVICE kept, "
+                                   "no_new_privs, seccomp allowlist\n",
+                                   node.name);
+        }
+        return failed.empty() ? failed : "cannot drop privileges: " + failed;
+      })) {
     std::cerr << "portmatrix agent: " << error << "\n";
     return 2;
   }

@@ -3,6 +3,7 @@
 // channel through which `check` asks it to probe and what it saw.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -32,7 +33,10 @@ public:
 
   // Binds the control port (failure is fatal: returns false with `error`),
   // the node's ports and the capture (failures there are reported, not fatal).
-  bool start(std::string& error);
+  // `after_setup`, when given, runs once that is done and before any thread
+  // starts (run_agent confines the process there); its non-empty result is
+  // fatal too.
+  bool start(std::string& error, const std::function<std::string()>& after_setup = {});
 
   // The address:port the control channel listens on.
   std::string control_endpoint() const;

@@ -9,11 +9,13 @@
 // loopback a packet is seen once on the way out and once on the way in; with
 // the outgoing copy gone, each probe counts exactly once there too.
 //
-// A classic BPF filter keeps, in the kernel, only what can be a probe: TCP
-// SYNs without ACK and UDP first fragments addressed to the node, cut to
-// k_snap_length bytes. It is attached before the socket is bound, so no
-// unfiltered packet is ever queued. The filter only saves work: userspace
-// parses every packet in full (parse_arrived_probe) as if there were none.
+// A classic BPF filter (capture_filter.cpp) keeps, in the kernel, only what
+// can be a probe: TCP SYNs without ACK and UDP first fragments addressed to
+// the node, and, when set_peers() named them, only from those peers (the
+// inventory's nodes and client_cidrs), cut to k_capture_snap_length bytes.
+// It is attached before the socket is bound, so no unfiltered packet is ever
+// queued: a flood from elsewhere takes no memory and is never lost. Userspace
+// still parses every packet in full (parse_arrived_probe).
 //
 // Counts are kept per (protocol, peer address bytes, destination port) in a
 // PeerPortCounts of at most max_keys entries; past it, packets() still counts.
@@ -42,13 +44,17 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <deque>
 #include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "agent/capture_filter.hpp"
 #include "agent/peer_port_counts.hpp"
+#include "model/inventory.hpp"
 
 namespace portmatrix {
 namespace {
@@ -64,9 +70,6 @@ constexpr std::size_t k_ipv6_header = 40;
 constexpr std::size_t k_tcp_flags_offset = 13;
 constexpr std::uint16_t k_ipv4_fragment_offset_mask = 0x1FFF;
 
-// Bytes kept per packet: the largest IPv4 header (60) plus the TCP header up
-// to its flags (14) fit; the payload is never needed.
-constexpr std::uint32_t k_snap_length = 128;
 // Receive buffer for bursts of thousands of probes (needs CAP_NET_ADMIN to
 // exceed net.core.rmem_max; silently smaller otherwise).
 constexpr int k_receive_buffer = 4 << 20;
@@ -79,17 +82,15 @@ constexpr std::size_t k_buffer_size = 256;
 // receive buffer holds (tens of thousands of packets), so it stops only when
 // packets arrive as fast as they are read, and those are newer than the call.
 constexpr int k_catch_up_batches = 8192;
+// How long a check may ask about what it saw since its hello (open_window()):
+// longer than any check's deadline (check --deadline is at most 3600 s) with
+// its egress round.
+constexpr std::chrono::minutes k_window_lifetime{65};
 
 std::uint16_t
 read_u16(std::span<const std::uint8_t> bytes, std::size_t offset)
 {
   return std::uint16_t((bytes[offset] << 8) | bytes[offset + 1]);
-}
-
-std::uint32_t
-read_u32(std::span<const std::uint8_t> bytes, std::size_t offset)
-{
-  return (std::uint32_t(read_u16(bytes, offset)) << 16) | read_u16(bytes, offset + 2);
 }
 
 bool
@@ -164,97 +165,10 @@ parse_ipv6(std::span<const std::uint8_t> packet, std::span<const std::uint8_t> n
   return probe;
 }
 
-// --- the kernel filter ----------------------------------------------------------
-
-// Builds a classic BPF program whose conditional jumps go to one of two
-// final instructions, "keep" (return k_snap_length) and "drop" (return 0).
-class FilterBuilder
-{
-public:
-  enum class Target : std::uint8_t { next, keep, drop };
-
-  void load(std::uint16_t size, std::uint32_t offset) { m_code.push_back(BPF_STMT(BPF_LD | size | BPF_ABS, offset)); }
-  void statement(std::uint16_t code, std::uint32_t k) { m_code.push_back(BPF_STMT(code, k)); }
-  // if (A <op> k) goto if_true else goto if_false
-  void jump(std::uint16_t op, std::uint32_t k, Target if_true, Target if_false)
-  {
-    m_jumps.push_back({m_code.size(), if_true, if_false});
-    m_code.push_back(BPF_JUMP(BPF_JMP | op | BPF_K, k, 0, 0));
-  }
-
-  std::vector<sock_filter> finish()
-  {
-    auto keep = m_code.size();
-    auto drop = keep + 1;
-    auto offset = [&](std::size_t from, Target target) -> std::uint8_t {
-      if (target == Target::next) return 0;
-      return std::uint8_t((target == Target::keep ? keep : drop) - from - 1);
-    };
-    for (const auto& jump : m_jumps) {
-      m_code[jump.index].jt = offset(jump.index, jump.if_true);
-      m_code[jump.index].jf = offset(jump.index, jump.if_false);
-    }
-    m_code.push_back(BPF_STMT(BPF_RET | BPF_K, k_snap_length));
-    m_code.push_back(BPF_STMT(BPF_RET | BPF_K, 0));
-    return std::move(m_code);
-  }
-
-private:
-  struct Jump
-  {
-    std::size_t index;
-    Target if_true;
-    Target if_false;
-  };
-  std::vector<sock_filter> m_code;
-  std::vector<Jump> m_jumps;
-};
-
-// The kernel-side twin of parse_ipv4/parse_ipv6 for `node` (4 or 16
-// bytes). Offsets are from the network header (SOCK_DGRAM); the ethertype
-// and the packet type come from the skb (SKF_AD_PROTOCOL, SKF_AD_PKTTYPE).
-std::vector<sock_filter>
-probe_filter(std::span<const std::uint8_t> node, Direction direction)
-{
-  using Target = FilterBuilder::Target;
-  bool ipv4 = node.size() == 4;
-  bool outbound = direction == Direction::outbound;
-  FilterBuilder filter;
-  if (outbound) {
-    filter.load(BPF_B, std::uint32_t(SKF_AD_OFF + SKF_AD_PKTTYPE));
-    filter.jump(BPF_JEQ, PACKET_OUTGOING, Target::next, Target::drop);
-  }
-  filter.load(BPF_H, std::uint32_t(SKF_AD_OFF + SKF_AD_PROTOCOL));
-  filter.jump(BPF_JEQ, ipv4 ? k_ethertype_ipv4 : k_ethertype_ipv6, Target::next, Target::drop);
-  auto node_offset = std::uint32_t(address_offsets(ipv4, direction).node);
-  for (std::size_t i = 0; i < node.size(); i += 4) {
-    filter.load(BPF_W, node_offset + std::uint32_t(i));
-    filter.jump(BPF_JEQ, read_u32(node, i), Target::next, Target::drop);
-  }
-  if (ipv4) {
-    filter.load(BPF_H, 6);
-    filter.jump(BPF_JSET, k_ipv4_fragment_offset_mask, Target::drop, Target::next);
-    filter.load(BPF_B, 9);
-  } else {
-    filter.load(BPF_B, 6);
-  }
-  filter.jump(BPF_JEQ, k_ip_udp, outbound ? Target::drop : Target::keep, Target::next);
-  filter.jump(BPF_JEQ, k_ip_tcp, Target::next, Target::drop);
-  if (ipv4) {
-    filter.statement(BPF_LDX | BPF_B | BPF_MSH, 0); // X = IPv4 header length
-    filter.statement(BPF_LD | BPF_B | BPF_IND, k_tcp_flags_offset);
-  } else {
-    filter.load(BPF_B, std::uint32_t(k_ipv6_header + k_tcp_flags_offset));
-  }
-  filter.statement(BPF_ALU | BPF_AND | BPF_K, k_tcp_syn | k_tcp_ack);
-  filter.jump(BPF_JEQ, k_tcp_syn, Target::keep, Target::drop);
-  return filter.finish();
-}
-
 bool
-attach_filter(int socket, std::span<const std::uint8_t> node, Direction direction)
+attach_filter(int socket, std::span<const std::uint8_t> node, Direction direction, std::span<const PeerNetwork> peers)
 {
-  auto code = probe_filter(node, direction);
+  auto code = probe_filter(node, direction, peers);
   sock_fprog program{std::uint16_t(code.size()), code.data()};
   return ::setsockopt(socket, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0;
 }
@@ -296,6 +210,7 @@ struct Capture::Impl
 
   ~Impl()
   {
+    if (m_prune_timer != 0) m_loop.cancel(m_prune_timer);
     if (m_socket) m_loop.remove(m_socket.get());
   }
 
@@ -316,6 +231,15 @@ struct Capture::Impl
   Fd m_socket;
 
   int m_receive_buffer = k_receive_buffer;
+  std::vector<PeerNetwork> m_peers; // inbound: the only sources kept (empty: all)
+
+  // Windows opened (hello): when, and the mark given. Records older than
+  // the newest window past k_window_lifetime are forgotten (prune(), at each
+  // hello and every k_window_lifetime; inbound only).
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> m_windows;
+  std::uint64_t m_prune_timer = 0;
+  void prune();
+  void arm_prune();
 
   PeerPortCounts m_counts;          // packets() is its mark(); what it could not record is lost
   std::uint64_t m_kernel_drops = 0; // tp_drops, added up over every read
@@ -348,7 +272,7 @@ Capture::Impl::open_socket(const std::string& interface, std::string& error) con
   }
   // Both optional: without the filter userspace sees more, without
   // IGNORE_OUTGOING it skips PACKET_OUTGOING itself.
-  attach_filter(socket.get(), node(), m_direction);
+  attach_filter(socket.get(), node(), m_direction, m_peers);
   int on = 1;
   if (m_direction == Direction::inbound) ::setsockopt(socket.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &on, sizeof(on));
   int size = m_receive_buffer;
@@ -381,7 +305,35 @@ Capture::Impl::start(const std::string& interface, std::string& error)
     return false;
   }
   m_socket = std::move(socket);
+  arm_prune();
   return true;
+}
+
+void
+Capture::Impl::arm_prune()
+{
+  // Outbound counts belong to one probing and its observe round: clear_counts()
+  // at the next probing bounds them.
+  if (m_prune_timer != 0 || m_direction == Direction::outbound) return;
+  m_prune_timer = m_loop.after(k_window_lifetime, [this] {
+    m_prune_timer = 0;
+    prune();
+    if (m_socket || m_counts.size() > 0) arm_prune();
+  });
+}
+
+void
+Capture::Impl::prune()
+{
+  auto expired = std::chrono::steady_clock::now() - k_window_lifetime;
+  std::optional<std::uint64_t> before;
+  while (!m_windows.empty() && m_windows.front().first <= expired) {
+    before = m_windows.front().second;
+    m_windows.pop_front();
+  }
+  // With no window open, no check asks about what was recorded so far.
+  if (m_windows.empty()) before = m_counts.mark();
+  if (before) m_counts.forget_through(*before);
 }
 
 bool
@@ -505,10 +457,52 @@ Capture::lost() const
   return m_impl->m_kernel_drops + m_impl->m_counts.unrecorded();
 }
 
+std::uint64_t
+Capture::open_window()
+{
+  catch_up();
+  m_impl->prune();
+  m_impl->m_windows.emplace_back(std::chrono::steady_clock::now(), mark());
+  m_impl->arm_prune();
+  return mark();
+}
+
+std::size_t
+Capture::keys() const
+{
+  return m_impl->m_counts.size();
+}
+
+std::string
+Capture::set_peers(const std::vector<std::string>& peers)
+{
+  m_impl->m_peers.clear();
+  for (const auto& text : peers) {
+    auto network = parse_peer_network(text);
+    if (!network) return "not an address or network: " + text;
+    m_impl->m_peers.push_back(*network);
+  }
+  if (m_impl->m_peers.size() > k_max_filter_peers) {
+    m_impl->m_peers.clear();
+    return fmt::format("{} peer networks are more than the capture's filter holds ({}): it keeps every source",
+                       peers.size(), k_max_filter_peers);
+  }
+  return {};
+}
+
 void
 Capture::set_receive_buffer(int bytes)
 {
   m_impl->m_receive_buffer = bytes;
+}
+
+std::vector<std::string>
+capture_peers(const Inventory& inventory)
+{
+  std::vector<std::string> peers;
+  for (const auto& node : inventory.nodes) peers.push_back(node.address);
+  peers.insert(peers.end(), inventory.client_cidrs.begin(), inventory.client_cidrs.end());
+  return peers;
 }
 
 } // namespace portmatrix

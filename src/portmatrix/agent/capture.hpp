@@ -10,7 +10,13 @@
 // after the host's output rules, so a SYN our prober sent that is not seen
 // here was dropped by this host's own firewall (connect() never says so; a
 // UDP send gets EPERM instead).
-// Memory is bounded: past the cap, new keys are counted only.
+// Inbound, only the peers set_peers() names are kept, in the kernel's filter
+// (capture_filter.hpp): traffic from elsewhere is never counted, not even as
+// lost. Memory is bounded: past the cap, new keys are counted only; and
+// records no check can ask about any more (older than every window opened
+// within the last 65 minutes, the longest a check runs) are forgotten, so
+// the memory a check used is released after it (at the next check's start,
+// or 65 minutes later).
 // A capture that falls behind loses packets (the kernel drops what its full
 // socket buffer cannot take; past the key cap a new key is not recorded), and
 // a lost packet would read as "not seen": lost() counts them, so a diagnosis
@@ -23,14 +29,14 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
+#include "agent/capture_filter.hpp"
 #include "model/types.hpp"
 #include "net/event_loop.hpp"
 #include "net/fd.hpp"
 
 namespace portmatrix {
-
-enum class Direction { inbound, outbound };
 
 class Capture
 {
@@ -42,6 +48,12 @@ public:
   ~Capture();
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;
+
+  // Inbound: keep only packets from these addresses or networks
+  // ("192.0.2.7", "10.0.0.0/8"; empty: every source). Takes effect at
+  // start(). Returns what went wrong (a bad entry; more networks than the
+  // filter holds, which keeps every source), else empty.
+  std::string set_peers(const std::vector<std::string>& peers);
 
   // Opens the socket on every interface (or `interface`, if not empty).
   // Returns false with a reason (no CAP_NET_RAW, ...): diagnosis then
@@ -68,6 +80,11 @@ public:
   // A point in what the capture records: a packet recorded later is seen
   // since it. Valid until clear_counts().
   std::uint64_t mark() const;
+  // A check begins (hello): reads what is queued, forgets what no open check
+  // can ask about any more, and returns mark().
+  std::uint64_t open_window();
+  // Keys held now (memory in use).
+  std::size_t keys() const;
   // Packets this capture lost since it was made or last cleared: dropped by
   // the kernel because the socket's buffer was full (PACKET_STATISTICS
   // tp_drops, as of the last catch_up() or stop()), plus probes not recorded
@@ -99,5 +116,10 @@ struct ArrivedProbe
 std::optional<ArrivedProbe> parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertype,
                                                 std::span<const std::uint8_t> node,
                                                 Direction direction = Direction::inbound);
+
+struct Inventory;
+// The sources an agent's capture keeps: every node's address and the
+// inventory's client_cidrs (probes come from nothing else).
+std::vector<std::string> capture_peers(const Inventory& inventory);
 
 } // namespace portmatrix

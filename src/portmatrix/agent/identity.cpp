@@ -52,6 +52,17 @@ make_identity_reply(const Token& token, std::string_view nonce, std::string_view
   return fmt::format("{}{} {} {}\n", k_magic, node, port, token.sign(mac_input(nonce, node, protocol, port)));
 }
 
+std::optional<std::string>
+answer_probe_datagram(const Token& token, std::string_view datagram, std::string_view node, std::uint16_t port)
+{
+  if (datagram.size() > k_max_identity_line) return std::nullopt;
+  auto nonce = parse_probe_payload(datagram);
+  if (!nonce) return std::nullopt;
+  auto reply = make_identity_reply(token, *nonce, node, Protocol::udp, port);
+  if (reply.size() > datagram.size()) return std::nullopt; // a node name past 63 bytes: no amplification
+  return reply;
+}
+
 std::optional<Identity>
 parse_identity_reply(const Token& token, std::string_view reply, std::string_view nonce, Protocol protocol)
 {

@@ -246,11 +246,7 @@ to_json(const ObservedReply& reply)
 std::string
 to_json(const EgressRequest& request)
 {
-  return json{{"timeout_ms", request.timeout.count()},
-              {"deadline_ms", request.deadline.count()},
-              {"proxy", request.proxy},
-              {"no_proxy", request.no_proxy}}
-    .dump();
+  return json{{"timeout_ms", request.timeout.count()}, {"deadline_ms", request.deadline.count()}}.dump();
 }
 
 std::string
@@ -394,8 +390,12 @@ parse_egress_request(std::string_view text)
     EgressRequest request;
     request.timeout = std::chrono::milliseconds(number_field(document, "timeout_ms", 10, 60000));
     request.deadline = std::chrono::milliseconds(number_field(document, "deadline_ms", 100, 600000));
-    request.proxy = text_field(document, "proxy");
-    request.no_proxy = text_field(document, "no_proxy");
+    // An older check passes its --proxy here: the agent would connect to
+    // whatever it names (its own loopback services included).
+    if (document.contains("proxy") || document.contains("no_proxy")) {
+      throw ParseError{"an egress request cannot name a proxy: the agent uses the inventory's egress proxy, else its "
+                       "own environment"};
+    }
     return request;
   });
 }

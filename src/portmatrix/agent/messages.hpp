@@ -119,14 +119,13 @@ struct ObservedReply
 };
 
 // egress: check the inventory's egress list from your node (check --egress).
-// The agent decides the hosts (its plan's list), so the request cannot point
-// it anywhere else; an empty proxy means the agent's own environment.
+// The agent decides the hosts (its plan's list) and the proxy (the
+// inventory's egress proxy, else its own environment), so the request cannot
+// point it anywhere else: a request naming a proxy is refused.
 struct EgressRequest
 {
   std::chrono::milliseconds timeout{3000};
   std::chrono::milliseconds deadline{10000};
-  std::string proxy;
-  std::string no_proxy;
 };
 
 struct EgressReply

@@ -52,6 +52,15 @@ PeerPortCounts::seen(Protocol protocol, const PeerBytes& peer, std::uint16_t por
 }
 
 void
+PeerPortCounts::forget_through(std::uint64_t mark)
+{
+  std::erase_if(m_counts, [mark](const auto& entry) { return entry.second.last <= mark; });
+  // An unordered_map keeps its buckets: a fresh one gives them back.
+  std::unordered_map<Key, Count, KeyHash> kept(m_counts.begin(), m_counts.end());
+  m_counts.swap(kept);
+}
+
+void
 PeerPortCounts::clear()
 {
   m_counts.clear();

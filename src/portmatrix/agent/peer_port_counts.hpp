@@ -44,6 +44,11 @@ public:
   // Records of a new key past max_keys.
   std::uint64_t unrecorded() const { return m_unrecorded; }
   void clear();
+  // Forgets the keys whose last record is at or before `mark` (no question
+  // with a later `since` counts them) and gives their memory back. Marks
+  // stay valid: mark() goes on from where it was.
+  void forget_through(std::uint64_t mark);
+  std::size_t size() const { return m_counts.size(); }
 
 private:
   struct Key

@@ -332,10 +332,11 @@ Responder::Impl::answer_datagrams(const Listener& listener)
   for (int i = 0; i < count; ++i) {
     const auto& header = headers[std::size_t(i)].msg_hdr;
     auto length = headers[std::size_t(i)].msg_len;
-    if ((header.msg_flags & MSG_TRUNC) || length > k_max_identity_line) continue; // not a probe
-    auto nonce = parse_probe_payload(std::string_view(in[std::size_t(i)].buffer, length));
-    if (!nonce) continue;
-    auto& reply = replies[answers] = make_identity_reply(m_token, *nonce, m_node, Protocol::udp, listener.port);
+    if (header.msg_flags & MSG_TRUNC) continue; // not a probe
+    auto answer = answer_probe_datagram(m_token, std::string_view(in[std::size_t(i)].buffer, length), m_node,
+                                        listener.port);
+    if (!answer) continue;
+    auto& reply = replies[answers] = std::move(*answer);
     reply_vectors[answers] = {reply.data(), reply.size()};
     auto& message = out[answers].msg_hdr;
     message.msg_name = header.msg_name;

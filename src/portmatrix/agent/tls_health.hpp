@@ -8,13 +8,22 @@
 // with 200 "ok". Plain connections keep getting the identity exchange.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "net/event_loop.hpp"
 #include "net/fd.hpp"
 
 namespace portmatrix {
+
+// A handshake must be done this soon (a health check's takes milliseconds).
+inline constexpr std::chrono::seconds k_tls_handshake_timeout{1};
+// Connections at once, and per source address other than the priority ones.
+inline constexpr std::size_t k_tls_max_connections = 512;
+inline constexpr std::size_t k_tls_max_per_source = 16;
 
 class TlsHealthServer
 {
@@ -29,10 +38,19 @@ public:
   bool ready() const;
   const std::string& error() const;
 
+  // The load-balancer nodes' addresses: their checks are served first (no
+  // per-source limit; never evicted; when every slot is taken, they take the
+  // oldest other connection's).
+  void set_priority_sources(const std::vector<std::string>& addresses);
+
   // Takes over an accepted, non-blocking connection whose pending bytes start
-  // a TLS handshake. Answers one request, then closes; 5 s at most.
+  // a TLS handshake. Answers one request, then closes; the handshake within
+  // k_tls_handshake_timeout, all of it within 5 s. Past a source's share, or
+  // with every slot held and none to evict, the connection is closed at once.
   void adopt(Fd connection);
   std::uint64_t answered() const;
+  std::uint64_t refused() const; // closed at once: a source's share, or no slot
+  std::uint64_t evicted() const; // closed to make room for a newer one
 
   // True when `first_byte` starts a TLS record (handshake, content type 22).
   static bool looks_like_tls(unsigned char first_byte) { return first_byte == 0x16; }
@@ -41,5 +59,10 @@ private:
   struct Impl;
   std::unique_ptr<Impl> m_impl;
 };
+
+struct Inventory;
+// The addresses of the inventory's load-balancer nodes (whose health checks
+// set_priority_sources() serves first).
+std::vector<std::string> load_balancer_addresses(const Inventory& inventory);
 
 } // namespace portmatrix

@@ -602,7 +602,7 @@ private:
   void egress_round()
   {
     auto deadline = std::min(m_options.egress.deadline, std::chrono::milliseconds(25000));
-    EgressRequest body{m_options.egress.timeout, deadline, m_options.egress.proxy, m_options.egress.no_proxy};
+    EgressRequest body{m_options.egress.timeout, deadline};
     std::vector<Call> calls;
     for (std::size_t i = 0; i < m_report.agents.size(); ++i) {
       if (m_report.agents[i].reachable) calls.push_back({i, make_request("egress", to_json(body)), {}});

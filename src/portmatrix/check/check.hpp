@@ -85,8 +85,6 @@ struct CheckReport
 struct EgressRoundOptions
 {
   bool enabled = false;
-  std::string proxy;    // empty: each agent's own environment
-  std::string no_proxy; // empty: each agent's own environment
   std::chrono::milliseconds timeout{3000};
   std::chrono::milliseconds deadline{10000}; // on top of the check's deadline; at most 25 s
 };

@@ -369,11 +369,15 @@ command_egress(const std::string& inventory_path, const std::string& profile_nam
   }
   std::vector<EgressHost> hosts;
   std::string cluster = "cluster";
+  std::string inventory_proxy;
+  std::string inventory_no_proxy;
   if (!inventory_path.empty()) {
     auto plan = load_plan(inventory_path, profile_name);
     if (!plan) return k_exit_input;
     hosts = resolve_egress(plan->matrix, &plan->inventory);
     cluster = plan->inventory.cluster;
+    inventory_proxy = plan->inventory.egress.proxy;
+    inventory_no_proxy = plan->inventory.egress.no_proxy;
   } else {
     auto profile = load_profile(profile_name.empty() ? "apinizer" : profile_name);
     if (!profile) {
@@ -388,7 +392,11 @@ command_egress(const std::string& inventory_path, const std::string& profile_nam
     return emit(render_allowlist(hosts, *format, label), args.output) ? 0 : k_exit_input;
   }
 
-  auto proxy = proxy_settings(args.proxy, args.no_proxy, [](const char* name) { return std::getenv(name); });
+  // --proxy, else the inventory's egress proxy (what the agents use), else the environment.
+  auto proxy = args.proxy.empty() && !inventory_proxy.empty()
+                 ? proxy_settings(inventory_proxy, inventory_no_proxy, [](const char* name) { return std::getenv(name); },
+                                  k_inventory_proxy_label)
+                 : proxy_settings(args.proxy, args.no_proxy, [](const char* name) { return std::getenv(name); });
   if (!proxy) {
     std::cerr << "portmatrix: " << proxy.error() << "\n";
     return k_exit_input;
@@ -526,9 +534,9 @@ run_cli(int argc, char** argv)
     ->check(CLI::Range(1, 100));
   EgressRoundOptions check_egress;
   int egress_deadline_s = 10;
-  check->add_flag("--egress", check_egress.enabled, "Also have every agent run `egress` from its node (after the probes)");
-  check->add_option("--proxy", check_egress.proxy, "--egress: the agents' proxy (default: each agent's environment)");
-  check->add_option("--no-proxy", check_egress.no_proxy, "--egress: hosts the agents reach directly (default: their NO_PROXY)");
+  check->add_flag("--egress", check_egress.enabled,
+                  "Also have every agent run `egress` from its node (after the probes), through the inventory's egress "
+                  "proxy, else its own environment's");
   check->add_option("--egress-deadline", egress_deadline_s, "--egress: seconds the egress round may take")->capture_default_str()->check(CLI::Range(1, 25));
 
   SshArgs ssh;
@@ -546,7 +554,8 @@ run_cli(int argc, char** argv)
     "answered 403/407 or refused the request), proxy-unreachable (the proxy itself does not answer). Through a\n"
     "proxy, its 500/502/503 (it could not reach the host; it does not say whether DNS or the connection failed)\n"
     "count as refused and its 504 as timeout. Certificates are verified against the system trust store\n"
-    "(SSL_CERT_FILE/SSL_CERT_DIR honoured). The proxy comes from --proxy, else https_proxy/HTTPS_PROXY (and\n"
+    "(SSL_CERT_FILE/SSL_CERT_DIR honoured). The proxy comes from --proxy, else the inventory's egress proxy\n"
+    "(egress: {proxy, no_proxy}: what the agents use for check --egress), else https_proxy/HTTPS_PROXY (and\n"
     "http_proxy/HTTP_PROXY for plain-HTTP ports); no_proxy/NO_PROXY (or --no-proxy) lists hosts reached directly.\n"
     "Exit status: 0 every host ok, 1 some host failed, 2 input error.");
   egress->add_option("--inventory", inventory, "Inventory YAML (its options and egress overrides apply)")->check(CLI::ExistingFile);

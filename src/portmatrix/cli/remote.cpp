@@ -298,8 +298,6 @@ check_arguments(const CheckOptions& options)
   if (options.egress.enabled) {
     out.insert(out.end(), {"--egress", "--egress-deadline",
                            std::to_string(duration_cast<std::chrono::seconds>(options.egress.deadline).count())});
-    if (!options.egress.proxy.empty()) out.insert(out.end(), {"--proxy", options.egress.proxy});
-    if (!options.egress.no_proxy.empty()) out.insert(out.end(), {"--no-proxy", options.egress.no_proxy});
   }
   for (const auto& [node, why] : options.absent) out.insert(out.end(), {"--absent", node + "=" + why});
   return out;

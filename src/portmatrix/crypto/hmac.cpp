@@ -10,6 +10,8 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
+#include <utility>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -22,6 +24,20 @@ namespace {
 
 // A token file larger than this is not a token (and is not read into memory).
 constexpr std::size_t k_max_token_file = 1 << 20;
+// A token of fewer distinct characters than this is a placeholder or a
+// pattern ("aaaaaaaaaaaaaaaa", "0101..."), not a secret; 32 random bytes in
+// hex have about 16.
+constexpr std::size_t k_min_distinct_bytes = 8;
+constexpr std::string_view k_make_token = "(umask 077; openssl rand -hex 32 > token)";
+
+std::size_t
+distinct_bytes(std::string_view text)
+{
+  bool seen[256] = {};
+  std::size_t count = 0;
+  for (unsigned char c : text) count += !std::exchange(seen[c], true);
+  return count;
+}
 
 std::string
 to_hex(const unsigned char* data, std::size_t size)
@@ -59,12 +75,18 @@ std::optional<Token>
 Token::load(const std::string& path, std::string& error)
 {
   // Opened without blocking and checked on the open file: a FIFO or a device
-  // would otherwise hold the agent (or check) on its first read forever.
-  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  // would otherwise hold the agent (or check) on its first read forever. A
+  // symlink is not followed: whoever may change where it points chooses the
+  // token.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
   std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* open) {
     if (*open >= 0) ::close(*open);
   });
   struct stat info{};
+  if (fd < 0 && errno == ELOOP) {
+    error = "token file " + path + " is a symlink; name the file itself";
+    return std::nullopt;
+  }
   if (fd < 0 || ::fstat(fd, &info) != 0) {
     error = "cannot read token file " + path + ": " + std::strerror(errno);
     return std::nullopt;
@@ -75,6 +97,11 @@ Token::load(const std::string& path, std::string& error)
   }
   if ((info.st_mode & 077) != 0) {
     error = "token file " + path + " is readable by group or others (chmod 600 it)";
+    return std::nullopt;
+  }
+  if (info.st_uid != ::geteuid()) {
+    error = "token file " + path + " is owned by uid " + std::to_string(info.st_uid) + ", not by the running user (uid " +
+            std::to_string(::geteuid()) + "): chown it";
     return std::nullopt;
   }
   if (std::size_t(info.st_size) > k_max_token_file) {
@@ -92,7 +119,13 @@ Token::load(const std::string& path, std::string& error)
     text.append(buffer, std::size_t(count));
   }
   auto token = from_text(text);
-  if (!token) error = "token in " + path + " is shorter than 16 characters";
+  if (!token) {
+    error = "token in " + path + " is shorter than 16 characters; make one with: " + std::string(k_make_token);
+  } else if (auto distinct = distinct_bytes(trim(text)); distinct < k_min_distinct_bytes) {
+    error = "token in " + path + " has only " + std::to_string(distinct) +
+            " distinct characters: guessable; make one with: " + std::string(k_make_token);
+    return std::nullopt;
+  }
   return token;
 }
 

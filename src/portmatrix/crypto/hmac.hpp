@@ -17,7 +17,9 @@ public:
   // At least 16 bytes of secret; surrounding whitespace is trimmed.
   static std::optional<Token> from_text(std::string_view text);
   // Reads a token file; nullopt with `error` set when missing, unreadable,
-  // shorter than 16 bytes, or readable by group or others (mode & 077).
+  // a symlink, owned by another user than the running one, readable by group
+  // or others (mode & 077), shorter than 16 bytes, or of fewer than 8
+  // distinct characters (the error names the command that makes a good one).
   static std::optional<Token> load(const std::string& path, std::string& error);
 
   // HMAC-SHA256 of `data`, lower-case hex (64 characters).

@@ -164,7 +164,8 @@ NoProxy::matches(std::string_view host) const
 }
 
 Expected<ProxySettings, std::string>
-proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy, const Getenv& getenv)
+proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy, const Getenv& getenv,
+               std::string_view proxy_label)
 {
   ProxySettings settings;
   auto variable = [&](const char* lower_name, const char* upper_name, std::string& name) -> std::string {
@@ -184,11 +185,11 @@ proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy, const 
     return std::optional<ProxyUrl>(*url);
   };
   if (!cli_proxy.empty()) {
-    auto url = parse(std::string(cli_proxy), "--proxy");
+    auto url = parse(std::string(cli_proxy), std::string(proxy_label));
     if (!url) return unexpected(url.error());
     settings.https = *url;
     settings.http = *url;
-    settings.source = "--proxy";
+    settings.source = proxy_label;
   } else {
     std::string https_name;
     std::string http_name;
@@ -204,6 +205,23 @@ proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy, const 
   std::string no_proxy = cli_no_proxy.empty() ? variable("no_proxy", "NO_PROXY", no_proxy_name) : std::string(cli_no_proxy);
   settings.no_proxy = NoProxy(no_proxy);
   return settings;
+}
+
+std::optional<ProxyAnswer>
+parse_proxy_answer(std::string_view head)
+{
+  ProxyAnswer answer;
+  answer.line = std::string(head.substr(0, head.find("\r\n")));
+  auto space = answer.line.find(' ');
+  if (!answer.line.starts_with("HTTP/") || space == std::string::npos) return std::nullopt;
+  // Three digits, as RFC 9110 writes a status code (atoi would overflow on a long one).
+  std::string_view code = std::string_view(answer.line).substr(space + 1, 3);
+  auto [end, error] = std::from_chars(code.data(), code.data() + code.size(), answer.code);
+  if (error != std::errc() || end != code.data() + 3 || answer.code < 100) return std::nullopt;
+  std::string lower(head);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  answer.proxy_auth = lower.find("\r\nproxy-authenticate:") != std::string::npos;
+  return answer;
 }
 
 } // namespace portmatrix

@@ -57,12 +57,27 @@ struct ProxySettings
   std::string source; // where the settings came from, for messages ("--proxy", "HTTPS_PROXY")
 };
 
-// From `--proxy` (used for both schemes when given) or the environment, read
+// From `--proxy` (used for both schemes when given; `proxy_label` names it in
+// messages, e.g. the inventory's egress proxy) or the environment, read
 // through `getenv` (lower-case names first, as curl does). Returns
 // "VARIABLE: reason" for a malformed URL.
 using Getenv = std::function<const char*(const char*)>;
 Expected<ProxySettings, std::string> proxy_settings(std::string_view cli_proxy, std::string_view cli_no_proxy,
-                                                    const Getenv& getenv);
+                                                    const Getenv& getenv, std::string_view proxy_label = "--proxy");
+// The inventory's egress proxy (egress: proxy, no_proxy), else the environment.
+constexpr std::string_view k_inventory_proxy_label = "the inventory's egress proxy";
+
+// A proxy's answer to CONNECT or to a proxied request: its status line and
+// whether it asks for credentials.
+struct ProxyAnswer
+{
+  int code = 0;
+  std::string line;        // "HTTP/1.1 403 Filtered"
+  bool proxy_auth = false; // a Proxy-Authenticate header: the proxy wants credentials
+};
+// Parses a response head (status line, headers, up to the blank line) as a
+// proxy sends it; nullopt when it is no HTTP status (the code is 100-999).
+std::optional<ProxyAnswer> parse_proxy_answer(std::string_view head);
 
 // Base64 of `data` (RFC 4648, padded).
 std::string base64(std::string_view data);

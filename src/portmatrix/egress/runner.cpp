@@ -190,16 +190,9 @@ send_all(const Fd& fd, std::string_view data, Clock::time_point until)
   return true;
 }
 
-struct HttpStatus
-{
-  int code = 0;
-  std::string line;          // "HTTP/1.1 403 Filtered"
-  bool proxy_auth = false;   // a Proxy-Authenticate header: the proxy wants credentials
-};
-
 // Reads an HTTP response head (up to the blank line, at most 16 KiB) and
 // returns its status; nullopt on timeout or a closed connection.
-std::optional<HttpStatus>
+std::optional<ProxyAnswer>
 read_status(const Fd& fd, Clock::time_point until)
 {
   std::string head;
@@ -214,20 +207,12 @@ read_status(const Fd& fd, Clock::time_point until)
       break;
     }
   }
-  HttpStatus status;
-  status.line = head.substr(0, head.find("\r\n"));
-  if (status.line.starts_with("HTTP/") && status.line.find(' ') != std::string::npos) {
-    status.code = std::atoi(status.line.c_str() + status.line.find(' ') + 1);
-  }
-  if (status.code == 0) return std::nullopt;
-  std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  status.proxy_auth = head.find("\r\nproxy-authenticate:") != std::string::npos;
-  return status;
+  return parse_proxy_answer(head);
 }
 
 // The proxy's own refusal or failure (for CONNECT, any answer but 2xx).
 Outcome
-proxy_status(const HttpStatus& status, const ProxyUrl& proxy)
+proxy_status(const ProxyAnswer& status, const ProxyUrl& proxy)
 {
   auto code = status.code;
   auto detail = fmt::format("proxy {}: {}", proxy.display(), status.line);

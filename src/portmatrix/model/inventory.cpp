@@ -264,13 +264,18 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
 
 namespace {
 
-// egress: {add: [{host, serves, ports, purpose}], remove: [host], replace: {host: [hosts]}}
+// egress: {add: [{host, serves, ports, purpose}], remove: [host], replace: {host: [hosts]},
+//          proxy: URL, no_proxy: LIST}
 // Each list names a host once (DNS names compare without case), and a host
 // is either removed or replaced.
 void
 read_egress(YamlReader& reader, const YAML::Node& node, EgressOverrides& out)
 {
-  if (!reader.check_map(node, "egress", {"add", "remove", "replace"})) return;
+  if (!reader.check_map(node, "egress", {"add", "remove", "replace", "proxy", "no_proxy"})) return;
+  // The agents' egress check uses this proxy (else each agent's environment):
+  // a control request cannot name one.
+  if (auto proxy = node["proxy"]) out.proxy = reader.string(proxy, "the egress proxy URL").value_or("");
+  if (auto no_proxy = node["no_proxy"]) out.no_proxy = reader.string(no_proxy, "the egress no_proxy list").value_or("");
   using Seen = std::map<std::string, int>; // lower-case host -> line first named
   auto lower = [](std::string host) {
     std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -489,6 +494,13 @@ load_inventory(std::string_view path)
   std::error_code error;
   if (!std::filesystem::is_regular_file(path, error)) {
     return unexpected(Diagnostics{{std::string(path), 0, 0, "cannot read the inventory: not a regular file"}});
+  }
+  // The inventory says which flows an agent may be asked to probe: one that
+  // anyone may rewrite is no limit.
+  auto permissions = std::filesystem::status(path, error).permissions();
+  if ((permissions & std::filesystem::perms::others_write) != std::filesystem::perms::none) {
+    return unexpected(Diagnostics{
+      {std::string(path), 0, 0, "the inventory is writable by anyone (chmod o-w it): it decides what agents probe"}});
   }
   if (std::filesystem::file_size(path, error) > (16u << 20)) {
     return unexpected(Diagnostics{{std::string(path), 0, 0, "the inventory is larger than 16 MiB"}});

@@ -73,6 +73,10 @@ struct EgressOverrides
   std::vector<Positioned<EgressHost>> add;
   std::vector<Positioned<std::string>> remove; // profile entries' hosts
   std::vector<Positioned<EgressReplacement>> replace;
+  // The proxy the agents' egress check uses (http://[user:pass@]host:port)
+  // and the hosts it reaches directly; empty: each agent's environment.
+  std::string proxy;
+  std::string no_proxy;
 };
 
 struct Inventory

@@ -391,7 +391,7 @@ struct NftEvaluation
 
 Expected<NftRuleset, std::string>
 NftRuleset::parse(std::string_view text)
-{
+try {
   json doc = json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("nftables") || !doc["nftables"].is_array()) {
     return unexpected(std::string("not the JSON of `nft -j list ruleset`"));
@@ -438,11 +438,14 @@ NftRuleset::parse(std::string_view text)
   ruleset.m_breakpoints.erase(std::unique(ruleset.m_breakpoints.begin(), ruleset.m_breakpoints.end()),
                               ruleset.m_breakpoints.end());
   return ruleset;
+} catch (const json::exception& error) {
+  // A member of another type than nft writes (json::value throws on it).
+  return unexpected(fmt::format("not the JSON of `nft -j list ruleset`: {}", error.what()));
 }
 
 PortDecision
 NftRuleset::decide(const Packet& packet) const
-{
+try {
   using Flow = NftEvaluation::Flow;
   NftEvaluation evaluation{*this, packet, {}};
   std::string accepted_by;
@@ -464,6 +467,8 @@ NftRuleset::decide(const Packet& packet) const
   }
   if (accepted_by.empty()) return {Decision::accept, "no nftables input chain"};
   return {Decision::accept, accepted_by};
+} catch (const json::exception& error) {
+  return {Decision::unknown, fmt::format("a rule nftables would not write: {}", error.what())};
 }
 
 } // namespace portmatrix

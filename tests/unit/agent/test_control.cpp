@@ -368,5 +368,45 @@ TEST(ProbeRequestBody, SaysWhenItContinuesTheChecksProbing)
   EXPECT_NE(bad.error().find("continues"), std::string::npos) << bad.error();
 }
 
+// Finding 3: a request naming a proxy (here a listener on the agent's own
+// loopback) is refused, and nothing connects to that listener.
+TEST_F(ControlChannel, AnEgressRequestCannotNameItsProxy)
+{
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  socklen_t length = sizeof(address);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  auto body = fmt::format(R"({{"timeout_ms": 500, "deadline_ms": 2000, "proxy": "http://127.0.0.1:{}"}})",
+                          ntohs(address.sin_port));
+  auto error = error_of(encode_request(m_token, make_request("egress", body)));
+  EXPECT_NE(error.find("cannot name a proxy"), std::string::npos) << error;
+  EXPECT_LT(::accept(listener, nullptr, nullptr), 0) << "the agent connected to the named proxy";
+  ::close(listener);
+  expect_still_serving();
+}
+
+// Finding 11: 5,000 unauthenticated requests wrote 5,000 lines. They write a
+// few now, and the rest is counted (the count's line comes when its 10 s
+// window ends, after this test).
+TEST_F(ControlChannel, AFloodOfUnauthenticatedRequestsWritesABoundedLog)
+{
+  auto wrong = *Token::from_text("not-the-agents-token-000000");
+  for (int i = 0; i < 5000; ++i) {
+    auto reply = exchange(encode_request(wrong, make_request("hello", "{}")));
+    ASSERT_TRUE(reply.has_value()) << "request " << i;
+  }
+  expect_still_serving();
+  m_stop = true;
+  m_thread.join();
+  auto text = m_log.str();
+  auto lines = std::count(text.begin(), text.end(), '\n');
+  EXPECT_LE(lines, 20) << text;
+  EXPECT_NE(text.find("unauthenticated"), std::string::npos) << "the first ones are shown: " << text;
+}
+
 } // namespace
 } // namespace portmatrix

@@ -3,9 +3,13 @@
 // nonces: never repeated, not even by a fork()ed child.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -76,6 +80,68 @@ TEST(RandomHex, AForkedChildNeverDrawsItsParentsNextBytes)
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   ASSERT_EQ(length, 32);
   EXPECT_NE(std::string(buffer, std::size_t(length)), parent_nonce);
+}
+
+// A token file in a fresh directory, mode 600, owned by the test's user.
+class TokenFile : public ::testing::Test
+{
+protected:
+  void SetUp() override
+  {
+    char pattern[] = "/tmp/portmatrix-token-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    m_dir = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(m_dir); }
+
+  std::string write(const std::string& name, const std::string& text)
+  {
+    auto path = m_dir + "/" + name;
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), 0600);
+    return path;
+  }
+
+  std::string m_dir;
+};
+
+TEST_F(TokenFile, AGoodTokenLoads)
+{
+  std::string error;
+  EXPECT_TRUE(Token::load(write("token", random_hex(32) + "\n"), error)) << error;
+}
+
+TEST_F(TokenFile, ASymlinkIsRefused)
+{
+  auto target = write("token", random_hex(32) + "\n");
+  auto link = m_dir + "/link";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  std::string error;
+  EXPECT_FALSE(Token::load(link, error));
+  EXPECT_NE(error.find("is a symlink"), std::string::npos) << error;
+}
+
+TEST_F(TokenFile, AFileOfAnotherUserIsRefused)
+{
+  auto path = write("token", random_hex(32) + "\n");
+  auto other = ::geteuid() == 65534 ? 65533 : 65534;
+  if (::chown(path.c_str(), uid_t(other), gid_t(-1)) != 0) {
+    if (std::getenv("CI")) FAIL() << "chown needs root (CI runs the tests as root)";
+    GTEST_SKIP() << "skipped: chown needs root";
+  }
+  std::string error;
+  EXPECT_FALSE(Token::load(path, error));
+  EXPECT_NE(error.find("not by the running user"), std::string::npos) << error;
+}
+
+TEST_F(TokenFile, ALowEntropyTokenIsRefusedWithTheCommandThatMakesAGoodOne)
+{
+  for (const auto* text : {"aaaaaaaaaaaaaaaa\n", "abababababababababababab\n", "0123012301230123"}) {
+    std::string error;
+    EXPECT_FALSE(Token::load(write("token", text), error)) << text;
+    EXPECT_NE(error.find("distinct characters"), std::string::npos) << error;
+    EXPECT_NE(error.find("openssl rand -hex 32"), std::string::npos) << error;
+  }
 }
 
 } // namespace

@@ -131,6 +131,14 @@ private:
     m_report.rounds.emplace_back(name, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
   }
 
+  // A request for `node`'s agent: it names the node and, after hello, the
+  // agent's instance, so it is good for that agent's present run only.
+  ControlRequest request_for(std::size_t node, std::string type, std::string body) const
+  {
+    std::string instance = node < m_hello.size() && m_hello[node] ? m_hello[node]->instance : std::string();
+    return make_request(std::move(type), std::move(body), m_plan.inventory.nodes[node].name, std::move(instance));
+  }
+
   void progress(const std::string& message)
   {
     if (m_options.progress) m_options.progress(message);
@@ -195,7 +203,7 @@ private:
   void hello_round()
   {
     std::vector<Call> calls;
-    for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) calls.push_back({i, make_request("hello", "{}"), {}});
+    for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) calls.push_back({i, request_for(i, "hello", "{}"), {}});
     call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
     m_hello.resize(m_plan.inventory.nodes.size());
     for (const auto& call : calls) {
@@ -258,7 +266,7 @@ private:
     auto by = std::max(Clock::now(), observe_by());
     for (auto& [source, request] : by_source) {
       request.budget = probe_budget(by);
-      calls.push_back({source, make_request("probe", to_json(request)), {}});
+      calls.push_back({source, request_for(source, "probe", to_json(request)), {}});
     }
     progress(fmt::format("probing {} flows from {} agents", m_flows.size(), calls.size()));
     call_all(m_loop, m_plan, m_token, calls, by);
@@ -312,7 +320,7 @@ private:
       auto by = std::min(observe_by(), Clock::now() + m_options.timeout * 4);
       for (auto& [source, request] : by_source) {
         request.budget = probe_budget(by);
-        calls.push_back({source, make_request("probe", to_json(request)), {}});
+        calls.push_back({source, request_for(source, "probe", to_json(request)), {}});
       }
       progress(fmt::format("asking the VIP again from {} agents", calls.size()));
       call_all(m_loop, m_plan, m_token, calls, by);
@@ -413,7 +421,7 @@ private:
     }
     if (by_node.empty()) return;
     std::vector<Call> calls;
-    for (auto& [node, queries] : by_node) calls.push_back({node, make_request("observed", to_json(queries)), {}});
+    for (auto& [node, queries] : by_node) calls.push_back({node, request_for(node, "observed", to_json(queries)), {}});
     progress(fmt::format("asking {} agents what they saw", calls.size()));
     call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
     for (const auto& call : calls) {
@@ -584,7 +592,7 @@ private:
     EgressRequest body{m_options.egress.timeout, deadline, m_options.egress.proxy, m_options.egress.no_proxy};
     std::vector<Call> calls;
     for (std::size_t i = 0; i < m_report.agents.size(); ++i) {
-      if (m_report.agents[i].reachable) calls.push_back({i, make_request("egress", to_json(body)), {}});
+      if (m_report.agents[i].reachable) calls.push_back({i, request_for(i, "egress", to_json(body)), {}});
     }
     call_all(m_loop, m_plan, m_token, calls, Clock::now() + deadline + std::chrono::seconds(2));
     m_report.egress.resize(m_report.agents.size());

@@ -550,7 +550,12 @@ private:
       auto failure = diagnose(index, s, segments[s], service);
       if (!failure.diagnosis.empty()) result.failures.push_back(std::move(failure));
     }
-    result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
+    // Failures that only say the destination's agent could not be asked
+    // leave the flow untested: a skip, as the agents section says.
+    bool untested = !result.failures.empty()
+                    && std::all_of(result.failures.begin(), result.failures.end(),
+                                   [](const FlowFailure& f) { return f.diagnosis == "agent-unreachable"; });
+    result.verdict = result.failures.empty() ? Verdict::pass : untested ? Verdict::skip : Verdict::fail;
     result.diagnosis = !result.failures.empty() ? result.failures.front().diagnosis : service ? "service" : "ok";
     if (result.diagnosis == "service") result.answered_by = answered_by(*flow.to, flow.protocol, flow.range);
   }

@@ -550,14 +550,25 @@ private:
       auto failure = diagnose(index, s, segments[s], service);
       if (!failure.diagnosis.empty()) result.failures.push_back(std::move(failure));
     }
-    // Failures that only say the destination's agent could not be asked
-    // leave the flow untested: a skip, as the agents section says.
-    bool untested = !result.failures.empty()
-                    && std::all_of(result.failures.begin(), result.failures.end(),
-                                   [](const FlowFailure& f) { return f.diagnosis == "agent-unreachable"; });
-    result.verdict = result.failures.empty() ? Verdict::pass : untested ? Verdict::skip : Verdict::fail;
+    result.verdict = verdict_of(result.failures);
     result.diagnosis = !result.failures.empty() ? result.failures.front().diagnosis : service ? "service" : "ok";
     if (result.diagnosis == "service") result.answered_by = answered_by(*flow.to, flow.protocol, flow.range);
+  }
+
+  // Failures that only say a destination's agent could not be asked leave
+  // the flow untested: a skip, as the agents section says.
+  static Verdict verdict_of(const std::vector<FlowFailure>& failures)
+  {
+    if (failures.empty()) return Verdict::pass;
+    bool untested = std::all_of(failures.begin(), failures.end(),
+                                [](const FlowFailure& f) { return f.diagnosis == "agent-unreachable"; });
+    return untested ? Verdict::skip : Verdict::fail;
+  }
+
+  bool agent_reachable(const std::string& name) const
+  {
+    return std::any_of(m_report.agents.begin(), m_report.agents.end(),
+                       [&](const AgentStatus& agent) { return agent.node == name && agent.reachable; });
   }
 
   void evaluate_vip(const std::vector<Segment>& segments, FlowResult& result) const
@@ -575,17 +586,24 @@ private:
       }
     }
     result.backends_reached.assign(reached.begin(), reached.end());
-    std::vector<std::string> missing;
+    // A backend whose agent cannot be asked (stopped, frozen) answers no
+    // identity: not reaching it says nothing of the load balancer.
+    std::string missing, frozen;
     for (const auto& name : result.backends_expected) {
-      if (!reached.count(name)) missing.push_back(name);
+      if (reached.count(name)) continue;
+      auto& list = agent_reachable(name) ? missing : frozen;
+      list += (list.empty() ? "" : ", ") + name;
     }
     if (result.failures.empty() && !missing.empty() && !untested) {
-      std::string list;
-      for (const auto& name : missing) list += (list.empty() ? "" : ", ") + name;
       result.failures.push_back({result.flow.range, "open", "wrong-responder",
-                                 fmt::format("the VIP never reached {}", list)});
+                                 fmt::format("the VIP never reached {}", missing)});
+    } else if (result.failures.empty() && !frozen.empty() && !untested) {
+      result.failures.push_back({result.flow.range, "open", "agent-unreachable",
+                                 fmt::format("the VIP never reached {}, whose agent could not be asked (stopped or "
+                                             "frozen?)",
+                                             frozen)});
     }
-    result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
+    result.verdict = verdict_of(result.failures);
     result.diagnosis = result.failures.empty() ? "ok" : result.failures.front().diagnosis;
   }
 

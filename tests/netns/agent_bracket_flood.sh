@@ -11,8 +11,7 @@ ck_init bracket_flood "$@"
 FLOODERS=6
 
 ck_topology
-CONTROL_PORT=$(sed -n 's/.*control_port: *\([0-9]*\).*/\1/p' "$INVENTORY" | head -1)
-[[ -n $CONTROL_PORT ]] || ck_die "no agent control_port in $INVENTORY"
+CONTROL_PORT=$(ck_control_port)
 ck_start_cluster
 W1=${CK_ADDRESS[worker1]}
 AGENT=${CK_AGENT_PID[worker1]}

@@ -16,8 +16,7 @@ TOOL="$(dirname "$0")/tcp_capture.py"
 SECRET=S3cretPass
 
 ck_topology
-CONTROL_PORT=$(sed -n 's/.*control_port: *\([0-9]*\).*/\1/p' "$INVENTORY" | head -1)
-[[ -n $CONTROL_PORT ]] || ck_die "no agent control_port in $INVENTORY"
+CONTROL_PORT=$(ck_control_port)
 ck_start_cluster
 W1=${CK_ADDRESS[worker1]}
 M1=${CK_ADDRESS[master1]}

@@ -693,6 +693,13 @@ PY
 
 # --- capture of the control port --------------------------------------------------
 
+ck_control_port() { # prints the inventory's agent control port
+  local port
+  port=$(sed -n 's/.*control_port: *\([0-9]*\).*/\1/p' "$INVENTORY" | head -1)
+  [[ -n $port ]] || ck_die "no agent control_port in $INVENTORY"
+  echo "$port"
+}
+
 # A packet capture (tcp_capture.py, AF_PACKET) in NODE's namespace of the TCP
 # segments to or from PORT, into FILE (one JSON line per segment), until
 # ck_capture_stop. Returns once the socket is bound.

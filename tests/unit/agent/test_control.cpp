@@ -138,6 +138,22 @@ nodes:
     std::string sent; // every byte this client sent, greeting included
   };
 
+  // A non-blocking UDP socket on w1's side of m1's flow (127.0.0.2, the
+  // overlay port): it takes the probes and never answers. -1 when it cannot bind.
+  int bind_flow_port()
+  {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(std::uint16_t(m_base + 1));
+    ::inet_pton(AF_INET, "127.0.0.2", &address.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
   // A request for m1, signed by m1's present run unless told otherwise.
   ControlRequest request(std::string type, std::string body)
   {
@@ -420,12 +436,8 @@ TEST_F(ControlServer, ProbesAFlowOfItsNode)
 TEST_F(ControlServer, MergesDuplicateTargets)
 {
   expect_still_serving();
-  int port = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(std::uint16_t(m_base + 1));
-  ::inet_pton(AF_INET, "127.0.0.2", &address.sin_addr);
-  ASSERT_EQ(::bind(port, reinterpret_cast<sockaddr*>(&address), sizeof address), 0) << std::strerror(errno);
+  int port = bind_flow_port();
+  ASSERT_GE(port, 0) << std::strerror(errno);
   ProbeRequest probe;
   probe.timeout = std::chrono::milliseconds(300);
   probe.retries = 0;
@@ -454,12 +466,8 @@ TEST_F(ControlServer, MergesDuplicateTargets)
 TEST_F(ControlServer, CapsTheNumberOfProbingsAtOnce)
 {
   expect_still_serving();
-  int silent = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(std::uint16_t(m_base + 1));
-  ::inet_pton(AF_INET, "127.0.0.2", &address.sin_addr);
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof address), 0) << std::strerror(errno);
+  int silent = bind_flow_port();
+  ASSERT_GE(silent, 0) << std::strerror(errno);
   ProbeRequest probe;
   probe.timeout = std::chrono::milliseconds(20000);
   probe.retries = 0;

@@ -363,7 +363,7 @@ ck_check() { # NAME [ARGS...]
 #
 # A FILTER selects results of the JSON report: space-separated key=value
 # terms, all of which must hold; a value may list alternatives (a,b);
-#   from=NODE to=NODE|vip proto=tcp|udp expect=allow|deny verdict=pass|fail|skip
+#   from=NODE to=NODE|vip proto=tcp|udp expect=allow|deny verdict=pass|fail|skip diagnosis=WORD
 #   port=N   the flow's range covers port N
 # e.g. "to=master2 proto=udp port=8472 expect=allow".
 
@@ -505,7 +505,7 @@ def parse_filter(text):
     terms = {}
     for term in text.split():
         key, _, value = term.partition("=")
-        if key not in ("from", "to", "proto", "port", "expect", "verdict") or not value:
+        if key not in ("from", "to", "proto", "port", "expect", "verdict", "diagnosis") or not value:
             sys.exit(f"bad filter term {term!r}")
         terms[key] = value.split(",")
     return terms
@@ -706,4 +706,30 @@ commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "o
             "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up}
 commands[sys.argv[1]](*sys.argv[2:])
 PY
+}
+
+# --- capture of the control port --------------------------------------------------
+
+ck_control_port() { # prints the inventory's agent control port
+  local port
+  port=$(sed -n 's/.*control_port: *\([0-9]*\).*/\1/p' "$INVENTORY" | head -1)
+  [[ -n $port ]] || ck_die "no agent control_port in $INVENTORY"
+  echo "$port"
+}
+
+# A packet capture (tcp_capture.py, AF_PACKET) in NODE's namespace of the TCP
+# segments to or from PORT, into FILE (one JSON line per segment), until
+# ck_capture_stop. Returns once the socket is bound.
+ck_capture_start() { # NODE PORT FILE
+  CK_CAPTURE_FILE=$3
+  ck_spawn "capture on $1" ip netns exec "${CK_NS[$1]}" python3 "$(dirname "${BASH_SOURCE[0]}")/tcp_capture.py" \
+    capture "$2" "$3" </dev/null >"$3.status" 2>&1
+  CK_CAPTURE_PID=$CK_PID
+  local i
+  for ((i = 0; i < 100; i++)); do grep -q capturing "$3.status" 2>/dev/null && return 0; sleep 0.1; done
+  ck_die "the capture did not start: $(cat "$3.status")"
+}
+
+ck_capture_stop() {
+  ck_stop "$CK_CAPTURE_PID" TERM
 }

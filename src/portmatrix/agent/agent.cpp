@@ -3,10 +3,15 @@
 // so a probe request never stops the agent from answering other probes.
 //
 // The control server is defensive: connections are capped and time out when
-// idle, frames are size-checked before parsing, every request is
-// authenticated and replay-checked, and a probe request may only name flows
-// that start at this node (so the agent cannot be used as a scanner). A
-// misbehaving client gets an error response and is disconnected; the others
+// idle; records are encrypted and authenticated before anything in them is
+// parsed (agent/control_channel.hpp), and their size is checked from a fixed
+// header first; every request must name this node and this run of the agent,
+// and is replay-checked; a probe request may only name flows that start at
+// this node (so the agent cannot be used as a scanner), duplicates merged and
+// its total bounded by those flows; and every request's work is bounded and
+// runs on the loop in slices (observed) or as the prober's events, so a
+// `hello` is never held up. A client that cannot authenticate gets an alert
+// and is disconnected; one that asks for too much gets an error; the others
 // are unaffected.
 #include "agent/agent.hpp"
 
@@ -20,12 +25,14 @@
 #include <future>
 #include <iostream>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/capture.hpp"
+#include "agent/control_channel.hpp"
 #include "agent/control_protocol.hpp"
 #include "agent/log_limiter.hpp"
 #include "agent/messages.hpp"
@@ -51,6 +58,14 @@ namespace {
 // for the check's observe round).
 constexpr std::chrono::milliseconds k_departures_linger{2000};
 
+// An observed request is answered in slices of about this much work, each a
+// turn of the loop, so requests and probes that arrive meanwhile are served
+// between them.
+constexpr std::chrono::microseconds k_observed_slice{2000};
+// An observed request still not answered after this is abandoned with an
+// error (check waits 3 s for the round): its work is bounded in time too.
+constexpr std::chrono::seconds k_observed_limit{30};
+
 // What this node may be asked to probe: the flows that start here.
 struct AllowedTarget
 {
@@ -74,7 +89,7 @@ struct Agent::Impl
   {
     std::uint64_t id = 0;
     Fd fd;
-    FrameReader reader{k_max_request_bytes};
+    std::optional<ControlChannel> channel; // agent side, k_max_request_bytes per request
     std::string out;
     bool close_after_write = false;
     std::uint64_t idle_timer = 0;
@@ -85,6 +100,7 @@ struct Agent::Impl
 
   Impl(EventLoop& loop, const Plan& plan, const Node& node, const Token& token, std::ostream& log)
     : loop(loop), plan(plan), node(node), token(token), log(log), limited(loop, log, "portmatrix agent " + node.name),
+      instance(random_hex(16)),
       responder(loop, token, node.name, node.address),
       capture(loop, node.address), departures(loop, node.address, Direction::outbound)
   {
@@ -92,6 +108,7 @@ struct Agent::Impl
     plan.for_each_flow([&](const Flow& flow) {
       if (plan.inventory.nodes[flow.from].name != node.name || flow.protocol == Protocol::vrrp) return;
       allowed.push_back({flow.protocol, plan.flow_address(flow), flow.range, !flow.to.has_value()});
+      max_probes += std::uint64_t(flow.range.size()) * (flow.to ? 1 : k_max_probe_repeat);
     });
   }
 
@@ -201,6 +218,8 @@ struct Agent::Impl
       auto connection = std::make_unique<Connection>();
       connection->id = next_connection++;
       connection->fd = std::move(fd);
+      connection->channel.emplace(token, ChannelSide::agent, k_max_request_bytes);
+      connection->out = connection->channel->greeting();
       auto id = connection->id;
       int raw = connection->fd.get();
       connection->auth_timer = loop.after(k_control_auth_timeout, [this, id] {
@@ -218,6 +237,7 @@ struct Agent::Impl
       connections.emplace(id, std::move(connection));
       loop.add(raw, EPOLLIN, [this, id](std::uint32_t events) { on_io(id, events); });
       touch(id);
+      if (auto* fresh = find(id)) flush(*fresh); // our greeting
     }
   }
 
@@ -272,12 +292,16 @@ struct Agent::Impl
     if (events & EPOLLOUT) flush(*connection);
     if (!(connection = find(id))) return;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+      // Each read is taken apart into records at once: the channel checks a
+      // record's header before its payload is buffered, and its tag before
+      // any of it is used.
       char buffer[16384];
       for (;;) {
         auto n = ::recv(connection->fd.get(), buffer, sizeof(buffer), 0);
         if (n > 0) {
-          connection->reader.feed({buffer, std::size_t(n)});
-          if (connection->reader.buffered() > k_max_request_bytes + 4) break;
+          connection->channel->feed({buffer, std::size_t(n)});
+          touch(id);
+          if (!take_messages(id) || !(connection = find(id))) return;
           continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
@@ -286,20 +310,53 @@ struct Agent::Impl
         }
         if (errno != EINTR) break;
       }
-      touch(id);
-      while (auto payload = connection->reader.next()) {
-        handle(id, *payload);
-        if (!(connection = find(id)) || connection->close_after_write) return;
-      }
-      if (connection->reader.oversized()) reply_error(id, "", "request larger than 1 MiB", true);
     }
   }
 
-  void send(std::uint64_t id, std::string frame, bool close_after)
+  // Handles the whole messages received so far; false when the connection
+  // is closed or closing.
+  bool take_messages(std::uint64_t id)
+  {
+    for (auto* connection = find(id); connection && !connection->close_after_write; connection = find(id)) {
+      auto message = connection->channel->next();
+      if (!message) {
+        refuse(id, message.error());
+        return false;
+      }
+      if (!*message) return true;
+      handle(id, **message);
+    }
+    return false;
+  }
+
+  // A peer whose records the channel refused (another token, another
+  // protocol, an oversized record): an alert in clear, then the connection ends.
+  void refuse(std::uint64_t id, const ChannelError& error)
+  {
+    if (error.kind == ChannelError::Kind::alert) {
+      close(id);
+      return;
+    }
+    ++rejected;
+    auto message = error.kind == ChannelError::Kind::unauthenticated ? "unauthenticated request: " + error.message
+                                                                     : "refused: " + error.message;
+    limited.event("rejected control requests", fmt::format("rejected a control request: {}", message));
+    write(id, ControlChannel::alert(message), true);
+  }
+
+  // Sends `response`, sealed for the connection's client.
+  void send(std::uint64_t id, const ControlResponse& response, bool close_after)
   {
     auto* connection = find(id);
     if (!connection) return;
-    connection->out += frame;
+    write(id, connection->channel->seal(encode_response(response)), close_after);
+  }
+
+  void write(std::uint64_t id, std::string_view bytes, bool close_after)
+  {
+    auto* connection = find(id);
+    if (!connection) return;
+    connection->out += bytes;
     connection->close_after_write = connection->close_after_write || close_after;
     flush(*connection);
   }
@@ -328,14 +385,30 @@ struct Agent::Impl
   {
     ++rejected;
     limited.event("rejected control requests", fmt::format("rejected a control request: {}", message));
-    send(id, encode_response(token, {request_id, false, error_body(message)}), close_after);
+    send(id, {request_id, false, error_body(message)}, close_after);
   }
 
-  void handle(std::uint64_t id, const std::string& payload)
+  void handle(std::uint64_t id, const std::string& message)
   {
-    auto request = decode_request(token, payload);
+    auto request = decode_request(message);
     if (!request) {
       reply_error(id, "", request.error(), true);
+      return;
+    }
+    // Recorded on its way to another node, or before this agent restarted:
+    // the channel's keys differ already; the request says so too.
+    if (request->node != node.name) {
+      reply_error(id, request->id,
+                  fmt::format("a request for node '{}' reached the agent on {}; refused", request->node, node.name),
+                  true);
+      return;
+    }
+    if (request->type != "hello" && request->instance != instance) {
+      reply_error(id, request->id,
+                  fmt::format("a request for an earlier run of the agent on {} (it restarted since the check's "
+                              "hello); refused",
+                              node.name),
+                  true);
       return;
     }
     std::string why;
@@ -345,7 +418,7 @@ struct Agent::Impl
     }
     if (auto* connection = find(id)) connection->authenticated = true;
     if (request->type == "hello") {
-      send(id, encode_response(token, {request->id, true, to_json(hello())}), false);
+      send(id, {request->id, true, to_json(hello())}, false);
     } else if (request->type == "probe") {
       handle_probe(id, *request);
     } else if (request->type == "observed") {
@@ -362,8 +435,9 @@ struct Agent::Impl
     // What the capture lost so far is the check's baseline: its later
     // losses are the ones that touch what it asks about.
     capture.catch_up();
-    HelloReply reply{node.name, PORTMATRIX_VERSION, capture.active(), capture_error, responder.listener_count(),
-                     responder.owners(), capture.lost(), capture.open_window(), responder.answered_mark()};
+    HelloReply reply{node.name, PORTMATRIX_VERSION, instance, capture.active(), capture_error,
+                     responder.listener_count(), responder.owners(), capture.lost(), capture.open_window(),
+                     responder.answered_mark()};
     for (auto& owner : reply.owners) {
       auto it = services.find({owner.protocol, owner.port});
       if (it != services.end()) owner.service = it->second;
@@ -389,6 +463,25 @@ struct Agent::Impl
       reply_error(id, request.id, body.error(), true);
       return;
     }
+    if (probes.size() >= k_max_probings) {
+      reply_error(id, request.id, fmt::format("{} probings are running already; refused", probes.size()), false);
+      return;
+    }
+    // A target asked for twice is probed once (and answered twice); the
+    // rest may not ask for more probes than the node's flows hold.
+    auto asked = std::move(body->targets);
+    std::vector<std::size_t> unique_of(asked.size());
+    std::map<std::tuple<Protocol, std::string, std::uint16_t, std::uint16_t, int>, std::size_t> seen_targets;
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < asked.size(); ++i) {
+      const auto& target = asked[i];
+      auto key = std::make_tuple(target.protocol, target.address, target.range.min, target.range.max, target.repeat);
+      auto [it, fresh] = seen_targets.emplace(key, body->targets.size());
+      unique_of[i] = it->second;
+      if (!fresh) continue;
+      body->targets.push_back(target);
+      total += std::uint64_t(target.range.size()) * std::uint64_t(target.repeat);
+    }
     for (const auto& target : body->targets) {
       if (!allowed_target(target)) {
         reply_error(id, request.id,
@@ -397,6 +490,14 @@ struct Agent::Impl
                     true);
         return;
       }
+    }
+    if (total > max_probes) {
+      reply_error(id, request.id,
+                  fmt::format("the request asks for {} probes, more than the flows from {} in the inventory hold ({}); "
+                              "refused",
+                              total, node.name, max_probes),
+                  true);
+      return;
     }
     // The SYNs this probing sends are watched leaving, so a check can tell
     // a source's own output rules from the network. Counts of the run before
@@ -434,20 +535,22 @@ struct Agent::Impl
     auto request_id = request.id;
     if (auto* connection = find(id)) ++connection->probing;
     // Past its budget the probing ends with what it has: the check reports
-    // what was probed, and the rest as not probed, rather than nothing.
-    std::uint64_t budget_timer = 0;
-    if (body->budget.count() > 0) {
-      budget_timer = loop.after(body->budget, [this, probe_id] {
-        if (auto it = probes.find(probe_id); it != probes.end()) it->second->finish_now();
-      });
-    }
-    raw->start(body->targets, [this, raw, id, probe_id, request_id, budget_timer](std::vector<TargetOutcome> outcomes) {
-      if (budget_timer != 0) loop.cancel(budget_timer);
+    // what was probed, and the rest as not probed, rather than nothing. No
+    // probing runs longer than the longest check may.
+    auto budget = body->budget.count() > 0 ? std::min(body->budget, k_max_probe_budget) : k_max_probe_budget;
+    auto budget_timer = loop.after(budget, [this, probe_id] {
+      if (auto it = probes.find(probe_id); it != probes.end()) it->second->finish_now();
+    });
+    raw->start(body->targets, [this, raw, id, probe_id, request_id, budget_timer,
+                               unique_of = std::move(unique_of)](std::vector<TargetOutcome> outcomes) {
+      loop.cancel(budget_timer);
       if (auto* connection = find(id)) --connection->probing;
+      std::vector<std::vector<Segment>> unique;
+      for (const auto& outcome : outcomes) unique.push_back(compress(outcome));
       ProbeReply reply;
-      for (const auto& outcome : outcomes) reply.targets.push_back(compress(outcome));
+      for (auto index : unique_of) reply.targets.push_back(index < unique.size() ? unique[index] : std::vector<Segment>{});
       reply.held = raw->held_for_conntrack();
-      send(id, encode_response(token, {request_id, true, to_json(reply)}), false);
+      send(id, {request_id, true, to_json(reply)}, false);
       // The prober finishes its own callback before it is destroyed.
       loop.after(std::chrono::milliseconds(0), [this, probe_id] {
         probes.erase(probe_id);
@@ -468,29 +571,78 @@ struct Agent::Impl
       reply_error(id, request.id, queries.error(), true);
       return;
     }
+    if (observing.size() >= k_max_observing) {
+      reply_error(id, request.id, fmt::format("{} observed requests are running already; refused", observing.size()),
+                  false);
+      return;
+    }
     // The loop may be behind: count what is queued, and what was lost,
     // before saying what was seen.
     capture.catch_up();
     departures.catch_up();
-    ObservedReply reply;
-    reply.capture = capture.active();
-    reply.departures = departures_watched;
-    reply.capture_lost = capture.lost();
-    reply.departures_lost = departures.lost();
-    for (const auto& query : *queries) {
-      ObservedAnswer answer;
-      const auto& watched = query.departed ? departures : capture;
-      for (std::uint32_t port = query.range.min; port <= query.range.max; ++port) {
-        auto seen = watched.seen(query.protocol, query.peer, std::uint16_t(port), query.departed ? 0 : query.since);
-        answer.packets += seen;
-        answer.ports_seen += seen > 0;
-        if (query.departed) continue;
-        answer.ports_listening += responder.listening(query.protocol, std::uint16_t(port));
-        answer.ports_answered += responder.answered_to(query.protocol, query.peer, std::uint16_t(port), query.answered_since) > 0;
-      }
-      reply.answers.push_back(answer);
+    auto job = std::make_shared<ObservedJob>();
+    job->give_up = std::chrono::steady_clock::now() + k_observed_limit;
+    job->connection = id;
+    job->request_id = request.id;
+    job->queries = std::move(*queries);
+    job->reply.capture = capture.active();
+    job->reply.departures = departures_watched;
+    job->reply.capture_lost = capture.lost();
+    job->reply.departures_lost = departures.lost();
+    job->reply.answers.resize(job->queries.size());
+    auto job_id = next_job++;
+    observing.emplace(job_id, job);
+    if (auto* connection = find(id)) ++connection->probing; // not idle while its answer is worked out
+    observe_slice(job_id);
+  }
+
+  // One slice of an observed request's work; schedules the next one, or
+  // sends the reply. A connection gone meanwhile ends the job.
+  void observe_slice(std::uint64_t job_id)
+  {
+    auto it = observing.find(job_id);
+    if (it == observing.end()) return;
+    auto& job = *it->second;
+    if (!find(job.connection)) {
+      observing.erase(it);
+      return;
     }
-    send(id, encode_response(token, {request.id, true, to_json(reply)}), false);
+    auto now = std::chrono::steady_clock::now();
+    if (now >= job.give_up) {
+      if (auto* connection = find(job.connection)) --connection->probing;
+      reply_error(job.connection, job.request_id,
+                  fmt::format("an observed request not answered within {} s; abandoned", k_observed_limit.count()),
+                  false);
+      observing.erase(job_id);
+      return;
+    }
+    auto until = now + k_observed_slice;
+    for (unsigned work = 0; job.query < job.queries.size(); ++work) {
+      if (work % 256 == 255 && std::chrono::steady_clock::now() >= until) {
+        loop.after(std::chrono::milliseconds(0), [this, job_id] { observe_slice(job_id); });
+        return;
+      }
+      const auto& query = job.queries[job.query];
+      auto& answer = job.reply.answers[job.query];
+      const auto& watched = query.departed ? departures : capture;
+      auto port = std::uint16_t(query.range.min + job.port);
+      auto seen = watched.seen(query.protocol, query.peer, port, query.departed ? 0 : query.since);
+      answer.packets += seen;
+      answer.ports_seen += seen > 0;
+      if (!query.departed) {
+        answer.ports_listening += responder.listening(query.protocol, port);
+        answer.ports_answered += responder.answered_to(query.protocol, query.peer, port, query.answered_since) > 0;
+      }
+      if (port == query.range.max) {
+        ++job.query;
+        job.port = 0;
+      } else {
+        ++job.port;
+      }
+    }
+    if (auto* connection = find(job.connection)) --connection->probing;
+    send(job.connection, {job.request_id, true, to_json(job.reply)}, false);
+    observing.erase(job_id);
   }
 
   // The egress check blocks (getaddrinfo), so it runs on its own threads;
@@ -513,7 +665,7 @@ struct Agent::Impl
                                 k_inventory_proxy_label);
     if (!proxy) {
       reply.error = proxy.error();
-      send(id, encode_response(token, {request.id, true, to_json(reply)}), false);
+      send(id, {request.id, true, to_json(reply)}, false);
       return;
     }
     EgressOptions options;
@@ -538,9 +690,21 @@ struct Agent::Impl
       egress_running = false;
       EgressReply reply;
       reply.results = job->get();
-      send(id, encode_response(token, {request_id, true, to_json(reply)}), false);
+      send(id, {request_id, true, to_json(reply)}, false);
     });
   }
+
+  // An observed request being answered, slice by slice.
+  struct ObservedJob
+  {
+    std::uint64_t connection = 0;
+    std::string request_id;
+    std::vector<ObservedQuery> queries;
+    std::size_t query = 0; // the query being answered
+    std::uint32_t port = 0; // its next port, from range.min
+    std::chrono::steady_clock::time_point give_up;
+    ObservedReply reply;
+  };
 
   EventLoop& loop;
   const Plan& plan;
@@ -548,6 +712,7 @@ struct Agent::Impl
   const Token& token;
   std::ostream& log;
   LogLimiter limited; // what strangers can cause: counted past a few lines per 10 s
+  std::string instance; // this run of the agent (HelloReply::instance)
   Responder responder;
   Capture capture;
   Capture departures; // outbound, while this agent probes
@@ -558,6 +723,7 @@ struct Agent::Impl
   SocketAddress control_address;
   Fd listener;
   std::vector<AllowedTarget> allowed;
+  std::uint64_t max_probes = 0; // what one probe request may ask for: every port of the allowed flows
   ReplayGuard replay;
   std::map<std::uint64_t, std::unique_ptr<Connection>> connections; // by id: oldest first
   std::unordered_map<std::uint64_t, std::unique_ptr<Prober>> probes;
@@ -565,6 +731,8 @@ struct Agent::Impl
   std::unique_ptr<OwnerIdentifier> identifier; // last: joined first, before what its callback touches
   std::uint64_t next_connection = 1;
   std::uint64_t next_probe = 1;
+  std::map<std::uint64_t, std::shared_ptr<ObservedJob>> observing;
+  std::uint64_t next_job = 1;
   bool egress_running = false;
   std::uint64_t rejected = 0;
 };

@@ -21,6 +21,11 @@ inline constexpr std::chrono::seconds k_control_idle_timeout{30};
 // sending a byte now and then would hold every slot. When all slots are taken,
 // a new connection takes the place of the oldest one not yet authenticated.
 inline constexpr std::chrono::seconds k_control_auth_timeout{5};
+// Probe requests, and observed requests, that may run at once (a check runs
+// one probing per agent at a time, and one observed request): a request
+// past these is refused with an error, the connection kept.
+inline constexpr std::size_t k_max_probings = 4;
+inline constexpr std::size_t k_max_observing = 4;
 
 class Agent
 {

@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/responder.hpp"
+#include "agent/control_protocol.hpp"
 #include "egress/result_json.hpp"
+#include "util/json_depth.hpp"
 
 namespace portmatrix {
 
@@ -93,6 +95,7 @@ template <class T, class F>
 Expected<T, std::string>
 parse_with(std::string_view text, F&& read)
 {
+  if (!json_depth_within(text, k_max_json_depth)) return unexpected(std::string("body nests too deep"));
   auto document = json::parse(text, nullptr, false);
   if (document.is_discarded() || !document.is_object()) return unexpected(std::string("body is not a JSON object"));
   try {
@@ -155,6 +158,7 @@ to_json(const HelloReply& reply)
   }
   return json{{"node", reply.node},
               {"version", reply.version},
+              {"instance", reply.instance},
               {"capture", reply.capture},
               {"capture_error", reply.capture_error},
               {"capture_lost", reply.capture_lost},
@@ -266,6 +270,7 @@ parse_hello_reply(std::string_view text)
     HelloReply reply;
     reply.node = text_field(document, "node");
     reply.version = text_field(document, "version");
+    reply.instance = text_field(document, "instance");
     reply.capture = bool_field(document, "capture");
     reply.capture_error = text_field(document, "capture_error");
     reply.capture_lost = optional_count(document, "capture_lost");
@@ -296,7 +301,7 @@ parse_probe_request(std::string_view text)
     request.timeout = std::chrono::milliseconds(number_field(document, "timeout_ms", 10, 60000));
     if (document.contains("retries")) request.retries = int(number_field(document, "retries", 0, 3));
     request.continues = document.contains("continues") && bool_field(document, "continues");
-    if (document.contains("budget_ms")) request.budget = std::chrono::milliseconds(number_field(document, "budget_ms", 0, 86400000));
+    if (document.contains("budget_ms")) request.budget = std::chrono::milliseconds(number_field(document, "budget_ms", 0, k_max_probe_budget.count()));
     if (document.contains("conntrack_ceiling")) {
       request.conntrack_ceiling = int(number_field(document, "conntrack_ceiling", 1, 100));
     }
@@ -306,7 +311,7 @@ parse_probe_request(std::string_view text)
       target.protocol = protocol_field(item);
       target.address = text_field(item, "address");
       target.range = range_fields(item);
-      target.repeat = int(number_field(item, "repeat", 1, 64));
+      target.repeat = int(number_field(item, "repeat", 1, k_max_probe_repeat));
       request.targets.push_back(std::move(target));
     }
     return request;

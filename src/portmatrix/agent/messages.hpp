@@ -19,6 +19,10 @@ struct HelloReply
 {
   std::string node;
   std::string version;
+  // This run of the agent: a random nonce drawn at its start. Every later
+  // request names it, so a request recorded before the agent restarted is
+  // refused (ControlRequest::instance).
+  std::string instance;
   bool capture = false;
   std::string capture_error;
   std::size_t listeners = 0;
@@ -37,6 +41,11 @@ struct HelloReply
   std::uint64_t answered_mark = 0;
 };
 
+// The longest a probing may run: check's longest --deadline.
+inline constexpr std::chrono::milliseconds k_max_probe_budget{3600 * 1000};
+// The most probes of one port a target may ask for (the VIP's: one per try of a backend).
+inline constexpr int k_max_probe_repeat = 64;
+
 // probe: probe these targets from your node.
 struct ProbeRequest
 {
@@ -49,8 +58,8 @@ struct ProbeRequest
   bool continues = false;
   // The agent answers within this, probing done or not: what it had not
   // probed by then comes back unprobed (the check's deadline is the user's,
-  // and a busy source should not lose what it did probe). 0: no limit.
-  // Optional on the wire ("budget_ms").
+  // and a busy source should not lose what it did probe). 0, or absent on
+  // the wire ("budget_ms"): k_max_probe_budget, which is also its bound.
   std::chrono::milliseconds budget{0};
   // No probe starts while the agent's conntrack table is this full (percent
   // of its maximum; 100: no limit), so a check leaves room for a running

@@ -131,6 +131,14 @@ private:
     m_report.rounds.emplace_back(name, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
   }
 
+  // A request for `node`'s agent: it names the node and, after hello, the
+  // agent's instance, so it is good for that agent's present run only.
+  ControlRequest request_for(std::size_t node, std::string type, std::string body) const
+  {
+    std::string instance = node < m_hello.size() && m_hello[node] ? m_hello[node]->instance : std::string();
+    return make_request(std::move(type), std::move(body), m_plan.inventory.nodes[node].name, std::move(instance));
+  }
+
   void progress(const std::string& message)
   {
     if (m_options.progress) m_options.progress(message);
@@ -196,7 +204,7 @@ private:
   {
     std::vector<Call> calls;
     for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
-      if (!absent(i)) calls.push_back({i, make_request("hello", "{}"), {}});
+      if (!absent(i)) calls.push_back({i, request_for(i, "hello", "{}"), {}});
     }
     call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
     m_hello.resize(m_plan.inventory.nodes.size());
@@ -272,7 +280,7 @@ private:
     auto by = std::max(Clock::now(), observe_by());
     for (auto& [source, request] : by_source) {
       request.budget = probe_budget(by);
-      calls.push_back({source, make_request("probe", to_json(request)), {}});
+      calls.push_back({source, request_for(source, "probe", to_json(request)), {}});
     }
     progress(fmt::format("probing {} flows from {} agents", m_flows.size(), calls.size()));
     call_all(m_loop, m_plan, m_token, calls, by);
@@ -326,7 +334,7 @@ private:
       auto by = std::min(observe_by(), Clock::now() + m_options.timeout * 4);
       for (auto& [source, request] : by_source) {
         request.budget = probe_budget(by);
-        calls.push_back({source, make_request("probe", to_json(request)), {}});
+        calls.push_back({source, request_for(source, "probe", to_json(request)), {}});
       }
       progress(fmt::format("asking the VIP again from {} agents", calls.size()));
       call_all(m_loop, m_plan, m_token, calls, by);
@@ -427,7 +435,7 @@ private:
     }
     if (by_node.empty()) return;
     std::vector<Call> calls;
-    for (auto& [node, queries] : by_node) calls.push_back({node, make_request("observed", to_json(queries)), {}});
+    for (auto& [node, queries] : by_node) calls.push_back({node, request_for(node, "observed", to_json(queries)), {}});
     progress(fmt::format("asking {} agents what they saw", calls.size()));
     call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
     for (const auto& call : calls) {
@@ -563,9 +571,25 @@ private:
       auto failure = diagnose(index, s, segments[s], service);
       if (!failure.diagnosis.empty()) result.failures.push_back(std::move(failure));
     }
-    result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
+    result.verdict = verdict_of(result.failures);
     result.diagnosis = !result.failures.empty() ? result.failures.front().diagnosis : service ? "service" : "ok";
     if (result.diagnosis == "service") result.answered_by = answered_by(*flow.to, flow.protocol, flow.range);
+  }
+
+  // Failures that only say a destination's agent could not be asked leave
+  // the flow untested: a skip, as the agents section says.
+  static Verdict verdict_of(const std::vector<FlowFailure>& failures)
+  {
+    if (failures.empty()) return Verdict::pass;
+    bool untested = std::all_of(failures.begin(), failures.end(),
+                                [](const FlowFailure& f) { return f.diagnosis == "agent-unreachable"; });
+    return untested ? Verdict::skip : Verdict::fail;
+  }
+
+  bool agent_reachable(const std::string& name) const
+  {
+    return std::any_of(m_report.agents.begin(), m_report.agents.end(),
+                       [&](const AgentStatus& agent) { return agent.node == name && agent.reachable; });
   }
 
   void evaluate_vip(const std::vector<Segment>& segments, FlowResult& result) const
@@ -583,17 +607,24 @@ private:
       }
     }
     result.backends_reached.assign(reached.begin(), reached.end());
-    std::vector<std::string> missing;
+    // A backend whose agent cannot be asked (stopped, frozen) answers no
+    // identity: not reaching it says nothing of the load balancer.
+    std::string missing, frozen;
     for (const auto& name : result.backends_expected) {
-      if (!reached.count(name)) missing.push_back(name);
+      if (reached.count(name)) continue;
+      auto& list = agent_reachable(name) ? missing : frozen;
+      list += (list.empty() ? "" : ", ") + name;
     }
     if (result.failures.empty() && !missing.empty() && !untested) {
-      std::string list;
-      for (const auto& name : missing) list += (list.empty() ? "" : ", ") + name;
       result.failures.push_back({result.flow.range, "open", "wrong-responder",
-                                 fmt::format("the VIP never reached {}", list)});
+                                 fmt::format("the VIP never reached {}", missing)});
+    } else if (result.failures.empty() && !frozen.empty() && !untested) {
+      result.failures.push_back({result.flow.range, "open", "agent-unreachable",
+                                 fmt::format("the VIP never reached {}, whose agent could not be asked (stopped or "
+                                             "frozen?)",
+                                             frozen)});
     }
-    result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
+    result.verdict = verdict_of(result.failures);
     result.diagnosis = result.failures.empty() ? "ok" : result.failures.front().diagnosis;
   }
 
@@ -605,7 +636,7 @@ private:
     EgressRequest body{m_options.egress.timeout, deadline};
     std::vector<Call> calls;
     for (std::size_t i = 0; i < m_report.agents.size(); ++i) {
-      if (m_report.agents[i].reachable) calls.push_back({i, make_request("egress", to_json(body)), {}});
+      if (m_report.agents[i].reachable) calls.push_back({i, request_for(i, "egress", to_json(body)), {}});
     }
     call_all(m_loop, m_plan, m_token, calls, Clock::now() + deadline + std::chrono::seconds(2));
     m_report.egress.resize(m_report.agents.size());

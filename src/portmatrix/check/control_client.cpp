@@ -7,13 +7,16 @@
 
 #include <fmt/format.h>
 
+#include "agent/control_channel.hpp"
+
 namespace portmatrix {
 
 struct ControlCall::Impl
 {
-  Impl(EventLoop& loop, const Token& token, SocketAddress agent, std::string frame, std::string id,
+  Impl(EventLoop& loop, const Token& token, SocketAddress agent, std::string message, std::string id,
        std::function<void(ControlResult)> done)
-    : loop(loop), token(token), agent(agent), out(std::move(frame)), id(std::move(id)), done(std::move(done))
+    : loop(loop), agent(agent), channel(token, ChannelSide::client, k_max_response_bytes),
+      out(channel.greeting()), message(std::move(message)), id(std::move(id)), done(std::move(done))
   {
   }
 
@@ -57,33 +60,14 @@ struct ControlCall::Impl
       connected = true;
     }
     if (!connected) return;
-    while (!out.empty()) {
-      auto n = ::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        out.erase(0, std::size_t(n));
-      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        return;
-      } else {
-        fail_errno("send");
-        return;
-      }
-    }
-    if (events & EPOLLOUT) loop.modify(fd.get(), EPOLLIN);
+    if (!flush()) return;
+    if ((events & EPOLLOUT) && out.empty()) loop.modify(fd.get(), EPOLLIN);
     char buffer[65536];
     for (;;) {
       auto n = ::recv(fd.get(), buffer, sizeof(buffer), 0);
       if (n > 0) {
-        reader.feed({buffer, std::size_t(n)});
-        if (auto payload = reader.next()) {
-          auto response = decode_response(token, *payload);
-          if (response && response->id != id) response = unexpected(std::string("response to another request"));
-          finish(std::move(response));
-          return;
-        }
-        if (reader.oversized()) {
-          finish(unexpected(std::string("response larger than the limit")));
-          return;
-        }
+        channel.feed({buffer, std::size_t(n)});
+        if (!take_response()) return;
         continue;
       }
       if (n == 0) {
@@ -94,6 +78,51 @@ struct ControlCall::Impl
       fail_errno("recv");
       return;
     }
+  }
+
+  // Takes what the channel has: sends the request once the agent's greeting
+  // came, finishes with its response. False when finished.
+  bool take_response()
+  {
+    bool keyed = channel.keyed();
+    auto next = channel.next();
+    if (!keyed && channel.keyed()) {
+      out += channel.seal(message);
+      if (!flush()) return false;
+      if (!out.empty()) loop.modify(fd.get(), EPOLLIN | EPOLLOUT);
+    }
+    if (!next) {
+      const auto& error = next.error();
+      finish(unexpected(error.kind == ChannelError::Kind::alert
+                          ? fmt::format("agent {} refused: {}", agent.to_string(), error.message)
+                          : fmt::format("agent {}: {}{}", agent.to_string(),
+                                        error.kind == ChannelError::Kind::unauthenticated ? "unauthenticated response: "
+                                                                                          : "",
+                                        error.message)));
+      return false;
+    }
+    if (!*next) return true;
+    auto response = decode_response(**next);
+    if (response && response->id != id) response = unexpected(std::string("response to another request"));
+    finish(std::move(response));
+    return false;
+  }
+
+  // Writes what is pending; false when the call failed.
+  bool flush()
+  {
+    while (!out.empty()) {
+      auto n = ::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        out.erase(0, std::size_t(n));
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return true;
+      } else {
+        fail_errno("send");
+        return false;
+      }
+    }
+    return true;
   }
 
   void finish(ControlResult result)
@@ -111,12 +140,12 @@ struct ControlCall::Impl
   }
 
   EventLoop& loop;
-  const Token& token;
   SocketAddress agent;
-  std::string out;
+  ControlChannel channel;
+  std::string out;     // bytes not written yet
+  std::string message; // the request, sealed once the agent's greeting came
   std::string id;
   std::function<void(ControlResult)> done;
-  FrameReader reader{k_max_response_bytes};
   Fd fd;
   std::uint64_t timer = 0;
   bool connected = false;
@@ -125,7 +154,7 @@ struct ControlCall::Impl
 
 ControlCall::ControlCall(EventLoop& loop, const Token& token, SocketAddress agent, const ControlRequest& request,
                          EventLoop::Clock::time_point deadline, std::function<void(ControlResult)> done)
-  : m_impl(std::make_unique<Impl>(loop, token, agent, encode_request(token, request), request.id, std::move(done)))
+  : m_impl(std::make_unique<Impl>(loop, token, agent, encode_request(request), request.id, std::move(done)))
 {
   m_impl->start(deadline);
 }

@@ -1,6 +1,7 @@
-// One request to one agent over the control channel: connect, send the
-// frame, read one response frame, all non-blocking on an EventLoop and bounded
-// by a deadline. The callback runs exactly once.
+// One request to one agent over the control channel: connect, exchange
+// greetings (agent/control_channel.hpp: the keys of this connection), send
+// the request sealed, read one sealed response, all non-blocking on an
+// EventLoop and bounded by a deadline. The callback runs exactly once.
 #pragma once
 
 #include <functional>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "agent/control_protocol.hpp"
+#include "crypto/hmac.hpp"
 #include "net/address.hpp"
 #include "net/event_loop.hpp"
 

@@ -162,6 +162,14 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
     } else if (evidence.held_by_service) {
       service = true;
       return failure; // a real service owns the port and answered: reachable
+    } else if (!seen) {
+      // The destination's kernel took the connection on our listener's
+      // backlog, but its agent sent no identity and could not be asked what
+      // it answered: a stopped or frozen agent, not another responder.
+      failure.diagnosis = "agent-unreachable";
+      failure.detail = fmt::format("connected, but {}'s agent sent no identity and could not be asked what it "
+                                   "answered (stopped or frozen?)",
+                                   expected);
     } else {
       // (The destination is not asked about ports that answered: its
       // capture cannot tell who answered.)

@@ -47,7 +47,9 @@ bool reached_destination(const Segment& segment, const SegmentEvidence& evidence
 // flow to a node), or one with an empty diagnosis when the segment is fine;
 // `service` is set when a real service answered. A diagnosis never rests on
 // a capture that lost packets: what would have rested on one is `filtered`,
-// and its detail names the capture and its losses.
+// and its detail names the capture and its losses. A connection without an
+// identity while the destination's agent cannot be asked (stopped, frozen)
+// is `agent-unreachable`, not `wrong-responder`: the flow is untested.
 FlowFailure diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service);
 
 } // namespace portmatrix

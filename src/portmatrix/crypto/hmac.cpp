@@ -1,5 +1,7 @@
 #include "crypto/hmac.hpp"
 
+#include "crypto/aead.hpp"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -161,6 +163,12 @@ Token::verify(std::string_view data, std::string_view mac) const
 {
   auto expected = sign(data);
   return mac.size() == expected.size() && CRYPTO_memcmp(mac.data(), expected.data(), mac.size()) == 0;
+}
+
+std::string
+Token::derive(std::string_view label, std::size_t size) const
+{
+  return hkdf_sha256(m_secret, {}, label, size);
 }
 
 namespace {

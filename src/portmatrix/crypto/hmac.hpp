@@ -26,6 +26,9 @@ public:
   std::string sign(std::string_view data) const;
   // Constant-time comparison of `mac` with sign(data).
   bool verify(std::string_view data, std::string_view mac) const;
+  // `size` bytes derived from the secret for `label` (HKDF-SHA256, the
+  // label as its info): a key for one purpose, never the token itself.
+  std::string derive(std::string_view label, std::size_t size) const;
 
 private:
   explicit Token(std::string secret);

@@ -64,7 +64,7 @@ TEST(ObservedReplyBody, RejectsLossCountsThatAreNotCounts)
 
 TEST(HelloReplyBody, CarriesTheLossesAndMarkSoFarAndParsesWithoutThem)
 {
-  HelloReply reply{"w1", "0.1.0", true, "", 12, {}, 99, 123456789012, 4242};
+  HelloReply reply{"w1", "0.1.0", "0123456789abcdef0123456789abcdef", true, "", 12, {}, 99, 123456789012, 4242};
   auto parsed = parse_hello_reply(to_json(reply));
   ASSERT_TRUE(parsed) << parsed.error();
   EXPECT_EQ(parsed->node, "w1");
@@ -74,12 +74,12 @@ TEST(HelloReplyBody, CarriesTheLossesAndMarkSoFarAndParsesWithoutThem)
   EXPECT_EQ(parsed->answered_mark, 4242u);
 
   auto older = parse_hello_reply(
-    R"({"node": "w1", "version": "0.1.0", "capture": true, "capture_error": "", "listeners": 3, "owners": []})");
+    R"({"node": "w1", "version": "0.1.0", "instance": "ab", "capture": true, "capture_error": "", "listeners": 3, "owners": []})");
   ASSERT_TRUE(older) << older.error();
   EXPECT_EQ(older->capture_lost, 0u);
   EXPECT_EQ(older->capture_mark, 0u);
   EXPECT_EQ(older->answered_mark, 0u);
-  EXPECT_FALSE(parse_hello_reply(R"({"node": "w1", "version": "0.1.0", "capture": true, "capture_error": "",
+  EXPECT_FALSE(parse_hello_reply(R"({"node": "w1", "version": "0.1.0", "instance": "ab", "capture": true, "capture_error": "",
     "listeners": 3, "owners": [], "capture_lost": -5})"));
 }
 

@@ -45,7 +45,7 @@ TEST(OwnerIdentifier, ResultsArriveOnTheLoop)
 
 TEST(OwnerIdentifier, HelloCarriesTheServiceBoundedAndOptional)
 {
-  HelloReply reply{"m1", "0.1.0", true, "", 3, {}};
+  HelloReply reply{"m1", "0.1.0", "ab", true, "", 3, {}};
   PortOwner owner{Protocol::tcp, 2379, 42, "etcd", "", "etcd 3.4.23 (cluster version 3.4.0)"};
   reply.owners.push_back(owner);
   owner.port = 2380;

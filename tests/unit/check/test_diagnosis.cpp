@@ -195,9 +195,9 @@ TEST(Diagnosis, AnswersDoNotDependOnTheCaptures)
   EXPECT_EQ(wrong.diagnosis, "wrong-responder");
   EXPECT_EQ(wrong.detail, "the agent on master3 answered instead of master2");
 
-  // Open without an identity line, and no word from the destination that its
-  // agent answered: something else did.
-  auto silent = diagnose(segment_of(ProbeState::open), evidence_of(Protocol::tcp, nullptr));
+  // Open without an identity line, and the destination's agent says it did
+  // not answer: something else did.
+  auto silent = diagnose(segment_of(ProbeState::open), evidence_of(Protocol::tcp, &k_listening));
   EXPECT_EQ(silent.diagnosis, "wrong-responder");
   EXPECT_EQ(silent.detail, "something answered, but not our agent");
 
@@ -260,6 +260,18 @@ TEST(Diagnosis, SomePortsAnsweredTooLateAreFilteredNotTheFirewall)
   EXPECT_EQ(failure.detail, "master2's agent answered 4 of 16 ports' probes, too late for the prober (an overloaded "
                             "node answers late); cannot tell where the others were lost");
   EXPECT_EQ(diagnose(range, evidence_of(Protocol::udp, &k_arrived)).diagnosis, "dropped-by-destination-firewall");
+}
+
+// A stopped (SIGSTOP) destination agent: its listeners' backlog still
+// completes the handshake, but no identity comes and the agent cannot be
+// asked what it answered. That is no other responder: the segment is
+// agent-unreachable (and the flow a skip), as the agents section says.
+TEST(Diagnosis, AConnectionToAFrozenAgentIsNotAnotherResponder)
+{
+  auto frozen = diagnose(segment_of(ProbeState::open, {6443, 6443}), evidence_of(Protocol::tcp, nullptr));
+  EXPECT_EQ(frozen.diagnosis, "agent-unreachable");
+  EXPECT_EQ(frozen.detail, "connected, but master2's agent sent no identity and could not be asked what it answered "
+                           "(stopped or frozen?)");
 }
 
 } // namespace

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Live check, fault: worker2's agent is frozen (SIGSTOP) before the check.
+# Its listeners' backlog still completes TCP handshakes, but no identity
+# line comes and the agent cannot be asked what it answered. The agents
+# section says worker2 is unreachable, and so do the flows: the TCP flows
+# to worker2 are skipped (agent-unreachable), never wrong-responder (issue
+# 16, finding 8); the flows from worker2 are skipped; the check ends within
+# its deadline; every flow not involving worker2 passes. Thawed (SIGCONT),
+# the agent answers the next check, which passes.
+#   usage: agent_stopped_destination.sh PORTMATRIX [PM_NETPROBE]
+source "$(dirname "$0")/check_lib.bash"
+ck_init stopped_destination "$@"
+DEADLINE=15
+
+ck_topology
+ck_start_cluster
+
+kill -STOP "${CK_AGENT_PID[worker2]}"
+ck_log "froze worker2's agent (pid ${CK_AGENT_PID[worker2]})"
+ck_check frozen --deadline "$DEADLINE"
+ck_ended_within "$DEADLINE" 5
+ck_exit_status 1
+ck_report_valid
+ck_agent worker2 reachable false
+ck_count "diagnosis=wrong-responder" 0
+ck_expect "to=worker2 proto=tcp expect=allow" skip agent-unreachable "worker2's agent sent no identity"
+ck_expect "from=worker2" skip agent-unreachable
+ck_log "UDP flows to worker2 (no answer, and its agent cannot say what it saw):"
+ck_show "to=worker2 proto=udp expect=allow"
+ck_others_pass "from=worker2" "to=worker2 expect=allow" "to=vip"
+
+kill -CONT "${CK_AGENT_PID[worker2]}"
+ck_log "thawed worker2's agent"
+ck_wait_backends
+ck_check thawed
+ck_exit_status 0
+ck_summary failed=0 skipped=0
+ck_agents_ok
+
+ck_finish

@@ -13,6 +13,7 @@ packages=(
   iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
   dnsmasq-base tinyproxy
   etcd-server  # a real service for the "who answers" tests (identify)
+  openssh-server openssh-client sudo  # the SSH fan-out scenarios (tests/netns/ssh_*.sh)
   # the reference the benchmark compares with (bench/run.sh)
   nmap
 )

@@ -478,6 +478,10 @@ ck_answered_by() { # FILTER TEXT: every selected result's answered_by starts wit
   ck_assert_py "[$1] answered_by '$2...'" answered-by "$CK_JSON" "$@"
 }
 
+ck_same_verdicts() { # REPORT: the current report and REPORT hold the same flows with the same verdicts
+  ck_assert_py "$(basename "$CK_JSON") and $(basename "$1") give the same verdicts" same-verdicts "$CK_JSON" "$1"
+}
+
 ck_count() { # FILTER N: exactly N results are selected
   ck_assert_py "[$1] selects $2 result(s)" count "$CK_JSON" "$@"
 }
@@ -648,6 +652,20 @@ def cmd_agents_ok(path, *except_nodes):
     if bad: fail(bad)
     print(f"{len(agents)} agents reachable, capture on")
 
+def cmd_same_verdicts(path, other_path):
+    """Both reports hold the same flows with the same verdict, diagnosis and
+    backends reached (as a set), whatever their order."""
+    def key(r): return (r["from"], r["to"], r["protocol"], r["port_min"], r["port_max"], r["expect"])
+    def seen(r): return (r["verdict"], r["diagnosis"], sorted(r.get("backends_reached") or []))
+    a = {key(r): seen(r) for r in load(path)["results"]}
+    b = {key(r): seen(r) for r in load(other_path)["results"]}
+    bad = [f"only in {path}: {k}" for k in a.keys() - b.keys()] + [f"only in {other_path}: {k}" for k in b.keys() - a.keys()]
+    bad += [f"{k}: {a[k]} vs {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
+    if bad: fail(bad)
+    verdicts = {}
+    for v in a.values(): verdicts[v[0]] = verdicts.get(v[0], 0) + 1
+    print(f"{len(a)} results, " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+
 def cmd_html(path, json_path):
     from html.parser import HTMLParser
     class Rows(HTMLParser):
@@ -711,7 +729,7 @@ def cmd_haproxy_up(sock_path):
 
 commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "others-pass": cmd_others_pass,
             "backends": cmd_backends, "answered-by": cmd_answered_by, "agents-ok": cmd_agents_ok, "count": cmd_count, "n": cmd_n, "show": cmd_show, "agent": cmd_agent,
-            "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up}
+            "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up, "same-verdicts": cmd_same_verdicts}
 commands[sys.argv[1]](*sys.argv[2:])
 PY
 }

@@ -81,11 +81,17 @@ ssh_init() { # NAME PORTMATRIX [PM_NETPROBE]
 }
 
 ssh_cleanup() {
-  local ns pid pids=() user left=0 i
+  local ns pid pids=() user left=0 i path
+  local -A control=()
   # Whatever still runs in the run's namespaces was started by this run
-  # (sshd's sessions, agents or ssh masters the product left): by pid.
+  # (sshd's sessions, agents or ssh masters the product left): by pid. An ssh
+  # master's control directory (a workstation killed mid-run leaves it) goes too.
   for ns in "${CK_NAMESPACES[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do pids+=("$pid"); done
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      pids+=("$pid")
+      path=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | sed -n 's|^ControlPath=\(/tmp/portmatrix-ssh-[^/]*\)/.*|\1|p' | head -1)
+      [[ -z $path ]] || control[$path]=1
+    done
   done
   if [[ ${#pids[@]} -gt 0 ]]; then
     for pid in "${pids[@]}"; do
@@ -98,7 +104,12 @@ ssh_cleanup() {
     done
     for pid in "${pids[@]}"; do for ((i = 0; i < 30; i++)); do ck_alive "$pid" || break; sleep 0.1; done; done
   fi
-  for user in "${SSH_USERS[@]}"; do userdel "$user" 2>/dev/null; done
+  for path in "${!control[@]}"; do rm -rf "$path"; done
+  # What the users made under /tmp (a run's directory a killed run left).
+  for user in "${SSH_USERS[@]}"; do
+    find /tmp /var/tmp /dev/shm -xdev -mindepth 1 -maxdepth 1 -user "$user" -exec rm -rf {} + 2>/dev/null
+    userdel "$user" 2>/dev/null
+  done
   [[ -z $SSH_SUDOERS ]] || rm -f "$SSH_SUDOERS"
   for i in "${SSH_ETC_NETNS[@]}"; do rm -rf "$i"; done
   [[ -z $SSH_PUBLIC ]] || rm -rf "$SSH_PUBLIC"
@@ -407,6 +418,40 @@ ssh_wait_no_agents() { # CEILING [WHAT]
   else
     ck_fail "portmatrix processes still run ${ceiling}s later${what:+ ($what)}:"
     printf '%s\n' "$left" | head -c 3000 | sed 's/^/    /'
+  fi
+}
+
+# What is left of the connections: any process in a workstation namespace
+# (an ssh master), any sshd in a node's namespace but its listener (a session).
+ssh_sessions_left() {
+  local ns node pid
+  for ns in $SSH_WS $SSH_WS_JUMP; do
+    for pid in $(ip netns pids "$ns"); do
+      ! ck_alive "$pid" || echo "workstation $ns: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | head -c 300)"
+    done
+  done
+  for node in "${CK_NODES[@]}"; do
+    for pid in $(ip netns pids "${CK_NS[$node]}"); do
+      [[ $pid != "${SSH_SSHD_PID[$node]}" && $(cat "/proc/$pid/comm" 2>/dev/null) == sshd ]] || continue
+      ! ck_alive "$pid" || echo "$node: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+    done
+  done
+}
+
+ssh_no_sessions() { # CEILING: waits until ssh_sessions_left is empty
+  local t0 left
+  t0=$(ck_now_ms)
+  while :; do
+    left=$(ssh_sessions_left)
+    [[ -z $left ]] && break
+    [[ $(ck_now_ms) -lt $((t0 + $1 * 1000)) ]] || break
+    sleep 0.2
+  done
+  if [[ -z $left ]]; then
+    ck_ok "no ssh master on the workstation, no sshd session on any node (after $(ck_since "$t0"))"
+  else
+    ck_fail "connections still open $1 s later:"
+    printf '%s\n' "$left" | head -30 | sed 's/^/    /'
   fi
 }
 

@@ -570,7 +570,7 @@ Agent::control_endpoint() const
 }
 
 int
-run_agent(const Plan& plan, const Node& node, const Token& token)
+run_agent(const Plan& plan, const Node& node, const Token& token, std::chrono::seconds exit_after)
 {
   sigset_t signals;
   sigemptyset(&signals);
@@ -588,6 +588,13 @@ run_agent(const Plan& plan, const Node& node, const Token& token)
     return 2;
   }
   loop.add(signal_fd.get(), EPOLLIN, [&loop](std::uint32_t) { loop.stop(); });
+  if (exit_after.count() > 0) {
+    loop.after(exit_after, [&loop, &node, exit_after] {
+      std::cerr << fmt::format("portmatrix agent {}: --exit-after {} s reached\n", node.name, exit_after.count());
+      loop.stop();
+    });
+  }
+  std::cerr << fmt::format("portmatrix agent {}: ready\n", node.name) << std::flush;
   loop.run();
   std::cerr << fmt::format("portmatrix agent {}: stopped\n", node.name);
   return 0;

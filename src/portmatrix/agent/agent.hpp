@@ -42,7 +42,10 @@ private:
   std::unique_ptr<Impl> m_impl;
 };
 
-// Runs an agent until SIGINT or SIGTERM. Returns the exit status.
-int run_agent(const Plan& plan, const Node& node, const Token& token);
+// Runs an agent until SIGINT or SIGTERM, or until `exit_after` has passed
+// (zero: no limit). Logs "portmatrix agent NODE: ready" once it serves.
+// Returns the exit status.
+int run_agent(const Plan& plan, const Node& node, const Token& token,
+              std::chrono::seconds exit_after = std::chrono::seconds(0));
 
 } // namespace portmatrix

@@ -195,9 +195,16 @@ private:
   void hello_round()
   {
     std::vector<Call> calls;
-    for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) calls.push_back({i, make_request("hello", "{}"), {}});
+    for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
+      if (!absent(i)) calls.push_back({i, make_request("hello", "{}"), {}});
+    }
     call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
     m_hello.resize(m_plan.inventory.nodes.size());
+    m_report.agents.resize(m_plan.inventory.nodes.size());
+    for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
+      m_report.agents[i].node = m_plan.inventory.nodes[i].name;
+      if (auto why = absent(i)) m_report.agents[i].error = *why;
+    }
     for (const auto& call : calls) {
       AgentStatus status;
       status.node = m_plan.inventory.nodes[call.node].name;
@@ -220,8 +227,15 @@ private:
         }
         m_hello[call.node] = std::move(*hello);
       }
-      m_report.agents.push_back(std::move(status));
+      m_report.agents[call.node] = std::move(status);
     }
+  }
+
+  // Why node `i` has no agent (CheckOptions::absent), or nullptr.
+  const std::string* absent(std::size_t i) const
+  {
+    auto it = m_options.absent.find(m_plan.inventory.nodes[i].name);
+    return it == m_options.absent.end() ? nullptr : &it->second;
   }
 
   // The backends a VIP flow must reach: the nodes of the frontend's backend role.
@@ -245,7 +259,7 @@ private:
     std::map<std::size_t, ProbeRequest> by_source;
     for (std::size_t i = 0; i < m_flows.size(); ++i) {
       const auto& flow = m_flows[i];
-      if (!m_report.agents[flow.from].reachable) continue;
+      if (!m_report.agents[flow.from].reachable || (flow.to && absent(*flow.to))) continue;
       auto& request = by_source[flow.from];
       request.timeout = m_options.timeout;
       request.retries = m_options.retries;
@@ -496,6 +510,13 @@ private:
     if (!segments) {
       result.verdict = Verdict::skip;
       result.diagnosis = "agent-unreachable";
+      const auto& flow = m_flows[index];
+      for (auto node : {std::optional(flow.from), flow.to}) {
+        if (const auto* why = node ? absent(*node) : nullptr) {
+          result.failures.push_back({flow.range, "unprobed", "agent-unreachable",
+                                     fmt::format("no agent on {}: {}", m_plan.inventory.nodes[*node].name, *why)});
+        }
+      }
       return;
     }
     evaluate_probed(index, *segments, result);

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,10 @@ struct CheckOptions
   std::chrono::milliseconds deadline{30000}; // the whole run
   int conntrack_ceiling = k_default_conntrack_ceiling; // ProbeRequest::conntrack_ceiling
   EgressRoundOptions egress;
+  // Nodes known to have no agent (check --ssh: ssh failed there), with why.
+  // They are not asked; the flows from and to them are skip, the reason in
+  // their failure's detail and in the agent's error.
+  std::map<std::string, std::string> absent;
   // Progress messages (agents answered, flows done); may be empty.
   std::function<void(const std::string&)> progress;
 };

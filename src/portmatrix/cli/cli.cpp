@@ -4,6 +4,7 @@
 #include "cli/cli.hpp"
 #include "cli/demo.hpp"
 #include "cli/output.hpp"
+#include "cli/remote.hpp"
 
 #include <unistd.h>
 
@@ -234,6 +235,7 @@ command_lb(const Plan& plan, const std::string& format, const std::string& node_
 std::optional<Token>
 load_token(const std::string& path)
 {
+  if (path == "-") return read_token_from_stdin();
   std::string error;
   auto token = Token::load(path, error);
   if (!token) std::cerr << "portmatrix: " << error << "\n";
@@ -241,38 +243,55 @@ load_token(const std::string& path)
 }
 
 int
-command_agent(const Plan& plan, const std::string& node_name, const std::string& token_file)
+command_agent(const Plan& plan, const std::string& node_name, const std::string& token_file, int exit_after_s)
 {
   const auto* node = find_node(plan, node_name);
   auto token = load_token(token_file);
   if (!node || !token) return k_exit_input;
-  return run_agent(plan, *node, *token);
+  return run_agent(plan, *node, *token, std::chrono::seconds(exit_after_s));
 }
 
+// Runs the coordinator against agents holding `token`, prints the report.
 int
-command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
-              const std::string& output, CheckOptions options)
+check_and_report(const Plan& plan, const Token& token, CheckFormat format, const std::string& output,
+                 CheckOptions options)
 {
-  auto format = parse_check_format(format_text);
-  if (!format) {
-    std::cerr << "portmatrix: --format must be table, json, junit or html\n";
-    return k_exit_input;
-  }
-  auto token = load_token(token_file);
-  if (!token) return k_exit_input;
   bool progress_tty = ::isatty(STDERR_FILENO) == 1;
-  if (progress_tty) {
+  if (progress_tty && !options.progress) {
     options.progress = [](const std::string& message) { std::cerr << "\r\033[K" << message << std::flush; };
   }
-  auto report = run_check(plan, *token, options);
+  auto report = run_check(plan, token, options);
   if (progress_tty) std::cerr << "\r\033[K" << std::flush;
   if (!report) {
     std::cerr << "portmatrix: check: " << report.error() << "\n";
     return k_exit_input;
   }
   auto render = [&](CheckFormat as, Colour colour) { return render_check(*report, as, colour); };
-  if (!emit_report(output, *format, CheckFormat::table, render)) return k_exit_input;
+  if (!emit_report(output, format, CheckFormat::table, render)) return k_exit_input;
   return exit_status(*report);
+}
+
+int
+command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
+              const std::string& output, CheckOptions options, const SshArgs& ssh)
+{
+  auto format = parse_check_format(format_text);
+  if (!format) {
+    std::cerr << "portmatrix: --format must be table, json, junit or html\n";
+    return k_exit_input;
+  }
+  if (ssh.enabled) {
+    return command_check_ssh(plan, ssh, std::move(options), [&](const Token& token, const CheckOptions& with) {
+      return check_and_report(plan, token, *format, output, with);
+    });
+  }
+  if (token_file.empty()) {
+    std::cerr << "portmatrix: check needs --token-file (or --ssh, which makes one for the run)\n";
+    return k_exit_input;
+  }
+  auto token = load_token(token_file);
+  if (!token) return k_exit_input;
+  return check_and_report(plan, *token, *format, output, std::move(options));
 }
 
 int
@@ -282,6 +301,10 @@ command_preflight(const Plan& plan, const std::string& node_name, const std::str
   auto format = parse_check_format(format_text);
   if (!format || *format == CheckFormat::html) {
     std::cerr << "portmatrix: --format must be table, json or junit\n";
+    return k_exit_input;
+  }
+  if (node_name.empty()) {
+    std::cerr << "portmatrix: preflight needs --node NAME (or --ssh: every node)\n";
     return k_exit_input;
   }
   const auto* node = find_node(plan, node_name);
@@ -298,6 +321,23 @@ command_preflight(const Plan& plan, const std::string& node_name, const std::str
   auto render = [&](CheckFormat as, Colour colour) { return render_preflight(*report, as, colour); };
   if (!emit_report(output, *format, CheckFormat::table, render)) return k_exit_input;
   return exit_status(*report);
+}
+
+int
+command_preflight_ssh(const Plan& plan, const SshArgs& ssh, const std::string& node_name, const std::string& mode,
+                      bool no_address_check, const std::string& format, const std::string& output)
+{
+  if (format != "table" && format != "json" && format != "junit") {
+    std::cerr << "portmatrix: --format must be table, json or junit\n";
+    return k_exit_input;
+  }
+  if (!node_name.empty()) {
+    std::cerr << "portmatrix: preflight --ssh runs on every node: leave out --node\n";
+    return k_exit_input;
+  }
+  std::vector<std::string> forward{"--mode", mode};
+  if (no_address_check) forward.push_back("--no-address-check");
+  return command_nodes_ssh(plan, ssh, "preflight", forward, format, output);
 }
 
 struct EgressArgs
@@ -370,6 +410,27 @@ command_egress(const std::string& inventory_path, const std::string& profile_nam
   return report.failed() == 0 ? 0 : 1;
 }
 
+int
+command_egress_ssh(const std::string& inventory_path, const std::string& profile_name, const EgressArgs& args,
+                   const SshArgs& ssh)
+{
+  if (inventory_path.empty()) {
+    std::cerr << "portmatrix: egress --ssh needs --inventory (its nodes are where it runs)\n";
+    return k_exit_input;
+  }
+  if (args.format != "table" && args.format != "json" && args.format != "junit") {
+    std::cerr << "portmatrix: egress --ssh: --format must be table, json or junit\n";
+    return k_exit_input;
+  }
+  auto plan = load_plan(inventory_path, profile_name);
+  if (!plan) return k_exit_input;
+  std::vector<std::string> forward{"--timeout-ms", std::to_string(args.timeout_ms), "--deadline",
+                                   std::to_string(args.deadline_s)};
+  if (!args.proxy.empty()) forward.insert(forward.end(), {"--proxy", args.proxy});
+  if (!args.no_proxy.empty()) forward.insert(forward.end(), {"--no-proxy", args.no_proxy});
+  return command_nodes_ssh(*plan, ssh, "egress", forward, args.format, args.output);
+}
+
 } // namespace
 
 int
@@ -433,7 +494,11 @@ run_cli(int argc, char** argv)
   agent->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
   agent->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
   agent->add_option("--node", node, "This node's name in the inventory")->required();
-  agent->add_option("--token-file", token_file, "File holding the shared secret (mode 600)")->required();
+  agent->add_option("--token-file", token_file, "File holding the shared secret (mode 600), or - for standard input")->required();
+  int exit_after_s = 0;
+  agent->add_option("--exit-after", exit_after_s, "End by itself after this many seconds (0: run until stopped)")
+    ->capture_default_str()
+    ->check(CLI::Range(0, 7 * 24 * 3600));
 
   std::string check_format = "table";
   std::string output;
@@ -443,7 +508,7 @@ run_cli(int argc, char** argv)
   auto* check = app.add_subcommand("check", "Probe every flow from every node through the agents; diagnose failures");
   check->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
   check->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
-  check->add_option("--token-file", token_file, "File holding the shared secret (mode 600)")->required();
+  check->add_option("--token-file", token_file, "File holding the shared secret (mode 600), or - for standard input");
   check->add_option("--format", check_format, "table, json, junit or html")->capture_default_str();
   check->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
   check->add_option("--timeout-ms", timeout_ms, "Per-probe timeout")->capture_default_str()->check(CLI::Range(10, 60000));
@@ -465,6 +530,9 @@ run_cli(int argc, char** argv)
   check->add_option("--proxy", check_egress.proxy, "--egress: the agents' proxy (default: each agent's environment)");
   check->add_option("--no-proxy", check_egress.no_proxy, "--egress: hosts the agents reach directly (default: their NO_PROXY)");
   check->add_option("--egress-deadline", egress_deadline_s, "--egress: seconds the egress round may take")->capture_default_str()->check(CLI::Range(1, 25));
+
+  SshArgs ssh;
+  add_ssh_options(*check, ssh, SshCommand::check);
 
   EgressArgs egress_args;
   auto* egress = app.add_subcommand(
@@ -492,11 +560,13 @@ run_cli(int argc, char** argv)
   auto* preflight = app.add_subcommand("preflight", "On a node: its ports free (or who holds them), its live firewall per inbound flow, kernel prerequisites");
   preflight->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
   preflight->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
-  preflight->add_option("--node", node, "This node's name in the inventory")->required();
+  preflight->add_option("--node", node, "This node's name in the inventory (not with --ssh: every node)");
   preflight->add_option("--mode", preflight_mode, "install (a taken port fails) or running (owners shown)")->capture_default_str()->check(CLI::IsMember({"install", "running"}));
   preflight->add_flag("--no-address-check", no_address_check, "Run even when the node's address is not on this host");
   preflight->add_option("--format", check_format, "table, json or junit")->capture_default_str();
   preflight->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
+  add_ssh_options(*preflight, ssh, SshCommand::node);
+  add_ssh_options(*egress, ssh, SshCommand::node);
 
   auto* demo = app.add_subcommand("demo", "The guide's topology on a simulated cluster: its matrix, flows and rules");
   demo->add_option("--out", out_dir, "Also write the demo inventory and every generated file here");
@@ -518,7 +588,7 @@ run_cli(int argc, char** argv)
     auto plan = load_plan(inventory, profile);
     if (!plan) return k_exit_input;
     if (*firewall) return command_firewall(*plan, node, all, out_dir, firewall_format);
-    if (*agent) return command_agent(*plan, node, token_file);
+    if (*agent) return command_agent(*plan, node, token_file, exit_after_s);
     check_egress.deadline = std::chrono::seconds(egress_deadline_s);
     if (*check) {
       CheckOptions options;
@@ -527,10 +597,22 @@ run_cli(int argc, char** argv)
       options.deadline = std::chrono::seconds(deadline_s);
       options.conntrack_ceiling = conntrack_ceiling;
       options.egress = check_egress;
-      return command_check(*plan, token_file, check_format, output, std::move(options));
+      ssh.inventory_path = inventory;
+      ssh.profile = profile;
+      return command_check(*plan, token_file, check_format, output, std::move(options), ssh);
+    }
+    if (*preflight && ssh.enabled) {
+      ssh.inventory_path = inventory;
+      ssh.profile = profile;
+      return command_preflight_ssh(*plan, ssh, node, preflight_mode, no_address_check, check_format, output);
     }
     if (*preflight) return command_preflight(*plan, node, preflight_mode, no_address_check, check_format, output);
     return command_lb(*plan, lb_format, node, out_dir);
+  }
+  if (*egress && ssh.enabled) {
+    ssh.inventory_path = inventory;
+    ssh.profile = profile;
+    return command_egress_ssh(inventory, profile, egress_args, ssh);
   }
   if (*egress) return command_egress(inventory, profile, egress_args);
   if (*demo) return run_demo(out_dir);

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "model/egress_entry.hpp"
+#include "model/inventory_ssh.hpp"
 #include "model/yaml_reader.hpp"
 
 namespace portmatrix {
@@ -194,7 +195,7 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
   std::map<std::string, YAML::Mark> names;
   std::map<std::string, std::pair<std::string, YAML::Mark>> addresses; // identity -> as written, where
   for (const auto& item : list) {
-    if (!reader.check_map(item, "a node", {"name", "address", "roles", "interface"})) continue;
+    if (!reader.check_map(item, "a node", {"name", "address", "roles", "interface", "ssh"})) continue;
     Node node;
     bool ok = true;
     if (auto name = item["name"]) {
@@ -254,6 +255,7 @@ read_nodes(YamlReader& reader, const YAML::Node& list, Inventory& inventory)
       ok = false;
     }
     if (auto interface = item["interface"]) node.interface = read_interface(reader, interface).value_or("");
+    if (auto ssh = item["ssh"]) read_ssh_section(reader, ssh, SshScope::node, node.ssh);
     if (ok) inventory.nodes.push_back(std::move(node));
   }
 }
@@ -359,6 +361,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
                          "admin_cidrs",
                          "client_cidrs",
                          "ssh_port",
+                         "ssh",
                          "agent",
                          "egress",
                          "nodes"})) {
@@ -437,6 +440,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
     inventory.ssh_port = read_port(reader, ssh, "ssh_port").value_or(22);
     inventory.ssh_port_at = position(reader, ssh.Mark());
   }
+  if (auto ssh = root["ssh"]) read_ssh_section(reader, ssh, SshScope::inventory, inventory.ssh);
   if (auto agent = root["agent"]) {
     if (reader.check_map(agent, "agent", {"control_port"}) && agent["control_port"]) {
       inventory.control_port = read_port(reader, agent["control_port"], "agent control_port").value_or(7946);

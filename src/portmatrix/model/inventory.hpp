@@ -15,6 +15,22 @@
 
 namespace portmatrix {
 
+// How to reach a node over SSH (the inventory's `ssh` section, top level or
+// per node). Every field is optional: unset means "ssh's own default"
+// (~/.ssh/config, then built-in). Values are validated on load, so none
+// starts with '-' or holds white space or control characters where ssh would
+// read it as something else.
+struct SshSettings
+{
+  std::optional<std::string> host; // per node only: what ssh connects to (default: the node's address)
+  std::optional<std::string> user;
+  std::optional<std::uint16_t> port;
+  std::optional<std::string> identity_file;
+  std::optional<std::string> proxy_jump; // passed to ssh -J as is
+  std::optional<bool> sudo;              // run node commands through `sudo -n`
+  std::vector<std::string> options;      // each passed as -o; a node's follow the top level's
+};
+
 struct Node
 {
   std::string name;
@@ -22,6 +38,7 @@ struct Node
   bool ipv6 = false;
   std::vector<Role> roles;
   std::string interface; // optional; keepalived needs it on load-balancer nodes
+  SshSettings ssh;       // this node's own `ssh` keys (merged with the top level's by the caller)
 
   bool has(Role role) const;
 };
@@ -75,6 +92,7 @@ struct Inventory
   Diagnostic control_port_at; // likewise
   std::vector<Node> nodes;
   EgressOverrides egress;
+  SshSettings ssh; // the top-level `ssh` section (no host)
 
   const Node* find(std::string_view name) const;
 };

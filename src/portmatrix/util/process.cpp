@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -48,16 +49,18 @@ decode_status(int status)
 } // namespace
 
 ProcessResult
-run_process(const std::vector<std::string>& argv, const std::string& input)
+run_process(const std::vector<std::string>& argv, const std::string& input, Streams streams)
 {
   ProcessResult result;
   if (argv.empty()) return result;
   int in[2];
   int out[2];
+  int err[2] = {-1, -1};
   if (::pipe2(in, O_CLOEXEC) != 0) return result;
-  if (::pipe2(out, O_CLOEXEC) != 0) {
-    ::close(in[0]);
-    ::close(in[1]);
+  if (::pipe2(out, O_CLOEXEC) != 0 || (streams == Streams::separate && ::pipe2(err, O_CLOEXEC) != 0)) {
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
     return result;
   }
   auto args = c_argv(argv);
@@ -66,15 +69,17 @@ run_process(const std::vector<std::string>& argv, const std::string& input)
     reset_signals();
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
-    ::dup2(out[1], 2);
+    ::dup2(streams == Streams::separate ? err[1] : out[1], 2);
     ::execvp(args[0], args.data());
     ::_exit(127);
   }
   ::close(in[0]);
   ::close(out[1]);
+  if (err[1] >= 0) ::close(err[1]);
   if (pid < 0) {
     ::close(in[1]);
     ::close(out[0]);
+    if (err[0] >= 0) ::close(err[0]);
     return result;
   }
   std::size_t written = 0;
@@ -85,13 +90,31 @@ run_process(const std::vector<std::string>& argv, const std::string& input)
     if (n > 0) written += std::size_t(n);
   }
   ::close(in[1]);
+  // Both pipes drained together: a child filling one while we wait on the other would block.
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.output, &result.errors};
+  int open_count = err[0] >= 0 ? 2 : 1;
   char buffer[4096];
-  for (;;) {
-    auto n = ::read(out[0], buffer, sizeof(buffer));
-    if (n > 0) result.output.append(buffer, std::size_t(n));
-    else if (n == 0 || errno != EINTR) break;
+  while (open_count > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      auto n = ::read(fds[i].fd, buffer, sizeof(buffer));
+      if (n > 0) {
+        sinks[i]->append(buffer, std::size_t(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_count;
+      }
+    }
   }
-  ::close(out[0]);
+  for (auto& fd : fds) {
+    if (fd.fd >= 0) ::close(fd.fd);
+  }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -135,6 +158,131 @@ stop_process(pid_t pid, int grace_ms)
   }
   ::kill(pid, SIGKILL);
   ::waitpid(pid, &status, 0);
+}
+
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, const std::string& input)
+{
+  int in[2];
+  int out[2];
+  if (argv.empty() || ::pipe2(in, O_CLOEXEC) != 0) {
+    m_output = "cannot start: no program or no pipe";
+    m_ended = true;
+    return;
+  }
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ::close(in[0]);
+    ::close(in[1]);
+    m_output = "cannot start: no pipe";
+    m_ended = true;
+    return;
+  }
+  auto args = c_argv(argv);
+  m_pid = ::fork();
+  if (m_pid == 0) {
+    reset_signals();
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::execvp(args[0], args.data());
+    std::string why = std::string("cannot run ") + args[0] + ": " + std::strerror(errno) + "\n";
+    auto ignored = ::write(2, why.data(), why.size());
+    (void)ignored;
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  if (m_pid < 0) {
+    ::close(in[1]);
+    ::close(out[0]);
+    m_output = "cannot start: fork failed";
+    m_ended = true;
+    return;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  std::size_t written = 0;
+  while (written < input.size()) {
+    auto n = ::write(in[1], input.data() + written, input.size() - written);
+    if (n <= 0 && errno != EINTR) break;
+    if (n > 0) written += std::size_t(n);
+  }
+  ::close(in[1]);
+  m_reader = std::thread([this, fd = out[0]] { read_output(fd); });
+}
+
+BackgroundProcess::~BackgroundProcess()
+{
+  finish(std::chrono::milliseconds(0));
+}
+
+void
+BackgroundProcess::read_output(int fd)
+{
+  char buffer[4096];
+  for (;;) {
+    auto n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    std::lock_guard lock(m_mutex);
+    if (n <= 0) {
+      m_ended = true;
+      m_changed.notify_all();
+      break;
+    }
+    m_output.append(buffer, std::size_t(n));
+    m_changed.notify_all();
+  }
+  ::close(fd);
+}
+
+bool
+BackgroundProcess::wait_for(std::string_view text, std::chrono::milliseconds timeout)
+{
+  std::unique_lock lock(m_mutex);
+  m_changed.wait_for(lock, timeout, [&] { return m_ended || m_output.find(text) != std::string::npos; });
+  return m_output.find(text) != std::string::npos;
+}
+
+bool
+BackgroundProcess::running()
+{
+  std::lock_guard lock(m_mutex);
+  return !m_ended;
+}
+
+std::string
+BackgroundProcess::output()
+{
+  std::lock_guard lock(m_mutex);
+  return m_output;
+}
+
+int
+BackgroundProcess::finish(std::chrono::milliseconds timeout)
+{
+  if (m_pid > 0 && !m_reaped) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    pid_t done = 0;
+    while ((done = ::waitpid(m_pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (done == m_pid) {
+      m_status = decode_status(status);
+    } else {
+      ::kill(m_pid, SIGTERM);
+      auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while ((done = ::waitpid(m_pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < grace) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (done == 0) {
+        ::kill(m_pid, SIGKILL);
+        done = ::waitpid(m_pid, &status, 0);
+      }
+      m_status = done == m_pid ? decode_status(status) : -1;
+    }
+    m_reaped = true;
+  }
+  if (m_reader.joinable()) m_reader.join();
+  return m_status;
 }
 
 bool

@@ -423,3 +423,72 @@ nodes: [{name: m, address: 10.0.0.1, roles: [master]}]
 }
 
 } // namespace portmatrix
+
+namespace portmatrix {
+
+TEST(InventorySsh, ReadsTheTopLevelAndPerNodeSections)
+{
+  auto inventory = parse_inventory(R"(ssh:
+  user: admin
+  port: 2200
+  identity_file: /keys/id_ed25519
+  proxy_jump: admin@bastion:22
+  sudo: true
+  options: ["UserKnownHostsFile=/x/known_hosts", "ConnectTimeout 5"]
+nodes:
+  - name: m1
+    address: 10.0.0.11
+    roles: [master]
+    ssh: {host: m1.example, port: 2222, user: root, sudo: false, options: [BatchMode=yes]}
+  - {name: w1, address: 10.0.0.21, roles: [worker]}
+)",
+                                   "inv.yaml");
+  ASSERT_TRUE(inventory.has_value());
+  const auto& top = inventory->ssh;
+  EXPECT_EQ(top.user, "admin");
+  EXPECT_EQ(top.port, 2200);
+  EXPECT_EQ(top.identity_file, "/keys/id_ed25519");
+  EXPECT_EQ(top.proxy_jump, "admin@bastion:22");
+  EXPECT_EQ(top.sudo, true);
+  EXPECT_EQ(top.options, (std::vector<std::string>{"UserKnownHostsFile=/x/known_hosts", "ConnectTimeout 5"}));
+  EXPECT_FALSE(top.host);
+  const auto& m1 = inventory->nodes[0].ssh;
+  EXPECT_EQ(m1.host, "m1.example");
+  EXPECT_EQ(m1.port, 2222);
+  EXPECT_EQ(m1.user, "root");
+  EXPECT_EQ(m1.sudo, false);
+  EXPECT_EQ(m1.options, std::vector<std::string>{"BatchMode=yes"});
+  const auto& w1 = inventory->nodes[1].ssh;
+  EXPECT_FALSE(w1.host || w1.user || w1.port || w1.sudo);
+}
+
+TEST(InventorySsh, ReportsBadValuesWhereTheyAreWritten)
+{
+  auto errors = errors_of(R"(ssh:
+  host: h
+  user: "-oProxyCommand=x"
+  port: 70000
+  sudo: maybe
+  options: ["ControlPath=/tmp/x", "NoValue", "Bad\nLine=1"]
+  colour: red
+nodes:
+  - name: m1
+    address: 10.0.0.11
+    roles: [master]
+    ssh: {host: "a b", proxy_jump: "", identity_file: "", port: 1-2}
+)");
+  EXPECT_TRUE(has(errors, 2, 3, "unknown key 'host'"));
+  EXPECT_TRUE(has(errors, 3, 9, "must be one word"));
+  EXPECT_TRUE(has(errors, 4, 9, "outside 1-65535"));
+  EXPECT_TRUE(has(errors, 5, 9, "must be true or false"));
+  EXPECT_TRUE(has(errors, 6, 13, "portmatrix's own"));
+  EXPECT_TRUE(has(errors, 6, 35, "must read Key=Value"));
+  EXPECT_TRUE(has(errors, 6, 46, "must read Key=Value"));
+  EXPECT_TRUE(has(errors, 7, 3, "unknown key 'colour'"));
+  EXPECT_TRUE(has(errors, 12, 17, "ssh host 'a b' must be one word"));
+  EXPECT_TRUE(has(errors, 12, 36, "ssh proxy_jump '' must be one word"));
+  EXPECT_TRUE(has(errors, 12, 55, "identity_file '' must be a path"));
+  EXPECT_TRUE(has(errors, 12, 65, "single port"));
+}
+
+} // namespace portmatrix

@@ -1,0 +1,369 @@
+// --ssh: the fan-out's command line. remote/ does the work per node; this
+// file picks the binary and the token, forwards the options, turns SIGINT,
+// SIGTERM and SIGHUP into a teardown of every node, and merges the nodes'
+// reports for preflight and egress.
+#include "cli/remote.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/output.hpp"
+#include "crypto/digest.hpp"
+#include "model/profile.hpp"
+#include "remote/fleet.hpp"
+#include "report/markup.hpp"
+
+namespace portmatrix {
+
+void
+add_ssh_options(CLI::App& command, SshArgs& args, SshCommand which)
+{
+  auto* ssh = command.add_flag("--ssh", args.enabled,
+                               "Run on every node of the inventory through ssh (the inventory's ssh section)");
+  command.add_option("--parallel", args.parallel, "--ssh: nodes worked on at once")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 256))
+    ->needs(ssh);
+  command.add_flag("--dry-run", args.dry_run, "--ssh: print, node by node, the ssh and scp commands; run none")->needs(ssh);
+  command.add_option("--binary", args.binary, "--ssh: the portmatrix to upload (default: this one; give a static build "
+                                              "for nodes with other libraries)")
+    ->check(CLI::ExistingFile)
+    ->needs(ssh);
+  command.add_flag("--keep-binary", args.keep_binary,
+                   "--ssh: keep the binary in ~/.cache/portmatrix/ on the nodes, so the next run skips the upload")
+    ->needs(ssh);
+  if (which == SshCommand::check) {
+    command.add_option("--exit-after", args.exit_after_s,
+                       "--ssh: the agents end by themselves after this many seconds (default: the deadlines plus 120)")
+      ->check(CLI::Range(10, 24 * 3600))
+      ->needs(ssh);
+  }
+}
+
+std::optional<Token>
+read_token_from_stdin()
+{
+  std::string text;
+  char buffer[1024];
+  while (text.size() <= 4096 && std::cin.read(buffer, sizeof buffer).gcount() > 0) {
+    text.append(buffer, std::size_t(std::cin.gcount()));
+  }
+  auto token = text.size() <= 4096 ? Token::from_text(text) : std::nullopt;
+  if (!token) std::cerr << "portmatrix: the token on standard input must be 16 to 4096 characters\n";
+  return token;
+}
+
+namespace {
+
+// SIGINT, SIGTERM and SIGHUP are waited for by a thread of their own while
+// the fan-out runs (blocked in every other thread, which inherit the mask):
+// on one, every node is torn down and the process ends with 128 + signal.
+class SignalTeardown
+{
+public:
+  explicit SignalTeardown(std::function<void()> teardown) : m_teardown(std::move(teardown))
+  {
+    sigemptyset(&m_signals);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&m_signals, s);
+    pthread_sigmask(SIG_BLOCK, &m_signals, &m_previous);
+    m_thread = std::thread([this] {
+      timespec tick{0, 200'000'000};
+      while (!m_done) {
+        int signal = sigtimedwait(&m_signals, nullptr, &tick);
+        if (signal <= 0) continue;
+        std::cerr << "\r\033[Kportmatrix: signal " << signal << ": stopping the agents and cleaning up the nodes\n";
+        m_teardown();
+        ::_exit(128 + signal);
+      }
+    });
+  }
+  ~SignalTeardown()
+  {
+    m_done = true;
+    m_thread.join();
+    pthread_sigmask(SIG_SETMASK, &m_previous, nullptr);
+  }
+
+private:
+  std::function<void()> m_teardown;
+  sigset_t m_signals{};
+  sigset_t m_previous{};
+  std::atomic<bool> m_done{false};
+  std::thread m_thread;
+};
+
+// The profile, as given: the nodes get the inventory file only, so a
+// profile they must load has to be built in.
+bool
+forwardable_profile(const std::string& spec, std::string& file)
+{
+  std::size_t start = 0;
+  while (start <= spec.size()) {
+    auto end = spec.find(',', start);
+    auto name = spec.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!builtin_profile_text(name)) {
+      file = name;
+      return false;
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return true;
+}
+
+void
+tty_progress(const std::string& message)
+{
+  std::cerr << "\r\033[K" << message << std::flush;
+}
+
+// What every --ssh command needs before the first node: the binary and its
+// hash, the profile forwarded. Prints the problem and returns nullopt.
+std::optional<RemoteRun>
+plan_run(const Plan& plan, const SshArgs& args)
+{
+  RemoteRun run;
+  run.id = new_run_id();
+  run.inventory = args.inventory_path;
+  run.keep_binary = args.keep_binary;
+  std::string file;
+  const auto& profile = args.profile.empty() ? plan.inventory.profile : args.profile;
+  if (!forwardable_profile(profile, file)) {
+    std::cerr << fmt::format("portmatrix: --ssh copies the inventory to the nodes but not profile files: '{}' must be "
+                             "a built-in profile\n",
+                             printable(file));
+    return std::nullopt;
+  }
+  if (args.binary.empty()) {
+    std::error_code error;
+    run.binary = std::filesystem::read_symlink("/proc/self/exe", error).string();
+    if (error) {
+      std::cerr << "portmatrix: --ssh: cannot find this program's file (give --binary PATH)\n";
+      return std::nullopt;
+    }
+  } else {
+    run.binary = args.binary;
+  }
+  std::string error;
+  auto hash = sha256_file(run.binary, error);
+  if (!hash) {
+    std::cerr << "portmatrix: --ssh: " << error << "\n";
+    return std::nullopt;
+  }
+  run.binary_sha256 = *hash;
+  return run;
+}
+
+// The arguments every node's portmatrix gets: its copy of the inventory and
+// the profile, if one was given.
+std::vector<std::string>
+node_arguments(const NodeSession& session, const SshArgs& args)
+{
+  std::vector<std::string> out{"--inventory", session.run_directory() + "/inventory.yaml", "--node", session.node()};
+  if (!args.profile.empty()) out.insert(out.end(), {"--profile", args.profile});
+  return out;
+}
+
+// --dry-run: every node's commands in order, `middle` printed after the
+// command that `marks` it (where the check or the node's run happens).
+void
+print_dry_run(Fleet& fleet, std::string_view marks, const std::string& middle)
+{
+  for (const auto& session : fleet.sessions()) {
+    std::cout << fmt::format("# node {}\n", session->node());
+    for (const auto& command : session->commands()) {
+      std::cout << command << "\n";
+      if (!middle.empty() && command.find(marks) != std::string::npos) std::cout << middle << "\n";
+    }
+  }
+}
+
+std::chrono::seconds
+agent_lifetime(const SshArgs& args, const CheckOptions& options)
+{
+  if (args.exit_after_s > 0) return std::chrono::seconds(args.exit_after_s);
+  auto egress = options.egress.enabled ? options.egress.deadline : std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::seconds>(options.deadline + egress) + std::chrono::seconds(120);
+}
+
+} // namespace
+
+int
+command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, const CheckWithAgents& check)
+{
+  auto run = plan_run(plan, args);
+  if (!run) return k_exit_input;
+  auto lifetime = agent_lifetime(args, options);
+  run->persist = lifetime + std::chrono::seconds(30);
+  ControlDirectory control;
+  if (control.path().empty()) {
+    std::cerr << "portmatrix: " << control.error() << "\n";
+    return k_exit_input;
+  }
+  auto runner = args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner();
+  bool tty = !args.dry_run && ::isatty(STDERR_FILENO) == 1;
+  Fleet fleet(*runner, plan.inventory, *run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress());
+  SignalTeardown on_signal([&] { fleet.teardown(); });
+
+  // A fresh secret per run, known to this process and, through ssh's
+  // standard input, to the agents; never on a command line or a disk.
+  auto secret = random_hex(32);
+  auto token = Token::from_text(secret);
+  fleet.prepare();
+  std::atomic<std::size_t> up{0};
+  auto total = fleet.sessions().size();
+  fleet.each([&](NodeSession& session) {
+    auto agent_args = node_arguments(session, args);
+    agent_args.insert(agent_args.end(), {"--token-file", "-", "--exit-after", std::to_string(lifetime.count())});
+    if (session.start_agent(agent_args, secret, std::chrono::seconds(30))) {
+      fleet.progress(fmt::format("ssh: {}/{} agents up", ++up, total));
+    }
+  });
+  if (args.dry_run) {
+    fleet.teardown();
+    print_dry_run(fleet, " < token on standard input",
+                  "# (when every agent is up: the check runs here, from this workstation, to the agents' control ports)");
+    return 0;
+  }
+  options.absent = fleet.failures();
+  if (tty) {
+    options.progress = [](const std::string& message) { tty_progress("check: " + message); };
+  }
+  int status = check(*token, options);
+  if (tty) tty_progress("ssh: stopping the agents and cleaning up");
+  fleet.teardown();
+  if (tty) tty_progress("");
+  return status;
+}
+
+namespace {
+
+// The report a node printed, or its failure, merged by format.
+struct NodeReport
+{
+  std::string node;
+  std::string output;
+  std::string failure; // ssh's words; empty when the node ran
+  int status = 0;
+};
+
+std::string
+merge_table(const std::vector<NodeReport>& reports)
+{
+  std::string out;
+  for (const auto& r : reports) {
+    out += fmt::format("== {} ==\n", r.node);
+    out += r.failure.empty() ? r.output : fmt::format("could not run: {}\n", r.failure);
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    out += '\n';
+  }
+  return out;
+}
+
+std::string
+merge_json(const std::vector<NodeReport>& reports)
+{
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& r : reports) {
+    if (!r.failure.empty()) {
+      out[r.node] = {{"error", r.failure}};
+      continue;
+    }
+    auto parsed = nlohmann::json::parse(r.output, nullptr, false);
+    out[r.node] = parsed.is_discarded() ? nlohmann::json{{"error", "the node's report is not JSON"}} : parsed;
+  }
+  return out.dump(2) + "\n";
+}
+
+// The <testsuite> elements of a node's JUnit report, each named after the node.
+std::string
+testsuites_of(const NodeReport& r, const std::string& suffix)
+{
+  if (!r.failure.empty()) {
+    return fmt::format("  <testsuite name=\"{0}{1}\" tests=\"1\" failures=\"1\">\n    <testcase classname=\"{0}\" "
+                       "name=\"ssh\">\n      <failure message=\"{2}\"/>\n    </testcase>\n  </testsuite>\n",
+                       xml_escape(r.node), suffix, xml_escape(r.failure));
+  }
+  auto begin = r.output.find("<testsuite ");
+  auto end = r.output.rfind("</testsuites>");
+  if (begin == std::string::npos || end == std::string::npos || end < begin) return {};
+  auto inner = r.output.substr(begin, end - begin);
+  auto name = inner.find("name=\"");
+  auto close = name == std::string::npos ? name : inner.find('"', name + 6);
+  if (close != std::string::npos) inner.replace(name + 6, close - name - 6, xml_escape(r.node) + suffix);
+  return inner;
+}
+
+} // namespace
+
+int
+command_nodes_ssh(const Plan& plan, const SshArgs& args, const std::string& subcommand,
+                  const std::vector<std::string>& forward, const std::string& format, const std::string& output)
+{
+  auto run = plan_run(plan, args);
+  if (!run) return k_exit_input;
+  ControlDirectory control;
+  if (control.path().empty()) {
+    std::cerr << "portmatrix: " << control.error() << "\n";
+    return k_exit_input;
+  }
+  auto runner = args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner();
+  bool tty = !args.dry_run && ::isatty(STDERR_FILENO) == 1;
+  Fleet fleet(*runner, plan.inventory, *run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress());
+  SignalTeardown on_signal([&] { fleet.teardown(); });
+  fleet.prepare();
+  std::vector<NodeReport> reports(fleet.sessions().size());
+  std::atomic<std::size_t> done{0};
+  auto total = reports.size();
+  for (std::size_t i = 0; i < total; ++i) reports[i].node = fleet.sessions()[i]->node();
+  fleet.each([&](NodeSession& session) {
+    std::vector<std::string> command{subcommand};
+    auto node_args = node_arguments(session, args);
+    if (subcommand == "egress") node_args.erase(node_args.begin() + 2, node_args.begin() + 4); // no --node
+    command.insert(command.end(), node_args.begin(), node_args.end());
+    command.insert(command.end(), {"--format", format});
+    command.insert(command.end(), forward.begin(), forward.end());
+    auto& report = *std::find_if(reports.begin(), reports.end(), [&](const NodeReport& r) { return r.node == session.node(); });
+    session.run_portmatrix(command, report.output, report.status);
+    fleet.progress(fmt::format("ssh: {} done on {}/{} nodes", subcommand, ++done, total));
+  });
+  fleet.teardown();
+  if (tty) tty_progress("");
+  if (args.dry_run) {
+    print_dry_run(fleet, "", "");
+    return 0;
+  }
+  bool failed = false;
+  for (std::size_t i = 0; i < total; ++i) {
+    const auto& session = *fleet.sessions()[i];
+    reports[i].failure = session.failure();
+    failed = failed || session.failed() || reports[i].status != 0;
+  }
+  std::string text;
+  if (format == "json") {
+    text = merge_json(reports);
+  } else if (format == "junit") {
+    text = fmt::format("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"portmatrix {}\">\n", subcommand);
+    for (const auto& r : reports) text += testsuites_of(r, subcommand == "egress" ? ".egress" : "");
+    text += "</testsuites>\n";
+  } else {
+    text = merge_table(reports);
+  }
+  if (!output.empty()) {
+    if (!write_file(output, text)) return k_exit_input;
+  } else {
+    std::cout << text;
+  }
+  return failed ? 1 : 0;
+}
+
+} // namespace portmatrix

@@ -1,0 +1,209 @@
+// The steps of one node. Everything sent to the node is an argv quoted by
+// SshCommands; the few shell scripts (sh -c) take their values as quoted
+// words too. The run directory is created with mkdir (not -p) so that a
+// directory left by someone else is never used.
+#include "remote/node_session.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace portmatrix {
+
+NodeSession::NodeSession(Runner& runner, SshCommands commands, const RemoteRun& run)
+  : m_runner(runner), m_commands(std::move(commands)), m_run(run)
+{
+}
+
+NodeSession::~NodeSession()
+{
+  teardown();
+}
+
+std::string
+NodeSession::run_directory() const
+{
+  return fmt::format("/tmp/portmatrix-{}-{}", m_run.id, node());
+}
+
+std::string
+NodeSession::binary_name() const
+{
+  return "portmatrix-" + m_run.binary_sha256.substr(0, 16);
+}
+
+std::vector<std::string>
+NodeSession::commands() const
+{
+  std::lock_guard lock(m_log_mutex);
+  return m_log;
+}
+
+std::string
+NodeSession::agent_output() const
+{
+  return m_agent ? m_agent->output() : std::string();
+}
+
+ProcessResult
+NodeSession::exec(const std::vector<std::string>& argv, Streams streams)
+{
+  {
+    std::lock_guard lock(m_log_mutex);
+    m_log.push_back(shell_join(argv));
+  }
+  return m_runner.run(argv, {}, streams);
+}
+
+void
+NodeSession::fail(std::string_view step, const ProcessResult& result)
+{
+  if (m_failure.empty()) m_failure = failure_reason(step, result.output + result.errors, result.status);
+}
+
+bool
+NodeSession::connect()
+{
+  if (failed()) return false;
+  auto result = exec(m_commands.open_master(m_run.persist));
+  if (result.status != 0) {
+    fail("connect", result);
+    return false;
+  }
+  m_connected = true;
+  return true;
+}
+
+bool
+NodeSession::install()
+{
+  if (failed() || !m_connected) return false;
+  auto dir = run_directory();
+  auto cache = "\"$HOME\"/.cache/portmatrix";
+  // Prints the home directory (the cache's absolute path for sudo, whose
+  // HOME may be root's) and whether the cache holds this binary.
+  auto script = fmt::format("umask 077 && mkdir -m 700 {} && {}printf '%s\\n' \"$HOME\" && "
+                            "if test -x {}/{}; then echo cached; else echo absent; fi",
+                            shell_quote(dir), m_run.keep_binary ? fmt::format("mkdir -p {} && ", cache) : "", cache,
+                            binary_name());
+  auto prepared = exec(m_commands.run({"sh", "-c", script}));
+  auto lines = prepared.output;
+  while (!lines.empty() && lines.back() == '\n') lines.pop_back();
+  auto last = lines.rfind('\n');
+  if (prepared.status != 0 || last == std::string::npos) {
+    fail("prepare", prepared);
+    return false;
+  }
+  m_directory = true;
+  auto state = lines.substr(last + 1);
+  auto home_start = lines.rfind('\n', last - 1);
+  auto home = lines.substr(home_start == std::string::npos ? 0 : home_start + 1,
+                           last - (home_start == std::string::npos ? 0 : home_start + 1));
+  auto cached = home + "/.cache/portmatrix/" + binary_name();
+  if (state == "cached") {
+    m_binary_path = cached;
+  } else {
+    m_binary_path = m_run.keep_binary ? cached : dir + "/" + binary_name();
+    m_partial = m_binary_path + ".part-" + m_run.id;
+    auto uploaded = exec(m_commands.upload(m_run.binary, m_partial));
+    if (uploaded.status != 0) {
+      fail("upload", uploaded);
+      return false;
+    }
+    auto placed = exec(m_commands.run({"sh", "-c",
+                                       fmt::format("chmod 700 {0} && mv -f {0} {1}", shell_quote(m_partial),
+                                                   shell_quote(m_binary_path))}));
+    if (placed.status != 0) {
+      fail("upload", placed);
+      return false;
+    }
+    m_partial.clear();
+  }
+  auto inventory = exec(m_commands.upload(m_run.inventory, dir + "/inventory.yaml"));
+  if (inventory.status != 0) {
+    fail("upload", inventory);
+    return false;
+  }
+  return true;
+}
+
+bool
+NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status)
+{
+  if (failed() || m_binary_path.empty()) return false;
+  std::vector<std::string> remote{m_binary_path};
+  remote.insert(remote.end(), args.begin(), args.end());
+  auto result = exec(m_commands.run_privileged(remote), Streams::separate);
+  output = result.output;
+  status = result.status;
+  // 0 and 1 are a report (passed, failed); anything else is the node's failure.
+  if (status != 0 && status != 1) {
+    fail("run", result);
+    return false;
+  }
+  return true;
+}
+
+bool
+NodeSession::start_agent(const std::vector<std::string>& args, const std::string& token,
+                         std::chrono::milliseconds timeout)
+{
+  if (failed() || m_binary_path.empty()) return false;
+  // The shell writes its pid, then becomes the agent (exec keeps the pid),
+  // so stopping it later needs no process search.
+  std::vector<std::string> remote{"sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", run_directory() + "/agent.pid",
+                                  m_binary_path, "agent"};
+  remote.insert(remote.end(), args.begin(), args.end());
+  auto argv = m_commands.run_privileged(remote);
+  {
+    std::lock_guard lock(m_log_mutex);
+    m_log.push_back(shell_join(argv) + " < token on standard input");
+  }
+  m_agent = m_runner.start(argv, token + "\n");
+  if (m_agent->wait_for(fmt::format("portmatrix agent {}: ready", node()), timeout)) return true;
+  ProcessResult result;
+  result.status = m_agent->finish(std::chrono::milliseconds(0));
+  result.output = m_agent->output();
+  if (result.output.empty()) result.output = fmt::format("no ready line in {} ms", timeout.count());
+  fail("agent", result);
+  return false;
+}
+
+void
+NodeSession::teardown()
+{
+  std::lock_guard lock(m_teardown_mutex);
+  if (m_torn_down) return;
+  m_torn_down = true;
+  auto dir = run_directory();
+  if (m_agent) {
+    auto pid_file = dir + "/agent.pid";
+    exec(m_commands.run_privileged(
+      {"sh", "-c", "test ! -f \"$0\" || kill -TERM \"$(cat \"$0\")\" 2>/dev/null || true", pid_file}));
+    m_agent->finish(std::chrono::seconds(10));
+  }
+  if (m_directory || !m_partial.empty()) {
+    std::vector<std::string> remove{"rm", "-rf", "--", dir};
+    if (!m_partial.empty()) remove.push_back(m_partial);
+    exec(m_commands.run(remove));
+  }
+  if (m_connected) exec(m_commands.close_master());
+}
+
+void
+for_each_bounded(std::size_t count, int parallel, const std::function<void(std::size_t)>& work)
+{
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i; (i = next++) < count;) work(i);
+  };
+  std::vector<std::thread> threads;
+  auto wanted = std::min<std::size_t>(count, std::size_t(std::max(parallel, 1)));
+  for (std::size_t t = 1; t < wanted; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& thread : threads) thread.join();
+}
+
+} // namespace portmatrix

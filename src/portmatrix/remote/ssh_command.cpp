@@ -1,0 +1,191 @@
+// Argument vectors for OpenSSH. Options the inventory gives come first:
+// ssh uses the first value it obtains for a keyword, so the user's choice
+// beats our defaults (StrictHostKeyChecking=yes, BatchMode=yes). What runs
+// on the node is sent as one string that its login shell parses, so every
+// word is quoted here, once, by shell_quote.
+#include "remote/ssh_command.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace portmatrix {
+
+SshTarget
+ssh_target(const Inventory& inventory, const Node& node)
+{
+  const auto& top = inventory.ssh;
+  const auto& own = node.ssh;
+  SshTarget target;
+  target.node = node.name;
+  target.host = own.host.value_or(node.address);
+  target.user = own.user ? own.user : top.user;
+  target.port = own.port ? own.port : top.port;
+  target.identity_file = own.identity_file ? own.identity_file : top.identity_file;
+  target.proxy_jump = own.proxy_jump ? own.proxy_jump : top.proxy_jump;
+  target.sudo = own.sudo.value_or(top.sudo.value_or(false));
+  target.options = top.options;
+  target.options.insert(target.options.end(), own.options.begin(), own.options.end());
+  return target;
+}
+
+std::string
+shell_quote(std::string_view text)
+{
+  bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c == ':' || c == '=' || c == '@' ||
+           c == ',' || c == '+';
+  });
+  if (plain) return std::string(text);
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+std::string
+shell_join(const std::vector<std::string>& argv)
+{
+  std::string out;
+  for (const auto& word : argv) out += (out.empty() ? "" : " ") + shell_quote(word);
+  return out;
+}
+
+SshCommands::SshCommands(SshTarget target, std::string control_path)
+  : m_target(std::move(target)), m_control_path(std::move(control_path))
+{
+}
+
+namespace {
+
+bool
+sets(const std::vector<std::string>& options, std::string_view keyword)
+{
+  return std::any_of(options.begin(), options.end(), [&](const std::string& option) {
+    if (option.size() <= keyword.size()) return false;
+    char next = option[keyword.size()];
+    if (next != '=' && next != ' ' && next != '\t') return false;
+    return std::equal(keyword.begin(), keyword.end(), option.begin(), [](char a, char b) {
+      return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    });
+  });
+}
+
+// scp reads "host:path"; an IPv6 address needs brackets there.
+std::string
+scp_host(const std::string& host)
+{
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+} // namespace
+
+std::vector<std::string>
+SshCommands::common(std::string_view program) const
+{
+  std::vector<std::string> argv{std::string(program)};
+  if (program == "scp") argv.push_back("-q");
+  for (const auto& option : m_target.options) argv.insert(argv.end(), {"-o", option});
+  if (!sets(m_target.options, "StrictHostKeyChecking")) argv.insert(argv.end(), {"-o", "StrictHostKeyChecking=yes"});
+  // Never a prompt: standard input carries the token, and nobody answers.
+  if (!sets(m_target.options, "BatchMode")) argv.insert(argv.end(), {"-o", "BatchMode=yes"});
+  argv.insert(argv.end(), {"-o", "ControlPath=" + m_control_path});
+  if (m_target.user) argv.insert(argv.end(), {"-o", "User=" + *m_target.user});
+  if (m_target.port) argv.insert(argv.end(), {program == "scp" ? "-P" : "-p", std::to_string(*m_target.port)});
+  if (m_target.identity_file) argv.insert(argv.end(), {"-i", *m_target.identity_file});
+  if (m_target.proxy_jump) argv.insert(argv.end(), {"-J", *m_target.proxy_jump});
+  return argv;
+}
+
+std::vector<std::string>
+SshCommands::open_master(std::chrono::seconds persist) const
+{
+  auto argv = common("ssh");
+  argv.insert(argv.end(), {"-o", "ControlMaster=yes", "-o", fmt::format("ControlPersist={}", persist.count()), "-N",
+                           "-f", "--", m_target.host});
+  return argv;
+}
+
+std::vector<std::string>
+SshCommands::run(const std::vector<std::string>& remote) const
+{
+  auto argv = common("ssh");
+  argv.insert(argv.end(), {"-o", "ControlMaster=no", "-T", "--", m_target.host, shell_join(remote)});
+  return argv;
+}
+
+std::vector<std::string>
+SshCommands::run_privileged(const std::vector<std::string>& remote) const
+{
+  if (!m_target.sudo) return run(remote);
+  std::vector<std::string> command{"sudo", "-n", "--"};
+  command.insert(command.end(), remote.begin(), remote.end());
+  return run(command);
+}
+
+std::vector<std::string>
+SshCommands::upload(const std::string& local, const std::string& remote_path) const
+{
+  auto argv = common("scp");
+  argv.insert(argv.end(), {"-o", "ControlMaster=no", "--", local, scp_host(m_target.host) + ":" + remote_path});
+  return argv;
+}
+
+std::vector<std::string>
+SshCommands::close_master() const
+{
+  auto argv = common("ssh");
+  argv.insert(argv.end(), {"-O", "exit", "--", m_target.host});
+  return argv;
+}
+
+std::string_view
+classify_failure(std::string_view output)
+{
+  auto says = [&](std::string_view text) { return output.find(text) != std::string_view::npos; };
+  if (says("Host key verification failed") || says("REMOTE HOST IDENTIFICATION HAS CHANGED") ||
+      says("host key is known") || says("No matching host key")) {
+    return "host key";
+  }
+  if (says("Permission denied (") || says("Too many authentication failures")) return "auth";
+  if (says("sudo: a password is required") || says("sudo: a terminal is required") || says("not in the sudoers") ||
+      says("may not run sudo") || says("sudo: not found") || says("sudo: command not found")) {
+    return "sudo password";
+  }
+  if (says("No space left on device") || says("Disk quota exceeded")) return "disk full";
+  if (says("Exec format error") || says("cannot execute") || says("error while loading shared libraries") ||
+      says("GLIBC_") || says("Permission denied") || says(": not found")) {
+    return "binary will not run";
+  }
+  if (says("Connection refused") || says("Connection timed out") || says("No route to host") ||
+      says("Network is unreachable") || says("Could not resolve hostname") || says("Connection closed by") ||
+      says("Connection reset") || says("kex_exchange_identification") || says("connect to host")) {
+    return "unreachable";
+  }
+  return "failed";
+}
+
+std::string
+failure_reason(std::string_view step, std::string_view output, int status)
+{
+  std::string words;
+  std::size_t start = 0;
+  while (start < output.size()) {
+    auto end = output.find('\n', start);
+    auto line = output.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    start = end == std::string_view::npos ? output.size() : end + 1;
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.remove_suffix(1);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
+    if (line.empty() || line.starts_with("Warning: Permanently added")) continue;
+    words += (words.empty() ? "" : "; ") + std::string(line);
+  }
+  if (words.size() > 300) words = words.substr(0, 297) + "...";
+  if (words.empty()) words = status < 0 ? "could not be started" : fmt::format("exit status {}", status);
+  return fmt::format("{}: {}: {}", step, classify_failure(output), words);
+}
+
+} // namespace portmatrix

@@ -134,7 +134,8 @@ ssh_users() { # the two users, their sudoers rules and the run's key
   install -m 644 "$SSH_KEY.pub" "$SSH_PUBLIC/authorized_keys"
 }
 
-# NS's own /etc/passwd: the run's users' homes are HOST's (created, theirs).
+# NS's own /etc/passwd: the run's users' homes are HOST's (created, theirs);
+# and its own /etc/resolv.conf.
 ssh_homes() { # NS HOST
   local user
   mkdir -p "/etc/netns/$1"
@@ -142,6 +143,9 @@ ssh_homes() { # NS HOST
   for user in "$SSH_USER" "$SSH_USER_PW"; do
     install -d -m 755 -o "$user" -g "$user" "$SSH_PUBLIC/home/$2/$user"
   done
+  # A resolver on the namespace's loopback, where nothing answers: egress
+  # from the nodes sends nothing beyond the run's namespaces, and fails fast.
+  echo "nameserver 127.0.0.1" >"/etc/netns/$1/resolv.conf"
   awk -F: -v OFS=: -v u1="$SSH_USER" -v u2="$SSH_USER_PW" -v home="$SSH_PUBLIC/home/$2" \
     '$1 == u1 || $1 == u2 { $6 = home "/" $1 } { print }' /etc/passwd >"/etc/netns/$1/passwd"
   chmod 644 "/etc/netns/$1/passwd"

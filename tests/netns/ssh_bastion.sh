@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# check --ssh through a bastion: the workstation ($SSH_WS_JUMP) has one link,
+# to the jump host, which is on the nodes' network and does not forward
+# packets; the inventory's `ssh.proxy_jump` names the jump host, and the
+# workstation's ssh client config (/etc/ssh/ssh_config in its namespace) the
+# key and known_hosts for the jump host itself. `portmatrix check --ssh`
+# from there checks every flow: exit 0, every flow passes, the same verdicts
+# as the local check; every node's sshd saw its connection come from the
+# bastion, which accepted one login per node; nothing is left on any node.
+# (The workstation cannot reach the agents' control port: the product must
+# coordinate on a node or through ssh port forwarding.)
+#   usage: ssh_bastion.sh PORTMATRIX [PM_NETPROBE]
+source "$(dirname "$0")/ssh_lib.bash"
+ssh_init bastion "$@"
+
+ssh_topology
+ssh_bastion
+ssh_inventory "$CK_WORK/inventory-ssh.yaml" "top:proxy_jump=$SSH_USER@$SSH_JUMP_ADDRESS"
+JUMP_ADDRESS=$(ssh_address 251)
+
+ssh_pm jump "$SSH_WS_JUMP" check
+ck_exit_status 0
+ck_report_valid
+ck_summary failed=0 skipped=0
+ck_others_pass
+ck_agents_ok
+SSH_REPORT=$CK_JSON
+
+not_via=()
+for node in "${CK_NODES[@]}"; do
+  grep -q "Accepted publickey for $SSH_USER from $JUMP_ADDRESS " "$SSH_DIR/sshd-$node.log" || not_via+=("$node")
+done
+if [[ ${#not_via[@]} -eq 0 && $(ssh_accepted jump) -ge ${#CK_NODES[@]} ]]; then
+  ck_ok "every node's login came from the bastion ($JUMP_ADDRESS), which accepted $(ssh_accepted jump) login(s)"
+else
+  ck_fail "logins not through the bastion: ${not_via[*]:-none}; the bastion accepted $(ssh_accepted jump) login(s)"
+fi
+
+ssh_wait_no_agents 10 "after the run"
+ssh_no_run_files
+ssh_no_sessions 10
+
+ck_make_token
+ck_start_agents
+ck_check local
+ck_exit_status 0
+ck_same_verdicts "$SSH_REPORT"
+
+ck_finish

@@ -16,6 +16,8 @@ packages=(
   openssh-server openssh-client sudo  # the SSH fan-out scenarios (tests/netns/ssh_*.sh)
   # the reference the benchmark compares with (bench/run.sh)
   nmap
+  # check/preflight/egress --ssh run the system's OpenSSH client
+  openssh-client
 )
 
 missing=()

@@ -200,5 +200,54 @@ mkfifo -m 600 "$work/token-fifo"
 expect 2 "check --token-file FIFO" -- timeout 10 "$pm" check --inventory "$inv" --token-file "$work/token-fifo" &&
   contains "is not a regular file" "the FIFO token is refused with the reason"
 
+# --ssh: bad combinations and input are exit 2 with the reason; --dry-run
+# prints every node's ssh commands and runs none (no ssh is started: the
+# nodes' 10.x addresses are not reachable from here anyway).
+expect 2 "check without a token file or --ssh" -- "$pm" check --inventory "$inv" &&
+  contains "needs --token-file" "check says what it needs"
+expect 2 "--parallel needs --ssh" -- "$pm" check --inventory "$inv" --token-file /dev/null --parallel 2
+expect 2 "preflight --ssh with --node" -- "$pm" preflight --inventory "$inv" --ssh --node master1 &&
+  contains "leave out --node" "preflight --ssh says why"
+expect 2 "preflight without --node or --ssh" -- "$pm" preflight --inventory "$inv" && contains "needs --node" "preflight says what it needs"
+"$pm" profiles apinizer > "$work/own-profile.yaml"
+expect 2 "check --ssh with a profile file" -- "$pm" check --inventory "$inv" --ssh --dry-run --profile "$work/own-profile.yaml" &&
+  contains "must be a built-in profile" "a profile file is refused with --ssh"
+expect 0 "check --ssh --dry-run" -- "$pm" check --inventory "$inv" --ssh --dry-run --parallel 3
+contains "# node master1" "dry run names each node" && contains "# node worker3" "dry run lists every node"
+contains "ControlMaster=yes" "dry run opens one connection per node" && contains " -O exit " "dry run closes it"
+contains "--token-file - --exit-after" "the agent reads its token from stdin" && contains "< token on standard input" "dry run says where the token goes"
+contains "StrictHostKeyChecking=yes" "host keys are checked strictly by default"
+expect 0 "the dry run's master1 part comes before worker1's" -- python3 -c '
+import sys
+text = sys.stdin.read()
+assert text.index("# node master1") < text.index("# node worker1"), "nodes out of order"
+master1 = text[text.index("# node master1"):text.index("# node", text.index("# node master1") + 1)]
+assert "worker1" not in master1, "another node in master1 part"' <<<"$out"
+expect 2 "check --ssh --coordinator of no node" -- "$pm" check --inventory "$inv" --ssh --dry-run --coordinator nosuch &&
+  contains "no node 'nosuch'" "an unknown coordinator is named"
+expect 0 "check --ssh --coordinator --dry-run" -- "$pm" check --inventory "$inv" --ssh --dry-run --coordinator master2
+expect 0 "the check runs on the coordinator, its token on stdin" -- python3 -c '
+import sys
+text = sys.stdin.read()
+master2 = text[text.index("# node master2"):text.index("# node", text.index("# node master2") + 1)]
+assert " check --inventory /tmp/portmatrix-" in master2 and "--token-file - " in master2, master2
+assert text.count(" check --inventory ") == 1, "one check, on master2 only"' <<<"$out"
+expect 0 "preflight --ssh --dry-run" -- "$pm" preflight --inventory "$inv" --ssh --dry-run && contains " preflight --inventory " "dry run shows the node's preflight"
+sed 's/^nodes:/ssh: {user: "-oProxyCommand=x", options: [ControlPath=\/x]}\nnodes:/' "$inv" > "$work/bad-ssh.yaml"
+expect 2 "a bad ssh section" -- "$pm" check --inventory "$work/bad-ssh.yaml" --ssh --dry-run &&
+  contains "bad-ssh.yaml:" "ssh errors are positioned" && contains "must be one word" "a user starting with - is refused" &&
+  contains "portmatrix's own" "ControlPath is the run's own"
+expect 2 "agent --token-file - with a short token" -- sh -c 'echo short | "$1" agent --inventory "$2" --node master1 --token-file - --exit-after 5' _ "$pm" "$inv" &&
+  contains "16 to 4096 characters" "a short token on stdin is refused"
+# --exit-after: the agent ends by itself (needs a network namespace of its own: root).
+if unshare -n true 2>/dev/null; then
+  printf 'nodes:\n  - {name: solo, address: 127.0.0.1, roles: [worker]}\n' > "$work/solo.yaml"
+  expect 0 "agent --exit-after ends the agent" -- timeout 30 unshare -n sh -c \
+    'ip link set lo up && printf "0123456789abcdef0123\n" | "$1" agent --inventory "$2" --node solo --token-file - --exit-after 1' _ "$pm" "$work/solo.yaml" &&
+    contains "portmatrix agent solo: ready" "the agent says when it serves" && contains "--exit-after 1 s reached" "the agent says why it ended"
+else
+  echo "cli: agent --exit-after skipped (unshare -n needs root)"
+fi
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -281,7 +281,10 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
     return k_exit_input;
   }
   if (ssh.enabled) {
-    return command_check_ssh(plan, ssh, std::move(options), [&](const Token& token, const CheckOptions& with) {
+    auto remote = ssh;
+    remote.format = format_text;
+    remote.output = output;
+    return command_check_ssh(plan, remote, std::move(options), [&](const Token& token, const CheckOptions& with) {
       return check_and_report(plan, token, *format, output, with);
     });
   }
@@ -533,6 +536,9 @@ run_cli(int argc, char** argv)
 
   SshArgs ssh;
   add_ssh_options(*check, ssh, SshCommand::check);
+  // check --ssh --coordinator NODE passes the nodes whose ssh failed (NODE=REASON) to the node's check.
+  std::vector<std::string> absent;
+  check->add_option("--absent", absent)->group("");
 
   EgressArgs egress_args;
   auto* egress = app.add_subcommand(
@@ -597,6 +603,10 @@ run_cli(int argc, char** argv)
       options.deadline = std::chrono::seconds(deadline_s);
       options.conntrack_ceiling = conntrack_ceiling;
       options.egress = check_egress;
+      for (const auto& item : absent) {
+        auto equals = item.find('=');
+        options.absent[item.substr(0, equals)] = equals == std::string::npos ? "absent" : item.substr(equals + 1);
+      }
       ssh.inventory_path = inventory;
       ssh.profile = profile;
       return command_check(*plan, token_file, check_format, output, std::move(options), ssh);

@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -45,6 +48,10 @@ add_ssh_options(CLI::App& command, SshArgs& args, SshCommand which)
     command.add_option("--exit-after", args.exit_after_s,
                        "--ssh: the agents end by themselves after this many seconds (default: the deadlines plus 120)")
       ->check(CLI::Range(10, 24 * 3600))
+      ->needs(ssh);
+    command.add_option("--coordinator", args.coordinator,
+                       "--ssh: run the check itself on this node (when this host does not reach the agents' "
+                       "control port); the report comes back here")
       ->needs(ssh);
   }
 }
@@ -134,6 +141,14 @@ plan_run(const Plan& plan, const SshArgs& args)
   RemoteRun run;
   run.id = new_run_id();
   run.inventory = args.inventory_path;
+  std::ifstream in(args.inventory_path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) {
+    std::cerr << fmt::format("portmatrix: --ssh: cannot read {}\n", args.inventory_path);
+    return std::nullopt;
+  }
+  run.inventory_text = text.str();
   run.keep_binary = args.keep_binary;
   std::string file;
   const auto& profile = args.profile.empty() ? plan.inventory.profile : args.profile;
@@ -187,6 +202,44 @@ print_dry_run(Fleet& fleet, std::string_view marks, const std::string& middle)
   }
 }
 
+// Everything one --ssh command holds while it runs, torn down in reverse:
+// the signal thread first, then every node, then the control directory.
+struct SshRun
+{
+  RemoteRun run;
+  ControlDirectory control;
+  std::unique_ptr<Runner> runner;
+  bool tty;
+  Fleet fleet;
+  SignalTeardown on_signal;
+
+  SshRun(RemoteRun settings, const Plan& plan, const SshArgs& args)
+    : run(std::move(settings)),
+      runner(args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner()),
+      tty(!args.dry_run && ::isatty(STDERR_FILENO) == 1),
+      fleet(*runner, plan.inventory, run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress()),
+      on_signal([this] {
+        fleet.teardown();
+        std::error_code ignored;
+        std::filesystem::remove_all(control.path(), ignored); // _exit follows: no destructor will
+      })
+  {
+  }
+
+  // Prints the problem and returns nullptr when the run cannot start.
+  static std::unique_ptr<SshRun> start(const Plan& plan, const SshArgs& args)
+  {
+    auto settings = plan_run(plan, args);
+    if (!settings) return nullptr;
+    auto ssh = std::make_unique<SshRun>(std::move(*settings), plan, args);
+    if (ssh->control.path().empty()) {
+      std::cerr << "portmatrix: " << ssh->control.error() << "\n";
+      return nullptr;
+    }
+    return ssh;
+  }
+};
+
 std::chrono::seconds
 agent_lifetime(const SshArgs& args, const CheckOptions& options)
 {
@@ -197,22 +250,73 @@ agent_lifetime(const SshArgs& args, const CheckOptions& options)
 
 } // namespace
 
+namespace {
+
+// check's own options, for the check a --coordinator node runs.
+std::vector<std::string>
+check_arguments(const CheckOptions& options)
+{
+  using std::chrono::duration_cast;
+  std::vector<std::string> out{"--timeout-ms", std::to_string(options.timeout.count()),
+                               "--retries", std::to_string(options.retries),
+                               "--deadline", std::to_string(duration_cast<std::chrono::seconds>(options.deadline).count()),
+                               "--conntrack-ceiling", std::to_string(options.conntrack_ceiling)};
+  if (options.egress.enabled) {
+    out.insert(out.end(), {"--egress", "--egress-deadline",
+                           std::to_string(duration_cast<std::chrono::seconds>(options.egress.deadline).count())});
+    if (!options.egress.proxy.empty()) out.insert(out.end(), {"--proxy", options.egress.proxy});
+    if (!options.egress.no_proxy.empty()) out.insert(out.end(), {"--no-proxy", options.egress.no_proxy});
+  }
+  for (const auto& [node, why] : options.absent) out.insert(out.end(), {"--absent", node + "=" + why});
+  return out;
+}
+
+// check --coordinator NODE: the check runs on that node (the token on its
+// standard input), its report printed here as it wrote it.
+int
+check_from_node(NodeSession& coordinator, const SshArgs& args, const CheckOptions& options, const std::string& secret)
+{
+  std::vector<std::string> command{"check", "--inventory", coordinator.run_directory() + "/inventory.yaml",
+                                   "--token-file", "-", "--format", args.format};
+  if (!args.profile.empty()) command.insert(command.end(), {"--profile", args.profile});
+  auto forwarded = check_arguments(options);
+  command.insert(command.end(), forwarded.begin(), forwarded.end());
+  std::string report;
+  int status = 0;
+  if (!coordinator.run_portmatrix(command, report, status, secret)) {
+    std::cerr << fmt::format("portmatrix: check --coordinator {}: {}\n", coordinator.node(), coordinator.failure());
+    return k_exit_input;
+  }
+  if (args.dry_run) return 0;
+  if (args.output.empty()) {
+    std::cout << report;
+  } else if (!write_file(args.output, report)) {
+    return k_exit_input;
+  }
+  return status;
+}
+
+} // namespace
+
 int
 command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, const CheckWithAgents& check)
 {
-  auto run = plan_run(plan, args);
-  if (!run) return k_exit_input;
-  auto lifetime = agent_lifetime(args, options);
-  run->persist = lifetime + std::chrono::seconds(30);
-  ControlDirectory control;
-  if (control.path().empty()) {
-    std::cerr << "portmatrix: " << control.error() << "\n";
-    return k_exit_input;
+  NodeSession* coordinator = nullptr;
+  auto ssh = SshRun::start(plan, args);
+  if (!ssh) return k_exit_input;
+  auto& fleet = ssh->fleet;
+  if (!args.coordinator.empty()) {
+    for (auto& session : fleet.sessions()) {
+      if (session->node() == args.coordinator) coordinator = session.get();
+    }
+    if (!coordinator) {
+      std::cerr << fmt::format("portmatrix: --coordinator: no node '{}' in {}\n", printable(args.coordinator),
+                               plan.inventory.file);
+      return k_exit_input;
+    }
   }
-  auto runner = args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner();
-  bool tty = !args.dry_run && ::isatty(STDERR_FILENO) == 1;
-  Fleet fleet(*runner, plan.inventory, *run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress());
-  SignalTeardown on_signal([&] { fleet.teardown(); });
+  bool tty = ssh->tty;
+  auto lifetime = agent_lifetime(args, options);
 
   // A fresh secret per run, known to this process and, through ssh's
   // standard input, to the agents; never on a command line or a disk.
@@ -228,20 +332,28 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
       fleet.progress(fmt::format("ssh: {}/{} agents up", ++up, total));
     }
   });
-  if (args.dry_run) {
-    fleet.teardown();
-    print_dry_run(fleet, " < token on standard input",
-                  "# (when every agent is up: the check runs here, from this workstation, to the agents' control ports)");
-    return 0;
-  }
   options.absent = fleet.failures();
-  if (tty) {
-    options.progress = [](const std::string& message) { tty_progress("check: " + message); };
+  if (coordinator && coordinator->failed()) {
+    fleet.teardown();
+    std::cerr << fmt::format("portmatrix: check --coordinator {}: {}\n", coordinator->node(), coordinator->failure());
+    return k_exit_input;
   }
-  int status = check(*token, options);
+  int status = 0;
+  if (coordinator) {
+    if (tty) tty_progress(fmt::format("check: running on {}", coordinator->node()));
+    status = check_from_node(*coordinator, args, options, secret);
+  } else if (!args.dry_run) {
+    if (tty) options.progress = [](const std::string& message) { tty_progress("check: " + message); };
+    status = check(*token, options);
+  }
   if (tty) tty_progress("ssh: stopping the agents and cleaning up");
   fleet.teardown();
   if (tty) tty_progress("");
+  if (args.dry_run) {
+    print_dry_run(fleet, coordinator ? "" : "< token on standard input",
+                  coordinator ? "" : "# (when every agent is up: the check runs here, from this workstation, to the "
+                                     "agents' control ports)");
+  }
   return status;
 }
 
@@ -296,10 +408,12 @@ testsuites_of(const NodeReport& r, const std::string& suffix)
   auto begin = r.output.find("<testsuite ");
   auto end = r.output.rfind("</testsuites>");
   if (begin == std::string::npos || end == std::string::npos || end < begin) return {};
-  auto inner = r.output.substr(begin, end - begin);
+  auto inner = "  " + r.output.substr(begin, end - begin);
   auto name = inner.find("name=\"");
   auto close = name == std::string::npos ? name : inner.find('"', name + 6);
-  if (close != std::string::npos) inner.replace(name + 6, close - name - 6, xml_escape(r.node) + suffix);
+  if (name != std::string::npos && close != std::string::npos) {
+    inner.replace(name + 6, close - name - 6, xml_escape(r.node) + suffix);
+  }
   return inner;
 }
 
@@ -309,17 +423,10 @@ int
 command_nodes_ssh(const Plan& plan, const SshArgs& args, const std::string& subcommand,
                   const std::vector<std::string>& forward, const std::string& format, const std::string& output)
 {
-  auto run = plan_run(plan, args);
-  if (!run) return k_exit_input;
-  ControlDirectory control;
-  if (control.path().empty()) {
-    std::cerr << "portmatrix: " << control.error() << "\n";
-    return k_exit_input;
-  }
-  auto runner = args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner();
-  bool tty = !args.dry_run && ::isatty(STDERR_FILENO) == 1;
-  Fleet fleet(*runner, plan.inventory, *run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress());
-  SignalTeardown on_signal([&] { fleet.teardown(); });
+  auto ssh = SshRun::start(plan, args);
+  if (!ssh) return k_exit_input;
+  auto& fleet = ssh->fleet;
+  bool tty = ssh->tty;
   fleet.prepare();
   std::vector<NodeReport> reports(fleet.sessions().size());
   std::atomic<std::size_t> done{0};

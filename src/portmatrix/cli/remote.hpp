@@ -23,8 +23,11 @@ struct SshArgs
   std::string binary; // default: this program
   bool keep_binary = false;
   int exit_after_s = 0; // check: the agents' lifetime (0: the deadlines plus two minutes)
+  std::string coordinator; // check: the node that runs the check (empty: this host)
   std::string inventory_path;
   std::string profile; // --profile as given (forwarded to the nodes)
+  std::string format;  // check --coordinator: the report's, and where it goes
+  std::string output;
 };
 
 enum class SshCommand { check, node };
@@ -40,7 +43,8 @@ std::optional<Token> read_token_from_stdin();
 // check --ssh: starts an agent on every node with a fresh token, calls
 // `check` (the local coordinator, which prints the report) with the nodes
 // whose ssh failed marked absent, then stops the agents and removes
-// everything it put on the nodes. Returns the exit status.
+// everything it put on the nodes. With a coordinator, the check runs there
+// instead (its report printed as it comes). Returns the exit status.
 using CheckWithAgents = std::function<int(const Token&, const CheckOptions&)>;
 int command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, const CheckWithAgents& check);
 

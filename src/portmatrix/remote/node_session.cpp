@@ -48,13 +48,14 @@ NodeSession::agent_output() const
 }
 
 ProcessResult
-NodeSession::exec(const std::vector<std::string>& argv, Streams streams)
+NodeSession::exec(const std::vector<std::string>& argv, Streams streams, const std::string& input,
+                  std::string_view input_is)
 {
   {
     std::lock_guard lock(m_log_mutex);
-    m_log.push_back(shell_join(argv));
+    m_log.push_back(shell_join(argv) + (input_is.empty() ? "" : " < " + std::string(input_is)));
   }
-  return m_runner.run(argv, {}, streams);
+  return m_runner.run(argv, input, streams);
 }
 
 void
@@ -82,13 +83,15 @@ NodeSession::install()
   if (failed() || !m_connected) return false;
   auto dir = run_directory();
   auto cache = "\"$HOME\"/.cache/portmatrix";
-  // Prints the home directory (the cache's absolute path for sudo, whose
-  // HOME may be root's) and whether the cache holds this binary.
-  auto script = fmt::format("umask 077 && mkdir -m 700 {} && {}printf '%s\\n' \"$HOME\" && "
-                            "if test -x {}/{}; then echo cached; else echo absent; fi",
+  // Writes the inventory (from standard input: one round trip less than
+  // an scp), prints the home directory (the cache's absolute path for sudo,
+  // whose HOME may be root's) and whether the cache holds this binary.
+  auto script = fmt::format("umask 077 && mkdir -m 700 {0} && cat > {0}/inventory.yaml && {1}printf '%s\\n' \"$HOME\" && "
+                            "if test -x {2}/{3}; then echo cached; else echo absent; fi",
                             shell_quote(dir), m_run.keep_binary ? fmt::format("mkdir -p {} && ", cache) : "", cache,
                             binary_name());
-  auto prepared = exec(m_commands.run({"sh", "-c", script}));
+  auto prepared = exec(m_commands.run({"sh", "-c", script}), Streams::merged, m_run.inventory_text,
+                       m_run.inventory + " on standard input");
   auto lines = prepared.output;
   while (!lines.empty() && lines.back() == '\n') lines.pop_back();
   auto last = lines.rfind('\n');
@@ -106,7 +109,7 @@ NodeSession::install()
     m_binary_path = cached;
   } else {
     m_binary_path = m_run.keep_binary ? cached : dir + "/" + binary_name();
-    m_partial = m_binary_path + ".part-" + m_run.id;
+    m_partial = fmt::format("{}.part-{}-{}", m_binary_path, m_run.id, node()); // nodes may share a home (tests)
     auto uploaded = exec(m_commands.upload(m_run.binary, m_partial));
     if (uploaded.status != 0) {
       fail("upload", uploaded);
@@ -121,21 +124,18 @@ NodeSession::install()
     }
     m_partial.clear();
   }
-  auto inventory = exec(m_commands.upload(m_run.inventory, dir + "/inventory.yaml"));
-  if (inventory.status != 0) {
-    fail("upload", inventory);
-    return false;
-  }
   return true;
 }
 
 bool
-NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status)
+NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
+                            const std::string& secret)
 {
   if (failed() || m_binary_path.empty()) return false;
   std::vector<std::string> remote{m_binary_path};
   remote.insert(remote.end(), args.begin(), args.end());
-  auto result = exec(m_commands.run_privileged(remote), Streams::separate);
+  auto result = exec(m_commands.run_privileged(remote), Streams::separate, secret.empty() ? "" : secret + "\n",
+                     secret.empty() ? "" : "token on standard input");
   output = result.output;
   status = result.status;
   // 0 and 1 are a report (passed, failed); anything else is the node's failure.
@@ -151,10 +151,14 @@ NodeSession::start_agent(const std::vector<std::string>& args, const std::string
                          std::chrono::milliseconds timeout)
 {
   if (failed() || m_binary_path.empty()) return false;
-  // The shell writes its pid, then becomes the agent (exec keeps the pid),
-  // so stopping it later needs no process search.
-  std::vector<std::string> remote{"sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", run_directory() + "/agent.pid",
-                                  m_binary_path, "agent"};
+  // The shell starts the agent (its standard input, the token, passed on
+  // explicitly: a background job's would be /dev/null), writes its pid for
+  // the stop, waits for it and removes the run directory: an agent that
+  // ends by itself (--exit-after, after the workstation died) leaves no file.
+  std::vector<std::string> remote{"sh", "-c",
+                                  "exec 3<&0; \"$@\" <&3 & echo $! > \"$0/agent.pid\"; exec 3<&-; wait $!; s=$?; "
+                                  "rm -rf -- \"$0\"; exit $s",
+                                  run_directory(), m_binary_path, "agent"};
   remote.insert(remote.end(), args.begin(), args.end());
   auto argv = m_commands.run_privileged(remote);
   {
@@ -177,18 +181,21 @@ NodeSession::teardown()
   std::lock_guard lock(m_teardown_mutex);
   if (m_torn_down) return;
   m_torn_down = true;
-  auto dir = run_directory();
-  if (m_agent) {
-    auto pid_file = dir + "/agent.pid";
-    exec(m_commands.run_privileged(
-      {"sh", "-c", "test ! -f \"$0\" || kill -TERM \"$(cat \"$0\")\" 2>/dev/null || true", pid_file}));
-    m_agent->finish(std::chrono::seconds(10));
-  }
   if (m_directory || !m_partial.empty()) {
-    std::vector<std::string> remove{"rm", "-rf", "--", dir};
+    // One round trip: stop the agent (its pid file, if it got that far),
+    // then remove the run directory and a partial upload.
+    std::vector<std::string> remove{"sh", "-c",
+                                    "test ! -f \"$0/agent.pid\" || kill -TERM \"$(cat \"$0/agent.pid\")\" 2>/dev/null; "
+                                    "rm -rf -- \"$0\" \"$@\"",
+                                    run_directory()};
     if (!m_partial.empty()) remove.push_back(m_partial);
-    exec(m_commands.run(remove));
+    auto removed = exec(m_agent ? m_commands.run_privileged(remove) : m_commands.run(remove));
+    // sudo that refused (a password asked) started no agent either: the
+    // files are the ssh user's own, removed without it.
+    if (removed.status != 0 && m_agent && m_commands.target().sudo) exec(m_commands.run(remove));
   }
+  // Its session ends with the agent.
+  if (m_agent) m_agent->finish(std::chrono::seconds(10));
   if (m_connected) exec(m_commands.close_master());
 }
 

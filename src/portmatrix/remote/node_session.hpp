@@ -23,9 +23,12 @@ struct RemoteRun
   std::string id;            // random hex, names the run's files on the nodes
   std::string binary;        // the local portmatrix to upload
   std::string binary_sha256; // its content hash (64 hex)
-  std::string inventory;     // the local inventory file
+  std::string inventory;     // the local inventory file (named in --dry-run)
+  std::string inventory_text; // its content, written on the nodes through ssh's standard input
   bool keep_binary = false;  // keep the binary in ~/.cache/portmatrix/ of the ssh user
-  std::chrono::seconds persist{60}; // the master lives this long after its last session
+  // The master lives this long after its last session: long enough for a
+  // node that waits its turn (--parallel), short after a workstation died.
+  std::chrono::seconds persist{120};
 };
 
 class NodeSession
@@ -37,13 +40,16 @@ public:
 
   // Opens the node's connection.
   bool connect();
-  // Creates the run directory /tmp/portmatrix-<run>-<node>, uploads the
-  // binary unless ~/.cache/portmatrix/ holds it (by its hash), and the inventory.
+  // Creates the run directory /tmp/portmatrix-<run>-<node> with the
+  // inventory in it, and uploads the binary unless ~/.cache/portmatrix/
+  // holds it (by its hash).
   bool install();
   // Runs the uploaded portmatrix with `args` in the run directory (through
   // sudo when the target says so). Its stdout in `output`; false (and the
   // failure recorded) when it could not run or exited other than 0 or 1.
-  bool run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status);
+  // `secret` (the token, for check --coordinator) goes on its standard input.
+  bool run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
+                      const std::string& secret = {});
   // Starts `portmatrix agent` with `args` (the token on its standard input)
   // and waits up to `timeout` for its ready line.
   bool start_agent(const std::vector<std::string>& args, const std::string& token, std::chrono::milliseconds timeout);
@@ -63,7 +69,9 @@ public:
   std::string agent_output() const;
 
 private:
-  ProcessResult exec(const std::vector<std::string>& argv, Streams streams = Streams::merged);
+  // Runs and logs a command; `input_is` says in the log what `input` is.
+  ProcessResult exec(const std::vector<std::string>& argv, Streams streams = Streams::merged,
+                     const std::string& input = {}, std::string_view input_is = {});
   void fail(std::string_view step, const ProcessResult& result);
   std::string binary_name() const;
 

@@ -97,8 +97,64 @@ SshCommands::common(std::string_view program) const
   if (m_target.user) argv.insert(argv.end(), {"-o", "User=" + *m_target.user});
   if (m_target.port) argv.insert(argv.end(), {program == "scp" ? "-P" : "-p", std::to_string(*m_target.port)});
   if (m_target.identity_file) argv.insert(argv.end(), {"-i", *m_target.identity_file});
-  if (m_target.proxy_jump) argv.insert(argv.end(), {"-J", *m_target.proxy_jump});
+  if (m_target.proxy_jump) {
+    if (auto command = jump_command(*m_target.proxy_jump)) argv.insert(argv.end(), {"-o", "ProxyCommand=" + *command});
+    else argv.insert(argv.end(), {"-J", *m_target.proxy_jump});
+  }
   return argv;
+}
+
+std::optional<std::string>
+SshCommands::jump_command(const std::string& jump) const
+{
+  // ssh -J passes none of our -o options nor -i to the bastion's ssh: its
+  // host key would be checked against ~/.ssh/known_hosts alone, with the
+  // default key. One hop ([user@]host[:port]) is spelled out instead as a
+  // ProxyCommand with the same options; several hops stay -J.
+  if (jump.find(',') != std::string::npos) return std::nullopt;
+  std::string rest = jump;
+  std::optional<std::string> user;
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    user = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+  }
+  std::string host = rest;
+  std::optional<std::string> port;
+  if (rest.starts_with('[')) {
+    auto close = rest.find(']');
+    if (close == std::string::npos) return std::nullopt;
+    host = rest.substr(1, close - 1);
+    if (rest.size() > close + 1) {
+      if (rest[close + 1] != ':') return std::nullopt;
+      port = rest.substr(close + 2);
+    }
+  } else if (std::count(rest.begin(), rest.end(), ':') == 1) {
+    host = rest.substr(0, rest.find(':'));
+    port = rest.substr(rest.find(':') + 1);
+  }
+  if (host.empty() || (port && (port->empty() || !std::all_of(port->begin(), port->end(), [](unsigned char c) { return std::isdigit(c) != 0; })))) {
+    return std::nullopt;
+  }
+  std::vector<std::string> argv{"ssh"};
+  for (const auto& option : m_target.options) argv.insert(argv.end(), {"-o", option});
+  if (!sets(m_target.options, "StrictHostKeyChecking")) argv.insert(argv.end(), {"-o", "StrictHostKeyChecking=yes"});
+  if (!sets(m_target.options, "BatchMode")) argv.insert(argv.end(), {"-o", "BatchMode=yes"});
+  if (user) argv.insert(argv.end(), {"-o", "User=" + *user});
+  if (port) argv.insert(argv.end(), {"-p", *port});
+  if (m_target.identity_file) argv.insert(argv.end(), {"-i", *m_target.identity_file});
+  argv.insert(argv.end(), {"-W", "[%h]:%p", "--", host});
+  // ssh expands %-tokens in a ProxyCommand: the words' own '%' are doubled.
+  std::string command;
+  for (const auto& word : argv) {
+    auto quoted = shell_quote(word);
+    if (word != "[%h]:%p") {
+      std::string escaped;
+      for (char c : quoted) escaped += c == '%' ? std::string("%%") : std::string(1, c);
+      quoted = escaped;
+    }
+    command += (command.empty() ? "" : " ") + quoted;
+  }
+  return command;
 }
 
 std::vector<std::string>
@@ -180,10 +236,12 @@ failure_reason(std::string_view step, std::string_view output, int status)
     start = end == std::string_view::npos ? output.size() : end + 1;
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.remove_suffix(1);
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
-    if (line.empty() || line.starts_with("Warning: Permanently added")) continue;
+    // ssh's banners ("@@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@@") say what the last lines say.
+    if (line.empty() || line.starts_with("Warning: Permanently added") || line.front() == '@') continue;
     words += (words.empty() ? "" : "; ") + std::string(line);
   }
-  if (words.size() > 300) words = words.substr(0, 297) + "...";
+  // Long output ends with the conclusion ("Host key verification failed."): keep the end.
+  if (words.size() > 300) words = "..." + words.substr(words.size() - 297);
   if (words.empty()) words = status < 0 ? "could not be started" : fmt::format("exit status {}", status);
   return fmt::format("{}: {}: {}", step, classify_failure(output), words);
 }

@@ -64,6 +64,9 @@ private:
   // -o options and the connection's own flags, for `program` (ssh or scp:
   // they differ in the port flag).
   std::vector<std::string> common(std::string_view program) const;
+  // The ProxyCommand that reaches the host through the bastion `jump` with
+  // this target's options; nullopt for several hops (they stay ssh -J).
+  std::optional<std::string> jump_command(const std::string& jump) const;
 
   SshTarget m_target;
   std::string m_control_path;
@@ -75,8 +78,8 @@ private:
 std::string_view classify_failure(std::string_view output);
 
 // The reason a node failed: "<step>: <kind>: <ssh's words>", its words being
-// the output's lines (blank lines and ssh's "Warning: Permanently added"
-// dropped) joined with "; ", cut at 300 bytes.
+// the output's lines (blank lines, ssh's "Warning: Permanently added" and
+// its '@' banners dropped) joined with "; ", the last 300 bytes of them.
 std::string failure_reason(std::string_view step, std::string_view output, int status);
 
 } // namespace portmatrix

@@ -228,6 +228,8 @@ BackgroundProcess::read_output(int fd)
       break;
     }
     m_output.append(buffer, std::size_t(n));
+    // A long-running program's log is kept to its last 1 MiB.
+    if (m_output.size() > (2u << 20)) m_output.erase(0, m_output.size() - (1u << 20));
     m_changed.notify_all();
   }
   ::close(fd);

@@ -54,7 +54,7 @@ public:
   // stop_process() does. Returns its exit status (see ProcessResult).
   int finish(std::chrono::milliseconds timeout);
   bool running();
-  std::string output(); // everything it printed so far
+  std::string output(); // what it printed so far (the last 1 to 2 MiB of it)
 
 private:
   void read_output(int fd);

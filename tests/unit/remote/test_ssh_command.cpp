@@ -82,7 +82,12 @@ TEST(SshCommand, TheInventorysOptionsComeFirstAndStrictHostKeysIsTheDefault)
   EXPECT_LT(position_of(argv, "ControlPath=/tmp/ctl/1"), argv.size());
   EXPECT_LT(position_of(argv, "BatchMode=yes"), argv.size());
   EXPECT_EQ(argv[position_of(argv, "-p") + 1], "2200");
-  EXPECT_EQ(argv[position_of(argv, "-J") + 1], "admin@bastion");
+  // One bastion: a ProxyCommand carrying the same options (ssh -J would pass none of them).
+  EXPECT_EQ(position_of(argv, "-J"), argv.size());
+  auto proxy = std::find_if(argv.begin(), argv.end(), [](const std::string& w) { return w.starts_with("ProxyCommand="); });
+  ASSERT_NE(proxy, argv.end());
+  EXPECT_EQ(*proxy, "ProxyCommand=ssh -o ConnectTimeout=5 -o StrictHostKeyChecking=yes -o BatchMode=yes -o User=admin "
+                    "-i /keys/id -W '[%h]:%p' -- bastion");
   EXPECT_EQ(argv[position_of(argv, "-i") + 1], "/keys/id");
   // The host after "--" (never read as an option), then the one quoted command.
   EXPECT_EQ(argv[argv.size() - 3], "--");
@@ -94,6 +99,25 @@ TEST(SshCommand, TheInventorysOptionsComeFirstAndStrictHostKeysIsTheDefault)
   EXPECT_EQ(position_of(strict, "StrictHostKeyChecking=yes"), strict.size()); // the node set it
   EXPECT_EQ(m1.run_privileged({"rm", "-rf", "--", "/tmp/x y"}).back(), "sudo -n -- rm -rf -- '/tmp/x y'");
   EXPECT_EQ(w1.run_privileged({"true"}).back(), "true"); // w1: sudo false
+}
+
+TEST(SshCommand, ABastionsProxyCommandQuotesItsWordsAndKeepsSeveralHopsAsJ)
+{
+  SshTarget target;
+  target.node = "n";
+  target.host = "10.0.0.5";
+  target.options = {"UserKnownHostsFile=/my dir/known 100%"};
+  target.proxy_jump = "ops@[fd00::1]:2222";
+  SshCommands one(target, "/tmp/ctl/0");
+  auto argv = one.run({"true"});
+  auto proxy = std::find_if(argv.begin(), argv.end(), [](const std::string& w) { return w.starts_with("ProxyCommand="); });
+  ASSERT_NE(proxy, argv.end());
+  EXPECT_EQ(*proxy, "ProxyCommand=ssh -o 'UserKnownHostsFile=/my dir/known 100%%' -o StrictHostKeyChecking=yes -o "
+                    "BatchMode=yes -o User=ops -p 2222 -W '[%h]:%p' -- fd00::1");
+  target.proxy_jump = "a@bastion1,b@bastion2";
+  SshCommands hops(target, "/tmp/ctl/0");
+  auto chained = hops.run({"true"});
+  EXPECT_EQ(chained[position_of(chained, "-J") + 1], "a@bastion1,b@bastion2");
 }
 
 TEST(SshCommand, ScpTakesThePortAsCapitalPAndAnIpv6HostInBrackets)
@@ -136,6 +160,13 @@ TEST(SshCommand, FailuresAreClassifiedFromSshsOwnWords)
                                255);
   EXPECT_EQ(reason, "connect: auth: root@10.0.0.1: Permission denied (publickey).");
   EXPECT_EQ(failure_reason("agent", "", 255), "agent: failed: exit status 255");
+  // ssh's banner is left out, and of long output the end is kept: its conclusion.
+  auto changed = failure_reason("connect",
+                                "@@@@@@@@@@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n" +
+                                  std::string(400, 'x') + "\nHost key verification failed.\n",
+                                255);
+  EXPECT_TRUE(changed.starts_with("connect: host key: ...x")) << changed;
+  EXPECT_TRUE(changed.ends_with("; Host key verification failed.")) << changed;
 }
 
 } // namespace portmatrix

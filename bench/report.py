@@ -9,9 +9,11 @@ the issue's targets are stated in, the machine, the exact commands.
   report.py floor-check JSON EXPECT         the floor's counts, checked against "open=N" (or "")
   report.py diagnoses FILE                  a check report's failures, counted by diagnosis
   report.py probes FILE [--tsv]             a check report's flows and port probes, per source
+  report.py ssh-phases LOG                  check --ssh's phases from its timed progress (bench/pty_timing.py)
   report.py write RESULTS.TSV MACHINE.TSV QUICK OUT.md
 """
 import json
+import re
 import statistics
 import sys
 import xml.etree.ElementTree as ET
@@ -84,6 +86,36 @@ def cmd_probes(path, tsv=""):
               f"the busiest, {busiest}, probes {per_source[busiest]:,} ports")
 
 
+def cmd_ssh_phases(path):
+    """The phases of one check --ssh, from the progress messages it printed
+    on a terminal (each "MS<TAB>TEXT"): connect (start to the last node
+    connected), upload (to the last node installed: the binary and the
+    inventory copied, or found in the cache), agents up (to the last agent
+    ready), check (to "stopping the agents"), cleanup (to the exit). Nodes
+    are worked on in parallel, so a phase is the fleet's: from the end of the
+    previous one to the last node's end of this one. A phase whose end was
+    never printed (a node failed) is left out."""
+    ends = {}
+    for line in open(path):
+        ms, _, text = line.rstrip("\n").partition("\t")
+        match = re.fullmatch(r"ssh: (\d+)/(\d+) (nodes connected|nodes installed|agents up)", text)
+        if match and match[1] == match[2]:
+            ends[match[3]] = int(ms)
+        elif text.startswith("ssh: stopping the agents"):
+            ends["stopping"] = int(ms)
+        elif text.startswith("exit "):
+            ends["exit"] = int(ms)
+    previous = 0
+    for phase, end in (("connect", "nodes connected"), ("upload", "nodes installed"), ("agents up", "agents up"),
+                       ("check", "stopping"), ("cleanup", "exit")):
+        if end not in ends:
+            previous = None
+            continue
+        if previous is not None:
+            print(f"{phase}\t{ends[end] - previous}")
+        previous = ends[end]
+
+
 # --- RESULTS.md -------------------------------------------------------------------
 
 TITLES = {
@@ -95,6 +127,7 @@ TITLES = {
     "5": "5. The guide's topology (3+3+1+3+3+1 nodes), every flow, both NodePort ranges",
     "6": "6. Scale",
     "7": "7. Planning: ports and firewall --all (no namespaces)",
+    "8": "8. check --ssh of the guide's topology (issue 15), beside the local check",
 }
 
 # Item 7's commands, as plan.sh names their measures.
@@ -207,6 +240,25 @@ def targets(m):
         if median(m, biggest, "ports pairs json wall") is None:
             rows.append(("7", "5,000 nodes under 1 s: ports pairs json", f"not run at {sizes[-1]:,} nodes: "
                          f"{fmt(median(m, biggest, 'node pairs (flows)'))} pairs (see item 7)", "n/a"))
+    rows += ssh_targets(m)
+    return rows
+
+
+def ssh_targets(m):
+    """Issue 15's targets for check --ssh (item 8)."""
+    if "8" not in m:
+        return []
+    rows = []
+    local, cached = median(m, "8", "local check wall"), median(m, "8", "ssh --keep-binary, binary on the nodes: wall")
+    first = median(m, "8", "ssh first run: wall")
+    rows.append(("8", "check --ssh with the binary already on the nodes (--keep-binary) <= local check + 2 s",
+                 f"{fmt(cached)} ms vs {fmt(local)} ms + 2,000 ms",
+                 verdict(None if cached is None or local is None else cached <= local + 2000)))
+    rows.append(("8", "check --ssh first run (nothing on the nodes) <= 10 s", f"{fmt(first)} ms",
+                 verdict(None if first is None else first <= 10000)))
+    size, static = median(m, "8", "uploaded binary size"), median(m, "8", "uploaded binary is static")
+    rows.append(("8", "static binary <= 20 MB stripped", f"{fmt(size)} MB" + ("" if static else " (not a static binary)"),
+                 verdict(size <= 20) if static and size is not None else "n/a (no static binary to measure)"))
     return rows
 
 
@@ -252,7 +304,7 @@ def cmd_write(results_path, machine_path, quick, out_path):
 
 commands = {"json": cmd_json, "json-text": cmd_json_text, "range-size": cmd_range_size,
             "nmap-states": cmd_nmap_states, "floor-check": cmd_floor_check, "diagnoses": cmd_diagnoses, "probes": cmd_probes,
-            "write": cmd_write}
+            "ssh-phases": cmd_ssh_phases, "write": cmd_write}
 if len(sys.argv) < 2 or sys.argv[1] not in commands:
     sys.exit(__doc__)
 commands[sys.argv[1]](*sys.argv[2:])

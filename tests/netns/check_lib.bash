@@ -41,6 +41,9 @@
 # PM_CHECK_KEEP=1 keeps the work directory (logs, reports) for a look.
 
 set -euo pipefail
+# Sourced once (bench/ssh.sh gets it through bench/lib.bash and ssh_lib.bash).
+[[ -z ${CK_LIB_SOURCED:-} ]] || return 0
+CK_LIB_SOURCED=1
 
 CK_VIP_NODE=lb1
 CK_CHECK_NODE=client1

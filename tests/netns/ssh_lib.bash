@@ -63,6 +63,10 @@ ssh_need() { # WHAT WHY: a missing tool is a skip, under CI=true a failure
 
 ssh_init() { # NAME PORTMATRIX [PM_NETPROBE]
   ck_init "$@"
+  ssh_prepare
+}
+
+ssh_prepare() { # after ck_init (bench/ssh.sh: after bench_init)
   local tool
   for tool in /usr/sbin/sshd ssh ssh-keygen sudo visudo useradd userdel; do
     command -v "$tool" >/dev/null || ssh_need "$tool" "the ssh scenarios run a real OpenSSH server and sudo"

@@ -272,7 +272,7 @@ def cmd_write(results_path, machine_path, quick, out_path):
            "within each repetition, so machine load affects them alike. Raw measurements: RESULTS.tsv.", "",
            "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine]
-    out += ["", "## Targets (issue 4)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
+    out += ["", "## Targets (issue 4; item 8: issue 15)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
     out += [f"| {i} | {t} | {v} | {ok} |" for i, t, v, ok in targets(m)]
 
     def order(item):

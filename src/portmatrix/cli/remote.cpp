@@ -14,6 +14,7 @@
 #include <sstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -127,9 +128,12 @@ forwardable_profile(const std::string& spec, std::string& file)
   return true;
 }
 
+// The progress line, rewritten in place; nodes' threads report at once.
 void
 tty_progress(const std::string& message)
 {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
   std::cerr << "\r\033[K" << message << std::flush;
 }
 
@@ -240,6 +244,30 @@ struct SshRun
   }
 };
 
+// How long each step of the run took, printed on stderr at the end:
+// "portmatrix: ssh: 14 nodes: connect 0.41 s, install 0.52 s, ...".
+class StepTimes
+{
+public:
+  void mark(std::string step)
+  {
+    auto now = std::chrono::steady_clock::now();
+    m_steps.emplace_back(std::move(step), std::chrono::duration<double>(now - m_last).count());
+    m_last = now;
+  }
+  std::string text(std::size_t nodes) const
+  {
+    std::string out = fmt::format("portmatrix: ssh: {} nodes:", nodes);
+    for (const auto& [step, seconds] : m_steps) out += fmt::format(" {} {:.2f} s,", step, seconds);
+    out.back() = '\n';
+    return out;
+  }
+
+private:
+  std::chrono::steady_clock::time_point m_last = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, double>> m_steps;
+};
+
 std::chrono::seconds
 agent_lifetime(const SshArgs& args, const CheckOptions& options)
 {
@@ -322,7 +350,11 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
   // standard input, to the agents; never on a command line or a disk.
   auto secret = random_hex(32);
   auto token = Token::from_text(secret);
-  fleet.prepare();
+  StepTimes times;
+  fleet.connect();
+  times.mark("connect");
+  fleet.install();
+  times.mark("install");
   std::atomic<std::size_t> up{0};
   auto total = fleet.sessions().size();
   fleet.each([&](NodeSession& session) {
@@ -332,6 +364,7 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
       fleet.progress(fmt::format("ssh: {}/{} agents up", ++up, total));
     }
   });
+  times.mark("agents up");
   options.absent = fleet.failures();
   if (coordinator && coordinator->failed()) {
     fleet.teardown();
@@ -346,9 +379,12 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
     if (tty) options.progress = [](const std::string& message) { tty_progress("check: " + message); };
     status = check(*token, options);
   }
+  times.mark("check");
   if (tty) tty_progress("ssh: stopping the agents and cleaning up");
   fleet.teardown();
+  times.mark("cleanup");
   if (tty) tty_progress("");
+  if (!args.dry_run) std::cerr << times.text(fleet.sessions().size());
   if (args.dry_run) {
     print_dry_run(fleet, coordinator ? "" : "< token on standard input",
                   coordinator ? "" : "# (when every agent is up: the check runs here, from this workstation, to the "
@@ -427,7 +463,11 @@ command_nodes_ssh(const Plan& plan, const SshArgs& args, const std::string& subc
   if (!ssh) return k_exit_input;
   auto& fleet = ssh->fleet;
   bool tty = ssh->tty;
-  fleet.prepare();
+  StepTimes times;
+  fleet.connect();
+  times.mark("connect");
+  fleet.install();
+  times.mark("install");
   std::vector<NodeReport> reports(fleet.sessions().size());
   std::atomic<std::size_t> done{0};
   auto total = reports.size();
@@ -443,8 +483,11 @@ command_nodes_ssh(const Plan& plan, const SshArgs& args, const std::string& subc
     session.run_portmatrix(command, report.output, report.status);
     fleet.progress(fmt::format("ssh: {} done on {}/{} nodes", subcommand, ++done, total));
   });
+  times.mark(subcommand);
   fleet.teardown();
+  times.mark("cleanup");
   if (tty) tty_progress("");
+  if (!args.dry_run) std::cerr << times.text(fleet.sessions().size());
   if (args.dry_run) {
     print_dry_run(fleet, "", "");
     return 0;

@@ -52,16 +52,22 @@ Fleet::progress(const std::string& message) const
 }
 
 void
-Fleet::prepare()
+Fleet::connect()
 {
   std::atomic<std::size_t> connected{0};
-  std::atomic<std::size_t> installed{0};
   auto total = m_sessions.size();
   progress(fmt::format("ssh: connecting to {} nodes", total));
   for_each_bounded(total, m_parallel, [&](std::size_t i) {
-    auto& session = *m_sessions[i];
-    if (!session.connect()) return;
-    progress(fmt::format("ssh: {}/{} nodes connected", ++connected, total));
+    if (m_sessions[i]->connect()) progress(fmt::format("ssh: {}/{} nodes connected", ++connected, total));
+  });
+}
+
+void
+Fleet::install()
+{
+  std::atomic<std::size_t> installed{0};
+  auto total = m_sessions.size();
+  each([&](NodeSession& session) {
     if (session.install()) progress(fmt::format("ssh: {}/{} nodes installed", ++installed, total));
   });
 }

@@ -45,8 +45,10 @@ public:
         int parallel, Progress progress);
   ~Fleet(); // teardown()
 
-  // Connects and installs every node (a failed node keeps its reason).
-  void prepare();
+  // Connects to every node, then installs on every connected one (a failed
+  // node keeps its reason).
+  void connect();
+  void install();
   // Runs `work` for every node that has not failed, --parallel at once.
   void each(const std::function<void(NodeSession&)>& work);
   // Tears every node down, in parallel. Safe from another thread (a signal's)

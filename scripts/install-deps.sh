@@ -12,6 +12,7 @@ packages=(
   # the real components the scenario tests and the demo run
   iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
   dnsmasq-base tinyproxy
+  strace  # the static binary test (tests/netns/static_chroot.sh) traces its name lookups
   etcd-server  # a real service for the "who answers" tests (identify)
   openssh-server openssh-client sudo  # the SSH fan-out scenarios (tests/netns/ssh_*.sh)
   # the reference the benchmark compares with (bench/run.sh)

@@ -4,7 +4,8 @@
 # scenarios; the last need root and say "skipped" otherwise), then the unit
 # tests and fuzz corpora again under AddressSanitizer and UBSan, and the
 # benchmark once in a tiny configuration so it cannot rot.
-# Afterwards the binary is at build/portmatrix.
+# Afterwards the binary is at build/portmatrix, the static one at
+# build-static/portmatrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -12,6 +13,7 @@ jobs=$(nproc)
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTMATRIX_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"
+scripts/build-static.sh # build-static/portmatrix, which tests/netns/static_chroot.sh runs
 (cd build && ctest --output-on-failure -j "$jobs")
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPORTMATRIX_WERROR=ON \

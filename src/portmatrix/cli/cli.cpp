@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "agent/agent.hpp"
+#include "build_info.hpp"
 #include "check/check.hpp"
 #include "crypto/hmac.hpp"
 #include "egress/runner.hpp"
@@ -30,10 +31,6 @@
 #include "report/preflight_report.hpp"
 #include "report/egress_report.hpp"
 #include "report/ports_report.hpp"
-
-#ifndef PORTMATRIX_VERSION
-#define PORTMATRIX_VERSION "0.0.0"
-#endif
 
 namespace portmatrix {
 namespace {
@@ -442,7 +439,7 @@ run_cli(int argc, char** argv)
   CLI::App app{"portmatrix: a cluster's network port requirements as data, firewall rules and load-balancer\n"
                "configuration (and, with its agent, a live check).",
                "portmatrix"};
-  app.set_version_flag("--version", PORTMATRIX_VERSION);
+  app.set_version_flag("--version", build_info());
   app.require_subcommand(1);
   app.fallthrough(false);
 

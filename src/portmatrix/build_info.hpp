@@ -1,0 +1,11 @@
+// What this binary is: generated at build time by cmake/build_info.cmake.
+#pragma once
+
+namespace portmatrix {
+
+// "portmatrix VERSION (commit COMMIT, static|dynamic)": the version of the
+// project, the git commit it was built from ("unknown" outside git; "-dirty"
+// when the tree had changes) and how it is linked. A static string.
+const char* build_info();
+
+} // namespace portmatrix

@@ -9,7 +9,7 @@ the issue's targets are stated in, the machine, the exact commands.
   report.py floor-check JSON EXPECT         the floor's counts, checked against "open=N" (or "")
   report.py diagnoses FILE                  a check report's failures, counted by diagnosis
   report.py probes FILE [--tsv]             a check report's flows and port probes, per source
-  report.py ssh-phases LOG                  check --ssh's phases from its timed progress (bench/pty_timing.py)
+  report.py ssh-phases STDERR               the steps of check --ssh, as its last line on stderr times them
   report.py write RESULTS.TSV MACHINE.TSV QUICK OUT.md
 """
 import json
@@ -87,33 +87,20 @@ def cmd_probes(path, tsv=""):
 
 
 def cmd_ssh_phases(path):
-    """The phases of one check --ssh, from the progress messages it printed
-    on a terminal (each "MS<TAB>TEXT"): connect (start to the last node
-    connected), upload (to the last node installed: the binary and the
-    inventory copied, or found in the cache), agents up (to the last agent
-    ready), check (to "stopping the agents"), cleanup (to the exit). Nodes
-    are worked on in parallel, so a phase is the fleet's: from the end of the
-    previous one to the last node's end of this one. A phase whose end was
-    never printed (a node failed) is left out."""
-    ends = {}
+    """The steps of one check --ssh as it timed them: its stderr's last line
+    "portmatrix: ssh: N nodes: connect 0.41 s, install 0.52 s, ..." (each step
+    over all nodes at once, from the end of the one before), one "STEP<TAB>MS"
+    per step. Exits 1 when there is no such line."""
+    steps = None
     for line in open(path):
-        ms, _, text = line.rstrip("\n").partition("\t")
-        match = re.fullmatch(r"ssh: (\d+)/(\d+) (nodes connected|nodes installed|agents up)", text)
-        if match and match[1] == match[2]:
-            ends[match[3]] = int(ms)
-        elif text.startswith("ssh: stopping the agents"):
-            ends["stopping"] = int(ms)
-        elif text.startswith("exit "):
-            ends["exit"] = int(ms)
-    previous = 0
-    for phase, end in (("connect", "nodes connected"), ("upload", "nodes installed"), ("agents up", "agents up"),
-                       ("check", "stopping"), ("cleanup", "exit")):
-        if end not in ends:
-            previous = None
-            continue
-        if previous is not None:
-            print(f"{phase}\t{ends[end] - previous}")
-        previous = ends[end]
+        match = re.fullmatch(r"portmatrix: ssh: \d+ nodes: (.*)", line.strip())
+        if match:
+            steps = match[1]
+    if steps is None:
+        sys.exit(f"{path}: no 'portmatrix: ssh: N nodes: STEP S s, ...' line")
+    for step in steps.split(", "):
+        name, seconds, unit = step.rsplit(" ", 2)
+        print(f"{name}\t{round(float(seconds) * 1000)}")
 
 
 # --- RESULTS.md -------------------------------------------------------------------

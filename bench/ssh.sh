@@ -11,10 +11,10 @@
 #   ssh --keep-binary, binary on the nodes
 #                            the same again: the upload is skipped (the target's case)
 #   local check              agents started by hand beforehand (not timed), check from client1
-# Before the repetitions the nodes' caches are emptied. The phases come from
-# check --ssh's own progress messages, read on a pseudo-terminal with the time
-# each arrived (bench/pty_timing.py; report.py ssh-phases says what each
-# phase spans). Every run must pass every flow, or the scenario fails.
+# Each repetition begins with the nodes' caches emptied. The steps (connect,
+# install, agents up, check, cleanup) are check --ssh's own timing, its last
+# line on stderr (report.py ssh-phases). Every run must pass every flow, or
+# the scenario fails.
 #
 # The uploaded binary (--binary): $BENCH_SSH_BINARY (the static build), else
 # a stripped copy of PORTMATRIX; its size and whether it is static are recorded.
@@ -23,7 +23,6 @@ source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/../tests/netns/ssh_lib.bash"
 bench_init ssh "$@"
 ssh_prepare
-BENCH_DIR=$(dirname "$(realpath "$0")")
 
 ssh_topology
 bench_size_conntrack 8 "${#CK_NODES[@]}"
@@ -41,24 +40,21 @@ bench_record 8 "uploaded binary size" "$(awk -v b="$(stat -c %s "$BINARY")" 'BEG
 bench_record 8 "uploaded binary is static" "$static" "1=yes"
 bench_note 8 "uploaded binary: $([[ -n ${BENCH_SSH_BINARY:-} ]] && echo "BENCH_SSH_BINARY=$BENCH_SSH_BINARY" || echo "a stripped copy of $(basename "$PM_BIN")"), $([[ $static == 1 ]] && echo static || echo "dynamic (ldd lists its libraries)")"
 
-# One check --ssh from the workstation on a pseudo-terminal; LABEL "" runs it
-# unrecorded (the warm-up). Records the wall time and the phases.
+# One check --ssh from the workstation; LABEL "" runs it unrecorded (the
+# warm-up). Records its wall time and the steps it timed itself.
 bench_ssh_check() { # LABEL [CHECK ARGS...]
-  local label=$1 name rc=0 wall phase ms
+  local label=$1 phase ms
   shift
-  name=ssh-$rep-$(tr -c 'a-z0-9\n' - <<<"${label:-warmup}")
-  python3 "$BENCH_DIR/pty_timing.py" "$CK_WORK/$name.progress" "$CK_WORK/$name.out" \
-    ip netns exec "$SSH_WS" "$PM_BIN" check --inventory "$SSH_INVENTORY" --ssh --binary "$BINARY" \
-    --format json --output "$CK_WORK/$name.json" "$@" || rc=$?
-  [[ $rc -eq 0 ]] || ck_die "check --ssh $* exited $rc (every flow must pass): $(grep -v '^[0-9]*.ssh: [0-9]' "$CK_WORK/$name.progress" | tail -5)"
+  ssh_pm "ssh-$rep-$(tr -c 'a-z0-9\n' - <<<"${label:-warmup}")" "$SSH_WS" check --binary "$BINARY" "$@"
+  [[ $CK_RC -eq 0 ]] || ck_die "check --ssh $* exited $CK_RC (every flow must pass): $(tail -5 "$CK_WORK/$CK_CHECK_NAME.err")"
   [[ -n $label ]] || return 0
-  wall=$(sed -n 's/^\([0-9]*\)\texit .*/\1/p' "$CK_WORK/$name.progress")
-  bench_record 8 "$label: wall" "$wall" ms
+  bench_record 8 "$label: wall" "$CK_MS" ms
+  bench_py ssh-phases "$CK_WORK/$CK_CHECK_NAME.err" >"$CK_WORK/phases" || ck_die "$(cat "$CK_WORK/phases")"
   while IFS=$'\t' read -r phase ms; do
     bench_record 8 "$label: $phase" "$ms" ms
-  done < <(bench_py ssh-phases "$CK_WORK/$name.progress")
+  done <"$CK_WORK/phases"
   bench_command 8 "$label" "ip netns exec <workstation> portmatrix check --inventory inventory-ssh.yaml --ssh" \
-    "--binary $(basename "$BINARY") --format json --output report.json $*"
+    "--binary $(basename "$BINARY") $* --format json --output report.json"
 }
 
 rep=0

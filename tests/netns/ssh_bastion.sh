@@ -3,12 +3,12 @@
 # to the jump host, which is on the nodes' network and does not forward
 # packets; the inventory's `ssh.proxy_jump` names the jump host, and the
 # workstation's ssh client config (/etc/ssh/ssh_config in its namespace) the
-# key and known_hosts for the jump host itself. `portmatrix check --ssh`
-# from there checks every flow: exit 0, every flow passes, the same verdicts
-# as the local check; every node's sshd saw its connection come from the
-# bastion, which accepted one login per node; nothing is left on any node.
-# (The workstation cannot reach the agents' control port: the product must
-# coordinate on a node or through ssh port forwarding.)
+# key and known_hosts for the jump host itself. The workstation cannot reach
+# the agents' control port, so the check runs on a node: `portmatrix check
+# --ssh --coordinator client1` from there checks every flow: exit 0, every
+# flow passes, the same verdicts as the local check (from client1 too);
+# every node's sshd saw its connection come from the bastion, which accepted
+# one login per node; nothing is left on any node.
 #   usage: ssh_bastion.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/ssh_lib.bash"
 ssh_init bastion "$@"
@@ -18,7 +18,7 @@ ssh_bastion
 ssh_inventory "$CK_WORK/inventory-ssh.yaml" "top:proxy_jump=$SSH_USER@$SSH_JUMP_ADDRESS"
 JUMP_ADDRESS=$(ssh_address 251)
 
-ssh_pm jump "$SSH_WS_JUMP" check
+ssh_pm jump "$SSH_WS_JUMP" check --coordinator client1
 ck_exit_status 0
 ck_report_valid
 ck_summary failed=0 skipped=0

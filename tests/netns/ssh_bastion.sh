@@ -36,14 +36,8 @@ else
   ck_fail "logins not through the bastion: ${not_via[*]:-none}; the bastion accepted $(ssh_accepted jump) login(s)"
 fi
 
-ssh_wait_no_agents 10 "after the run"
-ssh_no_run_files
-ssh_no_sessions 10
+ssh_nothing_left "after the run"
 
-ck_make_token
-ck_start_agents
-ck_check local
-ck_exit_status 0
-ck_same_verdicts "$SSH_REPORT"
+ssh_same_as_local "$SSH_REPORT"
 
 ck_finish

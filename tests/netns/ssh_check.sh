@@ -34,15 +34,9 @@ else
 fi
 
 # 2. Nothing left: no agent, no file, no ssh master, no sshd session.
-ssh_wait_no_agents 10 "after check --ssh"
-ssh_no_run_files
-ssh_no_sessions 10
+ssh_nothing_left "after check --ssh"
 
 # 3. The local check, agents started by hand: the same verdicts.
-ck_make_token
-ck_start_agents
-ck_check local
-ck_exit_status 0
-ck_same_verdicts "$SSH_REPORT"
+ssh_same_as_local "$SSH_REPORT"
 
 ck_finish

@@ -43,8 +43,6 @@ if [[ ${#seen[@]} -eq 0 ]]; then
 else
   ck_fail "sshd saw connections: ${seen[*]}"
 fi
-ssh_wait_no_agents 1 "after the dry runs"
-ssh_no_run_files
-ssh_no_sessions 1
+ssh_nothing_left "after the dry runs" 1
 
 ck_finish

@@ -30,8 +30,6 @@ if [[ $(ssh_connections mongo2) -ge 1 && $(ssh_accepted mongo2) -eq 0 ]]; then
 else
   ck_fail "mongo2's sshd: $(ssh_connections mongo2) connection(s), $(ssh_accepted mongo2) login(s) accepted (expected >= 1 and 0)"
 fi
-ssh_wait_no_agents 10 "after the run"
-ssh_no_run_files
-ssh_no_sessions 10
+ssh_nothing_left "after the run"
 
 ck_finish

@@ -484,6 +484,24 @@ ssh_no_run_files() { # [KEEP]
   fi
 }
 
+# After a run: no agent on any node (CEILING s at most), no file of the run,
+# no ssh master, no sshd session.
+ssh_nothing_left() { # WHAT [CEILING]
+  ssh_wait_no_agents "${2:-10}" "$1"
+  ssh_no_run_files
+  ssh_no_sessions "${2:-10}"
+}
+
+# The local check (agents started by hand, check from client1) passes and
+# gives the same verdicts as REPORT.
+ssh_same_as_local() { # REPORT
+  ck_make_token
+  ck_start_agents
+  ck_check local
+  ck_exit_status 0
+  ck_same_verdicts "$1"
+}
+
 ssh_accepted() { # HOST: how many logins its sshd accepted so far
   grep -c 'Accepted publickey for' "$SSH_DIR/sshd-$1.log" || true
 }

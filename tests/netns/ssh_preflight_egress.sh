@@ -95,9 +95,7 @@ merged "egress --ssh JSON: a report per node, the same verdicts as by hand" egre
 ssh_pm egress-junit "$SSH_WS" egress --format junit --output "$CK_WORK/egress.xml"
 ck_exit_status 1
 merged "egress --ssh JUnit: one testsuite per node" junit "$CK_WORK/egress.xml" ".egress" "${CK_NODES[@]}"
-ssh_wait_no_agents 10 "after preflight and egress"
-ssh_no_run_files
-ssh_no_sessions 10
+ssh_nothing_left "after preflight and egress"
 
 # 3. One node unreachable: its entry is ssh's error, the others as before.
 ssh_stop_sshd es2

@@ -28,8 +28,6 @@ else
   ck_fail "es2's sshd accepted $(ssh_accepted es2) login(s) before it was stopped"
 fi
 
-ssh_wait_no_agents 10 "after the run"
-ssh_no_run_files
-ssh_no_sessions 10
+ssh_nothing_left "after the run"
 
 ck_finish

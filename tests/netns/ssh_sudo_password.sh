@@ -27,8 +27,6 @@ else
   ck_fail "es3's sshd did not accept $SSH_USER_PW: $(tail -5 "$SSH_DIR/sshd-es3.log")"
 fi
 
-ssh_wait_no_agents 10 "after the run"
-ssh_no_run_files
-ssh_no_sessions 10
+ssh_nothing_left "after the run"
 
 ck_finish

@@ -93,13 +93,13 @@ ssh_cleanup() {
   for ns in "${CK_NAMESPACES[@]}"; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do
       pids+=("$pid")
-      path=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | sed -n 's|^ControlPath=\(/tmp/portmatrix-ssh-[^/]*\)/.*|\1|p' | head -1)
+      path=$(ssh_cmdline "$pid" | tr ' ' '\n' | sed -n 's|^ControlPath=\(/tmp/portmatrix-ssh-[^/]*\)/.*|\1|p' | head -1)
       [[ -z $path ]] || control[$path]=1
     done
   done
   if [[ ${#pids[@]} -gt 0 ]]; then
     for pid in "${pids[@]}"; do
-      ck_alive "$pid" && left=$((left + 1)) && ck_log "cleanup: left in a namespace: pid $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | head -c 200)"
+      ck_alive "$pid" && left=$((left + 1)) && ck_log "cleanup: left in a namespace: pid $pid $(ssh_cmdline "$pid" | head -c 200)"
       kill -TERM "$pid" 2>/dev/null
     done
     for pid in "${pids[@]}"; do
@@ -381,7 +381,7 @@ ssh_new_host_key() { # NODE: sshd restarts with a new host key (known_hosts keep
 ssh_agents_in() { # NODE: prints "PID CMDLINE" of every portmatrix process in NODE's namespace
   local pid cmdline
   for pid in $(ip netns pids "${CK_NS[$1]}"); do
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    cmdline=$(ssh_cmdline "$pid") || continue
     ck_alive "$pid" || continue
     [[ $cmdline == *portmatrix* ]] && echo "$pid $cmdline"
   done
@@ -393,6 +393,8 @@ ssh_count_agents() { # prints how many nodes have a portmatrix process
   for node in "${CK_NODES[@]}"; do [[ -z $(ssh_agents_in "$node") ]] || n=$((n + 1)); done
   echo "$n"
 }
+
+ssh_cmdline() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null; } # PID: its command line, or nothing once it ended
 
 ssh_has_agents() { [[ -n $(ssh_agents_in "$1") ]]; } # NODE
 
@@ -435,13 +437,13 @@ ssh_sessions_left() {
   local ns node pid
   for ns in $SSH_WS $SSH_WS_JUMP; do
     for pid in $(ip netns pids "$ns"); do
-      ! ck_alive "$pid" || echo "workstation $ns: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | head -c 300)"
+      ! ck_alive "$pid" || echo "workstation $ns: $pid $(ssh_cmdline "$pid" | head -c 300)"
     done
   done
   for node in "${CK_NODES[@]}"; do
     for pid in $(ip netns pids "${CK_NS[$node]}"); do
       [[ $pid != "${SSH_SSHD_PID[$node]}" && $(cat "/proc/$pid/comm" 2>/dev/null) == sshd ]] || continue
-      ! ck_alive "$pid" || echo "$node: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+      ! ck_alive "$pid" || echo "$node: $pid $(ssh_cmdline "$pid")"
     done
   done
 }

@@ -42,6 +42,6 @@ ssh_wait_no_agents "$left" "within --exit-after $EXIT_AFTER s (+5 s) of the firs
 
 ck_log "left by the killed run (not asserted):"
 ssh_sessions_left | sed 's/^/    /' | cut -c1-200
-ssh_left_files | grep -c . | sed 's/^/    files of the run on the nodes: /'
+ck_log "    files of the run on the nodes: $(ssh_left_files | wc -l)"
 
 ck_finish

@@ -9,6 +9,7 @@ the issue's targets are stated in, the machine, the exact commands.
   report.py floor-check JSON EXPECT         the floor's counts, checked against "open=N" (or "")
   report.py diagnoses FILE                  a check report's failures, counted by diagnosis
   report.py probes FILE [--tsv]             a check report's flows and port probes, per source
+  report.py agent-errors FILE               a check report's agents that failed, with why
   report.py ssh-phases STDERR               the steps of check --ssh, as its last line on stderr times them
   report.py write RESULTS.TSV MACHINE.TSV QUICK OUT.md
 """
@@ -84,6 +85,11 @@ def cmd_probes(path, tsv=""):
     else:
         print(f"{counts['flows']} flows, {counts['probes']:,} port probes from {counts['sources']} sources; "
               f"the busiest, {busiest}, probes {per_source[busiest]:,} ports")
+
+
+def cmd_agent_errors(path):
+    """A check report's agents that failed, "NODE: ERROR; ..."."""
+    print("; ".join(f"{a['node']}: {a['error']}" for a in json.load(open(path))["agents"] if a["error"]) or "none")
 
 
 def cmd_ssh_phases(path):
@@ -291,7 +297,7 @@ def cmd_write(results_path, machine_path, quick, out_path):
 
 commands = {"json": cmd_json, "json-text": cmd_json_text, "range-size": cmd_range_size,
             "nmap-states": cmd_nmap_states, "floor-check": cmd_floor_check, "diagnoses": cmd_diagnoses, "probes": cmd_probes,
-            "ssh-phases": cmd_ssh_phases, "write": cmd_write}
+            "ssh-phases": cmd_ssh_phases, "agent-errors": cmd_agent_errors, "write": cmd_write}
 if len(sys.argv) < 2 or sys.argv[1] not in commands:
     sys.exit(__doc__)
 commands[sys.argv[1]](*sys.argv[2:])

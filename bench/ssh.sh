@@ -46,7 +46,8 @@ bench_ssh_check() { # LABEL [CHECK ARGS...]
   local label=$1 phase ms
   shift
   ssh_pm "ssh-$rep-$(tr -c 'a-z0-9\n' - <<<"${label:-warmup}")" "$SSH_WS" check --binary "$BINARY" "$@"
-  [[ $CK_RC -eq 0 ]] || ck_die "check --ssh $* exited $CK_RC (every flow must pass): $(tail -5 "$CK_WORK/$CK_CHECK_NAME.err")"
+  [[ $CK_RC -eq 0 ]] || ck_die "check --ssh $* exited $CK_RC (every flow must pass): $(tail -5 "$CK_WORK/$CK_CHECK_NAME.err");" \
+    "agents' errors: $(bench_py agent-errors "$CK_JSON" 2>&1 | head -c 2000)"
   [[ -n $label ]] || return 0
   bench_record 8 "$label: wall" "$CK_MS" ms
   bench_py ssh-phases "$CK_WORK/$CK_CHECK_NAME.err" >"$CK_WORK/phases" || ck_die "$(cat "$CK_WORK/phases")"

@@ -37,7 +37,7 @@ add_ssh_options(CLI::App& command, SshArgs& args, SshCommand which)
     ->capture_default_str()
     ->check(CLI::Range(1, 256))
     ->needs(ssh);
-  command.add_flag("--dry-run", args.dry_run, "--ssh: print, node by node, the ssh and scp commands; run none")->needs(ssh);
+  command.add_flag("--dry-run", args.dry_run, "--ssh: print, node by node, the ssh commands; run none")->needs(ssh);
   command.add_option("--binary", args.binary, "--ssh: the portmatrix to upload (default: this one; give a static build "
                                               "for nodes with other libraries)")
     ->check(CLI::ExistingFile)
@@ -137,6 +137,20 @@ tty_progress(const std::string& message)
   std::cerr << "\r\033[K" << message << std::flush;
 }
 
+// The file's bytes (the inventory, the binary: sent on ssh's standard input).
+std::optional<std::string>
+read_whole(const std::string& path)
+{
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in) {
+    std::cerr << fmt::format("portmatrix: --ssh: cannot read {}\n", path);
+    return std::nullopt;
+  }
+  return std::move(bytes).str();
+}
+
 // What every --ssh command needs before the first node: the binary and its
 // hash, the profile forwarded. Prints the problem and returns nullopt.
 std::optional<RemoteRun>
@@ -145,14 +159,9 @@ plan_run(const Plan& plan, const SshArgs& args)
   RemoteRun run;
   run.id = new_run_id();
   run.inventory = args.inventory_path;
-  std::ifstream in(args.inventory_path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) {
-    std::cerr << fmt::format("portmatrix: --ssh: cannot read {}\n", args.inventory_path);
-    return std::nullopt;
-  }
-  run.inventory_text = text.str();
+  auto inventory = read_whole(run.inventory);
+  if (!inventory) return std::nullopt;
+  run.inventory_text = std::move(*inventory);
   run.keep_binary = args.keep_binary;
   std::string file;
   const auto& profile = args.profile.empty() ? plan.inventory.profile : args.profile;
@@ -172,13 +181,10 @@ plan_run(const Plan& plan, const SshArgs& args)
   } else {
     run.binary = args.binary;
   }
-  std::string error;
-  auto hash = sha256_file(run.binary, error);
-  if (!hash) {
-    std::cerr << "portmatrix: --ssh: " << error << "\n";
-    return std::nullopt;
-  }
-  run.binary_sha256 = *hash;
+  auto binary = read_whole(run.binary);
+  if (!binary) return std::nullopt;
+  run.binary_content = std::move(*binary);
+  run.binary_sha256 = sha256_hex(run.binary_content);
   return run;
 }
 

@@ -1,13 +1,12 @@
-// SHA-256 of a file (OpenSSL), to name what is uploaded by its content.
+// SHA-256 (OpenSSL), to name what is uploaded by its content.
 #pragma once
 
-#include <optional>
 #include <string>
+#include <string_view>
 
 namespace portmatrix {
 
-// The lower-case hex SHA-256 (64 characters) of the file at `path`; nullopt
-// with `error` set when it cannot be read.
-std::optional<std::string> sha256_file(const std::string& path, std::string& error);
+// The lower-case hex SHA-256 (64 characters) of `data`.
+std::string sha256_hex(std::string_view data);
 
 } // namespace portmatrix

@@ -67,7 +67,8 @@ NodeSession::fail(std::string_view step, const ProcessResult& result)
 bool
 NodeSession::connect()
 {
-  if (failed()) return false;
+  std::lock_guard step(m_step_mutex);
+  if (failed() || m_stopping) return false;
   auto result = exec(m_commands.open_master(m_run.persist));
   if (result.status != 0) {
     fail("connect", result);
@@ -80,11 +81,12 @@ NodeSession::connect()
 bool
 NodeSession::install()
 {
-  if (failed() || !m_connected) return false;
+  std::lock_guard step(m_step_mutex);
+  if (failed() || !m_connected || m_stopping) return false;
   auto dir = run_directory();
   auto cache = "\"$HOME\"/.cache/portmatrix";
-  // Writes the inventory (from standard input: one round trip less than
-  // an scp), prints the home directory (the cache's absolute path for sudo,
+  // Writes the inventory (from standard input: no round trip of its own),
+  // prints the home directory (the cache's absolute path for sudo,
   // whose HOME may be root's) and whether the cache holds this binary.
   auto script = fmt::format("umask 077 && mkdir -m 700 {0} && cat > {0}/inventory.yaml && {1}printf '%s\\n' \"$HOME\" && "
                             "if test -x {2}/{3}; then echo cached; else echo absent; fi",
@@ -110,16 +112,16 @@ NodeSession::install()
   } else {
     m_binary_path = m_run.keep_binary ? cached : dir + "/" + binary_name();
     m_partial = fmt::format("{}.part-{}-{}", m_binary_path, m_run.id, node()); // nodes may share a home (tests)
-    auto uploaded = exec(m_commands.upload(m_run.binary, m_partial));
+    // Streamed on ssh's standard input (no SFTP or scp needed on the node,
+    // and a full disk is told in cat's own words), checked for its size
+    // (a connection lost midway ends the stream early, not in error) and
+    // renamed into place only whole.
+    auto script = "cat > \"$0\" && test \"$(wc -c < \"$0\")\" -eq \"$2\" && chmod 700 \"$0\" && mv -f \"$0\" \"$1\"";
+    auto uploaded = exec(m_commands.run({"sh", "-c", script, m_partial, m_binary_path,
+                                         std::to_string(m_run.binary_content.size())}),
+                         Streams::merged, m_run.binary_content, m_run.binary + " on standard input");
     if (uploaded.status != 0) {
       fail("upload", uploaded);
-      return false;
-    }
-    auto placed = exec(m_commands.run({"sh", "-c",
-                                       fmt::format("chmod 700 {0} && mv -f {0} {1}", shell_quote(m_partial),
-                                                   shell_quote(m_binary_path))}));
-    if (placed.status != 0) {
-      fail("upload", placed);
       return false;
     }
     m_partial.clear();
@@ -131,7 +133,8 @@ bool
 NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
                             const std::string& secret)
 {
-  if (failed() || m_binary_path.empty()) return false;
+  std::lock_guard step(m_step_mutex);
+  if (failed() || m_binary_path.empty() || m_stopping) return false;
   std::vector<std::string> remote{m_binary_path};
   remote.insert(remote.end(), args.begin(), args.end());
   auto result = exec(m_commands.run_privileged(remote), Streams::separate, secret.empty() ? "" : secret + "\n",
@@ -150,7 +153,8 @@ bool
 NodeSession::start_agent(const std::vector<std::string>& args, const std::string& token,
                          std::chrono::milliseconds timeout)
 {
-  if (failed() || m_binary_path.empty()) return false;
+  std::lock_guard step(m_step_mutex);
+  if (failed() || m_binary_path.empty() || m_stopping) return false;
   // The shell starts the agent (its standard input, the token, passed on
   // explicitly: a background job's would be /dev/null), writes its pid for
   // the stop, waits for it and removes the run directory: an agent that
@@ -178,7 +182,12 @@ NodeSession::start_agent(const std::vector<std::string>& args, const std::string
 void
 NodeSession::teardown()
 {
+  // A step still running (on a fan-out thread, when a signal tears down)
+  // finishes first, and no step starts after: nothing is created on the
+  // node once its files are removed.
+  m_stopping = true;
   std::lock_guard lock(m_teardown_mutex);
+  std::lock_guard step(m_step_mutex);
   if (m_torn_down) return;
   m_torn_down = true;
   if (m_directory || !m_partial.empty()) {

@@ -5,6 +5,7 @@
 // but teardown() does nothing.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -21,7 +22,8 @@ namespace portmatrix {
 struct RemoteRun
 {
   std::string id;            // random hex, names the run's files on the nodes
-  std::string binary;        // the local portmatrix to upload
+  std::string binary;        // the local portmatrix to upload (named in --dry-run)
+  std::string binary_content; // its bytes, written on the nodes through ssh's standard input
   std::string binary_sha256; // its content hash (64 hex)
   std::string inventory;     // the local inventory file (named in --dry-run)
   std::string inventory_text; // its content, written on the nodes through ssh's standard input
@@ -55,7 +57,8 @@ public:
   bool start_agent(const std::vector<std::string>& args, const std::string& token, std::chrono::milliseconds timeout);
   // Stops the agent (if started), removes the run directory (and a partial
   // upload), closes the connection. Safe to call again and from another
-  // thread: the second call waits for the first and does nothing.
+  // thread: it waits for a step in progress, no step runs after it, and a
+  // second call waits for the first and does nothing.
   void teardown();
 
   bool failed() const { return !m_failure.empty(); }
@@ -87,6 +90,8 @@ private:
   mutable std::mutex m_log_mutex;
   std::vector<std::string> m_log;
   std::mutex m_teardown_mutex;
+  std::mutex m_step_mutex; // held by each step while it runs
+  std::atomic<bool> m_stopping{false};
   bool m_torn_down = false;
 };
 

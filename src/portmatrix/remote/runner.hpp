@@ -1,5 +1,5 @@
 // The seam between the fan-out's logic and the operating system: every ssh
-// and scp goes through a Runner, so tests drive the logic with a fake one,
+// goes through a Runner, so tests drive the logic with a fake one,
 // and --dry-run with one that only records.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Argument vectors for OpenSSH. Options the inventory gives come first:
+// Argument vectors for OpenSSH's ssh. Options the inventory gives come first:
 // ssh uses the first value it obtains for a keyword, so the user's choice
 // beats our defaults (StrictHostKeyChecking=yes, BatchMode=yes). What runs
 // on the node is sent as one string that its login shell parses, so every
@@ -75,27 +75,19 @@ sets(const std::vector<std::string>& options, std::string_view keyword)
   });
 }
 
-// scp reads "host:path"; an IPv6 address needs brackets there.
-std::string
-scp_host(const std::string& host)
-{
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
-
 } // namespace
 
 std::vector<std::string>
-SshCommands::common(std::string_view program) const
+SshCommands::common() const
 {
-  std::vector<std::string> argv{std::string(program)};
-  if (program == "scp") argv.push_back("-q");
+  std::vector<std::string> argv{"ssh"};
   for (const auto& option : m_target.options) argv.insert(argv.end(), {"-o", option});
   if (!sets(m_target.options, "StrictHostKeyChecking")) argv.insert(argv.end(), {"-o", "StrictHostKeyChecking=yes"});
   // Never a prompt: standard input carries the token, and nobody answers.
   if (!sets(m_target.options, "BatchMode")) argv.insert(argv.end(), {"-o", "BatchMode=yes"});
   argv.insert(argv.end(), {"-o", "ControlPath=" + m_control_path});
   if (m_target.user) argv.insert(argv.end(), {"-o", "User=" + *m_target.user});
-  if (m_target.port) argv.insert(argv.end(), {program == "scp" ? "-P" : "-p", std::to_string(*m_target.port)});
+  if (m_target.port) argv.insert(argv.end(), {"-p", std::to_string(*m_target.port)});
   if (m_target.identity_file) argv.insert(argv.end(), {"-i", *m_target.identity_file});
   if (m_target.proxy_jump) {
     if (auto command = jump_command(*m_target.proxy_jump)) argv.insert(argv.end(), {"-o", "ProxyCommand=" + *command});
@@ -160,7 +152,7 @@ SshCommands::jump_command(const std::string& jump) const
 std::vector<std::string>
 SshCommands::open_master(std::chrono::seconds persist) const
 {
-  auto argv = common("ssh");
+  auto argv = common();
   argv.insert(argv.end(), {"-o", "ControlMaster=yes", "-o", fmt::format("ControlPersist={}", persist.count()), "-N",
                            "-f", "--", m_target.host});
   return argv;
@@ -169,7 +161,7 @@ SshCommands::open_master(std::chrono::seconds persist) const
 std::vector<std::string>
 SshCommands::run(const std::vector<std::string>& remote) const
 {
-  auto argv = common("ssh");
+  auto argv = common();
   argv.insert(argv.end(), {"-o", "ControlMaster=no", "-T", "--", m_target.host, shell_join(remote)});
   return argv;
 }
@@ -184,17 +176,9 @@ SshCommands::run_privileged(const std::vector<std::string>& remote) const
 }
 
 std::vector<std::string>
-SshCommands::upload(const std::string& local, const std::string& remote_path) const
-{
-  auto argv = common("scp");
-  argv.insert(argv.end(), {"-o", "ControlMaster=no", "--", local, scp_host(m_target.host) + ":" + remote_path});
-  return argv;
-}
-
-std::vector<std::string>
 SshCommands::close_master() const
 {
-  auto argv = common("ssh");
+  auto argv = common();
   argv.insert(argv.end(), {"-O", "exit", "--", m_target.host});
   return argv;
 }

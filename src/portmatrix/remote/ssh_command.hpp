@@ -1,4 +1,4 @@
-// The argument vectors of ssh and scp (the system's OpenSSH client) for one
+// The argument vectors of ssh (the system's OpenSSH client) for one
 // node, and the shell quoting of what runs on the node. Pure: nothing here
 // runs a program.
 #pragma once
@@ -36,7 +36,7 @@ std::string shell_quote(std::string_view text);
 // shell reads back as exactly `argv`.
 std::string shell_join(const std::vector<std::string>& argv);
 
-// Builds every ssh/scp command for one node. All of them name the node's
+// Builds every ssh command for one node. All of them name the node's
 // connection (ControlPath), so after open_master() each is one more session
 // on the same multiplexed connection.
 class SshCommands
@@ -53,17 +53,14 @@ public:
   std::vector<std::string> run(const std::vector<std::string>& remote) const;
   // As run(), through `sudo -n` when the target says so.
   std::vector<std::string> run_privileged(const std::vector<std::string>& remote) const;
-  // Copies the local file to `remote_path` on the node.
-  std::vector<std::string> upload(const std::string& local, const std::string& remote_path) const;
   // Tells the master to close the connection (ssh -O exit).
   std::vector<std::string> close_master() const;
 
   const SshTarget& target() const { return m_target; }
 
 private:
-  // -o options and the connection's own flags, for `program` (ssh or scp:
-  // they differ in the port flag).
-  std::vector<std::string> common(std::string_view program) const;
+  // ssh, the -o options and the connection's own flags.
+  std::vector<std::string> common() const;
   // The ProxyCommand that reaches the host through the bastion `jump` with
   // this target's options; nullopt for several hops (they stay ssh -J).
   std::optional<std::string> jump_command(const std::string& jump) const;

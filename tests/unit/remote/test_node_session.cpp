@@ -68,13 +68,14 @@ run_settings()
   RemoteRun run;
   run.id = "0a1b2c3d";
   run.binary = "/build/portmatrix";
+  run.binary_content = "\x7f" "ELF...";
   run.binary_sha256 = std::string(64, 'f');
   run.inventory = "/work/inv.yaml";
   run.inventory_text = "nodes: []\n";
   return run;
 }
 
-// What each call did, in a word: master, prepare, upload, place, agent, teardown, exit.
+// What each call did, in a word: master, prepare, upload, agent, teardown, exit.
 std::vector<std::string>
 steps(const FakeRunner& runner)
 {
@@ -82,11 +83,10 @@ steps(const FakeRunner& runner)
   for (const auto& call : runner.calls) {
     const auto& argv = call.argv;
     const auto& last = argv.back();
-    if (argv[0] == "scp") out.push_back("upload");
+    if (last.find("cat > ") != std::string::npos && last.find("mv -f") != std::string::npos) out.push_back("upload");
     else if (std::find(argv.begin(), argv.end(), "ControlMaster=yes") != argv.end()) out.push_back("master");
     else if (std::find(argv.begin(), argv.end(), "-O") != argv.end()) out.push_back("exit");
     else if (last.find("mkdir -m 700") != std::string::npos) out.push_back("prepare");
-    else if (last.find("mv -f") != std::string::npos) out.push_back("place");
     else if (last.find(" agent ") != std::string::npos) out.push_back("agent");
     else if (last.find("kill -TERM") != std::string::npos && last.find("rm -rf") != std::string::npos) {
       out.push_back("teardown");
@@ -111,22 +111,28 @@ TEST(NodeSession, SetsUpStartsTheAgentAndCleansUpInOrder)
     EXPECT_EQ(session.run_directory(), "/tmp/portmatrix-0a1b2c3d-m1");
   } // the destructor tears down
   EXPECT_EQ(steps(runner),
-            (std::vector<std::string>{"master", "prepare", "upload", "place", "agent", "teardown", "exit"}));
+            (std::vector<std::string>{"master", "prepare", "upload", "agent", "teardown", "exit"}));
   // The inventory goes with the run directory's creation, on standard input.
   EXPECT_EQ(runner.calls[1].input, "nodes: []\n");
   EXPECT_NE(runner.calls[1].argv.back().find("cat > /tmp/portmatrix-0a1b2c3d-m1/inventory.yaml"), std::string::npos);
-  // The binary goes up under its hash, through a temporary name renamed into place.
-  const auto& upload = runner.calls[2].argv;
-  EXPECT_EQ(upload.back(), "10.0.0.11:/tmp/portmatrix-0a1b2c3d-m1/portmatrix-ffffffffffffffff.part-0a1b2c3d-m1");
+  // The binary goes up on standard input under a temporary name, and is
+  // renamed to its hash's name only when its size is right.
+  const auto& upload = runner.calls[2];
+  EXPECT_EQ(upload.input, "\x7f" "ELF...");
+  EXPECT_NE(upload.argv.back().find(" /tmp/portmatrix-0a1b2c3d-m1/portmatrix-ffffffffffffffff.part-0a1b2c3d-m1 "
+                                    "/tmp/portmatrix-0a1b2c3d-m1/portmatrix-ffffffffffffffff 7"),
+            std::string::npos)
+    << upload.argv.back();
+  EXPECT_NE(upload.argv.back().find("-eq"), std::string::npos);
   // The token: on the agent's standard input, in no command line.
-  EXPECT_EQ(runner.calls[4].input, "s3cret-token-0123456789\n");
+  EXPECT_EQ(runner.calls[3].input, "s3cret-token-0123456789\n");
   for (const auto& call : runner.calls) {
     for (const auto& word : call.argv) EXPECT_EQ(word.find("s3cret"), std::string::npos) << word;
   }
   // The agent runs through sudo -n; its pid is kept for the stop.
-  EXPECT_NE(runner.calls[4].argv.back().find("sudo -n -- sh -c"), std::string::npos);
-  EXPECT_NE(runner.calls[5].argv.back().find("sudo -n --"), std::string::npos);
-  EXPECT_NE(runner.calls[5].argv.back().find(" /tmp/portmatrix-0a1b2c3d-m1"), std::string::npos);
+  EXPECT_NE(runner.calls[3].argv.back().find("sudo -n -- sh -c"), std::string::npos);
+  EXPECT_NE(runner.calls[4].argv.back().find("sudo -n --"), std::string::npos);
+  EXPECT_NE(runner.calls[4].argv.back().find(" /tmp/portmatrix-0a1b2c3d-m1"), std::string::npos);
 }
 
 TEST(NodeSession, ACachedBinaryIsNotUploadedAgain)

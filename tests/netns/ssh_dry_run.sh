@@ -21,12 +21,14 @@ for command in check preflight; do
     grep -E "^ssh .*User=$SSH_USER .*-- ${CK_ADDRESS[$node]//./\\.}( |\$)" "$CK_WORK/section" >/dev/null || missing+=("$node")
   done
   if [[ ${#missing[@]} -eq 0 ]]; then
-    ck_ok "$command --dry-run: a section per node, each with ssh as $SSH_USER to its address ($(grep -c '^ssh ' "$out") ssh and $(grep -c '^scp ' "$out") scp lines)"
+    ck_ok "$command --dry-run: a section per node, each with ssh as $SSH_USER to its address ($(grep -c '^ssh ' "$out") ssh lines)"
   else
     ck_fail "$command --dry-run: no section or no ssh command for: ${missing[*]}; output: $(head -c 1500 "$out")"
   fi
-  grep -q '^scp \|sftp' "$out" && ck_ok "$command --dry-run names the upload: $(grep -m1 '^scp \|sftp' "$out" | cut -c1-200)" ||
-    ck_fail "$command --dry-run: no scp/sftp command"
+  # The upload: the binary, named by its SHA-256, into a node's run directory.
+  upload=$(grep -E -m1 "^(ssh|scp) .*/tmp/portmatrix-[0-9a-f]+-master1/portmatrix-[0-9a-f]{16}" "$out" || true)
+  [[ -n $upload ]] && ck_ok "$command --dry-run names the upload: ...${upload: -160}" ||
+    ck_fail "$command --dry-run: no command puts portmatrix-<sha256> into master1's run directory"
   if grep -Eq '[0-9a-f]{64}' "$out" "$CK_WORK/dry-$command.err"; then
     ck_fail "$command --dry-run prints a 64-hex-digit string (a token?): $(grep -Eo '.{40}[0-9a-f]{64}' "$out" | head -2)"
   else

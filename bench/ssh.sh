@@ -35,7 +35,8 @@ else
   BINARY=$CK_WORK/portmatrix
 fi
 static=0
-ldd "$BINARY" 2>&1 | grep -q 'not a dynamic executable' && static=1
+ldd_says=$(LC_ALL=C ldd "$BINARY" 2>&1 || true) # ldd exits 1 on a static binary
+[[ $ldd_says != *'not a dynamic executable'* ]] || static=1
 bench_record 8 "uploaded binary size" "$(awk -v b="$(stat -c %s "$BINARY")" 'BEGIN {printf "%.1f", b / 1048576}')" MB
 bench_record 8 "uploaded binary is static" "$static" "1=yes"
 bench_note 8 "uploaded binary: $([[ -n ${BENCH_SSH_BINARY:-} ]] && echo "BENCH_SSH_BINARY=$BENCH_SSH_BINARY" || echo "a stripped copy of $(basename "$PM_BIN")"), $([[ $static == 1 ]] && echo static || echo "dynamic (ldd lists its libraries)")"

@@ -56,7 +56,7 @@ bench_ssh_check() { # LABEL [CHECK ARGS...]
     bench_record 8 "$label: $phase" "$ms" ms
   done <"$CK_WORK/phases"
   bench_command 8 "$label" "ip netns exec <workstation> portmatrix check --inventory inventory-ssh.yaml --ssh" \
-    "--binary $(basename "$BINARY") $* --format json --output report.json"
+    "--binary $(basename "$BINARY")${*:+ $*} --format json --output report.json"
 }
 
 rep=0

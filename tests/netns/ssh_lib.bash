@@ -25,7 +25,12 @@
 #                     plain `ssh` from WS with the run's key and known_hosts
 #   ssh_stop_sshd NODE, ssh_new_host_key NODE
 #                     faults
-#   ssh_agents_in NODE, ssh_wait_no_agents CEILING, ssh_no_run_files, ssh_accepted NODE
+#   ssh_nothing_left WHAT
+#                     no agent on any node (polled process listings per
+#                     namespace), no file of the run, no ssh master, no sshd session
+#   ssh_same_as_local REPORT
+#                     the local check (agents started by hand) gives REPORT's verdicts
+#   ssh_agents_in NODE, ssh_left_files, ssh_sessions_left, ssh_accepted HOST, ssh_connections HOST
 #                     what is left on the nodes, and what their sshd saw
 #
 # The users: $SSH_USER may run anything through sudo without a password
@@ -510,14 +515,4 @@ ssh_accepted() { # HOST: how many logins its sshd accepted so far
 
 ssh_connections() { # HOST: how many connections its sshd saw so far
   grep -c 'Connection from' "$SSH_DIR/sshd-$1.log" || true
-}
-
-# Asserts the words of the last command: FILE (out or err) contains TEXT.
-ssh_said() { # out|err TEXT [WHAT]
-  local file=$CK_WORK/$CK_CHECK_NAME.$1
-  if grep -qF -- "$2" "$file"; then
-    ck_ok "${3:-$CK_CHECK_NAME} says '$2': $(grep -F -- "$2" "$file" | head -1 | cut -c1-200)"
-  else
-    ck_fail "${3:-$CK_CHECK_NAME}: std$1 lacks '$2': $(head -c 1500 "$file")"
-  fi
 }

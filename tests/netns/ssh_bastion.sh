@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # check --ssh through a bastion: the workstation ($SSH_WS_JUMP) has one link,
 # to the jump host, which is on the nodes' network and does not forward
-# packets; the inventory's `ssh.proxy_jump` names the jump host, and the
-# workstation's ssh client config (/etc/ssh/ssh_config in its namespace) the
-# key and known_hosts for the jump host itself. The workstation cannot reach
+# packets; the inventory's `ssh.proxy_jump` names the jump host. The
+# workstation's ssh client config that ssh_bastion writes for plain `ssh -J`
+# (the key and known_hosts for the jump host) is removed first: the product
+# must reach the bastion with the inventory's own identity_file and options
+# (known_hosts), strict host keys included. The workstation cannot reach
 # the agents' control port, so the check runs on a node: `portmatrix check
 # --ssh --coordinator client1` from there checks every flow: exit 0, every
 # flow passes, the same verdicts as the local check (from client1 too);
@@ -18,6 +20,7 @@ ssh_bastion
 ssh_inventory "$CK_WORK/inventory-ssh.yaml" "top:proxy_jump=$SSH_USER@$SSH_JUMP_ADDRESS"
 JUMP_ADDRESS=$(ssh_address 251)
 
+rm -r "/etc/netns/$SSH_WS_JUMP/ssh"
 ssh_pm jump "$SSH_WS_JUMP" check --coordinator client1
 ck_exit_status 0
 ck_report_valid

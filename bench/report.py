@@ -9,9 +9,12 @@ the issue's targets are stated in, the machine, the exact commands.
   report.py floor-check JSON EXPECT         the floor's counts, checked against "open=N" (or "")
   report.py diagnoses FILE                  a check report's failures, counted by diagnosis
   report.py probes FILE [--tsv]             a check report's flows and port probes, per source
+  report.py agent-errors FILE               a check report's agents that failed, with why
+  report.py ssh-phases STDERR               the steps of check --ssh, as its last line on stderr times them
   report.py write RESULTS.TSV MACHINE.TSV QUICK OUT.md
 """
 import json
+import re
 import statistics
 import sys
 import xml.etree.ElementTree as ET
@@ -84,6 +87,28 @@ def cmd_probes(path, tsv=""):
               f"the busiest, {busiest}, probes {per_source[busiest]:,} ports")
 
 
+def cmd_agent_errors(path):
+    """A check report's agents that failed, "NODE: ERROR; ..."."""
+    print("; ".join(f"{a['node']}: {a['error']}" for a in json.load(open(path))["agents"] if a["error"]) or "none")
+
+
+def cmd_ssh_phases(path):
+    """The steps of one check --ssh as it timed them: its stderr's last line
+    "portmatrix: ssh: N nodes: connect 0.41 s, install 0.52 s, ..." (each step
+    over all nodes at once, from the end of the one before), one "STEP<TAB>MS"
+    per step. Exits 1 when there is no such line."""
+    steps = None
+    for line in open(path):
+        match = re.fullmatch(r"portmatrix: ssh: \d+ nodes: (.*)", line.strip())
+        if match:
+            steps = match[1]
+    if steps is None:
+        sys.exit(f"{path}: no 'portmatrix: ssh: N nodes: STEP S s, ...' line")
+    for step in steps.split(", "):
+        name, seconds, unit = step.rsplit(" ", 2)
+        print(f"{name}\t{round(float(seconds) * 1000)}")
+
+
 # --- RESULTS.md -------------------------------------------------------------------
 
 TITLES = {
@@ -95,6 +120,7 @@ TITLES = {
     "5": "5. The guide's topology (3+3+1+3+3+1 nodes), every flow, both NodePort ranges",
     "6": "6. Scale",
     "7": "7. Planning: ports and firewall --all (no namespaces)",
+    "8": "8. check --ssh of the guide's topology (issue 15), beside the local check",
 }
 
 # Item 7's commands, as plan.sh names their measures.
@@ -207,6 +233,25 @@ def targets(m):
         if median(m, biggest, "ports pairs json wall") is None:
             rows.append(("7", "5,000 nodes under 1 s: ports pairs json", f"not run at {sizes[-1]:,} nodes: "
                          f"{fmt(median(m, biggest, 'node pairs (flows)'))} pairs (see item 7)", "n/a"))
+    rows += ssh_targets(m)
+    return rows
+
+
+def ssh_targets(m):
+    """Issue 15's targets for check --ssh (item 8)."""
+    if "8" not in m:
+        return []
+    rows = []
+    local, cached = median(m, "8", "local check wall"), median(m, "8", "ssh --keep-binary, binary on the nodes: wall")
+    first = median(m, "8", "ssh first run: wall")
+    rows.append(("8", "check --ssh with the binary already on the nodes (--keep-binary) <= local check + 2 s",
+                 f"{fmt(cached)} ms vs {fmt(local)} ms + 2,000 ms",
+                 verdict(None if cached is None or local is None else cached <= local + 2000)))
+    rows.append(("8", "check --ssh first run (nothing on the nodes) <= 10 s", f"{fmt(first)} ms",
+                 verdict(None if first is None else first <= 10000)))
+    size, static = median(m, "8", "uploaded binary size"), median(m, "8", "uploaded binary is static")
+    rows.append(("8", "static binary <= 20 MB stripped", f"{fmt(size)} MB" + ("" if static else " (not a static binary)"),
+                 verdict(size <= 20) if static and size is not None else "n/a (no static binary to measure)"))
     return rows
 
 
@@ -220,7 +265,7 @@ def cmd_write(results_path, machine_path, quick, out_path):
            "within each repetition, so machine load affects them alike. Raw measurements: RESULTS.tsv.", "",
            "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine]
-    out += ["", "## Targets (issue 4)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
+    out += ["", "## Targets (issue 4; item 8: issue 15)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
     out += [f"| {i} | {t} | {v} | {ok} |" for i, t, v, ok in targets(m)]
 
     def order(item):
@@ -252,7 +297,7 @@ def cmd_write(results_path, machine_path, quick, out_path):
 
 commands = {"json": cmd_json, "json-text": cmd_json_text, "range-size": cmd_range_size,
             "nmap-states": cmd_nmap_states, "floor-check": cmd_floor_check, "diagnoses": cmd_diagnoses, "probes": cmd_probes,
-            "write": cmd_write}
+            "ssh-phases": cmd_ssh_phases, "agent-errors": cmd_agent_errors, "write": cmd_write}
 if len(sys.argv) < 2 or sys.argv[1] not in commands:
     sys.exit(__doc__)
 commands[sys.argv[1]](*sys.argv[2:])

@@ -15,6 +15,7 @@ packages=(
   dnsmasq-base tinyproxy
   strace  # the static binary test (tests/netns/static_chroot.sh) traces its name lookups
   etcd-server  # a real service for the "who answers" tests (identify)
+  openssh-server openssh-client sudo  # the SSH fan-out scenarios (tests/netns/ssh_*.sh)
   # the reference the benchmark compares with (bench/run.sh)
   nmap
   # check/preflight/egress --ssh run the system's OpenSSH client

@@ -16,6 +16,8 @@
 #                          node's generated nftables applied
 #   ck_namespaces INVENTORY
 #                          the same wiring for any inventory, no firewall (benchmarks)
+#   ck_bridge_port NS ADDRESS
+#                          one more namespace on the nodes' bridge (a workstation)
 #   ck_in NODE CMD...      runs a command in a node's namespace (plants faults)
 #   ck_drop_on_bridge NODE PROTO PORT
 #                          the bridge drops that traffic from NODE (a network fault)
@@ -28,16 +30,21 @@
 #   ck_start_cluster       the four steps above, in that order (most scenarios)
 #   ck_check NAME [ARGS]   check from client1, --format json --output
 #                          $WORK/NAME.json: sets CK_RC, CK_MS, CK_JSON
+#                          (ck_pm_start NAME NS SUBCOMMAND ARGS: any namespace)
 #   ck_exit_status N, ck_ended_within, ck_summary, ck_expect, ck_others_pass, ck_answered_by,
 #   ck_agents_confined NODE..., ... assertions
 #   ck_finish              exits 0, or 1 when an assertion failed
 #
 # Everything lives in namespaces named after this run ($CK_PREFIX-*); the
 # trap kills only the processes started here (by pid) and deletes only those
-# namespaces and the work dir, on success, failure or interruption.
+# namespaces and the work dir, on success, failure or interruption. A library
+# on top (ssh_lib.bash) adds its own clean-up to CK_CLEANUP_HOOKS.
 # PM_CHECK_KEEP=1 keeps the work directory (logs, reports) for a look.
 
 set -euo pipefail
+# Sourced once (bench/ssh.sh gets it through bench/lib.bash and ssh_lib.bash).
+[[ -z ${CK_LIB_SOURCED:-} ]] || return 0
+CK_LIB_SOURCED=1
 
 CK_VIP_NODE=lb1
 CK_CHECK_NODE=client1
@@ -51,6 +58,8 @@ declare -A CK_NS=()         # node -> namespace
 declare -A CK_ADDRESS=()    # node -> address
 declare -A CK_AGENT_PID=()  # node -> agent pid
 CK_NODES=()                 # node names, inventory order
+CK_CLEANUP_HOOKS=()         # functions ck_cleanup calls (last registered first) before deleting the namespaces
+CK_BRIDGE_PORTS=0           # veths on the switch's bridge so far (p0, p1, ...)
 CK_FAILURES=0
 CK_CHECKS=0
 
@@ -143,6 +152,9 @@ ck_cleanup() {
     ck_alive "$pid" && kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
+  # Registered by a scenario library (ssh_lib.bash: sshd's users, sudoers,
+  # processes left in our namespaces), run before the namespaces go.
+  for ((i = ${#CK_CLEANUP_HOOKS[@]} - 1; i >= 0; i--)); do "${CK_CLEANUP_HOOKS[i]}"; done
   for ((i = ${#CK_NAMESPACES[@]} - 1; i >= 0; i--)); do ip netns delete "${CK_NAMESPACES[i]}" 2>/dev/null; done
   # Back to what it was, unless someone changed it since.
   for i in "${!CK_SYSCTL_SAVED[@]}"; do
@@ -205,7 +217,7 @@ ck_topology() {
 # a switch namespace, each with its address; the VIP, if any, on $CK_VIP_NODE.
 # Reads the inventory's one-line node entries: "- {name: N, address: A, ...}".
 ck_namespaces() { # INVENTORY
-  local node ns i=0
+  local node ns
   INVENTORY=$1
   while read -r node address; do
     CK_NODES+=("$node")
@@ -229,15 +241,23 @@ ck_namespaces() { # INVENTORY
   for node in "${CK_NODES[@]}"; do
     ns=$CK_PREFIX-$node
     CK_NS[$node]=$ns
-    ck_netns_add "$ns"
-    ip -n "$CK_SWITCH" link add "p$i" type veth peer name eth0 netns "$ns"
-    ip -n "$CK_SWITCH" link set "p$i" master br0 up
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "${CK_ADDRESS[$node]}/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    i=$((i + 1))
+    ck_bridge_port "$ns" "${CK_ADDRESS[$node]}"
   done
   [[ -z $CK_VIP ]] || ip -n "${CK_NS[$CK_VIP_NODE]}" addr add "$CK_VIP/24" dev eth0
+}
+
+# A new namespace NS on the switch's bridge: eth0 with ADDRESS/24, lo up.
+# The nodes' namespaces, and any other host on the nodes' network (the
+# workstation and bastion of ssh_lib.bash).
+ck_bridge_port() { # NS ADDRESS
+  local port=p$CK_BRIDGE_PORTS
+  CK_BRIDGE_PORTS=$((CK_BRIDGE_PORTS + 1))
+  ck_netns_add "$1"
+  ip -n "$CK_SWITCH" link add "$port" type veth peer name eth0 netns "$1"
+  ip -n "$CK_SWITCH" link set "$port" master br0 up
+  ip -n "$1" link set lo up
+  ip -n "$1" addr add "$2/24" dev eth0
+  ip -n "$1" link set eth0 up
 }
 
 # --- haproxy -------------------------------------------------------------------
@@ -335,15 +355,23 @@ ck_stop_agent() { # NODE [SIGNAL]
 # --format json --output $WORK/NAME.json unless ARGS give their own format;
 # stdout to NAME.out, stderr to NAME.err. ck_check_wait collects it.
 ck_check_start() { # NAME [ARGS...]
-  local name=$1
-  shift
+  ck_pm_start "$1" "${CK_NS[$CK_CHECK_NODE]}" check --inventory "$INVENTORY" --token-file "$TOKEN" "${@:2}"
+}
+
+# Starts `portmatrix SUBCOMMAND ARGS...` in namespace NS, in the background,
+# with --format json --output $CK_WORK/NAME.json unless ARGS give a --format;
+# ck_check_wait collects it. (ck_check_start: check from client1; ssh_lib.bash:
+# the fan-out from a workstation.)
+ck_pm_start() { # NAME NS SUBCOMMAND [ARGS...]
+  local name=$1 ns=$2 sub=$3
+  shift 3
   CK_CHECK_NAME=$name
   CK_JSON=$CK_WORK/$name.json
   local args=(--format json --output "$CK_JSON")
   [[ " $* " == *" --format "* ]] && args=()
   CK_CHECK_T0=$(ck_now_ms)
-  ck_spawn "check $name" ip netns exec "${CK_NS[$CK_CHECK_NODE]}" "$PM_BIN" check --inventory "$INVENTORY" --token-file "$TOKEN" \
-    "${args[@]}" "$@" </dev/null >"$CK_WORK/$name.out" 2>"$CK_WORK/$name.err"
+  ck_spawn "$sub $name" ip netns exec "$ns" "$PM_BIN" "$sub" "$@" "${args[@]}" \
+    </dev/null >"$CK_WORK/$name.out" 2>"$CK_WORK/$name.err"
   CK_CHECK_PID=$CK_PID
 }
 
@@ -468,6 +496,10 @@ ck_agent() { # NODE KEY VALUE: agents[NODE].KEY equals VALUE, contains it (text)
 
 ck_answered_by() { # FILTER TEXT: every selected result's answered_by starts with TEXT
   ck_assert_py "[$1] answered_by '$2...'" answered-by "$CK_JSON" "$@"
+}
+
+ck_same_verdicts() { # REPORT: the current report and REPORT hold the same flows with the same verdicts
+  ck_assert_py "$(basename "$CK_JSON") and $(basename "$1") give the same verdicts" same-verdicts "$CK_JSON" "$1"
 }
 
 ck_count() { # FILTER N: exactly N results are selected
@@ -640,6 +672,20 @@ def cmd_agents_ok(path, *except_nodes):
     if bad: fail(bad)
     print(f"{len(agents)} agents reachable, capture on")
 
+def cmd_same_verdicts(path, other_path):
+    """Both reports hold the same flows with the same verdict, diagnosis and
+    backends reached (as a set), whatever their order."""
+    def key(r): return (r["from"], r["to"], r["protocol"], r["port_min"], r["port_max"], r["expect"])
+    def seen(r): return (r["verdict"], r["diagnosis"], sorted(r.get("backends_reached") or []))
+    a = {key(r): seen(r) for r in load(path)["results"]}
+    b = {key(r): seen(r) for r in load(other_path)["results"]}
+    bad = [f"only in {path}: {k}" for k in a.keys() - b.keys()] + [f"only in {other_path}: {k}" for k in b.keys() - a.keys()]
+    bad += [f"{k}: {a[k]} vs {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
+    if bad: fail(bad)
+    verdicts = {}
+    for v in a.values(): verdicts[v[0]] = verdicts.get(v[0], 0) + 1
+    print(f"{len(a)} results, " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+
 def cmd_html(path, json_path):
     from html.parser import HTMLParser
     class Rows(HTMLParser):
@@ -703,7 +749,7 @@ def cmd_haproxy_up(sock_path):
 
 commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "others-pass": cmd_others_pass,
             "backends": cmd_backends, "answered-by": cmd_answered_by, "agents-ok": cmd_agents_ok, "count": cmd_count, "n": cmd_n, "show": cmd_show, "agent": cmd_agent,
-            "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up}
+            "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up, "same-verdicts": cmd_same_verdicts}
 commands[sys.argv[1]](*sys.argv[2:])
 PY
 }

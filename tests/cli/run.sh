@@ -102,9 +102,20 @@ cmp -s "$work/one/worker2.iptables.sh" "$work/worker2.sh" && passed=$((passed + 
 expect 2 "firewall bad format" -- "$pm" firewall --inventory "$inv" --node master1 --format pf
 expect 0 "check --help" -- "$pm" check --help && contains "--retries" "check --help offers --retries" &&
   contains "--conntrack-ceiling" "check --help offers --conntrack-ceiling"
-expect 2 "check --retries out of range" -- "$pm" check --inventory "$inv" --token-file /dev/null --retries 4
-expect 2 "check --conntrack-ceiling out of range" -- "$pm" check --inventory "$inv" --token-file /dev/null --conntrack-ceiling 0
-expect 2 "check --format bad" -- "$pm" check --inventory "$inv" --token-file /dev/null --format pdf
+# The range checks, with a valid token and an inventory on loopback (no agent
+# there: an accepted command fails to reach them, exit 1, sending nothing off
+# this machine), so exit 2 and the message come from the range alone.
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/token" && echo >>"$work/token" && chmod 600 "$work/token"
+printf '%s\n' 'cluster: loop' 'profile: apinizer' 'agent: {control_port: 9}' 'nodes:' \
+  '  - {name: m1, address: 127.0.0.1, roles: [master]}' '  - {name: w1, address: 127.0.0.2, roles: [worker]}' >"$work/loop.yaml"
+check_loop() { "$pm" check --inventory "$work/loop.yaml" --token-file "$work/token" --deadline 2 --timeout-ms 100 "$@"; }
+expect 1 "check with the range tests' token and inventory, in range" -- check_loop --retries 3 --conntrack-ceiling 1 &&
+  contains "agent" "the in-range check ran and reports its agents"
+expect 2 "check --retries out of range" -- check_loop --retries 4 && contains "--retries" "--retries names itself" &&
+  contains "not in range" "--retries says it is out of range"
+expect 2 "check --conntrack-ceiling out of range" -- check_loop --conntrack-ceiling 0 &&
+  contains "--conntrack-ceiling" "--conntrack-ceiling names itself" && contains "not in range" "--conntrack-ceiling says it is out of range"
+expect 2 "check --format bad" -- check_loop --format pdf && contains "--format must be" "check bad format message"
 expect 2 "missing inventory" -- "$pm" firewall --inventory "$work/nope.yaml" --node master1
 printf '%s\n' 'cluster: mixed' 'loadbalancer: {vip: 10.0.0.100, interface: eth0}' 'nodes:' \
   '  - {name: lb1, address: 10.0.0.5, roles: [loadbalancer]}' "  - {name: lb2, address: 'fd00::6', roles: [loadbalancer]}" \

@@ -9,8 +9,10 @@
 #
 # So that the kill lands in worker2's probe round, not before or after it,
 # the network drops worker2's UDP 8472 (as in check_bridge_drop.sh): its
-# round then lasts one probe timeout (2 s here), and the kill comes 0.5 s in.
-# Those flows start at worker2: skipped like the rest of its flows.
+# round then lasts at least one probe timeout (2 s here), and the kill comes
+# once the check's probe request to worker2 is in flight (its hello answered,
+# the next request open: see ck_calls). Those flows start at worker2: skipped
+# like the rest of its flows.
 #   usage: check_agent_killed.sh PORTMATRIX [PM_NETPROBE]
 #
 # The deadline leaves room for what a dead agent costs the others: its UDP
@@ -26,7 +28,8 @@ ck_start_cluster
 
 # 1. Killed while it probes (0.5 s into the check: the probe round).
 ck_check_start agent_killed --deadline "$DEADLINE" --timeout-ms 2000
-sleep 0.5
+ck_wait_until "the probe request to worker2 is in flight" "$DEADLINE" \
+  eval 'ck_at_least ck_calls worker2 answered 1 && ck_at_least ck_calls worker2 open 1'
 ck_log "killing worker2's agent (pid ${CK_AGENT_PID[worker2]}) $(ck_since "$CK_CHECK_T0") into the check"
 ck_stop_agent worker2 KILL
 ck_check_wait

@@ -11,17 +11,16 @@
 # (dropped-by-destination-firewall) and another responder (wrong-responder).
 #
 # So that the freeze lands after master2 has answered hello but before
-# anybody probes it: client1's agent is frozen before the check starts, which
-# holds the hello round. The check asks every agent at once; once its hello
-# connection to client1's agent is up, master2 (which answers in
-# milliseconds) gets 0.3 s more, then is frozen; client1 is resumed 0.5 s
-# later (the probe round starts then), master2 4.5 s after that. The
-# check runs with --retries 0: each port is tried once, in the first moments
-# of the round (single ports go first), and every source has given up on
-# master2's ports before it runs again (UDP after the 1 s timeout; TCP,
-# connected by master2's kernel, after the prober's 3 s wait for the
-# identity line). (With a retry, a source busy with the NodePort ranges may
-# try again after master2 runs again, and then it answers in time.)
+# anybody probes it, and lasts until every source has given up on master2's
+# ports, the script waits on the check's own events, not on time (see
+# ck_calls): client1's agent is frozen before the check starts, which holds
+# the hello round; once master2 has answered hello it is frozen and client1
+# resumed (the probe round starts); master2 runs again once every other
+# source has answered its probe request, so it has given up on master2's
+# ports (UDP after the 1 s timeout; TCP, connected by master2's kernel, after
+# the prober's wait for the identity line). The check runs with --retries 0:
+# each port is tried once. (With a retry, a source busy with the NodePort
+# ranges may try again after master2 runs again, and then it answers in time.)
 #   usage: check_late_answers.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/check_lib.bash"
 ck_init late_answers "$@"
@@ -30,20 +29,20 @@ DEADLINE=20
 ck_topology
 ck_start_cluster
 
+# The sources of the check: the nodes some flow starts at (master2 aside).
+SOURCES=$("$PM_BIN" ports --inventory "$INVENTORY" --format json |
+  python3 -c 'import json, sys; print(" ".join(sorted({f["from"] for f in json.load(sys.stdin)["flows"] if f["protocol"] != "vrrp"} - {"master2"})))')
+[[ -n $SOURCES ]] || ck_die "no source node in the flows of $INVENTORY"
+
 kill -STOP "${CK_AGENT_PID[client1]}"
-control_port=$(sed -n 's/^agent: {control_port: *\([0-9]*\)}.*/\1/p' "$INVENTORY")
-[[ -n $control_port ]] || ck_die "no agent control_port in $INVENTORY"
 ck_check_start late --deadline "$DEADLINE" --retries 0
-for ((i = 0; i < 100; i++)); do # the check's hello connection to client1's own agent
-  [[ -n $(ck_in client1 ss -Htn state established "( dport = :$control_port )") ]] && break
-  sleep 0.05
-done
-sleep 0.3
+ck_wait_until "master2's agent answered hello (client1's, frozen, holds the round)" 15 ck_at_least ck_calls master2 answered 1
 kill -STOP "${CK_AGENT_PID[master2]}"
-ck_log "froze master2's agent (pid ${CK_AGENT_PID[master2]}) $(ck_since "$CK_CHECK_T0") into the check"
-sleep 0.5
 kill -CONT "${CK_AGENT_PID[client1]}"
-sleep 4.5
+ck_log "froze master2's agent (pid ${CK_AGENT_PID[master2]}), resumed client1's: the probe round starts"
+for node in $SOURCES; do # hello, then its probe request
+  ck_wait_until "$node's agent answered its probe request" "$DEADLINE" ck_at_least ck_calls "$node" answered 2
+done
 kill -CONT "${CK_AGENT_PID[master2]}"
 ck_log "master2's agent runs again $(ck_since "$CK_CHECK_T0") into the check"
 ck_check_wait

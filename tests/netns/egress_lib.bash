@@ -168,7 +168,8 @@ YAML
 }
 
 # eg_run NAME [VAR=VALUE...] [--OPTION...]: egress in the client with those
-# environment variables and options, JSON into $WORK/NAME.json.
+# environment variables and options, JSON into $WORK/NAME.json
+# (EG_INVENTORY=FILE eg_run ...: another inventory than $WORK/inventory.yaml).
 eg_run() {
   local name=$1 t0 env=() args=()
   shift
@@ -179,7 +180,7 @@ eg_run() {
   EG_RC=0
   EG_JSON=$WORK/$name.json
   ip netns exec "$CLIENT" env SSL_CERT_FILE="$WORK/pki/ca.crt" SSL_CERT_DIR=/nonexistent "${env[@]}" \
-    "$PM_BIN" egress --inventory "$WORK/inventory.yaml" --format json --output "$EG_JSON" \
+    "$PM_BIN" egress --inventory "${EG_INVENTORY:-$WORK/inventory.yaml}" --format json --output "$EG_JSON" \
     --timeout-ms "$EG_TIMEOUT_MS" --deadline 20 "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" || EG_RC=$?
   EG_MS=$(($(now_ms) - t0))
   [[ -s $EG_JSON ]] || die "$name: no report (exit $EG_RC): $(cat "$WORK/$name.err")"

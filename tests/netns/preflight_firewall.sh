@@ -41,6 +41,7 @@ grep -q "net.ipv4.ip_forward.*is 0, must be 1" "$WORK/drop.txt" || fail "the tab
 ip netns exec "$NODE_NS" sysctl -qw net.ipv4.ip_forward=1
 ip netns exec "$NODE_NS" nft delete table inet pfcheck
 pf_run open --mode install
+pf_expect "preflight passes once the rule is gone and ip_forward is 1" "$PF_STATUS" 0
 pf_expect "ip_forward passes once set" "$(pf_query open "[k['status'] for k in r['kernel'] if k['check'] == 'net.ipv4.ip_forward']")" "['pass']"
 pf_expect "without rules every flow is accepted" "$(pf_query open "sorted({x['decision'] for x in r['firewall']['results']})")" "['accept']"
 pf_expect "no firewall failures" "$(pf_query open "sum(1 for x in r['firewall']['results'] if x['status'] == 'fail')")" 0

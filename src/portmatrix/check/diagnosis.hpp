@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "agent/messages.hpp"
 #include "check/check.hpp"
@@ -49,5 +50,10 @@ bool reached_destination(const Segment& segment, const SegmentEvidence& evidence
 // a capture that lost packets: what would have rested on one is `filtered`,
 // and its detail names the capture and its losses.
 FlowFailure diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service);
+
+// The failures of a flow the matrix denies: every probed segment that opened
+// is `unexpectedly-open` (a refusal or silence is what a deny flow should
+// get); its detail names who answered, when an identity line came.
+std::vector<FlowFailure> diagnose_denied(const std::vector<Segment>& segments);
 
 } // namespace portmatrix

@@ -465,6 +465,11 @@ ck_expect() { # FILTER VERDICT DIAGNOSIS [DETAIL] [count=N]
   ck_assert_py "[$1] -> $2 $3${4:+ ($4)}" expect "$CK_JSON" "$@"
 }
 
+ck_expect_each() { # FILTER VERDICT:DIAGNOSIS[|DIAGNOSIS...]...: each selected result is one of these
+  # (at least one result selected; for fail, every failure's diagnosis is one the verdict lists)
+  ck_assert_py "[$1] each one of: ${*:2}" expect-each "$CK_JSON" "$@"
+}
+
 # Every result that no FILTER selects passes.
 ck_others_pass() { # FILTER...
   ck_assert_py "every other flow passes" others-pass "$CK_JSON" "$@"
@@ -603,6 +608,23 @@ def cmd_expect(path, text, verdict, diagnosis, *rest):
     flows = sorted({f"{r['from']}->{r['to']}" for r in chosen})
     print(f"{len(chosen)} flow(s): {' '.join(flows)}")
 
+def cmd_expect_each(path, text, *allowed):
+    report = load(path)
+    chosen = select(report, text)
+    kinds = {}
+    for a in allowed:
+        verdict, diagnoses = a.split(":", 1)
+        kinds.setdefault(verdict, set()).update(diagnoses.split("|"))
+    bad = [] if chosen else ["no result matches"]
+    for r in chosen:
+        ok = r["verdict"] in kinds and r["diagnosis"] in kinds[r["verdict"]]
+        ok = ok and all(f["diagnosis"] in kinds[r["verdict"]] for f in r["failures"] if r["verdict"] == "fail")
+        if not ok: bad.append(brief(r))
+    if bad: fail(bad)
+    seen = {}
+    for r in chosen: seen[f"{r['verdict']} {r['diagnosis']}"] = seen.get(f"{r['verdict']} {r['diagnosis']}", 0) + 1
+    print(f"{len(chosen)} result(s): " + ", ".join(f"{n} {k}" for k, n in sorted(seen.items())))
+
 def cmd_others_pass(path, *texts):
     report = load(path)
     filters = [parse_filter(t) for t in texts]
@@ -718,7 +740,7 @@ def cmd_haproxy_up(sock_path):
     print(f"{len(up)} of {len(servers)} servers up" + ("" if len(up) == len(servers) else ": " + "; ".join(state)))
     sys.exit(0 if servers and len(up) == len(servers) else 1)
 
-commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "others-pass": cmd_others_pass,
+commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "expect-each": cmd_expect_each, "others-pass": cmd_others_pass,
             "backends": cmd_backends, "answered-by": cmd_answered_by, "agents-ok": cmd_agents_ok, "count": cmd_count, "n": cmd_n, "show": cmd_show, "agent": cmd_agent,
             "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up}
 commands[sys.argv[1]](*sys.argv[2:])

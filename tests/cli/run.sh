@@ -116,6 +116,30 @@ expect 2 "check --retries out of range" -- check_loop --retries 4 && contains "-
 expect 2 "check --conntrack-ceiling out of range" -- check_loop --conntrack-ceiling 0 &&
   contains "--conntrack-ceiling" "--conntrack-ceiling names itself" && contains "not in range" "--conntrack-ceiling says it is out of range"
 expect 2 "check --format bad" -- check_loop --format pdf && contains "--format must be" "check bad format message"
+expect 2 "check --egress-deadline past 25 s" -- check_loop --egress --egress-deadline 26 &&
+  contains "--egress-deadline: Value 26 not in range 1 to 25" "--egress-deadline names its bound"
+
+# --output writes regular files only: a directory is refused, naming it, and left as it was.
+mkdir -p "$work/outdir"
+expect 2 "egress --output a directory" -- "$pm" egress --inventory "$inv" --format squid --output "$work/outdir" &&
+  contains "cannot write $work/outdir: it is not a regular file" "--output names the directory"
+expect 2 "preflight --output a directory" -- "$pm" preflight --inventory "$inv" --node master1 --no-address-check \
+  --format json --output "$work/outdir" && contains "it is not a regular file" "preflight --output refuses a directory"
+[ -z "$(ls -A "$work/outdir")" ] && passed=$((passed + 1)) || { echo "FAIL: --output wrote into the directory"; failed=$((failed + 1)); }
+
+# Colour: only on a terminal (script(1) gives the command one), never with NO_COLOR, never in a pipe.
+esc=$'\e['
+on_tty() { script -qec "$1" /dev/null; }
+preflight_table="'$pm' preflight --inventory '$inv' --node master1 --no-address-check"
+out=$(on_tty "$preflight_table" 2>&1)
+if grep -qF "$esc" <<<"$out" && grep -qF "Preflight of master1" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: no colour on a terminal"; echo "$out" | head -5; failed=$((failed + 1)); fi
+out=$(NO_COLOR=1 on_tty "$preflight_table" 2>&1)
+if ! grep -qF "$esc" <<<"$out" && grep -qF "Preflight of master1" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: colour on a terminal with NO_COLOR set"; echo "$out" | head -5; failed=$((failed + 1)); fi
+out=$(eval "$preflight_table" 2>&1 | cat)
+if ! grep -qF "$esc" <<<"$out" && grep -qF "Preflight of master1" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: colour in a pipe"; echo "$out" | head -5; failed=$((failed + 1)); fi
 expect 2 "missing inventory" -- "$pm" firewall --inventory "$work/nope.yaml" --node master1
 printf '%s\n' 'cluster: mixed' 'loadbalancer: {vip: 10.0.0.100, interface: eth0}' 'nodes:' \
   '  - {name: lb1, address: 10.0.0.5, roles: [loadbalancer]}' "  - {name: lb2, address: 'fd00::6', roles: [loadbalancer]}" \

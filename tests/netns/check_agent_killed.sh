@@ -39,10 +39,19 @@ ck_report_valid
 ck_expect "from=worker2" skip agent-unreachable
 ck_summary skipped="$(ck_n from=worker2)"
 ck_agent worker2 error "probe round"
-# The flows to worker2 were probed while it died: some answered, some not. Shown, not asserted.
-ck_log "flows to worker2 (probed while its agent died) and VIP flows with worker2 as a backend:"
+# The flows to worker2 were probed while it died: those probed before pass
+# (its agent answered), those after find nothing listening (TCP refused;
+# UDP unreachable, rate-limited, so some ports only time out) and, with no
+# capture of worker2's to ask, blame no firewall. A TCP probe whose
+# connection the agent had accepted when it died is closed without the
+# identity line: wrong-responder (what the prober saw; it cannot tell a dying
+# agent from another process). None is skipped: their sources are alive. The
+# VIP flows with worker2 as a backend pass or miss it.
 ck_show "to=worker2 expect=allow verdict=fail,skip"
+ck_expect_each "to=worker2 expect=allow proto=tcp" pass:ok "fail:no-listener|wrong-responder"
+ck_expect_each "to=worker2 expect=allow proto=udp" pass:ok "fail:no-listener|filtered"
 ck_show "to=vip port=30080,32080"
+ck_expect_each "to=vip port=30080,32080" pass:ok "fail:wrong-responder|filtered"
 ck_others_pass "from=worker2" "to=worker2 expect=allow" "to=vip port=30080,32080"
 ck_agents_ok worker2
 
@@ -61,10 +70,11 @@ ck_log "VIP flows with worker2 as a backend (haproxy marks it down within 6 s):"
 ck_show "to=vip port=30080,32080"
 ck_others_pass "from=worker2" "to=worker2 expect=allow" "to=vip port=30080,32080"
 
-# 3. A check killed mid-run (SIGTERM, 1 s in) leaves an existing --output file as it was.
+# 3. A check killed mid-run (SIGTERM, while a request to worker1's agent is
+# in flight) leaves an existing --output file as it was.
 printf 'the previous report\n' >"$CK_WORK/kept.json"
 ck_check_start interrupted --format json --output "$CK_WORK/kept.json"
-sleep 1
+ck_wait_until "a request to worker1's agent is in flight" "$DEADLINE" ck_at_least ck_calls worker1 open 1
 kill -TERM "$CK_CHECK_PID"
 ck_check_wait
 if [[ $(cat "$CK_WORK/kept.json") == 'the previous report' ]] && ! compgen -G "$CK_WORK/kept.json.*" >/dev/null; then

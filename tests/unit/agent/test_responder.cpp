@@ -14,10 +14,12 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <random>
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "agent/identity.hpp"
@@ -313,6 +315,56 @@ TEST(Responder, RemembersWhomItAnsweredOnWhichPortEvenAfterTheProberLeft)
   // Nothing answered since a later mark.
   EXPECT_EQ(responder.answered_mark(), start + 2);
   EXPECT_EQ(responder.answered_to(Protocol::tcp, k_loopback, tcp_port, responder.answered_mark()), 0u);
+}
+
+// TIME_WAIT sockets of this network namespace with `port` at either end (/proc/net/tcp).
+std::size_t
+time_wait_on(std::uint16_t port)
+{
+  std::ifstream table("/proc/net/tcp");
+  std::string line;
+  std::getline(table, line); // header
+  std::size_t count = 0;
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state;
+    fields >> slot >> local >> remote >> state;
+    auto port_of = [](const std::string& address) { return std::stoul(address.substr(address.find(':') + 1), nullptr, 16); };
+    if (state == "06" && (port_of(local) == port || port_of(remote) == port)) ++count;
+  }
+  return count;
+}
+
+// An answered TCP probe ends with an RST right after the identity line: the
+// prober reads the line, then a reset (not a FIN), and neither side keeps
+// the connection in TIME_WAIT, however many probes came.
+TEST(Responder, ClosesAProbeWithAnRstAndLeavesNoTimeWait)
+{
+  auto token = test_token();
+  EventLoop loop;
+  Responder responder(loop, token, k_node, k_loopback);
+  auto tcp_port = free_port(SOCK_STREAM);
+  responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}});
+  ASSERT_TRUE(responder.owners().empty());
+  constexpr int k_probes = 20;
+  int authentic = 0;
+  int reset = 0;
+  {
+    LoopThread thread(loop);
+    for (int i = 0; i < k_probes; ++i) {
+      Fd client = connect_tcp(tcp_port);
+      auto nonce = fmt::format("{:016x}", 0xc0ffee00 + i);
+      send_text(client, make_probe_payload(nonce));
+      int how = -1;
+      auto reply = read_to_end(client, &how);
+      auto identity = parse_identity_reply(token, reply, nonce, Protocol::tcp);
+      authentic += identity && identity->authentic;
+      reset += how == ECONNRESET;
+    }
+  }
+  EXPECT_EQ(authentic, k_probes);
+  EXPECT_EQ(reset, k_probes) << "closed with a FIN (or not at all) instead of an RST";
+  EXPECT_EQ(time_wait_on(tcp_port), 0u);
 }
 
 TEST(Responder, IgnoresGarbageAndSilenceAndKeepsAnsweringOthers)

@@ -43,4 +43,17 @@ eg_expect good.test 443 ok direct
 eg_expect plain.test 80 ok direct
 eg_absent refused.test
 
+# A resolver that never answers: the run ends by its --deadline (3 s; the
+# resolver's own retries take 10 s), every host reported as dns-failure.
+eg_silent_resolver
+EG_DEADLINE=3 eg_run silent-dns
+eg_exit_status 1
+eg_expect good.test 443 dns-failure direct
+eg_expect plain.test 80 dns-failure direct
+if [[ $EG_MS -lt 8000 ]]; then
+  eg_ok "the silent resolver cost the --deadline: ${EG_MS}ms for 3 s"
+else
+  eg_fail "took ${EG_MS}ms with --deadline 3: the resolver's retries were waited out"
+fi
+
 eg_finish

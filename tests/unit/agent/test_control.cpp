@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -231,6 +232,31 @@ TEST_F(ControlChannel, TricklingUnauthenticatedClientsCannotHoldEverySlot)
   for (int fd : trickling) ::close(fd);
   ::close(late);
   expect_still_serving();
+}
+
+// With every slot taken by connections that have not authenticated, a new
+// connection takes the slot of the oldest of them: that one is closed, the
+// others stay open.
+TEST_F(ControlChannel, AFullTableEvictsTheOldestUnauthenticatedConnection)
+{
+  std::vector<int> waiting;
+  for (std::size_t i = 0; i < k_max_control_connections; ++i) {
+    int fd = connect_control();
+    ::send(fd, "\0\0\x03\xe8{", 5, MSG_NOSIGNAL); // a frame of 1000 bytes, one of them sent
+    waiting.push_back(fd);
+  }
+  expect_still_serving(); // the newcomer
+  pollfd oldest{waiting.front(), POLLIN, 0};
+  ASSERT_EQ(::poll(&oldest, 1, 10000), 1) << "the oldest connection was not closed";
+  char byte;
+  auto n = ::recv(waiting.front(), &byte, 1, MSG_DONTWAIT);
+  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << "the oldest connection got " << n << " bytes";
+  std::size_t open = 0;
+  for (std::size_t i = 1; i < waiting.size(); ++i) {
+    open += ::recv(waiting[i], &byte, 1, MSG_DONTWAIT | MSG_PEEK) < 0 && errno == EAGAIN;
+  }
+  EXPECT_EQ(open, waiting.size() - 1) << "a newer connection was closed instead of (or besides) the oldest";
+  for (int fd : waiting) ::close(fd);
 }
 
 TEST_F(ControlChannel, RefusesTargetsOutsideTheInventory)

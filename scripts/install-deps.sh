@@ -15,6 +15,10 @@ packages=(
   etcd-server  # a real service for the "who answers" tests (identify)
   # the reference the benchmark compares with (bench/run.sh)
   nmap
+  # script(1): the CLI tests give a command a terminal (colour only on a TTY)
+  bsdutils
+  # load on every core while the suite runs, to find its races (issue 22's flake count)
+  stress-ng
 )
 
 missing=()

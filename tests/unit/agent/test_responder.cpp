@@ -300,7 +300,12 @@ TEST(Responder, RemembersWhomItAnsweredOnWhichPortEvenAfterTheProberLeft)
   {
     LoopThread thread(loop);
     tcp = tcp_probe(tcp_port, "fedcba9876543210");
-    std::this_thread::sleep_for(100ms); // the datagrams were queued before the thread started; give it turns
+  }
+  // The datagrams were queued before the thread started: the loop, on this
+  // thread now, takes turns until it has answered the probe among them.
+  for (auto until = std::chrono::steady_clock::now() + 10s;
+       responder.answered() < 2 && std::chrono::steady_clock::now() < until;) {
+    loop.run_once(10ms);
   }
   ASSERT_TRUE(tcp && tcp->authentic);
   EXPECT_EQ(responder.answered(), 2u);

@@ -26,7 +26,7 @@ contains() {
 "$pm" demo --out "$work/demo" >/dev/null 2>&1
 inv=$work/demo/inventory.yaml
 
-for command in ports diff firewall lb demo profiles egress; do
+for command in ports diff firewall lb demo profiles egress agent check preflight; do
   expect 0 "$command --help" -- "$pm" "$command" --help && contains "Usage" "$command --help"
 done
 expect 0 "--help" -- "$pm" --help && contains "firewall" "--help lists commands"
@@ -42,6 +42,8 @@ expect 0 "ports json" -- "$pm" ports --inventory "$inv" --format json && contain
 "$pm" ports --inventory "$inv" --format json > "$work/pairs.json"
 expect 0 "ports json is valid JSON" -- python3 -m json.tool "$work/pairs.json"
 pairs=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["flows"]))' "$work/pairs.json")
+# README: "203 pairs for the guide's topology" (182 allowed, 21 that must stay closed).
+[ "$pairs" = 203 ] && passed=$((passed + 1)) || { echo "FAIL: the guide's topology has $pairs pairs, README says 203"; failed=$((failed + 1)); }
 
 # --flows groups: one entry per requirement, the same pairs counted.
 expect 0 "ports --flows groups json" -- "$pm" ports --inventory "$inv" --format json --flows groups

@@ -26,6 +26,7 @@
 #include "agent/responder.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
+#include "../skip.hpp"
 
 namespace portmatrix {
 namespace {
@@ -253,7 +254,7 @@ TEST(Responder, AnswersOnIpv6)
   Responder responder(loop, token, k_node, k_ipv6_loopback);
   auto tcp_port = free_port(SOCK_STREAM, k_ipv6_loopback);
   auto udp_port = free_port(SOCK_DGRAM, k_ipv6_loopback);
-  if (tcp_port == 0 || udp_port == 0) GTEST_SKIP() << "no IPv6 on lo";
+  if (tcp_port == 0 || udp_port == 0) PORTMATRIX_SKIP() << "no IPv6 on lo";
   responder.bind({{Protocol::tcp, {tcp_port, tcp_port}}, {Protocol::udp, {udp_port, udp_port}}});
   ASSERT_TRUE(responder.owners().empty()) << responder.owners().front().error;
   std::optional<Identity> tcp;
@@ -427,7 +428,7 @@ TEST(Responder, IgnoresGarbageAndSilenceAndKeepsAnsweringOthers)
 // responder closes them itself after its per-connection timeout.
 TEST(Responder, ThousandsOfIdleConnectionsDelayNoProbe)
 {
-  if (!ensure_fd_limit(10000)) GTEST_SKIP() << "needs RLIMIT_NOFILE >= 10000";
+  if (!ensure_fd_limit(10000)) PORTMATRIX_SKIP() << "needs RLIMIT_NOFILE >= 10000";
   auto token = test_token();
   EventLoop loop;
   Responder responder(loop, token, k_node, k_loopback);
@@ -479,11 +480,11 @@ TEST(Responder, ABurstOnOnePortWaitsInTheQueueWhileTheLoopIsBusy)
   // accept queue. One that overflowed would have its SYNs dropped: a
   // firewall's silence, for a port that is open.
   constexpr int k_burst = 600;
-  if (!ensure_fd_limit(2 * k_burst + 100)) GTEST_SKIP() << "needs RLIMIT_NOFILE >= " << 2 * k_burst + 100;
+  if (!ensure_fd_limit(2 * k_burst + 100)) PORTMATRIX_SKIP() << "needs RLIMIT_NOFILE >= " << 2 * k_burst + 100;
   std::ifstream somaxconn_file("/proc/sys/net/core/somaxconn");
   int somaxconn = 0;
   somaxconn_file >> somaxconn;
-  if (somaxconn <= k_burst) GTEST_SKIP() << "net.core.somaxconn (" << somaxconn << ") caps every listen queue below the burst";
+  if (somaxconn <= k_burst) PORTMATRIX_SKIP() << "net.core.somaxconn (" << somaxconn << ") caps every listen queue below the burst";
   auto token = test_token();
   EventLoop loop;
   Responder responder(loop, token, k_node, k_loopback);
@@ -533,7 +534,7 @@ TEST(Responder, AQueueOnOneListenerDrainsInAFewTurns)
   // drains many a turn, or the last of a burst would wait hundreds of turns
   // of a loop that the node's own probing keeps busy.
   constexpr int k_queued = 300;
-  if (!ensure_fd_limit(2 * k_queued + 100)) GTEST_SKIP() << "needs RLIMIT_NOFILE >= " << 2 * k_queued + 100;
+  if (!ensure_fd_limit(2 * k_queued + 100)) PORTMATRIX_SKIP() << "needs RLIMIT_NOFILE >= " << 2 * k_queued + 100;
   auto token = test_token();
   EventLoop loop;
   Responder responder(loop, token, k_node, k_loopback);
@@ -614,7 +615,7 @@ TEST(FindPortOwner, FindsThisProcessAndNothingOnAFreePort)
 TEST(Responder, Holds5536ListenersInLittleMemory)
 {
   constexpr std::uint16_t k_range = 2768;
-  if (!ensure_fd_limit(8000)) GTEST_SKIP() << "needs RLIMIT_NOFILE >= 8000";
+  if (!ensure_fd_limit(8000)) PORTMATRIX_SKIP() << "needs RLIMIT_NOFILE >= 8000";
   auto token = test_token();
   std::mt19937 random(std::random_device{}());
   std::uniform_int_distribution<int> bases(10000, 30000 - k_range);

@@ -24,6 +24,7 @@
 #include "net/address.hpp"
 #include "net/fd.hpp"
 #include "probe/prober.hpp"
+#include "../skip.hpp"
 
 namespace portmatrix {
 
@@ -478,7 +479,7 @@ TEST(Prober, OpenUdpPortAnswersWithAnAuthenticIdentity)
 
 TEST(Prober, ProbesIpv6LikeIpv4)
 {
-  if (!has_ipv6_loopback()) GTEST_SKIP() << "skipped: no ::1 on this machine";
+  if (!has_ipv6_loopback()) PORTMATRIX_SKIP() << "no ::1 on this machine";
   TestResponder responder(test_token());
   auto tcp = responder.serve(Protocol::tcp, "::1", Reply::identity);
   auto udp = responder.serve(Protocol::udp, "::1", Reply::identity);

@@ -18,8 +18,10 @@ packages=(
   openssh-server openssh-client sudo  # the SSH fan-out scenarios (tests/netns/ssh_*.sh)
   # the reference the benchmark compares with (bench/run.sh)
   nmap
-  # check/preflight/egress --ssh run the system's OpenSSH client
-  openssh-client
+  # script(1): the CLI tests give a command a terminal (colour only on a TTY)
+  bsdutils
+  # load on every core while the suite runs, to find its races (issue 22's flake count)
+  stress-ng
 )
 
 missing=()

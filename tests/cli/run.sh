@@ -26,7 +26,7 @@ contains() {
 "$pm" demo --out "$work/demo" >/dev/null 2>&1
 inv=$work/demo/inventory.yaml
 
-for command in ports diff firewall lb demo profiles egress; do
+for command in ports diff firewall lb demo profiles egress agent check preflight; do
   expect 0 "$command --help" -- "$pm" "$command" --help && contains "Usage" "$command --help"
 done
 expect 0 "--help" -- "$pm" --help && contains "firewall" "--help lists commands"
@@ -42,6 +42,8 @@ expect 0 "ports json" -- "$pm" ports --inventory "$inv" --format json && contain
 "$pm" ports --inventory "$inv" --format json > "$work/pairs.json"
 expect 0 "ports json is valid JSON" -- python3 -m json.tool "$work/pairs.json"
 pairs=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["flows"]))' "$work/pairs.json")
+# README: "203 pairs for the guide's topology" (182 allowed, 21 that must stay closed).
+[ "$pairs" = 203 ] && passed=$((passed + 1)) || { echo "FAIL: the guide's topology has $pairs pairs, README says 203"; failed=$((failed + 1)); }
 
 # --flows groups: one entry per requirement, the same pairs counted.
 expect 0 "ports --flows groups json" -- "$pm" ports --inventory "$inv" --format json --flows groups
@@ -102,9 +104,44 @@ cmp -s "$work/one/worker2.iptables.sh" "$work/worker2.sh" && passed=$((passed + 
 expect 2 "firewall bad format" -- "$pm" firewall --inventory "$inv" --node master1 --format pf
 expect 0 "check --help" -- "$pm" check --help && contains "--retries" "check --help offers --retries" &&
   contains "--conntrack-ceiling" "check --help offers --conntrack-ceiling"
-expect 2 "check --retries out of range" -- "$pm" check --inventory "$inv" --token-file /dev/null --retries 4
-expect 2 "check --conntrack-ceiling out of range" -- "$pm" check --inventory "$inv" --token-file /dev/null --conntrack-ceiling 0
-expect 2 "check --format bad" -- "$pm" check --inventory "$inv" --token-file /dev/null --format pdf
+# The range checks, with a valid token and an inventory on loopback (no agent
+# there: an accepted command fails to reach them, exit 1, sending nothing off
+# this machine), so exit 2 and the message come from the range alone.
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/token" && echo >>"$work/token" && chmod 600 "$work/token"
+printf '%s\n' 'cluster: loop' 'profile: apinizer' 'agent: {control_port: 9}' 'nodes:' \
+  '  - {name: m1, address: 127.0.0.1, roles: [master]}' '  - {name: w1, address: 127.0.0.2, roles: [worker]}' >"$work/loop.yaml"
+check_loop() { "$pm" check --inventory "$work/loop.yaml" --token-file "$work/token" --deadline 2 --timeout-ms 100 "$@"; }
+expect 1 "check with the range tests' token and inventory, in range" -- check_loop --retries 3 --conntrack-ceiling 1 &&
+  contains "agent" "the in-range check ran and reports its agents"
+expect 2 "check --retries out of range" -- check_loop --retries 4 && contains "--retries" "--retries names itself" &&
+  contains "not in range" "--retries says it is out of range"
+expect 2 "check --conntrack-ceiling out of range" -- check_loop --conntrack-ceiling 0 &&
+  contains "--conntrack-ceiling" "--conntrack-ceiling names itself" && contains "not in range" "--conntrack-ceiling says it is out of range"
+expect 2 "check --format bad" -- check_loop --format pdf && contains "--format must be" "check bad format message"
+expect 2 "check --egress-deadline past 25 s" -- check_loop --egress --egress-deadline 26 &&
+  contains "--egress-deadline: Value 26 not in range 1 to 25" "--egress-deadline names its bound"
+
+# --output writes regular files only: a directory is refused, naming it, and left as it was.
+mkdir -p "$work/outdir"
+expect 2 "egress --output a directory" -- "$pm" egress --inventory "$inv" --format squid --output "$work/outdir" &&
+  contains "cannot write $work/outdir: it is not a regular file" "--output names the directory"
+expect 2 "preflight --output a directory" -- "$pm" preflight --inventory "$inv" --node master1 --no-address-check \
+  --format json --output "$work/outdir" && contains "it is not a regular file" "preflight --output refuses a directory"
+[ -z "$(ls -A "$work/outdir")" ] && passed=$((passed + 1)) || { echo "FAIL: --output wrote into the directory"; failed=$((failed + 1)); }
+
+# Colour: only on a terminal (script(1) gives the command one), never with NO_COLOR, never in a pipe.
+esc=$'\e['
+on_tty() { script -qec "$1" /dev/null; }
+preflight_table="'$pm' preflight --inventory '$inv' --node master1 --no-address-check"
+out=$(on_tty "$preflight_table" 2>&1)
+if grep -qF "$esc" <<<"$out" && grep -qF "Preflight of master1" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: no colour on a terminal"; echo "$out" | head -5; failed=$((failed + 1)); fi
+out=$(NO_COLOR=1 on_tty "$preflight_table" 2>&1)
+if ! grep -qF "$esc" <<<"$out" && grep -qF "Preflight of master1" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: colour on a terminal with NO_COLOR set"; echo "$out" | head -5; failed=$((failed + 1)); fi
+out=$(eval "$preflight_table" 2>&1 | cat)
+if ! grep -qF "$esc" <<<"$out" && grep -qF "Preflight of master1" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: colour in a pipe"; echo "$out" | head -5; failed=$((failed + 1)); fi
 expect 2 "missing inventory" -- "$pm" firewall --inventory "$work/nope.yaml" --node master1
 printf '%s\n' 'cluster: mixed' 'loadbalancer: {vip: 10.0.0.100, interface: eth0}' 'nodes:' \
   '  - {name: lb1, address: 10.0.0.5, roles: [loadbalancer]}' "  - {name: lb2, address: 'fd00::6', roles: [loadbalancer]}" \

@@ -9,8 +9,10 @@
 #
 # So that the kill lands in worker2's probe round, not before or after it,
 # the network drops worker2's UDP 8472 (as in check_bridge_drop.sh): its
-# round then lasts one probe timeout (2 s here), and the kill comes 0.5 s in.
-# Those flows start at worker2: skipped like the rest of its flows.
+# round then lasts at least one probe timeout (2 s here), and the kill comes
+# once the check's probe request to worker2 is in flight (its hello answered,
+# the next request open: see ck_calls). Those flows start at worker2: skipped
+# like the rest of its flows.
 #   usage: check_agent_killed.sh PORTMATRIX [PM_NETPROBE]
 #
 # The deadline leaves room for what a dead agent costs the others: its UDP
@@ -26,7 +28,8 @@ ck_start_cluster
 
 # 1. Killed while it probes (0.5 s into the check: the probe round).
 ck_check_start agent_killed --deadline "$DEADLINE" --timeout-ms 2000
-sleep 0.5
+ck_wait_until "the probe request to worker2 is in flight" "$DEADLINE" \
+  eval 'ck_at_least ck_calls worker2 answered 1 && ck_at_least ck_calls worker2 open 1'
 ck_log "killing worker2's agent (pid ${CK_AGENT_PID[worker2]}) $(ck_since "$CK_CHECK_T0") into the check"
 ck_stop_agent worker2 KILL
 ck_check_wait
@@ -36,10 +39,19 @@ ck_report_valid
 ck_expect "from=worker2" skip agent-unreachable
 ck_summary skipped="$(ck_n from=worker2)"
 ck_agent worker2 error "probe round"
-# The flows to worker2 were probed while it died: some answered, some not. Shown, not asserted.
-ck_log "flows to worker2 (probed while its agent died) and VIP flows with worker2 as a backend:"
+# The flows to worker2 were probed while it died: those probed before pass
+# (its agent answered), those after find nothing listening (TCP refused;
+# UDP unreachable, rate-limited, so some ports only time out) and, with no
+# capture of worker2's to ask, blame no firewall. A TCP probe whose
+# connection the agent had accepted when it died is closed without the
+# identity line: wrong-responder (what the prober saw; it cannot tell a dying
+# agent from another process). None is skipped: their sources are alive. The
+# VIP flows with worker2 as a backend pass or miss it.
 ck_show "to=worker2 expect=allow verdict=fail,skip"
+ck_expect_each "to=worker2 expect=allow proto=tcp" pass:ok "fail:no-listener|wrong-responder"
+ck_expect_each "to=worker2 expect=allow proto=udp" pass:ok "fail:no-listener|filtered"
 ck_show "to=vip port=30080,32080"
+ck_expect_each "to=vip port=30080,32080" pass:ok "fail:wrong-responder|filtered"
 ck_others_pass "from=worker2" "to=worker2 expect=allow" "to=vip port=30080,32080"
 ck_agents_ok worker2
 
@@ -58,10 +70,11 @@ ck_log "VIP flows with worker2 as a backend (haproxy marks it down within 6 s):"
 ck_show "to=vip port=30080,32080"
 ck_others_pass "from=worker2" "to=worker2 expect=allow" "to=vip port=30080,32080"
 
-# 3. A check killed mid-run (SIGTERM, 1 s in) leaves an existing --output file as it was.
+# 3. A check killed mid-run (SIGTERM, while a request to worker1's agent is
+# in flight) leaves an existing --output file as it was.
 printf 'the previous report\n' >"$CK_WORK/kept.json"
 ck_check_start interrupted --format json --output "$CK_WORK/kept.json"
-sleep 1
+ck_wait_until "a request to worker1's agent is in flight" "$DEADLINE" ck_at_least ck_calls worker1 open 1
 kill -TERM "$CK_CHECK_PID"
 ck_check_wait
 if [[ $(cat "$CK_WORK/kept.json") == 'the previous report' ]] && ! compgen -G "$CK_WORK/kept.json.*" >/dev/null; then

@@ -9,7 +9,7 @@
 #
 # A scenario calls, top to bottom:
 #   ck_init NAME PORTMATRIX PM_NETPROBE
-#                          skips (77) unless root with ip, nft, haproxy, python3;
+#                          skips (skip.bash) unless root with ip, nft, haproxy, python3;
 #                          unique names, work dir, the cleanup trap
 #   ck_topology            the demo inventory (portmatrix demo --out): one
 #                          namespace per node on one bridge, VIP on lb1, every
@@ -68,7 +68,7 @@ ck_secs() { printf '%d.%02ds' $(($1 / 1000)) $(($1 % 1000 / 10)); } # MS
 ck_since() { ck_secs $(($(ck_now_ms) - $1)); }                     # START_MS
 ck_log() { printf '[%s] %s\n' "$CK_NAME" "$*"; }
 ck_die() { printf '[%s] ERROR: %s\n' "$CK_NAME" "$*" >&2; exit 1; }
-ck_skip() { echo "SKIPPED: $*"; exit 77; }
+source "$(dirname "${BASH_SOURCE[0]}")/skip.bash"
 ck_ok() { CK_CHECKS=$((CK_CHECKS + 1)); ck_log "ok: $*"; }
 ck_fail() { CK_CHECKS=$((CK_CHECKS + 1)); CK_FAILURES=$((CK_FAILURES + 1)); ck_log "FAIL: $*"; }
 
@@ -81,13 +81,13 @@ ck_init() { # NAME PORTMATRIX PM_NETPROBE
   fi
   [[ -x $1 ]] || { echo "$0: $1 is not an executable" >&2; exit 2; }
   PM_BIN=$(realpath "$1")
-  [[ $(id -u) -eq 0 ]] || ck_skip "needs root (network namespaces, firewall rules, packet capture)"
+  [[ $(id -u) -eq 0 ]] || skip "needs root (network namespaces, firewall rules, packet capture)"
   PATH=$PATH:/usr/sbin:/sbin
   local tool
   for tool in ip nft haproxy ss python3; do
-    command -v "$tool" >/dev/null || ck_skip "$tool is not installed"
+    command -v "$tool" >/dev/null || skip "$tool is not installed"
   done
-  ip netns list >/dev/null 2>&1 || ck_skip "ip netns does not work here"
+  ip netns list >/dev/null 2>&1 || skip "ip netns does not work here"
 
   CK_START_MS=$(ck_now_ms)
   CK_PREFIX=pc$$$(printf '%02x' $((RANDOM % 256)))
@@ -229,7 +229,7 @@ ck_namespaces() { # INVENTORY
   [[ -z $CK_VIP || -n ${CK_ADDRESS[$CK_VIP_NODE]:-} ]] || ck_die "$INVENTORY has a vip but no node $CK_VIP_NODE"
 
   CK_SWITCH=$CK_PREFIX-sw
-  ck_netns_add "$CK_SWITCH" 2>/dev/null || ck_skip "cannot create a network namespace"
+  ck_netns_add "$CK_SWITCH" 2>/dev/null || skip "cannot create a network namespace"
   ip -n "$CK_SWITCH" link add br0 type bridge
   ip -n "$CK_SWITCH" link set br0 up
   # A plain switch: with br_netfilter in the kernel, a new namespace's
@@ -382,6 +382,32 @@ ck_check_wait() { # sets CK_RC, CK_MS
   ck_log "check $CK_CHECK_NAME: exit $CK_RC in $(ck_secs "$CK_MS")"
 }
 
+# --- events of a running check (to wait on, instead of sleeping) -------------
+# The check (in $CK_CHECK_NODE) sends each request to an agent on a connection
+# of its own and closes it once answered, first: the connection then waits in
+# FIN-WAIT or TIME-WAIT (60 s) on the check's side. So ss counts the requests
+# an agent has answered and those still in flight.
+ck_calls() { # NODE answered|open: requests from the check to NODE's agent
+  local port states=(state established)
+  port=$(sed -n 's/^agent: {control_port: *\([0-9]*\)}.*/\1/p' "$INVENTORY")
+  [[ -n $port ]] || ck_die "no agent control_port in $INVENTORY"
+  [[ $2 == answered ]] && states=(state fin-wait-1 state fin-wait-2 state time-wait)
+  ck_in "$CK_CHECK_NODE" ss -Htn "${states[@]}" "( dst ${CK_ADDRESS[$1]} and dport = :$port )" | wc -l
+}
+
+ck_wait_until() { # WHAT SECONDS CMD...: polls CMD (every 50 ms) until it succeeds; dies after SECONDS
+  local what=$1 limit=$2 t0
+  shift 2
+  t0=$(ck_now_ms)
+  until "$@"; do
+    [[ $(($(ck_now_ms) - t0)) -lt $((limit * 1000)) ]] || ck_die "not within ${limit}s: $what"
+    sleep 0.05
+  done
+  ck_log "$what ($(ck_since "$CK_CHECK_T0") into the check)"
+}
+
+ck_at_least() { [[ $($1 "${@:2:$#-2}") -ge ${*: -1} ]]; } # FUNCTION ARGS... N: FUNCTION's output >= N
+
 ck_check() { # NAME [ARGS...]
   ck_check_start "$@"
   ck_check_wait
@@ -435,6 +461,14 @@ ck_exit_status() { # EXPECTED
   fi
 }
 
+ck_stderr_has() { # NAME TEXT: the stderr of check NAME holds TEXT (case-insensitive)
+  if grep -qiF -- "$2" "$CK_WORK/$1.err"; then
+    ck_ok "$1: the message says '$2': $(head -c 300 "$CK_WORK/$1.err")"
+  else
+    ck_fail "$1: the message lacks '$2': $(head -c 300 "$CK_WORK/$1.err")"
+  fi
+}
+
 ck_ended_within() { # DEADLINE SLACK: the last check ended within its --deadline (seconds) + SLACK seconds
   if [[ $CK_MS -lt $((($1 + $2) * 1000)) ]]; then
     ck_ok "the check ended in $(ck_secs "$CK_MS"), within its ${1}s deadline + ${2}s"
@@ -458,6 +492,11 @@ ck_summary() { # passed=N failed=N skipped=N (any of them)
 # port=N with that diagnosis, and their detail contains DETAIL.
 ck_expect() { # FILTER VERDICT DIAGNOSIS [DETAIL] [count=N]
   ck_assert_py "[$1] -> $2 $3${4:+ ($4)}" expect "$CK_JSON" "$@"
+}
+
+ck_expect_each() { # FILTER VERDICT:DIAGNOSIS[|DIAGNOSIS...]...: each selected result is one of these
+  # (at least one result selected; for fail, every failure's diagnosis is one the verdict lists)
+  ck_assert_py "[$1] each one of: ${*:2}" expect-each "$CK_JSON" "$@"
 }
 
 # Every result that no FILTER selects passes.
@@ -618,6 +657,23 @@ def cmd_expect(path, text, verdict, diagnosis, *rest):
     flows = sorted({f"{r['from']}->{r['to']}" for r in chosen})
     print(f"{len(chosen)} flow(s): {' '.join(flows)}")
 
+def cmd_expect_each(path, text, *allowed):
+    report = load(path)
+    chosen = select(report, text)
+    kinds = {}
+    for a in allowed:
+        verdict, diagnoses = a.split(":", 1)
+        kinds.setdefault(verdict, set()).update(diagnoses.split("|"))
+    bad = [] if chosen else ["no result matches"]
+    for r in chosen:
+        ok = r["verdict"] in kinds and r["diagnosis"] in kinds[r["verdict"]]
+        ok = ok and all(f["diagnosis"] in kinds[r["verdict"]] for f in r["failures"] if r["verdict"] == "fail")
+        if not ok: bad.append(brief(r))
+    if bad: fail(bad)
+    seen = {}
+    for r in chosen: seen[f"{r['verdict']} {r['diagnosis']}"] = seen.get(f"{r['verdict']} {r['diagnosis']}", 0) + 1
+    print(f"{len(chosen)} result(s): " + ", ".join(f"{n} {k}" for k, n in sorted(seen.items())))
+
 def cmd_others_pass(path, *texts):
     report = load(path)
     filters = [parse_filter(t) for t in texts]
@@ -747,7 +803,7 @@ def cmd_haproxy_up(sock_path):
     print(f"{len(up)} of {len(servers)} servers up" + ("" if len(up) == len(servers) else ": " + "; ".join(state)))
     sys.exit(0 if servers and len(up) == len(servers) else 1)
 
-commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "others-pass": cmd_others_pass,
+commands = {"valid": cmd_valid, "summary": cmd_summary, "expect": cmd_expect, "expect-each": cmd_expect_each, "others-pass": cmd_others_pass,
             "backends": cmd_backends, "answered-by": cmd_answered_by, "agents-ok": cmd_agents_ok, "count": cmd_count, "n": cmd_n, "show": cmd_show, "agent": cmd_agent,
             "junit": cmd_junit, "html": cmd_html, "haproxy-up": cmd_haproxy_up, "same-verdicts": cmd_same_verdicts}
 commands[sys.argv[1]](*sys.argv[2:])

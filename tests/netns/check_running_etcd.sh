@@ -10,7 +10,7 @@
 #   usage: check_running_etcd.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/check_lib.bash"
 ck_init running_etcd "$@"
-command -v etcd >/dev/null || ck_skip "etcd is not installed (Debian package etcd-server)"
+command -v etcd >/dev/null || skip "etcd is not installed (Debian package etcd-server)"
 
 ck_topology
 ck_start_haproxy

@@ -36,7 +36,7 @@ eg_check() { # NAME [ARGS...]
   EG_RC=0
   EG_JSON=$WORK/$name.json
   ip netns exec "$CLIENT" "$PM_BIN" check --inventory "${EG_INVENTORY:-$WORK/inventory.yaml}" --token-file "$TOKEN" --egress \
-    --timeout-ms 500 --deadline 10 --egress-deadline 10 --format json --output "$EG_JSON" "$@" \
+    --timeout-ms 500 --deadline 10 --egress-deadline "${EG_EGRESS_DEADLINE:-10}" --format json --output "$EG_JSON" "$@" \
     >"$WORK/$name.out" 2>"$WORK/$name.err" || EG_RC=$?
   [[ -s $EG_JSON ]] || die "$name: no report (exit $EG_RC): $(cat "$WORK/$name.err")"
   log "$name: exit $EG_RC in $(seconds_since "$t0")"
@@ -76,6 +76,21 @@ eg_exit_status 1
 eg_expect good.test 443 ok proxy
 eg_expect denied.test 443 proxy-denied proxy
 eg_expect good-mirror.test 443 ok direct
+
+# The egress round's own budget: with a resolver that never answers (its
+# retries take 10 s), --egress-deadline 3 ends the round, every host a
+# dns-failure, and the report says how long the round took.
+eg_silent_resolver
+EG_EGRESS_DEADLINE=3 eg_check silent-dns
+eg_exit_status 1
+eg_expect good.test 443 dns-failure direct
+eg_expect plain.test 80 dns-failure direct
+ROUND_MS=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rounds_ms"]["egress"])' "$EG_JSON")
+if [[ $ROUND_MS -lt 8000 ]]; then
+  eg_ok "the egress round took ${ROUND_MS}ms with --egress-deadline 3"
+else
+  eg_fail "the egress round took ${ROUND_MS}ms with --egress-deadline 3: not bounded by it"
+fi
 
 netns_alive "$AGENT" && eg_ok "the agent still runs" || eg_fail "the agent died: $(tail -5 "$WORK/agent.log")"
 eg_finish

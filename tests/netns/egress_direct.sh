@@ -29,12 +29,31 @@ else
 fi
 
 # The same list, without the test CA: nothing is trusted any more.
-t0=$(now_ms)
-ip netns exec "$CLIENT" env SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=/nonexistent "$PM_BIN" egress \
-  --inventory "$WORK/inventory.yaml" --format json --timeout-ms "$EG_TIMEOUT_MS" >"$WORK/no-ca.json" 2>/dev/null || true
-log "no-ca: $(seconds_since "$t0")"
-EG_JSON=$WORK/no-ca.json
-eg_results
+eg_run no-ca SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=/nonexistent
+eg_exit_status 1
 eg_expect good.test 443 tls-untrusted direct
+
+# Only the hosts that answer well (the inventory removes the others): exit 0.
+sed 's/remove: \[removed.test\]/remove: [removed.test, wrongname.test, untrusted.test, refused.test, dropped.test, nxdomain.test]/' \
+  "$WORK/inventory.yaml" >"$WORK/good-inventory.yaml"
+grep -q 'nxdomain.test\]' "$WORK/good-inventory.yaml" || die "cannot write the inventory of good hosts"
+EG_INVENTORY=$WORK/good-inventory.yaml eg_run good
+eg_exit_status 0
+eg_expect good.test 443 ok direct
+eg_expect plain.test 80 ok direct
+eg_absent refused.test
+
+# A resolver that never answers: the run ends by its --deadline (3 s; the
+# resolver's own retries take 10 s), every host reported as dns-failure.
+eg_silent_resolver
+EG_DEADLINE=3 eg_run silent-dns
+eg_exit_status 1
+eg_expect good.test 443 dns-failure direct
+eg_expect plain.test 80 dns-failure direct
+if [[ $EG_MS -lt 8000 ]]; then
+  eg_ok "the silent resolver cost the --deadline: ${EG_MS}ms for 3 s"
+else
+  eg_fail "took ${EG_MS}ms with --deadline 3: the resolver's retries were waited out"
+fi
 
 eg_finish

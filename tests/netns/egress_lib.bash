@@ -168,7 +168,9 @@ YAML
 }
 
 # eg_run NAME [VAR=VALUE...] [--OPTION...]: egress in the client with those
-# environment variables and options, JSON into $WORK/NAME.json.
+# environment variables and options, JSON into $WORK/NAME.json
+# (EG_INVENTORY=FILE eg_run ...: another inventory than $WORK/inventory.yaml;
+# EG_DEADLINE=S: another --deadline than 20 s).
 eg_run() {
   local name=$1 t0 env=() args=()
   shift
@@ -179,8 +181,8 @@ eg_run() {
   EG_RC=0
   EG_JSON=$WORK/$name.json
   ip netns exec "$CLIENT" env SSL_CERT_FILE="$WORK/pki/ca.crt" SSL_CERT_DIR=/nonexistent "${env[@]}" \
-    "$PM_BIN" egress --inventory "$WORK/inventory.yaml" --format json --output "$EG_JSON" \
-    --timeout-ms "$EG_TIMEOUT_MS" --deadline 20 "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" || EG_RC=$?
+    "$PM_BIN" egress --inventory "${EG_INVENTORY:-$WORK/inventory.yaml}" --format json --output "$EG_JSON" \
+    --timeout-ms "$EG_TIMEOUT_MS" --deadline "${EG_DEADLINE:-20}" "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" || EG_RC=$?
   EG_MS=$(($(now_ms) - t0))
   [[ -s $EG_JSON ]] || die "$name: no report (exit $EG_RC): $(cat "$WORK/$name.err")"
   eg_results
@@ -190,6 +192,12 @@ eg_run() {
 
 # One line per result of $EG_JSON, "HOST PORT VERDICT direct|proxy DETAIL",
 # into $EG_RESULTS (one python3 per run, not per assertion).
+# The client's resolver becomes an address whose packets the internet
+# drops (dropped.test's): every lookup waits for the resolver's own retries.
+eg_silent_resolver() {
+  echo "nameserver 198.18.0.14" >"/etc/netns/$CLIENT/resolv.conf"
+}
+
 eg_results() {
   EG_RESULTS=${EG_JSON%.json}.results
   python3 -c '

@@ -10,7 +10,7 @@
 set -euo pipefail
 pm=$(realpath "$1")
 
-skip() { echo "SKIPPED: $*"; exit 77; }
+source "$(dirname "$0")/skip.bash"
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
 for tool in ip nft haproxy keepalived openssl curl; do
   command -v "$tool" >/dev/null || skip "$tool is not installed"

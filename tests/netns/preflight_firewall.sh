@@ -41,8 +41,16 @@ grep -q "net.ipv4.ip_forward.*is 0, must be 1" "$WORK/drop.txt" || fail "the tab
 ip netns exec "$NODE_NS" sysctl -qw net.ipv4.ip_forward=1
 ip netns exec "$NODE_NS" nft delete table inet pfcheck
 pf_run open --mode install
+pf_expect "exit 1 exactly when a check failed" "$PF_STATUS" "$(pf_query open "1 if r['summary']['failed'] else 0")"
 pf_expect "ip_forward passes once set" "$(pf_query open "[k['status'] for k in r['kernel'] if k['check'] == 'net.ipv4.ip_forward']")" "['pass']"
 pf_expect "without rules every flow is accepted" "$(pf_query open "sorted({x['decision'] for x in r['firewall']['results']})")" "['accept']"
 pf_expect "no firewall failures" "$(pf_query open "sum(1 for x in r['firewall']['results'] if x['status'] == 'fail')")" 0
+
+# Everything in order: no rule in the way, the kernel as the fixture host-ok
+# has it (modules loaded, ip_forward 1, no swap; PORTMATRIX_HOST_ROOT), its
+# two listeners info in running mode: exit 0.
+PORTMATRIX_HOST_ROOT=$(cd "$(dirname "$0")/../unit/preflight/fixtures/host-ok" && pwd) pf_run all-ok --mode running
+pf_expect "nothing fails: exit 0" "$PF_STATUS" 0
+pf_expect "... and the report agrees" "$(pf_query all-ok "r['summary']['failed']")" 0
 
 netns_finish

@@ -59,7 +59,12 @@ SILENT_ANSWER=$(answered_by install 6443)
 grep -q "answers as" "$WORK/install.txt" || fail "the table says what answers: $(cat "$WORK/install.txt")"
 log "who answers: 10250 '$HTTP_ANSWER'; 6443 '$SILENT_ANSWER'"
 
+# Running mode: the held ports are info, so what still fails is the kernel
+# (modules and swap are this host's): the exit status says exactly that.
 pf_run running --mode running
+pf_expect "running mode: no firewall result fails" \
+  "$(pf_query running "sum(1 for x in r['firewall']['results'] if x['status'] == 'fail')")" 0
+pf_expect "running mode exits 1 exactly when a check failed" "$PF_STATUS" "$(pf_query running "1 if r['summary']['failed'] else 0")"
 pf_query running "r['summary']" | while read -r line; do log "running mode summary: $line"; done
 pf_expect "6443/tcp is info in running mode" "$(status running tcp 6443)" info
 pf_expect "31234/udp owner shown in running mode" "$(owner running udp 31234)" "$UDP_OWNER"

@@ -551,12 +551,7 @@ private:
   {
     const auto& flow = m_flows[index];
     if (flow.expect == Expect::deny) {
-      for (const auto& segment : segments) {
-        if (segment.state == ProbeState::open) {
-          result.failures.push_back({segment.range, "open", "unexpectedly-open",
-                                     segment.responder.empty() ? "reachable" : "answered by " + segment.responder});
-        }
-      }
+      result.failures = diagnose_denied(segments);
       result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
       result.diagnosis = result.failures.empty() ? "closed" : "unexpectedly-open";
       return;

@@ -219,4 +219,16 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
   return failure;
 }
 
+std::vector<FlowFailure>
+diagnose_denied(const std::vector<Segment>& segments)
+{
+  std::vector<FlowFailure> failures;
+  for (const auto& segment : segments) {
+    if (segment.state != ProbeState::open) continue;
+    failures.push_back({segment.range, "open", "unexpectedly-open",
+                        segment.responder.empty() ? "reachable" : "answered by " + segment.responder});
+  }
+  return failures;
+}
+
 } // namespace portmatrix

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "agent/messages.hpp"
 #include "check/check.hpp"
@@ -51,5 +52,10 @@ bool reached_destination(const Segment& segment, const SegmentEvidence& evidence
 // identity while the destination's agent cannot be asked (stopped, frozen)
 // is `agent-unreachable`, not `wrong-responder`: the flow is untested.
 FlowFailure diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service);
+
+// The failures of a flow the matrix denies: every probed segment that opened
+// is `unexpectedly-open` (a refusal or silence is what a deny flow should
+// get); its detail names who answered, when an identity line came.
+std::vector<FlowFailure> diagnose_denied(const std::vector<Segment>& segments);
 
 } // namespace portmatrix

@@ -2,10 +2,12 @@
 // guide's topology in network namespaces (sim/), each node behind its
 // generated nftables firewall, haproxy on the load balancer with the
 // generated haproxy.cfg, an agent per node, and one fault planted on purpose
-// (UDP 8472 dropped by master2's firewall); then `check` runs from the client
-// node and its report says where the packet died. Without root it checks the
-// same flows on loopback addresses (no firewalls, no VIP) and says what it
-// skipped. Everything it creates is removed on every exit path, Ctrl-C included.
+// (UDP 8472 dropped by master2's firewall); then the check runs from the client
+// node (in its namespace) and its report is compared with the planted fault:
+// exit 0 only when exactly the fault's flows fail, with its diagnosis. Without
+// root it checks the same flows on loopback addresses (no firewalls, no VIP)
+// and says what it skipped. Everything it creates is removed on every exit
+// path, Ctrl-C included.
 #include "cli/demo.hpp"
 
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -27,7 +30,9 @@
 #include "lb/lb.hpp"
 #include "profiles/builtin.hpp"
 #include "report/check_report.hpp"
+#include "sim/haproxy_state.hpp"
 #include "sim/netns_cluster.hpp"
+#include "sim/planted_fault.hpp"
 #include "util/process.hpp"
 
 namespace portmatrix {
@@ -118,6 +123,79 @@ demo_plan(std::string_view text, const std::string& name)
   return make_plan(std::move(*profile), std::move(*inventory));
 }
 
+// The fault the demo plants: master2's firewall drops Flannel's VXLAN.
+const PlantedFault k_fault{"master2", Protocol::udp, 8472, "dropped-by-destination-firewall"};
+
+Colour
+terminal_colour()
+{
+  return ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR") ? Colour::on : Colour::off;
+}
+
+// Plants k_fault and proves it is in place: the rule is in master2's ruleset.
+bool
+plant_fault(NetnsCluster& cluster)
+{
+  auto port = std::to_string(k_fault.port);
+  auto protocol = std::string(to_string(k_fault.protocol));
+  std::string output;
+  if (!cluster.run_in(k_fault.node, {"nft", "insert", "rule", "inet", "portmatrix", "input", protocol, "dport", port, "drop"},
+                      output)) {
+    std::cerr << fmt::format("portmatrix demo: planting the fault on {} failed: {}\n", k_fault.node, output);
+    return false;
+  }
+  auto rule = fmt::format("{} dport {} drop", protocol, port);
+  if (!cluster.run_in(k_fault.node, {"nft", "list", "chain", "inet", "portmatrix", "input"}, output) ||
+      output.find(rule) == std::string::npos) {
+    std::cerr << fmt::format("portmatrix demo: the planted rule '{}' is not in {}'s ruleset:\n{}", rule, k_fault.node,
+                             output);
+    return false;
+  }
+  return true;
+}
+
+// Waits until haproxy's last health check of every master passed, so the VIP
+// flows meet every backend (a master checked before its agent was up needs
+// two more checks, seconds apart).
+bool
+wait_for_backends(const std::string& socket_path, std::chrono::seconds limit)
+{
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  std::string state;
+  while (!g_interrupted) {
+    if (haproxy_servers_up(socket_path, state)) {
+      step("haproxy: " + state);
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (!g_interrupted) std::cerr << fmt::format("portmatrix demo: haproxy's servers not all up after {} s: {}\n", limit.count(), state);
+  return false;
+}
+
+// Prints the verdict on the report: exactly the planted fault (0), or what differs (1).
+int
+judge(const CheckReport& report)
+{
+  auto found = differences(report, k_fault);
+  if (found.empty()) {
+    std::size_t crossing = 0;
+    for (const auto& result : report.results) crossing += crosses(result, k_fault);
+    step(fmt::format("the check found exactly the planted fault: the {} flows to {} {}/{} fail with {}, every other "
+                     "flow ({}) passes",
+                     crossing, k_fault.node, k_fault.port, to_string(k_fault.protocol), k_fault.diagnosis,
+                     report.results.size() - crossing));
+    return 0;
+  }
+  step(fmt::format("the check's report differs from the planted fault ({} {}/{} dropped by its firewall) in {} way{}:",
+                   k_fault.node, k_fault.port, to_string(k_fault.protocol), found.size(), found.size() == 1 ? "" : "s"));
+  constexpr std::size_t shown = 20;
+  for (std::size_t i = 0; i < found.size() && i < shown; ++i) std::cout << "    " << found[i] << "\n";
+  if (found.size() > shown) std::cout << fmt::format("    ... and {} more\n", found.size() - shown);
+  return 1;
+}
+
 int
 live_demo(const WorkDir& work)
 {
@@ -144,15 +222,19 @@ live_demo(const WorkDir& work)
     }
   }
   step("planting a fault: master2's firewall drops UDP 8472 (Flannel VXLAN)");
-  cluster.run_in("master2", {"nft", "insert", "rule", "inet", "portmatrix", "input", "udp", "dport", "8472", "drop"},
-                 output);
+  if (!plant_fault(cluster)) return 1;
 
   auto token_path = work.file("token");
   write_private(token_path, random_hex(32) + "\n");
-  if (have_program("haproxy")) {
+  auto haproxy = have_program("haproxy");
+  auto stats_socket = work.file("haproxy.sock");
+  if (haproxy) {
     step("starting haproxy on lb1 with the generated haproxy.cfg (portmatrix lb --format haproxy)");
     write_private(work.file("haproxy.cfg"), *generate_haproxy(plan));
-    cluster.spawn_in("lb1", {"haproxy", "-db", "-f", work.file("haproxy.cfg")}, work.file("haproxy.log"));
+    // A second file for the demo's own use: the stats socket it watches the health checks on.
+    write_private(work.file("haproxy-stats.cfg"), fmt::format("global\n    stats socket {} mode 600 level user\n", stats_socket));
+    cluster.spawn_in("lb1", {"haproxy", "-db", "-f", work.file("haproxy.cfg"), "-f", work.file("haproxy-stats.cfg")},
+                     work.file("haproxy.log"));
   } else {
     step("haproxy is not installed: the VIP flows will fail (apt-get install haproxy)");
   }
@@ -168,21 +250,59 @@ live_demo(const WorkDir& work)
     std::cerr << "portmatrix demo: not every agent came up; see their logs\n";
     return 1;
   }
-  // haproxy marks the masters up after two health checks, which the agents answer.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  if (g_interrupted) return 130;
+  if (haproxy && !wait_for_backends(stats_socket, std::chrono::seconds(30))) return g_interrupted ? 130 : 1;
 
-  step("running the check from client1 (portmatrix check)");
-  auto started = std::chrono::steady_clock::now();
-  bool passed = cluster.run_in("client1", {self, "check", "--inventory", inventory_path, "--token-file", token_path},
-                               output);
-  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::cout << output;
-  step(fmt::format("check took {:.2f} s and exited {}", elapsed, passed ? "0: all flows hold" : "1: flows fail"));
-  std::cout << "    The failing flows are the planted fault: probes to master2 UDP 8472 reached its interface\n"
-               "    and were dropped by its firewall (dropped-by-destination-firewall).\n";
+  step("running the check from client1 (portmatrix check, in client1's network namespace)");
+  auto token = Token::load(token_path, error);
+  if (!token) {
+    std::cerr << "portmatrix demo: " << error << "\n";
+    return 1;
+  }
+  std::optional<Expected<CheckReport, std::string>> report;
+  if (!cluster.run_inside("client1", [&] { report = run_check(plan, *token, {}); }, error)) {
+    std::cerr << "portmatrix demo: " << error << "\n";
+    return 1;
+  }
+  if (!*report) {
+    std::cerr << "portmatrix demo: check: " << report->error() << "\n";
+    return 1;
+  }
+  std::cout << render_check(**report, CheckFormat::table, terminal_colour());
+  step(fmt::format("check took {:.2f} s: {} passed, {} failed, {} skipped", (*report)->duration.count() / 1000.0,
+                   (*report)->passed, (*report)->failed, (*report)->skipped));
+  auto verdict = judge(**report);
   step("removing the namespaces, agents and haproxy");
-  return g_interrupted ? 130 : 0;
+  return g_interrupted ? 130 : verdict;
+}
+
+// On loopback there are no firewalls: every flow the matrix allows must pass,
+// and the flows it denies are open (said, not counted against the demo).
+int
+judge_loopback(const CheckReport& report)
+{
+  std::size_t denied_open = 0;
+  std::vector<std::string> found;
+  for (const auto& result : report.results) {
+    if (result.flow.expect == Expect::deny) {
+      denied_open += result.verdict == Verdict::fail;
+      continue;
+    }
+    if (result.verdict != Verdict::pass) {
+      found.push_back(fmt::format("{} -> {} {}/{}: {} ({})", result.from, result.to, to_string(result.flow.range),
+                                  to_string(result.flow.protocol), to_string(result.verdict), result.diagnosis));
+    }
+  }
+  if (denied_open > 0) {
+    std::cout << fmt::format("{} flows the matrix denies are open here: loopback has no firewalls to drop them.\n",
+                             denied_open);
+  }
+  if (found.empty()) {
+    std::cout << "Every flow the matrix allows passes on loopback.\n";
+    return 0;
+  }
+  std::cout << fmt::format("{} flows the matrix allows do not pass on loopback:\n", found.size());
+  for (const auto& line : found) std::cout << "    " << line << "\n";
+  return 1;
 }
 
 int
@@ -227,8 +347,9 @@ loopback_demo(const WorkDir& work)
     std::cerr << "portmatrix demo: " << report.error() << "\n";
     return 1;
   }
-  std::cout << render_check(*report, CheckFormat::table);
-  return g_interrupted ? 130 : 0;
+  std::cout << render_check(*report, CheckFormat::table, terminal_colour());
+  auto verdict = judge_loopback(*report);
+  return g_interrupted ? 130 : verdict;
 }
 
 } // namespace

@@ -3,7 +3,15 @@
 // so nothing ever appears in the caller's own namespace.
 #include "sim/netns_cluster.hpp"
 
+#include <fcntl.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <fmt/format.h>
+
+#include "net/fd.hpp"
 
 #include "util/process.hpp"
 
@@ -85,6 +93,24 @@ NetnsCluster::spawn_in(const std::string& node, const std::vector<std::string>& 
   auto pid = spawn_process(full, log_path);
   if (pid > 0) m_children.push_back(pid);
   return pid;
+}
+
+bool
+NetnsCluster::run_inside(const std::string& node, const std::function<void()>& body, std::string& error)
+{
+  Fd own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  auto path = "/run/netns/" + namespace_of(node);
+  Fd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!own.valid() || !target.valid() || ::setns(target.get(), CLONE_NEWNET) != 0) {
+    error = fmt::format("cannot enter {}: {}", path, std::strerror(errno));
+    return false;
+  }
+  body();
+  if (::setns(own.get(), CLONE_NEWNET) != 0) {
+    error = fmt::format("cannot return from {} to this process's network namespace: {}", path, std::strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 void

@@ -5,6 +5,7 @@
 // destructor, including the processes it started. Needs root.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -30,6 +31,10 @@ public:
               const std::string& input = {});
   // Starts argv inside the node's namespace; the cluster stops it at teardown.
   pid_t spawn_in(const std::string& node, const std::vector<std::string>& argv, const std::string& log_path);
+  // Runs `body` on this thread inside the node's network namespace (setns),
+  // then returns the thread to its own; false, with `error`, when it cannot
+  // enter (body not run) or cannot return (then the process must not go on).
+  bool run_inside(const std::string& node, const std::function<void()>& body, std::string& error);
   void teardown();
 
 private:

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -398,6 +399,34 @@ TEST_F(ControlServer, TricklingUnauthenticatedClientsCannotHoldEverySlot)
   for (int fd : trickling) ::close(fd);
   ::close(late);
   expect_still_serving();
+}
+
+// With every slot taken by connections that have not authenticated, a new
+// connection takes the slot of the oldest of them: that one is closed, the
+// others stay open.
+TEST_F(ControlServer, AFullTableEvictsTheOldestUnauthenticatedConnection)
+{
+  std::vector<int> waiting;
+  for (std::size_t i = 0; i < k_max_control_connections; ++i) {
+    int fd = connect_control();
+    ::send(fd, "\x01", 1, MSG_NOSIGNAL); // one byte of a greeting record
+    waiting.push_back(fd);
+  }
+  expect_still_serving(); // the newcomer
+  // Every connection got the agent's greeting on accept; the oldest then
+  // ends (read to its end, 5 s receive timeout), the others stay open (read
+  // what is there, then nothing more is pending).
+  char buffer[512];
+  ssize_t n;
+  while ((n = ::recv(waiting.front(), buffer, sizeof buffer, 0)) > 0) {}
+  EXPECT_TRUE(n == 0 || errno == ECONNRESET) << "the oldest connection was not closed (errno " << errno << ")";
+  std::size_t open = 0;
+  for (std::size_t i = 1; i < waiting.size(); ++i) {
+    while ((n = ::recv(waiting[i], buffer, sizeof buffer, MSG_DONTWAIT)) > 0) {}
+    open += n < 0 && errno == EAGAIN;
+  }
+  EXPECT_EQ(open, waiting.size() - 1) << "a newer connection was closed instead of (or besides) the oldest";
+  for (int fd : waiting) ::close(fd);
 }
 
 TEST_F(ControlServer, RefusesTargetsOutsideTheInventory)

@@ -274,5 +274,34 @@ TEST(Diagnosis, AConnectionToAFrozenAgentIsNotAnotherResponder)
                            "(stopped or frozen?)");
 }
 
+// A flow the matrix denies: only the segments that opened fail, each
+// unexpectedly-open and naming who answered; refusals and silence pass.
+TEST(Diagnosis, ADeniedFlowThatOpensIsUnexpectedlyOpen)
+{
+  auto open_by = [](PortRange range, std::string responder) {
+    auto segment = segment_of(ProbeState::open, range);
+    segment.responder = std::move(responder);
+    segment.authentic = !segment.responder.empty();
+    return segment;
+  };
+  std::vector<Segment> segments{open_by({2379, 2380}, "master1"), segment_of(ProbeState::refused, {10250, 10250}),
+                                segment_of(ProbeState::filtered, {10257, 10257}), open_by({10259, 10259}, ""),
+                                segment_of(ProbeState::unprobed, {10260, 10260})};
+  auto failures = diagnose_denied(segments);
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].ports, (PortRange{2379, 2380}));
+  EXPECT_EQ(failures[0].state, "open");
+  EXPECT_EQ(failures[0].diagnosis, "unexpectedly-open");
+  EXPECT_EQ(failures[0].detail, "answered by master1");
+  EXPECT_EQ(failures[1].ports, (PortRange{10259, 10259}));
+  EXPECT_EQ(failures[1].diagnosis, "unexpectedly-open");
+  EXPECT_EQ(failures[1].detail, "reachable");
+}
+
+TEST(Diagnosis, ADeniedFlowThatStaysClosedHasNoFailure)
+{
+  EXPECT_TRUE(diagnose_denied({segment_of(ProbeState::refused), segment_of(ProbeState::filtered)}).empty());
+}
+
 } // namespace
 } // namespace portmatrix

@@ -7,7 +7,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
+#include <string>
+#include <thread>
 
 #include "egress/runner.hpp"
 #include "net/fd.hpp"
@@ -52,7 +55,67 @@ target(std::uint16_t port, EgressScheme scheme)
   return {"127.0.0.1", {port, scheme}, "127.0.0.1", "test"};
 }
 
+// A proxy on loopback that answers every CONNECT with `status` (one
+// connection at a time, until destroyed).
+class FakeProxy
+{
+public:
+  explicit FakeProxy(std::string status) : m_listener(listen_loopback()), m_status(std::move(status))
+  {
+    m_thread = std::thread([this] {
+      for (;;) {
+        Fd client(::accept4(m_listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!client || m_stopping) return;
+        std::string request;
+        char buffer[1024];
+        ssize_t n;
+        while (request.find("\r\n\r\n") == std::string::npos && (n = ::recv(client.get(), buffer, sizeof buffer, 0)) > 0) {
+          request.append(buffer, std::size_t(n));
+        }
+        auto answer = "HTTP/1.1 " + m_status + "\r\nContent-Length: 0\r\n\r\n";
+        ::send(client.get(), answer.data(), answer.size(), MSG_NOSIGNAL);
+      }
+    });
+  }
+  ~FakeProxy()
+  {
+    m_stopping = true;
+    ::shutdown(m_listener.fd.get(), SHUT_RDWR); // wakes accept()
+    m_thread.join();
+  }
+  std::uint16_t port() const { return m_listener.port; }
+
+private:
+  Listener m_listener;
+  std::string m_status;
+  std::atomic<bool> m_stopping{false};
+  std::thread m_thread;
+};
+
 } // namespace
+
+// The proxy resolves and connects for us, and its failures say only so much:
+// 500, 502 and 503 ("could not reach the host") read as refused, 504 (it
+// timed out reaching the host) as timeout, 403 as proxy-denied; the detail
+// keeps its status line.
+TEST(EgressRunner, AProxysStatusIsTheVerdict)
+{
+  for (auto [status, verdict] : {std::pair{"500 Internal Server Error", EgressVerdict::refused},
+                                 std::pair{"502 Bad Gateway", EgressVerdict::refused},
+                                 std::pair{"503 Service Unavailable", EgressVerdict::refused},
+                                 std::pair{"504 Gateway Timeout", EgressVerdict::timeout},
+                                 std::pair{"403 Forbidden", EgressVerdict::proxy_denied}}) {
+    FakeProxy proxy(status);
+    EgressOptions options;
+    options.proxy.https = ProxyUrl{"127.0.0.1", proxy.port(), "", ""};
+    options.timeout = std::chrono::milliseconds(5000);
+    options.deadline = std::chrono::milliseconds(10000);
+    auto results = run_egress({{"registry.example", {443, EgressScheme::https}, "registry.example", "test"}}, options);
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].verdict, verdict) << status << ": " << results[0].detail;
+    EXPECT_NE(results[0].detail.find(status), std::string::npos) << results[0].detail;
+  }
+}
 
 TEST(EgressRunner, ConnectsRefusesAndReportsByTarget)
 {

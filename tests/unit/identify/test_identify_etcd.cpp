@@ -16,6 +16,7 @@
 #include "identify/identify.hpp"
 #include "net/fd.hpp"
 #include "util/process.hpp"
+#include "../skip.hpp"
 
 namespace portmatrix {
 namespace {
@@ -52,7 +53,7 @@ class Etcd : public ::testing::Test
 protected:
   void SetUp() override
   {
-    if (!have_program("etcd")) GTEST_SKIP() << "skipped: etcd is not installed (Debian package etcd-server)";
+    if (!have_program("etcd")) PORTMATRIX_SKIP() << "etcd is not installed (Debian package etcd-server)";
     char pattern[] = "/tmp/pm-identify-etcd.XXXXXX";
     ASSERT_TRUE(::mkdtemp(pattern));
     m_dir = pattern;

@@ -24,6 +24,7 @@
 #include "net/address.hpp"
 #include "net/fd.hpp"
 #include "probe/prober.hpp"
+#include "../skip.hpp"
 
 namespace portmatrix {
 
@@ -190,6 +191,19 @@ public:
     return m_answered_at;
   }
 
+  // UDP Reply::nothing: the datagrams that reached its ports since the last
+  // call (read here, on the caller's thread: the loop never reads them, and a
+  // datagram sent on loopback is queued before its sendto() returns).
+  std::size_t silent_datagrams()
+  {
+    std::size_t count = 0;
+    char buffer[512];
+    for (int fd : m_silent) {
+      while (::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT) >= 0) ++count;
+    }
+    return count;
+  }
+
   // Reply::held: how many lines wait for release(); release() answers them all.
   std::size_t held() const
   {
@@ -242,6 +256,8 @@ private:
       m_loop.add(raw, EPOLLIN, [this, raw, reply](std::uint32_t) { accept_all(raw, reply); });
     } else if (reply != Reply::nothing) {
       m_loop.add(raw, EPOLLIN, [this, raw, reply](std::uint32_t) { answer_datagrams(raw, reply); });
+    } else {
+      m_silent.push_back(raw); // never read by the loop: silent_datagrams() counts what queued
     }
     m_sockets.push_back(std::move(fd));
   }
@@ -293,12 +309,17 @@ private:
     }
     if (count > 0) {
       auto reply = answer(connection.received, Protocol::tcp, connection.port, connection.reply);
+      note_answer(); // before the send: the prober may read answered_at() as soon as the answer is out
       ::send(raw, reply.data(), reply.size(), MSG_NOSIGNAL);
-      std::lock_guard lock(m_mutex);
-      m_answered_at.push_back(Clock::now());
     }
     m_loop.remove(raw);
     m_connections.erase(raw);
+  }
+
+  void note_answer()
+  {
+    std::lock_guard lock(m_mutex);
+    m_answered_at.push_back(Clock::now());
   }
 
   void answer_busy()
@@ -319,10 +340,9 @@ private:
     for (int raw : m_held) {
       auto& connection = m_connections.at(raw);
       auto reply = answer(connection.received, Protocol::tcp, connection.port, Reply::identity);
+      note_answer();
       ::send(raw, reply.data(), reply.size(), MSG_NOSIGNAL);
       m_connections.erase(raw);
-      std::lock_guard lock(m_mutex);
-      m_answered_at.push_back(Clock::now());
     }
     m_held.clear();
   }
@@ -358,6 +378,7 @@ private:
   std::vector<std::size_t> m_open_at_accept;
   std::deque<int> m_busy_queue; // Reply::busy: lines waiting for their answer
   std::vector<int> m_held;      // Reply::held: lines waiting for release()
+  std::vector<int> m_silent;    // UDP Reply::nothing sockets
   std::size_t m_held_count = 0; // m_held.size(), for other threads
   EventLoop m_loop;
   Fd m_wake;
@@ -458,7 +479,7 @@ TEST(Prober, OpenUdpPortAnswersWithAnAuthenticIdentity)
 
 TEST(Prober, ProbesIpv6LikeIpv4)
 {
-  if (!has_ipv6_loopback()) GTEST_SKIP() << "skipped: no ::1 on this machine";
+  if (!has_ipv6_loopback()) PORTMATRIX_SKIP() << "no ::1 on this machine";
   TestResponder responder(test_token());
   auto tcp = responder.serve(Protocol::tcp, "::1", Reply::identity);
   auto udp = responder.serve(Protocol::udp, "::1", Reply::identity);
@@ -534,23 +555,25 @@ TEST(Prober, SilentUdpPortIsFilteredAfterTheTimeout)
   TestResponder responder(test_token());
   auto port = responder.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
   responder.start();
-  auto started = Clock::now();
+  // No resend within a try: one datagram per try, counted where it lands.
   auto once = options(300ms);
+  once.udp_resend = 60s;
   once.retries = 0;
+  auto started = Clock::now();
   auto outcome = probe_one(target(Protocol::udp, "127.0.0.1", port), once);
-  auto elapsed = Clock::now() - started;
   EXPECT_EQ(outcome.state, ProbeState::filtered);
   EXPECT_EQ(outcome.error, 0);
-  EXPECT_GE(elapsed, 300ms);
-  EXPECT_LT(elapsed, 600ms);
+  EXPECT_GE(Clock::now() - started, 300ms);
+  EXPECT_EQ(responder.silent_datagrams(), 1u) << "tried once";
 
-  // The default: one retry, so two timeouts.
+  // The default: one retry, so two tries, two timeouts.
+  auto twice = once;
+  twice.retries = 1;
   started = Clock::now();
-  outcome = probe_one(target(Protocol::udp, "127.0.0.1", port), options(300ms));
-  elapsed = Clock::now() - started;
+  outcome = probe_one(target(Protocol::udp, "127.0.0.1", port), twice);
   EXPECT_EQ(outcome.state, ProbeState::filtered);
-  EXPECT_GE(elapsed, 600ms);
-  EXPECT_LT(elapsed, 900ms);
+  EXPECT_GE(Clock::now() - started, 600ms);
+  EXPECT_EQ(responder.silent_datagrams(), 2u) << "tried twice";
 }
 
 // One UDP probe (300 ms timeout, a resend every 100 ms) to an agent that
@@ -597,12 +620,13 @@ TEST(Prober, ALongRangeOfWhichNothingOpenedIsFilteredInOneTimeout)
   auto range = responder.serve_range(Protocol::udp, "127.0.0.1", std::uint32_t(k_silent_range), Reply::nothing);
   ASSERT_TRUE(range);
   responder.start();
+  auto probe_options = options(300ms);
+  probe_options.udp_resend = 60s; // one datagram per try
   auto started = Clock::now();
-  auto outcomes = Prober::run(test_token(), {target(Protocol::udp, "127.0.0.1", range->min, range->max)}, options(300ms));
-  auto elapsed = Clock::now() - started;
+  auto outcomes = Prober::run(test_token(), {target(Protocol::udp, "127.0.0.1", range->min, range->max)}, probe_options);
   for (const auto& port : outcomes.at(0).ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
-  EXPECT_GE(elapsed, 300ms);
-  EXPECT_LT(elapsed, 600ms) << "retried: two timeouts";
+  EXPECT_GE(Clock::now() - started, 300ms);
+  EXPECT_EQ(responder.silent_datagrams(), k_silent_range) << "retried: one try more per port";
 }
 
 TEST(Prober, SilenceInARangeWhereOtherPortsOpenedIsAskedAgain)
@@ -629,41 +653,54 @@ TEST(Prober, ASilentTcpPortCostsHedgeAfterAndOneTimeoutNotTwoTimeouts)
   auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::deaf);
   ASSERT_NE(port, 0);
   responder.start();
-  auto hedged = options(500ms);
-  hedged.hedge_after = 100ms;
+  // The comparison: without a hedge within the timeout, the retry waits
+  // for the pass (two timeouts, 2 s), measured here on this machine as it is now.
+  auto sequential = options(1000ms);
+  sequential.hedge_after = 1000ms;
   auto started = Clock::now();
-  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), hedged);
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), sequential);
+  auto two_timeouts = Clock::now() - started;
+  EXPECT_EQ(outcome.state, ProbeState::filtered);
+  EXPECT_GE(two_timeouts, 2000ms);
+
+  // Hedged after 100 ms: 1.1 s, the 0.9 s it saves far beyond any jitter of the comparison.
+  auto hedged = options(1000ms);
+  hedged.hedge_after = 100ms;
+  started = Clock::now();
+  outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), hedged);
   auto elapsed = Clock::now() - started;
   EXPECT_EQ(outcome.state, ProbeState::filtered);
-  EXPECT_GE(elapsed, 600ms);
-  EXPECT_LT(elapsed, 950ms) << "retried after the first try: two timeouts";
-
-  // Without a hedge within the timeout, the retry waits for the pass.
-  auto sequential = options(500ms);
-  sequential.hedge_after = 500ms;
-  started = Clock::now();
-  outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), sequential);
-  EXPECT_EQ(outcome.state, ProbeState::filtered);
-  EXPECT_GE(Clock::now() - started, 1000ms);
+  EXPECT_GE(elapsed, 1100ms);
+  EXPECT_LT(elapsed, two_timeouts - 400ms) << "the retry waited for the first try: two timeouts";
 }
 
 TEST(Prober, AHedgeProvesATcpPortWhoseFirstSynWasLost)
 {
   // The first SYN is dropped (the kernel would resend it only after a
   // second); the hedge, started at hedge_after, is answered before the
-  // first try's timeout.
-  TestResponder responder(test_token());
-  auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::deaf_at_first);
-  ASSERT_NE(port, 0);
-  responder.start();
-  auto probe_options = options(900ms);
-  probe_options.hedge_after = 300ms;
-  auto started = Clock::now();
-  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), probe_options);
-  expect_authentic_n1(outcome, port);
-  auto answers = responder.answered_at();
-  ASSERT_EQ(answers.size(), 1u);
-  EXPECT_LT(answers[0] - started, 800ms) << "answered only after the first try's timeout: no hedge";
+  // first try's timeout. Compared with the same probe without a hedge,
+  // answered only by the retry after the first try's timeout, measured here.
+  auto answered_after = [](std::chrono::milliseconds hedge_after) -> std::optional<Clock::duration> {
+    TestResponder responder(test_token());
+    auto port = responder.serve(Protocol::tcp, "127.0.0.1", Reply::deaf_at_first);
+    if (port == 0) return std::nullopt;
+    responder.start();
+    auto probe_options = options(900ms);
+    probe_options.hedge_after = hedge_after;
+    auto started = Clock::now();
+    auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port), probe_options);
+    expect_authentic_n1(outcome, port);
+    auto answers = responder.answered_at();
+    EXPECT_FALSE(answers.empty()) << "hedge_after " << hedge_after.count() << " ms";
+    if (answers.empty()) return std::nullopt;
+    return *std::min_element(answers.begin(), answers.end()) - started;
+  };
+  auto unhedged = answered_after(900ms);
+  auto hedged = answered_after(300ms);
+  ASSERT_TRUE(unhedged && hedged);
+  EXPECT_GE(*unhedged, 900ms) << "answered before the first try's timeout without a hedge";
+  EXPECT_GE(*hedged, 300ms);
+  EXPECT_LT(*hedged, *unhedged - 300ms) << "answered only after the first try's timeout: no hedge";
 }
 
 TEST(Prober, FewerProbesAreInFlightWhenAnswersQueueUp)
@@ -747,8 +784,8 @@ TEST(Prober, FinishNowKeepsWhatIsKnownAndLeavesTheRestUnprobed)
                [&](std::vector<TargetOutcome> result) { outcomes = std::move(result); });
   loop.after(300ms, [&] { prober.finish_now(); });
   for (auto until = started + 10s; !outcomes && Clock::now() < until;) loop.run_once(100ms);
-  ASSERT_TRUE(outcomes);
-  EXPECT_LT(Clock::now() - started, 1s) << "the run went on after finish_now";
+  // Ended before its silent ports' 5 s timeout: they are unprobed, not filtered.
+  ASSERT_TRUE(outcomes) << "the run went on after finish_now";
   for (const auto& port : outcomes->at(0).ports) {
     if ((port.port - range->min) % 2) {
       EXPECT_EQ(port.state, ProbeState::unprobed) << port.port;
@@ -790,14 +827,14 @@ TEST(Prober, NoProbeStartsWhileTheConntrackTableIsFull)
   ASSERT_FALSE(answered.empty());
   auto first_answer = *std::min_element(answered.begin(), answered.end()) - started;
   EXPECT_GE(first_answer, 400ms) << "a probe started while the table was full";
-  EXPECT_LT(first_answer, 400ms + 2 * k_table_recheck + 200ms);
+  // (Resumed once it had room: every port below is proven, within the run.)
   for (const auto& port : outcomes->at(0).ports) {
     EXPECT_EQ(port.state, ProbeState::open) << port.port;
     EXPECT_TRUE(port.responder && port.responder->authentic) << port.port;
   }
   auto held = prober.held_for_conntrack();
   EXPECT_GE(held.time, 350ms);
-  EXPECT_LT(held.time, 1000ms);
+  EXPECT_LE(held.time, first_answer) << "held for longer than probes waited";
   EXPECT_EQ(held.fullest.count, 750u);
   EXPECT_EQ(held.fullest.max, 1000u);
   EXPECT_LT(readings, 40) << "read at most every k_table_recheck while full, and rarely once there is room";
@@ -855,17 +892,23 @@ TEST(Prober, AWindowNarrowedByQueuedAnswersOpensAgainWhenOnlySilenceIsLeft)
   responder.start();
   auto probe_options = options(500ms, 256);
   probe_options.retries = 0;
-  auto started = Clock::now();
-  auto outcomes = Prober::run(test_token(),
-                              {target(Protocol::tcp, "127.0.0.1", busy->min, busy->max),
-                               target(Protocol::udp, "127.0.0.1", silent->min, silent->max)},
-                              probe_options);
-  auto elapsed = Clock::now() - started;
+  auto busy_range = target(Protocol::tcp, "127.0.0.1", busy->min, busy->max);
+  auto silent_range = target(Protocol::udp, "127.0.0.1", silent->min, silent->max);
+  // The comparison, on this machine as it is now: each range alone, with the whole window.
+  auto time_of = [&](std::vector<ProbeTarget> targets) {
+    auto started = Clock::now();
+    auto outcomes = Prober::run(test_token(), std::move(targets), probe_options);
+    return std::pair{Clock::now() - started, std::move(outcomes)};
+  };
+  auto [busy_alone, busy_outcomes] = time_of({busy_range});
+  auto [silent_alone, silent_outcomes] = time_of({silent_range});
+  auto [elapsed, outcomes] = time_of({busy_range, silent_range});
   for (const auto& port : outcomes.at(0).ports) EXPECT_EQ(port.state, ProbeState::open) << port.port;
   for (const auto& port : outcomes.at(1).ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
   // The busy range takes ~0.6 s (2 ms an answer), the silent one a few
-  // timeouts with the whole window; at the narrowest window (32) it would take 16.
-  EXPECT_LT(elapsed, 6s) << "the silent range crawled through a narrow window";
+  // timeouts with the whole window; at the narrowest window (32, an eighth)
+  // it would take eight times as long.
+  EXPECT_LT(elapsed, 2 * (busy_alone + silent_alone)) << "the silent range crawled through a narrow window";
 }
 
 TEST(Prober, SilenceInARangeThatAnsweredDoesNotShrinkTheWindow)
@@ -876,18 +919,28 @@ TEST(Prober, SilenceInARangeThatAnsweredDoesNotShrinkTheWindow)
   TestResponder responder(test_token());
   auto range = responder.serve_range(Protocol::tcp, "127.0.0.1", 600,
                                      [](std::uint32_t i) { return i % 2 ? Reply::deaf : Reply::identity; });
-  ASSERT_TRUE(range);
+  auto deaf = responder.serve_range(Protocol::tcp, "127.0.0.1", 300, Reply::deaf);
+  ASSERT_TRUE(range && deaf);
   responder.start();
   auto probe_options = options(500ms, 320);
   probe_options.hedge_after = 500ms;
+  // The comparison, on this machine as it is now: as many dropped ports
+  // alone, in the same window (all at once: two timeouts with the retry).
   auto started = Clock::now();
+  auto alone = Prober::run(test_token(), {target(Protocol::tcp, "127.0.0.1", deaf->min, deaf->max)}, probe_options);
+  auto dropped_alone = Clock::now() - started;
+  for (const auto& port : alone.at(0).ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
+  started = Clock::now();
   auto outcomes = Prober::run(test_token(), {target(Protocol::tcp, "127.0.0.1", range->min, range->max)}, probe_options);
   auto elapsed = Clock::now() - started;
   for (const auto& port : outcomes.at(0).ports) {
     auto expected = (port.port - range->min) % 2 ? ProbeState::filtered : ProbeState::open;
     EXPECT_EQ(port.state, expected) << port.port;
   }
-  EXPECT_LT(elapsed, 2500ms) << "the window shrank: dropped probes went a few at a time";
+  // The dropped range alone settles in one timeout (a range of which nothing
+  // opened is not retried); the dropped half here in two (first try and
+  // retry). A narrowed window (32) would take it ten windows' timeouts, twice.
+  EXPECT_LT(elapsed, 4 * dropped_alone) << "the window shrank: dropped probes went a few at a time";
 }
 
 TEST(Prober, AnIcmpErrorAboutOneUdpProbeIsNeverBlamedOnAnother)
@@ -1110,8 +1163,7 @@ TEST(ProberScale, ThousandsOfOpenTcpPortsSettleFast)
   ASSERT_EQ(outcomes.at(0).ports.size(), 2768u);
   std::size_t authentic = 0;
   for (const auto& port : outcomes[0].ports) authentic += port.responder && port.responder->authentic;
-  EXPECT_EQ(authentic, 2768u);
-  EXPECT_LT(elapsed, 2s);
+  EXPECT_EQ(authentic, 2768u); // (how fast: bench/, not a unit test's limit)
 }
 
 TEST(ProberScale, ThousandsOfSilentUdpPortsSettleInOneTimeoutRound)
@@ -1121,19 +1173,24 @@ TEST(ProberScale, ThousandsOfSilentUdpPortsSettleInOneTimeoutRound)
   auto range = responder.serve_range(Protocol::udp, "127.0.0.1", 2768, Reply::nothing);
   ASSERT_TRUE(range);
   responder.start();
-  auto started = Clock::now();
   auto silent_range = target(Protocol::udp, "127.0.0.1", range->min, range->max);
   // A window of 512: silent probes leave it after quiet_after, so the whole
   // range is in flight within the timeout (else: six windows, six seconds).
   auto windowed = options(1000ms, 512);
   windowed.quiet_after = 50ms;
+  // The comparison, on this machine as it is now: one window's worth alone (one timeout round).
+  auto started = Clock::now();
+  Prober::run(test_token(), {target(Protocol::udp, "127.0.0.1", range->min, std::uint16_t(range->min + 511))}, windowed);
+  auto one_window = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  started = Clock::now();
   auto outcomes = Prober::run(test_token(), {silent_range}, windowed);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-  std::cout << "[ timing ] 2768 silent UDP ports, timeout 1000 ms, window 512: " << elapsed.count() << " ms\n";
+  std::cout << "[ timing ] 2768 silent UDP ports, timeout 1000 ms, window 512: " << elapsed.count() << " ms (512 of them: "
+            << one_window.count() << " ms)\n";
   ASSERT_EQ(outcomes.at(0).ports.size(), 2768u);
   for (const auto& port : outcomes[0].ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
   EXPECT_GE(elapsed, 1000ms);
-  EXPECT_LT(elapsed, 2000ms); // one timeout, with room for a loaded machine; in turn: 2768 s
+  EXPECT_LT(elapsed, 3 * one_window) << "one window after another: six timeouts, not one";
 }
 
 } // namespace portmatrix

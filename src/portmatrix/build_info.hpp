@@ -8,4 +8,8 @@ namespace portmatrix {
 // when the tree had changes) and how it is linked. A static string.
 const char* build_info();
 
+// True when this binary is statically linked (scripts/build-static.sh): it
+// runs on a node whatever shared libraries that node has.
+bool build_is_static();
+
 } // namespace portmatrix

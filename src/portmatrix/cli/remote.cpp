@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "build_info.hpp"
 #include "cli/output.hpp"
 #include "crypto/digest.hpp"
 #include "model/profile.hpp"
@@ -177,6 +178,11 @@ plan_run(const Plan& plan, const SshArgs& args)
     if (error) {
       std::cerr << "portmatrix: --ssh: cannot find this program's file (give --binary PATH)\n";
       return std::nullopt;
+    }
+    if (!build_is_static()) {
+      std::cerr << "portmatrix: --ssh: uploading this dynamically linked build: a node without its shared "
+                   "libraries (yaml-cpp 0.7, fmt 9, glibc 2.34+) cannot run it; scripts/build-static.sh makes "
+                   "one that runs anywhere (--binary build-static/portmatrix)\n";
     }
   } else {
     run.binary = args.binary;

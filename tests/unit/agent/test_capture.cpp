@@ -26,6 +26,7 @@
 #include "agent/peer_port_counts.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
+#include "../skip.hpp"
 
 namespace portmatrix {
 namespace {
@@ -414,7 +415,7 @@ expect_each_probe_counted_once(const char* host)
 
 TEST(Capture, CountsEachIpv4ProbeOnceOnLoopback)
 {
-  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs CAP_NET_RAW (root)";
   auto body = [] { expect_each_probe_counted_once("127.0.0.1"); };
   // Shared lo: someone else's probe to these very ports is unlikely enough.
   if (!run_in_private_network(body)) body();
@@ -422,15 +423,15 @@ TEST(Capture, CountsEachIpv4ProbeOnceOnLoopback)
 
 TEST(Capture, CountsEachIpv6ProbeOnceOnLoopback)
 {
-  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
-  if (free_port("::1", SOCK_DGRAM) == 0) GTEST_SKIP() << "no IPv6 on lo";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs CAP_NET_RAW (root)";
+  if (free_port("::1", SOCK_DGRAM) == 0) PORTMATRIX_SKIP() << "no IPv6 on lo";
   auto body = [] { expect_each_probe_counted_once("::1"); };
   if (!run_in_private_network(body)) body();
 }
 
 TEST(Capture, OutboundCountsEachSynThatLeftOnce)
 {
-  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs CAP_NET_RAW (root)";
   bool isolated = run_in_private_network([] {
     EventLoop loop;
     Capture capture(loop, "127.0.0.1", Direction::outbound);
@@ -449,12 +450,12 @@ TEST(Capture, OutboundCountsEachSynThatLeftOnce)
     capture.clear_counts();
     EXPECT_EQ(capture.seen(Protocol::tcp, "127.0.0.1", closed_port), 0u);
   });
-  if (!isolated) GTEST_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
+  if (!isolated) PORTMATRIX_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
 }
 
 TEST(Capture, OnlyCountsPacketsPastTheKeyLimit)
 {
-  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs CAP_NET_RAW (root)";
   // With one key, any other traffic to 127.0.0.1 could take it: private only.
   bool isolated = run_in_private_network([] {
     EventLoop loop;
@@ -475,14 +476,14 @@ TEST(Capture, OnlyCountsPacketsPastTheKeyLimit)
     capture.clear_counts();
     EXPECT_EQ(capture.lost(), 0u);
   });
-  if (!isolated) GTEST_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
+  if (!isolated) PORTMATRIX_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
 }
 
 // A later check asks what arrived since its start (a mark): probes of an
 // earlier check are no evidence that this one's arrived.
 TEST(Capture, SeenSinceAMarkLeavesOutWhatCameBefore)
 {
-  if (!is_root()) GTEST_SKIP() << "skipped: needs root (CAP_NET_RAW, a private network namespace)";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs root (CAP_NET_RAW, a private network namespace)";
   bool isolated = run_in_private_network([] {
     EventLoop loop;
     Capture capture(loop, "127.0.0.1");
@@ -504,7 +505,7 @@ TEST(Capture, SeenSinceAMarkLeavesOutWhatCameBefore)
     EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", earlier, capture.mark() + 1), 2u)
       << "a mark of another capture (the agent restarted): everything counts";
   });
-  if (!isolated) GTEST_SKIP() << "skipped: needs a private network namespace (CAP_SYS_ADMIN)";
+  if (!isolated) PORTMATRIX_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
 }
 
 // A capture that falls behind: a receive buffer of the kernel's minimum (a
@@ -513,7 +514,7 @@ TEST(Capture, SeenSinceAMarkLeavesOutWhatCameBefore)
 // lost. The same burst into a capture with its normal buffer loses nothing.
 TEST(Capture, CountsThePacketsTheKernelDroppedForIt)
 {
-  if (!is_root()) GTEST_SKIP() << "skipped: needs root (CAP_NET_RAW, a private network namespace)";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs root (CAP_NET_RAW, a private network namespace)";
   constexpr int k_burst = 500;
   bool isolated = run_in_private_network([] {
     EventLoop loop;
@@ -542,14 +543,14 @@ TEST(Capture, CountsThePacketsTheKernelDroppedForIt)
     EXPECT_EQ(keeping_up.lost(), 0u);
     EXPECT_EQ(keeping_up.seen(Protocol::udp, "127.0.0.1", port), std::uint32_t(k_burst));
   });
-  if (!isolated) GTEST_SKIP() << "skipped: needs a private network namespace (CAP_SYS_ADMIN)";
+  if (!isolated) PORTMATRIX_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
 }
 
 // stop() reads everything queued, not just what one readiness event reads
 // (1,024 packets): a packet left in the socket would vanish uncounted.
 TEST(Capture, StopReadsEverythingQueued)
 {
-  if (!is_root()) GTEST_SKIP() << "skipped: needs root (CAP_NET_RAW, a private network namespace)";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs root (CAP_NET_RAW, a private network namespace)";
   constexpr int k_queued = 3000;
   bool isolated = run_in_private_network([] {
     EventLoop loop;
@@ -562,7 +563,7 @@ TEST(Capture, StopReadsEverythingQueued)
     EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", port) + capture.lost(), std::uint64_t(k_queued));
     EXPECT_EQ(capture.lost(), 0u) << "a 4 MiB buffer holds 3,000 small datagrams";
   });
-  if (!isolated) GTEST_SKIP() << "skipped: needs a private network namespace (CAP_SYS_ADMIN)";
+  if (!isolated) PORTMATRIX_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
 }
 
 TEST(Capture, ExplainsWhyItCannotStart)
@@ -572,7 +573,7 @@ TEST(Capture, ExplainsWhyItCannotStart)
   Capture not_an_address(loop, "node-a");
   EXPECT_FALSE(not_an_address.start("lo", error));
   EXPECT_EQ(error, "not an IP address: node-a");
-  if (!is_root()) GTEST_SKIP() << "needs CAP_NET_RAW (root)";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs CAP_NET_RAW (root)";
 
   Capture no_interface(loop, "127.0.0.1");
   EXPECT_FALSE(no_interface.start("pm-no-such0", error));
@@ -616,7 +617,7 @@ send_datagrams_from(const char* source, const char* host, std::uint16_t first_po
 // afterwards is seen.
 TEST(Capture, AFloodFromOutsideTheInventoryIsNeitherCountedNorLost)
 {
-  if (!is_root()) GTEST_SKIP() << "skipped: needs root (CAP_NET_RAW, a private network namespace)";
+  if (!is_root()) PORTMATRIX_SKIP() << "needs root (CAP_NET_RAW, a private network namespace)";
   bool isolated = run_in_private_network([] {
     EventLoop loop;
     Capture capture(loop, "127.0.0.1");
@@ -637,7 +638,7 @@ TEST(Capture, AFloodFromOutsideTheInventoryIsNeitherCountedNorLost)
     EXPECT_EQ(capture.seen(Protocol::udp, "127.0.1.7", port), 1u);
     EXPECT_EQ(capture.lost(), 0u);
   });
-  if (!isolated) GTEST_SKIP() << "skipped: needs a private network namespace (CAP_SYS_ADMIN)";
+  if (!isolated) PORTMATRIX_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
 }
 
 // What a check recorded is forgotten once no check can ask about it, and

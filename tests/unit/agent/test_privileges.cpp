@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "agent/privileges.hpp"
+#include "../skip.hpp"
 
 namespace portmatrix {
 namespace {
@@ -76,7 +77,7 @@ TEST(Confine, KeepsTwoCapabilitiesSetsNoNewPrivsAndSeccomp)
 {
   if (::geteuid() != 0) {
     if (std::getenv("CI")) FAIL() << "needs root (CI runs the tests as root)";
-    GTEST_SKIP() << "skipped: needs root to see the capabilities reduced";
+    PORTMATRIX_SKIP() << "needs root to see the capabilities reduced";
   }
   auto result = in_child([] {
     confine_or_exit();

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "crypto/hmac.hpp"
+#include "../skip.hpp"
 
 namespace portmatrix {
 namespace {
@@ -127,7 +128,7 @@ TEST_F(TokenFile, AFileOfAnotherUserIsRefused)
   auto other = ::geteuid() == 65534 ? 65533 : 65534;
   if (::chown(path.c_str(), uid_t(other), gid_t(-1)) != 0) {
     if (std::getenv("CI")) FAIL() << "chown needs root (CI runs the tests as root)";
-    GTEST_SKIP() << "skipped: chown needs root";
+    PORTMATRIX_SKIP() << "chown needs root";
   }
   std::string error;
   EXPECT_FALSE(Token::load(path, error));

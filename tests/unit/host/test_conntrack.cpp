@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "host/conntrack.hpp"
+#include "../skip.hpp"
 
 namespace portmatrix {
 namespace {
@@ -55,7 +56,7 @@ TEST(ConntrackTable, NoTableOrAGarbledOneIsNone)
 TEST(ConntrackTable, ThisHostsTableWhenItHasOne)
 {
   if (!std::filesystem::exists("/proc/sys/net/netfilter/nf_conntrack_max")) {
-    GTEST_SKIP() << "no conntrack table on this host (nf_conntrack not loaded)";
+    PORTMATRIX_SKIP() << "no conntrack table on this host (nf_conntrack not loaded)";
   }
   auto table = read_conntrack_table();
   ASSERT_TRUE(table);

@@ -22,11 +22,8 @@ eg_expect nxdomain.test 443 dns-failure direct
 eg_absent redhat.test  # when: {distribution: redhat}, default ubuntu
 eg_absent removed.test # the inventory removes it
 eg_absent public.mirror.test
-if [[ $EG_MS -lt $((EG_TIMEOUT_MS * 3)) ]]; then
-  eg_ok "all hosts in parallel: ${EG_MS}ms for a ${EG_TIMEOUT_MS}ms timeout"
-else
-  eg_fail "took ${EG_MS}ms: the hosts were not checked in parallel"
-fi
+# That the hosts are checked at once is the unit test EgressRunner.HostsAreCheckedAtOnce
+# (only one host here costs a timeout, so a wall-clock bound could not tell).
 
 # The same list, without the test CA: nothing is trusted any more.
 eg_run no-ca SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=/nonexistent

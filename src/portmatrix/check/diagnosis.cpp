@@ -92,9 +92,17 @@ diagnose_silence(const Segment& segment, const SegmentEvidence& evidence, FlowFa
     }
     return failure;
   }
-  failure.diagnosis = "filtered";
-  failure.detail = seen ? "no answer; the destination cannot capture, so where it was lost is unknown"
-                        : fmt::format("no answer ({}'s agent could not be asked what it saw)", evidence.destination);
+  if (seen) {
+    failure.diagnosis = "filtered";
+    failure.detail = "no answer; the destination cannot capture, so where it was lost is unknown";
+    return failure;
+  }
+  // Silence from a destination whose agent cannot be asked what arrived
+  // (stopped, frozen, killed): the flow is untested, as the agents section
+  // says, not filtered by a firewall nobody saw.
+  failure.diagnosis = "agent-unreachable";
+  failure.detail = fmt::format("no answer, and {}'s agent could not be asked what it saw (stopped or frozen?)",
+                               evidence.destination);
   return failure;
 }
 

@@ -144,9 +144,16 @@ TEST(Diagnosis, WithoutACaptureNobodyCanTell)
   EXPECT_EQ(failure.diagnosis, "filtered");
   EXPECT_EQ(failure.detail, "no answer; the destination cannot capture, so where it was lost is unknown");
 
-  failure = diagnose(segment_of(ProbeState::filtered), evidence_of(Protocol::udp, nullptr));
-  EXPECT_EQ(failure.diagnosis, "filtered");
-  EXPECT_EQ(failure.detail, "no answer (master2's agent could not be asked what it saw)");
+}
+
+// Silence, and the destination's agent could not be asked what arrived (it
+// was stopped or frozen): the flow is untested (agent-unreachable, a skip),
+// not filtered (issue 16, finding 8).
+TEST(Diagnosis, SilenceFromAnAgentThatCannotBeAskedIsUntested)
+{
+  auto failure = diagnose(segment_of(ProbeState::filtered), evidence_of(Protocol::udp, nullptr));
+  EXPECT_EQ(failure.diagnosis, "agent-unreachable");
+  EXPECT_EQ(failure.detail, "no answer, and master2's agent could not be asked what it saw (stopped or frozen?)");
 }
 
 // Losses on both captures, as under overload: what an answer proves stands.

@@ -1,5 +1,5 @@
 // The messages of the control channel between `check` and the agents, as
-// they travel inside the encrypted record layer (agent/control_channel.hpp):
+// they travel inside TLS (agent/control_channel.hpp):
 // one JSON object per message, parsed only after its records were
 // authenticated, and only when it nests no deeper than k_max_json_depth.
 //
@@ -50,7 +50,7 @@ struct ControlResponse
   std::string body; // JSON text; for errors {"error": "..."}
 };
 
-// A message's text, for ControlChannel::seal.
+// A message's text, for ControlChannel::send.
 std::string encode_request(const ControlRequest& request);
 std::string encode_response(const ControlResponse& response);
 

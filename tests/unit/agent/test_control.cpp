@@ -467,17 +467,17 @@ TEST_F(ControlServer, AnIdleClientDoesNotBlockOthers)
 TEST_F(ControlServer, TricklingUnauthenticatedClientsCannotHoldEverySlot)
 {
   // The first 12 bytes of a real ClientHello (a few hundred bytes).
-  std::string greeting_head = ControlChannel(m_token, ChannelSide::client, "m1", 1024).take_output().substr(0, 12);
+  std::string hello_head = ControlChannel(m_token, ChannelSide::client, "m1", 1024).take_output().substr(0, 12);
   std::vector<int> trickling;
   for (std::size_t i = 0; i < k_max_control_connections; ++i) {
     int fd = connect_control();
-    ::send(fd, greeting_head.data(), greeting_head.size(), MSG_NOSIGNAL);
+    ::send(fd, hello_head.data(), hello_head.size(), MSG_NOSIGNAL);
     trickling.push_back(fd);
   }
   expect_still_serving();
   int late = connect_control();
   auto started = std::chrono::steady_clock::now();
-  ::send(late, greeting_head.data(), greeting_head.size(), MSG_NOSIGNAL);
+  ::send(late, hello_head.data(), hello_head.size(), MSG_NOSIGNAL);
   bool closed = false;
   while (!closed && std::chrono::steady_clock::now() - started < k_control_auth_timeout + std::chrono::seconds(3)) {
     ::send(late, "a", 1, MSG_NOSIGNAL); // a byte of it every 200 ms: never idle

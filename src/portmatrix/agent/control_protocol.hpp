@@ -24,10 +24,12 @@
 
 namespace portmatrix {
 
-// What an agent accepts in one request (the largest, a probe request of a
-// 5,000-node cluster's source, is about 200 KB) and what check accepts in one
-// response.
-inline constexpr std::size_t k_max_request_bytes = 512 << 10;
+// What an agent accepts in one request (a probe request names a source's
+// flows: about 110 bytes each, 2,750 at 100 nodes of the demo's roles) and
+// what check accepts in one response. Only what arrives after the TLS
+// handshake counts towards it; an unauthenticated peer gets at most
+// k_max_handshake_bytes read.
+inline constexpr std::size_t k_max_request_bytes = 1 << 20;
 inline constexpr std::size_t k_max_response_bytes = 64 << 20;
 // No control message nests deeper (a probe reply: object, list, list, object, list).
 inline constexpr std::size_t k_max_json_depth = 8;

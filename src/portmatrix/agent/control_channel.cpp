@@ -7,9 +7,11 @@
 #include "agent/control_channel.hpp"
 
 #include <mutex>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/tls1.h>
@@ -142,7 +144,10 @@ ControlChannel::ControlChannel(const Token& token, ChannelSide side, std::string
   }
 }
 
-ControlChannel::~ControlChannel() = default;
+ControlChannel::~ControlChannel()
+{
+  OPENSSL_cleanse(m_psk.data(), m_psk.size());
+}
 
 void
 ControlChannel::feed(std::string_view bytes)

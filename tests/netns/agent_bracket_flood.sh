@@ -26,7 +26,7 @@ BASELINE_MS=$CK_MS
 RSS_BEFORE=$(rss_kb)
 
 # Each flooder: connect, 1 MiB of '[' behind a 4-byte length (the framing
-# before records), close, again, until stopped. Counts what it sent.
+# before TLS), close, again, until stopped. Counts what it sent.
 FLOOD_PIDS=()
 for ((i = 0; i < FLOODERS; i++)); do
   ck_spawn "flooder $i" ip netns exec "${CK_NS[client1]}" python3 -c '

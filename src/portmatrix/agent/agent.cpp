@@ -3,9 +3,9 @@
 // so a probe request never stops the agent from answering other probes.
 //
 // The control server is defensive: connections are capped and time out when
-// idle; records are encrypted and authenticated before anything in them is
-// parsed (agent/control_channel.hpp), and their size is checked from a fixed
-// header first; every request must name this node and this run of the agent,
+// idle; each is TLS 1.3 with this node's PSK (agent/control_channel.hpp), and
+// nothing of a request is read before its handshake authenticated the peer
+// (what comes before is bounded); every request must name this node and this run of the agent,
 // and is replay-checked; a probe request may only name flows that start at
 // this node (so the agent cannot be used as a scanner), duplicates merged and
 // its total bounded by those flows; and every request's work is bounded and
@@ -218,8 +218,7 @@ struct Agent::Impl
       auto connection = std::make_unique<Connection>();
       connection->id = next_connection++;
       connection->fd = std::move(fd);
-      connection->channel.emplace(token, ChannelSide::agent, k_max_request_bytes);
-      connection->out = connection->channel->greeting();
+      connection->channel.emplace(token, ChannelSide::agent, node.name, k_max_request_bytes);
       auto id = connection->id;
       int raw = connection->fd.get();
       connection->auth_timer = loop.after(k_control_auth_timeout, [this, id] {
@@ -237,7 +236,6 @@ struct Agent::Impl
       connections.emplace(id, std::move(connection));
       loop.add(raw, EPOLLIN, [this, id](std::uint32_t events) { on_io(id, events); });
       touch(id);
-      if (auto* fresh = find(id)) flush(*fresh); // our greeting
     }
   }
 
@@ -292,9 +290,8 @@ struct Agent::Impl
     if (events & EPOLLOUT) flush(*connection);
     if (!(connection = find(id))) return;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-      // Each read is taken apart into records at once: the channel checks a
-      // record's header before its payload is buffered, and its tag before
-      // any of it is used.
+      // Each read goes through TLS at once: the handshake first (bounded
+      // bytes), then records whose tag is checked before any of it is used.
       char buffer[16384];
       for (;;) {
         auto n = ::recv(connection->fd.get(), buffer, sizeof(buffer), 0);
@@ -319,9 +316,14 @@ struct Agent::Impl
   {
     for (auto* connection = find(id); connection && !connection->close_after_write; connection = find(id)) {
       auto message = connection->channel->next();
+      auto output = connection->channel->take_output(); // the handshake's answers, or an alert
       if (!message) {
-        refuse(id, message.error());
+        refuse(id, message.error(), output);
         return false;
+      }
+      if (!output.empty()) {
+        write(id, output, false);
+        if (!(connection = find(id))) return false;
       }
       if (!*message) return true;
       handle(id, **message);
@@ -329,27 +331,28 @@ struct Agent::Impl
     return false;
   }
 
-  // A peer whose records the channel refused (another token, another
-  // protocol, an oversized record): an alert in clear, then the connection ends.
-  void refuse(std::uint64_t id, const ChannelError& error)
+  // A peer the channel refused (another token or node, not TLS 1.3, an
+  // oversized handshake or message): OpenSSL's alert (`output`), then the connection ends.
+  void refuse(std::uint64_t id, const ChannelError& error, std::string_view output)
   {
-    if (error.kind == ChannelError::Kind::alert) {
+    if (error.kind == ChannelError::Kind::alert || error.kind == ChannelError::Kind::closed) {
       close(id);
       return;
     }
     ++rejected;
-    auto message = error.kind == ChannelError::Kind::unauthenticated ? "unauthenticated request: " + error.message
-                                                                     : "refused: " + error.message;
-    limited.event("rejected control requests", fmt::format("rejected a control request: {}", message));
-    write(id, ControlChannel::alert(message), true);
+    limited.event("rejected control requests",
+                  fmt::format("rejected a control request: {}",
+                              error.kind == ChannelError::Kind::unauthenticated ? error.message : "refused: " + error.message));
+    write(id, output, true);
   }
 
-  // Sends `response`, sealed for the connection's client.
+  // Sends `response`, encrypted for the connection's client.
   void send(std::uint64_t id, const ControlResponse& response, bool close_after)
   {
     auto* connection = find(id);
     if (!connection) return;
-    write(id, connection->channel->seal(encode_response(response)), close_after);
+    connection->channel->send(encode_response(response));
+    write(id, connection->channel->take_output(), close_after);
   }
 
   void write(std::uint64_t id, std::string_view bytes, bool close_after)
@@ -396,7 +399,7 @@ struct Agent::Impl
       return;
     }
     // Recorded on its way to another node, or before this agent restarted:
-    // the channel's keys differ already; the request says so too.
+    // its handshake fails already; the request says so too.
     if (request->node != node.name) {
       reply_error(id, request->id,
                   fmt::format("a request for node '{}' reached the agent on {}; refused", request->node, node.name),

@@ -1,52 +1,57 @@
-// The control channel's record layer: what travels between `check` and an
-// agent, encrypted and authenticated before anything in it is parsed.
+// The control channel between `check` and an agent: OpenSSL's TLS 1.3 with
+// an external pre-shared key, driven over memory buffers so that each side
+// stays on its EventLoop (bytes in, messages out; messages in, bytes out).
 //
-// Each side opens with a greeting record that carries 32 random bytes (hex).
-// From the token, HKDF derives a pre-shared key (label k_psk_label); from it
-// and both sides' randoms, one ChaCha20-Poly1305 key per direction
-// (crypto/aead.hpp). Every later record is sealed with its direction's key
-// and a counter nonce, so a record recorded on one connection opens on no
-// other (another node's, or the same agent after a restart, draws another
-// random), and a record replayed, dropped or reordered within a connection
-// fails to open.
+//   PSK      = HKDF-SHA256(token, info = k_psk_label + NODE), 32 bytes
+//   identity = k_psk_identity_prefix + NODE ("portmatrix-control-v1/worker1")
+//   cipher   TLS_AES_128_GCM_SHA256 (or TLS_CHACHA20_POLY1305_SHA256), TLS 1.3 only
+//   key exchange psk_dhe_ke: (EC)DHE with the PSK, so a token that leaks
+//            later does not open connections recorded before
+//   no certificate, no session tickets, no early data
+//   message  = length (4 bytes, big-endian) | JSON text, inside TLS records
 //
-//   record  = type (1 byte) | flags (1 byte) | length (2 bytes, big-endian) | payload
-//   greeting: type 1, payload "PMCTL001" + 64 hex digits (length 72, exactly)
-//   data:     type 2, payload = ciphertext + 16-byte tag, at most k_max_record_plaintext + 16;
-//             the 4-byte header is the AEAD's associated data; flags bit 0: last record of a message
-//   alert:    type 3, payload = ASCII text, at most 128 bytes, unauthenticated (why the peer closes)
-//
-// A record's length is checked from its fixed header before its payload is
-// read; a data record is authenticated before a byte of it is used; a message
-// (records up to the one flagged last) is bounded by the size given. The
-// receiver refuses everything else and the connection ends.
+// NODE is the destination agent's node: a connection meant for another node
+// offers an identity this agent does not know, or (renamed) a key it does
+// not hold, and its handshake fails. Nothing of a request is read before
+// the handshake completed, that is before the PSK binder and the client's
+// Finished proved the peer holds this node's key; at most
+// k_max_handshake_bytes are taken before that, and TLS bounds each record
+// (16 KiB), the length prefix each message (the size given).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "crypto/aead.hpp"
 #include "crypto/hmac.hpp"
 #include "util/expected.hpp"
 
 namespace portmatrix {
 
-inline constexpr std::size_t k_record_header = 4;
-inline constexpr std::size_t k_max_record_plaintext = 4096;
-inline constexpr std::size_t k_max_alert = 128;
-inline constexpr std::string_view k_psk_label = "portmatrix control v1 psk";
+inline constexpr std::string_view k_psk_label = "portmatrix control v1 psk/";
+inline constexpr std::string_view k_psk_identity_prefix = "portmatrix-control-v1/";
+inline constexpr std::size_t k_psk_size = 32;
+// What a peer may send before its handshake completed (a ClientHello is a
+// few hundred bytes; OpenSSL's own bound is 64 KiB).
+inline constexpr std::size_t k_max_handshake_bytes = 16 << 10;
+inline constexpr std::size_t k_message_header = 4;
+
+// The key and identity of the channel to `node`'s agent.
+std::string control_psk(const Token& token, std::string_view node);
+std::string control_psk_identity(std::string_view node);
 
 enum class ChannelSide { client, agent };
 
 struct ChannelError
 {
   enum class Kind {
-    malformed,       // not a record of this protocol (unknown type, bad greeting, bad length)
-    oversized,       // a record or a message above its bound
-    unauthenticated, // a data record whose tag does not match: another token, or changed bytes
-    alert,           // the peer said why it closes
+    malformed,       // not TLS 1.3 as this channel speaks it (another protocol, version or cipher)
+    oversized,       // a handshake or a message above its bound
+    unauthenticated, // the PSK binder, a Finished or a record's tag does not verify: another token or node, or changed bytes
+    alert,           // the peer refused with a TLS alert (the text names it)
+    closed,          // the peer ended the TLS session
   };
   Kind kind;
   std::string message;
@@ -55,44 +60,50 @@ struct ChannelError
 class ControlChannel
 {
 public:
-  // `token` must outlive the channel. Messages received above `max_message`
-  // bytes are refused.
-  ControlChannel(const Token& token, ChannelSide side, std::size_t max_message);
-
-  // This side's greeting record: send it first.
-  const std::string& greeting() const { return m_greeting; }
+  // `node` is the destination agent's node (the client's) or this agent's
+  // own (the agent's). Messages received above `max_message` bytes are refused.
+  ControlChannel(const Token& token, ChannelSide side, std::string_view node, std::size_t max_message);
+  ~ControlChannel();
+  ControlChannel(const ControlChannel&) = delete;
+  ControlChannel& operator=(const ControlChannel&) = delete;
 
   // Appends received bytes.
-  void feed(std::string_view bytes) { m_buffer.append(bytes); }
+  void feed(std::string_view bytes);
 
-  // The next whole message, decrypted; nullopt until enough bytes arrived.
-  // After an error the channel is done (every later call returns it again).
+  // Advances the handshake, then returns the next whole message; nullopt
+  // until enough bytes arrived. After an error the channel is done (every
+  // later call returns it again); take_output() then holds the TLS alert
+  // to send before closing, when there is one.
   Expected<std::optional<std::string>, ChannelError> next();
 
-  // True once the peer's greeting arrived: seal() may be called.
-  bool keyed() const { return m_send.has_value(); }
+  // Queues `message`; it is encrypted once the handshake completed.
+  void send(std::string_view message);
 
-  // `message` as data records, ready to write. Requires keyed().
-  std::string seal(std::string_view message);
+  // The bytes to write to the peer now (handshake, records, alerts); empties them.
+  std::string take_output();
 
-  // An alert record (text cut at k_max_alert): the last thing sent before closing.
-  static std::string alert(std::string_view text);
-
-  std::size_t buffered() const { return m_buffer.size(); }
+  // True once the handshake completed: the peer holds the PSK.
+  bool keyed() const { return m_keyed; }
 
 private:
+  struct Ssl;
   Expected<std::optional<std::string>, ChannelError> fail(ChannelError::Kind kind, std::string message);
-  std::optional<ChannelError> key_from(std::string_view payload);
+  Expected<std::optional<std::string>, ChannelError> fail_ssl(int result, std::string_view doing);
+  std::optional<std::string> take_message();
+  void drain();
 
-  const Token& m_token;
   ChannelSide m_side;
+  std::string m_node;
+  std::string m_identity;
+  std::string m_psk;
   std::size_t m_max_message;
-  std::string m_random; // 64 hex digits
-  std::string m_greeting;
-  std::string m_buffer;
-  std::string m_message; // records of the message being received
-  std::optional<AeadKey> m_send;
-  std::optional<AeadKey> m_receive;
+  std::unique_ptr<Ssl> m_ssl;
+  std::size_t m_fed = 0;       // bytes fed in all
+  std::string m_pending;       // framed messages queued before the handshake completed
+  std::string m_plain;         // decrypted bytes of the message being received
+  std::string m_out;           // bytes for the peer
+  std::string m_offered;       // the PSK identity the client offered (agent side), for errors
+  bool m_keyed = false;
   std::optional<ChannelError> m_error;
 };
 

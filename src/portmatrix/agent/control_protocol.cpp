@@ -1,5 +1,5 @@
-// Encoding and decoding of control messages. The record layer
-// (control_channel.cpp) has authenticated and decrypted them; this only
+// Encoding and decoding of control messages. TLS (control_channel.cpp)
+// has authenticated and decrypted them; this only
 // parses, after a depth check, so even a peer with the token cannot make the
 // parser build a deep tree.
 #include "agent/control_protocol.hpp"

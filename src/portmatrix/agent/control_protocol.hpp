@@ -1,5 +1,5 @@
 // The messages of the control channel between `check` and the agents, as
-// they travel inside the encrypted record layer (agent/control_channel.hpp):
+// they travel inside TLS (agent/control_channel.hpp):
 // one JSON object per message, parsed only after its records were
 // authenticated, and only when it nests no deeper than k_max_json_depth.
 //
@@ -26,8 +26,9 @@ namespace portmatrix {
 
 // What an agent accepts in one request (a probe request names a source's
 // flows: about 110 bytes each, 2,750 at 100 nodes of the demo's roles) and
-// what check accepts in one response. Only authenticated records count
-// towards it; an unauthenticated peer gets one record of 4 KiB read.
+// what check accepts in one response. Only what arrives after the TLS
+// handshake counts towards it; an unauthenticated peer gets at most
+// k_max_handshake_bytes read.
 inline constexpr std::size_t k_max_request_bytes = 1 << 20;
 inline constexpr std::size_t k_max_response_bytes = 64 << 20;
 // No control message nests deeper (a probe reply: object, list, list, object, list).
@@ -51,7 +52,7 @@ struct ControlResponse
   std::string body; // JSON text; for errors {"error": "..."}
 };
 
-// A message's text, for ControlChannel::seal.
+// A message's text, for ControlChannel::send.
 std::string encode_request(const ControlRequest& request);
 std::string encode_response(const ControlResponse& response);
 

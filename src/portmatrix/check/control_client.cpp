@@ -13,11 +13,13 @@ namespace portmatrix {
 
 struct ControlCall::Impl
 {
-  Impl(EventLoop& loop, const Token& token, SocketAddress agent, std::string message, std::string id,
+  Impl(EventLoop& loop, const Token& token, SocketAddress agent, const ControlRequest& request,
        std::function<void(ControlResult)> done)
-    : loop(loop), agent(agent), channel(token, ChannelSide::client, k_max_response_bytes),
-      out(channel.greeting()), message(std::move(message)), id(std::move(id)), done(std::move(done))
+    : loop(loop), agent(agent), node(request.node), channel(token, ChannelSide::client, request.node, k_max_response_bytes),
+      id(request.id), done(std::move(done))
   {
+    channel.send(encode_request(request)); // sent once the handshake completed
+    out = channel.take_output();           // the ClientHello
   }
 
   ~Impl()
@@ -80,25 +82,19 @@ struct ControlCall::Impl
     }
   }
 
-  // Takes what the channel has: sends the request once the agent's greeting
-  // came, finishes with its response. False when finished.
+  // Takes what the channel has (its handshake answers, the request once
+  // keyed) and finishes with the response. False when finished.
   bool take_response()
   {
-    bool keyed = channel.keyed();
     auto next = channel.next();
-    if (!keyed && channel.keyed()) {
-      out += channel.seal(message);
-      if (!flush()) return false;
-      if (!out.empty()) loop.modify(fd.get(), EPOLLIN | EPOLLOUT);
-    }
+    out += channel.take_output();
+    if (!flush()) return false;
+    if (!out.empty()) loop.modify(fd.get(), EPOLLIN | EPOLLOUT);
     if (!next) {
       const auto& error = next.error();
       finish(unexpected(error.kind == ChannelError::Kind::alert
-                          ? fmt::format("agent {} refused: {}", agent.to_string(), error.message)
-                          : fmt::format("agent {}: {}{}", agent.to_string(),
-                                        error.kind == ChannelError::Kind::unauthenticated ? "unauthenticated response: "
-                                                                                          : "",
-                                        error.message)));
+                          ? fmt::format("agent on {} ({}) refused: {}", node, agent.to_string(), error.message)
+                          : fmt::format("agent on {} ({}): {}", node, agent.to_string(), error.message)));
       return false;
     }
     if (!*next) return true;
@@ -141,9 +137,9 @@ struct ControlCall::Impl
 
   EventLoop& loop;
   SocketAddress agent;
+  std::string node;
   ControlChannel channel;
-  std::string out;     // bytes not written yet
-  std::string message; // the request, sealed once the agent's greeting came
+  std::string out; // bytes not written yet
   std::string id;
   std::function<void(ControlResult)> done;
   Fd fd;
@@ -154,7 +150,7 @@ struct ControlCall::Impl
 
 ControlCall::ControlCall(EventLoop& loop, const Token& token, SocketAddress agent, const ControlRequest& request,
                          EventLoop::Clock::time_point deadline, std::function<void(ControlResult)> done)
-  : m_impl(std::make_unique<Impl>(loop, token, agent, encode_request(request), request.id, std::move(done)))
+  : m_impl(std::make_unique<Impl>(loop, token, agent, request, std::move(done)))
 {
   m_impl->start(deadline);
 }

@@ -1,7 +1,7 @@
-// One request to one agent over the control channel: connect, exchange
-// greetings (agent/control_channel.hpp: the keys of this connection), send
-// the request sealed, read one sealed response, all non-blocking on an
-// EventLoop and bounded by a deadline. The callback runs exactly once.
+// One request to one agent over the control channel: connect, a TLS 1.3
+// handshake with the PSK of the request's node (agent/control_channel.hpp),
+// the request, one response, all non-blocking on an EventLoop and bounded
+// by a deadline. The callback runs exactly once.
 #pragma once
 
 #include <functional>

@@ -1,6 +1,6 @@
 #include "crypto/hmac.hpp"
 
-#include "crypto/aead.hpp"
+#include "crypto/hkdf.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -94,22 +94,23 @@ nodes:
     return fd;
   }
 
-  // One connection's client side, blocking (5 s receive timeout): the
-  // greetings exchanged on construction, then whole messages.
+  // One connection's client side, blocking (5 s receive timeout): the TLS
+  // handshake with `node`'s PSK on construction, then whole messages.
   struct Session
   {
-    Session(int fd, const Token& token) : fd(fd), channel(token, ChannelSide::client, k_max_response_bytes)
+    Session(int fd, const Token& token, std::string_view node = "m1")
+      : fd(fd), channel(token, ChannelSide::client, node, k_max_response_bytes)
     {
-      send_raw(channel.greeting());
-      char buffer[4096];
+      send_raw(channel.take_output()); // the ClientHello
+      char buffer[16384];
       while (!channel.keyed()) {
         auto n = ::recv(fd, buffer, sizeof buffer, 0);
         if (n <= 0) break;
         channel.feed({buffer, std::size_t(n)});
-        auto early = channel.next(); // the greeting only: nothing else comes before our request
+        auto early = channel.next(); // the handshake only: nothing else comes before our request
+        send_raw(channel.take_output());
         if (!early) break;
       }
-      EXPECT_TRUE(channel.keyed()) << "the agent sent no greeting";
     }
     ~Session() { ::close(fd); }
 
@@ -118,7 +119,11 @@ nodes:
       sent += bytes;
       ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     }
-    void send_message(std::string_view message) { send_raw(channel.seal(message)); }
+    void send_message(std::string_view message)
+    {
+      channel.send(message);
+      send_raw(channel.take_output());
+    }
 
     // The next message, the channel's error, or "closed" when the agent closed without either.
     Expected<std::string, std::string> receive()
@@ -126,6 +131,7 @@ nodes:
       char buffer[65536];
       for (;;) {
         auto message = channel.next();
+        send_raw(channel.take_output());
         if (!message) return unexpected(message.error().message);
         if (*message) return std::move(**message);
         auto n = ::recv(fd, buffer, sizeof buffer, 0);
@@ -136,8 +142,28 @@ nodes:
 
     int fd;
     ControlChannel channel;
-    std::string sent; // every byte this client sent, greeting included
+    std::string sent; // every byte this client sent, its handshake included
   };
+
+  // How many control requests the agent rejected so far, by its log.
+  std::size_t rejections()
+  {
+    auto log = m_log.str();
+    std::size_t count = 0;
+    for (auto at = log.find("rejected a control request"); at != std::string::npos;
+         at = log.find("rejected a control request", at + 1)) {
+      ++count;
+    }
+    return count;
+  }
+
+  // The agent's last log line about a rejected request ("none" when there is none).
+  std::string last_rejection()
+  {
+    auto log = m_log.str();
+    auto at = log.rfind("rejected a control request");
+    return at == std::string::npos ? "none" : log.substr(at, log.find('\n', at) - at);
+  }
 
   // A non-blocking UDP socket on w1's side of m1's flow (127.0.0.2, the
   // overlay port): it takes the probes and never answers. -1 when it cannot bind.
@@ -181,13 +207,18 @@ nodes:
     return nlohmann::json::parse(response->body)["error"].get<std::string>();
   }
 
-  // The agent's answer to raw bytes sent after our greeting (its alert, or "closed").
+  // Raw bytes sent instead of a handshake: what the agent logged when it
+  // closed the connection (a TLS alert carries no text).
   std::string error_of_raw(std::string_view bytes)
   {
-    Session session(connect_control(), m_token);
-    session.send_raw(bytes);
-    auto message = session.receive();
-    return message ? "not an error: " + *message : message.error();
+    auto before = rejections();
+    int fd = connect_control();
+    ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    char buffer[4096];
+    while (::recv(fd, buffer, sizeof buffer, 0) > 0) {
+    }
+    ::close(fd);
+    return rejections() > before ? last_rejection() : "not rejected";
   }
 
   HelloReply expect_still_serving()
@@ -227,35 +258,40 @@ TEST_F(ControlServer, RejectsAWrongTokenAndKeepsServing)
 {
   auto wrong = *Token::from_text("not-the-agents-token-000000");
   auto error = error_of(make_request("hello", "{}", "m1"), &wrong);
-  EXPECT_NE(error.find("unauthenticated"), std::string::npos) << error;
+  EXPECT_NE(error.find("wrong token?"), std::string::npos) << error;
   EXPECT_NE(m_log.str().find("rejected a control request: unauthenticated"), std::string::npos) << m_log.str();
   expect_still_serving();
 }
 
-// A record that does not authenticate never reaches the JSON parser: sealed
-// with another token, or with one byte changed, text that is no JSON at all
-// is refused as unauthenticated, not as malformed, and the connection ends
-// there. The same text sealed with the token is parsed (and is malformed).
+// Bytes that do not authenticate never reach the JSON parser: with another
+// token the handshake fails (the PSK binder), so text that is no JSON at all
+// is never read; one bit changed in an encrypted record fails its tag and
+// the connection ends there. The same text from the token's holder is
+// parsed (and is malformed).
 TEST_F(ControlServer, ABadMacNeverReachesTheParser)
 {
   auto wrong = *Token::from_text("not-the-agents-token-000000");
   {
     Session session(connect_control(), wrong);
+    EXPECT_FALSE(session.channel.keyed());
     session.send_message("[[[[{not json");
     auto answer = session.receive();
     ASSERT_FALSE(answer);
-    EXPECT_NE(answer.error().find("unauthenticated"), std::string::npos) << answer.error();
-    EXPECT_EQ(answer.error().find("malformed"), std::string::npos) << answer.error();
+    EXPECT_NE(answer.error().find("wrong token?"), std::string::npos) << answer.error();
   }
+  EXPECT_NE(last_rejection().find("unauthenticated"), std::string::npos) << last_rejection();
   {
     Session session(connect_control(), m_token);
-    auto record = session.channel.seal("[[[[{not json");
-    record[k_record_header + 3] ^= 0x20; // one bit of the ciphertext
+    ASSERT_TRUE(session.channel.keyed());
+    session.channel.send("[[[[{not json");
+    auto record = session.channel.take_output();
+    record[5 + 3] ^= 0x20; // one bit of the ciphertext, behind TLS's 5-byte record header
     session.send_raw(record);
     auto answer = session.receive();
     ASSERT_FALSE(answer);
-    EXPECT_NE(answer.error().find("unauthenticated"), std::string::npos) << answer.error();
+    EXPECT_NE(answer.error().find("bad record mac"), std::string::npos) << answer.error();
   }
+  EXPECT_NE(last_rejection().find("unauthenticated"), std::string::npos) << last_rejection();
   EXPECT_EQ(m_log.str().find("malformed"), std::string::npos) << "the parser saw it: " << m_log.str();
   {
     Session session(connect_control(), m_token);
@@ -271,8 +307,8 @@ TEST_F(ControlServer, ABadMacNeverReachesTheParser)
 }
 
 // A connection recorded on its way to the agent and sent again, whole, is
-// refused: the agent's greeting is new, so the keys differ. That holds for
-// the same agent, another node's agent and an agent that restarted.
+// refused in its handshake: the agent's key share is new, so the recorded
+// Finished does not verify and no request of it is read.
 TEST_F(ControlServer, RejectsARecordedConnectionReplayed)
 {
   std::string recorded;
@@ -283,14 +319,74 @@ TEST_F(ControlServer, RejectsARecordedConnectionReplayed)
     ASSERT_TRUE(answer) << answer.error();
     recorded = session.sent;
   }
+  auto before = rejections();
   int fd = connect_control();
   ::send(fd, recorded.data(), recorded.size(), MSG_NOSIGNAL);
-  std::string received;
   char buffer[4096];
-  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) received.append(buffer, std::size_t(n));
+  while (::recv(fd, buffer, sizeof buffer, 0) > 0) {
+  }
   ::close(fd);
-  EXPECT_NE(received.find("unauthenticated"), std::string::npos) << "the agent's alert, in clear";
-  EXPECT_EQ(received.find("\"status\""), std::string::npos);
+  EXPECT_EQ(rejections(), before + 1);
+  EXPECT_NE(last_rejection().find("unauthenticated"), std::string::npos) << last_rejection();
+  expect_still_serving();
+}
+
+// A connection keyed for w1 that reaches m1's agent fails its handshake
+// (m1 knows no PSK identity but its own), with a message naming the node.
+TEST_F(ControlServer, AConnectionMeantForAnotherNodeFailsItsHandshake)
+{
+  Session session(connect_control(), m_token, "w1");
+  EXPECT_FALSE(session.channel.keyed());
+  session.send_message(encode_request(make_request("hello", "{}", "w1")));
+  auto answer = session.receive();
+  ASSERT_FALSE(answer);
+  EXPECT_NE(answer.error().find("TLS alert"), std::string::npos) << answer.error();
+  EXPECT_NE(last_rejection().find("a connection for PSK identity 'portmatrix-control-v1/w1'"), std::string::npos)
+    << last_rejection();
+  expect_still_serving();
+}
+
+// The channel is standard TLS 1.3: OpenSSL's own client, given m1's PSK and
+// identity, completes the handshake and gets hello's answer.
+TEST_F(ControlServer, OpensslSClientWithThePskGetsAnAnswer)
+{
+  auto framed = [](const std::string& message) {
+    auto size = std::uint32_t(message.size());
+    return std::string{char(size >> 24), char(size >> 16), char(size >> 8), char(size)} + message;
+  };
+  expect_still_serving(); // m1's instance
+  // A hello, then a request of no known type: answered with an error, and the agent closes.
+  std::ofstream(m_dir / "requests", std::ios::binary)
+    << framed(encode_request(make_request("hello", "{}", "m1")))
+    << framed(encode_request(request("nothing", "{}")));
+  std::string psk_hex;
+  for (unsigned char c : control_psk(m_token, "m1")) psk_hex += fmt::format("{:02x}", c);
+  auto command = fmt::format("timeout 20 openssl s_client -connect 127.0.0.1:{} -tls1_3 -psk {} -psk_identity {} "
+                             "-ign_eof -nocommands <{} 2>&1",
+                             m_base + 2, psk_hex, control_psk_identity("m1"), (m_dir / "requests").string());
+  std::string output;
+  if (auto* pipe = ::popen(command.c_str(), "r")) {
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+    ::pclose(pipe);
+  }
+  EXPECT_NE(output.find("TLSv1.3"), std::string::npos) << output;
+  EXPECT_NE(output.find("Server Temp Key: X25519"), std::string::npos) << "(EC)DHE with the PSK: " << output;
+  EXPECT_NE(output.find("\"status\":\"ok\""), std::string::npos) << "hello's answer: " << output;
+  EXPECT_NE(output.find("unknown request type"), std::string::npos) << output;
+  // The wrong key: no answer.
+  psk_hex[0] = psk_hex[0] == 'a' ? 'b' : 'a';
+  command = fmt::format("timeout 20 openssl s_client -connect 127.0.0.1:{} -tls1_3 -psk {} -psk_identity {} "
+                        "-ign_eof -nocommands <{} 2>&1",
+                        m_base + 2, psk_hex, control_psk_identity("m1"), (m_dir / "requests").string());
+  output.clear();
+  if (auto* pipe = ::popen(command.c_str(), "r")) {
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+    ::pclose(pipe);
+  }
+  EXPECT_EQ(output.find("\"status\""), std::string::npos) << output;
+  EXPECT_NE(output.find("alert"), std::string::npos) << output;
   expect_still_serving();
 }
 
@@ -335,19 +431,19 @@ TEST_F(ControlServer, RejectsStaleTimestamps)
 TEST_F(ControlServer, RejectsOversizedAndMalformedFrames)
 {
   expect_still_serving();
-  // Refused from the fixed header, before the payload came (and before it could be authenticated).
-  EXPECT_NE(error_of_raw(std::string("\x02\x01\xff\xff", 4)).find("refused: a record of 65535 bytes"),
-            std::string::npos);
-  EXPECT_NE(error_of_raw(std::string("\0\x10\0\0[[[[", 8)).find("refused: not a portmatrix control record"),
-            std::string::npos)
-    << "the frames of the protocol before records";
+  // Refused from TLS's record header, before the payload came (and before it could be authenticated).
+  auto oversized = error_of_raw(std::string("\x16\x03\x01\xff\xff", 5));
+  EXPECT_NE(oversized.find("refused: "), std::string::npos) << oversized;
+  auto framed = error_of_raw(std::string("\0\x10\0\0[[[[", 8));
+  EXPECT_NE(framed.find("refused: not TLS 1.3"), std::string::npos) << "the frames of the protocol before TLS: " << framed;
   {
-    // A message above k_max_request_bytes, in records that each authenticate.
+    // A message above k_max_request_bytes, in records that each authenticate:
+    // refused from its length, and the agent closes.
     Session session(connect_control(), m_token);
     session.send_message(std::string(k_max_request_bytes + 1, ' '));
     auto answer = session.receive();
     ASSERT_FALSE(answer);
-    EXPECT_NE(answer.error().find("larger than"), std::string::npos) << answer.error();
+    EXPECT_NE(last_rejection().find("larger than"), std::string::npos) << last_rejection();
   }
   EXPECT_NE(error_of(request("format-disk", "{}")).find("unknown request type"), std::string::npos);
   EXPECT_NE(error_of(request("probe", "[1,2]")).find("not a JSON object"), std::string::npos);
@@ -360,7 +456,7 @@ TEST_F(ControlServer, RejectsOversizedAndMalformedFrames)
 TEST_F(ControlServer, AnIdleClientDoesNotBlockOthers)
 {
   int idle = connect_control();
-  ::send(idle, "\x01\0", 2, MSG_NOSIGNAL); // half a greeting's header, then silence
+  ::send(idle, "\x16\x03", 2, MSG_NOSIGNAL); // half a record header, then silence
   expect_still_serving();
   ::close(idle);
 }
@@ -371,19 +467,18 @@ TEST_F(ControlServer, AnIdleClientDoesNotBlockOthers)
 // connection is closed k_control_auth_timeout after it came, bytes or not.
 TEST_F(ControlServer, TricklingUnauthenticatedClientsCannotHoldEverySlot)
 {
-  std::string greeting_head("\x01\0\0\x48PMCTL001", 12); // a greeting of 72 bytes, 8 of them sent
+  // The first 12 bytes of a real ClientHello (a few hundred bytes).
+  std::string hello_head = ControlChannel(m_token, ChannelSide::client, "m1", 1024).take_output().substr(0, 12);
   std::vector<int> trickling;
   for (std::size_t i = 0; i < k_max_control_connections; ++i) {
     int fd = connect_control();
-    ::send(fd, greeting_head.data(), greeting_head.size(), MSG_NOSIGNAL);
+    ::send(fd, hello_head.data(), hello_head.size(), MSG_NOSIGNAL);
     trickling.push_back(fd);
   }
   expect_still_serving();
   int late = connect_control();
   auto started = std::chrono::steady_clock::now();
-  ::send(late, greeting_head.data(), greeting_head.size(), MSG_NOSIGNAL);
-  char greeting[76];
-  ASSERT_EQ(::recv(late, greeting, sizeof greeting, MSG_WAITALL), 76) << "the agent's greeting";
+  ::send(late, hello_head.data(), hello_head.size(), MSG_NOSIGNAL);
   bool closed = false;
   while (!closed && std::chrono::steady_clock::now() - started < k_control_auth_timeout + std::chrono::seconds(3)) {
     ::send(late, "a", 1, MSG_NOSIGNAL); // a byte of it every 200 ms: never idle
@@ -391,7 +486,7 @@ TEST_F(ControlServer, TricklingUnauthenticatedClientsCannotHoldEverySlot)
     char buffer[256];
     auto n = ::recv(late, buffer, sizeof buffer, MSG_DONTWAIT);
     closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-    EXPECT_LE(n, 0) << "the agent answered a greeting that never came";
+    EXPECT_LE(n, 0) << "the agent answered a ClientHello that never came whole";
   }
   auto lived = std::chrono::steady_clock::now() - started;
   EXPECT_TRUE(closed) << "a connection that never authenticated is still open";
@@ -556,7 +651,7 @@ TEST_F(ControlServer, ALargeObservedRequestDoesNotHoldUpAHello)
 }
 
 // 1 MiB frames of '[' from clients without the token: each is refused from
-// its first 4 bytes, the agent's memory stays flat, and hellos meanwhile are
+// its first bytes (behind the earlier 4-byte frame, or a TLS record header), the agent's memory stays flat, and hellos meanwhile are
 // answered as fast as without them.
 TEST_F(ControlServer, FramesOfBracketsAreRefusedBeforeTheyAreRead)
 {
@@ -571,7 +666,7 @@ TEST_F(ControlServer, FramesOfBracketsAreRefusedBeforeTheyAreRead)
   };
   auto rss_before = rss_kb();
   std::string frame = std::string("\x00\x10\x00\x00", 4) + std::string(1 << 20, '[');
-  std::string record = std::string("\x02\x01\xff\xff", 4) + std::string(1 << 20, '[');
+  std::string record = std::string("\x16\x03\x01\xff\xff", 5) + std::string(1 << 20, '[');
   std::atomic<bool> flooding{true};
   std::atomic<int> sent{0};
   std::vector<std::thread> flooders;
@@ -580,8 +675,6 @@ TEST_F(ControlServer, FramesOfBracketsAreRefusedBeforeTheyAreRead)
       const auto& bytes = i % 2 ? frame : record;
       while (flooding) {
         int fd = connect_control();
-        std::string greeting = i % 2 ? std::string() : std::string("\x01\0\0\x48PMCTL001", 12) + std::string(64, 'a');
-        ::send(fd, greeting.data(), greeting.size(), MSG_NOSIGNAL);
         ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
         ::close(fd);
         ++sent;

@@ -3,7 +3,7 @@
 # errors, run every test (unit, golden, CLI, fuzz corpora, network-namespace
 # scenarios; the last need root and say "skipped" otherwise), then the unit
 # tests and fuzz corpora again under AddressSanitizer and UBSan, every
-# libFuzzer target for 45 s (tests/fuzz/run.sh), and the benchmark once in a
+# libFuzzer target for 60 s (tests/fuzz/run.sh), and the benchmark once in a
 # tiny configuration so it cannot rot.
 # Afterwards the binary is at build/portmatrix, the static one at
 # build-static/portmatrix.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a bounded time (FUZZ_SECONDS each, default
-# 45: nine targets stay under 7 minutes), starting from its committed corpus
+# 60, as issue 16 asks: nine targets take 9 minutes), starting from its committed corpus
 # (tests/fuzz/corpus/NAME). New inputs go to a scratch directory, not into
 # the repository; an input that crashes a target is copied into its corpus
 # (corpus/NAME/crash-SHA1), so ctest replays it from then on, and the run
@@ -9,7 +9,7 @@
 #   FUZZ_SECONDS=60 tests/fuzz/run.sh capture
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-seconds=${FUZZ_SECONDS:-45}
+seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   read -r -a targets < <(sed -n 's/^set(fuzz_targets \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt)

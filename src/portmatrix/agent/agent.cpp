@@ -239,14 +239,31 @@ struct Agent::Impl
     }
   }
 
-  // Closes the oldest connection that has not authenticated yet; false when
-  // there is none.
+  // Frees a slot for a new connection: closes the oldest connection that
+  // has not authenticated, after reading what it sent (a stranger's bytes
+  // are refused and close it by themselves). Connections whose TLS hello was
+  // accepted go last: a client with the token is mid-handshake there, while
+  // a flood of strangers takes the other slots. Keyed and authenticated
+  // connections are never closed for a newcomer. False when none was closed.
   bool evict_unauthenticated()
   {
-    for (const auto& [id, connection] : connections) { // ordered by id: oldest first
-      if (connection->authenticated) continue;
-      close(id);
-      return true;
+    for (bool accepted_too : {false, true}) {
+      for (auto it = connections.begin(); it != connections.end();) { // ordered by id: oldest first
+        auto id = it->first;
+        ++it; // reading below may close this connection, never another
+        auto* connection = find(id);
+        if (connection->authenticated || connection->channel->keyed()) continue;
+        if (!accepted_too) {
+          on_io(id, EPOLLIN);
+          connection = find(id);
+          if (!connection) return true; // refused or gone: its slot is free
+          if (connection->authenticated || connection->channel->keyed() || connection->channel->hello_accepted()) {
+            continue;
+          }
+        }
+        close(id);
+        return true;
+      }
     }
     return false;
   }

@@ -115,21 +115,6 @@ parse_transport(std::uint8_t protocol, std::span<const std::uint8_t> transport)
   return std::nullopt;
 }
 
-// Offsets of the node's and the peer's address in an IP header.
-struct AddressOffsets
-{
-  std::size_t node;
-  std::size_t peer;
-};
-
-AddressOffsets
-address_offsets(bool ipv4, Direction direction)
-{
-  std::size_t source = ipv4 ? 12 : 8;
-  std::size_t destination = ipv4 ? 16 : 24;
-  return direction == Direction::inbound ? AddressOffsets{destination, source} : AddressOffsets{source, destination};
-}
-
 // Outbound only TCP SYNs count: a UDP probe the host drops fails its send().
 std::optional<ArrivedProbe>
 parse_probe_transport(std::uint8_t protocol, std::span<const std::uint8_t> transport, Direction direction)

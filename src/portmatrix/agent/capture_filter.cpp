@@ -36,21 +36,6 @@ read_u32(std::span<const std::uint8_t> bytes, std::size_t offset)
          (std::uint32_t(bytes[offset + 2]) << 8) | bytes[offset + 3];
 }
 
-// Offsets of the node's and the peer's address in an IP header.
-struct AddressOffsets
-{
-  std::uint32_t node;
-  std::uint32_t peer;
-};
-
-AddressOffsets
-address_offsets(bool ipv4, Direction direction)
-{
-  std::uint32_t source = ipv4 ? 12 : 8;
-  std::uint32_t destination = ipv4 ? 16 : 24;
-  return direction == Direction::inbound ? AddressOffsets{destination, source} : AddressOffsets{source, destination};
-}
-
 // Builds a classic BPF program with jumps to labels, resolved by finish().
 class FilterBuilder
 {
@@ -172,6 +157,14 @@ peer_checks(FilterBuilder& filter, std::span<const PeerNetwork> peers, bool ipv4
 }
 
 } // namespace
+
+AddressOffsets
+address_offsets(bool ipv4, Direction direction)
+{
+  std::uint32_t source = ipv4 ? 12 : 8;
+  std::uint32_t destination = ipv4 ? 16 : 24;
+  return direction == Direction::inbound ? AddressOffsets{destination, source} : AddressOffsets{source, destination};
+}
 
 std::optional<PeerNetwork>
 parse_peer_network(const std::string& text)

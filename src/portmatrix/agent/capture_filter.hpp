@@ -24,6 +24,16 @@ namespace portmatrix {
 
 enum class Direction { inbound, outbound };
 
+// Where the node's and the peer's address start in an IP header (IPv4 when
+// `ipv4`, else IPv6) seen in `direction`: the filter and the parser read the
+// same bytes.
+struct AddressOffsets
+{
+  std::uint32_t node;
+  std::uint32_t peer;
+};
+AddressOffsets address_offsets(bool ipv4, Direction direction);
+
 // Bytes kept per packet: the largest IPv4 header (60) plus the TCP header up
 // to its flags (14) fit; the payload is never needed.
 constexpr std::uint32_t k_capture_snap_length = 128;

@@ -260,11 +260,14 @@ ControlChannel::next()
   if (m_error) return unexpected(*m_error);
   if (!m_keyed) {
     ERR_clear_error();
+    auto answered = m_out.size();
     int result = SSL_do_handshake(m_ssl->ssl);
     drain();
     if (result != 1) {
       auto error = SSL_get_error(m_ssl->ssl, result);
       if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) return fail_ssl(result, "in the handshake");
+      // The agent answers a hello only once its binder verified (a wrong one is an error above).
+      if (m_side == ChannelSide::agent && m_out.size() > answered) m_hello_accepted = true;
       // Bounded by what OpenSSL took in, not by what waits behind it (a
       // request may follow the client's Finished in the same read).
       if (m_fed - BIO_ctrl_pending(m_ssl->in) > k_max_handshake_bytes) {

@@ -85,6 +85,13 @@ public:
   // True once the handshake completed: the peer holds the PSK.
   bool keyed() const { return m_keyed; }
 
+  // Agent side: true once the client's hello was accepted (its PSK binder
+  // verified) and this side answered it, before the client's Finished. A
+  // recorded hello sent again gets this far too, so it only ranks a
+  // connection above one that has not (who is closed first when all slots
+  // are taken); keyed() is what proves the peer.
+  bool hello_accepted() const { return m_hello_accepted; }
+
 private:
   struct Ssl;
   Expected<std::optional<std::string>, ChannelError> fail(ChannelError::Kind kind, std::string message);
@@ -104,6 +111,7 @@ private:
   std::string m_out;           // bytes for the peer
   std::string m_offered;       // the PSK identity the client offered (agent side), for errors
   bool m_keyed = false;
+  bool m_hello_accepted = false;
   std::optional<ChannelError> m_error;
 };
 

@@ -36,16 +36,4 @@ LogLimiter::end_window()
   m_kinds.clear();
 }
 
-std::string
-with_thousands(std::uint64_t value)
-{
-  auto digits = std::to_string(value);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 } // namespace portmatrix

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "net/event_loop.hpp"
+#include "util/thousands.hpp"
 
 namespace portmatrix {
 
@@ -47,8 +48,5 @@ private:
   std::map<std::string, Kind> m_kinds;
   std::uint64_t m_timer = 0;
 };
-
-// 1234567 as "1,234,567".
-std::string with_thousands(std::uint64_t value);
 
 } // namespace portmatrix

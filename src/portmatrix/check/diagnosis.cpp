@@ -17,28 +17,17 @@
 
 #include <fmt/format.h>
 
+#include "util/thousands.hpp"
+
 namespace portmatrix {
 namespace {
-
-// 1234567 -> "1,234,567".
-std::string
-group_thousands(std::uint64_t number)
-{
-  auto digits = std::to_string(number);
-  std::string grouped;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
-    grouped += digits[i];
-  }
-  return grouped;
-}
 
 FlowFailure
 cannot_tell(FlowFailure failure, const std::string& node, std::uint64_t lost, const std::string& why)
 {
   failure.diagnosis = "filtered";
   failure.detail = fmt::format("the capture on {} lost {} packet{}; cannot tell where it was dropped ({})", node,
-                               group_thousands(lost), lost == 1 ? "" : "s", why);
+                               with_thousands(lost), lost == 1 ? "" : "s", why);
   return failure;
 }
 

@@ -79,7 +79,11 @@ eg_expect good-mirror.test 443 ok direct
 
 # The egress round's own budget: with a resolver that never answers (its
 # retries take 10 s), --egress-deadline 3 ends the round, every host a
-# dns-failure, and the report says how long the round took.
+# dns-failure, and the report says how long the round took. The agent runs
+# on the inventory without a proxy again, so every host is looked up.
+kill "$AGENT" && netns_reap "$AGENT"
+EG_INVENTORY=$WORK/inventory.yaml
+eg_agent "$EG_INVENTORY"
 eg_silent_resolver
 EG_EGRESS_DEADLINE=3 eg_check silent-dns
 eg_exit_status 1

@@ -222,11 +222,14 @@ struct Agent::Impl
       auto id = connection->id;
       int raw = connection->fd.get();
       connection->auth_timer = loop.after(k_control_auth_timeout, [this, id] {
-        if (auto* late = find(id); !late || late->authenticated) return;
+        // A peer whose TLS handshake completed holds the token: the timer is
+        // for strangers, not for a large request still arriving.
+        auto proved = [](Connection* c) { return c->authenticated || c->channel->keyed(); };
+        if (auto* late = find(id); !late || proved(late)) return;
         // A request may be waiting in the socket while this loop was behind
         // (a stopped or starved agent): read it before judging.
         on_io(id, EPOLLIN);
-        if (auto* late = find(id); late && !late->authenticated) {
+        if (auto* late = find(id); late && !proved(late)) {
           limited.event("control connections closed unauthenticated",
                         fmt::format("closed a control connection that sent no authenticated request within {} s",
                                     k_control_auth_timeout.count()));

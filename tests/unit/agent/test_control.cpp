@@ -630,7 +630,10 @@ TEST_F(ControlServer, ALargeObservedRequestDoesNotHoldUpAHello)
   for (int source = 0; source < 200; ++source) {
     queries.push_back({Protocol::tcp, fmt::format("10.9.{}.{}", source / 250, source % 250 + 1), {1, 65535}, false, 0, 0});
   }
-  Session observing(connect_control(), m_token);
+  int observing_fd = connect_control();
+  timeval patient{120, 0}; // its answer may take longer than the usual 5 s (sanitizer builds)
+  ::setsockopt(observing_fd, SOL_SOCKET, SO_RCVTIMEO, &patient, sizeof(patient));
+  Session observing(observing_fd, m_token);
   auto started = std::chrono::steady_clock::now();
   observing.send_message(encode_request(request("observed", to_json(queries))));
   std::this_thread::sleep_for(std::chrono::milliseconds(50)); // the agent is into it
@@ -699,7 +702,9 @@ TEST_F(ControlServer, FramesOfBracketsAreRefusedBeforeTheyAreRead)
   EXPECT_GT(sent.load(), 10);
   // The test process holds the flooders' buffers too (2 MiB); the agent held up to 1 MiB per
   // connection and its parse tree before.
+#if !defined(__SANITIZE_ADDRESS__) // ASan's quarantine keeps freed buffers: RSS says nothing there
   EXPECT_LT(rss_after - rss_before, 16 * 1024) << "kB";
+#endif
   EXPECT_LT(hellos[5], std::chrono::milliseconds(200));
 }
 

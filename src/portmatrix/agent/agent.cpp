@@ -255,7 +255,7 @@ struct Agent::Impl
         auto id = it->first;
         ++it; // reading below may close this connection, never another
         auto* connection = find(id);
-        if (connection->authenticated || connection->channel->keyed()) continue;
+        if (!connection || connection->authenticated || connection->channel->keyed()) continue;
         if (!accepted_too) {
           on_io(id, EPOLLIN);
           connection = find(id);

@@ -42,7 +42,7 @@ expect 0 "ports json" -- "$pm" ports --inventory "$inv" --format json && contain
 "$pm" ports --inventory "$inv" --format json > "$work/pairs.json"
 expect 0 "ports json is valid JSON" -- python3 -m json.tool "$work/pairs.json"
 pairs=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["flows"]))' "$work/pairs.json")
-# docs/live-check.md, README: "203 pairs for the guide's topology" (182 allowed, 21 that must stay closed).
+# README: "203 pairs for the guide's topology" (182 allowed, 21 that must stay closed).
 [ "$pairs" = 203 ] && passed=$((passed + 1)) || { echo "FAIL: the guide's topology has $pairs pairs, README says 203"; failed=$((failed + 1)); }
 
 # --flows groups: one entry per requirement, the same pairs counted.

@@ -43,6 +43,15 @@ run lb2.keepalived.conf lb --inventory "$inv" --format keepalived --node lb2
 run egress.squid egress --inventory "$inv" --format squid
 run egress-domains.txt egress --inventory "$inv" --format domains
 run egress-doc.squid egress --profile apinizer-doc --format squid
+# The apinizer profile's options, all on (issue 17).
+opt=inventory-options.yaml
+run options-ports-groups.txt ports --inventory "$opt" --flows groups
+run options-ports-groups.json ports --inventory "$opt" --flows groups --format json
+for node in master1 worker1 lb1; do
+  run "options-firewall-$node.nftables" firewall --inventory "$opt" --node "$node" --format nftables
+done
+run options-firewall-worker1.ufw firewall --inventory "$opt" --node worker1 --format ufw
+run options-egress-domains.txt egress --inventory "$opt" --format domains
 
 if [ "$update" = --update ]; then
   rm -rf "$expected"

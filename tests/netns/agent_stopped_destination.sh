@@ -4,7 +4,8 @@
 # line comes and the agent cannot be asked what it answered. The agents
 # section says worker2 is unreachable, and so do the flows: the TCP and UDP
 # flows to worker2 are skipped (agent-unreachable), never wrong-responder
-# nor filtered (issue 16, finding 8); the flows from worker2 are skipped; the check ends within
+# nor filtered (issue 16, finding 8); so are the denies to it, which pass only
+# on its agent's word (issue 17); the flows from worker2 are skipped; the check ends within
 # its deadline; every flow not involving worker2 passes. Thawed (SIGCONT),
 # the agent answers the next check, which passes.
 #   usage: agent_stopped_destination.sh PORTMATRIX [PM_NETPROBE]
@@ -26,7 +27,8 @@ ck_count "diagnosis=wrong-responder" 0
 ck_expect "to=worker2 proto=tcp expect=allow" skip agent-unreachable "worker2's agent sent no identity"
 ck_expect "from=worker2" skip agent-unreachable
 ck_expect "to=worker2 proto=udp expect=allow" skip agent-unreachable "worker2's agent could not be asked what it saw"
-ck_others_pass "from=worker2" "to=worker2 expect=allow" "to=vip"
+ck_expect "to=worker2 expect=deny" skip agent-unreachable "could not be asked whether anything listened"
+ck_others_pass "from=worker2" "to=worker2" "to=vip"
 
 kill -CONT "${CK_AGENT_PID[worker2]}"
 ck_log "thawed worker2's agent"

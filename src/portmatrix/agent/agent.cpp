@@ -132,9 +132,14 @@ struct Agent::Impl
 
     raise_fd_limit();
     // The VIP's ports on a load balancer are haproxy's: the agent leaves them
-    // free. A port several roles send to is bound (and reported) once.
+    // free. A port several roles send to is bound (and reported) once. Ports
+    // that must stay closed are bound too: a deny passes on the evidence that
+    // something listened and the firewall stopped the probe.
     std::map<Protocol, std::vector<PortRange>> wanted;
-    for (const auto& rule : plan.ingress(node, Plan::VipPorts::exclude)) {
+    auto rules = plan.ingress(node, Plan::VipPorts::exclude);
+    auto denied = plan.denied(node);
+    rules.insert(rules.end(), denied.begin(), denied.end());
+    for (const auto& rule : rules) {
       if (rule.protocol == Protocol::vrrp) continue;
       wanted[rule.protocol].insert(wanted[rule.protocol].end(), rule.ports.begin(), rule.ports.end());
     }

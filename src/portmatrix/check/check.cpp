@@ -46,10 +46,15 @@ NodeEgress::ok() const
 }
 
 int
-exit_status(const CheckReport& report)
+exit_status(const CheckReport& report, UntestedPolicy untested)
 {
   bool egress_ok = std::all_of(report.egress.begin(), report.egress.end(), [](const NodeEgress& n) { return n.ok(); });
-  return report.failed == 0 && report.skipped == 0 && egress_ok ? 0 : 1;
+  bool untested_ok = true;
+  switch (untested) {
+  case UntestedPolicy::warn: break;
+  case UntestedPolicy::fail: untested_ok = report.untested.empty(); break;
+  }
+  return report.failed == 0 && report.skipped == 0 && egress_ok && untested_ok ? 0 : 1;
 }
 
 namespace {
@@ -397,7 +402,10 @@ private:
   // (its agent may have sent it too late).
   bool needs_observation(const Flow& flow, const Segment& segment) const
   {
-    if (!flow.to || flow.expect != Expect::allow) return false;
+    if (!flow.to) return false;
+    // A deny that held: the destination says whether anything listened, the
+    // evidence that its firewall, not an empty port, stopped the probe.
+    if (flow.expect == Expect::deny) return segment.state != ProbeState::open && segment.state != ProbeState::unprobed;
     if (segment.state == ProbeState::open) return !segment.authentic && segment.responder.empty();
     return segment.state != ProbeState::blocked_locally && segment.state != ProbeState::unprobed;
   }
@@ -427,7 +435,7 @@ private:
           m_observation_index[{i, s}] = ask(*flow.to, {flow.protocol, from, segment.range, false,
                                                        hello ? hello->capture_mark : 0, hello ? hello->answered_mark : 0});
         }
-        if (flow.protocol == Protocol::tcp && segment.state == ProbeState::filtered) {
+        if (flow.expect == Expect::allow && flow.protocol == Protocol::tcp && segment.state == ProbeState::filtered) {
           m_departure_index[{i, s}] =
             ask(flow.from, {flow.protocol, m_plan.inventory.nodes[*flow.to].address, segment.range, true});
         }
@@ -551,9 +559,7 @@ private:
   {
     const auto& flow = m_flows[index];
     if (flow.expect == Expect::deny) {
-      result.failures = diagnose_denied(segments);
-      result.verdict = result.failures.empty() ? Verdict::pass : Verdict::fail;
-      result.diagnosis = result.failures.empty() ? "closed" : "unexpectedly-open";
+      evaluate_denied(index, segments, result);
       return;
     }
     if (!flow.to) {
@@ -569,6 +575,66 @@ private:
     result.verdict = verdict_of(result.failures);
     result.diagnosis = !result.failures.empty() ? result.failures.front().diagnosis : service ? "service" : "ok";
     if (result.diagnosis == "service") result.answered_by = answered_by(*flow.to, flow.protocol, flow.range);
+  }
+
+  // A deny fails when a probe got through; it passes only where the
+  // destination's agent said the ports were held (its listeners, or a
+  // service) while the probe did not get through: the firewall stopped it.
+  // Without that word (agent unreachable, nothing listening) it is a skip
+  // that says what the probe saw.
+  void evaluate_denied(std::size_t index, const std::vector<Segment>& segments, FlowResult& result) const
+  {
+    const auto& flow = m_flows[index];
+    result.failures = diagnose_denied(segments);
+    if (!result.failures.empty()) {
+      result.verdict = Verdict::fail;
+      result.diagnosis = "unexpectedly-open";
+      return;
+    }
+    result.verdict = Verdict::pass;
+    result.diagnosis = "closed";
+    if (!flow.to) return; // the VIP: no agent of ours stands behind it
+    const auto& destination = m_plan.inventory.nodes[*flow.to].name;
+    for (std::size_t s = 0; s < segments.size(); ++s) {
+      const auto& segment = segments[s];
+      if (segment.state == ProbeState::unprobed) continue;
+      const ObservedAnswer* answer = nullptr;
+      if (auto it = m_observation_index.find({index, s}); it != m_observation_index.end()) {
+        auto reply = m_observed.find(it->second.first);
+        if (reply != m_observed.end() && it->second.second < reply->second.answers.size()) {
+          answer = &reply->second.answers[it->second.second];
+        }
+      }
+      auto held = answer ? answer->ports_listening + held_ports(*flow.to, flow.protocol, segment.range) : 0;
+      if (answer && held >= segment.range.size()) continue;
+      auto seen = state_name(segment.state);
+      if (!answer) {
+        result.failures.push_back({segment.range, seen, "agent-unreachable",
+                                   fmt::format("{}, but {}'s agent could not be asked whether anything listened: "
+                                               "no proof that its firewall stops the flow",
+                                               seen, destination)});
+      } else {
+        result.failures.push_back({segment.range, seen, "no-listener",
+                                   fmt::format("{}, but only {} of {} ports were held on {}: no proof that its "
+                                               "firewall stops the flow",
+                                               seen, held, segment.range.size(), destination)});
+      }
+    }
+    if (!result.failures.empty()) {
+      result.verdict = Verdict::skip;
+      result.diagnosis = result.failures.front().diagnosis;
+    }
+  }
+
+  // Ports of `range` held by services on `node`, as its hello said.
+  std::uint32_t held_ports(std::size_t node, Protocol protocol, const PortRange& range) const
+  {
+    if (!m_hello[node]) return 0;
+    std::set<std::uint16_t> ports;
+    for (const auto& owner : m_hello[node]->owners) {
+      if (owner.protocol == protocol && range.min <= owner.port && owner.port <= range.max) ports.insert(owner.port);
+    }
+    return std::uint32_t(ports.size());
   }
 
   // Failures that only say a destination's agent could not be asked leave
@@ -656,6 +722,7 @@ private:
   void finish()
   {
     m_report.cluster = m_plan.inventory.cluster;
+    m_report.untested = untested_requirements(m_plan);
     m_answered_late.assign(m_plan.inventory.nodes.size(), 0);
     for (std::size_t i = 0; i < m_flows.size(); ++i) {
       const auto& flow = m_flows[i];

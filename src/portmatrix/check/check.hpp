@@ -13,6 +13,7 @@
 #include "crypto/hmac.hpp"
 #include "egress/runner.hpp"
 #include "plan/plan.hpp"
+#include "plan/untested.hpp"
 #include "probe/prober.hpp"
 #include "util/expected.hpp"
 
@@ -79,6 +80,9 @@ struct CheckReport
   // Wall time of each round (hello, probe, observe[, egress]), in order.
   std::vector<std::pair<std::string, std::chrono::milliseconds>> rounds;
   std::vector<NodeEgress> egress; // check --egress only: one per node, inventory order
+  // Requirements the inventory gives no flow to check (no client node, no
+  // load balancer, ...): not in `results`, said in every format.
+  std::vector<Untested> untested;
 };
 
 // check --egress: each agent checks the profile's egress list from its node.
@@ -88,6 +92,9 @@ struct EgressRoundOptions
   std::chrono::milliseconds timeout{3000};
   std::chrono::milliseconds deadline{10000}; // on top of the check's deadline; at most 25 s
 };
+
+// What untested requirements (CheckReport::untested) do to the exit status.
+enum class UntestedPolicy { warn, fail };
 
 struct CheckOptions
 {
@@ -100,6 +107,7 @@ struct CheckOptions
   // They are not asked; the flows from and to them are skip, the reason in
   // their failure's detail and in the agent's error.
   std::map<std::string, std::string> absent;
+  UntestedPolicy untested = UntestedPolicy::warn; // check --strict: fail
   // Progress messages (agents answered, flows done); may be empty.
   std::function<void(const std::string&)> progress;
 };
@@ -109,7 +117,8 @@ struct CheckOptions
 Expected<CheckReport, std::string> run_check(const Plan& plan, const Token& token, const CheckOptions& options);
 
 // 0 when every flow passed (and with --egress every node reached every host),
-// 1 when one failed or was skipped.
-int exit_status(const CheckReport& report);
+// 1 when one failed or was skipped. Untested requirements count only under
+// UntestedPolicy::fail (check --strict).
+int exit_status(const CheckReport& report, UntestedPolicy untested = UntestedPolicy::warn);
 
 } // namespace portmatrix

@@ -187,6 +187,11 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
     if (seen && seen->ports_listening > 0) {
       failure.diagnosis = "rejected-by-destination-firewall";
       failure.detail = "refused while our listener is up";
+    } else if (!seen && !evidence.held_by_service) {
+      // Nothing listens because the agent is gone (stopped, killed): that
+      // blames no flow, it leaves it untested.
+      failure.diagnosis = "agent-unreachable";
+      failure.detail = fmt::format("refused, and {}'s agent could not be asked what listens there (stopped?)", expected);
     } else {
       failure.diagnosis = "no-listener";
       failure.detail = evidence.held_by_service ? "refused; the port is held by another process"

@@ -25,12 +25,14 @@
 #include "firewall/firewall.hpp"
 #include "lb/lb.hpp"
 #include "plan/diff.hpp"
+#include "plan/untested.hpp"
 #include "plan/egress.hpp"
 #include "profiles/builtin.hpp"
 #include "report/check_report.hpp"
 #include "report/preflight_report.hpp"
 #include "report/egress_report.hpp"
 #include "report/ports_report.hpp"
+#include "report/untested_report.hpp"
 
 namespace portmatrix {
 namespace {
@@ -107,6 +109,10 @@ command_ports(const std::string& profile_name, const std::string& inventory_path
     if (!plan) return k_exit_input;
     write_ports(std::cout, plan->matrix, &*plan, *format, *view);
     std::cout.flush();
+    // CSV has no place for them: what the inventory leaves untested goes to stderr.
+    if (*format == PortsFormat::csv) {
+      for (const auto& line : untested_lines(untested_requirements(*plan))) std::cerr << "portmatrix: " << line << "\n";
+    }
     if (!std::cout) {
       std::cerr << "portmatrix: cannot write the report to standard output\n";
       return k_exit_input;
@@ -257,6 +263,7 @@ check_and_report(const Plan& plan, const Token& token, CheckFormat format, const
   if (progress_tty && !options.progress) {
     options.progress = [](const std::string& message) { std::cerr << "\r\033[K" << message << std::flush; };
   }
+  auto untested = options.untested;
   auto report = run_check(plan, token, options);
   if (progress_tty) std::cerr << "\r\033[K" << std::flush;
   if (!report) {
@@ -265,7 +272,7 @@ check_and_report(const Plan& plan, const Token& token, CheckFormat format, const
   }
   auto render = [&](CheckFormat as, Colour colour) { return render_check(*report, as, colour); };
   if (!emit_report(output, format, CheckFormat::table, render)) return k_exit_input;
-  return exit_status(*report);
+  return exit_status(*report, untested);
 }
 
 int
@@ -533,7 +540,10 @@ run_cli(int argc, char** argv)
     ->capture_default_str()
     ->check(CLI::Range(1, 100));
   EgressRoundOptions check_egress;
+  bool check_strict = false;
   int egress_deadline_s = 10;
+  check->add_flag("--strict", check_strict,
+                  "Exit 1 when the inventory leaves a requirement untested (no client node, no load balancer, ...)");
   check->add_flag("--egress", check_egress.enabled,
                   "Also have every agent run `egress` from its node (after the probes), through the inventory's egress "
                   "proxy, else its own environment's");
@@ -609,6 +619,7 @@ run_cli(int argc, char** argv)
       options.deadline = std::chrono::seconds(deadline_s);
       options.conntrack_ceiling = conntrack_ceiling;
       options.egress = check_egress;
+      options.untested = check_strict ? UntestedPolicy::fail : UntestedPolicy::warn;
       for (const auto& item : absent) {
         auto equals = item.find('=');
         options.absent[item.substr(0, equals)] = equals == std::string::npos ? "absent" : item.substr(equals + 1);

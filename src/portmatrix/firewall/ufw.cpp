@@ -22,6 +22,7 @@ public:
   {
     m_admin = sources(plan.admin_sources);
     for (const auto& [role, set] : plan.role_sources) m_sources[role] = sources(set);
+    m_sources[Role::admin] = m_admin;
   }
 
   std::string render_group(std::span<const Node* const> nodes) const override

@@ -365,6 +365,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
                          "ports",
                          "admin_cidrs",
                          "client_cidrs",
+                         "cloud_lb_cidrs",
                          "ssh_port",
                          "ssh",
                          "agent",
@@ -441,6 +442,7 @@ read_inventory(YamlReader& reader, std::string_view text, Inventory& inventory)
   }
   if (auto cidrs = root["admin_cidrs"]) read_cidrs(reader, cidrs, "admin_cidrs", inventory.admin_cidrs);
   if (auto cidrs = root["client_cidrs"]) read_cidrs(reader, cidrs, "client_cidrs", inventory.client_cidrs);
+  if (auto cidrs = root["cloud_lb_cidrs"]) read_cidrs(reader, cidrs, "cloud_lb_cidrs", inventory.cloud_lb_cidrs);
   if (auto ssh = root["ssh_port"]) {
     inventory.ssh_port = read_port(reader, ssh, "ssh_port").value_or(22);
     inventory.ssh_port_at = position(reader, ssh.Mark());

@@ -90,6 +90,7 @@ struct Inventory
   std::optional<LoadBalancer> loadbalancer;
   std::vector<std::string> admin_cidrs;  // SSH and the agent's control port are open to these
   std::vector<std::string> client_cidrs; // treated as `client` sources, like client nodes
+  std::vector<std::string> cloud_lb_cidrs; // the cloud provider's health-check ranges: `cloud_lb` sources
   std::uint16_t ssh_port = 22;
   std::uint16_t control_port = 7946;
   Diagnostic ssh_port_at;     // where the inventory set it (line 0: the default)

@@ -24,7 +24,8 @@ namespace portmatrix {
 std::string
 Requirement::key() const
 {
-  return fmt::format("{}>{}:{}/{}", to_string(from), to_string(to), port, to_string(protocol));
+  return fmt::format("{}>{}:{}/{}{}", to_string(from), to_string(to), port, to_string(protocol),
+                     expect == Expect::deny ? " deny" : "");
 }
 
 const NamedPort*
@@ -137,6 +138,7 @@ public:
     m_options.take(out.options);
     m_ports.take(out.ports);
     m_requirements.take(out.requirements);
+    m_removals.take(out.removals);
     m_egress.take(out.egress);
     m_frontends.take(out.frontends);
   }
@@ -493,9 +495,12 @@ private:
     if (remove) {
       if (!m_requirements.remove(key)) {
         reader.error(at, fmt::format("'remove' matches no requirement ({})", printable(key)));
+      } else {
+        m_removals.put(key, std::move(requirement));
       }
       return true;
     }
+    m_removals.remove(key);
     if (m_requirements.size() >= k_max_values && !m_requirements.find(key)) {
       if (!m_too_many_requirements) {
         reader.error(at, fmt::format("more than {} requirements (each from-role, to-role, port and protocol counts "
@@ -562,6 +567,7 @@ private:
   Keyed<OptionSpec> m_options;
   Keyed<NamedPort> m_ports;
   Keyed<Requirement> m_requirements;
+  Keyed<Requirement> m_removals;
   bool m_too_many_requirements = false;
   Keyed<EgressHost> m_egress;
   Keyed<Frontend> m_frontends;

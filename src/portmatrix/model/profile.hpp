@@ -60,7 +60,8 @@ struct Requirement
   std::string defined_at; // "file:line:column" of that definition
 
   // Identity for overrides and diffs: two profiles talk about "the same"
-  // requirement when these match.
+  // requirement when these match ("worker>master:etcd/tcp", with " deny" for
+  // an expect-deny one, so a deny never replaces the allow of the same flow).
   std::string key() const;
 };
 
@@ -116,6 +117,9 @@ struct Profile
   std::vector<OptionSpec> options;
   std::vector<NamedPort> ports;
   std::vector<Requirement> requirements;
+  // Requirements an include defined and this profile removed (`remove: true`),
+  // as the removal wrote them: its reason says why (diff shows it).
+  std::vector<Requirement> removals;
   std::vector<EgressHost> egress;
   std::vector<Frontend> frontends;
 

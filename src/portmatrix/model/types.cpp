@@ -37,6 +37,8 @@ to_string(Role role)
   case Role::elasticsearch: return "elasticsearch";
   case Role::loadbalancer: return "loadbalancer";
   case Role::client: return "client";
+  case Role::admin: return "admin";
+  case Role::cloud_lb: return "cloud_lb";
   case Role::any: return "any";
   case Role::vip: return "vip";
   }
@@ -52,6 +54,8 @@ parse_role(std::string_view text)
   if (text == "elasticsearch") return Role::elasticsearch;
   if (text == "loadbalancer") return Role::loadbalancer;
   if (text == "client") return Role::client;
+  if (text == "admin") return Role::admin;
+  if (text == "cloud_lb") return Role::cloud_lb;
   if (text == "any") return Role::any;
   if (text == "vip") return Role::vip;
   return std::nullopt;
@@ -61,7 +65,8 @@ const std::vector<Role>&
 node_roles()
 {
   static const std::vector<Role> roles{
-    Role::master, Role::worker, Role::mongodb, Role::elasticsearch, Role::loadbalancer, Role::client};
+    Role::master, Role::worker, Role::mongodb, Role::elasticsearch, Role::loadbalancer, Role::client,
+    Role::admin,  Role::cloud_lb};
   return roles;
 }
 

@@ -21,7 +21,11 @@ std::optional<Protocol> parse_protocol(std::string_view text);
 
 // Node roles. `any` is only a requirement source ("from anywhere"); `vip` is
 // only a requirement destination (the load balancer's virtual address).
-enum class Role { master, worker, mongodb, elasticsearch, loadbalancer, client, any, vip };
+// `admin` (a workstation in admin_cidrs: kubectl, Lens) and `cloud_lb` (a
+// cloud load balancer's health checker, from cloud_lb_cidrs) are sources
+// outside the cluster, like `client`: a node with the role is where the check
+// sends their flows from, and the firewall admits the role's nodes and CIDRs.
+enum class Role { master, worker, mongodb, elasticsearch, loadbalancer, client, admin, cloud_lb, any, vip };
 
 std::string_view to_string(Role role);
 // Accepts the aliases an operator would write (control-plane for master).

@@ -262,7 +262,7 @@ YamlReader::role(const YAML::Node& node, std::string_view what)
   if (!parsed) {
     error(node,
           fmt::format("unknown role '{}' in {} (known: master, control-plane, worker, mongodb, elasticsearch, "
-                      "loadbalancer, client)",
+                      "loadbalancer, client, admin, cloud_lb)",
                       printable(*text),
                       what));
   }

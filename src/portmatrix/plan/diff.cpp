@@ -72,13 +72,19 @@ diff_profiles(const Profile& a, const Profile& b)
     after[requirement.key()] = &requirement;
     auto it = before.find(requirement.key());
     if (it == before.end()) {
-      diff.requirements.push_back({Change::added, {}, requirement, {}});
+      diff.requirements.push_back({Change::added, {}, requirement, {}, requirement.reason});
     } else if (auto fields = changed_fields(*it->second, requirement); !fields.empty()) {
-      diff.requirements.push_back({Change::changed, *it->second, requirement, std::move(fields)});
+      diff.requirements.push_back({Change::changed, *it->second, requirement, std::move(fields), requirement.reason});
     }
   }
+  std::map<std::string, const Requirement*> removals;
+  for (const auto& removal : b.removals) removals[removal.key()] = &removal;
   for (const auto& requirement : a.requirements) {
-    if (!after.count(requirement.key())) diff.requirements.push_back({Change::removed, requirement, {}, {}});
+    if (after.count(requirement.key())) continue;
+    auto removal = removals.find(requirement.key());
+    auto reason = removal != removals.end() && !removal->second->reason.empty() ? removal->second->reason
+                                                                                 : requirement.reason;
+    diff.requirements.push_back({Change::removed, requirement, {}, {}, std::move(reason)});
   }
 
   auto find_host = [](const Profile& p, const std::string& host) -> const EgressHost* {

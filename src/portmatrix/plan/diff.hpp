@@ -18,6 +18,9 @@ struct RequirementChange
   Requirement before; // set for removed and changed
   Requirement after;  // set for added and changed
   std::vector<std::string> fields; // for changed: which fields differ
+  // Why: the reason of `after` (added, changed), or of the removal that took
+  // it away (`remove: true` in `b`), else `before`'s own reason.
+  std::string reason;
 };
 
 struct PortChange

@@ -86,11 +86,14 @@ make_plan(Profile profile, Inventory inventory)
   auto add = [](SourceSet& set, std::string_view text) {
     if (auto range = parse_address_range(text)) (range->family == AddressFamily::v6 ? set.v6 : set.v4).push_back(*range);
   };
-  for (auto role : node_roles()) plan.role_sources[role];
+  // The admin role's set is admin_sources (the firewalls' "admin" set).
+  auto sources = [&](Role role) -> SourceSet& { return role == Role::admin ? plan.admin_sources : plan.role_sources[role]; };
+  for (auto role : node_roles()) sources(role);
   for (const auto& node : inventory.nodes) {
-    for (auto role : node.roles) add(plan.role_sources[role], node.address);
+    for (auto role : node.roles) add(sources(role), node.address);
   }
   for (const auto& cidr : inventory.client_cidrs) add(plan.role_sources[Role::client], cidr);
+  for (const auto& cidr : inventory.cloud_lb_cidrs) add(plan.role_sources[Role::cloud_lb], cidr);
   for (const auto& cidr : inventory.admin_cidrs) add(plan.admin_sources, cidr);
   auto merge = [](SourceSet& set) {
     set.v4 = merge_address_ranges(std::move(set.v4));
@@ -284,22 +287,15 @@ Plan::flow_groups() const
   return groups;
 }
 
-std::vector<IngressRule>
-Plan::ingress(const Node& node, VipPorts vip) const
+namespace {
+
+// Rules by (source role, protocol): ports merged, named ports in first-seen order.
+class RuleGrouping
 {
-  std::map<std::pair<Role, Protocol>, IngressRule> grouped;
-  bool serves_vip = vip == VipPorts::include && inventory.loadbalancer && node.has(Role::loadbalancer);
-  for (const auto& requirement : matrix.profile.requirements) {
-    if (requirement.expect != Expect::allow || !matrix.active(requirement)) continue;
-    PortRange range;
-    if (requirement.to == Role::vip && serves_vip) {
-      range = matrix.vip_range(requirement, &inventory);
-    } else if (requirement.to != Role::vip && node.has(requirement.to)) {
-      range = requirement.range;
-    } else {
-      continue;
-    }
-    auto& rule = grouped[{requirement.from, requirement.protocol}];
+public:
+  void add(const Requirement& requirement, const PortRange& range)
+  {
+    auto& rule = m_grouped[{requirement.from, requirement.protocol}];
     rule.source = requirement.from;
     rule.protocol = requirement.protocol;
     rule.ports.push_back(range);
@@ -307,12 +303,51 @@ Plan::ingress(const Node& node, VipPorts vip) const
       rule.names.push_back(requirement.port);
     }
   }
-  std::vector<IngressRule> rules;
-  for (auto& [key, rule] : grouped) {
-    rule.ports = merge_ranges(std::move(rule.ports));
-    rules.push_back(std::move(rule));
+
+  std::vector<IngressRule> take()
+  {
+    std::vector<IngressRule> rules;
+    for (auto& [key, rule] : m_grouped) {
+      rule.ports = merge_ranges(std::move(rule.ports));
+      rules.push_back(std::move(rule));
+    }
+    m_grouped.clear();
+    return rules;
   }
-  return rules;
+
+private:
+  std::map<std::pair<Role, Protocol>, IngressRule> m_grouped;
+};
+
+} // namespace
+
+std::vector<IngressRule>
+Plan::ingress(const Node& node, VipPorts vip) const
+{
+  RuleGrouping grouped;
+  bool serves_vip = vip == VipPorts::include && inventory.loadbalancer && node.has(Role::loadbalancer);
+  for (const auto& requirement : matrix.profile.requirements) {
+    if (requirement.expect != Expect::allow || !matrix.active(requirement)) continue;
+    if (requirement.to == Role::vip && serves_vip) {
+      grouped.add(requirement, matrix.vip_range(requirement, &inventory));
+    } else if (requirement.to != Role::vip && node.has(requirement.to)) {
+      grouped.add(requirement, requirement.range);
+    }
+  }
+  return grouped.take();
+}
+
+std::vector<IngressRule>
+Plan::denied(const Node& node) const
+{
+  RuleGrouping grouped;
+  for (const auto& requirement : matrix.profile.requirements) {
+    if (requirement.expect == Expect::deny && matrix.active(requirement) && requirement.to != Role::vip &&
+        node.has(requirement.to)) {
+      grouped.add(requirement, requirement.range);
+    }
+  }
+  return grouped.take();
 }
 
 std::string

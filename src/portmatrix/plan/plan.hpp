@@ -60,7 +60,8 @@ struct FlowGroup
   std::size_t flows = 0;                    // node pairs (source -> VIP for `vip`)
 };
 
-// Sources a firewall admits, by family: one per role, plus admin. Each is an
+// Sources a firewall admits, by family: one per role (admin's is
+// Plan::admin_sources, which SSH uses too). Each is an
 // exact cover (merge_address_ranges) of the nodes' addresses and CIDRs:
 // sorted, duplicates and overlaps merged, consecutive addresses one range.
 struct SourceSet
@@ -84,7 +85,7 @@ struct Plan
   Matrix matrix;
   Inventory inventory;
   std::map<Role, SourceSet> role_sources; // every node role, possibly empty
-  SourceSet admin_sources;                // admin_cidrs
+  SourceSet admin_sources;                // admin_cidrs and the admin nodes (role `admin`'s set)
 
   // All flows of active requirements, deduplicated, in requirement order.
   // O(flows) memory: for_each_flow when the inventory is large.
@@ -103,6 +104,10 @@ struct Plan
   // VIP: those ports belong to the load balancer software, not to the node.
   enum class VipPorts { include, exclude };
   std::vector<IngressRule> ingress(const Node& node, VipPorts vip = VipPorts::include) const;
+  // What active expect-deny requirements say `node` must not accept, grouped
+  // like ingress(). The agent listens there too: a probe that then gets no
+  // answer was stopped by a firewall, which is what a deny's pass rests on.
+  std::vector<IngressRule> denied(const Node& node) const;
   // The node's roles, comma separated, for headers and tables.
   std::string describe_roles(const Node& node) const;
   std::string flow_target(const Flow& flow) const; // node name or "vip"

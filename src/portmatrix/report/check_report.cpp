@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "egress/result_json.hpp"
+#include "report/untested_report.hpp"
 #include "util/text_table.hpp"
 
 namespace portmatrix {
@@ -69,7 +70,11 @@ render_json(const CheckReport& report)
                       {"note", a.note}});
   }
   nlohmann::json out{{"cluster", report.cluster},
-                     {"summary", {{"passed", report.passed}, {"failed", report.failed}, {"skipped", report.skipped}}},
+                     {"summary",
+                      {{"passed", report.passed},
+                       {"failed", report.failed},
+                       {"skipped", report.skipped},
+                       {"untested", untested_count(report.untested)}}},
                      {"duration_ms", report.duration.count()},
                      {"rounds_ms", [&] {
                         nlohmann::json rounds = nlohmann::json::object();
@@ -77,6 +82,7 @@ render_json(const CheckReport& report)
                         return rounds;
                       }()},
                      {"results", std::move(results)},
+                     {"untested", untested_json(report.untested)},
                      {"agents", std::move(agents)}};
   if (!report.egress.empty()) {
     out["egress"] = nlohmann::json::array();
@@ -89,14 +95,19 @@ render_json(const CheckReport& report)
   return out.dump(2) + "\n";
 }
 
+// Untested requirements are testcases too, skipped with their cause, so a
+// CI dashboard counts what the check could not exercise.
 std::string
 render_junit(const CheckReport& report)
 {
+  auto untested = untested_count(report.untested);
+  auto tests = report.results.size() + untested;
+  auto skipped = report.skipped + untested;
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += fmt::format("<testsuites name=\"portmatrix check\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3f}\">\n",
-                     report.results.size(), report.failed, report.skipped, report.duration.count() / 1000.0);
+                     tests, report.failed, skipped, report.duration.count() / 1000.0);
   out += fmt::format("  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
-                     xml_escape(report.cluster), report.results.size(), report.failed, report.skipped);
+                     xml_escape(report.cluster), tests, report.failed, skipped);
   for (const auto& r : report.results) {
     out += fmt::format("    <testcase classname=\"{}.{}\" name=\"{} -&gt; {} {} {}\">\n", xml_escape(report.cluster),
                        xml_escape(r.from), xml_escape(r.from), xml_escape(r.to), ports_text(r.flow.range, r.flow.protocol),
@@ -112,6 +123,14 @@ render_junit(const CheckReport& report)
                          xml_escape(r.diagnosis), xml_escape(body));
     }
     out += "    </testcase>\n";
+  }
+  for (const auto& entry : report.untested) {
+    for (const auto& item : entry.requirements) {
+      out += fmt::format("    <testcase classname=\"{}.untested\" name=\"{}\">\n", xml_escape(report.cluster),
+                         xml_escape(item.direction));
+      out += fmt::format("      <skipped message=\"{}: {}\"/>\n    </testcase>\n", xml_escape(to_string(entry.cause)),
+                         xml_escape(entry.message));
+    }
   }
   out += "  </testsuite>\n</testsuites>\n";
   return out;
@@ -167,7 +186,9 @@ agent_notes(const CheckReport& report)
 std::string
 summary_text(const CheckReport& report)
 {
-  return fmt::format("{} passed, {} failed, {} skipped in {:.2f} s", report.passed, report.failed, report.skipped,
+  auto untested = untested_count(report.untested);
+  return fmt::format("{} passed, {} failed, {} skipped{} in {:.2f} s", report.passed, report.failed, report.skipped,
+                     untested ? fmt::format(", {} requirement{} untested", untested, untested == 1 ? "" : "s") : "",
                      report.duration.count() / 1000.0);
 }
 
@@ -217,6 +238,11 @@ ul {{ margin: 0; padding-left: 1.2em; }}
     }
     out += "</table>\n";
   }
+  if (auto lines = untested_lines(report.untested); !lines.empty()) {
+    out += "<h2>Untested requirements</h2>\n<pre class=\"untested\">\n";
+    for (const auto& line : lines) out += xml_escape(line) + "\n";
+    out += "</pre>\n";
+  }
   auto notes = agent_notes(report);
   if (!notes.empty()) {
     out += "<h2>Agents</h2>\n<ul>\n";
@@ -250,6 +276,10 @@ render_table(const CheckReport& report, Colour colour)
     }
     auto text = table.render();
     out += text;
+  }
+  if (auto lines = untested_lines(report.untested); !lines.empty()) {
+    out += "\nUntested requirements\n";
+    for (const auto& line : lines) out += "  " + paint(colour, "33", line) + "\n";
   }
   auto notes = agent_notes(report);
   if (!notes.empty()) {

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "report/untested_report.hpp"
 #include "util/text_table.hpp"
 
 namespace portmatrix {
@@ -333,6 +334,7 @@ write_json(Writer& writer, const Matrix& matrix, const Plan* plan, FlowsView vie
     if (host.when) item["when"] = {{host.when->option, host.when->value}};
     out["egress"].push_back(std::move(item));
   }
+  if (plan) out["untested"] = untested_json(untested_requirements(*plan));
   if (plan && view == FlowsView::groups) out["flow_groups"] = groups_json(*plan);
   if (!plan || view == FlowsView::groups) {
     writer << out.dump(2) << "\n";
@@ -569,6 +571,14 @@ write_text(Writer& writer, const Matrix& matrix, const Plan* plan, bool markdown
     }
     table({"From", "To", "Protocol", "Port", "Purpose", "Expect", "Flows"}, rows);
   }
+  if (plan) {
+    // What the inventory gives the check no flow for: said before the flows,
+    // where a reader of a long table still sees it.
+    if (auto lines = untested_lines(untested_requirements(*plan)); !lines.empty()) {
+      heading("Untested requirements");
+      for (const auto& line : lines) out += (markdown ? "    " : "  ") + line + "\n";
+    }
+  }
   writer << out;
   if (plan && view == FlowsView::pairs) write_text_flows(writer, *plan, markdown);
 }} // namespace
@@ -604,6 +614,7 @@ render_diff(const ProfileDiff& diff, PortsFormat format)
       if (change.change != Change::added) item["before"] = requirement_json(change.before);
       if (change.change != Change::removed) item["after"] = requirement_json(change.after);
       if (!change.fields.empty()) item["fields"] = change.fields;
+      if (!change.reason.empty()) item["reason"] = change.reason;
       out["requirements"].push_back(std::move(item));
     }
     out["ports"] = nlohmann::json::array();
@@ -648,7 +659,7 @@ render_diff(const ProfileDiff& diff, PortsFormat format)
       for (const auto& field : change.fields) fields += (fields.empty() ? "" : ", ") + field;
       out += fmt::format("{}         was {} ({} differ)\n", markdown ? "  " : "  ", describe(change.before), fields);
     }
-    if (!r.reason.empty()) out += fmt::format("{}         why: {}\n", markdown ? "  " : "  ", r.reason);
+    if (!change.reason.empty()) out += fmt::format("{}         why: {}\n", markdown ? "  " : "  ", change.reason);
   }
   for (const auto& change : diff.ports) {
     const auto& port = change.change == Change::removed ? change.before : change.after;

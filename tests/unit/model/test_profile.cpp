@@ -213,6 +213,42 @@ TEST(BuiltinProfiles, EveryApinizerCorrectionCarriesAReason)
   EXPECT_TRUE(has_host("*.pkg.dev"));
 }
 
+// A deny has a key of its own: it sits beside the allow of the same flow
+// (under exclusive conditions) instead of replacing it, and `remove: true`
+// keeps its reason for diff.
+TEST(Profile, DenyBesideAllowAndRemovalReasons)
+{
+  auto base = testing::TempDir() + "pm-base.yaml";
+  {
+    std::ofstream out(base);
+    out << "name: base\noptions: {watch: {default: \"no\", values: [\"no\", \"yes\"]}}\n"
+           "ports: {m: {port: 9100, protocol: tcp}, e: {port: 2379, protocol: tcp}}\n"
+           "requirements:\n"
+           "  - {from: worker, to: master, ports: [m, e], reason: guide}\n";
+  }
+  auto profile = parse_profile(fmt::format(R"(name: tight
+include: [{}]
+requirements:
+  - {{from: worker, to: master, ports: [e], remove: true, reason: only the masters use it}}
+  - {{from: worker, to: master, ports: [e], expect: deny, reason: closed}}
+  - {{from: worker, to: master, ports: [m], when: {{watch: "yes"}}, reason: a scraper}}
+  - {{from: worker, to: master, ports: [m], expect: deny, when: {{watch: "no"}}, reason: no scraper}}
+)",
+                                           base),
+                               "tight.yaml");
+  ASSERT_TRUE(profile.has_value()) << (profile ? "" : to_string(profile.error().front()));
+  std::size_t m = 0;
+  for (const auto& r : profile->requirements) m += r.port == "m";
+  EXPECT_EQ(m, 2u);
+  ASSERT_EQ(profile->removals.size(), 1u);
+  EXPECT_EQ(profile->removals[0].reason, "only the masters use it");
+  EXPECT_EQ(profile->removals[0].key(), "worker>master:e/tcp");
+  const auto* e = find(*profile, Role::worker, Role::master, "e", Protocol::tcp);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->expect, Expect::deny);
+  EXPECT_EQ(e->key(), "worker>master:e/tcp deny");
+}
+
 TEST(BuiltinProfiles, ComposeKubernetesAndFlannel)
 {
   auto profile = load_profile("kubernetes-1.31,flannel-0.27");

@@ -29,10 +29,43 @@ TEST(Diff, ApinizerDocToApinizerShowsTheGuidesGapsWithReasons)
   EXPECT_EQ(conditional->fields, (std::vector<std::string>{"when"}));
   // A requirement whose reason alone differs is not a change.
   EXPECT_FALSE(find(Change::changed, Role::worker, Role::master, "flannel-wireguard"));
-  EXPECT_TRUE(std::none_of(diff.requirements.begin(), diff.requirements.end(),
-                           [](const RequirementChange& c) { return c.change == Change::removed; }));
   EXPECT_TRUE(std::any_of(diff.egress.begin(), diff.egress.end(),
                           [](const EgressChange& c) { return c.host.host == "ghcr.io" && !c.host.reason.empty(); }));
+}
+
+// Least privilege (issue 17): what the guide opens to the workers and no
+// worker uses is removed or made conditional, each with its source.
+TEST(Diff, ApinizerClosesTheControlPlaneToWorkersWithSources)
+{
+  auto doc = load_profile("apinizer-doc");
+  auto corrected = load_profile("apinizer");
+  ASSERT_TRUE(doc && corrected);
+  auto diff = diff_profiles(*doc, *corrected);
+  auto find = [&](Change change, Role from, Role to, std::string_view port, Expect expect) -> const RequirementChange* {
+    for (const auto& c : diff.requirements) {
+      const auto& r = c.change == Change::removed ? c.before : c.after;
+      if (c.change == change && r.from == from && r.to == to && r.port == port && r.expect == expect) return &c;
+    }
+    return nullptr;
+  };
+  // The removal's own reason is the diff's, not the guide's "guide: ..." line.
+  const auto* etcd = find(Change::removed, Role::worker, Role::master, "etcd", Expect::allow);
+  ASSERT_TRUE(etcd);
+  EXPECT_NE(etcd->reason.find("kube-apiserver, etcd"), std::string::npos) << etcd->reason;
+  EXPECT_TRUE(find(Change::added, Role::worker, Role::master, "etcd", Expect::deny));
+  for (auto port : {"kube-scheduler", "kube-controller-manager"}) {
+    const auto* allow = find(Change::changed, Role::worker, Role::master, port, Expect::allow);
+    ASSERT_TRUE(allow) << port;
+    EXPECT_EQ(allow->fields, (std::vector<std::string>{"when"}));
+    EXPECT_NE(allow->reason.find("127.0.0.1"), std::string::npos);
+    EXPECT_TRUE(find(Change::changed, Role::master, Role::master, port, Expect::allow)) << port;
+    EXPECT_TRUE(find(Change::added, Role::worker, Role::master, port, Expect::deny)) << port;
+  }
+  const auto* kubelet = find(Change::changed, Role::worker, Role::master, "kubelet", Expect::allow);
+  ASSERT_TRUE(kubelet);
+  EXPECT_NE(kubelet->reason.find("metrics-server"), std::string::npos);
+  EXPECT_TRUE(find(Change::added, Role::admin, Role::vip, "kube-apiserver", Expect::allow));
+  EXPECT_TRUE(find(Change::added, Role::admin, Role::master, "kube-apiserver", Expect::allow));
 }
 
 TEST(Diff, SameProfileIsEmptyAndReverseRemoves)

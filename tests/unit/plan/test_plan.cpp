@@ -85,7 +85,7 @@ nodes:
   - {name: c1, address: 10.0.0.9, roles: [client]}
 )");
   EXPECT_TRUE(has_flow(plan, "w1", "m1", Protocol::tcp, {8443, 8443}));
-  EXPECT_TRUE(has_flow(plan, "w1", "m1", Protocol::tcp, {12379, 12380}));
+  EXPECT_TRUE(has_flow(plan, "w1", "m1", Protocol::tcp, {12379, 12380}, Expect::deny));
   EXPECT_TRUE(has_flow(plan, "w1", "vip", Protocol::tcp, {16443, 16443}));
   EXPECT_TRUE(has_flow(plan, "c1", "w1", Protocol::tcp, {30090, 30090}));
   EXPECT_FALSE(has_flow(plan, "c1", "w1", Protocol::tcp, {30080, 30080}));
@@ -101,14 +101,49 @@ TEST(Ingress, MasterReceivesWhatTheMatrixSaysFromWhom)
   auto rules = plan.ingress(*plan.inventory.find("master1"));
   const auto* workers_tcp = rule(rules, Role::worker, Protocol::tcp);
   ASSERT_TRUE(workers_tcp);
-  EXPECT_EQ(workers_tcp->ports,
-            (std::vector<PortRange>{{2379, 2380}, {6443, 6443}, {10250, 10250}, {10257, 10257}, {10259, 10259}}));
+  // Least privilege (issue 17): the workers reach the API server only.
+  EXPECT_EQ(workers_tcp->ports, (std::vector<PortRange>{{6443, 6443}}));
+  const auto* admin_tcp = rule(rules, Role::admin, Protocol::tcp);
+  ASSERT_TRUE(admin_tcp);
+  EXPECT_EQ(admin_tcp->ports, (std::vector<PortRange>{{6443, 6443}}));
   const auto* lb_tcp = rule(rules, Role::loadbalancer, Protocol::tcp);
   ASSERT_TRUE(lb_tcp);
   EXPECT_EQ(lb_tcp->ports, (std::vector<PortRange>{{6443, 6443}}));
   EXPECT_EQ(rule(rules, Role::worker, Protocol::udp)->ports, (std::vector<PortRange>{{8472, 8472}}));
   EXPECT_FALSE(rule(rules, Role::client, Protocol::tcp));  // deny requirements open nothing
   EXPECT_FALSE(rule(rules, Role::mongodb, Protocol::tcp));
+}
+
+// The ports the agent also holds, so that a deny passes on the evidence that
+// something listened and the firewall stopped the probe.
+TEST(Ingress, DeniedPortsOfAMaster)
+{
+  auto plan = demo_plan();
+  auto denied = plan.denied(*plan.inventory.find("master1"));
+  const auto* workers = rule(denied, Role::worker, Protocol::tcp);
+  ASSERT_TRUE(workers);
+  EXPECT_EQ(workers->ports, (std::vector<PortRange>{{2379, 2380}, {10257, 10257}, {10259, 10259}}));
+  ASSERT_TRUE(rule(denied, Role::client, Protocol::tcp));
+  EXPECT_TRUE(plan.denied(*plan.inventory.find("lb1")).empty());
+}
+
+TEST(Ingress, OptionsOpenTheControlPlaneToItsConsumers)
+{
+  auto plan = plan_for(R"(options: {metrics_server: "true", control_plane_monitoring: "true"}
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: w1, address: 10.0.0.3, roles: [worker]}
+  - {name: w2, address: 10.0.0.4, roles: [worker]}
+)");
+  auto rules = plan.ingress(*plan.inventory.find("m1"));
+  const auto* workers = rule(rules, Role::worker, Protocol::tcp);
+  ASSERT_TRUE(workers);
+  EXPECT_EQ(workers->ports, (std::vector<PortRange>{{6443, 6443}, {10250, 10250}, {10257, 10257}, {10259, 10259}}));
+  EXPECT_TRUE(has_flow(plan, "w1", "w2", Protocol::tcp, {10250, 10250}));
+  auto closed = plan.denied(*plan.inventory.find("m1"));
+  const auto* denied = rule(closed, Role::worker, Protocol::tcp);
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->ports, (std::vector<PortRange>{{2379, 2380}}));
 }
 
 TEST(Ingress, LoadBalancerAdmitsTheVipPortsAndVrrp)

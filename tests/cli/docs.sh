@@ -10,7 +10,7 @@
 #   usage: docs.sh PORTMATRIX [BUILD_DIR]
 set -uo pipefail
 pm=$(realpath "$1")
-build=${2:-}
+build=${2:+$(realpath "$2")}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 passed=0
@@ -83,6 +83,7 @@ for shell in bash zsh fish; do
   expect_words "$shell" "$me check --fo" --format
   expect_words "$shell" "$me check --format " table json junit html
   expect_words "$shell" "$me preflight --mode " install running
+  expect_words "$shell" "$me ports --flows " pairs groups
   expect_words "$shell" "$me profiles " apinizer apinizer-doc kubernetes-1.31
   expect_words "$shell" "$me diff apinizer-doc " apinizer flannel-0.27
   expect_words "$shell" "$me ports --profile " apinizer

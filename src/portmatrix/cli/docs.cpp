@@ -2,8 +2,8 @@
 // rendered from describe_commands(): the CLI11 App that parses the command
 // line and prints --help. What a value is comes from the option itself: its
 // name says a file, a directory, a profile or a node; its description, when
-// it opens with a list of lower-case words ("table, json or html", "install
-// (...) or running (...)"), gives the choices. Profile and node names are
+// it opens (or goes on after a colon) with a list of lower-case words
+// ("table, json or html", "install (...) or running (...)"), gives the choices. Profile and node names are
 // looked up when completing, by `portmatrix __complete`.
 #include "cli/docs.hpp"
 
@@ -21,13 +21,18 @@ namespace {
 
 const std::string k_program = "portmatrix";
 
-// "install (a taken port fails) or running (owners shown)" -> {install, running}.
+// "install (a taken port fails) or running (owners shown)" -> {install, running};
+// also after a colon ("With --inventory: pairs (...) or groups (...)").
 std::vector<std::string>
 choices_in(const std::string& description)
 {
-  static const std::regex parentheses(R"( ?\([^)]*\))");
-  static const std::regex list(R"(^([a-z][a-z0-9-]*(?:, [a-z][a-z0-9-]*)*),? or ([a-z][a-z0-9-]*)(?:$|[ ;:,.]))");
-  auto plain = std::regex_replace(description, parentheses, "");
+  static const std::regex parentheses(R"( ?\([^()]*\))"); // innermost first: "(a; O(n) b)"
+  static const std::regex list(R"((?:^|: )([a-z][a-z0-9-]*(?:, [a-z][a-z0-9-]*)*),? or ([a-z][a-z0-9-]*)(?:$|[ ;:,.]))");
+  auto plain = description;
+  for (std::string before; before != plain;) {
+    before = plain;
+    plain = std::regex_replace(plain, parentheses, "");
+  }
   std::smatch match;
   if (!std::regex_search(plain, match, list)) return {};
   std::vector<std::string> words;

@@ -10,6 +10,7 @@
 #   usage: docs.sh PORTMATRIX [BUILD_DIR]
 set -uo pipefail
 pm=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
 build=${2:+$(realpath "$2")}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -91,6 +92,21 @@ for shell in bash zsh fish; do
   if [ "$shell" = zsh ]; then expect_words zsh "$me check --inventory " "(files)"
   else expect_words "$shell" "$me check --inventory cl" cluster.yaml; fi
 done
+
+# zsh for real: an interactive zsh in a pseudo-terminal, the completion autoloaded from fpath, a tab typed.
+zsh_line() { # LINE EXPECTED: the line after LINE and a tab
+  local got
+  got=$(zsh -f "$here/zsh_complete.zsh" "$work/docs/completions" "$(dirname "$pm")" "$1" 2>&1)
+  [ "$got" = "@@$2@@" ] && ok || bad "zsh (interactive): '$1' + tab gave '$got', expected '@@$2@@'"
+}
+if [ "$(basename "$pm")" = portmatrix ]; then
+  zsh_line "portmatrix check --format ta" "portmatrix check --format table "
+  zsh_line "portmatrix prof" "portmatrix profiles "
+  zsh_line "portmatrix diff apinizer-doc kub" "portmatrix diff apinizer-doc kubernetes-1.31 "
+  zsh_line "portmatrix firewall --inventory $inv --node lb" "portmatrix firewall --inventory $inv --node lb1 "
+else
+  bad "zsh (interactive): the binary is not named portmatrix"
+fi
 
 # --- cmake --install ----------------------------------------------------------------
 if [ -n "$build" ]; then

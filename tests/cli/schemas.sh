@@ -84,7 +84,9 @@ refused diff diff before previous
 # A fixture /proc: 6443 held by kube-apiserver on 0.0.0.0 (identified on m1's 127.0.0.1: loopback only).
 produce preflight 1 -- env PORTMATRIX_HOST_ROOT="$fixtures/host-ok" "$pm" preflight --inventory "$work/loop.yaml" --node m1 \
   --no-address-check --mode install --format json
-produce preflight-running 0 -- env PORTMATRIX_HOST_ROOT="$fixtures/host-ok" "$pm" preflight --inventory "$work/loop.yaml" \
+# Running mode: no firewall rule stops w1 -> m1 etcd, scheduler or controller-manager, which apinizer
+# denies (issue 17): exit 1, and the report is still valid.
+produce preflight-running 1 -- env PORTMATRIX_HOST_ROOT="$fixtures/host-ok" "$pm" preflight --inventory "$work/loop.yaml" \
   --node m1 --no-address-check --mode running --format json
 valid preflight preflight preflight-running
 refused preflight preflight held holders

@@ -64,6 +64,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/skip.bash"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 seconds_since() { local ms=$(($(now_ms) - $1)); printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100)); }
 
+# FILE, a JSON report, is valid against docs/schema/SCHEMA.schema.json: says
+# so, or prints why not and returns 1 (the caller counts the failure).
+netns_schema_valid() { # SCHEMA FILE
+  local out
+  /usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "python3-jsonschema is not installed (reports are validated)"
+  if out=$(/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../schema/validate.py" "$1" "$2" 2>&1); then
+    log "ok: $out"
+    return 0
+  fi
+  head -20 <<<"$out" | sed 's/^/    /'
+  return 1
+}
+
 netns_init() {
   BACKEND=$1
   local tools=$2 tool
@@ -165,7 +178,7 @@ netns_note_node() {
 netns_build_topology() {
   local t0 from faddr to taddr proto min max expect node ns i=0
   t0=$(now_ms)
-  "$PM_BIN" demo --out "$WORK/demo" >"$WORK/demo.log" 2>&1 || die "portmatrix demo failed: $(tail -5 "$WORK/demo.log")"
+  "$PM_BIN" demo --out "$WORK/demo" --files-only >"$WORK/demo.log" 2>&1 || die "portmatrix demo failed: $(tail -5 "$WORK/demo.log")"
   INVENTORY=$WORK/demo/inventory.yaml
   "$PM_BIN" ports --inventory "$INVENTORY" --format json >"$WORK/ports.json" || die "portmatrix ports failed"
   "$PM_PROBE" flows <"$WORK/ports.json" >"$WORK/flows.txt" || die "cannot read the flows of ports --format json"

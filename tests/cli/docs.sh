@@ -10,6 +10,7 @@
 #   usage: docs.sh PORTMATRIX [BUILD_DIR]
 set -uo pipefail
 pm=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
 build=${2:+$(realpath "$2")}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -91,6 +92,41 @@ for shell in bash zsh fish; do
   if [ "$shell" = zsh ]; then expect_words zsh "$me check --inventory " "(files)"
   else expect_words "$shell" "$me check --inventory cl" cluster.yaml; fi
 done
+
+# zsh for real: an interactive zsh in a pseudo-terminal, the completion autoloaded from fpath, a tab typed.
+zsh_line() { # LINE EXPECTED: the line after LINE and a tab
+  local got
+  got=$(zsh -f "$here/zsh_complete.zsh" "$work/docs/completions" "$(dirname "$pm")" "$1" 2>&1)
+  [ "$got" = "@@$2@@" ] && ok || bad "zsh (interactive): '$1' + tab gave '$got', expected '@@$2@@'"
+}
+if [ "$(basename "$pm")" = portmatrix ]; then
+  zsh_line "portmatrix check --format ta" "portmatrix check --format table "
+  zsh_line "portmatrix prof" "portmatrix profiles "
+  zsh_line "portmatrix diff apinizer-doc kub" "portmatrix diff apinizer-doc kubernetes-1.31 "
+  zsh_line "portmatrix firewall --inventory $inv --node lb" "portmatrix firewall --inventory $inv --node lb1 "
+else
+  bad "zsh (interactive): the binary is not named portmatrix"
+fi
+
+# --- the written docs ---------------------------------------------------------------
+# README stays a front page (at most 150 lines); every relative link in README,
+# ARCHITECTURE and docs/ names a file that exists.
+source_dir=$(cd "$here/../.." && pwd)
+lines=$(wc -l <"$source_dir/README.md")
+[ "$lines" -le 150 ] && ok || bad "README.md has $lines lines; a front page has at most 150 (detail goes to docs/)"
+links=$(/usr/bin/python3 - "$source_dir" <<'PY'
+import pathlib, re, sys
+root = pathlib.Path(sys.argv[1])
+pages = [root / "README.md", root / "ARCHITECTURE.md"] + sorted((root / "docs").rglob("*.md"))
+for page in pages:
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        if not (page.parent / target).exists():
+            print(f"{page.relative_to(root)}: {target}")
+PY
+)
+[ -z "$links" ] && ok || bad "links to nothing: $links"
 
 # --- cmake --install ----------------------------------------------------------------
 if [ -n "$build" ]; then

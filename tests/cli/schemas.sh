@@ -109,5 +109,11 @@ valid check check
 refused check check to_address address
 refused check check capture_error capture_problem
 
+# firewall confirm on a node with nothing applied: refused (exit 1), its JSON answer.
+produce firewall-confirm 1 -- "$pm" firewall confirm --inventory "$work/loop.yaml" --node m1 --state-dir "$work/state" \
+  --root "$work/root" --format json
+valid firewall-action firewall-confirm
+refused firewall-action firewall-confirm ok done
+
 echo "schemas: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

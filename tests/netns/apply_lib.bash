@@ -9,7 +9,8 @@
 #   apply_init NAME PORTMATRIX [PM_NETPROBE]   ssh_init + ssh_topology + the run's directories
 #   apply_inventory FILE [SED-EXPRESSION...]   ssh_inventory, then the expressions applied to it
 #   apply_pm NAME SUBCOMMAND ARGS...           `portmatrix firewall SUBCOMMAND --ssh` from the workstation
-#                                              with the run's state dir and root (ssh_pm: CK_RC, CK_JSON)
+#                                              with the run's state dir and root (ck_check_wait: CK_RC,
+#                                              CK_JSON, validated against docs/schema/firewall-*-ssh)
 #   apply_ruleset NODE                         the node's `nft list ruleset`, counters zeroed
 #   apply_wait NODE SECONDS CMD...             polls CMD NODE until it succeeds; 1 after SECONDS
 
@@ -34,6 +35,14 @@ apply_inventory() { # FILE [SED-EXPRESSION...]
 apply_pm_start() { # NAME SUBCOMMAND [ARGS...]
   ck_pm_start "$1" "$SSH_WS" firewall "$2" --inventory "$SSH_INVENTORY" --ssh --state-dir "$APPLY_STATE" \
     --root "$APPLY_ROOT" "${@:3}"
+  # ck_check_wait validates the JSON report against its schema.
+  case $2 in
+    apply) CK_SCHEMA=firewall-apply-ssh ;;
+    status) CK_SCHEMA=firewall-status-ssh ;;
+    *) CK_SCHEMA=firewall-action-ssh ;;
+  esac
+  [[ " ${*:3} " == *" --format "* ]] && CK_SCHEMA=
+  return 0
 }
 
 apply_pm() { # NAME SUBCOMMAND [ARGS...]
@@ -60,4 +69,13 @@ apply_state_of() { # NODE: the status line of its state file
 
 apply_result() { # NODE: its state in the rollout's JSON report ($CK_JSON)
   python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["nodes"][sys.argv[2]]["state"])' "$CK_JSON" "$1" 2>/dev/null
+}
+
+apply_rollback_processes() { # NODE: "PID CMDLINE" of every rollback.sh still running in NODE's namespace
+  local pid cmdline
+  for pid in $(ip netns pids "${CK_NS[$1]}"); do
+    cmdline=$(ssh_cmdline "$pid") || continue
+    [[ $cmdline == *rollback.sh* ]] && ck_alive "$pid" && echo "$pid $cmdline"
+  done
+  return 0
 }

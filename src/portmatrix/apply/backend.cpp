@@ -127,6 +127,7 @@ public:
       }
     }
     if (!host.remove(root / k_nft_file)) errors += fmt::format("cannot remove {}\n", (root / k_nft_file).string());
+    (void)host.remove((root / k_nft_file).parent_path()); // etc/portmatrix, when nothing else is in it
     return errors;
   }
 

@@ -21,6 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "apply/apply.hpp"
+#include "apply/drift.hpp"
+#include "host/interfaces.hpp"
 #include "apply/rollout.hpp"
 #include "check/check.hpp"
 #include "cli/output.hpp"
@@ -137,6 +139,45 @@ apply_options(const FirewallActionArgs& args)
   return options;
 }
 
+// firewall status on this host: the live nftables ruleset against the plan.
+int
+local_status(const Plan& plan, const Node& node, const FirewallActionArgs& args)
+{
+  if (!args.backend.empty() && args.backend != "nftables") {
+    std::cerr << fmt::format("portmatrix: firewall status: the {} backend is not supported yet\n", args.backend);
+    return k_exit_input;
+  }
+  auto host = make_system_apply_host();
+  auto listed = host->run({"nft", "-j", "list", "ruleset"});
+  if (listed.status != 0) {
+    std::cerr << "portmatrix: firewall status: nft -j list ruleset failed: " << listed.errors << "\n";
+    return k_exit_input;
+  }
+  auto live = NftRuleset::parse(listed.output);
+  if (!live) {
+    std::cerr << "portmatrix: firewall status: nft -j list ruleset: " << live.error() << "\n";
+    return k_exit_input;
+  }
+  std::optional<NftRuleset> ours;
+  auto table = host->run({"nft", "-j", "list", "table", "inet", "portmatrix"});
+  if (table.status == 0) {
+    auto parsed = NftRuleset::parse(table.output);
+    if (!parsed) {
+      std::cerr << "portmatrix: firewall status: nft -j list table inet portmatrix: " << parsed.error() << "\n";
+      return k_exit_input;
+    }
+    ours = std::move(parsed.value());
+  }
+  auto report = nft_drift(plan, node, *live, ours, interface_with_address(node.address).value_or(""));
+  auto text = args.format == "json" ? render_drift_json(report) : render_drift_table(report);
+  if (!args.output.empty()) {
+    if (!write_file(args.output, text)) return k_exit_input;
+  } else {
+    std::cout << text;
+  }
+  return report.in_sync() ? 0 : 1;
+}
+
 // The action on this host, for the node named by --node.
 int
 local_action(const Plan& plan, const FirewallActionArgs& args)
@@ -154,6 +195,7 @@ local_action(const Plan& plan, const FirewallActionArgs& args)
     std::cerr << fmt::format("portmatrix: no node '{}' in {}\n", printable(args.node), plan.inventory.file);
     return k_exit_input;
   }
+  if (args.action == "status") return local_status(plan, *node, args);
   auto host = make_system_apply_host();
   auto options = apply_options(args);
   ActionResult result{args.node, args.action, false, {}};

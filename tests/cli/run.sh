@@ -291,5 +291,19 @@ expect 2 "ports --inventory writable by anyone" -- "$pm" ports --inventory "$wor
   contains "$work/open-inventory.yaml" "the writable inventory is named" &&
   contains "writable by anyone" "the writable inventory is refused with the reason"
 
+# firewall apply|confirm|...: on a node it needs --node; --ssh --dry-run shows the rollout's commands.
+expect 2 "firewall apply without --node or --ssh" -- "$pm" firewall apply --inventory "$inv" &&
+  contains "needs --node NAME" "firewall apply says what it needs"
+expect 2 "firewall status --role without --ssh" -- "$pm" firewall status --inventory "$inv" --node master1 --role master
+expect 1 "firewall confirm with nothing applied" -- "$pm" firewall confirm --inventory "$inv" --node master1 \
+  --state-dir "$work/apply-state" --root "$work/apply-root" && contains "waits for confirmation" "confirm says nothing waits"
+expect 2 "firewall apply --ssh: a confirm timeout shorter than the check" -- "$pm" firewall apply --inventory "$inv" --ssh \
+  --dry-run --confirm-timeout 30 && contains "leaves no time" "the short timeout is refused with the reason"
+expect 0 "firewall apply --ssh --dry-run --role master --no-verify" -- "$pm" firewall apply --inventory "$inv" --ssh --dry-run \
+  --role master --no-verify
+contains "firewall apply --inventory" "the dry run applies on the nodes" && contains "ControlPath=none" "a new ssh login is tried" &&
+  contains "firewall confirm --inventory" "then confirmed" && contains "flows are NOT checked" "--no-verify says so"
+if grep -q "# node worker1" <<<"$out"; then echo "FAIL: --role master --no-verify connects to worker1"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

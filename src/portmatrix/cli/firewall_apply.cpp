@@ -384,7 +384,12 @@ apply_over_ssh(const Plan& plan, FirewallActionArgs args)
   if (args.no_verify) {
     std::cerr << "portmatrix: --no-verify: each node is confirmed once a new ssh login succeeds; the flows are NOT checked\n";
   }
-  args.ssh.nodes.clear(); // the agents run on every node: the check needs both ends of each flow
+  // The check needs an agent at both ends of each flow: every node then;
+  // without it, only the selected nodes are connected to.
+  args.ssh.nodes.clear();
+  if (args.no_verify) {
+    for (const auto* node : *selected) args.ssh.nodes.push_back(node->name);
+  }
   return with_ssh_fleet(plan, args.ssh, [&](Fleet& fleet, bool tty) {
     auto progress = [&](const std::string& message) {
       if (tty) tty_progress(message);

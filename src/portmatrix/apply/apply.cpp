@@ -220,6 +220,7 @@ Expected<std::string, std::string>
 confirm_apply(ApplyHost& host, const std::string& node, const ApplyOptions& options)
 {
   auto dir = node_state_dir(options, node);
+  if (auto state = read_apply_state(host, dir); value(state, "status") != "armed") return unexpected(not_waiting(state, node));
   std::string error;
   std::string message;
   bool took = host.locked(dir / "lock", [&] {

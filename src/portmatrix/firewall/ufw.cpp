@@ -89,7 +89,7 @@ private:
   static Lines rule_lines(const IngressRule& rule, const std::string& comment)
   {
     Lines lines{fmt::format("ufw allow proto {} from ", to_string(rule.protocol)), {}};
-    if (rule.protocol == Protocol::vrrp) {
+    if (!has_ports(rule.protocol)) { // esp, vrrp (ipip goes to before.rules)
       lines.tails.push_back(fmt::format(" comment '{}'\n", comment));
       return lines;
     }

@@ -48,7 +48,7 @@ expect 2 "a word too many" -- "$pm" diff apinizer apinizer-doc extra && contains
 expect 2 "profiles NAME mistyped" -- "$pm" profiles apinizr &&
   contains "no built-in profile 'apinizr'; did you mean 'apinizer'? (built-in: apinizer-doc, apinizer, " "profiles suggests and lists"
 expect 2 "profiles NAME unknown" -- "$pm" profiles foo && contains "no built-in profile 'foo' (built-in: apinizer-doc, apinizer, " "profiles lists the known names"
-expect 2 "--profile mistyped" -- "$pm" ports --profile kubernetes-1.30 && contains "did you mean 'kubernetes-1.31'?" "--profile suggests"
+expect 2 "--profile mistyped" -- "$pm" ports --profile kubernetes-131 && contains "did you mean 'kubernetes-1.31'?" "--profile suggests"
 expect 2 "node mistyped" -- "$pm" firewall --inventory "$inv" --node mastr1 &&
   contains "no node 'mastr1' in $inv; did you mean 'master1'? (nodes: " "a mistyped node gets a suggestion"
 

@@ -72,7 +72,10 @@ produce matrix 0 -- "$pm" ports --format json
 produce doc-matrix 0 -- "$pm" ports --profile apinizer-doc --format json
 produce pairs 0 -- "$pm" ports --inventory "$inv" --format json
 produce groups 0 -- "$pm" ports --inventory "$inv" --format json --flows groups
-valid ports matrix doc-matrix pairs groups
+# IP protocols without ports (Calico's IP-in-IP, Cilium's ESP): protocol ipip, esp; ports 0.
+produce calico 0 -- "$pm" ports --inventory "$here/../golden/cni-calico.yaml" --format json
+produce cilium 0 -- "$pm" ports --inventory "$here/../golden/cni-cilium.yaml" --format json
+valid ports matrix doc-matrix pairs groups calico cilium
 refused ports pairs port_name port
 refused ports groups flows pair_count
 

@@ -35,7 +35,8 @@ ck_report_valid
 VIP_FAULT="to=vip port=30080,32080"
 ck_expect "$VIP_FAULT" fail wrong-responder "worker1 never answered the connections the VIP sent"
 ck_backends "$VIP_FAULT" worker2,worker3
-NODEPORTS="to=worker1 port=30000,32767 expect=allow"
+# worker1's NodePort ranges, and the client's flows to its 30080 and 32080
+NODEPORTS="to=worker1 port=30000,30080,32080,32767 expect=allow"
 ck_expect "$NODEPORTS" fail dropped-by-destination-firewall
 vip_ms=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rounds_ms"]["vip"])' "$CK_JSON")
 if [[ $vip_ms -lt 500 ]]; then

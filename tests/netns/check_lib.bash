@@ -21,6 +21,8 @@
 #   ck_in NODE CMD...      runs a command in a node's namespace (plants faults)
 #   ck_drop_on_bridge NODE PROTO PORT
 #                          the bridge drops that traffic from NODE (a network fault)
+#   ck_drop_nodeports NODE
+#                          NODE's own firewall drops its NodePort ranges (table inet pmfault)
 #   ck_start_haproxy [CFG] haproxy on lb1 (default: the generated haproxy.cfg),
 #                          listening on 6443 before it returns
 #   ck_make_token          $TOKEN, mode 600
@@ -184,6 +186,21 @@ ck_start_cluster() { # haproxy, token, agents, then haproxy sees every backend u
   ck_make_token
   ck_start_agents
   ck_wait_backends
+}
+
+# NODE's own firewall drops its NodePort ranges, TCP and UDP, in a table of
+# its own (inet pmfault), so `ck_in NODE nft delete table inet pmfault`
+# restores NODE's rules.
+ck_drop_nodeports() { # NODE
+  ck_in "$1" nft -f - <<'EOF'
+table inet pmfault {
+  chain input {
+    type filter hook input priority -10;
+    tcp dport 30000-32767 drop
+    udp dport 30000-32767 drop
+  }
+}
+EOF
 }
 
 ck_drop_on_bridge() { # NODE PROTO PORT: the bridge drops PROTO PORT from NODE (a network fault)

@@ -19,15 +19,7 @@ ck_start_haproxy "$CK_WORK/haproxy-slow-down.cfg"
 ck_make_token
 ck_start_agents
 ck_wait_backends
-ck_in worker1 nft -f - <<'EOF'
-table inet pmfault {
-  chain input {
-    type filter hook input priority -10;
-    tcp dport 30000-32767 drop
-    udp dport 30000-32767 drop
-  }
-}
-EOF
+ck_drop_nodeports worker1
 
 ck_check vip_silent_backend
 ck_exit_status 1

@@ -6,6 +6,7 @@
 // (client, admin, cloud_lb) without a node to send from is untested.
 #include "plan/untested.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include <fmt/format.h>
@@ -76,10 +77,24 @@ message(UntestedCause cause, const std::vector<UntestedRequirement>& requirement
     return fmt::format("no loadbalancer section: {} to the VIP untested; add `loadbalancer: {{vip: ...}}` and the "
                        "load-balancer nodes",
                        what);
-  case UntestedCause::not_probed:
-    return fmt::format("not probed: check has no probe for vrrp (IP protocol 112): {} untested; keepalived's state on "
-                       "the load balancers shows whether advertisements arrive",
-                       what);
+  case UntestedCause::not_probed: {
+    // The protocols without ports these requirements name, each once.
+    std::vector<Protocol> protocols;
+    for (const auto& item : requirements) {
+      if (std::ranges::find(protocols, item.requirement->protocol) == protocols.end()) {
+        protocols.push_back(item.requirement->protocol);
+      }
+    }
+    std::string names;
+    bool vrrp = false;
+    for (auto protocol : protocols) {
+      names += fmt::format("{}{} (IP protocol {})", names.empty() ? "" : ", ", to_string(protocol),
+                           ip_protocol_number(protocol));
+      vrrp = vrrp || protocol == Protocol::vrrp;
+    }
+    return fmt::format("not probed: check has no probe for {}: {} untested{}", names, what,
+                       vrrp ? "; keepalived's state on the load balancers shows whether advertisements arrive" : "");
+  }
   }
   return what;
 }
@@ -111,13 +126,13 @@ untested_requirements(const Plan& plan)
       case Role::loadbalancer:
       case Role::vip: break; // a cluster role this cluster does not have
       }
-    } else if (r.protocol == Protocol::vrrp && group.flows > 0) {
+    } else if (!has_ports(r.protocol) && group.flows > 0) {
       cause = UntestedCause::not_probed;
     }
     if (!cause) continue;
     by_cause[std::size_t(*cause)].push_back(
       {&r, fmt::format("{} → {} {}/{} ({})", to_string(r.from), to_string(r.to),
-                       r.protocol == Protocol::vrrp ? std::string("-") : to_string(group.range), to_string(r.protocol),
+                       !has_ports(r.protocol) ? std::string("-") : to_string(group.range), to_string(r.protocol),
                        r.port)});
   }
   std::vector<Untested> out;

@@ -139,13 +139,16 @@ EOF_NFT
   esac
 }
 
-apply_host_own_intact() { # NODE
+apply_host_own_intact() { # NODE (outputs read whole: grep -q in a pipe may cut the writer short)
+  local rules input sets
   case $APPLY_BACKEND in
-    nftables) ck_in "$1" nft list table ip hostown | grep -q 'tcp dport 9999 counter' ;;
+    nftables)
+      rules=$(ck_in "$1" nft list table ip hostown) && [[ $rules == *'tcp dport 9999 counter'* ]]
+      ;;
     iptables)
-      ck_in "$1" iptables -S hostown | grep -q -- '--dport 9999' &&
-        ck_in "$1" iptables -S INPUT | grep -qx -- '-A INPUT -j hostown' &&
-        ck_in "$1" ipset list -n | grep -qx hostown
+      rules=$(ck_in "$1" iptables -S hostown) && input=$(ck_in "$1" iptables -S INPUT) &&
+        sets=$(ck_in "$1" ipset list -n) && [[ $rules == *'--dport 9999'* ]] &&
+        grep -qx -- '-A INPUT -j hostown' <<<"$input" && grep -qx hostown <<<"$sets"
       ;;
   esac
 }

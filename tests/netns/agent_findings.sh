@@ -13,6 +13,10 @@
 #       master1, and to worker1 after its agent restarted, is refused
 #       (the agent logs or counts a rejection for each);
 # and the agents keep serving: the next check passes.
+# Run against 9292315 (its demo has no --files-only: a wrapper drops it),
+# 5 of 10 assertions fail: 1,647 log lines; the listener got HEAD and
+# CONNECT lines; "type", hello, capture_mark and targets readable; 1 of 2
+# and 0 of 2 recorded connections refused. Main passes all 10.
 #   usage: agent_findings.sh PORTMATRIX [PM_NETPROBE] (pm_control beside PM_NETPROBE)
 source "$(dirname "$0")/check_lib.bash"
 ck_init findings "$@"

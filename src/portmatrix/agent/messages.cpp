@@ -78,7 +78,7 @@ Protocol
 protocol_field(const json& object)
 {
   auto protocol = parse_protocol(text_field(object, "protocol"));
-  if (!protocol || *protocol == Protocol::vrrp) throw ParseError{"protocol must be tcp or udp"};
+  if (!protocol || !has_ports(*protocol)) throw ParseError{"protocol must be tcp or udp"};
   return *protocol;
 }
 

@@ -164,7 +164,7 @@ public:
     }
     progress(fmt::format("{} of {} agents answered", reachable, m_report.agents.size()));
     m_flows = m_plan.flows();
-    std::erase_if(m_flows, [](const Flow& f) { return f.protocol == Protocol::vrrp; });
+    std::erase_if(m_flows, [](const Flow& f) { return !has_ports(f.protocol); });
     timed("probe", [this] { probe_round(); });
     timed("vip", [this] { vip_rounds(); });
     timed("observe", [this] { observed_round(); });

@@ -30,15 +30,7 @@ rounds() { # ITEM: the last check's rounds beside its wall time
 # 9a: a table of its own, so deleting it restores worker1's own rules.
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   ck_wait_backends
-  ck_in worker1 nft -f - <<'EOF'
-table inet pmfault {
-  chain input {
-    type filter hook input priority -10;
-    tcp dport 30000-32767 drop
-    udp dport 30000-32767 drop
-  }
-}
-EOF
+  ck_drop_nodeports worker1
   bench_check 9a 1
   rounds 9a
   ck_in worker1 nft delete table inet pmfault

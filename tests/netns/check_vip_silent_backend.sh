@@ -19,15 +19,7 @@ ck_start_haproxy "$CK_WORK/haproxy-slow-down.cfg"
 ck_make_token
 ck_start_agents
 ck_wait_backends
-ck_in worker1 nft -f - <<'EOF'
-table inet pmfault {
-  chain input {
-    type filter hook input priority -10;
-    tcp dport 30000-32767 drop
-    udp dport 30000-32767 drop
-  }
-}
-EOF
+ck_drop_nodeports worker1
 
 ck_check vip_silent_backend
 ck_exit_status 1
@@ -35,7 +27,8 @@ ck_report_valid
 VIP_FAULT="to=vip port=30080,32080"
 ck_expect "$VIP_FAULT" fail wrong-responder "worker1 never answered the connections the VIP sent"
 ck_backends "$VIP_FAULT" worker2,worker3
-NODEPORTS="to=worker1 port=30000,32767 expect=allow"
+# worker1's NodePort ranges, and the client's flows to its 30080 and 32080
+NODEPORTS="to=worker1 port=30000,30080,32080,32767 expect=allow"
 ck_expect "$NODEPORTS" fail dropped-by-destination-firewall
 vip_ms=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rounds_ms"]["vip"])' "$CK_JSON")
 if [[ $vip_ms -lt 500 ]]; then

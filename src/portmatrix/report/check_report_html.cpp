@@ -7,8 +7,10 @@
 // when checked, then every flow in a table per direction. It prints well.
 #include "report/check_report_parts.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -84,7 +86,8 @@ row_id(const CheckReport& report, const FlowResult& r)
 }
 
 // One <td>: class cell and the worst verdict (none: no flow), the pair in
-// data-from / data-to, a title with the counts, the text linking to a flow.
+// data-from / data-to, a title with the counts, the text linking to the
+// pair's first flow of its worst verdict (the others of that verdict follow it).
 std::string
 cell_html(const CheckReport& report, const std::string& from, const std::string& to, const Cell* cell,
           const std::string& anchor)
@@ -97,6 +100,20 @@ cell_html(const CheckReport& report, const std::string& from, const std::string&
   auto href = anchor.empty() ? row_id(report, *cell->worst) : anchor;
   return fmt::format("<td class=\"cell {}\" {} title=\"{}\"><a href=\"#{}\">{}</a></td>", verdict, attrs,
                      xml_escape(title), xml_escape(href), text);
+}
+
+// Within a verdict, the flows of one node pair next to each other (pairs in
+// order of first appearance), so that a cell's link, to the pair's first
+// flow of its worst verdict, lands on all of the pair's flows of that verdict.
+void
+by_pair(const CheckReport& report, std::vector<const FlowResult*>& results)
+{
+  std::map<std::pair<std::string_view, std::string_view>, std::size_t> first;
+  for (const auto& r : report.results) first.try_emplace({r.from, r.to}, first.size());
+  std::stable_sort(results.begin(), results.end(), [&](const FlowResult* a, const FlowResult* b) {
+    auto rank_a = -worst_rank(a->verdict), rank_b = -worst_rank(b->verdict);
+    return std::tie(rank_a, first.at({a->from, a->to})) < std::tie(rank_b, first.at({b->from, b->to}));
+  });
 }
 
 std::string
@@ -274,7 +291,8 @@ render_html(const CheckReport& report)
   }
   out += egress(report);
   out += "<h2 id=\"flows\">Every flow</h2>\n";
-  for (const auto& [direction, results] : by_direction(report)) {
+  for (auto& [direction, results] : by_direction(report)) {
+    by_pair(report, results);
     const auto& first = *results.front();
     out += fmt::format("<h2 id=\"{}\">{}</h2>\n<table>\n<tr><th>Verdict</th><th>From</th><th>To</th><th>Ports</th>"
                        "<th>Purpose</th><th>Diagnosis</th><th>Detail</th></tr>\n",

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "report/check_report.hpp"
@@ -337,6 +338,127 @@ TEST(CheckReportJson, SaysWhatWasCheckedWithWhatAndWhen)
   skipped.failed = 0;
   EXPECT_EQ(nlohmann::json::parse(render_check(skipped, CheckFormat::json))["status"], "incomplete");
   EXPECT_EQ(nlohmann::json::parse(render_check(report_with_service(), CheckFormat::json))["status"], "pass");
+}
+
+
+// Every id="..." of the page.
+std::vector<std::string>
+ids_of(const std::string& html)
+{
+  std::vector<std::string> ids;
+  for (auto at = html.find(" id=\""); at != std::string::npos; at = html.find(" id=\"", at + 1)) {
+    ids.push_back(html.substr(at + 5, html.find('"', at + 5) - at - 5));
+  }
+  return ids;
+}
+
+// The <tr ...> rows of the page's flow tables, each as its From and To cells.
+std::vector<std::pair<std::string, std::string>>
+row_pairs(const std::string& html)
+{
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (auto at = html.find("<tr class="); at != std::string::npos; at = html.find("<tr class=", at + 1)) {
+    auto from = html.find("</td><td>", at) + 9;
+    auto to = html.find("</td><td>", from) + 9;
+    rows.push_back({html.substr(from, html.find('<', from) - from), html.substr(to, html.find('<', to) - to)});
+  }
+  return rows;
+}
+
+TEST(CheckReportHtml, ACellLinksToItsFlowsOneAfterAnother)
+{
+  // In report order the pair worker1 -> master1 is split by worker2 -> master1.
+  CheckReport report;
+  report.cluster = "c";
+  for (const auto* purpose : {"kubelet", "apiserver"}) {
+    for (const auto* from : {"worker1", "worker2"}) {
+      auto r = result(from, "master1", Verdict::fail, purpose);
+      r.failures.push_back({PortRange{10250, 10250}, "filtered", "dropped-by-destination-firewall", "x"});
+      report.results.push_back(r);
+      ++report.failed;
+    }
+  }
+  report.results.push_back(result("worker1", "master1", Verdict::pass, "etcd"));
+  ++report.passed;
+  auto html = render_check(report, CheckFormat::html);
+  auto cell = html.find("data-from=\"worker1\" data-to=\"master1\"");
+  ASSERT_NE(cell, std::string::npos);
+  auto href = html.substr(html.find("href=\"#", cell) + 7);
+  href = href.substr(0, href.find('"'));
+  auto rows = row_pairs(html.substr(html.rfind("<tr class=", html.find("id=\"" + href + "\""))));
+  ASSERT_GE(rows.size(), 3u) << html;
+  using Pair = std::pair<std::string, std::string>;
+  EXPECT_EQ(rows[0], Pair("worker1", "master1"));
+  EXPECT_EQ(rows[1], Pair("worker1", "master1")) << "the pair's two failures follow the link, one after the other";
+  EXPECT_EQ(rows[2], Pair("worker2", "master1"));
+}
+
+TEST(CheckReportHtml, EveryLinkLandsOnThePageAndNothingIsFetched)
+{
+  auto report = planted_report();
+  report.egress.push_back({"master1", "", {}});
+  for (const auto& html : {render_check(report, CheckFormat::html), render_check(sample_report(), CheckFormat::html)}) {
+    auto ids = ids_of(html);
+    std::size_t links = 0;
+    for (auto at = html.find("href=\""); at != std::string::npos; at = html.find("href=\"", at + 1), ++links) {
+      auto target = html.substr(at + 6, html.find('"', at + 6) - at - 6);
+      ASSERT_TRUE(target.starts_with("#")) << "a link off the page: " << target;
+      EXPECT_NE(std::find(ids.begin(), ids.end(), target.substr(1)), ids.end()) << "no element " << target;
+    }
+    EXPECT_GT(links, 0u);
+    for (const auto* fetches : {"src=", "url(", "@import", "<link", "<script", "<iframe", "<object", "<embed"}) {
+      EXPECT_EQ(html.find(fetches), std::string::npos) << fetches;
+    }
+  }
+}
+
+TEST(CheckReportHtml, ALargeClusterOpensOnRoleByRole)
+{
+  auto html = render_check(planted_report(), CheckFormat::html);
+  EXPECT_NE(html.find("<details id=\"node-matrix\" open>"), std::string::npos) << "6 nodes: node x node";
+  EXPECT_NE(html.find("<details id=\"role-matrix\">"), std::string::npos);
+  CheckReport large;
+  large.cluster = "large";
+  for (int i = 0; i < 30; ++i) {
+    auto r = result(fmt::format("worker{}", i), "master1", Verdict::pass, "kubelet");
+    large.results.push_back(r);
+    ++large.passed;
+  }
+  html = render_check(large, CheckFormat::html);
+  EXPECT_NE(html.find("<details id=\"node-matrix\">"), std::string::npos) << "31 nodes: node x node folded";
+  EXPECT_NE(html.find("<details id=\"role-matrix\" open>"), std::string::npos);
+  auto roles = html.substr(html.find("<details id=\"role-matrix\""));
+  roles = roles.substr(0, roles.find("</details>"));
+  EXPECT_EQ(count(roles, "<td class=\"cell "), 1u) << "worker -> master";
+  EXPECT_NE(roles.find("title=\"worker → master: 30 passed, 0 failed, 0 skipped\""), std::string::npos) << roles;
+}
+
+TEST(CheckReportHtml, HasEgressAndUntestedSectionsOnlyWhenThereIsSomething)
+{
+  auto report = sample_report();
+  auto html = render_check(report, CheckFormat::html);
+  EXPECT_EQ(html.find("id=\"egress\""), std::string::npos);
+  EXPECT_EQ(html.find("id=\"untested\""), std::string::npos) << "nothing skipped";
+  EXPECT_NE(html.find("<h2 id=\"failures\">"), std::string::npos);
+  EgressResult denied;
+  denied.target.host = "registry.k8s.io";
+  denied.verdict = EgressVerdict::proxy_denied;
+  denied.proxy = "proxy:3128";
+  denied.detail = "HTTP/1.1 403 Forbidden";
+  EgressResult ok;
+  ok.target.host = "pkgs.k8s.io";
+  ok.verdict = EgressVerdict::ok;
+  report.egress.push_back({"master1", "", {denied, ok}});
+  report.egress.push_back({"worker1", "connection refused", {}});
+  html = render_check(report, CheckFormat::html);
+  auto egress = html.substr(html.find("<h2 id=\"egress\">"));
+  egress = egress.substr(0, egress.find("</p>"));
+  EXPECT_NE(egress.find("<td>registry.k8s.io</td><td>443</td><td>proxy:3128</td><td>HTTP/1.1 403 Forbidden</td>"),
+            std::string::npos)
+    << egress;
+  EXPECT_NE(egress.find("connection refused"), std::string::npos);
+  EXPECT_EQ(egress.find("pkgs.k8s.io"), std::string::npos) << "only what failed is listed";
+  EXPECT_NE(egress.find("1 host check(s) ok on 2 node(s)"), std::string::npos);
 }
 
 

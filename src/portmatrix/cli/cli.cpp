@@ -257,11 +257,16 @@ command_agent(const Plan& plan, const std::string& node_name, const std::string&
   return run_agent(plan, *node, *token, std::chrono::seconds(exit_after_s));
 }
 
+// Whether the overall line goes to stderr when the report goes to stdout: a
+// check run by check --ssh --coordinator NODE --output FILE prints it there,
+// and the workstation, which writes FILE, prints it (the hidden --overall-line).
+enum class OverallLine { with_a_file, always };
+
 // Runs the coordinator against agents holding `token`, prints the report,
 // or writes it whole to `output` and prints only its overall line (stderr).
 int
 check_and_report(const Plan& plan, const Token& token, CheckFormat format, const std::string& output,
-                 CheckDetail detail, CheckOptions options)
+                 CheckDetail detail, OverallLine overall, CheckOptions options)
 {
   bool progress_tty = ::isatty(STDERR_FILENO) == 1;
   if (progress_tty && !options.progress && !options.on_progress) {
@@ -277,6 +282,7 @@ check_and_report(const Plan& plan, const Token& token, CheckFormat format, const
   if (output.empty()) {
     bool colour = ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
     std::cout << render_check(*report, format, colour ? Colour::on : Colour::off, detail);
+    if (overall == OverallLine::always) std::cerr << check_overall_line(*report) << "\n";
     return exit_status(*report);
   }
   if (!write_file(output, render_check(*report, format, Colour::off, detail))) return k_exit_input;
@@ -287,7 +293,8 @@ check_and_report(const Plan& plan, const Token& token, CheckFormat format, const
 
 int
 command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
-              const std::string& output, CheckDetail detail, CheckOptions options, const SshArgs& ssh)
+              const std::string& output, CheckDetail detail, OverallLine overall, CheckOptions options,
+              const SshArgs& ssh)
 {
   auto format = parse_check_format(format_text);
   if (!format) {
@@ -300,7 +307,7 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
     remote.output = output;
     remote.verbose = detail == CheckDetail::every_flow;
     return command_check_ssh(plan, remote, std::move(options), [&](const Token& token, const CheckOptions& with) {
-      return check_and_report(plan, token, *format, output, detail, with);
+      return check_and_report(plan, token, *format, output, detail, overall, with);
     });
   }
   if (token_file.empty()) {
@@ -309,7 +316,7 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
   }
   auto token = load_token(token_file);
   if (!token) return k_exit_input;
-  return check_and_report(plan, *token, *format, output, detail, std::move(options));
+  return check_and_report(plan, *token, *format, output, detail, overall, std::move(options));
 }
 
 int
@@ -579,6 +586,9 @@ run_cli(int argc, char** argv)
   // check --ssh --coordinator NODE passes the nodes whose ssh failed (NODE=REASON) to the node's check.
   std::vector<std::string> absent;
   check->add_option("--absent", absent)->group("");
+  // ... and --overall-line when the workstation writes the report to a file: the overall line on stderr too.
+  bool overall_line = false;
+  check->add_flag("--overall-line", overall_line)->group("");
 
   EgressArgs egress_args;
   auto* egress = app.add_subcommand(
@@ -690,7 +700,8 @@ run_cli(int argc, char** argv)
       ssh.inventory_path = inventory;
       ssh.profile = profile;
       return command_check(*plan, token_file, check_format, output,
-                           check_verbose ? CheckDetail::every_flow : CheckDetail::summary, std::move(options), ssh);
+                           check_verbose ? CheckDetail::every_flow : CheckDetail::summary,
+                           overall_line ? OverallLine::always : OverallLine::with_a_file, std::move(options), ssh);
     }
     if (*preflight && ssh.enabled) {
       ssh.inventory_path = inventory;

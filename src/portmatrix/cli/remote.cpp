@@ -331,7 +331,8 @@ check_arguments(const CheckOptions& options)
 }
 
 // check --coordinator NODE: the check runs on that node (the token on its
-// standard input), its report printed here as it wrote it.
+// standard input), its report printed here as it wrote it, or written to
+// --output with the node's overall line on stderr.
 int
 check_from_node(NodeSession& coordinator, const SshArgs& args, const CheckOptions& options, const std::string& secret)
 {
@@ -339,11 +340,12 @@ check_from_node(NodeSession& coordinator, const SshArgs& args, const CheckOption
                                    "--token-file", "-", "--format", args.format};
   if (!args.profile.empty()) command.insert(command.end(), {"--profile", args.profile});
   if (args.verbose) command.push_back("--verbose");
+  if (!args.output.empty()) command.push_back("--overall-line");
   auto forwarded = check_arguments(options);
   command.insert(command.end(), forwarded.begin(), forwarded.end());
-  std::string report;
+  std::string report, errors;
   int status = 0;
-  if (!coordinator.run_portmatrix(command, report, status, secret)) {
+  if (!coordinator.run_portmatrix(command, report, status, secret, &errors)) {
     std::cerr << fmt::format("portmatrix: check --coordinator {}: {}\n", coordinator.node(), coordinator.failure());
     return k_exit_input;
   }
@@ -352,6 +354,10 @@ check_from_node(NodeSession& coordinator, const SshArgs& args, const CheckOption
     std::cout << report;
   } else if (!write_file(args.output, report)) {
     return k_exit_input;
+  } else {
+    // The node's last line on stderr is its overall line.
+    while (!errors.empty() && errors.back() == '\n') errors.pop_back();
+    std::cerr << errors.substr(errors.rfind('\n') + 1) << " (report: " << args.output << ")\n";
   }
   return status;
 }

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crypto/hmac.hpp"
@@ -68,9 +70,18 @@ struct NodeEgress
   bool ok() const;
 };
 
+// What untested requirements (CheckReport::untested) do to the exit status.
+enum class UntestedPolicy { warn, fail };
+
 struct CheckReport
 {
   std::string cluster;
+  // What was checked, with what, when (the reports' header; set by run_check).
+  std::string profile;          // the inventory's profile: a built-in name, a path or a composition
+  std::string profile_version;  // the profile's `version`
+  std::string portmatrix;       // build_info(): this binary's version, commit and linkage
+  std::string inventory_sha256; // of the inventory file's bytes; empty when it could not be read
+  std::chrono::system_clock::time_point started;
   std::vector<FlowResult> results;
   std::vector<AgentStatus> agents;
   std::size_t passed = 0;
@@ -83,6 +94,7 @@ struct CheckReport
   // Requirements the inventory gives no flow to check (no client node, no
   // load balancer, ...): not in `results`, said in every format.
   std::vector<Untested> untested;
+  UntestedPolicy untested_policy = UntestedPolicy::warn; // CheckOptions::untested (check --strict: fail)
 };
 
 // check --egress: each agent checks the profile's egress list from its node.
@@ -93,8 +105,21 @@ struct EgressRoundOptions
   std::chrono::milliseconds deadline{10000}; // on top of the check's deadline; at most 25 s
 };
 
-// What untested requirements (CheckReport::untested) do to the exit status.
-enum class UntestedPolicy { warn, fail };
+// Where a running check stands, for a live progress line: the round, how
+// much of it is done (probes whose source's agent answered, or agents), and
+// the times. Reported as answers come and about every 250 ms between them.
+struct CheckProgress
+{
+  std::string_view round; // hello, probe, vip, observe, egress
+  std::string_view unit;  // "probes" (the probe and VIP rounds) or "agents"
+  std::uint64_t done = 0;
+  std::uint64_t total = 0;
+  std::chrono::milliseconds round_elapsed{0};
+  std::chrono::milliseconds elapsed{0}; // since the check began
+};
+
+// "probe round: 1,200/5,000 probes, 2,400/s, 3.1 s".
+std::string to_text(const CheckProgress& progress);
 
 struct CheckOptions
 {
@@ -110,6 +135,8 @@ struct CheckOptions
   UntestedPolicy untested = UntestedPolicy::warn; // check --strict: fail
   // Progress messages (agents answered, flows done); may be empty.
   std::function<void(const std::string&)> progress;
+  // The live progress of each round (check's progress line on a TTY); may be empty.
+  std::function<void(const CheckProgress&)> on_progress;
 };
 
 // Runs the check. An error (exit 2) when no agent accepted our token or the
@@ -117,8 +144,8 @@ struct CheckOptions
 Expected<CheckReport, std::string> run_check(const Plan& plan, const Token& token, const CheckOptions& options);
 
 // 0 when every flow passed (and with --egress every node reached every host),
-// 1 when one failed or was skipped. Untested requirements count only under
-// UntestedPolicy::fail (check --strict).
-int exit_status(const CheckReport& report, UntestedPolicy untested = UntestedPolicy::warn);
+// 1 when one failed or was skipped. Untested requirements count only when the
+// report's untested_policy is UntestedPolicy::fail (check --strict).
+int exit_status(const CheckReport& report);
 
 } // namespace portmatrix

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "model/provable.hpp"
+
 namespace portmatrix {
 
 std::string_view
@@ -126,7 +128,7 @@ untested_requirements(const Plan& plan)
       case Role::loadbalancer:
       case Role::vip: break; // a cluster role this cluster does not have
       }
-    } else if (!has_ports(r.protocol) && group.flows > 0) {
+    } else if (!has_probe(r.protocol) && group.flows > 0) {
       cause = UntestedCause::not_probed;
     }
     if (!cause) continue;

@@ -1,8 +1,8 @@
 // Requirements a plan cannot exercise, and why: the inventory has no node to
 // send their flows from (no client, admin or cloud_lb node), no load balancer
-// for VIP flows, or the check has no probe for their protocol (vrrp, ipip, esp). `ports
-// --inventory` and `check` list them, so a clean run never hides what it did
-// not test. Pure: reads the plan only.
+// for VIP flows, or the check has no probe for their protocol (vrrp, esp:
+// has_probe). `ports --inventory` and `check` list them, so a clean run never
+// hides what it did not test. Pure: reads the plan only.
 #pragma once
 
 #include <string>

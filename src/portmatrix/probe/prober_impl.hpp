@@ -110,6 +110,7 @@ private:
   Launch launch_raw(const Job& job, const SocketAddress& peer);
   UdpChannel& raw_channel();
   void drain_raw();
+  bool answers_ours(const sockaddr* from, std::string_view reply) const;
   void drain_raw_errors();
   void close_raw_channel();
   Launch settle_now(const Job& job, Finding finding);

@@ -14,7 +14,8 @@
 //
 // The socket's filter (ipip_socket_filter) keeps only probe-shaped packets;
 // of those, probes that other nodes send to this one are not answers and
-// are skipped. ICMP errors come through IP_RECVERR: protocol unreachable
+// are skipped, and so are answers that do not authenticate (each raw socket
+// sees every answer that reaches the host, a concurrent check's too). ICMP errors come through IP_RECVERR: protocol unreachable
 // means nothing on the destination takes IP protocol 4 (no agent's raw
 // socket, no tunnel module): refused. Port unreachable is what the kernel's
 // tunnel module answers when no tunnel matches, while our agent's raw socket
@@ -94,8 +95,27 @@ Prober::Impl::drain_raw()
     auto packet = parse_ipip_packet(std::span<const std::uint8_t>(buffer, std::size_t(count)));
     if (!packet || parse_probe_payload(packet->payload)) continue; // not an answer: another node's probe of us
     reinterpret_cast<sockaddr_in&>(from).sin_port = 0;
+    if (!answers_ours(reinterpret_cast<const sockaddr*>(&from), packet->payload)) continue;
     answer_udp(reinterpret_cast<const sockaddr*>(&from), packet->payload);
   }
+}
+
+// Every raw IP-in-IP socket on the host gets every answer: another prober's
+// (a second check's, running at once) is not ours to judge, nor is anything
+// our token does not sign. Ours answers the nonce of the probe in flight to
+// `from`, or of the one before it (a late answer).
+bool
+Prober::Impl::answers_ours(const sockaddr* from, std::string_view reply) const
+{
+  auto key = udp_key(from);
+  auto it = key ? m_udp_in_flight.find(*key) : m_udp_in_flight.end();
+  if (it == m_udp_in_flight.end()) return false;
+  auto signed_for = [&](const std::string& nonce) {
+    auto identity = parse_identity_reply(m_token, reply, nonce, Protocol::ipip);
+    return identity && identity->authentic;
+  };
+  auto earlier = m_udp_earlier_nonce.find(*key);
+  return signed_for(m_probes[it->second].nonce) || (earlier != m_udp_earlier_nonce.end() && signed_for(earlier->second));
 }
 
 void

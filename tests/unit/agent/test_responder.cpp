@@ -292,6 +292,44 @@ TEST(Responder, AnswersIpInIpProbesOnItsRawSocket)
   auto refused = Prober::run(token, {ipv6}, options);
   EXPECT_EQ(refused[0].ports[0].state, ProbeState::error);
   EXPECT_EQ(refused[0].ports[0].error, EAFNOSUPPORT);
+  options.source_address = "::1"; // from an IPv6 node
+  refused = Prober::run(token, targets, options);
+  EXPECT_EQ(refused[0].ports[0].error, EAFNOSUPPORT);
+}
+
+// Two checks probing at once: every raw IP-in-IP socket sees every answer,
+// and each prober takes only the answer to its own nonce.
+TEST(Responder, TwoProbersAtOnceEachGetTheirOwnIpInIpAnswer)
+{
+  if (!Fd(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_IPIP))) {
+    PORTMATRIX_SKIP() << "a raw IPPROTO_IPIP socket needs CAP_NET_RAW";
+  }
+  auto token = test_token();
+  EventLoop responder_loop;
+  Responder responder(responder_loop, token, k_node, k_loopback);
+  responder.bind({{Protocol::ipip, {0, 0}}});
+  ProbeOptions options;
+  options.timeout = 1000ms;
+  options.retries = 0;
+  options.udp_resend = 50ms; // many answers in flight at once
+  std::vector<ProbeTarget> targets = {{Protocol::ipip, k_loopback, {0, 0}, 1}};
+  EventLoop loop;
+  Prober first(loop, token, options);
+  Prober second(loop, token, options);
+  std::vector<TargetOutcome> first_outcome, second_outcome;
+  {
+    LoopThread thread(responder_loop);
+    first.start(targets, [&](std::vector<TargetOutcome> outcomes) { first_outcome = std::move(outcomes); });
+    second.start(targets, [&](std::vector<TargetOutcome> outcomes) { second_outcome = std::move(outcomes); });
+    for (int turn = 0; turn < 400 && (first_outcome.empty() || second_outcome.empty()); ++turn) loop.run_once(10ms);
+  }
+  for (const auto* outcome : {&first_outcome, &second_outcome}) {
+    ASSERT_EQ(outcome->size(), 1u);
+    const auto& port = (*outcome)[0].ports[0];
+    EXPECT_EQ(port.state, ProbeState::open);
+    ASSERT_TRUE(port.responder);
+    EXPECT_TRUE(port.responder->authentic) << "took the other prober's answer";
+  }
 }
 
 TEST(Responder, AnswersOnIpv6)

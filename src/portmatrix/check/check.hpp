@@ -73,6 +73,19 @@ struct NodeEgress
 // What untested requirements (CheckReport::untested) do to the exit status.
 enum class UntestedPolicy { warn, fail };
 
+// check --ssh --preflight: one node's preflight (--mode running), run over
+// ssh before its agent starts. Shown in the report; no part of its verdict.
+struct NodePreflight
+{
+  std::string node;
+  std::string error; // it could not be run, or gave no report
+  std::string json;  // its report, as `preflight --format json` printed it
+  std::size_t passed = 0;
+  std::size_t failed = 0;
+  std::size_t warnings = 0;
+  std::vector<std::string> failures; // "kernel br_netfilter: ...", one per failed check
+};
+
 struct CheckReport
 {
   std::string cluster;
@@ -91,6 +104,7 @@ struct CheckReport
   // Wall time of each round (hello, probe, observe[, egress]), in order.
   std::vector<std::pair<std::string, std::chrono::milliseconds>> rounds;
   std::vector<NodeEgress> egress; // check --egress only: one per node, inventory order
+  std::vector<NodePreflight> preflight; // check --ssh --preflight only: one per node, inventory order
   // Requirements the inventory gives no flow to check (no client node, no
   // load balancer, ...): not in `results`, said in every format.
   std::vector<Untested> untested;
@@ -137,6 +151,8 @@ struct CheckOptions
   std::function<void(const std::string&)> progress;
   // The live progress of each round (check's progress line on a TTY); may be empty.
   std::function<void(const CheckProgress&)> on_progress;
+  // check --ssh --preflight: the nodes' preflight, put into the report as is.
+  std::vector<NodePreflight> preflight;
 };
 
 // Runs the check. An error (exit 2) when no agent accepted our token or the

@@ -17,6 +17,9 @@ namespace portmatrix::check_report {
 
 // "10250/tcp", "2379-2380/tcp"; "ipip (IP protocol 4)" for a protocol without ports.
 std::string ports_text(const PortRange& range, Protocol protocol);
+// A failure's ports before its state in a detail: "8472 ", or "" for a
+// protocol without ports (whose one "port" is 0).
+std::string failure_ports(const PortRange& range, Protocol protocol);
 
 // Results grouped by direction (worker -> master, ...) like the guide's
 // tables; groups in order of their first result, failures first, then skips,
@@ -91,6 +94,9 @@ struct DirectionCounts
 
 // Flows counted per direction (roles), in order of first appearance.
 std::vector<DirectionCounts> direction_counts(const CheckReport& report);
+
+// "master1: 14 passed, 2 failed, 1 warning" (or "master1: ssh: ..." when it could not run).
+std::string preflight_text(const NodePreflight& node);
 
 // The ANSI colour of a verdict ("32" green, ...).
 std::string_view verdict_colour(Verdict verdict);

@@ -18,6 +18,12 @@ ports_text(const PortRange& range, Protocol protocol)
   return fmt::format("{}/{}", to_string(range), to_string(protocol));
 }
 
+std::string
+failure_ports(const PortRange& range, Protocol protocol)
+{
+  return has_ports(protocol) ? to_string(range) + " " : std::string();
+}
+
 std::vector<std::pair<std::string, std::vector<const FlowResult*>>>
 by_direction(const CheckReport& report)
 {
@@ -86,6 +92,14 @@ overall_line(const CheckReport& report, Colour colour)
   std::string word = status == "pass" ? "PASS" : status == "fail" ? "FAIL" : "INCOMPLETE";
   auto code = status == "pass" ? "1;32" : status == "fail" ? "1;31" : "1;33";
   return fmt::format("{} {}: {}", paint(colour, code, word), report.cluster, summary_text(report));
+}
+
+std::string
+preflight_text(const NodePreflight& node)
+{
+  if (!node.error.empty()) return fmt::format("{}: not run: {}", node.node, node.error);
+  return fmt::format("{}: {} passed, {} failed, {} warning{}", node.node, node.passed, node.failed, node.warnings,
+                     node.warnings == 1 ? "" : "s");
 }
 
 std::string_view

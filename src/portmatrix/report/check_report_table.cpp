@@ -31,7 +31,7 @@ every_flow(const CheckReport& report, Colour colour)
       std::string detail;
       if (!r->failures.empty()) {
         const auto& f = r->failures.front();
-        detail = fmt::format("{} {}: {}", to_string(f.ports), f.state, f.detail);
+        detail = fmt::format("{}{}: {}", failure_ports(f.ports, r->flow.protocol), f.state, f.detail);
         if (r->failures.size() > 1) detail += fmt::format(" (+{} more)", r->failures.size() - 1);
       }
       if (!r->answered_by.empty()) detail += (detail.empty() ? "" : "; ") + ("answered by " + r->answered_by);
@@ -120,6 +120,20 @@ egress(const CheckReport& report, Colour colour)
   return out;
 }
 
+// Each node's preflight counts, and what failed.
+std::string
+preflight(const CheckReport& report, Colour colour)
+{
+  if (report.preflight.empty()) return {};
+  std::string out = "\nPreflight (each node, before its agent)\n";
+  for (const auto& node : report.preflight) {
+    auto line = preflight_text(node);
+    out += "  " + (node.error.empty() && node.failed == 0 ? line : paint(colour, "1;31", line)) + "\n";
+    for (const auto& failure : node.failures) out += "    " + failure + "\n";
+  }
+  return out;
+}
+
 } // namespace
 
 std::string
@@ -140,6 +154,7 @@ render_table(const CheckReport& report, Colour colour, CheckDetail detail)
     for (const auto& note : notes) out += "  " + note + "\n";
   }
   out += egress(report, colour);
+  out += preflight(report, colour);
   out += "\n" + overall_line(report, colour) + "\n";
   return out;
 }

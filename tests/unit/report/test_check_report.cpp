@@ -162,6 +162,26 @@ TEST(CheckReport, VerboseTableShowsWhoAnswered)
 }
 
 
+// A protocol without ports (IP-in-IP) is named with its number, never as port 0.
+TEST(CheckReport, IpInIpIsNamedByItsProtocolNotByAPortZero)
+{
+  CheckReport report;
+  report.cluster = "calico";
+  auto ipip = result("master1", "worker2", Verdict::fail, "Calico IP-in-IP");
+  ipip.flow.protocol = Protocol::ipip;
+  ipip.flow.range = PortRange{0, 0};
+  ipip.failures.push_back({PortRange{0, 0}, "filtered", "dropped-by-destination-firewall",
+                           "the ipip probes reached worker2's interface, never its agent's raw socket"});
+  report.results.push_back(ipip);
+  report.failed = 1;
+  auto table = render_check(report, CheckFormat::table, Colour::off, CheckDetail::every_flow);
+  EXPECT_NE(table.find("ipip (IP protocol 4)"), std::string::npos) << table;
+  EXPECT_NE(table.find("  filtered: the ipip probes"), std::string::npos) << table;
+  EXPECT_EQ(table.find("0/ipip"), std::string::npos) << table;
+  auto html = render_check(report, CheckFormat::html);
+  EXPECT_NE(html.find("<li>filtered: the ipip probes"), std::string::npos);
+}
+
 // The demo's planted fault: master2 drops 8472/udp; five sources see it.
 CheckReport
 planted_report()
@@ -466,6 +486,49 @@ TEST(CheckReportHtml, HasEgressAndUntestedSectionsOnlyWhenThereIsSomething)
   EXPECT_NE(egress.find("connection refused"), std::string::npos);
   EXPECT_EQ(egress.find("pkgs.k8s.io"), std::string::npos) << "only what failed is listed";
   EXPECT_NE(egress.find("1 host check(s) ok on 2 node(s)"), std::string::npos);
+}
+
+
+TEST(CheckReport, ShowsEachNodesPreflightWhenItRan)
+{
+  auto report = sample_report();
+  for (auto format : {CheckFormat::table, CheckFormat::html, CheckFormat::json}) {
+    EXPECT_EQ(render_check(report, format).find("reflight"), std::string::npos) << "none without --preflight";
+  }
+  NodePreflight master1;
+  master1.node = "master1";
+  master1.json = R"({"node": "master1", "summary": {"passed": 14, "failed": 1, "warnings": 1, "skipped": 0}})";
+  master1.passed = 14;
+  master1.failed = 1;
+  master1.warnings = 1;
+  master1.failures = {"kernel br_netfilter: the module <is not> loaded"};
+  NodePreflight worker1;
+  worker1.node = "worker1";
+  worker1.error = "ssh: connect to host 10.0.0.21 port 22: Connection refused";
+  report.preflight = {master1, worker1};
+
+  auto table = render_check(report, CheckFormat::table);
+  EXPECT_NE(table.find("\nPreflight (each node, before its agent)\n"
+                       "  master1: 14 passed, 1 failed, 1 warning\n"
+                       "    kernel br_netfilter: the module <is not> loaded\n"
+                       "  worker1: not run: ssh: connect to host 10.0.0.21 port 22: Connection refused\n"),
+            std::string::npos)
+    << table;
+  EXPECT_TRUE(table.starts_with("FAIL prod<1>: 2 passed, 1 failed")) << "preflight is no part of the verdict";
+
+  auto html = render_check(report, CheckFormat::html);
+  auto section = html.substr(html.find("<h2 id=\"preflight\">"));
+  section = section.substr(0, section.find("</table>"));
+  EXPECT_NE(section.find("<tr><td>master1</td><td>14</td><td class=\"cell fail\">1</td><td>1</td>"
+                         "<td><ul><li>kernel br_netfilter: the module &lt;is not&gt; loaded</li></ul></td></tr>"),
+            std::string::npos)
+    << section;
+  EXPECT_NE(section.find("<td>worker1</td><td></td><td class=\"cell fail\">not run</td>"), std::string::npos) << section;
+
+  auto json = nlohmann::json::parse(render_check(report, CheckFormat::json));
+  EXPECT_EQ(json["preflight"]["master1"]["summary"]["passed"], 14);
+  EXPECT_EQ(json["preflight"]["worker1"]["error"], worker1.error);
+  EXPECT_EQ(json["status"], "fail");
 }
 
 

@@ -121,6 +121,10 @@ TITLES = {
     "6": "6. Scale",
     "7": "7. Planning: ports and firewall --all (no namespaces)",
     "8": "8. check --ssh of the guide's topology (issue 15), beside the local check",
+    "9a": "9a. The guide's topology, check --coverage full (issue 20 item 4)",
+    "9b": "9b. The guide's topology, check --coverage sample, interleaved with 9a",
+    "9c": "9c. The coordinator against simulated agents (pm_agents), --coverage sample --results failures",
+    "9e": "9e. check --estimate (no probes), full and sample coverage",
 }
 
 # Item 7's commands, as plan.sh names their measures.

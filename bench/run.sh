@@ -16,7 +16,9 @@
 #                 1,000 and 5,000 nodes, no namespaces), ssh (8: check --ssh
 #                 of the guide's topology beside the local check; needs sshd
 #                 and sudo; BENCH_SSH_BINARY=FILE uploads that build, e.g.
-#                 the static one); run in this order:
+#                 the static one), coverage (9: check --coverage sample,
+#                 --estimate at 1,000 and 5,000 nodes, the coordinator
+#                 against 250 and 1,000 agents; not in the default list); run in this order:
 #                 default plan,tcp,udp,guide,ssh,scale. Planning goes first, on
 #                 a quiet machine: it writes many files, and right after
 #                 scale the kernel is still tearing down 100 namespaces (load
@@ -47,7 +49,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps needs a positive number, not '$reps'" >&2; exit 2; }
 for item in ${items//,/ }; do
-  [[ $item =~ ^(tcp|udp|guide|ssh|scale|plan)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, ssh, scale, plan)" >&2; exit 2; }
+  [[ $item =~ ^(tcp|udp|guide|ssh|scale|plan|coverage)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, ssh, scale, plan, coverage)" >&2; exit 2; }
 done
 [[ -n $out ]] || out=$([[ $quick == 1 ]] && echo "$build/bench-quick.md" || echo bench/RESULTS.md)
 
@@ -58,7 +60,7 @@ if [[ ,$items, =~ ,(tcp|udp), ]]; then
 fi
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" --target portmatrix floor
+cmake --build "$build" -j "$(nproc)" --target portmatrix floor $([[ ,$items, == *,coverage,* ]] && echo pm_agents pm_netprobe)
 PM=$build/portmatrix
 FLOOR=$build/bench/floor
 
@@ -110,6 +112,7 @@ for item in ${items//,/ }; do
   udp) scenario "items 3-4 (UDP)" bench/pair.sh udp ;;
   guide) scenario "item 5 (the guide's topology)" bench/guide.sh ;;
   ssh) scenario "item 8 (check --ssh)" bench/ssh.sh ;;
+  coverage) BENCH_TOOLS=$build/tests scenario "item 9 (coverage)" bench/coverage.sh ;;
   scale) for n in "${sizes[@]}"; do scenario "item 6 ($n nodes)" bench/scale.sh "$n"; done ;;
   plan)
     for n in "${plan_sizes[@]}"; do scenario "item 7 ($n nodes)" bench/plan.sh "$n"; done

@@ -29,6 +29,25 @@ ports_text(const PortRange& range, Protocol protocol)
   return fmt::format("{}/{}", to_string(range), to_string(protocol));
 }
 
+// What the probes covered (check --coverage): see coverage_text.
+nlohmann::json
+coverage_json(const CheckReport& report)
+{
+  const auto& c = report.coverage;
+  nlohmann::json out{{"mode", to_string(report.coverage_options.mode)},
+                     {"flows_full", c.flows_full},
+                     {"flows_sampled", c.flows_sampled},
+                     {"ports_required", c.ports_required},
+                     {"ports_probed", c.ports_probed},
+                     {"ruleset_groups", report.ruleset_groups},
+                     {"group_pairs_full", c.representative_pairs.size()}};
+  if (report.coverage_options.mode == CoverageMode::sample) {
+    out["seed"] = report.coverage_options.seed;
+    out["sample_ports"] = report.coverage_options.sample_ports;
+  }
+  return out;
+}
+
 std::string
 render_json(const CheckReport& report)
 {
@@ -52,6 +71,11 @@ render_json(const CheckReport& report)
     }
     item["failures"] = std::move(failures);
     if (!r.answered_by.empty()) item["answered_by"] = r.answered_by;
+    if (!r.sampled.empty()) {
+      nlohmann::json sampled = nlohmann::json::array();
+      for (const auto& range : r.sampled) sampled.push_back(to_string(range));
+      item["ports_sampled"] = std::move(sampled);
+    }
     if (r.to == "vip") {
       item["backends_reached"] = r.backends_reached;
       item["backends_expected"] = r.backends_expected;
@@ -76,8 +100,36 @@ render_json(const CheckReport& report)
                         for (const auto& [name, time] : report.rounds) rounds[name] = time.count();
                         return rounds;
                       }()},
+                     {"coverage", coverage_json(report)},
+                     {"results_shown", report.passes_left_out ? "failures" : "all"},
                      {"results", std::move(results)},
                      {"agents", std::move(agents)}};
+  if (!report.evaluation.empty()) {
+    out["firewall_evaluation"] = nlohmann::json::array();
+    for (const auto& node : report.evaluation) {
+      nlohmann::json failures = nlohmann::json::array();
+      for (const auto& f : node.reply.failures) {
+        failures.push_back({{"from", f.from},
+                            {"protocol", to_string(f.protocol)},
+                            {"port_min", f.ports.min},
+                            {"port_max", f.ports.max},
+                            {"expect", to_string(f.expect)},
+                            {"decision", to_string(f.decision)},
+                            {"rule", f.rule}});
+      }
+      out["firewall_evaluation"].push_back({{"node", node.node},
+                                            {"complete", node.complete()},
+                                            {"error", node.error.empty() ? node.reply.error : node.error},
+                                            {"backend", node.reply.backend},
+                                            {"ports_expected", node.ports_expected},
+                                            {"ports", node.reply.ports},
+                                            {"passed", node.reply.passed},
+                                            {"failed", node.reply.failed},
+                                            {"unknown", node.reply.unknown},
+                                            {"failures", std::move(failures)},
+                                            {"failures_left_out", node.reply.failures_left_out}});
+    }
+  }
   if (!report.egress.empty()) {
     out["egress"] = nlohmann::json::array();
     for (const auto& node : report.egress) {
@@ -162,6 +214,57 @@ agent_notes(const CheckReport& report)
     if (!a.note.empty()) notes.push_back(fmt::format("agent {}: {}", a.node, a.note));
   }
   return notes;
+}
+
+// The coverage statement: every pair's path probed, and on how many ports;
+// in sample mode, every port probed between one pair per pair of ruleset
+// groups (so every group's ruleset on every port), and the seed to redo it.
+std::string
+coverage_text(const CheckReport& report)
+{
+  const auto& c = report.coverage;
+  auto flows = c.flows_full + c.flows_sampled;
+  if (report.coverage_options.mode == CoverageMode::full) {
+    return fmt::format("coverage full: every port of every flow probed ({} flows, {} ports)", flows, c.ports_required);
+  }
+  return fmt::format("coverage sample (seed {}, {} random ports a flow): path coverage for every pair ({} flows); "
+                     "every port probed on {} flows ({} pairs of {} ruleset groups, and the VIP), the edges and "
+                     "the sample on the other {}; {} of {} ports probed",
+                     report.coverage_options.seed, report.coverage_options.sample_ports, flows, c.flows_full,
+                     c.representative_pairs.size(), report.ruleset_groups, c.flows_sampled, c.ports_probed,
+                     c.ports_required);
+}
+
+// check --coverage sample: the firewall coverage statement, and one line per
+// node whose evaluation failed or could not be done.
+std::string
+evaluation_text(const CheckReport& report, Colour colour)
+{
+  if (report.evaluation.empty()) return {};
+  std::string out = "\nFirewalls (each node's live rules, evaluated by its agent for every port of every inbound flow)\n";
+  std::size_t complete = 0;
+  std::uint64_t ports = 0, failed = 0;
+  TextTable table({"Node", "Verdict", "From", "Ports", "Decision", "Rule"});
+  for (const auto& node : report.evaluation) {
+    complete += node.complete();
+    ports += node.reply.ports;
+    failed += node.reply.failed;
+    auto error = node.error.empty() ? node.reply.error : node.error;
+    if (!error.empty()) table.add({node.node, paint(colour, "1;33", "not evaluated"), "", "", "", error});
+    for (const auto& f : node.reply.failures) {
+      bool unknown = f.decision == Decision::unknown;
+      table.add({node.node, unknown ? paint(colour, "1;33", "unknown") : paint(colour, "1;31", "fail"), f.from,
+                 ports_text(f.ports, f.protocol), std::string(to_string(f.decision)), f.rule});
+    }
+    if (node.reply.failures_left_out > 0) {
+      table.add({node.node, "", "", "", "", fmt::format("(+{} more)", node.reply.failures_left_out)});
+    }
+  }
+  if (!table.empty()) out += table.render();
+  out += fmt::format("  firewall coverage: {} of {} nodes evaluated on every port of every inbound flow ({} "
+                     "ports), {} failing\n",
+                     complete, report.evaluation.size(), ports, failed);
+  return out;
 }
 
 std::string
@@ -275,7 +378,9 @@ render_table(const CheckReport& report, Colour colour)
     if (!table.empty()) out += table.render();
     out += fmt::format("  {} host check(s) ok on {} node(s)\n", ok, report.egress.size());
   }
-  out += "\n" + summary_text(report) + "\n";
+  out += evaluation_text(report, colour);
+  out += "\n" + coverage_text(report) + "\n";
+  out += summary_text(report) + "\n";
   return out;
 }
 

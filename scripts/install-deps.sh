@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev  # libFuzzer (tests/fuzz/run.sh)
   # the real components the scenario tests and the demo run
   iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
+  python3-jsonschema  # the tests validate every JSON report against docs/schema/
   dnsmasq-base tinyproxy
   strace  # the static binary test (tests/netns/static_chroot.sh) traces its name lookups
   etcd-server  # a real service for the "who answers" tests (identify)

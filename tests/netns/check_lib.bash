@@ -87,6 +87,7 @@ ck_init() { # NAME PORTMATRIX PM_NETPROBE
   for tool in ip nft haproxy ss python3; do
     command -v "$tool" >/dev/null || skip "$tool is not installed"
   done
+  /usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "python3-jsonschema is not installed (every report is validated)"
   ip netns list >/dev/null 2>&1 || skip "ip netns does not work here"
 
   CK_START_MS=$(ck_now_ms)
@@ -360,26 +361,45 @@ ck_check_start() { # NAME [ARGS...]
 
 # Starts `portmatrix SUBCOMMAND ARGS...` in namespace NS, in the background,
 # with --format json --output $CK_WORK/NAME.json unless ARGS give a --format;
-# ck_check_wait collects it. (ck_check_start: check from client1; ssh_lib.bash:
-# the fan-out from a workstation.)
+# ck_check_wait collects it and validates that JSON report against its schema
+# in docs/schema/ (check; preflight, egress; with --ssh preflight-ssh,
+# egress-ssh). (ck_check_start: check from client1; ssh_lib.bash: the fan-out
+# from a workstation.)
 ck_pm_start() { # NAME NS SUBCOMMAND [ARGS...]
   local name=$1 ns=$2 sub=$3
   shift 3
   CK_CHECK_NAME=$name
   CK_JSON=$CK_WORK/$name.json
   local args=(--format json --output "$CK_JSON")
-  [[ " $* " == *" --format "* ]] && args=()
+  CK_SCHEMA=$sub
+  [[ $sub != check && " $* " == *" --ssh "* ]] && CK_SCHEMA=$sub-ssh
+  [[ " $* " == *" --format "* ]] && args=() CK_SCHEMA=
   CK_CHECK_T0=$(ck_now_ms)
   ck_spawn "$sub $name" ip netns exec "$ns" "$PM_BIN" "$sub" "$@" "${args[@]}" \
     </dev/null >"$CK_WORK/$name.out" 2>"$CK_WORK/$name.err"
   CK_CHECK_PID=$CK_PID
 }
 
-ck_check_wait() { # sets CK_RC, CK_MS
+ck_check_wait() { # sets CK_RC, CK_MS; a JSON report it wrote must match its schema
   CK_RC=0
   ck_reap "$CK_CHECK_PID" || CK_RC=$?
   CK_MS=$(($(ck_now_ms) - CK_CHECK_T0))
   ck_log "check $CK_CHECK_NAME: exit $CK_RC in $(ck_secs "$CK_MS")"
+  [[ -n ${CK_SCHEMA:-} && -e $CK_JSON ]] && ck_schema_valid "$CK_SCHEMA" "$CK_JSON"
+  return 0
+}
+
+# FILE is valid against docs/schema/SCHEMA.schema.json (a field added to a
+# report must be added to its schema).
+ck_schema_valid() { # SCHEMA FILE
+  local out rc=0
+  out=$(/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../schema/validate.py" "$1" "$2" 2>&1) || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    ck_ok "$(basename "$2") is valid against docs/schema/$1.schema.json"
+  else
+    ck_fail "$(basename "$2") does not match docs/schema/$1.schema.json"
+    printf '%s\n' "$out" | head -20 | sed 's/^/    /'
+  fi
 }
 
 # --- events of a running check (to wait on, instead of sleeping) -------------

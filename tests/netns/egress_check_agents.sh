@@ -40,6 +40,8 @@ eg_check() { # NAME [ARGS...]
     >"$WORK/$name.out" 2>"$WORK/$name.err" || EG_RC=$?
   [[ -s $EG_JSON ]] || die "$name: no report (exit $EG_RC): $(cat "$WORK/$name.err")"
   log "$name: exit $EG_RC in $(seconds_since "$t0")"
+  netns_schema_valid check "$EG_JSON" ||
+    eg_fail "$EG_JSON does not match docs/schema/check.schema.json"
   sed -n '/^Egress/,$p' "$WORK/$name.out" | sed 's/^/    /'
   EG_RESULTS=$WORK/$name.results
   python3 -c '

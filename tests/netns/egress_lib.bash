@@ -168,7 +168,8 @@ YAML
 }
 
 # eg_run NAME [VAR=VALUE...] [--OPTION...]: egress in the client with those
-# environment variables and options, JSON into $WORK/NAME.json
+# environment variables and options, JSON into $WORK/NAME.json (validated
+# against docs/schema/egress.schema.json)
 # (EG_INVENTORY=FILE eg_run ...: another inventory than $WORK/inventory.yaml;
 # EG_DEADLINE=S: another --deadline than 20 s).
 eg_run() {
@@ -185,6 +186,8 @@ eg_run() {
     --timeout-ms "$EG_TIMEOUT_MS" --deadline "${EG_DEADLINE:-20}" "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" || EG_RC=$?
   EG_MS=$(($(now_ms) - t0))
   [[ -s $EG_JSON ]] || die "$name: no report (exit $EG_RC): $(cat "$WORK/$name.err")"
+  netns_schema_valid egress "$EG_JSON" ||
+    eg_fail "$EG_JSON does not match docs/schema/egress.schema.json"
   eg_results
   log "$name: exit $EG_RC in ${EG_MS}ms"
   sed 's/^/    /' "$WORK/$name.out"

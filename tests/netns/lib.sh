@@ -64,6 +64,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/skip.bash"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 seconds_since() { local ms=$(($(now_ms) - $1)); printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100)); }
 
+# FILE, a JSON report, is valid against docs/schema/SCHEMA.schema.json: says
+# so, or prints why not and returns 1 (the caller counts the failure).
+netns_schema_valid() { # SCHEMA FILE
+  local out
+  /usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "python3-jsonschema is not installed (reports are validated)"
+  if out=$(/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../schema/validate.py" "$1" "$2" 2>&1); then
+    log "ok: $out"
+    return 0
+  fi
+  head -20 <<<"$out" | sed 's/^/    /'
+  return 1
+}
+
 netns_init() {
   BACKEND=$1
   local tools=$2 tool

@@ -31,8 +31,8 @@ nodes:
 YAML
 }
 
-# pf_run NAME ARGS...: preflight in the node's namespace, JSON into $WORK/NAME.json;
-# sets PF_STATUS to its exit status.
+# pf_run NAME ARGS...: preflight in the node's namespace, JSON into $WORK/NAME.json
+# (validated against docs/schema/preflight.schema.json); sets PF_STATUS to its exit status.
 pf_run() {
   local name=$1
   shift
@@ -40,6 +40,10 @@ pf_run() {
   ip netns exec "$NODE_NS" "$PM_BIN" preflight --inventory "$INVENTORY" --node node1 --format json \
     --output "$WORK/$name.json" "$@" >"$WORK/$name.txt" 2>&1 || PF_STATUS=$?
   log "preflight $*: exit $PF_STATUS"
+  if [[ -e $WORK/$name.json ]] && ! netns_schema_valid preflight "$WORK/$name.json"; then
+    fail "$name.json does not match docs/schema/preflight.schema.json"
+  fi
+  return 0
 }
 
 # pf_query NAME PYTHON_EXPRESSION: prints the expression over the report `r`.

@@ -1,0 +1,108 @@
+// The check report as JSON (DESIGN.md's contract) and as JUnit XML (one
+// testcase per flow) for CI systems.
+#include "report/check_report_parts.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "egress/result_json.hpp"
+
+namespace portmatrix::check_report {
+
+std::string
+render_json(const CheckReport& report)
+{
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& r : report.results) {
+    nlohmann::json item{{"from", r.from},
+                        {"to", r.to},
+                        {"to_address", r.to_address},
+                        {"protocol", to_string(r.flow.protocol)},
+                        {"port_min", r.flow.range.min},
+                        {"port_max", r.flow.range.max},
+                        {"purpose", r.flow.purpose},
+                        {"expect", to_string(r.flow.expect)},
+                        {"verdict", to_string(r.verdict)},
+                        {"diagnosis", r.diagnosis}};
+    nlohmann::json failures = nlohmann::json::array();
+    for (const auto& f : r.failures) {
+      nlohmann::json failure{{"port", f.ports.min}, {"state", f.state}, {"diagnosis", f.diagnosis}, {"detail", f.detail}};
+      if (!f.ports.single()) failure["port_max"] = f.ports.max;
+      failures.push_back(std::move(failure));
+    }
+    item["failures"] = std::move(failures);
+    if (!r.answered_by.empty()) item["answered_by"] = r.answered_by;
+    if (!r.sampled.empty()) {
+      nlohmann::json sampled = nlohmann::json::array();
+      for (const auto& range : r.sampled) sampled.push_back(to_string(range));
+      item["ports_sampled"] = std::move(sampled);
+    }
+    if (r.to == "vip") {
+      item["backends_reached"] = r.backends_reached;
+      item["backends_expected"] = r.backends_expected;
+    }
+    results.push_back(std::move(item));
+  }
+  nlohmann::json agents = nlohmann::json::array();
+  for (const auto& a : report.agents) {
+    agents.push_back({{"node", a.node},
+                      {"reachable", a.reachable},
+                      {"error", a.error},
+                      {"capture", a.capture},
+                      {"capture_error", a.capture_error},
+                      {"owners", a.owners},
+                      {"note", a.note}});
+  }
+  nlohmann::json out{{"cluster", report.cluster},
+                     {"summary", {{"passed", report.passed}, {"failed", report.failed}, {"skipped", report.skipped}}},
+                     {"duration_ms", report.duration.count()},
+                     {"rounds_ms", [&] {
+                        nlohmann::json rounds = nlohmann::json::object();
+                        for (const auto& [name, time] : report.rounds) rounds[name] = time.count();
+                        return rounds;
+                      }()},
+                     {"coverage", coverage_json(report)},
+                     {"results_shown", report.passes_left_out ? "failures" : "all"},
+                     {"results", std::move(results)},
+                     {"agents", std::move(agents)}};
+  if (!report.evaluation.empty()) out["firewall_evaluation"] = evaluation_json(report);
+  if (!report.egress.empty()) {
+    out["egress"] = nlohmann::json::array();
+    for (const auto& node : report.egress) {
+      nlohmann::json hosts = nlohmann::json::array();
+      for (const auto& r : node.results) hosts.push_back(result_json(r));
+      out["egress"].push_back({{"node", node.node}, {"ok", node.ok()}, {"error", node.error}, {"results", std::move(hosts)}});
+    }
+  }
+  return out.dump(2) + "\n";
+}
+
+std::string
+render_junit(const CheckReport& report)
+{
+  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  out += fmt::format("<testsuites name=\"portmatrix check\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3f}\">\n",
+                     report.results.size(), report.failed, report.skipped, report.duration.count() / 1000.0);
+  out += fmt::format("  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
+                     xml_escape(report.cluster), report.results.size(), report.failed, report.skipped);
+  for (const auto& r : report.results) {
+    out += fmt::format("    <testcase classname=\"{}.{}\" name=\"{} -&gt; {} {} {}\">\n", xml_escape(report.cluster),
+                       xml_escape(r.from), xml_escape(r.from), xml_escape(r.to), ports_text(r.flow.range, r.flow.protocol),
+                       xml_escape(r.flow.purpose));
+    if (r.verdict == Verdict::skip) {
+      out += fmt::format("      <skipped message=\"{}\"/>\n", xml_escape(r.diagnosis));
+    } else if (r.verdict == Verdict::fail) {
+      std::string body;
+      for (const auto& f : r.failures) {
+        body += fmt::format("{} {}: {} ({})\n", ports_text(f.ports, r.flow.protocol), f.state, f.diagnosis, f.detail);
+      }
+      out += fmt::format("      <failure message=\"{}\" type=\"{}\">{}</failure>\n", xml_escape(r.diagnosis),
+                         xml_escape(r.diagnosis), xml_escape(body));
+    }
+    out += "    </testcase>\n";
+  }
+  out += "  </testsuite>\n</testsuites>\n";
+  return out;
+}
+
+} // namespace portmatrix::check_report

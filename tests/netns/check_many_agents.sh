@@ -34,23 +34,24 @@ grep -q "serving $((NODES + 2)) nodes" "$CK_WORK/agents.out" || ck_die "pm_agent
 ck_log "pm_agents serves $((NODES + 2)) nodes"
 
 # The coordinator, its peak RSS measured by its parent (getrusage of the children).
-CK_JSON=$CK_WORK/many.json
-t0=$(ck_now_ms)
-rss_kb=$(python3 - ip netns exec "$ns" "$PM_BIN" check --inventory "$INVENTORY" --token-file "$TOKEN" \
-  --coverage sample --seed 1 --results failures --deadline 300 --format json --output "$CK_JSON" \
-  2>"$CK_WORK/many.err" <<'PY'
+cat >"$CK_WORK/measure.py" <<'PY'
 import resource, subprocess, sys
 rc = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL).returncode
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
 PY
-)
+CK_JSON=$CK_WORK/many.json
+t0=$(ck_now_ms)
+python3 "$CK_WORK/measure.py" ip netns exec "$ns" "$PM_BIN" check --inventory "$INVENTORY" --token-file "$TOKEN" \
+  --coverage sample --seed 1 --results failures --deadline 300 --format json --output "$CK_JSON" \
+  >"$CK_WORK/measure.out" 2>"$CK_WORK/many.err" || ck_die "the measuring helper failed: $(cat "$CK_WORK/many.err")"
 CK_MS=$(($(ck_now_ms) - t0))
-read -r rss_kb CK_RC <<<"$rss_kb"
+read -r rss_kb CK_RC < <(tail -1 "$CK_WORK/measure.out") # after check's table of what failed
 CK_CHECK_NAME=many
 ck_log "check of $((NODES + 2)) agents: exit $CK_RC in $(ck_secs "$CK_MS"), peak RSS $((rss_kb / 1024)) MB"
 echo "many-agents nodes=$((NODES + 2)) wall_ms=$CK_MS rss_kb=$rss_kb" >>"$CK_WORK/many.measure"
 [[ -n ${PM_MANY_AGENTS_MEASURE:-} ]] && cp "$CK_WORK/many.measure" "$PM_MANY_AGENTS_MEASURE"
 ck_exit_status 0
+ck_schema_valid check "$CK_JSON"
 ck_summary failed=0 skipped=0
 
 ck_stop "$AGENTS_PID" TERM

@@ -10,7 +10,8 @@
 //   pm_agents TOKEN_FILE INVENTORY
 //       hello    the node, a random instance, capture on
 //       probe    every target open, answered by the node at its address (the
-//                VIP: by every backend), authentic
+//                VIP: by every backend), authentic; a flow that must stay
+//                closed filtered
 //       observed nothing seen; evaluate: every port of the node's inbound
 //                flows passed; egress: no host
 //     Prints "pm_agents: serving N nodes" once every listener is up, then
@@ -26,7 +27,9 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <algorithm>
 #include <map>
+#include <tuple>
 #include <memory>
 
 #include <fmt/format.h>
@@ -73,6 +76,8 @@ public:
       if (flow.protocol != Protocol::tcp && flow.protocol != Protocol::udp) return;
       if (flow.to) m_inbound_ports[*flow.to] += flow.range.size();
       else for (auto lb : balancers) m_inbound_ports[lb] += flow.range.size();
+      if (!flow.to && !m_vip_backends.count(flow.range)) m_vip_backends[flow.range] = backends(flow);
+      if (flow.expect == Expect::deny) m_denied[{flow.from, flow.protocol, plan.flow_address(flow)}].push_back(flow.range);
     });
   }
 
@@ -202,8 +207,9 @@ private:
         segment.state = ProbeState::open;
         segment.authentic = true;
         auto it = m_by_address.find(target.address);
-        if (it != m_by_address.end()) segment.responder = m_plan.inventory.nodes[it->second].name;
-        else segment.responders = backends();
+        if (denied(node, target)) segment.state = ProbeState::filtered; // as the generated firewall drops it
+        else if (it != m_by_address.end()) segment.responder = m_plan.inventory.nodes[it->second].name;
+        else if (auto vip = m_vip_backends.find(target.range); vip != m_vip_backends.end()) segment.responders = vip->second;
         reply.targets.push_back({std::move(segment)});
       }
       return {request->id, true, to_json(reply)};
@@ -225,12 +231,27 @@ private:
     return {request->id, false, R"({"error": "unknown request type"})"};
   }
 
-  // Every node of the VIP's backend role (the masters).
-  std::vector<std::string> backends() const
+  // A target inside a flow from `node` that must stay closed.
+  bool denied(std::size_t node, const ProbeTarget& target) const
   {
+    auto it = m_denied.find({node, target.protocol, target.address});
+    if (it == m_denied.end()) return false;
+    return std::any_of(it->second.begin(), it->second.end(), [&](const PortRange& range) {
+      return range.min <= target.range.min && target.range.max <= range.max;
+    });
+  }
+
+  // Every node of the backend role of the VIP flow's frontend (as check
+  // decides it: the masters unless a frontend names the flow's port).
+  std::vector<std::string> backends(const Flow& flow) const
+  {
+    Role backend = Role::master;
+    for (const auto& frontend : m_plan.matrix.profile.frontends) {
+      if (frontend.port == flow.port) backend = frontend.backend;
+    }
     std::vector<std::string> names;
     for (const auto& node : m_plan.inventory.nodes) {
-      if (node.has(Role::master)) names.push_back(node.name);
+      if (node.has(backend)) names.push_back(node.name);
     }
     return names;
   }
@@ -241,6 +262,8 @@ private:
   std::vector<std::string> m_instances;
   std::vector<std::uint64_t> m_inbound_ports;
   std::map<std::string, std::size_t> m_by_address;
+  std::map<PortRange, std::vector<std::string>> m_vip_backends;                       // the VIP's port -> backends
+  std::map<std::tuple<std::size_t, Protocol, std::string>, std::vector<PortRange>> m_denied; // expect deny
   std::vector<Fd> m_listeners;
   std::map<int, std::unique_ptr<Connection>> m_connections;
   std::map<std::string, std::size_t> m_requests;

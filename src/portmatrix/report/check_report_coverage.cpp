@@ -28,32 +28,19 @@ coverage_json(const CheckReport& report)
   return out;
 }
 
+// Each node's evaluate reply as its agent sent it (agent/evaluate.hpp: the
+// same fields), with the node, whether it was complete and what was expected.
 nlohmann::json
 evaluation_json(const CheckReport& report)
 {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& node : report.evaluation) {
-    nlohmann::json failures = nlohmann::json::array();
-    for (const auto& f : node.reply.failures) {
-      failures.push_back({{"from", f.from},
-                          {"protocol", to_string(f.protocol)},
-                          {"port_min", f.ports.min},
-                          {"port_max", f.ports.max},
-                          {"expect", to_string(f.expect)},
-                          {"decision", to_string(f.decision)},
-                          {"rule", f.rule}});
-    }
-    out.push_back({{"node", node.node},
-                   {"complete", node.complete()},
-                   {"error", node.error.empty() ? node.reply.error : node.error},
-                   {"backend", node.reply.backend},
-                   {"ports_expected", node.ports_expected},
-                   {"ports", node.reply.ports},
-                   {"passed", node.reply.passed},
-                   {"failed", node.reply.failed},
-                   {"unknown", node.reply.unknown},
-                   {"failures", std::move(failures)},
-                   {"failures_left_out", node.reply.failures_left_out}});
+    auto item = nlohmann::json::parse(to_json(node.reply));
+    item["node"] = node.node;
+    item["complete"] = node.complete();
+    if (!node.error.empty()) item["error"] = node.error;
+    item["ports_expected"] = node.ports_expected;
+    out.push_back(std::move(item));
   }
   return out;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark item 5: the guide's whole topology (3 masters, 3 workers, a load
-# balancer, 3 MongoDB, 3 Elasticsearch, a client: `portmatrix demo --out`),
+# balancer, 3 MongoDB, 3 Elasticsearch, a client: `portmatrix demo --out DIR --files-only`),
 # every node's generated nftables applied, haproxy on lb1, an agent per node;
 # the wall time of `check` from client1 over every flow, both NodePort ranges
 # (TCP and UDP 30000-32767 to every worker) included.

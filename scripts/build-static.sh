@@ -9,8 +9,8 @@
 #
 # The linker warns that getaddrinfo "requires at runtime the shared libraries
 # from the glibc version used for linking": expected, and not an error. Names
-# still resolve through /etc/hosts and DNS without them; README, "A
-# self-contained binary", says what a static binary cannot do.
+# still resolve through /etc/hosts and DNS without them; docs/static-binary.md
+# says what a static binary cannot do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-static}

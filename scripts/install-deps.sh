@@ -13,6 +13,7 @@ packages=(
   # the real components the scenario tests and the demo run
   iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
   python3-jsonschema  # the tests validate every JSON report against docs/schema/
+  groff-base man-db zsh fish  # the man pages render, each shell's completion completes (tests/cli/docs.sh)
   dnsmasq-base tinyproxy
   strace  # the static binary test (tests/netns/static_chroot.sh) traces its name lookups
   etcd-server  # a real service for the "who answers" tests (identify)

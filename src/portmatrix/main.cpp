@@ -17,7 +17,7 @@ main(int argc, char** argv)
   // it would dlopen from the node: a module built against the node's shared
   // glibc, loaded into ours (Debian 12's own libnss_systemd crashes a static
   // process). So a static portmatrix resolves names through /etc/hosts and
-  // DNS only, whatever the hosts line says (README, "A self-contained binary").
+  // DNS only, whatever the hosts line says (docs/static-binary.md).
   __nss_configure_lookup("hosts", "files dns");
 #endif
   try {

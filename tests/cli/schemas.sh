@@ -61,7 +61,7 @@ PY
   else echo "FAIL: $schema.schema.json accepts $name with '$3' renamed '$4'"; failed=$((failed + 1)); fi
 }
 
-"$pm" demo --out "$work/demo" >/dev/null 2>&1
+"$pm" demo --out "$work/demo" --files-only >/dev/null 2>&1
 inv=$work/demo/inventory.yaml
 printf '%s\n' 'cluster: loop' 'profile: apinizer' 'agent: {control_port: 9}' 'nodes:' \
   '  - {name: m1, address: 127.0.0.1, roles: [master]}' '  - {name: w1, address: 127.0.0.2, roles: [worker]}' \

@@ -11,7 +11,7 @@
 #   ck_init NAME PORTMATRIX PM_NETPROBE
 #                          skips (skip.bash) unless root with ip, nft, haproxy, python3;
 #                          unique names, work dir, the cleanup trap
-#   ck_topology            the demo inventory (portmatrix demo --out): one
+#   ck_topology            the demo inventory (portmatrix demo --out --files-only): one
 #                          namespace per node on one bridge, VIP on lb1, every
 #                          node's generated nftables applied
 #   ck_namespaces INVENTORY
@@ -204,8 +204,8 @@ ck_in() { # NODE CMD...: runs CMD in NODE's namespace
 ck_topology() {
   local t0 node
   t0=$(ck_now_ms)
-  "$PM_BIN" demo --out "$CK_WORK/demo" >"$CK_WORK/demo.log" 2>&1 ||
-    ck_die "portmatrix demo --out failed: $(tail -5 "$CK_WORK/demo.log")"
+  "$PM_BIN" demo --out "$CK_WORK/demo" --files-only >"$CK_WORK/demo.log" 2>&1 ||
+    ck_die "portmatrix demo --out --files-only failed: $(tail -5 "$CK_WORK/demo.log")"
   ck_namespaces "$CK_WORK/demo/inventory.yaml"
   [[ -n $CK_VIP ]] || ck_die "no loadbalancer vip in $INVENTORY"
   for node in "${CK_NODES[@]}"; do

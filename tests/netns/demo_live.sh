@@ -16,6 +16,7 @@ pm=$(realpath "$1")
 PATH=$PATH:/usr/sbin:/sbin
 for tool in ip nft haproxy; do command -v "$tool" >/dev/null || skip "$tool is not installed"; done
 ip netns list >/dev/null 2>&1 || skip "ip netns does not work here"
+/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || skip "python3-jsonschema is not installed (report.json is validated)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pm-demo-live.XXXXXX")
 demo_pid=''
@@ -48,8 +49,8 @@ has() { # FILE TEXT WHAT
 leftovers() { ip netns list | awk -v p="pmd$((demo_pid % 100000))-" 'index($1, p) == 1' | wc -l; }
 
 # Runs the demo in the background; its output goes to $work/NAME.out.
-start_demo() { # NAME
-  "$pm" demo >"$work/$1.out" 2>&1 </dev/null &
+start_demo() { # NAME [ARGS...]
+  "$pm" demo "${@:2}" >"$work/$1.out" 2>&1 </dev/null &
   demo_pid=$!
 }
 wait_for_line() { # NAME TEXT SECONDS
@@ -69,14 +70,33 @@ finish_demo() { # NAME: waits for it; sets rc
   demo_pid=''
 }
 
-# 1. The demo as it is.
-start_demo planted
+# 1. The demo as it is, writing every artefact (--out).
+start_demo planted --out "$work/out"
 finish_demo planted
 [[ $rc -eq 0 ]] && ok "planted: exit 0" || bad "planted: exit $rc, expected 0"
 has "$work/planted.out" "planting a fault: master2's firewall drops UDP 8472" "planted: says what it plants"
 has "$work/planted.out" "the check found exactly the planted fault: the 5 flows to master2 8472/udp fail with dropped-by-destination-firewall" \
   "planted: the verdict names the fault, its flows and its diagnosis"
 has "$work/planted.out" "0 skipped" "planted: no flow skipped"
+# --out: the inventory, 14 nodes' rules, haproxy.cfg, lb1's keepalived.conf, the report in JSON and HTML.
+missing=()
+for file in inventory.yaml master2.nft client1.nft haproxy.cfg lb1.keepalived.conf report.json report.html; do
+  [[ -s $work/out/$file ]] || missing+=("$file")
+done
+nft_files=$(find "$work/out" -name '*.nft' | wc -l)
+if [[ ${#missing[@]} -eq 0 && $nft_files -eq 14 ]]; then
+  ok "planted: --out wrote every artefact ($(ls "$work/out" | wc -l) files, $nft_files rulesets)"
+else
+  bad "planted: --out lacks ${missing[*]:-nothing} ($nft_files rulesets of 14): $(ls "$work/out" | tr '\n' ' ')"
+fi
+if out=$(/usr/bin/python3 "$(dirname "$0")/../schema/validate.py" check "$work/out/report.json" 2>&1) &&
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); sys.exit(r["summary"]["failed"] != 5)' "$work/out/report.json"; then
+  ok "planted: report.json is the check's report (valid, the 5 failures): $out"
+else
+  bad "planted: report.json is not the check's report with its 5 failures: $out"
+fi
+has "$work/out/report.html" "dropped-by-destination-firewall" "planted: report.html holds the fault's diagnosis"
+has "$work/out/lb1.keepalived.conf" "virtual_ipaddress" "planted: lb1.keepalived.conf holds the VIP"
 
 # 2. A fault the demo did not plant, put in once master3's rules are applied
 #    (the demo plants its own after that line) and before the check starts.

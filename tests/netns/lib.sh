@@ -178,7 +178,7 @@ netns_note_node() {
 netns_build_topology() {
   local t0 from faddr to taddr proto min max expect node ns i=0
   t0=$(now_ms)
-  "$PM_BIN" demo --out "$WORK/demo" >"$WORK/demo.log" 2>&1 || die "portmatrix demo failed: $(tail -5 "$WORK/demo.log")"
+  "$PM_BIN" demo --out "$WORK/demo" --files-only >"$WORK/demo.log" 2>&1 || die "portmatrix demo failed: $(tail -5 "$WORK/demo.log")"
   INVENTORY=$WORK/demo/inventory.yaml
   "$PM_BIN" ports --inventory "$INVENTORY" --format json >"$WORK/ports.json" || die "portmatrix ports failed"
   "$PM_PROBE" flows <"$WORK/ports.json" >"$WORK/flows.txt" || die "cannot read the flows of ports --format json"

@@ -7,7 +7,7 @@
 # inside and out. Every portmatrix command of the two scenarios below runs
 # there, through a wrapper that mounts in a mount namespace of its own
 # (`unshare --mount`): the mounts end with the process, on every exit path.
-#   1. check_lib.bash's guide topology: `demo --out` (the inventory, every
+#   1. check_lib.bash's guide topology: `demo --out --files-only` (the inventory, every
 #      node's nftables and haproxy.cfg), `ports` and `firewall --all`
 #      (byte for byte the dynamic binary's), an agent on every node and
 #      `check` from client1: every flow passes, exit 0.
@@ -38,7 +38,7 @@ if [[ ${1:-} == --phase && ${2:-} == check ]]; then
   source "$here/check_lib.bash"
   ck_init "$name" "$WRAPPER"
   export PM_CHROOT_WORK=$CK_WORK
-  ck_topology # `portmatrix demo --out` in the chroot writes the inventory, rules and haproxy.cfg
+  ck_topology # `portmatrix demo --out --files-only` in the chroot writes the inventory, rules and haproxy.cfg
 
   # ports and firewall: the static binary's output is the dynamic one's, byte for byte.
   for what in "ports --inventory $INVENTORY --format json" "ports --format csv"; do

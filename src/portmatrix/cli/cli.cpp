@@ -3,9 +3,11 @@
 // file:line:column, and give exit status 2.
 #include "cli/cli.hpp"
 #include "cli/demo.hpp"
+#include "cli/docs.hpp"
 #include "cli/estimate.hpp"
 #include "cli/output.hpp"
 #include "cli/remote.hpp"
+#include "cli/suggest.hpp"
 
 #include <unistd.h>
 
@@ -32,6 +34,7 @@
 #include "report/preflight_report.hpp"
 #include "report/egress_report.hpp"
 #include "report/ports_report.hpp"
+#include "util/edit_distance.hpp"
 
 namespace portmatrix {
 namespace {
@@ -72,8 +75,13 @@ find_node(const Plan& plan, const std::string& name)
   const auto* node = plan.inventory.find(name);
   if (!node) {
     std::string known;
-    for (const auto& n : plan.inventory.nodes) known += (known.empty() ? "" : ", ") + n.name;
-    std::cerr << fmt::format("portmatrix: no node '{}' in {} (nodes: {})\n", printable(name), plan.inventory.file, known);
+    std::vector<std::string> names;
+    for (const auto& n : plan.inventory.nodes) {
+      known += (known.empty() ? "" : ", ") + n.name;
+      names.push_back(n.name);
+    }
+    std::cerr << fmt::format("portmatrix: no node '{}' in {}{} (nodes: {})\n", printable(name), plan.inventory.file,
+                             did_you_mean(name, names), known);
   }
   return node;
 }
@@ -614,19 +622,49 @@ run_cli(int argc, char** argv)
   add_ssh_options(*egress, ssh, SshCommand::node);
 
   auto* demo = app.add_subcommand("demo", "The guide's topology on a simulated cluster: its matrix, flows and rules");
-  demo->add_option("--out", out_dir, "Also write the demo inventory and every generated file here");
+  demo->add_option("--out", out_dir,
+                   "Also write every artefact here: the inventory, each node's rules, haproxy.cfg, keepalived.conf "
+                   "per load-balancer node, and the check's report (report.json, report.html)");
+  bool files_only = false;
+  demo->add_flag("--files-only", files_only, "With --out: only write the guide topology's files; run nothing")
+    ->needs(demo->get_option("--out"));
 
   auto* profiles = app.add_subcommand("profiles", "List the built-in profiles, or print one's YAML");
   std::string show;
   profiles->add_option("NAME", show, "Print this built-in profile's YAML");
 
+  // Hidden (group ""): the man pages and completions the build generates from
+  // these definitions, and the words the completions look up as they complete.
+  std::string docs_out;
+  auto* docs = app.add_subcommand("__docs", "Write the man pages and shell completions into --out DIR")->group("");
+  docs->add_option("--out", docs_out)->required();
+  std::string complete_what;
+  auto* complete = app.add_subcommand("__complete", "Words for shell completion, one per line")->group("");
+  complete->add_option("WHAT", complete_what)->required()->check(CLI::IsMember({"profiles", "nodes"}));
+  complete->add_option("--inventory", inventory);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (auto message = mistyped_argument(app, e)) {
+      std::cerr << *message;
+      return k_exit_input;
+    }
     int code = app.exit(e);
     return code == 0 ? 0 : k_exit_input;
   }
 
+  if (*docs) {
+    auto files = docs_files(describe_commands(app), "portmatrix " PORTMATRIX_VERSION);
+    for (const auto* folder : {"man/man1", "completions"}) {
+      if (!make_directory((std::filesystem::path(docs_out) / folder).string())) return k_exit_input;
+    }
+    return write_outputs(files, docs_out);
+  }
+  if (*complete) {
+    std::cout << completion_words(complete_what, inventory);
+    return 0;
+  }
   if (*ports) return command_ports(profile, inventory, ports_format, ports_flows);
   if (*diff) return command_diff(diff_a, diff_b, diff_format);
   if (*firewall || *lb || *agent || *check || *preflight) {
@@ -678,7 +716,7 @@ run_cli(int argc, char** argv)
     return command_egress_ssh(inventory, profile, egress_args, ssh);
   }
   if (*egress) return command_egress(inventory, profile, egress_args);
-  if (*demo) return run_demo(out_dir);
+  if (*demo) return run_demo(out_dir, files_only ? DemoRun::files_only : DemoRun::live);
   if (*profiles) {
     if (show.empty()) {
       for (const auto& name : builtin_profile_names()) {
@@ -689,7 +727,11 @@ run_cli(int argc, char** argv)
     }
     auto text = builtin_profile_text(show);
     if (!text) {
-      std::cerr << fmt::format("portmatrix: no built-in profile '{}'\n", printable(show));
+      auto names = builtin_profile_names();
+      std::string known;
+      for (const auto& name : names) known += (known.empty() ? "" : ", ") + name;
+      std::cerr << fmt::format("portmatrix: no built-in profile '{}'{} (built-in: {})\n", printable(show),
+                               did_you_mean(show, names), known);
       return k_exit_input;
     }
     std::cout << *text;

@@ -196,8 +196,43 @@ judge(const CheckReport& report)
   return 1;
 }
 
+using Files = std::vector<std::pair<std::string, std::string>>;
+
+// What the demo generates from `plan` (its inventory's text is `inventory`):
+// the inventory, each node's nftables rules, haproxy.cfg and keepalived.conf
+// per load-balancer node (the last two when the inventory has a VIP).
+Files
+demo_artefacts(const Plan& plan, std::string_view inventory)
+{
+  Files files{{"inventory.yaml", std::string(inventory)}};
+  auto nft = make_firewall_generator(FirewallFormat::nftables, plan);
+  for (const auto& node : plan.inventory.nodes) files.emplace_back(nft->file_name(node), nft->render(node));
+  if (auto haproxy = generate_haproxy(plan)) files.emplace_back("haproxy.cfg", *haproxy);
+  for (const auto& node : plan.inventory.nodes) {
+    if (!node.has(Role::loadbalancer)) continue;
+    if (auto keepalived = generate_keepalived(plan, node)) files.emplace_back(node.name + ".keepalived.conf", *keepalived);
+  }
+  return files;
+}
+
+// demo --out: the artefacts and the check's report (JSON and HTML) into
+// `out_dir`; the demo's verdict, or write_outputs' status when writing failed.
 int
-live_demo(const WorkDir& work)
+write_demo_outputs(const std::string& out_dir, const Plan& plan, std::string_view inventory, const CheckReport& report,
+                   int verdict)
+{
+  if (out_dir.empty()) return verdict;
+  auto files = demo_artefacts(plan, inventory);
+  files.emplace_back("report.json", render_check(report, CheckFormat::json));
+  files.emplace_back("report.html", render_check(report, CheckFormat::html));
+  if (int status = write_outputs(files, out_dir); status != 0) return status;
+  step(fmt::format("wrote {} files to {}: the inventory, rules, load-balancer configuration and the report "
+                   "(report.json, report.html)", files.size(), out_dir));
+  return verdict;
+}
+
+int
+live_demo(const WorkDir& work, const std::string& out_dir)
 {
   auto inventory_path = work.file("inventory.yaml");
   write_private(inventory_path, std::string(k_demo_inventory));
@@ -270,7 +305,7 @@ live_demo(const WorkDir& work)
   std::cout << render_check(**report, CheckFormat::table, terminal_colour());
   step(fmt::format("check took {:.2f} s: {} passed, {} failed, {} skipped", (*report)->duration.count() / 1000.0,
                    (*report)->passed, (*report)->failed, (*report)->skipped));
-  auto verdict = judge(**report);
+  auto verdict = write_demo_outputs(out_dir, plan, k_demo_inventory, **report, judge(**report));
   step("removing the namespaces, agents and haproxy");
   return g_interrupted ? 130 : verdict;
 }
@@ -306,7 +341,7 @@ judge_loopback(const CheckReport& report)
 }
 
 int
-loopback_demo(const WorkDir& work)
+loopback_demo(const WorkDir& work, const std::string& out_dir)
 {
   std::cout << "portmatrix demo: not root, so no network namespaces, firewalls, haproxy or packet capture.\n"
                "Run it as root (or with CAP_NET_ADMIN and CAP_NET_RAW) for the full demo. Checking the same\n"
@@ -348,22 +383,18 @@ loopback_demo(const WorkDir& work)
     return 1;
   }
   std::cout << render_check(*report, CheckFormat::table, terminal_colour());
-  auto verdict = judge_loopback(*report);
+  auto verdict = write_demo_outputs(out_dir, plan, text, *report, judge_loopback(*report));
   return g_interrupted ? 130 : verdict;
 }
 
 } // namespace
 
 int
-run_demo(const std::string& out_dir)
+run_demo(const std::string& out_dir, DemoRun run)
 {
-  if (!out_dir.empty()) {
+  if (run == DemoRun::files_only) {
     auto plan = demo_plan(k_demo_inventory, "<builtin>/inventories/demo.yaml");
-    auto nft = make_firewall_generator(FirewallFormat::nftables, plan);
-    std::vector<std::pair<std::string, std::string>> files{{"inventory.yaml", std::string(k_demo_inventory)}};
-    for (const auto& node : plan.inventory.nodes) files.emplace_back(nft->file_name(node), nft->render(node));
-    files.emplace_back("haproxy.cfg", *generate_haproxy(plan));
-    return write_outputs(files, out_dir);
+    return write_outputs(demo_artefacts(plan, k_demo_inventory), out_dir);
   }
   WorkDir work;
   if (!work.ok()) {
@@ -375,7 +406,7 @@ run_demo(const std::string& out_dir)
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
   bool root = ::geteuid() == 0 && have_program("ip") && have_program("nft");
-  return root ? live_demo(work) : loopback_demo(work);
+  return root ? live_demo(work, out_dir) : loopback_demo(work, out_dir);
 }
 
 } // namespace portmatrix

@@ -18,6 +18,7 @@
 #include "model/egress_entry.hpp"
 #include "model/yaml_reader.hpp"
 #include "profiles/builtin.hpp"
+#include "util/edit_distance.hpp"
 
 namespace portmatrix {
 
@@ -178,7 +179,8 @@ public:
     } else {
       std::string known;
       for (const auto& name : builtin_profile_names()) known += (known.empty() ? "" : ", ") + name;
-      report(where, fmt::format("unknown profile '{}' (built-in: {}; or give a path)", printable(spec), known));
+      report(where, fmt::format("unknown profile '{}'{} (built-in: {}; or give a path)", printable(spec),
+                                did_you_mean(spec, builtin_profile_names()), known));
       return;
     }
     compose_text(out, text, file);

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <set>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -93,6 +95,83 @@ too_many_entries(std::string_view text)
   return std::nullopt;
 }
 
+// A flow list or mapping, or a quoted scalar, that was opened and not closed.
+struct Opening
+{
+  char what; // '[', '{', '"' or '\''
+  YAML::Mark at;
+};
+
+// Where the construct still open at `until` (where yaml-cpp found an end
+// missing) began: the innermost bracket or quote opened before it and not
+// closed, or one closed by the wrong bracket. A rough scanner of YAML's
+// surface, used only to explain an error yaml-cpp has found: comments are
+// skipped, a bracket or quote opens only where a value may start (so the
+// apostrophe of "the guide's table" does not), inside quotes nothing counts.
+std::optional<Opening>
+open_construct(std::string_view text, const YAML::Mark& until)
+{
+  std::vector<Opening> brackets;
+  std::optional<Opening> quote;
+  YAML::Mark at;
+  at.line = 0;
+  at.column = 0;
+  char previous = '\n'; // the last character that was not a blank; '\n' at a line's start
+  auto value_may_start = [&] { return std::string_view("\n:-,[{?").find(previous) != std::string_view::npos; };
+  auto advance = [&](char c) {
+    if (c == '\n') {
+      ++at.line;
+      at.column = 0;
+      previous = '\n';
+      return;
+    }
+    ++at.column;
+    if (c != ' ' && c != '\t' && c != '\r') previous = c;
+  };
+  for (std::size_t i = 0; i < text.size(); advance(text[i++])) {
+    if (at.line > until.line || (at.line == until.line && at.column >= until.column)) break;
+    char c = text[i];
+    bool escaped_pair = quote && i + 1 < text.size() &&
+                        ((quote->what == '"' && c == '\\') || (quote->what == '\'' && c == '\'' && text[i + 1] == '\''));
+    if (escaped_pair) {
+      advance(text[i++]); // \" in a double-quoted string, '' in a single-quoted one
+    } else if (quote) {
+      if (c == quote->what) quote.reset();
+    } else if (c == '#' && (previous == '\n' || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+      while (i + 1 < text.size() && text[i + 1] != '\n') advance(text[i++]);
+    } else if ((c == '"' || c == '\'') && value_may_start()) {
+      quote = Opening{c, at};
+    } else if ((c == '[' || c == '{') && (!brackets.empty() || value_may_start())) {
+      brackets.push_back({c, at});
+    } else if ((c == ']' || c == '}') && !brackets.empty()) {
+      if (brackets.back().what != (c == ']' ? '[' : '{')) return brackets.back();
+      brackets.pop_back();
+    }
+  }
+  if (quote) return quote;
+  if (!brackets.empty()) return brackets.back();
+  return std::nullopt;
+}
+
+// yaml-cpp's "end ... not found" is detected where the text ends or the next
+// construct begins, often lines after the slip, and "illegal flow end" at a
+// bracket that closes the wrong one: the message names where the unclosed
+// list, mapping or quote began.
+std::pair<YAML::Mark, std::string>
+explained(std::string_view text, const YAML::Exception& e)
+{
+  bool unclosed = e.msg == YAML::ErrorMsg::END_OF_SEQ_FLOW || e.msg == YAML::ErrorMsg::END_OF_MAP_FLOW ||
+                  e.msg == YAML::ErrorMsg::EOF_IN_SCALAR || e.msg == YAML::ErrorMsg::FLOW_END;
+  if (!unclosed || e.mark.is_null()) return {e.mark, e.msg};
+  auto opening = open_construct(text, e.mark);
+  if (!opening) return {e.mark, e.msg};
+  auto shown = [](char c) { return c == '\'' ? std::string("\"'\"") : fmt::format("'{}'", c); };
+  char closer = opening->what == '[' ? ']' : opening->what == '{' ? '}' : opening->what;
+  std::string_view kind = opening->what == '[' ? "flow list" : opening->what == '{' ? "flow mapping" : "quoted string";
+  return {opening->at, fmt::format("the {} opened here by {} is never closed with {} (detected at {}:{}: {})", kind,
+                                   shown(opening->what), shown(closer), e.mark.line + 1, e.mark.column + 1, e.msg)};
+}
+
 } // namespace
 
 std::optional<YAML::Node>
@@ -123,7 +202,8 @@ YamlReader::parse(std::string_view text)
                             "reads", k_max_values));
     return std::nullopt;
   } catch (const YAML::Exception& e) {
-    error(e.mark, e.msg);
+    auto [at, message] = explained(text, e);
+    error(at, std::move(message));
     return std::nullopt;
   } catch (const std::exception& e) {
     error(YAML::Mark::null_mark(), e.what());

@@ -118,6 +118,31 @@ TEST(Inventory, ReportsSyntaxErrorsWithTheirPosition)
   EXPECT_GT(errors[0].line, 0);
 }
 
+// An unclosed list, mapping or quote is detected where the text ends or the
+// next construct begins; the message points at where it was opened (issue
+// 19: `roles: [master` on line 5 was reported only as 6:1).
+TEST(Inventory, AnUnclosedConstructIsReportedWhereItBegins)
+{
+  const std::string head = "cluster: x\nprofile: apinizer\nnodes:\n  - name: m1\n";
+  auto list = errors_of(head + "    roles: [master\n    address: 10.0.0.1\n");
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(has(list, 5, 12, "the flow list opened here by '[' is never closed with ']' (detected at "));
+  EXPECT_TRUE(has(list, 5, 12, "end of sequence flow not found"));
+  auto map = errors_of(head + "    address: 10.0.0.1\n    roles: [master]\nloadbalancer: {vip: 10.0.0.100, port: 6443\n");
+  EXPECT_TRUE(has(map, 7, 15, "the flow mapping opened here by '{' is never closed with '}'"));
+  // The inner list of a mapping closed by '}': the list is the one left open.
+  auto crossed = errors_of(head + "    address: 10.0.0.1\n    roles: [master\nloadbalancer: {vip: 10.0.0.100}\n");
+  EXPECT_TRUE(has(crossed, 6, 12, "the flow list opened here by '['"));
+  // A quote: the apostrophe inside a plain scalar and a comment's quote do not count.
+  auto quote = errors_of("# it's the guide's example\ncluster: it's mine\nnodes:\n  - {name: \"m1, address: 10.0.0.1}\n");
+  EXPECT_TRUE(has(quote, 4, 12, "the quoted string opened here by '\"' is never closed"));
+  auto single = errors_of("nodes:\n  - {name: 'it''s, roles: [master]}\n"); // '' is a quote inside
+  EXPECT_TRUE(has(single, 2, 12, "the quoted string opened here by \"'\" is never closed with \"'\""));
+  // Closed by the wrong bracket: yaml-cpp stops at the '}', the '[' is what was left open.
+  auto wrong = errors_of("cluster: x\nnodes: [{name: a, roles: [master}]\n");
+  EXPECT_TRUE(has(wrong, 2, 26, "the flow list opened here by '[' is never closed with ']' (detected at 2:33: illegal flow end)"));
+}
+
 TEST(Inventory, RejectsEmptyAndNonMappingDocuments)
 {
   EXPECT_TRUE(has(errors_of(""), 0, 0, "empty"));
@@ -126,8 +151,8 @@ TEST(Inventory, RejectsEmptyAndNonMappingDocuments)
   EXPECT_TRUE(has(errors_of("cluster: x\nnodes: []\n"), 2, 8, "the inventory lists no nodes"));
 }
 
-// An empty optional section means what leaving it out means (README:
-// Inventory): no overrides, no client networks, SSH from anywhere.
+// An empty optional section means what leaving it out means
+// (docs/inventory.md): no overrides, no client networks, SSH from anywhere.
 TEST(Inventory, EmptyOptionalSectionsAreLikeLeavingThemOut)
 {
   auto inventory = parse_inventory(R"(options: {}

@@ -41,6 +41,7 @@
 #include "crypto/hmac.hpp"
 #include "net/address.hpp"
 #include "net/event_loop.hpp"
+#include "plan/coverage.hpp"
 #include "plan/plan.hpp"
 #include "profiles/builtin.hpp"
 
@@ -241,18 +242,11 @@ private:
     });
   }
 
-  // Every node of the backend role of the VIP flow's frontend (as check
-  // decides it: the masters unless a frontend names the flow's port).
+  // The nodes a flow to the VIP reaches, as check expects them.
   std::vector<std::string> backends(const Flow& flow) const
   {
-    Role backend = Role::master;
-    for (const auto& frontend : m_plan.matrix.profile.frontends) {
-      if (frontend.port == flow.port) backend = frontend.backend;
-    }
     std::vector<std::string> names;
-    for (const auto& node : m_plan.inventory.nodes) {
-      if (node.has(backend)) names.push_back(node.name);
-    }
+    for (auto node : vip_backends(m_plan, flow)) names.push_back(m_plan.inventory.nodes[node].name);
     return names;
   }
 

@@ -213,7 +213,10 @@ private:
     for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
       if (!absent(i)) calls.push_back({i, request_for(i, "hello", "{}"), {}});
     }
-    call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
+    // 3 s, and 10 ms more per agent: the coordinator does a TLS handshake
+    // with each (8 s at 1,000 nodes, 53 s at 5,000).
+    auto wait = std::chrono::milliseconds(3000) + std::chrono::milliseconds(10) * std::int64_t(calls.size());
+    call_all(m_loop, m_plan, m_token, calls, round_deadline(wait));
     m_hello.resize(m_plan.inventory.nodes.size());
     m_report.agents.resize(m_plan.inventory.nodes.size());
     for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
@@ -256,14 +259,8 @@ private:
   // The backends a VIP flow must reach: the nodes of the frontend's backend role.
   std::vector<std::string> vip_backends(const Flow& flow) const
   {
-    Role backend = Role::master;
-    for (const auto& frontend : m_plan.matrix.profile.frontends) {
-      if (frontend.port == flow.port) backend = frontend.backend;
-    }
     std::vector<std::string> names;
-    for (const auto& node : m_plan.inventory.nodes) {
-      if (node.has(backend)) names.push_back(node.name);
-    }
+    for (auto node : portmatrix::vip_backends(m_plan, flow)) names.push_back(m_plan.inventory.nodes[node].name);
     return names;
   }
 

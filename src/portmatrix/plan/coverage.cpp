@@ -116,16 +116,24 @@ CoverageTally::add(const CoverageSelector& selector, const Flow& flow, const std
   if (selector.representative(flow)) representative_pairs.emplace(flow.from, *flow.to);
 }
 
-int
-vip_repeat(const Plan& plan, const Flow& flow)
+std::vector<std::size_t>
+vip_backends(const Plan& plan, const Flow& flow)
 {
   Role backend = Role::master;
   for (const auto& frontend : plan.matrix.profile.frontends) {
     if (frontend.port == flow.port) backend = frontend.backend;
   }
-  auto backends = std::count_if(plan.inventory.nodes.begin(), plan.inventory.nodes.end(),
-                                [&](const Node& node) { return node.has(backend); });
-  return int(std::clamp<std::ptrdiff_t>(3 * backends, 1, 64));
+  std::vector<std::size_t> nodes;
+  for (std::size_t i = 0; i < plan.inventory.nodes.size(); ++i) {
+    if (plan.inventory.nodes[i].has(backend)) nodes.push_back(i);
+  }
+  return nodes;
+}
+
+int
+vip_repeat(const Plan& plan, const Flow& flow)
+{
+  return int(std::clamp<std::size_t>(3 * vip_backends(plan, flow).size(), 1, 64));
 }
 
 CoverageEstimate

@@ -95,6 +95,9 @@ struct CoverageEstimate
 };
 CoverageEstimate estimate_coverage(const Plan& plan, const CoverageSelector& selector);
 
+// The nodes a flow to the VIP must reach: those of the backend role of the
+// frontend on the flow's named port (the masters when no frontend names it).
+std::vector<std::size_t> vip_backends(const Plan& plan, const Flow& flow);
 // The probes of a flow to the VIP per port: three per backend, 1 to 64.
 int vip_repeat(const Plan& plan, const Flow& flow);
 

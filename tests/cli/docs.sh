@@ -108,6 +108,26 @@ else
   bad "zsh (interactive): the binary is not named portmatrix"
 fi
 
+# --- the written docs ---------------------------------------------------------------
+# README stays a front page (at most 150 lines); every relative link in README,
+# ARCHITECTURE and docs/ names a file that exists.
+source_dir=$(cd "$here/../.." && pwd)
+lines=$(wc -l <"$source_dir/README.md")
+[ "$lines" -le 150 ] && ok || bad "README.md has $lines lines; a front page has at most 150 (detail goes to docs/)"
+links=$(/usr/bin/python3 - "$source_dir" <<'PY'
+import pathlib, re, sys
+root = pathlib.Path(sys.argv[1])
+pages = [root / "README.md", root / "ARCHITECTURE.md"] + sorted((root / "docs").rglob("*.md"))
+for page in pages:
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        if not (page.parent / target).exists():
+            print(f"{page.relative_to(root)}: {target}")
+PY
+)
+[ -z "$links" ] && ok || bad "links to nothing: $links"
+
 # --- cmake --install ----------------------------------------------------------------
 if [ -n "$build" ]; then
   if cmake --install "$build" --prefix "$work/prefix" >"$work/install.log" 2>&1; then

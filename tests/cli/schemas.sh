@@ -103,6 +103,17 @@ produce egress 1 -- env -u https_proxy -u HTTPS_PROXY -u http_proxy -u HTTP_PROX
 valid egress egress
 refused egress egress elapsed_ms elapsed
 
+# The --ssh forms merge the nodes' reports by node name ({"error": ...} for a node that failed), as
+# cli/remote.cpp's merge_json does; here from the reports above (ssh_preflight_egress.sh checks real ones).
+merged() { # OUT REPORT: {"m1": REPORT, "w1": {"error": ...}}
+  /usr/bin/python3 -c 'import json, sys; print(json.dumps({"m1": json.load(open(sys.argv[1])), "w1": {"error": "ssh: connect failed"}}))' \
+    "$work/$2.json" >"$work/$1.json"
+}
+merged preflight-merged preflight && merged egress-merged egress
+valid preflight-ssh preflight-merged
+valid egress-ssh egress-merged
+refused preflight-ssh preflight-merged error failure
+
 # check against agents that are not there: every flow skipped, every agent unreachable.
 produce check 1 -- "$pm" check --inventory "$work/loop.yaml" --token-file "$work/token" --deadline 2 --timeout-ms 100 --format json
 valid check check

@@ -32,6 +32,7 @@ parse_everything(std::string_view bytes)
   (void)portmatrix::parse_probe_reply(bytes);
   (void)portmatrix::parse_observed_queries(bytes);
   (void)portmatrix::parse_observed_reply(bytes);
+  (void)portmatrix::parse_hello_request(bytes);
   (void)portmatrix::parse_hello_reply(bytes);
   (void)portmatrix::parse_egress_request(bytes);
   (void)portmatrix::parse_egress_reply(bytes);

@@ -4,13 +4,20 @@
 // a huge observed request, duplicated probe targets, a budget of a day).
 //
 //   pm_control TOKEN_FILE ADDRESS PORT NODE TYPE BODY_FILE
-//       Asks the agent at ADDRESS:PORT (node NODE) for hello first, for its
-//       instance, then sends TYPE with the body read from BODY_FILE ("-":
-//       "{}"; for TYPE hello, the hello itself). Prints "ok MS" or
-//       "error MS MESSAGE" (MS: the request's round trip, hello excluded),
-//       then the reply's body on the next line.
+//       Asks the agent at ADDRESS:PORT (node NODE) for hello first (a check
+//       of 60 s), for its instance and window, then sends TYPE with the body
+//       read from BODY_FILE ("-": "{}"; for TYPE hello, the hello itself),
+//       then `done` (as check does). Prints "ok MS" or "error MS MESSAGE"
+//       (MS: the request's round trip, hello excluded), then the reply's
+//       body on the next line.
+//       TYPE hold: hello only, with the check's deadline from BODY_FILE ("-":
+//       60 s); prints "window N", then holds the window open until SIGTERM
+//       or SIGINT, and sends `done` then (a check that runs that long; killed
+//       instead, it is a check whose `done` never came).
 //
 // Exit status: 0 an answer (ok or error), 1 no answer in 60 s, 2 usage.
+#include <signal.h>
+
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -60,18 +67,34 @@ main(int argc, char** argv)
   }
   EventLoop loop;
   std::string instance;
+  std::uint64_t window = 0;
   if (type != "hello") {
-    auto hello = ask(loop, *token, *agent, make_request("hello", "{}", node));
+    auto check = to_json(HelloRequest{std::chrono::seconds(60)});
+    auto hello = ask(loop, *token, *agent, make_request("hello", type == "hold" && body != "{}" ? body : check, node));
     auto reply = hello && hello->ok ? parse_hello_reply(hello->body) : unexpected(std::string("no hello"));
     if (!reply) {
       std::cout << "error 0 hello: " << (hello ? hello->body : hello.error()) << "\n\n";
       return hello ? 0 : 1;
     }
     instance = reply->instance;
+    window = reply->window;
+  }
+  if (type == "hold") {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &signals, nullptr);
+    std::cout << "window " << window << std::endl;
+    int signal = 0;
+    sigwait(&signals, &signal);
+    type = "done";
+    body = "{}";
   }
   auto started = std::chrono::steady_clock::now();
-  auto result = ask(loop, *token, *agent, make_request(type, body, node, instance));
+  auto result = ask(loop, *token, *agent, make_request(type, body, node, instance, window));
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  if (window != 0 && type != "done") (void)ask(loop, *token, *agent, make_request("done", "{}", node, instance, window));
   if (!result) {
     std::cout << "error " << ms << " " << result.error() << "\n\n";
     return 1;

@@ -8,7 +8,10 @@
 // (what comes before is bounded); every request must name this node and this run of the agent,
 // and is replay-checked; a probe request may only name flows that start at
 // this node (so the agent cannot be used as a scanner), duplicates merged and
-// its total bounded by those flows; and every request's work is bounded and
+// its total bounded by those flows; a check's hello opens a window (with the
+// check's deadline) that its probe and observed requests must name, and that
+// bounds its probings' budgets: `done`, or the deadline, closes it, and what
+// the capture kept for the check is released; and every request's work is bounded and
 // runs on the loop in slices (observed) or as the prober's events, so a
 // `hello` is never held up. A client that cannot authenticate gets an alert
 // and is disconnected; one that asks for too much gets an error; the others
@@ -446,12 +449,23 @@ struct Agent::Impl
       return;
     }
     if (auto* connection = find(id)) connection->authenticated = true;
+    // Probing and what arrived belong to a running check: its window must be open.
+    if ((request->type == "probe" || request->type == "observed") && capture.window_left(request->window).count() <= 0) {
+      reply_error(id, request->id,
+                  fmt::format("window {} of the agent on {} is closed (its check ended, or its deadline passed); "
+                              "refused",
+                              request->window, node.name),
+                  false);
+      return;
+    }
     if (request->type == "hello") {
-      send(id, {request->id, true, to_json(hello())}, false);
+      handle_hello(id, *request);
     } else if (request->type == "probe") {
       handle_probe(id, *request);
     } else if (request->type == "observed") {
       handle_observed(id, *request);
+    } else if (request->type == "done") {
+      handle_done(id, *request);
     } else if (request->type == "egress") {
       handle_egress(id, *request);
     } else if (request->type == "evaluate") {
@@ -461,19 +475,61 @@ struct Agent::Impl
     }
   }
 
-  HelloReply hello()
+  // A check begins: its window opens, for its deadline and a grace.
+  void handle_hello(std::uint64_t id, const ControlRequest& request)
   {
+    auto body = parse_hello_request(request.body);
+    if (!body) {
+      reply_error(id, request.id, body.error(), true);
+      return;
+    }
+    auto deadline = body->deadline.count() > 0 ? body->deadline : k_max_probe_budget;
     // What the capture lost so far is the check's baseline: its later
     // losses are the ones that touch what it asks about.
     capture.catch_up();
+    auto lost = capture.lost();
+    release_for_ended_checks();
+    auto window = capture.open_window(deadline + k_window_grace);
+    if (!window) {
+      reply_error(id, request.id,
+                  fmt::format("{} checks are running on the agent on {} already (their windows are open); refused",
+                              capture.windows(), node.name),
+                  false);
+      return;
+    }
+    answered_marks.emplace(window->id, responder.answered_mark());
     HelloReply reply{node.name, PORTMATRIX_VERSION, instance, capture.active(), capture_error,
-                     responder.listener_count(), responder.owners(), capture.lost(), capture.open_window(),
-                     responder.answered_mark()};
+                     responder.listener_count(), responder.owners(), lost, window->mark,
+                     responder.answered_mark(), window->id};
     for (auto& owner : reply.owners) {
       auto it = services.find({owner.protocol, owner.port});
       if (it != services.end()) owner.service = it->second;
     }
-    return reply;
+    send(id, {request.id, true, to_json(reply)}, false);
+  }
+
+  // The check ended: its window closes (the capture forgets what it kept for
+  // it), and its probings still running end with what they have.
+  void handle_done(std::uint64_t id, const ControlRequest& request)
+  {
+    capture.close_window(request.window);
+    for (const auto& [probe_id, window] : probe_windows) {
+      if (window != request.window) continue;
+      if (auto it = probes.find(probe_id); it != probes.end()) it->second->finish_now();
+    }
+    release_for_ended_checks();
+    send(id, {request.id, true, "{}"}, false);
+  }
+
+  // What the listeners and the departures capture counted for checks whose
+  // window closed is forgotten too (the capture forgets its own).
+  void release_for_ended_checks()
+  {
+    std::erase_if(answered_marks, [this](const auto& entry) { return capture.window_left(entry.first).count() <= 0; });
+    auto before = responder.answered_mark();
+    for (const auto& [window, mark] : answered_marks) before = std::min(before, mark);
+    responder.forget_answered_through(before);
+    if (answered_marks.empty() && probes.empty()) departures.clear_counts();
   }
 
   bool allowed_target(const ProbeTarget& target) const
@@ -563,12 +619,14 @@ struct Agent::Impl
     auto prober = std::make_unique<Prober>(loop, token, options);
     auto* raw = prober.get();
     probes.emplace(probe_id, std::move(prober));
+    probe_windows.emplace(probe_id, request.window);
     auto request_id = request.id;
     if (auto* connection = find(id)) ++connection->probing;
     // Past its budget the probing ends with what it has: the check reports
     // what was probed, and the rest as not probed, rather than nothing. No
-    // probing runs longer than the longest check may.
+    // probing outlives the window of the check that asked for it.
     auto budget = body->budget.count() > 0 ? std::min(body->budget, k_max_probe_budget) : k_max_probe_budget;
+    budget = std::min(budget, capture.window_left(request.window));
     auto budget_timer = loop.after(budget, [this, probe_id] {
       if (auto it = probes.find(probe_id); it != probes.end()) it->second->finish_now();
     });
@@ -585,6 +643,7 @@ struct Agent::Impl
       // The prober finishes its own callback before it is destroyed.
       loop.after(std::chrono::milliseconds(0), [this, probe_id] {
         probes.erase(probe_id);
+        probe_windows.erase(probe_id);
         if (probes.empty() && departures_timer == 0) {
           departures_timer = loop.after(k_departures_linger, [this] {
             departures_timer = 0;
@@ -773,6 +832,8 @@ struct Agent::Impl
   ReplayGuard replay;
   std::map<std::uint64_t, std::unique_ptr<Connection>> connections; // by id: oldest first
   std::unordered_map<std::uint64_t, std::unique_ptr<Prober>> probes;
+  std::unordered_map<std::uint64_t, std::uint64_t> probe_windows; // probing -> the window of its check
+  std::map<std::uint64_t, std::uint64_t> answered_marks; // open window -> the listeners' answered mark at its hello
   std::map<std::pair<Protocol, std::uint16_t>, std::string> services; // owners identified so far
   std::unique_ptr<OwnerIdentifier> identifier; // last: joined first, before what its callback touches
   std::uint64_t next_connection = 1;

@@ -27,6 +27,9 @@ inline constexpr std::chrono::seconds k_control_auth_timeout{5};
 // past these is refused with an error, the connection kept.
 inline constexpr std::size_t k_max_probings = 4;
 inline constexpr std::size_t k_max_observing = 4;
+// A check's window stays open this long past the deadline its hello gave,
+// for its last requests and its `done` (HelloRequest, Capture::open_window).
+inline constexpr std::chrono::seconds k_window_grace{5};
 
 class Agent
 {

@@ -22,6 +22,14 @@
 // Each key also keeps the sequence number of its last packet (packets() when
 // it was recorded), so a question can be limited to what arrived since a mark().
 //
+// Inbound, the counts belong to the checks running now: each opens a window
+// at its hello (its mark, and when it expires: its deadline and a grace) and
+// closes it when it ends. A packet that arrives while no window is open is
+// read and dropped; when a window closes or expires, every key whose last
+// packet came before the oldest window still open is forgotten (all of them
+// when none is), and the map is rebuilt so its memory goes back too. One
+// timer, at the earliest expiry, closes windows whose check never said it ended.
+//
 // What is lost is counted, because a lost packet reads as "not seen": the
 // kernel's drops (a full receive buffer while the loop is busy elsewhere),
 // read with PACKET_STATISTICS, which resets the kernel's counters on every
@@ -43,10 +51,10 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <deque>
 #include <string_view>
 #include <vector>
 
@@ -82,11 +90,6 @@ constexpr std::size_t k_buffer_size = 256;
 // receive buffer holds (tens of thousands of packets), so it stops only when
 // packets arrive as fast as they are read, and those are newer than the call.
 constexpr int k_catch_up_batches = 8192;
-// How long a check may ask about what it saw since its hello (open_window()):
-// longer than any check's deadline (check --deadline is at most 3600 s) with
-// its egress round.
-constexpr std::chrono::minutes k_window_lifetime{65};
-
 std::uint16_t
 read_u16(std::span<const std::uint8_t> bytes, std::size_t offset)
 {
@@ -195,7 +198,7 @@ struct Capture::Impl
 
   ~Impl()
   {
-    if (m_prune_timer != 0) m_loop.cancel(m_prune_timer);
+    if (m_expiry_timer != 0) m_loop.cancel(m_expiry_timer);
     if (m_socket) m_loop.remove(m_socket.get());
   }
 
@@ -218,13 +221,18 @@ struct Capture::Impl
   int m_receive_buffer = k_receive_buffer;
   std::vector<PeerNetwork> m_peers; // inbound: the only sources kept (empty: all)
 
-  // Windows opened (hello): when, and the mark given. Records older than
-  // the newest window past k_window_lifetime are forgotten (prune(), at each
-  // hello and every k_window_lifetime; inbound only).
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> m_windows;
-  std::uint64_t m_prune_timer = 0;
+  // The windows open now, oldest first (inbound only). prune() closes the
+  // expired ones, forgets what no open window can ask about, and sets the
+  // timer at the earliest expiry.
+  struct OpenWindow
+  {
+    Window window;
+    std::chrono::steady_clock::time_point expiry;
+  };
+  std::vector<OpenWindow> m_windows;
+  std::uint64_t m_next_window = 1;
+  std::uint64_t m_expiry_timer = 0;
   void prune();
-  void arm_prune();
 
   PeerPortCounts m_counts;          // packets() is its mark(); what it could not record is lost
   std::uint64_t m_kernel_drops = 0; // tp_drops, added up over every read
@@ -290,35 +298,30 @@ Capture::Impl::start(const std::string& interface, std::string& error)
     return false;
   }
   m_socket = std::move(socket);
-  arm_prune();
   return true;
-}
-
-void
-Capture::Impl::arm_prune()
-{
-  // Outbound counts belong to one probing and its observe round: clear_counts()
-  // at the next probing bounds them.
-  if (m_prune_timer != 0 || m_direction == Direction::outbound) return;
-  m_prune_timer = m_loop.after(k_window_lifetime, [this] {
-    m_prune_timer = 0;
-    prune();
-    if (m_socket || m_counts.size() > 0) arm_prune();
-  });
 }
 
 void
 Capture::Impl::prune()
 {
-  auto expired = std::chrono::steady_clock::now() - k_window_lifetime;
-  std::optional<std::uint64_t> before;
-  while (!m_windows.empty() && m_windows.front().first <= expired) {
-    before = m_windows.front().second;
-    m_windows.pop_front();
-  }
-  // With no window open, no check asks about what was recorded so far.
-  if (m_windows.empty()) before = m_counts.mark();
-  if (before) m_counts.forget_through(*before);
+  auto now = std::chrono::steady_clock::now();
+  std::erase_if(m_windows, [now](const OpenWindow& open) { return open.expiry <= now; });
+  // Windows open in id order, so the first holds the oldest mark. With none
+  // open, no check asks about anything recorded so far.
+  auto before = m_windows.empty() ? m_counts.mark() : m_windows.front().window.mark;
+  if (m_counts.size() > 0) m_counts.forget_through(before);
+  if (m_expiry_timer != 0) m_loop.cancel(m_expiry_timer);
+  m_expiry_timer = 0;
+  if (m_windows.empty()) return;
+  auto earliest = std::min_element(m_windows.begin(), m_windows.end(), [](const OpenWindow& a, const OpenWindow& b) {
+                    return a.expiry < b.expiry;
+                  })->expiry;
+  m_expiry_timer = m_loop.after(std::chrono::duration_cast<std::chrono::milliseconds>(earliest - now) +
+                                  std::chrono::milliseconds(1),
+                                [this] {
+                                  m_expiry_timer = 0;
+                                  prune();
+                                });
 }
 
 bool
@@ -358,6 +361,8 @@ void
 Capture::Impl::record(const sockaddr_ll& from, std::span<const std::uint8_t> packet)
 {
   if ((from.sll_pkttype == PACKET_OUTGOING) != (m_direction == Direction::outbound)) return;
+  // No check is running: nobody will ask about it.
+  if (m_direction == Direction::inbound && m_windows.empty()) return;
   auto probe = parse_arrived_probe(packet, ntohs(from.sll_protocol), node(), m_direction);
   if (!probe) return;
   m_counts.record(probe->protocol, probe->peer, probe->port);
@@ -442,14 +447,47 @@ Capture::lost() const
   return m_impl->m_kernel_drops + m_impl->m_counts.unrecorded();
 }
 
-std::uint64_t
-Capture::open_window()
+std::optional<Capture::Window>
+Capture::open_window(std::chrono::milliseconds lifetime)
 {
+  // What is queued arrived before the check: with no window open it is
+  // dropped, otherwise it comes before this window's mark.
   catch_up();
   m_impl->prune();
-  m_impl->m_windows.emplace_back(std::chrono::steady_clock::now(), mark());
-  m_impl->arm_prune();
-  return mark();
+  if (m_impl->m_windows.size() >= k_max_windows) return std::nullopt;
+  lifetime = std::clamp<std::chrono::milliseconds>(lifetime, std::chrono::milliseconds(1), k_max_window_lifetime);
+  Window window{m_impl->m_next_window++, mark()};
+  m_impl->m_windows.push_back({window, std::chrono::steady_clock::now() + lifetime});
+  m_impl->prune(); // the timer, at the earliest expiry
+  return window;
+}
+
+std::chrono::milliseconds
+Capture::window_left(std::uint64_t id) const
+{
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& open : m_impl->m_windows) {
+    if (open.window.id == id && open.expiry > now) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(open.expiry - now);
+    }
+  }
+  return std::chrono::milliseconds(0);
+}
+
+void
+Capture::close_window(std::uint64_t id)
+{
+  auto before = m_impl->m_windows.size();
+  std::erase_if(m_impl->m_windows, [id](const Impl::OpenWindow& open) { return open.window.id == id; });
+  if (m_impl->m_windows.size() != before) m_impl->prune();
+}
+
+std::size_t
+Capture::windows() const
+{
+  auto now = std::chrono::steady_clock::now();
+  return std::size_t(std::count_if(m_impl->m_windows.begin(), m_impl->m_windows.end(),
+                                   [now](const Impl::OpenWindow& open) { return open.expiry > now; }));
 }
 
 std::size_t

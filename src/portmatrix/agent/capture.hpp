@@ -12,11 +12,12 @@
 // UDP send gets EPERM instead).
 // Inbound, only the peers set_peers() names are kept, in the kernel's filter
 // (capture_filter.hpp): traffic from elsewhere is never counted, not even as
-// lost. Memory is bounded: past the cap, new keys are counted only; and
-// records no check can ask about any more (older than every window opened
-// within the last 65 minutes, the longest a check runs) are forgotten, so
-// the memory a check used is released after it (at the next check's start,
-// or 65 minutes later).
+// lost. Memory is bounded: past the cap, new keys are counted only. And it
+// is held per check: each check opens a window (its hello) and closes it
+// when it ends (`done`), or the window expires with the check's deadline.
+// Inbound records are kept only while some window is open, and records
+// older than the oldest open window are forgotten, so the memory a check
+// used is released when its window closes.
 // A capture that falls behind loses packets (the kernel drops what its full
 // socket buffer cannot take; past the key cap a new key is not recorded), and
 // a lost packet would read as "not seen": lost() counts them, so a diagnosis
@@ -24,6 +25,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -37,6 +39,12 @@
 #include "net/fd.hpp"
 
 namespace portmatrix {
+
+// The longest a window stays open: check's longest --deadline (3600 s) and
+// the agent's grace after it, with room to spare.
+inline constexpr std::chrono::minutes k_max_window_lifetime{65};
+// Windows open at once (checks running against one agent at once).
+inline constexpr std::size_t k_max_windows = 16;
 
 class Capture
 {
@@ -80,9 +88,25 @@ public:
   // A point in what the capture records: a packet recorded later is seen
   // since it. Valid until clear_counts().
   std::uint64_t mark() const;
-  // A check begins (hello): reads what is queued, forgets what no open check
-  // can ask about any more, and returns mark().
-  std::uint64_t open_window();
+
+  // A check's window: while it is open, what arrives is kept for the check
+  // to ask about (seen() since `mark`).
+  struct Window
+  {
+    std::uint64_t id = 0; // never 0; new for every window of this capture
+    std::uint64_t mark = 0;
+  };
+  // A check begins (hello): reads what is queued (it came before the
+  // check), and opens a window that closes by itself after `lifetime` (at
+  // most k_max_window_lifetime). nullopt when k_max_windows are open.
+  std::optional<Window> open_window(std::chrono::milliseconds lifetime);
+  // How long window `id` stays open; zero when it is closed, expired or unknown.
+  std::chrono::milliseconds window_left(std::uint64_t id) const;
+  // The check ended: its window closes (an unknown or closed one is ignored),
+  // and records no open window can ask about are forgotten, their memory given back.
+  void close_window(std::uint64_t id);
+  // Windows open now.
+  std::size_t windows() const;
   // Keys held now (memory in use).
   std::size_t keys() const;
   // Packets this capture lost since it was made or last cleared: dropped by

@@ -41,18 +41,19 @@ now_ms()
 }
 
 ControlRequest
-make_request(std::string type, std::string body, std::string node, std::string instance)
+make_request(std::string type, std::string body, std::string node, std::string instance, std::uint64_t window)
 {
-  return {std::move(type), random_hex(16), now_ms(), std::move(node), std::move(instance), std::move(body)};
+  return {std::move(type), random_hex(16), now_ms(), std::move(node), std::move(instance), window, std::move(body)};
 }
 
 std::string
 encode_request(const ControlRequest& request)
 {
-  return nlohmann::json{{"type", request.type},         {"id", request.id},
-                        {"ts", request.timestamp_ms},   {"node", request.node},
-                        {"instance", request.instance}, {"body", request.body}}
-    .dump();
+  nlohmann::json json{{"type", request.type},         {"id", request.id},
+                      {"ts", request.timestamp_ms},   {"node", request.node},
+                      {"instance", request.instance}, {"body", request.body}};
+  if (request.window != 0) json["window"] = request.window;
+  return json.dump();
 }
 
 std::string
@@ -76,7 +77,12 @@ decode_request(std::string_view message)
     return unexpected(std::string("malformed request: missing or mistyped field"));
   }
   if (id->size() != 32) return unexpected(std::string("malformed request: bad id"));
-  return ControlRequest{*type, *id, ts->get<std::int64_t>(), *node, *instance, *body};
+  std::uint64_t window = 0;
+  if (auto it = json->find("window"); it != json->end()) {
+    if (!it->is_number_unsigned()) return unexpected(std::string("malformed request: bad window"));
+    window = it->get<std::uint64_t>();
+  }
+  return ControlRequest{*type, *id, ts->get<std::int64_t>(), *node, *instance, window, *body};
 }
 
 Expected<ControlResponse, std::string>

@@ -3,13 +3,16 @@
 // one JSON object per message, parsed only after its records were
 // authenticated, and only when it nests no deeper than k_max_json_depth.
 //
-//   request  {"type": T, "id": ID, "ts": MS, "node": NODE, "instance": NONCE, "body": "<json text>"}
+//   request  {"type": T, "id": ID, "ts": MS, "node": NODE, "instance": NONCE, ["window": W,] "body": "<json text>"}
 //   response {"id": ID, "status": "ok"|"error", "body": "<json text>"}
 //
 // A request names the node it is for and, except `hello`, the agent instance
 // that node's hello reply gave (a random nonce per agent start): an agent
 // refuses a request for another node or for an earlier run of itself. Ids
 // are random per request, timestamps within k_replay_window (ReplayGuard).
+// A check's requests after hello also name the window its hello opened
+// (HelloReply::window): an agent refuses probe and observed requests of a
+// window that closed (`done`, or the check's deadline passed).
 // docs/control-protocol.md is the contract.
 #pragma once
 
@@ -37,11 +40,12 @@ inline constexpr std::chrono::seconds k_replay_window{120};
 
 struct ControlRequest
 {
-  std::string type;     // hello, probe, observed, egress, evaluate
+  std::string type;     // hello, probe, observed, egress, evaluate, done
   std::string id;       // 32 hex characters, random per request
   std::int64_t timestamp_ms = 0;
   std::string node;     // the node the request is for
   std::string instance; // that node's agent instance (HelloReply::instance); empty for hello
+  std::uint64_t window = 0; // the check's window (HelloReply::window); 0: none (hello), not sent
   std::string body;     // JSON text
 };
 
@@ -60,8 +64,10 @@ std::string encode_response(const ControlResponse& response);
 Expected<ControlRequest, std::string> decode_request(std::string_view message);
 Expected<ControlResponse, std::string> decode_response(std::string_view message);
 
-// A request for `node` (and its agent `instance`) with a fresh id and the current time.
-ControlRequest make_request(std::string type, std::string body, std::string node, std::string instance = {});
+// A request for `node` (and its agent `instance`, in the check's `window`)
+// with a fresh id and the current time.
+ControlRequest make_request(std::string type, std::string body, std::string node, std::string instance = {},
+                            std::uint64_t window = 0);
 std::int64_t now_ms();
 
 // Remembers request ids for the replay window, bounded in size.

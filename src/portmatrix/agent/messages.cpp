@@ -145,6 +145,14 @@ compress(const TargetOutcome& outcome)
 }
 
 std::string
+to_json(const HelloRequest& request)
+{
+  json body = json::object();
+  if (request.deadline.count() > 0) body["deadline_ms"] = request.deadline.count();
+  return body.dump();
+}
+
+std::string
 to_json(const HelloReply& reply)
 {
   json owners = json::array();
@@ -164,6 +172,7 @@ to_json(const HelloReply& reply)
               {"capture_lost", reply.capture_lost},
               {"capture_mark", reply.capture_mark},
               {"answered_mark", reply.answered_mark},
+              {"window", reply.window},
               {"listeners", reply.listeners},
               {"owners", owners}}
     .dump();
@@ -263,6 +272,18 @@ to_json(const EgressReply& reply)
   return json{{"error", reply.error}, {"results", results}}.dump();
 }
 
+Expected<HelloRequest, std::string>
+parse_hello_request(std::string_view text)
+{
+  return parse_with<HelloRequest>(text, [](const json& document) {
+    HelloRequest request;
+    if (document.contains("deadline_ms")) {
+      request.deadline = std::chrono::milliseconds(number_field(document, "deadline_ms", 0, k_max_probe_budget.count()));
+    }
+    return request;
+  });
+}
+
 Expected<HelloReply, std::string>
 parse_hello_reply(std::string_view text)
 {
@@ -276,6 +297,7 @@ parse_hello_reply(std::string_view text)
     reply.capture_lost = optional_count(document, "capture_lost");
     reply.capture_mark = optional_count(document, "capture_mark");
     reply.answered_mark = optional_count(document, "answered_mark");
+    reply.window = optional_count(document, "window");
     reply.listeners = std::size_t(number_field(document, "listeners", 0, 1 << 24));
     for (const auto& item : list_field(document, "owners")) {
       if (!item.is_object()) throw ParseError{"owner must be an object"};

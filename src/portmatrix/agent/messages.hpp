@@ -14,7 +14,19 @@
 
 namespace portmatrix {
 
-// hello: who are you, what do you hold, can you see packets.
+// The longest a probing may run: check's longest --deadline.
+inline constexpr std::chrono::milliseconds k_max_probe_budget{3600 * 1000};
+
+// hello: a check begins, and will end within `deadline`: the agent opens a
+// window for it (Capture::open_window) that closes with its `done`, or a
+// grace after the deadline. Optional on the wire ("deadline_ms", 1 to
+// k_max_probe_budget; absent or 0: k_max_probe_budget).
+struct HelloRequest
+{
+  std::chrono::milliseconds deadline{0};
+};
+
+// hello's answer: who are you, what do you hold, can you see packets.
 struct HelloReply
 {
   std::string node;
@@ -39,10 +51,10 @@ struct HelloReply
   // (Responder::answered_mark), for the same purpose. Optional on the wire
   // ("answered_mark"; 0 from older agents).
   std::uint64_t answered_mark = 0;
+  // The check's window (Capture::Window::id): its probe, observed and done
+  // requests name it (ControlRequest::window), and are refused once it closed.
+  std::uint64_t window = 0;
 };
-
-// The longest a probing may run: check's longest --deadline.
-inline constexpr std::chrono::milliseconds k_max_probe_budget{3600 * 1000};
 // The most probes of one port a target may ask for (the VIP's: one per try of a backend).
 inline constexpr int k_max_probe_repeat = 64;
 
@@ -145,6 +157,7 @@ struct EgressReply
 
 std::vector<Segment> compress(const TargetOutcome& outcome);
 
+std::string to_json(const HelloRequest& request);
 std::string to_json(const HelloReply& reply);
 std::string to_json(const ProbeRequest& request);
 std::string to_json(const ProbeReply& reply);
@@ -153,6 +166,7 @@ std::string to_json(const ObservedReply& reply);
 std::string to_json(const EgressRequest& request);
 std::string to_json(const EgressReply& reply);
 
+Expected<HelloRequest, std::string> parse_hello_request(std::string_view text);
 Expected<HelloReply, std::string> parse_hello_reply(std::string_view text);
 Expected<ProbeRequest, std::string> parse_probe_request(std::string_view text);
 Expected<ProbeReply, std::string> parse_probe_reply(std::string_view text);

@@ -499,6 +499,12 @@ Responder::answered_mark() const
   return m_impl->m_answered_to.mark();
 }
 
+void
+Responder::forget_answered_through(std::uint64_t mark)
+{
+  if (m_impl->m_answered_to.size() > 0) m_impl->m_answered_to.forget_through(mark);
+}
+
 std::optional<std::pair<int, std::string>>
 find_port_owner(Protocol protocol, std::uint16_t port)
 {

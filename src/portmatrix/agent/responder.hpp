@@ -71,6 +71,9 @@ public:
   // counts (PeerPortCounts).
   std::uint32_t answered_to(Protocol protocol, const std::string& peer, std::uint16_t port, std::uint64_t since = 0) const;
   std::uint64_t answered_mark() const;
+  // Forgets what was answered at or before `mark` (no check asks about it any
+  // more) and gives its memory back; marks stay valid.
+  void forget_answered_through(std::uint64_t mark);
 
 private:
   struct Impl;

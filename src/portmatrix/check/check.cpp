@@ -6,7 +6,10 @@
 //   3. observed: for failing ports, the destination says whether the probe
 //      packets reached its interface and whether its listener is up.
 // Then every flow gets a verdict and, when it fails, a diagnosis (decided by
-// diagnose_segment, check/diagnosis.cpp, from the evidence gathered here). An agent
+// diagnose_segment, check/diagnosis.cpp, from the evidence gathered here).
+// hello gives each agent the check's deadline and opens a window there; every
+// later request names it, and a last `done` closes it, so an agent keeps what
+// its capture saw for this check only while the check runs. An agent
 // that does not answer (or dies mid-run) turns its flows into skips; the run
 // still ends by its deadline.
 #include "check/check.hpp"
@@ -125,6 +128,7 @@ public:
     timed("observe", [this] { observed_round(); });
     if (m_options.coverage.mode == CoverageMode::sample) timed("evaluate", [this] { evaluate_round(); });
     if (m_options.egress.enabled) timed("egress", [this] { egress_round(); });
+    done_round();
     finish();
     return std::move(m_report);
   }
@@ -139,11 +143,13 @@ private:
   }
 
   // A request for `node`'s agent: it names the node and, after hello, the
-  // agent's instance, so it is good for that agent's present run only.
+  // agent's instance and this check's window there, so it is good for that
+  // agent's present run, while this check runs, only.
   ControlRequest request_for(std::size_t node, std::string type, std::string body) const
   {
-    std::string instance = node < m_hello.size() && m_hello[node] ? m_hello[node]->instance : std::string();
-    return make_request(std::move(type), std::move(body), m_plan.inventory.nodes[node].name, std::move(instance));
+    const auto* hello = node < m_hello.size() && m_hello[node] ? &*m_hello[node] : nullptr;
+    return make_request(std::move(type), std::move(body), m_plan.inventory.nodes[node].name,
+                        hello ? hello->instance : std::string(), hello ? hello->window : 0);
   }
 
   void progress(const std::string& message)
@@ -209,9 +215,13 @@ private:
 
   void hello_round()
   {
+    // The agents keep what they see for this check until its deadline (and
+    // a grace), unless its `done` comes first.
+    HelloRequest body{std::max(std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()),
+                               std::chrono::milliseconds(1))};
     std::vector<Call> calls;
     for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
-      if (!absent(i)) calls.push_back({i, request_for(i, "hello", "{}"), {}});
+      if (!absent(i)) calls.push_back({i, request_for(i, "hello", to_json(body)), {}});
     }
     // 3 s, and 10 ms more per agent: the coordinator does a TLS handshake
     // with each (8 s at 1,000 nodes, 53 s at 5,000).
@@ -750,6 +760,18 @@ private:
         node.results = std::move(reply->results);
       }
     }
+  }
+
+  // The check ended: every agent that opened a window for it closes it and
+  // releases what its capture kept. Best effort, briefly: an agent that does
+  // not answer closes it when the deadline's grace ends.
+  void done_round()
+  {
+    std::vector<Call> calls;
+    for (std::size_t i = 0; i < m_hello.size(); ++i) {
+      if (m_hello[i] && m_hello[i]->window != 0) calls.push_back({i, request_for(i, "done", "{}"), {}});
+    }
+    if (!calls.empty()) call_all(m_loop, m_plan, m_token, calls, Clock::now() + std::chrono::milliseconds(500));
   }
 
   void finish()

@@ -621,7 +621,7 @@ run_cli(int argc, char** argv)
   add_ssh_options(*preflight, ssh, SshCommand::node);
   add_ssh_options(*egress, ssh, SshCommand::node);
 
-  auto* demo = app.add_subcommand("demo", "The guide's topology on a simulated cluster: its matrix, flows and rules");
+  auto* demo = app.add_subcommand("demo", "The guide's topology on a simulated cluster, one fault planted, checked live");
   demo->add_option("--out", out_dir,
                    "Also write every artefact here: the inventory, each node's rules, haproxy.cfg, keepalived.conf "
                    "per load-balancer node, and the check's report (report.json, report.html)");

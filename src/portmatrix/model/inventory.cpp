@@ -16,6 +16,7 @@
 #include "model/egress_entry.hpp"
 #include "model/inventory_ssh.hpp"
 #include "model/yaml_reader.hpp"
+#include "util/edit_distance.hpp"
 
 namespace portmatrix {
 
@@ -575,9 +576,13 @@ check_against(const Inventory& inventory, const Profile& profile)
       const auto* option = profile.find_option(name);
       if (!option) {
         std::string known;
-        for (const auto& o : profile.options) known += (known.empty() ? "" : ", ") + printable(o.name);
-        report(value.at, fmt::format("unknown option '{}' for profile {} (known: {})", printable(name),
-                                     printable(profile.name), known));
+        std::vector<std::string> names;
+        for (const auto& o : profile.options) {
+          known += (known.empty() ? "" : ", ") + printable(o.name);
+          names.push_back(o.name);
+        }
+        report(value.at, fmt::format("unknown option '{}' for profile {}{} (known: {})", printable(name),
+                                     printable(profile.name), did_you_mean(name, names), known));
         continue;
       }
       if (!option->values.empty() &&

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/eventhandler.h>
 
+#include "util/edit_distance.hpp"
+
 namespace portmatrix {
 
 namespace {
@@ -286,8 +288,13 @@ YamlReader::check_map(const YAML::Node& map, std::string_view what, std::initial
     for (auto name : allowed) known = known || name == key;
     if (!known) {
       std::string list;
-      for (auto name : allowed) list += fmt::format("{}{}", list.empty() ? "" : ", ", name);
-      error(entry.first, fmt::format("unknown key '{}' in {} (known: {})", printable(key), what, list));
+      std::vector<std::string> names;
+      for (auto name : allowed) {
+        list += fmt::format("{}{}", list.empty() ? "" : ", ", name);
+        names.emplace_back(name);
+      }
+      error(entry.first, fmt::format("unknown key '{}' in {}{} (known: {})", printable(key), what,
+                                     did_you_mean(key, names), list));
     }
   }
   return true;
@@ -341,10 +348,12 @@ YamlReader::role(const YAML::Node& node, std::string_view what)
   auto parsed = parse_role(*text);
   if (!parsed) {
     error(node,
-          fmt::format("unknown role '{}' in {} (known: master, control-plane, worker, mongodb, elasticsearch, "
+          fmt::format("unknown role '{}' in {}{} (known: master, control-plane, worker, mongodb, elasticsearch, "
                       "loadbalancer, client)",
                       printable(*text),
-                      what));
+                      what,
+                      did_you_mean(*text, {"master", "control-plane", "worker", "mongodb", "elasticsearch",
+                                           "loadbalancer", "client"})));
   }
   return parsed;
 }

@@ -379,6 +379,7 @@ expect_each_probe_counted_once(const char* host)
   std::string error;
   ASSERT_TRUE(capture.start("lo", error)) << error;
   ASSERT_TRUE(capture.active());
+  ASSERT_TRUE(capture.open_window(1min)); // a check runs
 
   // TCP and UDP ports are handed out apart: the same number may come up for
   // both, and a UDP probe to a number is then a "udp" count on that TCP port.
@@ -462,6 +463,7 @@ TEST(Capture, OnlyCountsPacketsPastTheKeyLimit)
     Capture capture(loop, "127.0.0.1", Direction::inbound, 1);
     std::string error;
     ASSERT_TRUE(capture.start("lo", error)) << error;
+    ASSERT_TRUE(capture.open_window(1min));
     auto first = free_port("127.0.0.1", SOCK_DGRAM);
     auto second = free_port("127.0.0.1", SOCK_DGRAM);
     send_datagram("127.0.0.1", first);
@@ -489,6 +491,7 @@ TEST(Capture, SeenSinceAMarkLeavesOutWhatCameBefore)
     Capture capture(loop, "127.0.0.1");
     std::string error;
     ASSERT_TRUE(capture.start("lo", error)) << error;
+    ASSERT_TRUE(capture.open_window(1min));
     auto earlier = free_port("127.0.0.1", SOCK_DGRAM);
     auto again = free_port("127.0.0.1", SOCK_DGRAM);
     send_datagrams("127.0.0.1", earlier, 2);
@@ -522,6 +525,7 @@ TEST(Capture, CountsThePacketsTheKernelDroppedForIt)
     behind.set_receive_buffer(1);
     std::string error;
     ASSERT_TRUE(behind.start("lo", error)) << error;
+    ASSERT_TRUE(behind.open_window(1min));
     auto port = free_port("127.0.0.1", SOCK_DGRAM);
     send_datagrams("127.0.0.1", port, k_burst);
     EXPECT_EQ(behind.lost(), 0u) << "nothing is read before catch_up()";
@@ -538,6 +542,7 @@ TEST(Capture, CountsThePacketsTheKernelDroppedForIt)
 
     Capture keeping_up(loop, "127.0.0.1");
     ASSERT_TRUE(keeping_up.start("lo", error)) << error;
+    ASSERT_TRUE(keeping_up.open_window(1min));
     send_datagrams("127.0.0.1", port, k_burst);
     keeping_up.catch_up();
     EXPECT_EQ(keeping_up.lost(), 0u);
@@ -557,6 +562,7 @@ TEST(Capture, StopReadsEverythingQueued)
     Capture capture(loop, "127.0.0.1");
     std::string error;
     ASSERT_TRUE(capture.start("lo", error)) << error;
+    ASSERT_TRUE(capture.open_window(1min));
     auto port = free_port("127.0.0.1", SOCK_DGRAM);
     send_datagrams("127.0.0.1", port, k_queued);
     capture.stop();
@@ -625,6 +631,7 @@ TEST(Capture, AFloodFromOutsideTheInventoryIsNeitherCountedNorLost)
     capture.set_receive_buffer(1);
     std::string error;
     ASSERT_TRUE(capture.start("lo", error)) << error;
+    ASSERT_TRUE(capture.open_window(1min));
     send_datagrams_from("127.0.0.3", "127.0.0.1", 20000, 20000);
     capture.catch_up();
     EXPECT_EQ(capture.lost(), 0u);
@@ -639,6 +646,80 @@ TEST(Capture, AFloodFromOutsideTheInventoryIsNeitherCountedNorLost)
     EXPECT_EQ(capture.lost(), 0u);
   });
   if (!isolated) PORTMATRIX_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
+}
+
+// Issue 16: the capture's memory is held per check. Nothing is kept while no
+// check runs; what a check kept is released when its window closes (its
+// `done`), or when it expires (its deadline), and what an older window kept
+// goes when the older check ends, while a newer check keeps its own.
+TEST(Capture, WhatACheckKeptIsReleasedWhenItsWindowCloses)
+{
+  if (!is_root()) PORTMATRIX_SKIP() << "needs root (CAP_NET_RAW, a private network namespace)";
+  bool isolated = run_in_private_network([] {
+    EventLoop loop;
+    Capture capture(loop, "127.0.0.1");
+    std::string error;
+    ASSERT_TRUE(capture.start("lo", error)) << error;
+    send_datagrams_from("127.0.0.1", "127.0.0.1", 20000, 100);
+    capture.catch_up();
+    EXPECT_EQ(capture.keys(), 0u) << "no check runs: nothing is kept";
+
+    auto first = capture.open_window(1min);
+    ASSERT_TRUE(first);
+    send_datagrams_from("127.0.0.1", "127.0.0.1", 20000, 1000);
+    capture.catch_up();
+    EXPECT_EQ(capture.keys(), 1000u);
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", 20500, first->mark), 1u);
+    auto second = capture.open_window(1min);
+    ASSERT_TRUE(second);
+    EXPECT_NE(second->id, first->id);
+    send_datagrams_from("127.0.0.1", "127.0.0.1", 40000, 10);
+    capture.catch_up();
+    EXPECT_EQ(capture.keys(), 1010u);
+    EXPECT_EQ(capture.windows(), 2u);
+
+    capture.close_window(first->id);
+    EXPECT_EQ(capture.window_left(first->id), 0ms);
+    EXPECT_GT(capture.window_left(second->id), 50s);
+    EXPECT_EQ(capture.keys(), 10u) << "what only the first check could ask about is gone";
+    EXPECT_EQ(capture.seen(Protocol::udp, "127.0.0.1", 40005, second->mark), 1u);
+    capture.close_window(second->id);
+    EXPECT_EQ(capture.keys(), 0u);
+    EXPECT_EQ(capture.windows(), 0u);
+
+    // A check that never says done: its window expires, and the timer releases it.
+    auto short_lived = capture.open_window(200ms);
+    ASSERT_TRUE(short_lived);
+    send_datagrams_from("127.0.0.1", "127.0.0.1", 20000, 100);
+    pump(loop, [&] { return capture.keys() >= 100; });
+    EXPECT_EQ(capture.keys(), 100u);
+    pump(loop, [&] { return capture.keys() == 0; });
+    EXPECT_EQ(capture.keys(), 0u);
+    EXPECT_EQ(capture.windows(), 0u);
+    EXPECT_EQ(capture.window_left(short_lived->id), 0ms);
+  });
+  if (!isolated) PORTMATRIX_SKIP() << "needs a private network namespace (CAP_SYS_ADMIN)";
+}
+
+// At most k_max_windows checks hold windows at once; one that closes makes
+// room. No window outlives k_max_window_lifetime, whatever is asked.
+TEST(Capture, HoldsAtMostKMaxWindows)
+{
+  EventLoop loop;
+  Capture capture(loop, "127.0.0.1"); // windows need no socket
+  std::vector<std::uint64_t> ids;
+  for (std::size_t i = 0; i < k_max_windows; ++i) {
+    auto window = capture.open_window(10min);
+    ASSERT_TRUE(window) << "window " << i;
+    ids.push_back(window->id);
+  }
+  EXPECT_EQ(capture.windows(), k_max_windows);
+  EXPECT_FALSE(capture.open_window(10min)) << "one window more than k_max_windows";
+  capture.close_window(ids[3]);
+  auto again = capture.open_window(24h);
+  ASSERT_TRUE(again);
+  EXPECT_LE(capture.window_left(again->id), k_max_window_lifetime);
+  EXPECT_GT(capture.window_left(again->id), k_max_window_lifetime - 1min);
 }
 
 // What a check recorded is forgotten once no check can ask about it, and

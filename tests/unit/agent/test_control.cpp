@@ -46,11 +46,12 @@ protected:
 ports:
   api: {{port: {}, protocol: tcp}}
   overlay: {{port: {}, protocol: udp}}
+  spread: {{port: {}-{}, protocol: tcp}}
 requirements:
   - {{from: worker, to: master, ports: [api, overlay]}}
-  - {{from: master, to: worker, ports: [overlay]}}
+  - {{from: master, to: worker, ports: [overlay, spread]}}
 )",
-                                                         m_base, m_base + 1);
+                                                         m_base, m_base + 1, m_base + 3, m_base + 10);
     auto inventory = parse_inventory(fmt::format(R"(profile: {}
 agent: {{control_port: {}}}
 nodes:
@@ -181,10 +182,10 @@ nodes:
     return fd;
   }
 
-  // A request for m1, signed by m1's present run unless told otherwise.
+  // A request for m1, for its present run and the window of the last hello.
   ControlRequest request(std::string type, std::string body)
   {
-    return make_request(std::move(type), std::move(body), "m1", m_instance);
+    return make_request(std::move(type), std::move(body), "m1", m_instance, m_window);
   }
 
   // Sends `request` on a fresh connection keyed with `token`; the response,
@@ -221,9 +222,11 @@ nodes:
     return rejections() > before ? last_rejection() : "not rejected";
   }
 
-  HelloReply expect_still_serving()
+  // A hello (a check of `deadline`; 0: none given); m1's instance and the
+  // check's window are kept for request().
+  HelloReply expect_still_serving(std::chrono::milliseconds deadline = std::chrono::milliseconds(0))
   {
-    auto hello = call(m_token, make_request("hello", "{}", "m1"));
+    auto hello = call(m_token, make_request("hello", to_json(HelloRequest{deadline}), "m1"));
     EXPECT_TRUE(hello.has_value()) << hello.error();
     if (!hello) return {};
     EXPECT_TRUE(hello->ok);
@@ -231,12 +234,15 @@ nodes:
     EXPECT_TRUE(reply.has_value()) << reply.error();
     if (!reply) return {};
     EXPECT_EQ(reply->node, "m1");
+    EXPECT_NE(reply->window, 0u);
     m_instance = reply->instance;
+    m_window = reply->window;
     return *reply;
   }
 
   Token m_token = *Token::from_text("control-test-token-0123456789");
   std::string m_instance; // m1's, from its last hello
+  std::uint64_t m_window = 0; // the window its last hello opened
   std::uint16_t m_base = 0;
   std::filesystem::path m_dir;
   std::unique_ptr<Plan> m_plan;
@@ -608,6 +614,117 @@ TEST_F(ControlServer, CapsTheNumberOfProbingsAtOnce)
   }
   EXPECT_NE(error.find(fmt::format("{} probings are running already", k_max_probings)), std::string::npos) << error;
   expect_still_serving();
+  ::close(silent);
+}
+
+// The total-probe cap: distinct targets (not merged as duplicates) may not
+// ask for more probes than the node's flows hold, each within a flow or not.
+TEST_F(ControlServer, RefusesMoreProbesThanItsFlowsHold)
+{
+  expect_still_serving();
+  ProbeRequest probe;
+  probe.timeout = std::chrono::milliseconds(100);
+  // m1's flows hold 9 probes: the overlay port and the 8 ports of `spread`.
+  probe.targets.push_back({Protocol::tcp, "127.0.0.2", {std::uint16_t(m_base + 3), std::uint16_t(m_base + 10)}, 1});
+  probe.targets.push_back({Protocol::tcp, "127.0.0.2", {std::uint16_t(m_base + 3), std::uint16_t(m_base + 9)}, 1});
+  auto error = error_of(request("probe", to_json(probe)));
+  EXPECT_NE(error.find("asks for 15 probes, more than the flows from m1 in the inventory hold (9)"), std::string::npos)
+    << error;
+  probe.targets.pop_back();
+  probe.targets.push_back({Protocol::udp, "127.0.0.2", {std::uint16_t(m_base + 1), std::uint16_t(m_base + 1)}, 1});
+  auto response = call(m_token, request("probe", to_json(probe)));
+  ASSERT_TRUE(response.has_value()) << response.error();
+  EXPECT_TRUE(response->ok) << "every port of the flows once: " << response->body;
+}
+
+// A check's hello opens a window; its `done` closes it, and the probe and
+// observed requests of that check are refused from then on (as are requests
+// that name no window, or one that never was).
+TEST_F(ControlServer, RefusesTheRequestsOfACheckThatSaidDone)
+{
+  expect_still_serving(std::chrono::seconds(30));
+  ProbeRequest probe;
+  probe.timeout = std::chrono::milliseconds(300);
+  probe.targets.push_back({Protocol::udp, "127.0.0.2", {std::uint16_t(m_base + 1), std::uint16_t(m_base + 1)}, 1});
+  std::vector<ObservedQuery> queries{{Protocol::udp, "127.0.0.2", {std::uint16_t(m_base + 1), std::uint16_t(m_base + 1)},
+                                      false, 0, 0}};
+  auto probed = call(m_token, request("probe", to_json(probe)));
+  ASSERT_TRUE(probed.has_value()) << probed.error();
+  EXPECT_TRUE(probed->ok) << probed->body;
+  auto done = call(m_token, request("done", "{}"));
+  ASSERT_TRUE(done.has_value()) << done.error();
+  EXPECT_TRUE(done->ok) << done->body;
+  auto closed = fmt::format("window {} of the agent on m1 is closed", m_window);
+  auto error = error_of(request("probe", to_json(probe)));
+  EXPECT_NE(error.find(closed), std::string::npos) << error;
+  error = error_of(request("observed", to_json(queries)));
+  EXPECT_NE(error.find(closed), std::string::npos) << error;
+  error = error_of(make_request("probe", to_json(probe), "m1", m_instance));
+  EXPECT_NE(error.find("window 0 of the agent on m1 is closed"), std::string::npos) << error;
+  error = error_of(make_request("probe", to_json(probe), "m1", m_instance, m_window + 1000));
+  EXPECT_NE(error.find("is closed"), std::string::npos) << error;
+  // Another check's window is its own.
+  expect_still_serving(std::chrono::seconds(30));
+  auto other = call(m_token, request("probe", to_json(probe)));
+  ASSERT_TRUE(other.has_value()) << other.error();
+  EXPECT_TRUE(other->ok) << other->body;
+}
+
+// A probing asked for without a budget (or a longer one) ends with the
+// deadline of the check that asked, and the agent's grace after it, not an
+// hour later: here a silent port with a 20 s timeout, in a check of 0.5 s.
+TEST_F(ControlServer, AProbingEndsWithItsChecksDeadline)
+{
+  int silent = bind_flow_port();
+  ASSERT_GE(silent, 0) << std::strerror(errno);
+  expect_still_serving(std::chrono::milliseconds(500));
+  ProbeRequest probe;
+  probe.timeout = std::chrono::milliseconds(20000);
+  probe.retries = 0;
+  probe.targets.push_back({Protocol::udp, "127.0.0.2", {std::uint16_t(m_base + 1), std::uint16_t(m_base + 1)}, 1});
+  int fd = connect_control();
+  timeval patient{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patient, sizeof(patient));
+  Session session(fd, m_token);
+  auto started = std::chrono::steady_clock::now();
+  session.send_message(encode_request(request("probe", to_json(probe))));
+  auto answer = session.receive();
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(answer) << answer.error();
+  auto response = decode_response(*answer);
+  ASSERT_TRUE(response && response->ok);
+  auto reply = parse_probe_reply(response->body);
+  ASSERT_TRUE(reply) << reply.error();
+  ASSERT_EQ(reply->targets.size(), 1u);
+  ASSERT_EQ(reply->targets[0].size(), 1u);
+  EXPECT_EQ(reply->targets[0][0].state, ProbeState::unprobed) << "ended before its outcome";
+  EXPECT_GT(took, k_window_grace);
+  EXPECT_LT(took, k_window_grace + std::chrono::seconds(4)) << "the probing outlived its check's window";
+  ::close(silent);
+}
+
+// `done` ends the check's probings still running at once.
+TEST_F(ControlServer, DoneEndsTheChecksProbings)
+{
+  int silent = bind_flow_port();
+  ASSERT_GE(silent, 0) << std::strerror(errno);
+  expect_still_serving(std::chrono::seconds(60));
+  ProbeRequest probe;
+  probe.timeout = std::chrono::milliseconds(20000);
+  probe.retries = 0;
+  probe.targets.push_back({Protocol::udp, "127.0.0.2", {std::uint16_t(m_base + 1), std::uint16_t(m_base + 1)}, 1});
+  Session probing(connect_control(), m_token);
+  auto started = std::chrono::steady_clock::now();
+  probing.send_message(encode_request(request("probe", to_json(probe))));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200)); // the probe is out
+  auto done = call(m_token, request("done", "{}"));
+  ASSERT_TRUE(done && done->ok);
+  auto answer = probing.receive();
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
+  auto reply = parse_probe_reply(decode_response(*answer)->body);
+  ASSERT_TRUE(reply) << reply.error();
+  EXPECT_EQ(reply->targets.at(0).at(0).state, ProbeState::unprobed);
   ::close(silent);
 }
 

@@ -5,6 +5,7 @@
 // guessed.
 #include <gtest/gtest.h>
 
+#include "agent/control_protocol.hpp"
 #include "agent/messages.hpp"
 
 namespace portmatrix {
@@ -64,10 +65,11 @@ TEST(ObservedReplyBody, RejectsLossCountsThatAreNotCounts)
 
 TEST(HelloReplyBody, CarriesTheLossesAndMarkSoFarAndParsesWithoutThem)
 {
-  HelloReply reply{"w1", "0.1.0", "0123456789abcdef0123456789abcdef", true, "", 12, {}, 99, 123456789012, 4242};
+  HelloReply reply{"w1", "0.1.0", "0123456789abcdef0123456789abcdef", true, "", 12, {}, 99, 123456789012, 4242, 7};
   auto parsed = parse_hello_reply(to_json(reply));
   ASSERT_TRUE(parsed) << parsed.error();
   EXPECT_EQ(parsed->node, "w1");
+  EXPECT_EQ(parsed->window, 7u);
   EXPECT_EQ(parsed->listeners, 12u);
   EXPECT_EQ(parsed->capture_lost, 99u);
   EXPECT_EQ(parsed->capture_mark, 123456789012u);
@@ -105,6 +107,47 @@ TEST(ObservedQueries, AskWhatArrivedSinceAMark)
   EXPECT_EQ((*older)[0].answered_since, 0u);
   EXPECT_FALSE(parse_observed_queries(
     R"({"queries": [{"protocol": "udp", "source": "10.0.0.2", "port_min": 1, "port_max": 2, "since": -1}]})"));
+}
+
+} // namespace
+} // namespace portmatrix
+
+namespace portmatrix {
+namespace {
+
+// hello carries the check's deadline (optional: none means the longest);
+// later requests carry the window it opened, in the envelope, only when nonzero.
+TEST(HelloRequestBody, CarriesTheChecksDeadline)
+{
+  auto parsed = parse_hello_request(to_json(HelloRequest{std::chrono::milliseconds(30000)}));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->deadline, std::chrono::milliseconds(30000));
+  auto none = parse_hello_request("{}");
+  ASSERT_TRUE(none) << none.error();
+  EXPECT_EQ(none->deadline, std::chrono::milliseconds(0));
+  EXPECT_EQ(to_json(HelloRequest{}), "{}");
+  for (const char* bad : {R"({"deadline_ms": -1})", R"({"deadline_ms": 86400000})", R"({"deadline_ms": "1s"})"}) {
+    auto rejected = parse_hello_request(bad);
+    ASSERT_FALSE(rejected) << bad;
+    EXPECT_NE(rejected.error().find("deadline_ms"), std::string::npos) << rejected.error();
+  }
+}
+
+TEST(ControlRequestEnvelope, CarriesTheWindowWhenThereIsOne)
+{
+  auto request = make_request("probe", "{}", "w1", "ab", 42);
+  auto text = encode_request(request);
+  auto decoded = decode_request(text);
+  ASSERT_TRUE(decoded) << decoded.error();
+  EXPECT_EQ(decoded->window, 42u);
+  auto hello = encode_request(make_request("hello", "{}", "w1"));
+  EXPECT_EQ(hello.find("window"), std::string::npos) << hello;
+  auto without = decode_request(hello);
+  ASSERT_TRUE(without) << without.error();
+  EXPECT_EQ(without->window, 0u);
+  auto negative = text;
+  negative.replace(negative.find("\"window\":42"), 11, "\"window\":-4");
+  EXPECT_FALSE(decode_request(negative)) << negative;
 }
 
 } // namespace

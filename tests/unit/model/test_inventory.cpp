@@ -143,6 +143,22 @@ TEST(Inventory, AnUnclosedConstructIsReportedWhereItBegins)
   EXPECT_TRUE(has(wrong, 2, 26, "the flow list opened here by '[' is never closed with ']' (detected at 2:33: illegal flow end)"));
 }
 
+// A mistyped key, role or option is answered with the nearest known one.
+TEST(Inventory, AMistypedKeyRoleOrOptionGetsASuggestion)
+{
+  auto errors = errors_of("cluster: x\noptions: {flanel_backend: vxlan}\nnodes:\n"
+                          "  - {name: m1, adress: 10.0.0.1, roles: [mastr]}\n");
+  EXPECT_TRUE(has(errors, 4, 16, "unknown key 'adress' in a node; did you mean 'address'? (known: "));
+  EXPECT_TRUE(has(errors, 4, 42, "unknown role 'mastr' in roles; did you mean 'master'? (known: "));
+  auto inventory = parse_inventory("cluster: x\noptions: {flanel_backend: vxlan}\nnodes:\n"
+                                   "  - {name: m1, address: 10.0.0.1, roles: [master]}\n", "inv.yaml");
+  ASSERT_TRUE(inventory.has_value());
+  auto profile = load_profile("apinizer");
+  ASSERT_TRUE(profile.has_value());
+  auto problems = check_against(*inventory, *profile);
+  EXPECT_TRUE(has(problems, 2, 11, "unknown option 'flanel_backend' for profile apinizer; did you mean 'flannel_backend'?"));
+}
+
 TEST(Inventory, RejectsEmptyAndNonMappingDocuments)
 {
   EXPECT_TRUE(has(errors_of(""), 0, 0, "empty"));

@@ -1,0 +1,139 @@
+// The TCP probe, a member of Prober::Impl (see prober.cpp for the round).
+//
+// TCP: connect; the EPOLLOUT result (SO_ERROR) is classified; on success the
+// probe payload is sent and one identity line is read (until '\n', EOF, or
+// the timeout). An agent resets the connection right after its line; any
+// other peer's connection is closed with an RST (SO_LINGER 0), so no
+// TIME_WAIT piles up. TCP_QUICKACK off holds back our ACKs: the handshake's
+// rides on the payload and the reply needs none before the reset. TCP
+// sockets get IP_RECVERR: a failed connect then leaves the ICMP type and
+// code in the error queue, which tells an administratively prohibited
+// reject from an unreachable host.
+//
+// Syscalls are what a check costs (most of its time is in the kernel), so
+// the TCP path avoids the avoidable ones: no bind() when the route already
+// picks the source address, no self-connect test for a remote destination,
+// one edge-triggered epoll registration for connect and reply, no
+// EPOLL_CTL_DEL before close().
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "probe/probe_socket.hpp"
+#include "probe/prober_impl.hpp"
+
+namespace portmatrix {
+
+Launch
+Prober::Impl::launch(const Job& job)
+{
+  auto protocol = m_outcomes[job.target].target.protocol;
+  auto peer = *m_addresses[job.target];
+  peer.set_port(m_outcomes[job.target].ports[job.port_index].port);
+  if (protocol == Protocol::udp) return launch_udp(job, peer);
+
+  Fd fd(::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return defer_or_settle(job, errno);
+  auto source = m_bind_source[job.target] ? m_source : std::nullopt;
+  if (int error = prepare_socket(fd.get(), peer.family(), protocol, source); error != 0) {
+    return settle_now(job, found(ProbeState::error, error)); // e.g. a source address that is not local
+  }
+  if (::connect(fd.get(), peer.get(), peer.length()) != 0 && errno != EINPROGRESS) {
+    int error = errno;
+    if (error == EADDRNOTAVAIL || error == EAGAIN) return defer_or_settle(job, error); // no local port left
+    return settle_now(job, classify_failure(fd.get(), error));
+  }
+  auto nonce = random_hex(k_nonce_bytes);
+  auto payload = make_probe_payload(nonce);
+  return watch(job, std::move(fd), peer, std::move(nonce), std::move(payload));
+}
+
+void
+Prober::Impl::on_event(std::uint32_t slot, std::uint32_t generation, std::uint32_t events)
+{
+  if (!live(slot, generation)) return;
+  auto& probe = m_probes[slot];
+  std::optional<Finding> finding;
+  try {
+    finding = on_tcp_event(probe, events);
+  } catch (...) {
+    finding = found(ProbeState::error, current_exception_errno());
+  }
+  if (finding) finish(slot, std::move(*finding));
+}
+
+std::optional<Finding>
+Prober::Impl::on_tcp_event(Probe& probe, std::uint32_t events)
+{
+  return probe.phase == Phase::connecting ? on_connect_result(probe, events) : read_identity_line(probe, events);
+}
+
+std::optional<Finding>
+Prober::Impl::on_connect_result(Probe& probe, std::uint32_t events)
+{
+  int fd = probe.fd.get();
+  // Writable without an error or hang-up: connected, no need to ask.
+  bool clean = (events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP));
+  int error = clean ? 0 : pending_socket_error(fd);
+  // Connected, then reset before we looked: something accepted the connection.
+  if (error == ECONNRESET || error == EPIPE) return open_with(probe, {});
+  if (error != 0) return classify_failure(fd, error);
+  if (m_may_self_connect[probe.job.target] && is_self_connect(fd, probe.peer)) {
+    reset_on_close(fd); // no TIME_WAIT for a connection to itself either
+    return found(ProbeState::refused, ECONNREFUSED);
+  }
+  probe.phase = Phase::reading;
+  // The port is proven reachable; the identity line gets its own, fixed wait,
+  // so a destination agent that is busy is not mistaken for another responder.
+  m_identity_deadlines.push(Clock::now() + m_options.identity_timeout, std::uint32_t(&probe - m_probes.data()),
+                            probe.generation);
+  // A failed send needs no handling here: the read that follows sees the reset.
+  ::send(fd, probe.payload.data(), probe.payload.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  int off = 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
+  return std::nullopt; // the line's arrival is the next edge (EPOLLIN)
+}
+
+// Reads until a whole line, EOF, a reset, or k_max_identity_line bytes.
+std::optional<Finding>
+Prober::Impl::read_identity_line(Probe& probe, std::uint32_t events)
+{
+  // An agent resets the connection right after its line (no FIN, no
+  // TIME_WAIT on either side); what it sent before stays readable.
+  probe.peer_reset = events & (EPOLLHUP | EPOLLERR);
+  char buffer[k_max_identity_line];
+  auto room = k_max_identity_line - probe.received.size();
+  auto count = ::recv(probe.fd.get(), buffer, room, MSG_DONTWAIT);
+  if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return std::nullopt;
+  if (count <= 0) return open_with(probe, probe.received); // EOF or reset: what came is all there is
+  probe.received.append(buffer, std::size_t(count));
+  auto newline = probe.received.find('\n');
+  if (newline != std::string::npos) return open_with(probe, std::string_view(probe.received).substr(0, newline + 1));
+  if (probe.received.size() >= k_max_identity_line) return open_with(probe, probe.received);
+  return std::nullopt;
+}
+
+Finding
+Prober::Impl::open_with(const Probe& probe, std::string_view reply) const
+{
+  Finding finding = found(ProbeState::open);
+  if (!reply.empty()) finding.responder = parse_identity_reply(m_token, reply, probe.nonce, probe.protocol);
+  return finding;
+}
+
+void
+Prober::Impl::on_identity_deadline(std::uint32_t slot, std::uint32_t generation)
+{
+  if (!live(slot, generation) || m_probes[slot].phase != Phase::reading) return;
+  auto& probe = m_probes[slot];
+  // A busy loop takes at most one batch of readiness events per turn and runs
+  // the due deadlines after it, so the line may be waiting in the socket while
+  // its event is still in the kernel's queue: read before giving up on it.
+  if (auto finding = read_identity_line(probe, 0)) return finish(slot, std::move(*finding));
+  // Connected but no whole line in time: something is there, not our agent.
+  finish(slot, open_with(probe, {}));
+}
+
+} // namespace portmatrix

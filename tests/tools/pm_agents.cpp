@@ -13,7 +13,7 @@
 //                VIP: by every backend), authentic; a flow that must stay
 //                closed filtered
 //       observed nothing seen; evaluate: every port of the node's inbound
-//                flows passed; egress: no host
+//                flows passed; egress: no host; done: {}
 //     Prints "pm_agents: serving N nodes" once every listener is up, then
 //     "pm_agents: N requests (T by type)" when SIGTERM or SIGINT ends it.
 //
@@ -229,6 +229,7 @@ private:
       return {request->id, true, to_json(reply)};
     }
     if (type == "egress") return {request->id, true, to_json(EgressReply{})};
+    if (type == "done") return {request->id, true, "{}"};
     return {request->id, false, R"({"error": "unknown request type"})"};
   }
 

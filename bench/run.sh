@@ -16,10 +16,13 @@
 #                 1,000 and 5,000 nodes, no namespaces), ssh (8: check --ssh
 #                 of the guide's topology beside the local check; needs sshd
 #                 and sudo; BENCH_SSH_BINARY=FILE uploads that build, e.g.
-#                 the static one), coverage (9: check --coverage sample,
-#                 --estimate at 1,000 and 5,000 nodes, the coordinator
-#                 against 250 and 1,000 agents; not in the default list); run in this order:
-#                 default plan,tcp,udp,guide,ssh,scale. Planning goes first, on
+#                 the static one), faults (9: the guide's topology with one
+#                 fault planted: a worker dropping its NodePorts, an agent
+#                 dead, every firewall missing), coverage (10: check
+#                 --coverage sample, --estimate at 1,000 and 5,000 nodes, the
+#                 coordinator against 250 and 1,000 agents; not in the default
+#                 list); run in this order:
+#                 default plan,tcp,udp,guide,faults,ssh,scale. Planning goes first, on
 #                 a quiet machine: it writes many files, and right after
 #                 scale the kernel is still tearing down 100 namespaces (load
 #                 average 9 when item 7 began in the e37177a run).
@@ -34,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() { sed -n '/^#   bench/,/^# Needs root/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-quick=0 reps=5 build=build out='' items=plan,tcp,udp,guide,ssh,scale
+quick=0 reps=5 build=build out='' items=plan,tcp,udp,guide,faults,ssh,scale
 while [[ $# -gt 0 ]]; do
   case $1 in
   --quick) quick=1 reps=1 ;;
@@ -49,7 +52,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps needs a positive number, not '$reps'" >&2; exit 2; }
 for item in ${items//,/ }; do
-  [[ $item =~ ^(tcp|udp|guide|ssh|scale|plan|coverage)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, ssh, scale, plan, coverage)" >&2; exit 2; }
+  [[ $item =~ ^(tcp|udp|guide|faults|ssh|scale|plan|coverage)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, faults, ssh, scale, plan, coverage)" >&2; exit 2; }
 done
 [[ -n $out ]] || out=$([[ $quick == 1 ]] && echo "$build/bench-quick.md" || echo bench/RESULTS.md)
 
@@ -95,7 +98,7 @@ mkdir "$BENCH_TRASH"
   printf 'load average at start (1, 5, 15 min)\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'nmap\t%s\n' "$(nmap --version 2>/dev/null | sed -n 's/^Nmap version \([^ ]*\).*/\1/p')"
   printf 'repetitions\t%s\n' "$reps"
-  printf 'command\t`bench/run.sh%s`\n' "$([[ $quick == 1 ]] && echo ' --quick')$([[ $reps != 5 && $quick == 0 ]] && echo " --reps $reps")$([[ $items != plan,tcp,udp,guide,ssh,scale ]] && echo " --items $items")"
+  printf 'command\t`bench/run.sh%s`\n' "$([[ $quick == 1 ]] && echo ' --quick')$([[ $reps != 5 && $quick == 0 ]] && echo " --reps $reps")$([[ $items != plan,tcp,udp,guide,faults,ssh,scale ]] && echo " --items $items")"
 } >"$work/machine.tsv"
 
 failed=()
@@ -111,8 +114,9 @@ for item in ${items//,/ }; do
   tcp) scenario "items 1-2 (TCP)" bench/pair.sh tcp ;;
   udp) scenario "items 3-4 (UDP)" bench/pair.sh udp ;;
   guide) scenario "item 5 (the guide's topology)" bench/guide.sh ;;
+  faults) scenario "item 9 (faults)" bench/faults.sh ;;
   ssh) scenario "item 8 (check --ssh)" bench/ssh.sh ;;
-  coverage) BENCH_TOOLS=$build/tests scenario "item 9 (coverage)" bench/coverage.sh ;;
+  coverage) BENCH_TOOLS=$build/tests scenario "item 10 (coverage)" bench/coverage.sh ;;
   scale) for n in "${sizes[@]}"; do scenario "item 6 ($n nodes)" bench/scale.sh "$n"; done ;;
   plan)
     for n in "${plan_sizes[@]}"; do scenario "item 7 ($n nodes)" bench/plan.sh "$n"; done

@@ -41,6 +41,7 @@ hold() { # BODY_FILE: opens a window on worker1 held by pm_control (TERM: done; 
   ck_spawn "hold" ip netns exec "${CK_NS[client1]}" "$PM_CONTROL" "$TOKEN" "$W1" "$CONTROL_PORT" worker1 hold "$1" \
     </dev/null >"$CK_WORK/hold.out" 2>&1
   HOLD_PID=$CK_PID
+  CK_CHECK_T0=$(ck_now_ms)
   ck_wait_until "a window held open" 10 grep -q '^window' "$CK_WORK/hold.out"
 }
 report() { printf '%-58s %8s kB\n' "$1" "$2"; }

@@ -102,7 +102,7 @@ zsh_line() { # LINE EXPECTED: the line after LINE and a tab
 if [ "$(basename "$pm")" = portmatrix ]; then
   zsh_line "portmatrix check --format ta" "portmatrix check --format table "
   zsh_line "portmatrix prof" "portmatrix profiles "
-  zsh_line "portmatrix diff apinizer-doc kub" "portmatrix diff apinizer-doc kubernetes-1.31 "
+  zsh_line "portmatrix diff apinizer-doc flan" "portmatrix diff apinizer-doc flannel-0.27 "
   zsh_line "portmatrix firewall --inventory $inv --node lb" "portmatrix firewall --inventory $inv --node lb1 "
 else
   bad "zsh (interactive): the binary is not named portmatrix"

@@ -48,7 +48,7 @@ expect 2 "a word too many" -- "$pm" diff apinizer apinizer-doc extra && contains
 expect 2 "profiles NAME mistyped" -- "$pm" profiles apinizr &&
   contains "no built-in profile 'apinizr'; did you mean 'apinizer'? (built-in: apinizer-doc, apinizer, " "profiles suggests and lists"
 expect 2 "profiles NAME unknown" -- "$pm" profiles foo && contains "no built-in profile 'foo' (built-in: apinizer-doc, apinizer, " "profiles lists the known names"
-expect 2 "--profile mistyped" -- "$pm" ports --profile kubernetes-1.30 && contains "did you mean 'kubernetes-1.31'?" "--profile suggests"
+expect 2 "--profile mistyped" -- "$pm" ports --profile kubernetes-131 && contains "did you mean 'kubernetes-1.31'?" "--profile suggests"
 expect 2 "node mistyped" -- "$pm" firewall --inventory "$inv" --node mastr1 &&
   contains "no node 'mastr1' in $inv; did you mean 'master1'? (nodes: " "a mistyped node gets a suggestion"
 
@@ -329,6 +329,51 @@ cp "$inv" "$work/open-inventory.yaml" && chmod 666 "$work/open-inventory.yaml"
 expect 2 "ports --inventory writable by anyone" -- "$pm" ports --inventory "$work/open-inventory.yaml" &&
   contains "$work/open-inventory.yaml" "the writable inventory is named" &&
   contains "writable by anyone" "the writable inventory is refused with the reason"
+
+# ufw has no IP-in-IP: its script keeps those rules in before.rules between
+# portmatrix's markers, before the last COMMIT; applying twice leaves one
+# block, and a profile without IP-in-IP takes the block out. (ufw itself is
+# a stub here: it logs its arguments.)
+mkdir -p "$work/ufw/bin"
+printf '#!/bin/sh\necho "$*" >> "%s/ufw/calls"\n' "$work" > "$work/ufw/bin/ufw" && chmod +x "$work/ufw/bin/ufw"
+printf '*filter\n:ufw-before-input - [0:0]\n-A ufw-before-input -i lo -j ACCEPT\n# do not delete the COMMIT line\nCOMMIT\n' > "$work/ufw/before.rules"
+printf '*filter\n:ufw6-before-input - [0:0]\nCOMMIT\n' > "$work/ufw/before6.rules"
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$pm" firewall --inventory "$here/golden/cni-calico.yaml" --node worker1 --format ufw > "$work/ufw/ipip.sh"
+sed 's/calico_encapsulation: ipip/calico_encapsulation: vxlan/' "$here/golden/cni-calico.yaml" > "$work/ufw/vxlan.yaml"
+"$pm" firewall --inventory "$work/ufw/vxlan.yaml" --node worker1 --format ufw > "$work/ufw/vxlan.sh"
+expect 0 "ufw script with IP-in-IP, applied twice" -- sh -c 'ufw_apply() { PATH="$1/ufw/bin:$PATH" UFW_BEFORE_RULES="$1/ufw/before.rules" UFW_BEFORE6_RULES="$1/ufw/before6.rules" sh "$1/ufw/ipip.sh"; }; ufw_apply "$1" && ufw_apply "$1" && cat "$1/ufw/before.rules" "$1/ufw/before6.rules"' _ "$work" &&
+  contains "-A ufw-before-input -s 192.0.2.11 -p 4 -m comment" "before.rules admits IP-in-IP from master1" &&
+  contains "-A ufw6-before-input -s 2001:db8::26 -p 4 -m comment" "before6.rules admits IP-in-IP from the IPv6 worker"
+expect 0 "one block, before COMMIT" -- python3 -c '
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines.count("# BEGIN portmatrix") == 1 and lines.count("# END portmatrix") == 1, lines
+assert lines.index("# END portmatrix") < len(lines) - 1 and lines[-1] == "COMMIT", lines
+assert lines[:3] == ["*filter", ":ufw-before-input - [0:0]", "-A ufw-before-input -i lo -j ACCEPT"], lines' "$work/ufw/before.rules"
+if [ "$(id -u)" -eq 0 ] && command -v iptables-restore >/dev/null && unshare -n true 2>/dev/null; then
+  expect 0 "iptables-restore accepts the edited before.rules" -- unshare -n iptables-restore --test "$work/ufw/before.rules"
+fi
+expect 0 "ufw script without IP-in-IP" -- sh -c 'PATH="$1/ufw/bin:$PATH" UFW_BEFORE_RULES="$1/ufw/before.rules" UFW_BEFORE6_RULES="$1/ufw/before6.rules" sh "$1/ufw/vxlan.sh" && cat "$1/ufw/before.rules"' _ "$work"
+if grep -q portmatrix <<<"$out"; then
+  echo "FAIL: the portmatrix block stays in before.rules without IP-in-IP"; failed=$((failed + 1))
+else
+  passed=$((passed + 1))
+fi
+
+# firewall apply|confirm|...: on a node it needs --node; --ssh --dry-run shows the rollout's commands.
+expect 2 "firewall apply without --node or --ssh" -- "$pm" firewall apply --inventory "$inv" &&
+  contains "needs --node NAME" "firewall apply says what it needs"
+expect 2 "firewall status --role without --ssh" -- "$pm" firewall status --inventory "$inv" --node master1 --role master
+expect 1 "firewall confirm with nothing applied" -- "$pm" firewall confirm --inventory "$inv" --node master1 \
+  --state-dir "$work/apply-state" --root "$work/apply-root" && contains "waits for confirmation" "confirm says nothing waits"
+expect 2 "firewall apply --ssh: a confirm timeout shorter than the check" -- "$pm" firewall apply --inventory "$inv" --ssh \
+  --dry-run --confirm-timeout 30 && contains "leaves no time" "the short timeout is refused with the reason"
+expect 0 "firewall apply --ssh --dry-run --role master --no-verify" -- "$pm" firewall apply --inventory "$inv" --ssh --dry-run \
+  --role master --no-verify
+contains "firewall apply --inventory" "the dry run applies on the nodes" && contains "ControlPath=none" "a new ssh login is tried" &&
+  contains "firewall confirm --inventory" "then confirmed" && contains "flows are NOT checked" "--no-verify says so"
+if grep -q "# node worker1" <<<"$out"; then echo "FAIL: --role master --no-verify connects to worker1"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

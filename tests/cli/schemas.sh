@@ -72,7 +72,10 @@ produce matrix 0 -- "$pm" ports --format json
 produce doc-matrix 0 -- "$pm" ports --profile apinizer-doc --format json
 produce pairs 0 -- "$pm" ports --inventory "$inv" --format json
 produce groups 0 -- "$pm" ports --inventory "$inv" --format json --flows groups
-valid ports matrix doc-matrix pairs groups
+# IP protocols without ports (Calico's IP-in-IP, Cilium's ESP): protocol ipip, esp; ports 0.
+produce calico 0 -- "$pm" ports --inventory "$here/../golden/cni-calico.yaml" --format json
+produce cilium 0 -- "$pm" ports --inventory "$here/../golden/cni-cilium.yaml" --format json
+valid ports matrix doc-matrix pairs groups calico cilium
 refused ports pairs port_name port
 refused ports groups flows pair_count
 
@@ -127,6 +130,12 @@ refused check check-sample ports_expected ports_wanted
 produce check-estimate 0 -- "$pm" check --inventory "$work/loop.yaml" --estimate --format json
 valid check-estimate check-estimate
 refused check-estimate check-estimate busiest_probes busiest
+
+# firewall confirm on a node with nothing applied: refused (exit 1), its JSON answer.
+produce firewall-confirm 1 -- "$pm" firewall confirm --inventory "$work/loop.yaml" --node m1 --state-dir "$work/state" \
+  --root "$work/root" --format json
+valid firewall-action firewall-confirm
+refused firewall-action firewall-confirm ok done
 
 echo "schemas: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

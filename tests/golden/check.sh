@@ -43,6 +43,19 @@ run lb2.keepalived.conf lb --inventory "$inv" --format keepalived --node lb2
 run egress.squid egress --inventory "$inv" --format squid
 run egress-domains.txt egress --inventory "$inv" --format domains
 run egress-doc.squid egress --profile apinizer-doc --format squid
+# Network plugins and distributions: each profile alone, one composed, and
+# the firewalls of protocols without ports (Calico's IP-in-IP, Cilium's ESP).
+for profile in calico-3.29 canal-3.29 cilium-1.16 weave-2.8 rke2-1.31 k3s-1.31 \
+  kubernetes-1.29 kubernetes-1.30 kubernetes-1.32; do
+  run "ports-$profile.txt" ports --profile "$profile"
+done
+run ports-rke2-canal.md ports --profile rke2-1.31,canal-3.29 --format markdown
+for cni in calico cilium; do
+  run "ports-cni-$cni.txt" ports --inventory "cni-$cni.yaml"
+  for format in nftables iptables firewalld ufw; do
+    run "firewall-cni-$cni-master1.$format" firewall --inventory "cni-$cni.yaml" --node master1 --format "$format"
+  done
+done
 
 if [ "$update" = --update ]; then
   rm -rf "$expected"

@@ -53,48 +53,15 @@ fi
 # 2. Sent again to another node.
 mapfile -t STREAMS < <(python3 "$TOOL" streams "$CK_WORK/control.jsonl" "$W1:$CONTROL_PORT")
 [[ ${#STREAMS[@]} -ge 2 ]] || ck_die "fewer than 2 connections to worker1 captured: ${#STREAMS[@]}"
-# Control requests NODE's agent refused so far, from its log. Past 5 lines in
-# 10 s the agent only counts them, and writes the count when the 10 s end:
-# "N rejected control requests in the last 10 s (5 shown)".
-rejections() {
-  python3 - "$CK_WORK/agent-$1.log" <<'PY'
-import re, sys
-shown = summaries = counted = 0
-for line in open(sys.argv[1], errors="replace"):
-    if "rejected a control request:" in line:
-        shown += 1
-    m = re.search(r": ([0-9,]+) rejected control requests in the last \d+ s \((\d+) shown\)", line)
-    if m:
-        summaries += int(m.group(2))
-        counted += int(m.group(1).replace(",", ""))
-print(shown - summaries + counted)
-PY
-}
-replay_all() { # WHO NODE ADDRESS: every captured connection to worker1, sent again to ADDRESS (NODE's agent)
-  local stream before now waited=0
-  before=$(rejections "$2")
-  for stream in "${STREAMS[@]}"; do
-    ck_in client1 python3 "$TOOL" replay "$3" "$CONTROL_PORT" "$stream" >/dev/null # until the agent closes
-  done
-  # Refused in the handshake: each one logged (or counted) by the agent, and
-  # no request of it read. The count of a busy 10 s comes when they end.
-  while now=$(rejections "$2"); [[ $now -lt $((before + ${#STREAMS[@]})) && $waited -lt 30 ]]; do
-    sleep 1
-    waited=$((waited + 1))
-  done
-  if [[ $now -ge $((before + ${#STREAMS[@]})) ]]; then
-    ck_ok "$1: all ${#STREAMS[@]} recorded connections to worker1 refused in their handshake: $(grep -m1 'rejected a control request' "$CK_WORK/agent-$2.log")"
-  else
-    ck_fail "$1: only $((now - before)) of ${#STREAMS[@]} recorded connections were refused"
-  fi
-}
-replay_all "sent to master1" master1 "$M1"
+# Refused in the handshake: each one logged (or counted) by the agent, and
+# no request of it read.
+ck_replay_refused "sent to master1" master1 "$M1" "$CONTROL_PORT" 30 "${STREAMS[@]}"
 
 # 3. Sent again to worker1's agent after a restart.
 ck_stop_agent worker1
 ck_start_agent worker1
 ck_wait_agents worker1
-replay_all "sent to worker1 restarted" worker1 "$W1"
+ck_replay_refused "sent to worker1 restarted" worker1 "$W1" "$CONTROL_PORT" 30 "${STREAMS[@]}"
 
 for node in "${CK_NODES[@]}"; do
   ck_alive "${CK_AGENT_PID[$node]}" || ck_fail "the agent on $node died: $(tail -3 "$CK_WORK/agent-$node.log")"

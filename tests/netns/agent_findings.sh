@@ -13,6 +13,10 @@
 #       master1, and to worker1 after its agent restarted, is refused
 #       (the agent logs or counts a rejection for each);
 # and the agents keep serving: the next check passes.
+# Run against 9292315 (its demo has no --files-only: a wrapper drops it),
+# 5 of 10 assertions fail: 1,647 log lines; the listener got HEAD and
+# CONNECT lines; "type", hello, capture_mark and targets readable; 1 of 2
+# and 0 of 2 recorded connections refused. Main passes all 10.
 #   usage: agent_findings.sh PORTMATRIX [PM_NETPROBE] (pm_control beside PM_NETPROBE)
 source "$(dirname "$0")/check_lib.bash"
 ck_init findings "$@"
@@ -24,23 +28,6 @@ CONTROL_PORT=$(ck_control_port)
 ck_start_cluster
 W1=${CK_ADDRESS[worker1]}
 M1=${CK_ADDRESS[master1]}
-
-# Control requests NODE's agent refused so far, from its log: each line, or
-# past the log limiter's few lines per 10 s, its count of them when the 10 s end.
-rejections() { # NODE
-  python3 - "$CK_WORK/agent-$1.log" <<'PY'
-import re, sys
-shown = summaries = counted = 0
-for line in open(sys.argv[1], errors="replace"):
-    if "rejected a control request" in line:
-        shown += 1
-    m = re.search(r": ([0-9,]+) rejected control requests in the last \d+ s \((\d+) shown\)", line)
-    if m:
-        summaries += int(m.group(2))
-        counted += int(m.group(1).replace(",", ""))
-print(shown - summaries + counted)
-PY
-}
 
 # --- 11. A flood of strangers and the log ------------------------------------------
 lines_before=$(wc -l <"$CK_WORK/agent-worker1.log")
@@ -127,28 +114,11 @@ else
 fi
 mapfile -t STREAMS < <(python3 "$TOOL" streams "$CK_WORK/control.jsonl" "$W1:$CONTROL_PORT")
 [[ ${#STREAMS[@]} -ge 2 ]] || ck_die "fewer than 2 connections to worker1 captured: ${#STREAMS[@]}"
-replay_all() { # WHAT NODE ADDRESS: every recorded connection to worker1, sent again to ADDRESS (NODE's agent)
-  local stream before now waited=0
-  before=$(rejections "$2")
-  for stream in "${STREAMS[@]}"; do
-    ck_in client1 python3 "$TOOL" replay "$3" "$CONTROL_PORT" "$stream" >/dev/null
-  done
-  # A busy 10 s of the log limiter is counted when it ends.
-  while now=$(rejections "$2"); [[ $now -lt $((before + ${#STREAMS[@]})) && $waited -lt 12 ]]; do
-    sleep 1
-    waited=$((waited + 1))
-  done
-  if [[ $now -ge $((before + ${#STREAMS[@]})) ]]; then
-    ck_ok "$1: all ${#STREAMS[@]} recorded connections to worker1 refused"
-  else
-    ck_fail "$1: $((now - before)) of ${#STREAMS[@]} recorded connections to worker1 refused, the rest served"
-  fi
-}
-replay_all "sent to master1" master1 "$M1"
+ck_replay_refused "sent to master1" master1 "$M1" "$CONTROL_PORT" 12 "${STREAMS[@]}"
 ck_stop_agent worker1
 ck_start_agent worker1
 ck_wait_agents worker1
-replay_all "sent to worker1 restarted" worker1 "$W1"
+ck_replay_refused "sent to worker1 restarted" worker1 "$W1" "$CONTROL_PORT" 12 "${STREAMS[@]}"
 
 for node in "${CK_NODES[@]}"; do
   ck_alive "${CK_AGENT_PID[$node]}" || ck_fail "the agent on $node died: $(tail -3 "$CK_WORK/agent-$node.log")"

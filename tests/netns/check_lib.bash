@@ -21,6 +21,8 @@
 #   ck_in NODE CMD...      runs a command in a node's namespace (plants faults)
 #   ck_drop_on_bridge NODE PROTO PORT
 #                          the bridge drops that traffic from NODE (a network fault)
+#   ck_drop_nodeports NODE
+#                          NODE's own firewall drops its NodePort ranges (table inet pmfault)
 #   ck_start_haproxy [CFG] haproxy on lb1 (default: the generated haproxy.cfg),
 #                          listening on 6443 before it returns
 #   ck_make_token          $TOKEN, mode 600
@@ -184,6 +186,21 @@ ck_start_cluster() { # haproxy, token, agents, then haproxy sees every backend u
   ck_make_token
   ck_start_agents
   ck_wait_backends
+}
+
+# NODE's own firewall drops its NodePort ranges, TCP and UDP, in a table of
+# its own (inet pmfault), so `ck_in NODE nft delete table inet pmfault`
+# restores NODE's rules.
+ck_drop_nodeports() { # NODE
+  ck_in "$1" nft -f - <<'EOF'
+table inet pmfault {
+  chain input {
+    type filter hook input priority -10;
+    tcp dport 30000-32767 drop
+    udp dport 30000-32767 drop
+  }
+}
+EOF
 }
 
 ck_drop_on_bridge() { # NODE PROTO PORT: the bridge drops PROTO PORT from NODE (a network fault)
@@ -854,4 +871,44 @@ ck_capture_start() { # NODE PORT FILE
 
 ck_capture_stop() {
   ck_stop "$CK_CAPTURE_PID" TERM
+}
+
+# Control requests NODE's agent refused so far, from its log: each line, or
+# past the log limiter's few lines per 10 s, its count of them when the 10 s
+# end ("N rejected control requests in the last 10 s (5 shown)").
+ck_control_rejections() { # NODE
+  python3 - "$CK_WORK/agent-$1.log" <<'PY'
+import re, sys
+shown = summaries = counted = 0
+for line in open(sys.argv[1], errors="replace"):
+    if "rejected a control request" in line:
+        shown += 1
+    m = re.search(r": ([0-9,]+) rejected control requests in the last \d+ s \((\d+) shown\)", line)
+    if m:
+        summaries += int(m.group(2))
+        counted += int(m.group(1).replace(",", ""))
+print(shown - summaries + counted)
+PY
+}
+
+# Sends each recorded connection STREAM (tcp_capture.py streams) again, from
+# client1 to ADDRESS:PORT, NODE's agent, and asserts that the agent refused
+# every one within WAIT s (a busy 10 s of the log limiter is counted when it
+# ends). WHAT names the attempt in the assertion.
+ck_replay_refused() { # WHAT NODE ADDRESS PORT WAIT STREAM...
+  local what=$1 node=$2 address=$3 port=$4 wait=$5 stream before now waited=0
+  shift 5
+  before=$(ck_control_rejections "$node")
+  for stream in "$@"; do
+    ck_in client1 python3 "$(dirname "${BASH_SOURCE[0]}")/tcp_capture.py" replay "$address" "$port" "$stream" >/dev/null
+  done
+  while now=$(ck_control_rejections "$node"); [[ $now -lt $((before + $#)) && $waited -lt $wait ]]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  if [[ $now -ge $((before + $#)) ]]; then
+    ck_ok "$what: all $# recorded connections refused: $(grep -m1 'rejected a control request' "$CK_WORK/agent-$node.log")"
+  else
+    ck_fail "$what: only $((now - before)) of $# recorded connections refused, the rest served"
+  fi
 }

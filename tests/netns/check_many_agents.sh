@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The coordinator against many agents (issue 20 item 4): pm_agents serves the
 # control protocol for every node of a generated inventory (bench/inventory.py,
-# PM_MANY_AGENTS nodes, default 600) in one process, in one namespace whose
+# PM_MANY_AGENTS nodes, default 100) in one process, in one namespace whose
 # loopback holds 10.0.0.0/8. `check --coverage sample --results failures`
 # asks them all: every agent answers, every flow passes, every node's
 # evaluation is complete, and the masters' probe requests (larger than the
-# 1 MiB an agent accepts) went in parts. Prints the coordinator's wall time
-# and peak RSS (bench/coverage.sh records them).
+# 1 MiB an agent accepts) went in parts. A master's requests pass 1 MiB from
+# ~600 nodes at the default 8 sampled ports a flow; here 128
+# (PM_MANY_AGENTS_SAMPLE_PORTS) make them do so at 100 nodes, in seconds
+# (~8 s at load 14 on 2 cores; 600 nodes took 24 s and 385 MB). Prints the
+# coordinator's wall time and peak RSS (bench/coverage.sh records them, at
+# 250 and 1,000 nodes and the default 8 ports, where parts are not asserted).
 #   usage: check_many_agents.sh PORTMATRIX PM_NETPROBE (pm_agents beside it)
 source "$(dirname "$0")/check_lib.bash"
 ck_init many_agents "$@"
 PM_AGENTS=$(dirname "$(realpath "${2:-.}")")/pm_agents
 [[ -x $PM_AGENTS ]] || ck_die "no pm_agents beside pm_netprobe (${2:-none given})"
-NODES=${PM_MANY_AGENTS:-600}
+NODES=${PM_MANY_AGENTS:-100}
 
 ns=$CK_PREFIX-many
 ck_netns_add "$ns"
@@ -42,7 +46,7 @@ PY
 CK_JSON=$CK_WORK/many.json
 t0=$(ck_now_ms)
 python3 "$CK_WORK/measure.py" ip netns exec "$ns" "$PM_BIN" check --inventory "$INVENTORY" --token-file "$TOKEN" \
-  --coverage sample --seed 1 --results failures --deadline 300 --format json --output "$CK_JSON" \
+  --coverage sample --seed 1 --sample-ports "${PM_MANY_AGENTS_SAMPLE_PORTS:-128}" --results failures --deadline 300 --format json --output "$CK_JSON" \
   >"$CK_WORK/measure.out" 2>"$CK_WORK/many.err" || ck_die "the measuring helper failed: $(cat "$CK_WORK/many.err")"
 CK_MS=$(($(ck_now_ms) - t0))
 read -r rss_kb CK_RC < <(tail -1 "$CK_WORK/measure.out") # after check's table of what failed
@@ -55,7 +59,7 @@ ck_schema_valid check "$CK_JSON"
 ck_summary failed=0 skipped=0
 
 ck_stop "$AGENTS_PID" TERM
-out=$(python3 - "$CK_JSON" "$CK_WORK/agents.out" "$NODES" <<'PY' 2>&1
+out=$(python3 - "$CK_JSON" "$CK_WORK/agents.out" "$NODES" "${PM_MANY_AGENTS_SAMPLE_PORTS:+no}" <<'PY' 2>&1
 import json, re, sys
 r = json.load(open(sys.argv[1]))
 nodes = int(sys.argv[3]) + 2
@@ -69,7 +73,8 @@ ev = r["firewall_evaluation"]
 assert len(ev) == nodes and all(n["complete"] and n["failed"] == 0 for n in ev), [n for n in ev if not n["complete"]][:3]
 counts = open(sys.argv[2]).read()
 probes = int(re.search(r"(\d+) probe", counts).group(1))
-assert probes > nodes, f"{probes} probe requests for {nodes} agents: nothing was split ({counts.strip()})"
+assert probes >= nodes, f"{probes} probe requests for {nodes} agents ({counts.strip()})"
+assert probes > nodes or sys.argv[4] == "no", f"{probes} probe requests for {nodes} agents: nothing was split ({counts.strip()})"
 print(f"{flows} flows passed from {nodes} agents; {probes} probe requests (parts) for at most {nodes} sources")
 PY
 ) && ck_ok "$out" || ck_fail "$out"

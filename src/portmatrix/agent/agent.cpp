@@ -112,7 +112,7 @@ struct Agent::Impl
   {
     // Visited, not listed: a large cluster's flows never sit in memory at once.
     plan.for_each_flow([&](const Flow& flow) {
-      if (plan.inventory.nodes[flow.from].name != node.name || flow.protocol == Protocol::vrrp) return;
+      if (plan.inventory.nodes[flow.from].name != node.name || !has_ports(flow.protocol)) return;
       allowed.push_back({flow.protocol, plan.flow_address(flow), flow.range, !flow.to.has_value()});
       max_probes += std::uint64_t(flow.range.size()) * (flow.to ? 1 : k_max_probe_repeat);
     });
@@ -144,7 +144,7 @@ struct Agent::Impl
     // free. A port several roles send to is bound (and reported) once.
     std::map<Protocol, std::vector<PortRange>> wanted;
     for (const auto& rule : plan.ingress(node, Plan::VipPorts::exclude)) {
-      if (rule.protocol == Protocol::vrrp) continue;
+      if (!has_ports(rule.protocol)) continue;
       wanted[rule.protocol].insert(wanted[rule.protocol].end(), rule.ports.begin(), rule.ports.end());
     }
     std::vector<ListenSpec> specs;

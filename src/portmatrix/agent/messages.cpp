@@ -78,7 +78,7 @@ Protocol
 protocol_field(const json& object)
 {
   auto protocol = parse_protocol(text_field(object, "protocol"));
-  if (!protocol || *protocol == Protocol::vrrp) throw ParseError{"protocol must be tcp or udp"};
+  if (!protocol || !has_ports(*protocol)) throw ParseError{"protocol must be tcp or udp"};
   return *protocol;
 }
 
@@ -129,12 +129,13 @@ compress(const TargetOutcome& outcome)
                     port.error,
                     port.responder ? port.responder->node : std::string(),
                     port.responder && port.responder->authentic,
-                    port.responders};
+                    port.responders,
+                    port.silent};
     if (!segments.empty()) {
       auto& last = segments.back();
       if (last.range.max + 1 == port.port && last.state == segment.state && last.error == segment.error &&
           last.responder == segment.responder && last.authentic == segment.authentic &&
-          last.responders == segment.responders) {
+          last.responders == segment.responders && last.silent == segment.silent) {
         last.range.max = port.port;
         continue;
       }
@@ -203,13 +204,15 @@ to_json(const ProbeReply& reply)
   for (const auto& segments : reply.targets) {
     json list = json::array();
     for (const auto& s : segments) {
-      list.push_back({{"port_min", s.range.min},
-                      {"port_max", s.range.max},
-                      {"state", to_string(s.state)},
-                      {"error", s.error},
-                      {"responder", s.responder},
-                      {"authentic", s.authentic},
-                      {"responders", s.responders}});
+      json item{{"port_min", s.range.min},
+                {"port_max", s.range.max},
+                {"state", to_string(s.state)},
+                {"error", s.error},
+                {"responder", s.responder},
+                {"authentic", s.authentic},
+                {"responders", s.responders}};
+      if (s.silent > 0) item["silent"] = s.silent;
+      list.push_back(std::move(item));
     }
     targets.push_back(std::move(list));
   }
@@ -362,6 +365,7 @@ parse_probe_reply(std::string_view text)
           if (!name.is_string()) throw ParseError{"responder must be a string"};
           segment.responders.push_back(name.get<std::string>());
         }
+        segment.silent = std::uint32_t(std::min<std::uint64_t>(optional_count(item, "silent"), 64));
         segments.push_back(std::move(segment));
       }
       reply.targets.push_back(std::move(segments));

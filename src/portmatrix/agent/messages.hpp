@@ -91,6 +91,9 @@ struct Segment
   std::string responder; // empty: no identity line
   bool authentic = false;
   std::vector<std::string> responders; // repeat > 1
+  // repeat > 1: connections accepted and never answered, per port
+  // (PortOutcome::silent). Optional on the wire ("silent"; absent: 0).
+  std::uint32_t silent = 0;
 };
 
 struct ProbeReply

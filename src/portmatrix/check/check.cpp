@@ -122,7 +122,7 @@ public:
     }
     progress(fmt::format("{} of {} agents answered", reachable, m_report.agents.size()));
     m_flows = m_plan.flows();
-    std::erase_if(m_flows, [](const Flow& f) { return f.protocol == Protocol::vrrp; });
+    std::erase_if(m_flows, [](const Flow& f) { return !has_ports(f.protocol); });
     timed("probe", [this] { probe_round(); });
     timed("vip", [this] { vip_rounds(); });
     timed("observe", [this] { observed_round(); });
@@ -379,16 +379,19 @@ private:
   // in one round robin: the probes of several sources, in flight at once,
   // can interleave so that one source never lands on a backend. A VIP flow
   // that missed a backend is asked again, alone per source, up to twice;
-  // what it reaches is added to what the probe round reached.
+  // what it reaches is added to what the probe round reached. Not for a
+  // backend that is known silent (silent_backends) or whose agent did not
+  // answer hello: asking again would only wait out the same timeout.
   void vip_rounds()
   {
+    gather_vip_seen();
     for (int pass = 0; pass < 2; ++pass) {
       std::map<std::size_t, ProbeRequest> by_source;
       std::map<std::size_t, std::vector<std::size_t>> flows_of; // source -> flows, in target order
       for (std::size_t i = 0; i < m_flows.size(); ++i) {
         const auto& flow = m_flows[i];
         const auto* segments = segments_of(i);
-        if (flow.to || flow.expect != Expect::allow || !segments || missing_backends(flow, *segments).empty()) continue;
+        if (flow.to || flow.expect != Expect::allow || !segments || !worth_asking_again(flow, *segments)) continue;
         auto& request = by_source[flow.from];
         request.timeout = m_options.timeout;
         request.retries = m_options.retries;
@@ -421,6 +424,58 @@ private:
         }
       }
     }
+  }
+
+  // A VIP's port as all sources together saw it in the probe round.
+  struct VipSeen
+  {
+    std::set<std::string> reached; // backends that answered some source
+    std::uint64_t silent = 0;      // connections accepted and never answered (Segment::silent)
+  };
+
+  static std::string vip_key(const Flow& flow)
+  {
+    return fmt::format("{}/{}-{}", to_string(flow.protocol), flow.range.min, flow.range.max);
+  }
+
+  void gather_vip_seen()
+  {
+    m_vip_seen.clear();
+    for (std::size_t i = 0; i < m_flows.size(); ++i) {
+      const auto* segments = segments_of(i);
+      if (m_flows[i].to || !segments) continue;
+      auto& seen = m_vip_seen[vip_key(m_flows[i])];
+      for (const auto& segment : *segments) {
+        seen.reached.insert(segment.responders.begin(), segment.responders.end());
+        seen.silent += segment.silent;
+      }
+    }
+  }
+
+  // The VIP's backends known silent: connections it accepted were never
+  // answered, and no source reached these backends, whose agents answered
+  // hello. (A backend the load balancer does not send to, or one whose agent
+  // is frozen, is missed without a silent connection, or is not asked.)
+  std::vector<std::string> silent_backends(const Flow& flow) const
+  {
+    std::vector<std::string> silent;
+    auto it = m_vip_seen.find(vip_key(flow));
+    if (it == m_vip_seen.end() || it->second.silent == 0) return silent;
+    for (const auto& name : vip_backends(flow)) {
+      if (!it->second.reached.count(name) && agent_reachable(name)) silent.push_back(name);
+    }
+    return silent;
+  }
+
+  // A backend this source missed that a second pass may still reach: one
+  // whose agent answered hello and that is not known silent.
+  bool worth_asking_again(const Flow& flow, const std::vector<Segment>& segments) const
+  {
+    auto silent = silent_backends(flow);
+    auto missing = missing_backends(flow, segments);
+    return std::any_of(missing.begin(), missing.end(), [&](const std::string& name) {
+      return agent_reachable(name) && std::find(silent.begin(), silent.end(), name) == silent.end();
+    });
   }
 
   std::vector<std::string> missing_backends(const Flow& flow, const std::vector<Segment>& segments) const
@@ -682,8 +737,14 @@ private:
       list += (list.empty() ? "" : ", ") + name;
     }
     if (result.failures.empty() && !missing.empty() && !untested) {
-      result.failures.push_back({result.flow.range, "open", "wrong-responder",
-                                 fmt::format("the VIP never reached {}", missing)});
+      std::string silent;
+      for (const auto& name : silent_backends(result.flow)) silent += (silent.empty() ? "" : ", ") + name;
+      result.failures.push_back(
+        {result.flow.range, "open", "wrong-responder",
+         silent.empty() ? fmt::format("the VIP never reached {}", missing)
+                        : fmt::format("the VIP never reached {}; {} never answered the connections the VIP sent "
+                                      "(silent after one timeout, not asked again)",
+                                      missing, silent)});
     } else if (result.failures.empty() && !frozen.empty() && !untested) {
       result.failures.push_back({result.flow.range, "open", "agent-unreachable",
                                  fmt::format("the VIP never reached {}, whose agent could not be asked (stopped or "
@@ -825,6 +886,7 @@ private:
   std::vector<std::pair<std::size_t, std::size_t>> m_probe_index; // flow -> (source node, target index)
   std::vector<std::vector<PortRange>> m_sampled;                   // flow -> its sampled ports (empty: all)
   std::map<std::size_t, ProbeReply> m_replies;                    // source node -> reply
+  std::map<std::string, VipSeen> m_vip_seen;                      // vip_key -> the probe round's view
   // (flow, segment) -> (node asked, index of the query in its request)
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_observation_index;
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_departure_index;

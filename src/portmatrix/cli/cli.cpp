@@ -5,6 +5,7 @@
 #include "cli/demo.hpp"
 #include "cli/docs.hpp"
 #include "cli/estimate.hpp"
+#include "cli/firewall_apply.hpp"
 #include "cli/output.hpp"
 #include "cli/remote.hpp"
 #include "cli/suggest.hpp"
@@ -497,12 +498,16 @@ run_cli(int argc, char** argv)
   diff->add_option("--format", diff_format, "table, markdown or json")->capture_default_str();
 
   auto* firewall = app.add_subcommand("firewall", "Host firewall that admits exactly what a node must receive");
-  firewall->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
+  // Not required() here: `firewall apply ...` gives it to its own subcommand.
+  firewall->add_option("--inventory", inventory, "Inventory YAML (required)")->check(CLI::ExistingFile);
   firewall->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
   firewall->add_option("--node", node, "The node to generate for (printed on stdout, or written into --out DIR)");
   firewall->add_flag("--all", all, "Every node, one file each in --out DIR");
   firewall->add_option("--out", out_dir, "Directory to write into (one file per node with --all)");
   firewall->add_option("--format", firewall_format, "nftables, iptables, firewalld or ufw")->capture_default_str();
+  FirewallActionArgs firewall_action;
+  firewall->require_subcommand(0, 1);
+  add_firewall_actions(*firewall, firewall_action);
 
   auto* lb = app.add_subcommand("lb", "Load-balancer configuration: haproxy.cfg, or keepalived.conf per load-balancer node");
   lb->add_option("--inventory", inventory, "Inventory YAML")->required()->check(CLI::ExistingFile);
@@ -667,6 +672,15 @@ run_cli(int argc, char** argv)
   }
   if (*ports) return command_ports(profile, inventory, ports_format, ports_flows);
   if (*diff) return command_diff(diff_a, diff_b, diff_format);
+  if (*firewall && !firewall_action.action.empty()) {
+    auto plan = load_plan(firewall_action.inventory, firewall_action.profile);
+    if (!plan) return k_exit_input;
+    return command_firewall_action(*plan, firewall_action);
+  }
+  if (*firewall && inventory.empty()) {
+    std::cerr << "portmatrix: firewall needs --inventory FILE\n";
+    return k_exit_input;
+  }
   if (*firewall || *lb || *agent || *check || *preflight) {
     auto plan = load_plan(inventory, profile);
     if (!plan) return k_exit_input;

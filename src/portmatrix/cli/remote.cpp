@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -71,6 +72,23 @@ read_token_from_stdin()
   return token;
 }
 
+// The progress line, rewritten in place; nodes' threads report at once.
+void
+tty_progress(const std::string& message)
+{
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  std::cerr << "\r\033[K" << message << std::flush;
+}
+
+std::vector<std::string>
+node_arguments(const NodeSession& session, const SshArgs& args)
+{
+  std::vector<std::string> out{"--inventory", session.run_directory() + "/inventory.yaml", "--node", session.node()};
+  if (!args.profile.empty()) out.insert(out.end(), {"--profile", args.profile});
+  return out;
+}
+
 namespace {
 
 // SIGINT, SIGTERM and SIGHUP are waited for by a thread of their own while
@@ -129,15 +147,6 @@ forwardable_profile(const std::string& spec, std::string& file)
   return true;
 }
 
-// The progress line, rewritten in place; nodes' threads report at once.
-void
-tty_progress(const std::string& message)
-{
-  static std::mutex mutex;
-  std::lock_guard lock(mutex);
-  std::cerr << "\r\033[K" << message << std::flush;
-}
-
 // The file's bytes (the inventory, the binary: sent on ssh's standard input).
 std::optional<std::string>
 read_whole(const std::string& path)
@@ -194,16 +203,6 @@ plan_run(const Plan& plan, const SshArgs& args)
   return run;
 }
 
-// The arguments every node's portmatrix gets: its copy of the inventory and
-// the profile, if one was given.
-std::vector<std::string>
-node_arguments(const NodeSession& session, const SshArgs& args)
-{
-  std::vector<std::string> out{"--inventory", session.run_directory() + "/inventory.yaml", "--node", session.node()};
-  if (!args.profile.empty()) out.insert(out.end(), {"--profile", args.profile});
-  return out;
-}
-
 // --dry-run: every node's commands in order, `middle` printed after the
 // command that `marks` it (where the check or the node's run happens).
 void
@@ -226,14 +225,24 @@ struct SshRun
   ControlDirectory control;
   std::unique_ptr<Runner> runner;
   bool tty;
+  Inventory inventory; // the plan's, with only args.nodes when given
   Fleet fleet;
   SignalTeardown on_signal;
+
+  static Inventory selected(const Inventory& all, const std::vector<std::string>& nodes)
+  {
+    if (nodes.empty()) return all;
+    Inventory out = all;
+    std::erase_if(out.nodes, [&](const Node& node) { return std::find(nodes.begin(), nodes.end(), node.name) == nodes.end(); });
+    return out;
+  }
 
   SshRun(RemoteRun settings, const Plan& plan, const SshArgs& args)
     : run(std::move(settings)),
       runner(args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner()),
       tty(!args.dry_run && ::isatty(STDERR_FILENO) == 1),
-      fleet(*runner, plan.inventory, run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress()),
+      inventory(selected(plan.inventory, args.nodes)),
+      fleet(*runner, inventory, run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress()),
       on_signal([this] {
         fleet.teardown();
         std::error_code ignored;
@@ -408,6 +417,16 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
   return status;
 }
 
+int
+with_ssh_fleet(const Plan& plan, const SshArgs& args, const std::function<int(Fleet&, bool tty)>& work)
+{
+  auto ssh = SshRun::start(plan, args);
+  if (!ssh) return k_exit_input;
+  int status = work(ssh->fleet, ssh->tty);
+  ssh->fleet.teardown();
+  return status;
+}
+
 namespace {
 
 // The report a node printed, or its failure, merged by format.
@@ -488,7 +507,9 @@ command_nodes_ssh(const Plan& plan, const SshArgs& args, const std::string& subc
   auto total = reports.size();
   for (std::size_t i = 0; i < total; ++i) reports[i].node = fleet.sessions()[i]->node();
   fleet.each([&](NodeSession& session) {
-    std::vector<std::string> command{subcommand};
+    std::vector<std::string> command;
+    std::istringstream words(subcommand); // "firewall status": two words
+    for (std::string word; words >> word;) command.push_back(word);
     auto node_args = node_arguments(session, args);
     if (subcommand == "egress") node_args.erase(node_args.begin() + 2, node_args.begin() + 4); // no --node
     command.insert(command.end(), node_args.begin(), node_args.end());

@@ -28,6 +28,8 @@ struct SshArgs
   std::string profile; // --profile as given (forwarded to the nodes)
   std::string format;  // check --coordinator: the report's, and where it goes
   std::string output;
+  // The nodes to work on (firewall's --node/--role); empty: every node.
+  std::vector<std::string> nodes;
 };
 
 enum class SshCommand { check, node };
@@ -54,5 +56,20 @@ int command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions option
 // 0 when every node passed, 1 when one failed or could not be run.
 int command_nodes_ssh(const Plan& plan, const SshArgs& args, const std::string& subcommand,
                       const std::vector<std::string>& forward, const std::string& format, const std::string& output);
+
+// The fleet of an --ssh command (the nodes of args.nodes, else every node),
+// not yet connected, with the signal teardown in place while `work` runs;
+// torn down after it. `work` gets the fleet and whether progress goes to a
+// TTY. Returns work's status, or 2 when the run could not start.
+class Fleet;
+class NodeSession;
+int with_ssh_fleet(const Plan& plan, const SshArgs& args, const std::function<int(Fleet&, bool tty)>& work);
+
+// The arguments every node's portmatrix gets: its copy of the inventory, its
+// name (--node) and the profile, if one was given.
+std::vector<std::string> node_arguments(const NodeSession& session, const SshArgs& args);
+
+// The progress line on a TTY, rewritten in place.
+void tty_progress(const std::string& message);
 
 } // namespace portmatrix

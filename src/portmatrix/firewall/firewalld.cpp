@@ -86,15 +86,24 @@ private:
     }
   }
 
+  // A rich rule's protocol value: a name of /etc/protocols or a number.
+  // IP-in-IP goes by number: /etc/protocols calls protocol 4 "ipencap", and
+  // "ipip" there is protocol 94.
+  static std::string firewalld_protocol(Protocol protocol)
+  {
+    if (protocol == Protocol::ipip) return std::to_string(ip_protocol_number(protocol));
+    return std::string(to_string(protocol));
+  }
+
   // One rich rule per port range (rich rules take one port each); `ipset`
   // empty: from any source, in both families.
   static std::string render_rule(const IngressRule& rule, const std::string& ipset, bool ipv6)
   {
     std::string family = ipset.empty() ? "" : fmt::format("family=\"{}\" ", ipv6 ? "ipv6" : "ipv4");
     std::string source = ipset.empty() ? "" : fmt::format("source ipset=\"{}\" ", ipset);
-    if (rule.protocol == Protocol::vrrp) {
-      return fmt::format("$fw --zone=portmatrix --add-rich-rule='rule {}{}protocol value=\"vrrp\" accept'\n",
-                         family, source);
+    if (!has_ports(rule.protocol)) {
+      return fmt::format("$fw --zone=portmatrix --add-rich-rule='rule {}{}protocol value=\"{}\" accept'\n",
+                         family, source, firewalld_protocol(rule.protocol));
     }
     std::string out;
     for (const auto& range : rule.ports) {

@@ -84,8 +84,9 @@ private:
 
   static std::string render_rule(const IngressRule& rule, const std::string& source, const std::string& comment)
   {
-    if (rule.protocol == Protocol::vrrp) {
-      return fmt::format("-A {} {}-p 112 -m comment --comment \"{}\" -j ACCEPT\n", k_chain, source, comment);
+    if (!has_ports(rule.protocol)) {
+      return fmt::format("-A {} {}-p {} -m comment --comment \"{}\" -j ACCEPT\n",
+                         k_chain, source, ip_protocol_number(rule.protocol), comment);
     }
     std::string out;
     for (const auto& chunk : port_lists(rule.ports)) {

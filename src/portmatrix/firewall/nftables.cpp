@@ -89,8 +89,8 @@ private:
   static std::string render_rule(const IngressRule& rule)
   {
     std::string match;
-    if (rule.protocol == Protocol::vrrp) {
-      match = "meta l4proto 112";
+    if (!has_ports(rule.protocol)) {
+      match = fmt::format("meta l4proto {}", ip_protocol_number(rule.protocol));
     } else {
       match = fmt::format("{} dport {}", to_string(rule.protocol), port_expression(rule.ports));
     }

@@ -3,7 +3,10 @@
 // fewest prefixes that hold exactly them; a lone peer is its address): unlike
 // the other backends, the rule count grows with the cluster (the header says
 // so). ufw skips a rule that already exists, so running the script twice gives
-// the same state; it never resets other rules.
+// the same state; it never resets other rules. `ufw allow proto` knows tcp,
+// udp, esp and vrrp but not IP-in-IP (IP protocol 4): those rules go into
+// ufw's before.rules and before6.rules, between portmatrix's marker lines,
+// which the script replaces each time (and removes when there are none).
 #include <map>
 #include <string>
 #include <vector>
@@ -30,6 +33,7 @@ public:
     out += "# Apply with: sh FILE (as root). ufw has no address sets: one rule per peer address or prefix.\n";
     out += "# ufw's own before.rules already admit established traffic, loopback and ICMP.\n";
     out += "set -e\n\n";
+    out += k_before_rules_function;
     IngressRule admin{Role::any, Protocol::tcp, admin_ports(m_plan), {"SSH", "portmatrix agent"}};
     const auto admin_lines = rule_lines(admin, "SSH and portmatrix agent");
     if (m_plan.inventory.admin_cidrs.empty()) {
@@ -37,7 +41,13 @@ public:
     } else {
       for (const auto& source : m_admin) append(out, admin_lines, source);
     }
+    std::string before_v4;
+    std::string before_v6;
     for (const auto& rule : m_plan.ingress(*nodes.front())) {
+      if (rule.protocol == Protocol::ipip) {
+        append_before_rules(before_v4, before_v6, rule);
+        continue;
+      }
       const auto lines = rule_lines(rule, rule_comment(rule));
       if (rule.source == Role::any) {
         append(out, lines, "any");
@@ -45,7 +55,13 @@ public:
       }
       for (const auto& source : m_sources.at(rule.source)) append(out, lines, source);
     }
-    out += "ufw default deny incoming\nufw --force enable\n";
+    out += fmt::format("pm_before_rules \"${{UFW_BEFORE_RULES:-/etc/ufw/before.rules}}\" <<'PORTMATRIX_RULES'\n{}"
+                       "PORTMATRIX_RULES\n",
+                       before_v4);
+    out += fmt::format("pm_before_rules \"${{UFW_BEFORE6_RULES:-/etc/ufw/before6.rules}}\" <<'PORTMATRIX_RULES'\n{}"
+                       "PORTMATRIX_RULES\n",
+                       before_v6);
+    out += "ufw default deny incoming\nufw --force enable\nufw reload\n";
     return out;
   }
 
@@ -73,13 +89,51 @@ private:
   static Lines rule_lines(const IngressRule& rule, const std::string& comment)
   {
     Lines lines{fmt::format("ufw allow proto {} from ", to_string(rule.protocol)), {}};
-    if (rule.protocol == Protocol::vrrp) {
+    if (!has_ports(rule.protocol)) { // esp, vrrp (ipip goes to before.rules)
       lines.tails.push_back(fmt::format(" comment '{}'\n", comment));
       return lines;
     }
     for (const auto& list : port_lists(rule.ports)) lines.tails.push_back(fmt::format(" to any port {} comment '{}'\n", list, comment));
     return lines;
   }
+
+  // A rule ufw's `proto` cannot say, as iptables-restore lines for the chain
+  // ufw-before-input (before.rules) or ufw6-before-input (before6.rules).
+  void append_before_rules(std::string& v4, std::string& v6, const IngressRule& rule) const
+  {
+    auto comment = rule_comment(rule, 250);
+    auto line = [&](std::string_view chain, std::string_view source) {
+      return fmt::format("-A {} {}-p {} -m comment --comment \"{}\" -j ACCEPT\n",
+                         chain,
+                         source.empty() ? std::string() : fmt::format("-s {} ", source),
+                         ip_protocol_number(rule.protocol),
+                         comment);
+    };
+    if (rule.source == Role::any) {
+      v4 += line("ufw-before-input", "");
+      v6 += line("ufw6-before-input", "");
+      return;
+    }
+    const auto& set = m_plan.role_sources.at(rule.source);
+    for (const auto& source : address_texts(set.v4, AddressForm::prefixes)) v4 += line("ufw-before-input", source);
+    for (const auto& source : address_texts(set.v6, AddressForm::prefixes)) v6 += line("ufw6-before-input", source);
+  }
+
+  // pm_before_rules FILE: FILE without portmatrix's block, and the lines on
+  // stdin (if any) as the new block before FILE's last COMMIT.
+  static constexpr const char* k_before_rules_function =
+    "pm_before_rules() {\n"
+    "  PM_BLOCK=$(cat)\n"
+    "  export PM_BLOCK\n"
+    "  tmp=$(mktemp)\n"
+    "  awk '/^# BEGIN portmatrix/ { skip = 1 } !skip { line[++n] = $0 } /^# END portmatrix/ { skip = 0 }\n"
+    "    END { for (last = n; last > 0 && line[last] != \"COMMIT\"; last--) ;\n"
+    "          for (i = 1; i <= n; i++) {\n"
+    "            if (i == last && ENVIRON[\"PM_BLOCK\"] != \"\") print \"# BEGIN portmatrix\\n\" ENVIRON[\"PM_BLOCK\"] \"\\n# END portmatrix\"\n"
+    "            print line[i] } }' \"$1\" >\"$tmp\"\n"
+    "  cat \"$tmp\" >\"$1\"\n"
+    "  rm -f \"$tmp\"\n"
+    "}\n\n";
 
   static void append(std::string& out, const Lines& lines, std::string_view source)
   {

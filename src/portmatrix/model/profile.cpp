@@ -287,7 +287,9 @@ private:
       if (auto text = reader.string(node, "description")) out.description = *text;
     }
     if (auto node = root["validated_with"]) {
-      if (reader.check_map(node, "validated_with", {"kubernetes", "flannel", "mongodb", "elasticsearch", "haproxy"})) {
+      if (reader.check_map(node, "validated_with",
+                           {"kubernetes", "flannel", "mongodb", "elasticsearch", "haproxy", "calico", "cilium", "weave",
+                            "rke2", "k3s"})) {
         for (const auto& entry : node) {
           if (auto text = reader.string(entry.second, "a version")) out.validated_with[entry.first.Scalar()] = *text;
         }
@@ -359,7 +361,7 @@ private:
         auto read_one = [&](const YAML::Node& item) {
           auto text = reader.string(item, "protocol");
           auto protocol = text ? parse_protocol(*text) : std::nullopt;
-          if (text && !protocol) reader.error(item, fmt::format("unknown protocol '{}' (tcp, udp, vrrp)", printable(*text)));
+          if (text && !protocol) reader.error(item, fmt::format("unknown protocol '{}' ({})", printable(*text), protocol_names()));
           if (protocol) port.protocols.push_back(*protocol);
           ok = ok && protocol.has_value();
         };
@@ -372,10 +374,15 @@ private:
         reader.error(spec, fmt::format("port '{}' has no protocol", printable(port.name)));
         ok = false;
       }
-      bool portless = port.protocols.size() == 1 && port.protocols[0] == Protocol::vrrp;
+      bool portless = port.protocols.size() == 1 && !has_ports(port.protocols[0]);
+      if (port.protocols.size() > 1 && !std::ranges::all_of(port.protocols, has_ports)) {
+        reader.error(spec["protocol"], fmt::format("port '{}' mixes protocols with and without port numbers; give each its own port",
+                                                   printable(port.name)));
+        ok = false;
+      }
       if (auto range = spec["port"]) {
         if (portless) {
-          reader.error(range, "a vrrp port has no port number");
+          reader.error(range, fmt::format("a {} port has no port number", to_string(port.protocols[0])));
           ok = false;
         } else if (auto parsed = reader.port_range(range, fmt::format("port '{}'", printable(port.name)))) {
           port.range = *parsed;

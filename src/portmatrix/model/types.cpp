@@ -14,6 +14,8 @@ to_string(Protocol protocol)
   case Protocol::tcp: return "tcp";
   case Protocol::udp: return "udp";
   case Protocol::vrrp: return "vrrp";
+  case Protocol::ipip: return "ipip";
+  case Protocol::esp: return "esp";
   }
   return "?";
 }
@@ -24,7 +26,34 @@ parse_protocol(std::string_view text)
   if (text == "tcp") return Protocol::tcp;
   if (text == "udp") return Protocol::udp;
   if (text == "vrrp") return Protocol::vrrp;
+  if (text == "ipip") return Protocol::ipip;
+  if (text == "esp") return Protocol::esp;
   return std::nullopt;
+}
+
+std::string_view
+protocol_names()
+{
+  return "tcp, udp, vrrp, ipip, esp";
+}
+
+bool
+has_ports(Protocol protocol)
+{
+  return protocol == Protocol::tcp || protocol == Protocol::udp;
+}
+
+std::uint8_t
+ip_protocol_number(Protocol protocol)
+{
+  switch (protocol) {
+  case Protocol::tcp: return 6;
+  case Protocol::udp: return 17;
+  case Protocol::vrrp: return 112;
+  case Protocol::ipip: return 4;
+  case Protocol::esp: return 50;
+  }
+  return 0;
 }
 
 std::string_view

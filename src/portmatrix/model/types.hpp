@@ -12,12 +12,19 @@
 
 namespace portmatrix {
 
-// IP protocols a requirement can name. vrrp (IP protocol 112) has no ports;
-// keepalived needs it between load-balancer nodes.
-enum class Protocol { tcp, udp, vrrp };
+// IP protocols a requirement can name. vrrp (IP protocol 112: keepalived
+// between load-balancer nodes), ipip (4: Calico's IP-in-IP) and esp (50:
+// IPsec, Cilium's encryption) have no ports.
+enum class Protocol { tcp, udp, vrrp, ipip, esp };
 
 std::string_view to_string(Protocol protocol);
 std::optional<Protocol> parse_protocol(std::string_view text);
+// "tcp, udp, vrrp, ipip, esp": what parse_protocol accepts, for messages.
+std::string_view protocol_names();
+// False for the protocols without ports (vrrp, ipip, esp).
+bool has_ports(Protocol protocol);
+// The protocol's number in the IP header (6, 17, 112, 4, 50).
+std::uint8_t ip_protocol_number(Protocol protocol);
 
 // Node roles. `any` is only a requirement source ("from anywhere"); `vip` is
 // only a requirement destination (the load balancer's virtual address).
@@ -32,7 +39,8 @@ const std::vector<Role>& node_roles();
 enum class Expect { allow, deny };
 std::string_view to_string(Expect expect);
 
-// An inclusive range of ports; min == max for a single port. For vrrp both are 0.
+// An inclusive range of ports; min == max for a single port. Both are 0 for a
+// protocol without ports.
 struct PortRange
 {
   std::uint16_t min = 0;

@@ -471,4 +471,12 @@ try {
   return {Decision::unknown, fmt::format("a rule nftables would not write: {}", error.what())};
 }
 
+std::vector<const NftRuleset::Chain*>
+NftRuleset::input_chains() const
+{
+  std::vector<const Chain*> out;
+  for (const auto& key : m_base_chains) out.push_back(&m_chains.at(key));
+  return out;
+}
+
 } // namespace portmatrix

@@ -43,6 +43,8 @@ public:
     std::string policy = "accept";
     std::vector<Rule> rules;
   };
+  // The filter chains on the input hook, in priority order.
+  std::vector<const Chain*> input_chains() const;
 
 private:
   std::map<std::string, Chain> m_chains;           // by "family table name"

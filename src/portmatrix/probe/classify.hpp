@@ -19,6 +19,7 @@ struct Finding
   ProbeState state = ProbeState::filtered;
   int error = 0;
   std::optional<Identity> responder;
+  bool silent = false; // open, and no answer ever came (PortOutcome::silent)
 };
 
 Finding found(ProbeState state, int error = 0);

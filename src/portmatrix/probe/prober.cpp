@@ -300,8 +300,13 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
-  // Connected probes wait for their identity line on their own deadline.
-  if (probe.phase == Phase::reading) return;
+  // Connected probes wait for their identity line on their own deadline,
+  // but for a VIP's connection to a backend that does not answer (see
+  // ProbeOptions::timeout).
+  if (probe.phase == Phase::reading) {
+    if (backend_silent(probe)) finish(slot, silent_finding());
+    return;
+  }
   // A busy loop may reach the deadline before the readiness event that is
   // already queued: look at the socket itself before calling it filtered.
   std::optional<Finding> finding;
@@ -395,6 +400,7 @@ Prober::Impl::settle(const Job& job, Finding finding)
   bool first = m_attempts_settled[job.target][job.port_index]++ == 0;
   bool opened = finding.state == ProbeState::open;
   if (opened) m_target_opened[job.target] = 1;
+  if (finding.silent) ++outcome.silent;
   if (finding.responder && finding.responder->authentic &&
       std::find(outcome.responders.begin(), outcome.responders.end(), finding.responder->node) ==
         outcome.responders.end()) {

@@ -46,6 +46,9 @@ struct PortOutcome
   // answered (a real service, or it closed without a word).
   std::optional<Identity> responder;
   std::vector<std::string> responders; // repeat > 1: every authentic node that answered, in order
+  // repeat > 1 (a VIP): connections accepted that no answer ever came back
+  // on: a backend behind the VIP that does not answer (see ProbeOptions::timeout).
+  std::uint32_t silent = 0;
 };
 
 struct TargetOutcome
@@ -70,7 +73,13 @@ struct TableFill
 
 struct ProbeOptions
 {
-  std::chrono::milliseconds timeout{1000}; // per probe: until connected (TCP) or answered (UDP)
+  // Per probe: until connected (TCP) or answered (UDP). Also how long one of
+  // a VIP's connections (repeat > 1) waits for its line once another
+  // connection to the port has been answered by an agent: the load balancer
+  // reaches its backends at once, so a connection still without a word then
+  // went to a backend that does not answer (PortOutcome::silent), known after
+  // one timeout.
+  std::chrono::milliseconds timeout{1000};
   // TCP: once connected, how long to wait for the identity line. Separate from
   // `timeout` so a busy agent is not mistaken for a foreign responder, and a
   // dropped range still settles in one `timeout` round.

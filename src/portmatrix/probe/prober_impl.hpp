@@ -117,6 +117,8 @@ private:
   void on_quiet(std::uint32_t slot, std::uint32_t generation);
   void on_hedge(std::uint32_t slot, std::uint32_t generation);
   Finding open_with(const Probe& probe, std::string_view reply) const;
+  bool backend_silent(const Probe& probe) const;
+  static Finding silent_finding();
   void finish(std::uint32_t slot, Finding finding);
   void adapt_window(const Probe& probe, const Finding& finding);
   void reopen_window();

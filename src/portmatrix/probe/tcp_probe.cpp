@@ -132,8 +132,27 @@ Prober::Impl::on_identity_deadline(std::uint32_t slot, std::uint32_t generation)
   // the due deadlines after it, so the line may be waiting in the socket while
   // its event is still in the kernel's queue: read before giving up on it.
   if (auto finding = read_identity_line(probe, 0)) return finish(slot, std::move(*finding));
-  // Connected but no whole line in time: something is there, not our agent.
-  finish(slot, open_with(probe, {}));
+  // Connected but no whole line in time: something is there, not our agent;
+  // or, behind a VIP, a backend that does not answer.
+  finish(slot, backend_silent(probe) ? silent_finding() : open_with(probe, {}));
+}
+
+// One of a VIP's connections, connected and still without a word at its
+// timeout, while another connection to the same port has been answered by
+// an agent: the backend it went to does not answer. (A busy machine is slow
+// on every connection, and then none was answered yet.)
+bool
+Prober::Impl::backend_silent(const Probe& probe) const
+{
+  return repeat_of(probe.job.target) > 1 && !m_outcomes[probe.job.target].ports[probe.job.port_index].responders.empty();
+}
+
+Finding
+Prober::Impl::silent_finding()
+{
+  Finding finding = found(ProbeState::open);
+  finding.silent = true;
+  return finding;
 }
 
 } // namespace portmatrix

@@ -150,6 +150,20 @@ NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& o
 }
 
 bool
+NodeSession::new_connection(std::string& why)
+{
+  std::lock_guard step(m_step_mutex);
+  if (m_stopping) {
+    why = "stopping";
+    return false;
+  }
+  auto result = exec(m_commands.run_new_connection({"true"}));
+  if (result.status == 0) return true;
+  why = failure_reason("new connection", result.output, result.status);
+  return false;
+}
+
+bool
 NodeSession::start_agent(const std::vector<std::string>& args, const std::string& token,
                          std::chrono::milliseconds timeout)
 {

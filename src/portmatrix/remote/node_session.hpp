@@ -52,6 +52,10 @@ public:
   // `secret` (the token, for check --coordinator) goes on its standard input.
   bool run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
                       const std::string& secret = {});
+  // Logs in again over a new connection of its own (not the master's) and
+  // runs `true`: whether the node still admits a new ssh login. False (the
+  // reason in `why`, the session not marked failed) when it does not.
+  bool new_connection(std::string& why);
   // Starts `portmatrix agent` with `args` (the token on its standard input)
   // and waits up to `timeout` for its ready line.
   bool start_agent(const std::vector<std::string>& args, const std::string& token, std::chrono::milliseconds timeout);

@@ -96,6 +96,16 @@ SshCommands::common() const
   return argv;
 }
 
+std::vector<std::string>
+SshCommands::run_new_connection(const std::vector<std::string>& remote) const
+{
+  auto argv = common();
+  std::replace(argv.begin(), argv.end(), "ControlPath=" + m_control_path, std::string("ControlPath=none"));
+  if (!sets(m_target.options, "ConnectTimeout")) argv.insert(argv.begin() + 1, {"-o", "ConnectTimeout=10"});
+  argv.insert(argv.end(), {"-o", "ControlMaster=no", "-T", "--", m_target.host, shell_join(remote)});
+  return argv;
+}
+
 std::optional<std::string>
 SshCommands::jump_command(const std::string& jump) const
 {

@@ -53,6 +53,9 @@ public:
   std::vector<std::string> run(const std::vector<std::string>& remote) const;
   // As run(), through `sudo -n` when the target says so.
   std::vector<std::string> run_privileged(const std::vector<std::string>& remote) const;
+  // Runs `remote` over a connection of its own (ControlPath=none: not the
+  // master's), as a new login would: whether the node still admits one.
+  std::vector<std::string> run_new_connection(const std::vector<std::string>& remote) const;
   // Tells the master to close the connection (ssh -O exit).
   std::vector<std::string> close_master() const;
 

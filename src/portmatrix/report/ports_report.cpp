@@ -126,7 +126,7 @@ protocol_label(const Requirement& requirement)
 std::string
 port_label(const PortRange& range, Protocol protocol)
 {
-  return protocol == Protocol::vrrp ? "-" : to_string(range);
+  return has_ports(protocol) ? to_string(range) : "-";
 }
 
 // Requirements grouped by direction, deny ones last, in first-seen order.
@@ -652,9 +652,9 @@ render_diff(const ProfileDiff& diff, PortsFormat format)
   }
   for (const auto& change : diff.ports) {
     const auto& port = change.change == Change::removed ? change.before : change.after;
-    bool portless = port.protocols.size() == 1 && port.protocols[0] == Protocol::vrrp;
+    bool portless = port.protocols.size() == 1 && !has_ports(port.protocols[0]);
     out += fmt::format("\n{}{:<8} port {} {}\n", bullet, to_string(change.change), port.name,
-                       portless ? std::string("(no port: vrrp)") : to_string(port.range));
+                       portless ? fmt::format("(no port: {})", to_string(port.protocols[0])) : to_string(port.range));
   }
   for (const auto& change : diff.egress) {
     std::string what;

@@ -85,6 +85,32 @@ TEST(HelloReplyBody, CarriesTheLossesAndMarkSoFarAndParsesWithoutThem)
     "listeners": 3, "owners": [], "capture_lost": -5})"));
 }
 
+// A VIP's connections that were accepted and never answered (issue 20):
+// "silent" survives the JSON, is left out when 0 (and read as 0 when
+// absent: an older agent's reply), and splits segments that differ in it.
+TEST(ProbeReplyBody, CarriesTheSilentConnectionsOfAVip)
+{
+  TargetOutcome outcome{ProbeTarget{Protocol::tcp, "10.0.0.1", PortRange{30080, 30082}, 9}, {}};
+  for (std::uint16_t port = 30080; port <= 30082; ++port) {
+    PortOutcome one;
+    one.port = port;
+    one.state = ProbeState::open;
+    one.responders = {"worker2", "worker3"};
+    one.silent = port == 30082 ? 0 : 3;
+    outcome.ports.push_back(one);
+  }
+  ProbeReply reply;
+  reply.targets.push_back(compress(outcome));
+  ASSERT_EQ(reply.targets[0].size(), 2u);
+  EXPECT_EQ(reply.targets[0][0].range.max, 30081);
+  auto text = to_json(reply);
+  auto parsed = parse_probe_reply(text);
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->targets[0][0].silent, 3u);
+  EXPECT_EQ(parsed->targets[0][1].silent, 0u);
+  EXPECT_EQ(text.find("\"silent\":0"), std::string::npos);
+}
+
 TEST(ObservedQueries, AskWhatArrivedSinceAMark)
 {
   std::vector<ObservedQuery> queries{{Protocol::udp, "10.0.0.2", {8472, 8472}, false, 77, 31},

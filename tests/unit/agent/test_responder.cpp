@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <random>
 #include <string>
@@ -323,9 +324,11 @@ TEST(Responder, RemembersWhomItAnsweredOnWhichPortEvenAfterTheProberLeft)
   EXPECT_EQ(responder.answered_to(Protocol::tcp, k_loopback, tcp_port, responder.answered_mark()), 0u);
 }
 
-// TIME_WAIT sockets of this network namespace with `port` at either end (/proc/net/tcp).
+// TIME_WAIT sockets of this network namespace between `port` and one of
+// `peers` (/proc/net/tcp): only the test's own connections, whatever other
+// tests running at the same time leave behind.
 std::size_t
-time_wait_on(std::uint16_t port)
+time_wait_on(std::uint16_t port, const std::set<std::uint16_t>& peers)
 {
   std::ifstream table("/proc/net/tcp");
   std::string line;
@@ -336,7 +339,12 @@ time_wait_on(std::uint16_t port)
     std::string slot, local, remote, state;
     fields >> slot >> local >> remote >> state;
     auto port_of = [](const std::string& address) { return std::stoul(address.substr(address.find(':') + 1), nullptr, 16); };
-    if (state == "06" && (port_of(local) == port || port_of(remote) == port)) ++count;
+    auto here = port_of(local);
+    auto there = port_of(remote);
+    if (state == "06" && ((here == port && peers.contains(std::uint16_t(there))) ||
+                          (there == port && peers.contains(std::uint16_t(here))))) {
+      ++count;
+    }
   }
   return count;
 }
@@ -355,10 +363,15 @@ TEST(Responder, ClosesAProbeWithAnRstAndLeavesNoTimeWait)
   constexpr int k_probes = 20;
   int authentic = 0;
   int reset = 0;
+  std::set<std::uint16_t> clients;
   {
     LoopThread thread(loop);
     for (int i = 0; i < k_probes; ++i) {
       Fd client = connect_tcp(tcp_port);
+      sockaddr_in self{};
+      socklen_t length = sizeof self;
+      ASSERT_EQ(::getsockname(client.get(), reinterpret_cast<sockaddr*>(&self), &length), 0);
+      clients.insert(ntohs(self.sin_port));
       auto nonce = fmt::format("{:016x}", 0xc0ffee00 + i);
       send_text(client, make_probe_payload(nonce));
       int how = -1;
@@ -370,7 +383,7 @@ TEST(Responder, ClosesAProbeWithAnRstAndLeavesNoTimeWait)
   }
   EXPECT_EQ(authentic, k_probes);
   EXPECT_EQ(reset, k_probes) << "closed with a FIN (or not at all) instead of an RST";
-  EXPECT_EQ(time_wait_on(tcp_port), 0u);
+  EXPECT_EQ(time_wait_on(tcp_port, clients), 0u);
 }
 
 TEST(Responder, IgnoresGarbageAndSilenceAndKeepsAnsweringOthers)

@@ -279,3 +279,58 @@ nodes:
 }
 
 } // namespace portmatrix
+
+namespace portmatrix {
+namespace {
+
+// Calico's IP-in-IP and Cilium's IPsec: IP protocols 4 and 50, no ports.
+const char* const k_portless_inventory = R"(cluster: tunnels
+options: {calico_encapsulation: ipip}
+admin_cidrs: [10.0.0.0/24]
+nodes:
+  - {name: cp1, address: 10.0.0.1, roles: [master]}
+  - {name: w1, address: 10.0.0.11, roles: [worker]}
+  - {name: w6, address: 'fd00::12', roles: [worker]}
+)";
+
+} // namespace
+
+// Protocol 4 goes by number everywhere: /etc/protocols names it "ipencap",
+// and its "ipip" is protocol 94.
+TEST(Firewall, IpInIpIsAdmittedByNumberInEveryBackend)
+{
+  auto plan = testing::plan_for(k_portless_inventory, "kubernetes-1.31,calico-3.29");
+  const auto& node = *plan.inventory.find("w1");
+  auto nft = make_nftables_generator(plan)->render(node);
+  EXPECT_NE(nft.find("ip saddr @master_v4 meta l4proto 4 accept"), std::string::npos) << nft;
+  EXPECT_NE(nft.find("ip6 saddr @worker_v6 meta l4proto 4 accept"), std::string::npos);
+  auto iptables = make_iptables_generator(plan)->render(node);
+  EXPECT_NE(iptables.find("-m set --match-set pm-worker-v4 src -p 4 -m comment"), std::string::npos) << iptables;
+  auto firewalld = make_firewalld_generator(plan)->render(node);
+  EXPECT_NE(firewalld.find("source ipset=\"pm-master-v4\" protocol value=\"4\" accept"), std::string::npos) << firewalld;
+  EXPECT_EQ(firewalld.find("value=\"ipip\""), std::string::npos);
+  // ufw's proto knows no IP-in-IP: before.rules and before6.rules get it.
+  auto ufw = make_ufw_generator(plan)->render(node);
+  EXPECT_EQ(ufw.find("ufw allow proto ipip"), std::string::npos);
+  EXPECT_NE(ufw.find("-A ufw-before-input -s 10.0.0.1 -p 4 -m comment"), std::string::npos) << ufw;
+  EXPECT_NE(ufw.find("-A ufw6-before-input -s fd00::12 -p 4 -m comment"), std::string::npos) << ufw;
+  EXPECT_NE(ufw.find("pm_before_rules \"${UFW_BEFORE6_RULES:-/etc/ufw/before6.rules}\""), std::string::npos);
+}
+
+TEST(Firewall, EspIsAdmittedByNumberOrName)
+{
+  auto plan = testing::plan_for(R"(cluster: ipsec
+options: {cilium_encryption: ipsec}
+nodes:
+  - {name: cp1, address: 10.0.0.1, roles: [master]}
+  - {name: w1, address: 10.0.0.11, roles: [worker]}
+)",
+                                "kubernetes-1.31,cilium-1.16");
+  const auto& node = *plan.inventory.find("cp1");
+  EXPECT_NE(make_nftables_generator(plan)->render(node).find("meta l4proto 50 accept"), std::string::npos);
+  EXPECT_NE(make_iptables_generator(plan)->render(node).find("src -p 50 -m comment"), std::string::npos);
+  EXPECT_NE(make_firewalld_generator(plan)->render(node).find("protocol value=\"esp\" accept"), std::string::npos);
+  EXPECT_NE(make_ufw_generator(plan)->render(node).find("ufw allow proto esp from 10.0.0.11 comment"), std::string::npos);
+}
+
+} // namespace portmatrix

@@ -294,6 +294,10 @@ private:
     if (count < 0 && errno == EAGAIN) return;
     if (count > 0) connection.received.append(buffer, std::size_t(count));
     if (count > 0 && connection.received.find('\n') == std::string::npos) return;
+    if (count > 0 && connection.reply == Reply::identity && m_nodes[m_next_node % m_nodes.size()].empty()) {
+      ++m_next_node; // a backend named "": takes the connection, never answers
+      return;
+    }
     if (count > 0 && connection.reply == Reply::held) {
       m_loop.remove(raw);
       m_held.push_back(raw);
@@ -1028,6 +1032,41 @@ TEST(Prober, RepeatCollectsEveryResponderBehindOnePort)
   auto responders = outcome.responders;
   std::sort(responders.begin(), responders.end());
   EXPECT_EQ(responders, (std::vector<std::string>{"n1", "n2", "n3"}));
+}
+
+TEST(Prober, AVipBackendThatNeverAnswersIsKnownAfterOneTimeout)
+{
+  TestResponder vip(test_token(), {"n1", "n2", ""}); // every third connection: accepted, never answered
+  auto port = vip.serve(Protocol::tcp, "127.0.0.1", Reply::identity);
+  vip.start();
+  auto probe_options = options(300ms);
+  probe_options.identity_timeout = 5000ms;
+  auto start = Clock::now();
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port, port, 6), probe_options);
+  auto took = Clock::now() - start;
+  EXPECT_EQ(outcome.state, ProbeState::open);
+  auto responders = outcome.responders;
+  std::sort(responders.begin(), responders.end());
+  EXPECT_EQ(responders, (std::vector<std::string>{"n1", "n2"}));
+  EXPECT_EQ(outcome.silent, 2u);
+  // One timeout, not the identity line's wait, and no retry: the port is proven.
+  EXPECT_LT(took, 2500ms);
+}
+
+TEST(Prober, RepeatWithoutAnyAnswerWaitsForTheIdentityLineAndIsNotSilent)
+{
+  TestResponder vip(test_token(), {""}); // accepts, never answers: no backend to compare with
+  auto port = vip.serve(Protocol::tcp, "127.0.0.1", Reply::identity);
+  vip.start();
+  auto probe_options = options(200ms);
+  probe_options.identity_timeout = 400ms;
+  probe_options.retries = 0;
+  auto start = Clock::now();
+  auto outcome = probe_one(target(Protocol::tcp, "127.0.0.1", port, port, 3), probe_options);
+  EXPECT_GE(Clock::now() - start, 400ms);
+  EXPECT_EQ(outcome.state, ProbeState::open);
+  EXPECT_FALSE(outcome.responder);
+  EXPECT_EQ(outcome.silent, 0u);
 }
 
 TEST(Prober, RepeatToAClosedPortIsRefused)

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Benchmark item 9 (issue 20, target 2: a fault costs the check at most one
+# probe timeout): the guide's topology as in item 5 (generated nftables,
+# haproxy on lb1, an agent per node, `check` from client1), one fault
+# planted per case, each repetition planting it afresh:
+#   9a  worker1's firewall drops its NodePort ranges (TCP and UDP), planted
+#       right after haproxy saw every backend up: the VIP still sends worker1
+#       its share of connections, which are accepted and never answered
+#       (target: the check within 3.5 s)
+#   9b  worker2's agent dead (SIGKILL right before the check; target 3 s)
+#   9c  every node's firewall missing: everything admitted, the flows that
+#       must be denied open (target 2.5 s)
+# Records each check's wall time and rounds (probe, vip, observe).
+#   usage: BENCH_OUT=FILE faults.sh PORTMATRIX FLOOR
+source "$(dirname "$0")/lib.bash"
+bench_init faults "$@"
+
+ck_topology
+bench_size_conntrack 9a "${#CK_NODES[@]}"
+ck_start_cluster
+bench_warm_up
+
+rounds() { # ITEM: the last check's rounds beside its wall time
+  local round
+  for round in vip observe; do
+    bench_record "$1" "check $round round" "$(bench_py json "$CK_JSON" "rounds_ms.$round")" ms
+  done
+}
+
+# 9a: a table of its own, so deleting it restores worker1's own rules.
+for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+  ck_wait_backends
+  ck_drop_nodeports worker1
+  bench_check 9a 1
+  rounds 9a
+  ck_in worker1 nft delete table inet pmfault
+done
+bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
+bench_note 9a "the last check's failures: $(cat "$CK_WORK/diagnoses")"
+
+for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+  ck_wait_backends
+  ck_stop_agent worker2 KILL
+  bench_check 9b 1
+  rounds 9b
+  ck_start_agent worker2
+  ck_wait_agents worker2
+done
+bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
+bench_note 9b "the last check's failures: $(cat "$CK_WORK/diagnoses")"
+
+ck_wait_backends
+for node in "${CK_NODES[@]}"; do ck_in "$node" nft delete table inet portmatrix; done
+for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+  bench_check 9c 1
+  rounds 9c
+done
+bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
+bench_note 9c "the last check's failures: $(cat "$CK_WORK/diagnoses")"
+ck_finish

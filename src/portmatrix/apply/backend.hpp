@@ -1,0 +1,61 @@
+// What `firewall apply` does per firewall backend: save the state it is about
+// to replace, check and apply the generated rules, the shell lines that put
+// the saved state back (run by the rollback on the node), the files that make
+// the rules survive a reboot, and removing all of it. Only what portmatrix
+// owns is saved, replaced and removed (nftables: the table inet portmatrix;
+// iptables: the chain PORTMATRIX-INPUT, its INPUT hooks and the pm-* ipsets),
+// so the rest of the host's firewall is never touched.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apply/host.hpp"
+#include "firewall/firewall.hpp"
+#include "util/expected.hpp"
+
+namespace portmatrix {
+
+class ApplyBackend
+{
+public:
+  virtual ~ApplyBackend() = default;
+  virtual FirewallFormat format() const = 0;
+  // The programs it runs; apply refuses to start when one is missing.
+  virtual std::vector<std::string> programs() const = 0;
+  // The file extension of its rulesets ("nft", "sh").
+  virtual std::string extension() const = 0;
+  // A script that, run by restore_command(), puts back what apply replaces:
+  // portmatrix's own rules as they are now, or their absence.
+  virtual Expected<std::string, std::string> save(ApplyHost& host) const = 0;
+  // Checks the generated ruleset at `file` without applying it, when the
+  // backend can (nft -c); an error text, or empty.
+  virtual std::string check(ApplyHost& host, const std::filesystem::path& file) const = 0;
+  // Applies the ruleset at `file` (atomically where the backend can); an error text, or empty.
+  virtual std::string apply(ApplyHost& host, const std::filesystem::path& file) const = 0;
+  // The shell command (for rollback.sh) that runs the saved script at `file`.
+  virtual std::string restore_command(const std::filesystem::path& file) const = 0;
+  // Writes the boot-time files under `root` ("/" on a real node) for the
+  // applied ruleset at `file`; an error text, or empty.
+  virtual std::string persist(ApplyHost& host, const std::filesystem::path& root,
+                              const std::filesystem::path& file) const = 0;
+  // Every file persist() writes or edits, under `root` (for remove and status).
+  virtual std::vector<std::filesystem::path> persistence_files(const std::filesystem::path& root) const = 0;
+  // Removes portmatrix's live rules and its persistence files, nothing else;
+  // absent ones are fine. An error text, or empty.
+  virtual std::string remove(ApplyHost& host, const std::filesystem::path& root) const = 0;
+  // True when portmatrix's rules are live (its table, or its chain).
+  virtual bool live(ApplyHost& host) const = 0;
+};
+
+std::unique_ptr<ApplyBackend> make_apply_backend(FirewallFormat format);
+
+// `line` added to `text` (a config file) unless a line equal to it is there;
+// `without_line` takes every such line out again. Used for the include line
+// of /etc/nftables.conf and the like.
+std::string with_line(const std::string& text, const std::string& line);
+std::string without_line(const std::string& text, const std::string& line);
+
+} // namespace portmatrix

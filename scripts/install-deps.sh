@@ -24,6 +24,8 @@ packages=(
   bsdutils
   # load on every core while the suite runs, to find its races (issue 22's flake count)
   stress-ng
+  # a real browser renders check's HTML page (tests/cli/html_chromium.sh)
+  chromium
 )
 
 missing=()

@@ -181,6 +181,31 @@ if ! grep -qF "$esc" <<<"$out" && grep -qF "Preflight of master1" <<<"$out"; the
 out=$(eval "$preflight_table" 2>&1 | cat)
 if ! grep -qF "$esc" <<<"$out" && grep -qF "Preflight of master1" <<<"$out"; then passed=$((passed + 1)); else
   echo "FAIL: colour in a pipe"; echo "$out" | head -5; failed=$((failed + 1)); fi
+
+# check --output writes only the file; stderr gets the overall line, once.
+check_loop --format json --output "$work/check.json" >"$work/check.out" 2>"$work/check.err"
+if [ ! -s "$work/check.out" ] && [ "$(wc -l <"$work/check.err")" -eq 1 ] &&
+  grep -Eq "^INCOMPLETE loop: 0 passed, 0 failed, [0-9]+ skipped in .* \(report: $work/check.json\)$" "$work/check.err" &&
+  python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$work/check.json"; then passed=$((passed + 1)); else
+  echo "FAIL: check --output: stdout '$(head -c 200 "$work/check.out")', stderr '$(head -c 300 "$work/check.err")'"
+  failed=$((failed + 1)); fi
+# On a terminal, check's live progress line names the round, the count and the time; the report follows.
+out=$(on_tty "'$pm' check --inventory '$work/loop.yaml' --token-file '$work/token' --deadline 2 --timeout-ms 100" 2>&1)
+if grep -Eq "check: hello round: [0-9]+/2 agents, [0-9.]+ s" <<<"$out" && grep -Eq "check: probe round: [0-9,]+/[0-9,]+ probes" <<<"$out" &&
+  grep -qF "INCOMPLETE" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: no progress line on a terminal"; echo "$out" | head -5; failed=$((failed + 1)); fi
+out=$(check_loop 2>&1 | cat)
+if ! grep -qF "round:" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: a progress line without a terminal"; echo "$out" | head -5; failed=$((failed + 1)); fi
+# egress's live line on a terminal: hosts done of all, the rate, the time. Its proxy is loopback's port 9 (nothing
+# listens): every host is proxy-unreachable at once, nothing leaves the machine, no name is resolved.
+egress_loop="env -u NO_PROXY -u no_proxy '$pm' egress --inventory '$work/loop.yaml' --proxy http://127.0.0.1:9 --timeout-ms 200"
+out=$(on_tty "$egress_loop" 2>&1)
+if grep -Eq "egress: [0-9]+/[0-9]+ hosts checked, [0-9.]+/s, [0-9.]+ s" <<<"$out" && grep -qF "proxy-unreachable" <<<"$out"; then
+  passed=$((passed + 1)); else echo "FAIL: no egress progress line on a terminal"; echo "$out" | head -5; failed=$((failed + 1)); fi
+out=$(eval "$egress_loop" 2>&1 | cat)
+if ! grep -qF "hosts checked" <<<"$out" && grep -qF "proxy-unreachable" <<<"$out"; then passed=$((passed + 1)); else
+  echo "FAIL: an egress progress line without a terminal"; echo "$out" | head -5; failed=$((failed + 1)); fi
 expect 2 "missing inventory" -- "$pm" firewall --inventory "$work/nope.yaml" --node master1
 printf '%s\n' 'cluster: mixed' 'loadbalancer: {vip: 10.0.0.100, interface: eth0}' 'nodes:' \
   '  - {name: lb1, address: 10.0.0.5, roles: [loadbalancer]}' "  - {name: lb2, address: 'fd00::6', roles: [loadbalancer]}" \

@@ -16,6 +16,9 @@
 #                          node's generated nftables applied
 #   ck_namespaces INVENTORY
 #                          the same wiring for any inventory, no firewall (benchmarks)
+#   ck_topology_of INVENTORY
+#                          any inventory's nodes (ck_namespaces), each node's firewall
+#                          generated for it (portmatrix firewall --all, nftables) and applied
 #   ck_bridge_port NS ADDRESS
 #                          one more namespace on the nodes' bridge (a workstation)
 #   ck_in NODE CMD...      runs a command in a node's namespace (plants faults)
@@ -225,10 +228,29 @@ ck_topology() {
     ck_die "portmatrix demo --out --files-only failed: $(tail -5 "$CK_WORK/demo.log")"
   ck_namespaces "$CK_WORK/demo/inventory.yaml"
   [[ -n $CK_VIP ]] || ck_die "no loadbalancer vip in $INVENTORY"
-  for node in "${CK_NODES[@]}"; do
-    ck_in "$node" nft -f "$CK_WORK/demo/$node.nft" || ck_die "nft -f $node.nft failed in $node"
-  done
+  ck_apply_firewalls "$CK_WORK/demo"
   ck_log "topology: ${#CK_NODES[@]} nodes on one bridge in $CK_PREFIX-*, VIP $CK_VIP on $CK_VIP_NODE, generated nftables applied ($(ck_since "$t0"))"
+}
+
+# The nodes of INVENTORY (a network plugin's, a distribution's) wired as
+# ck_namespaces does, each with the nftables firewall `portmatrix firewall
+# --all` generates for it. Without a loadbalancer section there is no VIP
+# (and no haproxy to start: ck_make_token and ck_start_agents suffice).
+ck_topology_of() { # INVENTORY
+  local t0
+  t0=$(ck_now_ms)
+  "$PM_BIN" firewall --inventory "$1" --all --out "$CK_WORK/firewall" --format nftables >"$CK_WORK/firewall.log" 2>&1 ||
+    ck_die "portmatrix firewall --all failed: $(tail -5 "$CK_WORK/firewall.log")"
+  ck_namespaces "$1"
+  ck_apply_firewalls "$CK_WORK/firewall"
+  ck_log "topology: ${#CK_NODES[@]} nodes of $(basename "$1") on one bridge in $CK_PREFIX-*, generated nftables applied ($(ck_since "$t0"))"
+}
+
+ck_apply_firewalls() { # DIR: each node's DIR/NODE.nft in its namespace
+  local node
+  for node in "${CK_NODES[@]}"; do
+    ck_in "$node" nft -f "$1/$node.nft" || ck_die "nft -f $node.nft failed in $node"
+  done
 }
 
 # One namespace per node of INVENTORY (sets $INVENTORY), all on one bridge in

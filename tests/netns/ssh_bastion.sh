@@ -8,7 +8,8 @@
 # (known_hosts), strict host keys included. The workstation cannot reach
 # the agents' control port, so the check runs on a node: `portmatrix check
 # --ssh --coordinator client1` from there checks every flow: exit 0, every
-# flow passes, the same verdicts as the local check (from client1 too);
+# flow passes, the same verdicts as the local check (from client1 too); the
+# report goes to --output, the node's overall line to the workstation's stderr;
 # every node's sshd saw its connection come from the bastion, which accepted
 # one login per node; nothing is left on any node.
 #   usage: ssh_bastion.sh PORTMATRIX [PM_NETPROBE]
@@ -28,6 +29,13 @@ ck_summary failed=0 skipped=0
 ck_others_pass
 ck_agents_ok
 SSH_REPORT=$CK_JSON
+# --output: the report went to the file; stderr has the node's overall line, naming the file.
+if grep -Eq "^PASS [^:]+: [0-9,]+ passed, 0 failed, 0 skipped in [0-9.]+ s \(report: $CK_JSON\)$" "$CK_WORK/jump.err" &&
+  [[ ! -s $CK_WORK/jump.out ]]; then
+  ck_ok "check --coordinator --output: stdout empty, stderr '$(grep -E '^PASS ' "$CK_WORK/jump.err")'"
+else
+  ck_fail "check --coordinator --output: stdout '$(head -c 200 "$CK_WORK/jump.out")', stderr '$(head -c 400 "$CK_WORK/jump.err")'"
+fi
 
 not_via=()
 for node in "${CK_NODES[@]}"; do

@@ -8,7 +8,8 @@
 # node. The exit status is 1 when a node's report fails, as here by hand (the
 # nodes lack br_netfilter and ip_forward; egress finds no resolver). Then
 # es2's sshd is stopped: es2's entry is its ssh error ("Connection refused"),
-# the others are unchanged, exit 1. Nothing is left on any node.
+# the others are unchanged, exit 1. Nothing is left on any node. On a
+# terminal, the fan-out shows its steps on a live line with their time.
 #   usage: ssh_preflight_egress.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/ssh_lib.bash"
 ssh_init preflight_egress "$@"
@@ -95,6 +96,17 @@ merged "egress --ssh JSON: a report per node, the same verdicts as by hand" egre
 ssh_pm egress-junit "$SSH_WS" egress --format junit --output "$CK_WORK/egress.xml"
 ck_exit_status 1
 merged "egress --ssh JUnit: one testsuite per node" junit "$CK_WORK/egress.xml" ".egress" "${CK_NODES[@]}"
+# On a terminal, the fan-out's live line on stderr: each step, nodes done of all, the time since the start.
+tty_command=$(printf '%q ' ip netns exec "$SSH_WS" "$PM_BIN" preflight --inventory "$SSH_INVENTORY" --ssh --format junit \
+  --output "$CK_WORK/preflight-tty.xml")
+rc=0
+timeout 120 script -qec "$tty_command" /dev/null </dev/null >"$CK_WORK/preflight-tty.out" 2>&1 || rc=$?
+steps=$(tr '\r' '\n' <"$CK_WORK/preflight-tty.out" | grep -Ec "^.\[Kssh: [0-9]+/${#CK_NODES[@]} nodes (connected|installed), [0-9]+\.[0-9] s$")
+if [[ $rc -eq $local_failed && $steps -ge ${#CK_NODES[@]} ]]; then
+  ck_ok "preflight --ssh on a terminal: $steps progress lines ('$(tr '\r' '\n' <"$CK_WORK/preflight-tty.out" | grep -a 'nodes connected' | tail -1 | sed 's/\x1b\[K//')')"
+else
+  ck_fail "preflight --ssh on a terminal: exit $rc, $steps progress lines: $(tr '\r' '\n' <"$CK_WORK/preflight-tty.out" | head -c 400)"
+fi
 ssh_nothing_left "after preflight and egress"
 
 # 3. One node unreachable: its entry is ssh's error, the others as before.

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -26,10 +27,13 @@
 #include "agent/control_channel.hpp"
 #include "agent/control_protocol.hpp"
 #include "agent/messages.hpp"
+#include "build_info.hpp"
 #include "check/control_client.hpp"
 #include "check/diagnosis.hpp"
 #include "check/request_split.hpp"
+#include "crypto/digest.hpp"
 #include "net/address.hpp"
+#include "util/thousands.hpp"
 
 namespace portmatrix {
 
@@ -51,6 +55,17 @@ NodeEgress::ok() const
          std::all_of(results.begin(), results.end(), [](const EgressResult& r) { return r.verdict == EgressVerdict::ok; });
 }
 
+std::string
+to_text(const CheckProgress& progress)
+{
+  std::string rate;
+  if (progress.unit == "probes" && progress.round_elapsed.count() > 0) {
+    rate = fmt::format(", {}/s", with_thousands(progress.done * 1000 / std::uint64_t(progress.round_elapsed.count())));
+  }
+  return fmt::format("{} round: {}/{} {}{}, {:.1f} s", progress.round, with_thousands(progress.done),
+                     with_thousands(progress.total), progress.unit, rate, progress.elapsed.count() / 1000.0);
+}
+
 int
 exit_status(const CheckReport& report)
 {
@@ -70,33 +85,65 @@ struct Call
   std::size_t node = 0;
   ControlRequest request;
   std::optional<ControlResult> result;
+  std::uint64_t weight = 1; // what its answer completes, for progress (probes, or 1 agent)
 };
 
-// Sends every call at once and runs the loop until all answered or `deadline`.
+// Progress of call_all: the weight of the calls answered, of all of them.
+using CallTick = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+// Sends every call at once and runs the loop until all answered or `deadline`;
+// `tick` (may be empty) hears of each answer and, between them, every 250 ms.
 void
-call_all(EventLoop& loop, const Plan& plan, const Token& token, std::vector<Call>& calls, Clock::time_point deadline)
+call_all(EventLoop& loop, const Plan& plan, const Token& token, std::vector<Call>& calls, Clock::time_point deadline,
+         const CallTick& tick = {})
 {
   std::vector<std::unique_ptr<ControlCall>> pending;
   std::size_t open = calls.size();
+  std::uint64_t done = 0, total = 0;
   for (auto& call : calls) {
+    total += call.weight;
     const auto& node = plan.inventory.nodes[call.node];
     auto address = SocketAddress::parse(node.address, plan.inventory.control_port);
     if (!address) {
       call.result = unexpected("bad address " + node.address);
+      done += call.weight;
       --open;
       continue;
     }
     pending.push_back(std::make_unique<ControlCall>(loop, token, *address, call.request, deadline,
-                                                    [&call, &open](ControlResult result) {
+                                                    [&call, &open, &done](ControlResult result) {
                                                       call.result = std::move(result);
+                                                      done += call.weight;
                                                       --open;
                                                     }));
   }
+  auto told = Clock::now();
+  std::uint64_t told_done = done;
+  if (tick) tick(done, total);
   while (open > 0 && Clock::now() < deadline + std::chrono::milliseconds(50)) {
     loop.run_once(std::chrono::milliseconds(50));
+    if (tick && (done != told_done || Clock::now() - told >= std::chrono::milliseconds(250))) {
+      told = Clock::now();
+      told_done = done;
+      tick(done, total);
+    }
   }
   for (auto& call : calls) {
     if (!call.result) call.result = unexpected(std::string("no answer in time"));
+  }
+}
+
+// The report's header: what was checked, with which profile and binary.
+void
+describe_run(CheckReport& report, const Plan& plan)
+{
+  report.cluster = plan.inventory.cluster;
+  report.profile = plan.inventory.profile;
+  report.profile_version = plan.matrix.profile.version;
+  report.portmatrix = build_info();
+  if (std::ifstream in(plan.inventory.file, std::ios::binary); in) {
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.bad()) report.inventory_sha256 = sha256_hex(bytes);
   }
 }
 
@@ -106,6 +153,7 @@ public:
   Coordinator(const Plan& plan, const Token& token, const CheckOptions& options)
     : m_plan(plan), m_token(token), m_options(options), m_start(Clock::now()), m_deadline(m_start + options.deadline)
   {
+    m_report.started = std::chrono::system_clock::now();
   }
 
   Expected<CheckReport, std::string> run()
@@ -138,6 +186,8 @@ private:
   void timed(const char* name, F&& round)
   {
     auto start = Clock::now();
+    m_round = name;
+    m_round_start = start;
     round();
     m_report.rounds.emplace_back(name, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
   }
@@ -155,6 +205,29 @@ private:
   void progress(const std::string& message)
   {
     if (m_options.progress) m_options.progress(message);
+  }
+
+  // call_all, its progress reported as this round's, counted in `unit`.
+  void call_agents(std::vector<Call>& calls, Clock::time_point deadline, std::string_view unit = "agents")
+  {
+    CallTick tick;
+    if (m_options.on_progress) {
+      tick = [this, unit](std::uint64_t done, std::uint64_t total) {
+        using std::chrono::duration_cast, std::chrono::milliseconds;
+        auto now = Clock::now();
+        m_options.on_progress({m_round, unit, done, total, duration_cast<milliseconds>(now - m_round_start),
+                               duration_cast<milliseconds>(now - m_start)});
+      };
+    }
+    call_all(m_loop, m_plan, m_token, calls, deadline, tick);
+  }
+
+  // The probes a request asks for: its ports, each as often as it repeats.
+  static std::uint64_t probes_of(const ProbeRequest& request)
+  {
+    std::uint64_t n = 0;
+    for (const auto& target : request.targets) n += std::uint64_t(target.range.size()) * std::max(target.repeat, 1);
+    return n;
   }
 
   Clock::time_point round_deadline(std::chrono::milliseconds wanted) const
@@ -226,7 +299,7 @@ private:
     // 3 s, and 10 ms more per agent: the coordinator does a TLS handshake
     // with each (13 s at 1,000 nodes, 53 s at 5,000).
     auto wait = std::chrono::milliseconds(3000) + std::chrono::milliseconds(10) * std::int64_t(calls.size());
-    call_all(m_loop, m_plan, m_token, calls, round_deadline(wait));
+    call_agents(calls, round_deadline(wait));
     m_hello.resize(m_plan.inventory.nodes.size());
     m_report.agents.resize(m_plan.inventory.nodes.size());
     for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
@@ -329,10 +402,10 @@ private:
         if (!m_report.agents[source].error.empty()) continue; // a part failed already
         for (auto p = wave * k_max_probings; p < std::min(list.size(), (wave + 1) * k_max_probings); ++p) {
           list[p].budget = probe_budget(wave_by);
-          calls.push_back({source, request_for(source, "probe", to_json(list[p])), {}});
+          calls.push_back({source, request_for(source, "probe", to_json(list[p])), {}, probes_of(list[p])});
         }
       }
-      call_all(m_loop, m_plan, m_token, calls, wave_by);
+      call_agents(calls, wave_by, "probes");
       for (auto& call : calls) {
         const auto& result = *call.result;
         auto& status = m_report.agents[call.node];
@@ -408,10 +481,10 @@ private:
       auto by = std::min(observe_by(), Clock::now() + m_options.timeout * 4);
       for (auto& [source, request] : by_source) {
         request.budget = probe_budget(by);
-        calls.push_back({source, request_for(source, "probe", to_json(request)), {}});
+        calls.push_back({source, request_for(source, "probe", to_json(request)), {}, probes_of(request)});
       }
       progress(fmt::format("asking the VIP again from {} agents", calls.size()));
-      call_all(m_loop, m_plan, m_token, calls, by);
+      call_agents(calls, by, "probes");
       for (const auto& call : calls) {
         const auto& result = *call.result;
         auto reply = result && result->ok ? parse_probe_reply(result->body) : unexpected(std::string("no reply"));
@@ -563,7 +636,7 @@ private:
     std::vector<Call> calls;
     for (auto& [node, queries] : by_node) calls.push_back({node, request_for(node, "observed", to_json(queries)), {}});
     progress(fmt::format("asking {} agents what they saw", calls.size()));
-    call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(3000)));
+    call_agents(calls, round_deadline(std::chrono::milliseconds(3000)));
     for (const auto& call : calls) {
       const auto& result = *call.result;
       if (!result || !result->ok) continue;
@@ -778,7 +851,7 @@ private:
       if (m_report.agents[i].reachable) calls.push_back({i, request_for(i, "evaluate", "{}"), {}});
     }
     progress(fmt::format("asking {} agents to evaluate their firewalls", calls.size()));
-    call_all(m_loop, m_plan, m_token, calls, round_deadline(std::chrono::milliseconds(10000)));
+    call_agents(calls, round_deadline(std::chrono::milliseconds(10000)));
     for (const auto& call : calls) {
       auto& node = m_report.evaluation[call.node];
       const auto& result = *call.result;
@@ -803,7 +876,7 @@ private:
     for (std::size_t i = 0; i < m_report.agents.size(); ++i) {
       if (m_report.agents[i].reachable) calls.push_back({i, request_for(i, "egress", to_json(body)), {}});
     }
-    call_all(m_loop, m_plan, m_token, calls, Clock::now() + deadline + std::chrono::seconds(2));
+    call_agents(calls, Clock::now() + deadline + std::chrono::seconds(2));
     m_report.egress.resize(m_report.agents.size());
     for (std::size_t i = 0; i < m_report.agents.size(); ++i) {
       m_report.egress[i].node = m_report.agents[i].node;
@@ -837,7 +910,7 @@ private:
 
   void finish()
   {
-    m_report.cluster = m_plan.inventory.cluster;
+    describe_run(m_report, m_plan);
     m_report.passes_left_out = m_options.results == CheckOptions::Results::failures;
     m_answered_late.assign(m_plan.inventory.nodes.size(), 0);
     for (std::size_t i = 0; i < m_flows.size(); ++i) {
@@ -879,6 +952,8 @@ private:
   const CheckOptions& m_options;
   Clock::time_point m_start;
   Clock::time_point m_deadline;
+  std::string_view m_round = "hello"; // the round running, and since when (progress)
+  Clock::time_point m_round_start;
   EventLoop m_loop;
   CheckReport m_report;
   std::vector<Flow> m_flows;

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/evaluate.hpp"
@@ -88,6 +90,12 @@ struct NodeEvaluation
 struct CheckReport
 {
   std::string cluster;
+  // What was checked, with what, when (the reports' header; set by run_check).
+  std::string profile;          // the inventory's profile: a built-in name, a path or a composition
+  std::string profile_version;  // the profile's `version`
+  std::string portmatrix;       // build_info(): this binary's version, commit and linkage
+  std::string inventory_sha256; // of the inventory file's bytes; empty when it could not be read
+  std::chrono::system_clock::time_point started;
   std::vector<FlowResult> results;
   std::vector<AgentStatus> agents;
   std::size_t passed = 0;
@@ -114,6 +122,22 @@ struct EgressRoundOptions
   std::chrono::milliseconds deadline{10000}; // on top of the check's deadline; at most 25 s
 };
 
+// Where a running check stands, for a live progress line: the round, how
+// much of it is done (probes whose source's agent answered, or agents), and
+// the times. Reported as answers come and about every 250 ms between them.
+struct CheckProgress
+{
+  std::string_view round; // hello, probe, vip, observe, egress
+  std::string_view unit;  // "probes" (the probe and VIP rounds) or "agents"
+  std::uint64_t done = 0;
+  std::uint64_t total = 0;
+  std::chrono::milliseconds round_elapsed{0};
+  std::chrono::milliseconds elapsed{0}; // since the check began
+};
+
+// "probe round: 1,200/5,000 probes, 2,400/s, 3.1 s".
+std::string to_text(const CheckProgress& progress);
+
 struct CheckOptions
 {
   std::chrono::milliseconds timeout{1000};  // per probe
@@ -135,6 +159,8 @@ struct CheckOptions
   std::map<std::string, std::string> absent;
   // Progress messages (agents answered, flows done); may be empty.
   std::function<void(const std::string&)> progress;
+  // The live progress of each round (check's progress line on a TTY); may be empty.
+  std::function<void(const CheckProgress&)> on_progress;
 };
 
 // Runs the check. An error (exit 2) when no agent accepted our token or the

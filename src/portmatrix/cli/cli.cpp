@@ -263,14 +263,21 @@ command_agent(const Plan& plan, const std::string& node_name, const std::string&
   return run_agent(plan, *node, *token, std::chrono::seconds(exit_after_s));
 }
 
-// Runs the coordinator against agents holding `token`, prints the report.
+// Whether the overall line goes to stderr when the report goes to stdout: a
+// check run by check --ssh --coordinator NODE --output FILE prints it there,
+// and the workstation, which writes FILE, prints it (the hidden --overall-line).
+enum class OverallLine { with_a_file, always };
+
+// Runs the coordinator against agents holding `token`, prints the report,
+// or writes it whole to `output` and prints only its overall line (stderr).
 int
 check_and_report(const Plan& plan, const Token& token, CheckFormat format, const std::string& output,
-                 CheckOptions options)
+                 CheckDetail detail, OverallLine overall, CheckOptions options)
 {
   bool progress_tty = ::isatty(STDERR_FILENO) == 1;
-  if (progress_tty && !options.progress) {
-    options.progress = [](const std::string& message) { std::cerr << "\r\033[K" << message << std::flush; };
+  if (progress_tty && !options.progress && !options.on_progress) {
+    // The live line: the round, probes done of all, the rate, the time.
+    options.on_progress = [](const CheckProgress& p) { std::cerr << "\r\033[Kcheck: " << to_text(p) << std::flush; };
   }
   auto report = run_check(plan, token, options);
   if (progress_tty) std::cerr << "\r\033[K" << std::flush;
@@ -278,14 +285,22 @@ check_and_report(const Plan& plan, const Token& token, CheckFormat format, const
     std::cerr << "portmatrix: check: " << report.error() << "\n";
     return k_exit_input;
   }
-  auto render = [&](CheckFormat as, Colour colour) { return render_check(*report, as, colour); };
-  if (!emit_report(output, format, CheckFormat::table, render)) return k_exit_input;
+  if (output.empty()) {
+    bool colour = ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
+    std::cout << render_check(*report, format, colour ? Colour::on : Colour::off, detail);
+    if (overall == OverallLine::always) std::cerr << check_overall_line(*report) << "\n";
+    return exit_status(*report);
+  }
+  if (!write_file(output, render_check(*report, format, Colour::off, detail))) return k_exit_input;
+  bool colour = ::isatty(STDERR_FILENO) == 1 && !std::getenv("NO_COLOR");
+  std::cerr << check_overall_line(*report, colour ? Colour::on : Colour::off) << " (report: " << output << ")\n";
   return exit_status(*report);
 }
 
 int
 command_check(const Plan& plan, const std::string& token_file, const std::string& format_text,
-              const std::string& output, CheckOptions options, const SshArgs& ssh)
+              const std::string& output, CheckDetail detail, OverallLine overall, CheckOptions options,
+              const SshArgs& ssh)
 {
   auto format = parse_check_format(format_text);
   if (!format) {
@@ -296,8 +311,9 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
     auto remote = ssh;
     remote.format = format_text;
     remote.output = output;
+    remote.verbose = detail == CheckDetail::every_flow;
     return command_check_ssh(plan, remote, std::move(options), [&](const Token& token, const CheckOptions& with) {
-      return check_and_report(plan, token, *format, output, with);
+      return check_and_report(plan, token, *format, output, detail, overall, with);
     });
   }
   if (token_file.empty()) {
@@ -306,7 +322,7 @@ command_check(const Plan& plan, const std::string& token_file, const std::string
   }
   auto token = load_token(token_file);
   if (!token) return k_exit_input;
-  return check_and_report(plan, *token, *format, output, std::move(options));
+  return check_and_report(plan, *token, *format, output, detail, overall, std::move(options));
 }
 
 int
@@ -424,8 +440,18 @@ command_egress(const std::string& inventory_path, const std::string& profile_nam
   report.cluster = cluster;
   report.proxy_source = proxy->https || proxy->http ? proxy->source : "";
   auto targets = egress_targets(hosts, &report.unchecked);
+  bool progress_tty = ::isatty(STDERR_FILENO) == 1;
+  if (progress_tty) {
+    options.progress = [](std::size_t done, std::size_t total, std::chrono::milliseconds elapsed) {
+      auto seconds = elapsed.count() / 1000.0;
+      std::cerr << fmt::format("\r\033[Kegress: {}/{} hosts checked, {:.1f}/s, {:.1f} s", done, total,
+                               seconds > 0 ? done / seconds : 0.0, seconds)
+                << std::flush;
+    };
+  }
   auto started = std::chrono::steady_clock::now();
   report.results = run_egress(targets, options);
+  if (progress_tty) std::cerr << "\r\033[K" << std::flush;
   report.duration =
     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   auto render = [&](EgressFormat as, Colour colour) { return render_egress(report, as, colour); };
@@ -537,7 +563,10 @@ run_cli(int argc, char** argv)
   check->add_option("--profile", profile, "Override the inventory's profile")->check(named_profile);
   check->add_option("--token-file", token_file, "File holding the shared secret (mode 600), or - for standard input");
   check->add_option("--format", check_format, "table, json, junit or html")->capture_default_str();
-  check->add_option("--output", output, "Write the report here (whole or not at all) instead of stdout");
+  check->add_option("--output", output,
+                    "Write the report here (whole or not at all) instead of stdout; stderr gets its overall line");
+  bool check_verbose = false;
+  check->add_flag("--verbose,-v", check_verbose, "The table lists every flow (by default: failures by cause, untested, per direction)");
   check->add_option("--timeout-ms", timeout_ms, "Per-probe timeout")->capture_default_str()->check(CLI::Range(10, 60000));
   check->add_option("--retries", retries,
                     "Tries more for a port that got no answer or no identity, after the first pass (0: a dropped "
@@ -590,6 +619,9 @@ run_cli(int argc, char** argv)
   // check --ssh --coordinator NODE passes the nodes whose ssh failed (NODE=REASON) to the node's check.
   std::vector<std::string> absent;
   check->add_option("--absent", absent)->group("");
+  // ... and --overall-line when the workstation writes the report to a file: the overall line on stderr too.
+  bool overall_line = false;
+  check->add_flag("--overall-line", overall_line)->group("");
 
   EgressArgs egress_args;
   auto* egress = app.add_subcommand(
@@ -714,7 +746,9 @@ run_cli(int argc, char** argv)
       }
       ssh.inventory_path = inventory;
       ssh.profile = profile;
-      return command_check(*plan, token_file, check_format, output, std::move(options), ssh);
+      return command_check(*plan, token_file, check_format, output,
+                           check_verbose ? CheckDetail::every_flow : CheckDetail::summary,
+                           overall_line ? OverallLine::always : OverallLine::with_a_file, std::move(options), ssh);
     }
     if (*preflight && ssh.enabled) {
       ssh.inventory_path = inventory;

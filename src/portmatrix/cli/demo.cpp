@@ -132,6 +132,24 @@ terminal_colour()
   return ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR") ? Colour::on : Colour::off;
 }
 
+// check's options for the demo: its live progress line on a terminal, as check prints it.
+CheckOptions
+check_options()
+{
+  CheckOptions options;
+  if (::isatty(STDERR_FILENO) == 1) {
+    options.on_progress = [](const CheckProgress& p) { std::cerr << "\r\033[Kcheck: " << to_text(p) << std::flush; };
+  }
+  return options;
+}
+
+// Clears the progress line, if there was one.
+void
+end_progress()
+{
+  if (::isatty(STDERR_FILENO) == 1) std::cerr << "\r\033[K" << std::flush;
+}
+
 // Plants k_fault and proves it is in place: the rule is in master2's ruleset.
 bool
 plant_fault(NetnsCluster& cluster)
@@ -294,7 +312,9 @@ live_demo(const WorkDir& work, const std::string& out_dir)
     return 1;
   }
   std::optional<Expected<CheckReport, std::string>> report;
-  if (!cluster.run_inside("client1", [&] { report = run_check(plan, *token, {}); }, error)) {
+  bool ran = cluster.run_inside("client1", [&] { report = run_check(plan, *token, check_options()); }, error);
+  end_progress();
+  if (!ran) {
     std::cerr << "portmatrix demo: " << error << "\n";
     return 1;
   }
@@ -376,7 +396,8 @@ loopback_demo(const WorkDir& work, const std::string& out_dir)
     std::cerr << "portmatrix demo: not every agent came up\n";
     return g_interrupted ? 130 : 1;
   }
-  auto report = run_check(plan, *token, {});
+  auto report = run_check(plan, *token, check_options());
+  end_progress();
   stop_all();
   if (!report) {
     std::cerr << "portmatrix demo: " << report.error() << "\n";

@@ -147,6 +147,18 @@ forwardable_profile(const std::string& spec, std::string& file)
   return true;
 }
 
+// The fan-out's progress line: each step's message ("ssh: 3/10 nodes
+// connected") with the time since the run began.
+Fleet::Progress
+timed_progress()
+{
+  auto start = std::chrono::steady_clock::now();
+  return [start](const std::string& message) {
+    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    tty_progress(fmt::format("{}, {:.1f} s", message, elapsed));
+  };
+}
+
 // The file's bytes (the inventory, the binary: sent on ssh's standard input).
 std::optional<std::string>
 read_whole(const std::string& path)
@@ -242,7 +254,7 @@ struct SshRun
       runner(args.dry_run ? make_dry_runner("~\nabsent\n") : make_system_runner()),
       tty(!args.dry_run && ::isatty(STDERR_FILENO) == 1),
       inventory(selected(plan.inventory, args.nodes)),
-      fleet(*runner, inventory, run, control.path(), args.parallel, tty ? tty_progress : Fleet::Progress()),
+      fleet(*runner, inventory, run, control.path(), args.parallel, tty ? timed_progress() : Fleet::Progress()),
       on_signal([this] {
         fleet.teardown();
         std::error_code ignored;
@@ -324,18 +336,21 @@ check_arguments(const CheckOptions& options)
 }
 
 // check --coordinator NODE: the check runs on that node (the token on its
-// standard input), its report printed here as it wrote it.
+// standard input), its report printed here as it wrote it, or written to
+// --output with the node's overall line on stderr.
 int
 check_from_node(NodeSession& coordinator, const SshArgs& args, const CheckOptions& options, const std::string& secret)
 {
   std::vector<std::string> command{"check", "--inventory", coordinator.run_directory() + "/inventory.yaml",
                                    "--token-file", "-", "--format", args.format};
   if (!args.profile.empty()) command.insert(command.end(), {"--profile", args.profile});
+  if (args.verbose) command.push_back("--verbose");
+  if (!args.output.empty()) command.push_back("--overall-line");
   auto forwarded = check_arguments(options);
   command.insert(command.end(), forwarded.begin(), forwarded.end());
-  std::string report;
+  std::string report, errors;
   int status = 0;
-  if (!coordinator.run_portmatrix(command, report, status, secret)) {
+  if (!coordinator.run_portmatrix(command, report, status, secret, &errors)) {
     std::cerr << fmt::format("portmatrix: check --coordinator {}: {}\n", coordinator.node(), coordinator.failure());
     return k_exit_input;
   }
@@ -344,6 +359,10 @@ check_from_node(NodeSession& coordinator, const SshArgs& args, const CheckOption
     std::cout << report;
   } else if (!write_file(args.output, report)) {
     return k_exit_input;
+  } else {
+    // The node's last line on stderr is its overall line.
+    while (!errors.empty() && errors.back() == '\n') errors.pop_back();
+    std::cerr << errors.substr(errors.rfind('\n') + 1) << " (report: " << args.output << ")\n";
   }
   return status;
 }
@@ -400,7 +419,7 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
     if (tty) tty_progress(fmt::format("check: running on {}", coordinator->node()));
     status = check_from_node(*coordinator, args, options, secret);
   } else if (!args.dry_run) {
-    if (tty) options.progress = [](const std::string& message) { tty_progress("check: " + message); };
+    if (tty) options.on_progress = [](const CheckProgress& p) { tty_progress("check: " + to_text(p)); };
     status = check(*token, options);
   }
   times.mark("check");

@@ -28,6 +28,7 @@ struct SshArgs
   std::string profile; // --profile as given (forwarded to the nodes)
   std::string format;  // check --coordinator: the report's, and where it goes
   std::string output;
+  bool verbose = false; // check --coordinator: every flow in the table
   // The nodes to work on (firewall's --node/--role); empty: every node.
   std::vector<std::string> nodes;
 };

@@ -507,8 +507,26 @@ run_egress(const std::vector<EgressTarget>& targets, const EgressOptions& option
   for (std::size_t i = 0; i < count; ++i) threads.emplace_back(worker, shared);
 
   std::unique_lock lock(shared->mutex);
-  bool all = shared->finished.wait_until(lock, shared->deadline + std::chrono::milliseconds(200),
-                                         [&] { return shared->done_count == targets.size(); });
+  auto end = shared->deadline + std::chrono::milliseconds(200);
+  auto all_done = [&] { return shared->done_count == targets.size(); };
+  bool all = false;
+  for (;;) {
+    if (options.progress) {
+      auto done = shared->done_count;
+      lock.unlock();
+      options.progress(done, targets.size(),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - shared->start));
+      lock.lock();
+    }
+    // Without a listener: one wait to the end. With one: a wake at each finished target, or after 250 ms.
+    auto seen = shared->done_count;
+    auto until = options.progress ? std::min(end, Clock::now() + std::chrono::milliseconds(250)) : end;
+    shared->finished.wait_until(lock, until, [&] { return all_done() || (options.progress && shared->done_count != seen); });
+    if (all_done() || Clock::now() >= end) {
+      all = all_done();
+      break;
+    }
+  }
   std::vector<EgressResult> results;
   for (std::size_t i = 0; i < targets.size(); ++i) {
     results.push_back(shared->done[i] ? shared->results[i] : unfinished(*shared, i));

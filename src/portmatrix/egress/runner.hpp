@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,10 @@ struct EgressOptions
   std::chrono::milliseconds timeout{3000};   // each step: connect, proxy answer, TLS handshake
   std::chrono::milliseconds deadline{20000}; // the whole run; what is unfinished then is reported as such
   std::size_t parallel = 64;                 // targets checked at once (one thread each)
+  // Hears, on the calling thread, how many targets are done of all and the
+  // time since the run began: at each finished target, at most every 250 ms.
+  // May be empty.
+  std::function<void(std::size_t done, std::size_t total, std::chrono::milliseconds elapsed)> progress;
 };
 
 struct EgressResult

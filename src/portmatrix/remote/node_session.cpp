@@ -131,7 +131,7 @@ NodeSession::install()
 
 bool
 NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
-                            const std::string& secret)
+                            const std::string& secret, std::string* errors)
 {
   std::lock_guard step(m_step_mutex);
   if (failed() || m_binary_path.empty() || m_stopping) return false;
@@ -141,6 +141,7 @@ NodeSession::run_portmatrix(const std::vector<std::string>& args, std::string& o
                      secret.empty() ? "" : "token on standard input");
   output = result.output;
   status = result.status;
+  if (errors) *errors = result.errors;
   // 0 and 1 are a report (passed, failed); anything else is the node's failure.
   if (status != 0 && status != 1) {
     fail("run", result);

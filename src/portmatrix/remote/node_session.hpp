@@ -49,9 +49,10 @@ public:
   // Runs the uploaded portmatrix with `args` in the run directory (through
   // sudo when the target says so). Its stdout in `output`; false (and the
   // failure recorded) when it could not run or exited other than 0 or 1.
-  // `secret` (the token, for check --coordinator) goes on its standard input.
+  // `secret` (the token, for check --coordinator) goes on its standard input;
+  // its stderr goes to `errors` when given.
   bool run_portmatrix(const std::vector<std::string>& args, std::string& output, int& status,
-                      const std::string& secret = {});
+                      const std::string& secret = {}, std::string* errors = nullptr);
   // Logs in again over a new connection of its own (not the master's) and
   // runs `true`: whether the node still admits a new ssh login. False (the
   // reason in `why`, the session not marked failed) when it does not.

@@ -17,15 +17,21 @@ parse_check_format(std::string_view text)
 }
 
 std::string
-render_check(const CheckReport& report, CheckFormat format, Colour colour)
+render_check(const CheckReport& report, CheckFormat format, Colour colour, CheckDetail detail)
 {
   switch (format) {
   case CheckFormat::json: return check_report::render_json(report);
   case CheckFormat::junit: return check_report::render_junit(report);
-  case CheckFormat::table: return check_report::render_table(report, colour);
+  case CheckFormat::table: return check_report::render_table(report, colour, detail);
   case CheckFormat::html: return check_report::render_html(report);
   }
   return {};
+}
+
+std::string
+check_overall_line(const CheckReport& report, Colour colour)
+{
+  return check_report::overall_line(report, colour);
 }
 
 } // namespace portmatrix

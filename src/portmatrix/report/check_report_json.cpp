@@ -2,12 +2,21 @@
 // testcase per flow) for CI systems.
 #include "report/check_report_parts.hpp"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "egress/result_json.hpp"
 
 namespace portmatrix::check_report {
+
+// "2026-12-03T06:34:44Z"; empty for a report that never started.
+std::string
+utc_text(std::chrono::system_clock::time_point at)
+{
+  if (at == std::chrono::system_clock::time_point{}) return {};
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::chrono::system_clock::to_time_t(at)));
+}
 
 std::string
 render_json(const CheckReport& report)
@@ -54,6 +63,11 @@ render_json(const CheckReport& report)
                       {"note", a.note}});
   }
   nlohmann::json out{{"cluster", report.cluster},
+                     {"status", std::string(run_status(report))},
+                     {"profile", {{"name", report.profile}, {"version", report.profile_version}}},
+                     {"portmatrix", report.portmatrix},
+                     {"inventory_sha256", report.inventory_sha256},
+                     {"started", utc_text(report.started)},
                      {"summary", {{"passed", report.passed}, {"failed", report.failed}, {"skipped", report.skipped}}},
                      {"duration_ms", report.duration.count()},
                      {"rounds_ms", [&] {

@@ -1,4 +1,5 @@
-// Plain-text tables with aligned columns, for terminal output.
+// Plain-text tables with aligned columns, for terminal output (cells may be
+// coloured: escape sequences are not counted in a column's width).
 #pragma once
 
 #include <span>
@@ -41,7 +42,8 @@ private:
   std::vector<std::vector<std::string>> m_rows;
 };
 
-// Width of UTF-8 text in code points (arrows in headings count as one).
+// Width of UTF-8 text in code points (arrows in headings count as one);
+// ANSI escape sequences (colour) take no room.
 std::size_t display_width(std::string_view text);
 
 } // namespace portmatrix

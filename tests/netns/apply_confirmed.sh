@@ -4,8 +4,9 @@
 # other workers; each confirmed after a new ssh login and a passing check of
 # its flows. Asserted: exit 0, every worker confirmed in that order, the new
 # rules live on each, no rollback process left, the boot-time files written
-# (the ruleset, and the include line in etc/nftables.conf under the run's
-# root), no other node touched; then `firewall status --ssh --role worker`
+# under the run's root (nftables: the ruleset and the include line in
+# etc/nftables.conf; iptables: etc/iptables/rules.v4, rules.v6 and ipsets),
+# no other node touched; then `firewall status --ssh --role worker`
 # finds them in sync (exit 0).
 #   usage: apply_confirmed.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
@@ -32,9 +33,8 @@ done
 ck_ok "the new rules live on worker1..3, each state confirmed"
 left=$(for node in worker1 worker2 worker3; do apply_rollback_processes "$node"; done)
 [[ -z $left ]] && ck_ok "no rollback process left on the workers" || ck_fail "rollback processes left: $left"
-if grep -q '10.213.9.0/24' "$APPLY_ROOT/etc/portmatrix/portmatrix.nft" &&
-  grep -qx 'include "/etc/portmatrix/portmatrix.nft"' "$APPLY_ROOT/etc/nftables.conf"; then
-  ck_ok "persisted: etc/portmatrix/portmatrix.nft (the new rules), included from etc/nftables.conf"
+if apply_persisted 10.213.9.0/24; then
+  ck_ok "persisted: the new rules in the $APPLY_BACKEND boot-time files under the run's root"
 else
   ck_fail "boot-time files: $(find "$APPLY_ROOT" -type f | tr '\n' ' ')"
 fi

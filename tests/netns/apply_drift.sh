@@ -5,8 +5,8 @@
 # from the masters: status names that rule as deciding the required flows
 # master1..3 -> worker1 10250/tcp (required-dropped) and says the table was
 # edited, exit 1. A table of the host's own on worker2 that also filters
-# input (accepting everything) is listed under other filters, and worker2
-# stays in sync. --node and --role select the nodes reported.
+# input (iptables: a chain of its own jumped to from INPUT) is listed under
+# other filters, and worker2 stays in sync. --node and --role select the nodes reported.
 #   usage: apply_drift.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
 apply_init apply_drift "$@"
@@ -17,12 +17,8 @@ ck_exit_status 0
 [[ $(python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(sorted(r), r["worker1"]["in_sync"])' "$CK_JSON") == "['worker1'] True" ]] &&
   ck_ok "--node worker1: only worker1 reported, in sync" || ck_fail "status --node worker1: $(head -c 400 "$CK_JSON")"
 
-ck_in worker1 nft insert rule inet portmatrix input ip saddr @master_v4 tcp dport 10250 drop comment '"by hand"'
-ck_in worker2 nft -f - <<'EOF_NFT'
-table ip hostown {
-  chain input { type filter hook input priority 10; policy accept; }
-}
-EOF_NFT
+apply_hand_drop worker1 || ck_die "cannot add the rule by hand on worker1"
+apply_host_own worker2 || ck_die "cannot add the host's own table on worker2"
 apply_pm drift status --role worker
 ck_exit_status 1
 cat >"$CK_WORK/drift.py" <<'PY'
@@ -35,7 +31,7 @@ dropped = [f["flow"] for f in w1["findings"] if f["kind"] == "required-dropped"]
 tcp10250 = sorted(f["from"] for f in dropped if f["protocol"] == "tcp" and f["port_min"] <= 10250 <= f["port_max"])
 if w1["in_sync"] or tcp10250 != ["master1", "master2", "master3"]: bad.append(f"worker1 required-dropped 10250 from {tcp10250}")
 rules = {f["rule"] for f in dropped}
-if not rules or not all("10250" in x and "drop" in x for x in rules): bad.append(f"deciding rules {rules}")
+if not rules or not all("10250" in x and "drop" in x.lower() for x in rules): bad.append(f"deciding rules {rules}")
 if not any(f["kind"] == "table-edited" for f in w1["findings"]): bad.append("no table-edited finding")
 w2 = r["worker2"]
 if not w2["in_sync"] or not any("hostown" in o for o in w2["other_filters"]): bad.append(f"worker2 {json.dumps(w2)[:300]}")

@@ -6,6 +6,20 @@
 # directories, never the host's: --state-dir $APPLY_STATE (one directory per
 # node in it) and --root $APPLY_ROOT (the boot-time files, etc/... under it).
 #
+# The backend: $PM_APPLY_BACKEND (nftables when unset; ctest runs every
+# apply_*.sh once per backend, netns_apply_X and netns_apply_X_iptables).
+# With iptables, apply_init swaps each node's generated nftables for its
+# generated iptables script (the same rules; the topology is built once, the
+# one way), and every `firewall` command gets --backend. What differs per
+# backend in the scenarios is asked of the functions below:
+#   apply_ruleset NODE          everything of the node's firewall, as text to compare
+#   apply_persisted PATTERN     the boot-time files hold the rules (PATTERN: an address in them)
+#   apply_hand_drop NODE        a rule added by hand at the top of portmatrix's input chain:
+#                               drop 10250/tcp from the masters, comment "by hand"
+#   apply_host_own NODE         a table (chain, set) of the host's own that also filters input,
+#                               accepting 9999/tcp; apply_host_own_intact NODE: still there
+#   apply_ours_left NODE        what is left of portmatrix on NODE (empty: nothing)
+#
 #   apply_init NAME PORTMATRIX [PM_NETPROBE]   ssh_init + ssh_topology + the run's directories
 #   apply_inventory FILE [SED-EXPRESSION...]   ssh_inventory, then the expressions applied to it
 #   apply_pm NAME SUBCOMMAND ARGS...           `portmatrix firewall SUBCOMMAND --ssh` from the workstation
@@ -16,12 +30,33 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/ssh_lib.bash"
 
+APPLY_BACKEND=${PM_APPLY_BACKEND:-nftables}
+
 apply_init() { # NAME PORTMATRIX [PM_NETPROBE]
+  local node
   ssh_init "$@"
+  case $APPLY_BACKEND in
+    nftables) ;;
+    iptables)
+      for tool in iptables-save iptables-restore ip6tables-save ip6tables-restore ipset; do
+        command -v "$tool" >/dev/null || ssh_need "$tool" "the iptables backend's apply scenarios"
+      done
+      ;;
+    *) ck_die "PM_APPLY_BACKEND=$APPLY_BACKEND: no such backend here" ;;
+  esac
   ssh_topology
   APPLY_STATE=$CK_WORK/state
   APPLY_ROOT=$CK_WORK/root
   mkdir -p "$APPLY_STATE" "$APPLY_ROOT/etc"
+  if [[ $APPLY_BACKEND == iptables ]]; then
+    for node in "${CK_NODES[@]}"; do
+      "$PM_BIN" firewall --inventory "$INVENTORY" --node "$node" --format iptables >"$CK_WORK/$node.iptables.sh" ||
+        ck_die "portmatrix firewall --format iptables --node $node failed"
+      ck_in "$node" nft delete table inet portmatrix || ck_die "cannot delete $node's nftables table"
+      ck_in "$node" sh "$CK_WORK/$node.iptables.sh" || ck_die "the iptables script of $node failed"
+    done
+    ck_log "the generated iptables rules replace the nftables ones on every node"
+  fi
 }
 
 apply_inventory() { # FILE [SED-EXPRESSION...]
@@ -34,7 +69,7 @@ apply_inventory() { # FILE [SED-EXPRESSION...]
 
 apply_pm_start() { # NAME SUBCOMMAND [ARGS...]
   ck_pm_start "$1" "$SSH_WS" firewall "$2" --inventory "$SSH_INVENTORY" --ssh --state-dir "$APPLY_STATE" \
-    --root "$APPLY_ROOT" "${@:3}"
+    --root "$APPLY_ROOT" --backend "$APPLY_BACKEND" "${@:3}"
   # ck_check_wait validates the JSON report against its schema.
   case $2 in
     apply) CK_SCHEMA=firewall-apply-ssh ;;
@@ -51,7 +86,83 @@ apply_pm() { # NAME SUBCOMMAND [ARGS...]
 }
 
 apply_ruleset() { # NODE
-  ck_in "$1" nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/g'
+  case $APPLY_BACKEND in
+    nftables) ck_in "$1" nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/g' ;;
+    iptables)
+      ck_in "$1" iptables-save | sed -E -e '/^#/d' -e 's/\[[0-9]+:[0-9]+\]/[0:0]/'
+      ck_in "$1" ip6tables-save | sed -E -e '/^#/d' -e 's/\[[0-9]+:[0-9]+\]/[0:0]/'
+      ck_in "$1" ipset save | sort
+      ;;
+  esac
+}
+
+apply_persisted() { # PATTERN
+  case $APPLY_BACKEND in
+    nftables)
+      grep -q "$1" "$APPLY_ROOT/etc/portmatrix/portmatrix.nft" &&
+        grep -qx 'include "/etc/portmatrix/portmatrix.nft"' "$APPLY_ROOT/etc/nftables.conf"
+      ;;
+    iptables)
+      grep -q "^add pm-admin-v4 $1" "$APPLY_ROOT/etc/iptables/ipsets" &&
+        grep -qx -- '-A INPUT -j PORTMATRIX-INPUT' "$APPLY_ROOT/etc/iptables/rules.v4" &&
+        grep -qx -- '-A INPUT -j PORTMATRIX-INPUT' "$APPLY_ROOT/etc/iptables/rules.v6" &&
+        grep -q -- '-A PORTMATRIX-INPUT -j DROP' "$APPLY_ROOT/etc/iptables/rules.v4"
+      ;;
+  esac
+}
+
+apply_hand_drop() { # NODE
+  case $APPLY_BACKEND in
+    nftables) ck_in "$1" nft insert rule inet portmatrix input ip saddr @master_v4 tcp dport 10250 drop comment '"by hand"' ;;
+    iptables)
+      ck_in "$1" iptables -I PORTMATRIX-INPUT 1 -m set --match-set pm-master-v4 src -p tcp --dport 10250 \
+        -m comment --comment "by hand" -j DROP
+      ;;
+  esac
+}
+
+apply_host_own() { # NODE
+  case $APPLY_BACKEND in
+    nftables)
+      ck_in "$1" nft -f - <<'EOF_NFT'
+table ip hostown {
+  chain input { type filter hook input priority 10; policy accept; tcp dport 9999 counter accept; }
+}
+EOF_NFT
+      ;;
+    iptables)
+      ck_in "$1" ipset create hostown hash:ip &&
+        ck_in "$1" iptables -N hostown &&
+        ck_in "$1" iptables -A hostown -p tcp --dport 9999 -m set --match-set hostown src -j ACCEPT &&
+        ck_in "$1" iptables -A INPUT -j hostown
+      ;;
+  esac
+}
+
+apply_host_own_intact() { # NODE (outputs read whole: grep -q in a pipe may cut the writer short)
+  local rules input sets
+  case $APPLY_BACKEND in
+    nftables)
+      rules=$(ck_in "$1" nft list table ip hostown) && [[ $rules == *'tcp dport 9999 counter'* ]]
+      ;;
+    iptables)
+      rules=$(ck_in "$1" iptables -S hostown) && input=$(ck_in "$1" iptables -S INPUT) &&
+        sets=$(ck_in "$1" ipset list -n) && [[ $rules == *'--dport 9999'* ]] &&
+        grep -qx -- '-A INPUT -j hostown' <<<"$input" && grep -qx hostown <<<"$sets"
+      ;;
+  esac
+}
+
+apply_ours_left() { # NODE
+  case $APPLY_BACKEND in
+    nftables) ck_in "$1" nft list tables | grep 'inet portmatrix' ;;
+    iptables)
+      ck_in "$1" iptables-save | grep PORTMATRIX
+      ck_in "$1" ip6tables-save | grep PORTMATRIX
+      ck_in "$1" ipset list -n | grep '^pm-'
+      ;;
+  esac
+  return 0
 }
 
 apply_wait() { # NODE SECONDS CMD...: CMD NODE until it succeeds

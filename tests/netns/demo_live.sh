@@ -78,6 +78,15 @@ has "$work/planted.out" "planting a fault: master2's firewall drops UDP 8472" "p
 has "$work/planted.out" "the check found exactly the planted fault: the 5 flows to master2 8472/udp fail with dropped-by-destination-firewall" \
   "planted: the verdict names the fault, its flows and its diagnosis"
 has "$work/planted.out" "0 skipped" "planted: no flow skipped"
+# The terminal report sums the fault up in one line by cause and place, and is short (203 flows).
+has "$work/planted.out" "master2 drops 8472/udp from 5 sources: dropped-by-destination-firewall" \
+  "planted: the fault is one line, by cause and place"
+report_lines=$(sed -n '/^FAIL demo: /,/^FAIL demo: /p' "$work/planted.out" | wc -l)
+if ((report_lines >= 3 && report_lines <= 40)); then
+  ok "planted: the check's report is $report_lines lines, from its overall line to the same line again"
+else
+  bad "planted: the check's report is $report_lines lines (expected 3 to 40, opened and closed by 'FAIL demo: ')"
+fi
 # --out: the inventory, 14 nodes' rules, haproxy.cfg, lb1's keepalived.conf, the report in JSON and HTML.
 missing=()
 for file in inventory.yaml master2.nft client1.nft haproxy.cfg lb1.keepalived.conf report.json report.html; do

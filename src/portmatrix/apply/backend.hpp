@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "apply/drift.hpp"
 #include "apply/host.hpp"
 #include "firewall/firewall.hpp"
 #include "util/expected.hpp"
@@ -48,6 +49,11 @@ public:
   virtual std::string remove(ApplyHost& host, const std::filesystem::path& root) const = 0;
   // True when portmatrix's rules are live (its table, or its chain).
   virtual bool live(ApplyHost& host) const = 0;
+  // `firewall status`: the live firewall read and compared with what the
+  // plan wants for `node`, by meaning (drift.hpp); `interface` is the one
+  // holding the node's address. An error when the live state cannot be read.
+  virtual Expected<DriftReport, std::string> drift(ApplyHost& host, const Plan& plan, const Node& node,
+                                                   const std::string& interface) const = 0;
 };
 
 std::unique_ptr<ApplyBackend> make_apply_backend(FirewallFormat format);
@@ -57,5 +63,20 @@ std::unique_ptr<ApplyBackend> make_apply_backend(FirewallFormat format);
 // of /etc/nftables.conf and the like.
 std::string with_line(const std::string& text, const std::string& line);
 std::string without_line(const std::string& text, const std::string& line);
+
+// iptables: the restore script of the saved state (the outputs of
+// iptables-save, ip6tables-save and ipset save): portmatrix's chain, INPUT's
+// jump and the pm-* sets put back as they were, or taken out where they were
+// absent; nothing else touched.
+std::string iptables_saved_script(const std::string& v4_save, const std::string& v6_save,
+                                  const std::string& ipset_save);
+// rules.v4 / rules.v6 (or /etc/iptables/ipsets) with portmatrix's lines
+// `ours` (from iptables-save) as a marked block after the filter table's
+// chain declarations (the file created, or its filter table added, when
+// missing); `without_iptables_rules` takes every line of portmatrix's out
+// (its chain, jump and pm-* sets, marked or not: netfilter-persistent's own
+// `save` rewrites the files whole) and keeps the rest.
+std::string with_iptables_rules(const std::string& text, const std::vector<std::string>& ours);
+std::string without_iptables_rules(const std::string& text);
 
 } // namespace portmatrix

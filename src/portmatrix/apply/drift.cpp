@@ -3,10 +3,14 @@
 // in our table or another, shows as a required flow dropped, with the rule),
 // and by portmatrix's table alone (which, as generated, admits exactly the
 // required flows: a difference there means the table itself was edited).
+// iptables: the same two evaluations, of the filter table's INPUT path and
+// of the chain PORTMATRIX-INPUT alone (with INPUT's jump to it).
 #include "apply/drift.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include <sstream>
 
 namespace portmatrix {
 namespace {
@@ -40,31 +44,119 @@ flow_text(const FirewallResult& flow)
 } // namespace
 
 DriftReport
-nft_drift(const Plan& plan, const Node& node, const NftRuleset& live, const std::optional<NftRuleset>& ours,
-          const std::string& interface)
+drift_report(const Plan& plan, const Node& node, const DriftInputs& inputs, const std::string& interface)
 {
   DriftReport report;
   report.node = node.name;
   report.address = node.address;
-  report.table_present = ours.has_value();
-  auto results = check_firewall(plan, node, {&live}, interface);
+  report.backend = inputs.backend;
+  report.table_present = inputs.ours != nullptr;
+  auto results = check_firewall(plan, node, {inputs.live}, interface);
   report.flows_checked = results.size();
   add_flow_findings(results, report.findings, {});
-  if (!ours) {
-    report.findings.push_back({"table-missing", {}, "no table inet portmatrix: portmatrix's rules are not applied"});
-  } else if (ours->empty()) {
-    report.findings.push_back({"table-edited", {}, "table inet portmatrix has no chain on the input hook"});
+  if (!inputs.ours) {
+    report.findings.push_back({"table-missing", {}, inputs.missing});
+  } else if (!inputs.ours_unhooked.empty()) {
+    report.findings.push_back({"table-edited", {}, inputs.ours_unhooked});
   } else {
-    add_flow_findings(check_firewall(plan, node, {&*ours}, interface), report.findings,
-                      "portmatrix's table alone: ");
+    add_flow_findings(check_firewall(plan, node, {inputs.ours}, interface), report.findings,
+                      "portmatrix's rules alone: ");
   }
+  report.other_filters = inputs.other_filters;
+  return report;
+}
+
+DriftReport
+nft_drift(const Plan& plan, const Node& node, const NftRuleset& live, const std::optional<NftRuleset>& ours,
+          const std::string& interface)
+{
+  DriftInputs inputs{"nftables", &live, ours ? &*ours : nullptr,
+                     "no table inet portmatrix: portmatrix's rules are not applied", {}, {}};
+  if (ours && ours->empty()) inputs.ours_unhooked = "table inet portmatrix has no chain on the input hook";
   for (const auto* chain : live.input_chains()) {
     if (chain->family == "inet" && chain->table == "portmatrix") continue;
-    report.other_filters.push_back(fmt::format("nftables {} {} chain {} (input hook, priority {}, policy {}, {} rules)",
+    inputs.other_filters.push_back(fmt::format("nftables {} {} chain {} (input hook, priority {}, policy {}, {} rules)",
                                                chain->family, chain->table, chain->name, chain->priority,
                                                chain->policy, chain->rules.size()));
   }
-  return report;
+  return drift_report(plan, node, inputs, interface);
+}
+
+namespace {
+
+constexpr std::string_view k_ipt_chain = "PORTMATRIX-INPUT";
+constexpr std::string_view k_ipt_jump = "-A INPUT -j PORTMATRIX-INPUT";
+
+// The lines of the *filter table of an iptables-save text (without "*filter" and "COMMIT").
+std::vector<std::string>
+filter_lines(const std::string& save)
+{
+  std::vector<std::string> out;
+  std::istringstream in(save);
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line == "*filter") inside = true;
+    else if (line == "COMMIT") inside = false;
+    else if (inside && !line.empty() && line[0] != '#') out.push_back(line);
+  }
+  return out;
+}
+
+// INPUT's policy and rules other than the jump to ours, as other filters.
+void
+other_input_filters(const std::string& save, const std::string& family, std::vector<std::string>& out)
+{
+  for (const auto& line : filter_lines(save)) {
+    if (line.starts_with(":INPUT ") && !line.starts_with(":INPUT ACCEPT")) {
+      out.push_back(fmt::format("{} filter INPUT policy {}", family, line.substr(7, line.find(' ', 7) - 7)));
+    } else if (line.starts_with("-A INPUT ") && line != k_ipt_jump) {
+      out.push_back(fmt::format("{} filter: {}", family, line));
+    }
+  }
+}
+
+} // namespace
+
+bool
+iptables_line_is_ours(const std::string& line)
+{
+  return line.starts_with(fmt::format(":{} ", k_ipt_chain)) || line.starts_with(fmt::format("-A {} ", k_ipt_chain)) ||
+         line == k_ipt_jump;
+}
+
+std::string
+iptables_ours(const std::string& save)
+{
+  auto lines = filter_lines(save);
+  bool chain = false, jump = false;
+  std::string rules;
+  for (const auto& line : lines) {
+    if (line.starts_with(fmt::format(":{} ", k_ipt_chain))) chain = true;
+    else if (line == k_ipt_jump) jump = true;
+    else if (iptables_line_is_ours(line)) rules += line + "\n";
+  }
+  if (!chain) return {};
+  return fmt::format("*filter\n:INPUT ACCEPT [0:0]\n:{} - [0:0]\n{}{}COMMIT\n", k_ipt_chain,
+                     jump ? std::string(k_ipt_jump) + "\n" : "", rules);
+}
+
+DriftReport
+iptables_drift(const Plan& plan, const Node& node, const std::string& v4_save, const std::string& v6_save,
+               const std::string& ipset_save, const std::vector<std::string>& nft_other, const std::string& interface)
+{
+  auto live = IptablesRuleset::parse(v4_save, v6_save, ipset_save);
+  auto ours_v4 = iptables_ours(v4_save);
+  auto ours_v6 = iptables_ours(v6_save);
+  auto ours = IptablesRuleset::parse(ours_v4, ours_v6, ipset_save);
+  DriftInputs inputs{"iptables", &live, ours_v4.empty() ? nullptr : &ours,
+                     fmt::format("no chain {} (IPv4): portmatrix's rules are not applied", k_ipt_chain), {}, {}};
+  if (!ours_v4.empty() && ours.empty()) {
+    inputs.ours_unhooked = fmt::format("INPUT does not jump to {}", k_ipt_chain);
+  }
+  other_input_filters(v4_save, "iptables", inputs.other_filters);
+  other_input_filters(v6_save, "ip6tables", inputs.other_filters);
+  inputs.other_filters.insert(inputs.other_filters.end(), nft_other.begin(), nft_other.end());
+  return drift_report(plan, node, inputs, interface);
 }
 
 std::string
@@ -72,7 +164,8 @@ render_drift_table(const DriftReport& report)
 {
   std::string out = fmt::format("firewall status of {} ({}), {}: {}\n", report.node, report.address, report.backend,
                                 report.in_sync() ? "in sync" : "DRIFT");
-  out += fmt::format("  portmatrix's table: {}; {} runs of ports of inbound flows evaluated\n",
+  out += fmt::format("  portmatrix's {}: {}; {} runs of ports of inbound flows evaluated\n",
+                     report.backend == "iptables" ? "chain PORTMATRIX-INPUT" : "table",
                      report.table_present ? "present" : "missing", report.flows_checked);
   for (const auto& finding : report.findings) {
     out += fmt::format("  {}: {}\n", finding.kind,

@@ -36,7 +36,7 @@ public:
     std::error_code error;
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), error);
     auto temporary = path;
-    temporary += ".portmatrix-new";
+    temporary += ".portmatrix-new." + std::to_string(::getpid()); // writers on one filesystem never share it
     int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) return false;
     std::size_t done = 0;

@@ -139,43 +139,30 @@ apply_options(const FirewallActionArgs& args)
   return options;
 }
 
-// firewall status on this host: the live nftables ruleset against the plan.
+// firewall status on this host: the live firewall against the plan, by the backend.
 int
 local_status(const Plan& plan, const Node& node, const FirewallActionArgs& args)
 {
-  if (!args.backend.empty() && args.backend != "nftables") {
-    std::cerr << fmt::format("portmatrix: firewall status: the {} backend is not supported yet\n", args.backend);
-    return k_exit_input;
-  }
   auto host = make_system_apply_host();
-  auto listed = host->run({"nft", "-j", "list", "ruleset"});
-  if (listed.status != 0) {
-    std::cerr << "portmatrix: firewall status: nft -j list ruleset failed: " << listed.errors << "\n";
+  auto format = backend_of(*host, args, apply_options(args));
+  auto backend = format ? make_apply_backend(*format) : nullptr;
+  if (!backend) {
+    std::cerr << fmt::format("portmatrix: firewall status: the {} backend is not supported yet\n",
+                             format ? to_string(*format) : "unknown");
     return k_exit_input;
   }
-  auto live = NftRuleset::parse(listed.output);
-  if (!live) {
-    std::cerr << "portmatrix: firewall status: nft -j list ruleset: " << live.error() << "\n";
+  auto report = backend->drift(*host, plan, node, interface_with_address(node.address).value_or(""));
+  if (!report) {
+    std::cerr << "portmatrix: firewall status: " << report.error() << "\n";
     return k_exit_input;
   }
-  std::optional<NftRuleset> ours;
-  auto table = host->run({"nft", "-j", "list", "table", "inet", "portmatrix"});
-  if (table.status == 0) {
-    auto parsed = NftRuleset::parse(table.output);
-    if (!parsed) {
-      std::cerr << "portmatrix: firewall status: nft -j list table inet portmatrix: " << parsed.error() << "\n";
-      return k_exit_input;
-    }
-    ours = std::move(parsed.value());
-  }
-  auto report = nft_drift(plan, node, *live, ours, interface_with_address(node.address).value_or(""));
-  auto text = args.format == "json" ? render_drift_json(report) : render_drift_table(report);
+  auto text = args.format == "json" ? render_drift_json(*report) : render_drift_table(*report);
   if (!args.output.empty()) {
     if (!write_file(args.output, text)) return k_exit_input;
   } else {
     std::cout << text;
   }
-  return report.in_sync() ? 0 : 1;
+  return report->in_sync() ? 0 : 1;
 }
 
 // The action on this host, for the node named by --node.

@@ -20,6 +20,9 @@ namespace {
 
 // Past this many nodes the page opens on role x role (node x node stays, folded).
 constexpr std::size_t k_open_node_matrix = 24;
+// Past this many, node x node is left out (its cells would outweigh the page:
+// 40,000 at 200 nodes); role x role remains.
+constexpr std::size_t k_max_node_matrix = 200;
 
 constexpr const char* k_style = R"(
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -138,6 +141,11 @@ node_matrix(const CheckReport& report)
     note(r.to);
     vip = vip || r.to == "vip";
     cells[{r.from, r.to}].add(r);
+  }
+  if (nodes.size() > k_max_node_matrix) {
+    return fmt::format("<p id=\"node-matrix-left-out\">Node × node is left out for {} nodes (more than {}); "
+                       "role × role follows.</p>\n",
+                       nodes.size(), k_max_node_matrix);
   }
   auto open = nodes.size() <= k_open_node_matrix ? " open" : "";
   std::string out = fmt::format("<details id=\"node-matrix\"{}><summary>Node × node ({} nodes; a row per source, a column "
@@ -273,7 +281,7 @@ render_html(const CheckReport& report)
   for (const auto& r : report.results) nodes.insert(r.from);
   out += "<h2 id=\"matrix\">The cluster</h2>\n<p class=\"legend\"><span class=\"status pass\">✓ passed</span>"
          "<span class=\"status fail\">N failed</span><span class=\"status incomplete\">? untested</span>"
-         "(a cell shows its worst verdict and links to that flow)</p>\n";
+         "(a cell shows its worst verdict and links to its flows of that verdict)</p>\n";
   out += node_matrix(report) + role_matrix(report, nodes.size());
   out += causes(report, Verdict::fail, "failures", "Failures by cause");
   if (auto places = untested_places(report); !places.empty()) {

@@ -431,6 +431,13 @@ TEST(CheckReportHtml, ALargeClusterOpensOnRoleByRole)
   roles = roles.substr(0, roles.find("</details>"));
   EXPECT_EQ(count(roles, "<td class=\"cell "), 1u) << "worker -> master";
   EXPECT_NE(roles.find("title=\"worker → master: 30 passed, 0 failed, 0 skipped\""), std::string::npos) << roles;
+  // Past 200 nodes, node x node is left out: its cells would outweigh the page.
+  for (int i = 30; i < 250; ++i) large.results.push_back(result(fmt::format("worker{}", i), "master1", Verdict::pass, "kubelet"));
+  html = render_check(large, CheckFormat::html);
+  EXPECT_EQ(html.find("<details id=\"node-matrix\""), std::string::npos);
+  EXPECT_NE(html.find("Node × node is left out for 251 nodes (more than 200)"), std::string::npos);
+  EXPECT_NE(html.find("<details id=\"role-matrix\" open>"), std::string::npos);
+  EXPECT_LT(html.size(), 200'000u) << "251 flows";
 }
 
 TEST(CheckReportHtml, HasEgressAndUntestedSectionsOnlyWhenThereIsSomething)

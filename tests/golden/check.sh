@@ -52,9 +52,11 @@ done
 run ports-rke2-canal.md ports --profile rke2-1.31,canal-3.29 --format markdown
 for cni in calico cilium; do
   run "ports-cni-$cni.txt" ports --inventory "cni-$cni.yaml"
+  run "ports-cni-$cni.json" ports --inventory "cni-$cni.yaml" --format json
   for format in nftables iptables firewalld ufw; do
     run "firewall-cni-$cni-master1.$format" firewall --inventory "cni-$cni.yaml" --node master1 --format "$format"
   done
+  run "firewall-cni-$cni-worker6.nftables" firewall --inventory "cni-$cni.yaml" --node worker6 --format nftables
 done
 
 if [ "$update" = --update ]; then

@@ -47,6 +47,7 @@
 #include "agent/tls_health.hpp"
 #include "host/conntrack.hpp"
 #include "host/interfaces.hpp"
+#include "model/provable.hpp"
 #include "net/address.hpp"
 #include "plan/egress.hpp"
 #include "probe/prober.hpp"
@@ -112,7 +113,7 @@ struct Agent::Impl
   {
     // Visited, not listed: a large cluster's flows never sit in memory at once.
     plan.for_each_flow([&](const Flow& flow) {
-      if (plan.inventory.nodes[flow.from].name != node.name || !has_ports(flow.protocol)) return;
+      if (plan.inventory.nodes[flow.from].name != node.name || !has_probe(flow.protocol)) return;
       allowed.push_back({flow.protocol, plan.flow_address(flow), flow.range, !flow.to.has_value()});
       max_probes += std::uint64_t(flow.range.size()) * (flow.to ? 1 : k_max_probe_repeat);
     });
@@ -144,7 +145,7 @@ struct Agent::Impl
     // free. A port several roles send to is bound (and reported) once.
     std::map<Protocol, std::vector<PortRange>> wanted;
     for (const auto& rule : plan.ingress(node, Plan::VipPorts::exclude)) {
-      if (!has_ports(rule.protocol)) continue;
+      if (!has_probe(rule.protocol)) continue;
       wanted[rule.protocol].insert(wanted[rule.protocol].end(), rule.ports.begin(), rule.ports.end());
     }
     std::vector<ListenSpec> specs;
@@ -152,6 +153,12 @@ struct Agent::Impl
       for (const auto& range : merge_ranges(std::move(ranges))) specs.push_back({protocol, range});
     }
     responder.bind(specs);
+    if (wanted.contains(Protocol::ipip) && !responder.listening(Protocol::ipip, 0)) {
+      log << fmt::format("portmatrix agent {}: no raw socket for IP-in-IP (it needs CAP_NET_RAW and an IPv4 address): "
+                         "probes of IP protocol 4 to this node go unanswered, and check reports their flows as not "
+                         "proven\n",
+                         node.name);
+    }
     serve_health_checks();
     std::string capture_error_text;
     if (auto peers = capture.set_peers(capture_peers(plan.inventory)); !peers.empty()) {

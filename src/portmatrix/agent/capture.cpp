@@ -1,6 +1,8 @@
 // Records which probes reached this node's interface, before the host
 // firewall had its say.
 //
+// IP-in-IP probes (IPv4, protocol 4) count by their inner header (port 0).
+//
 // One AF_PACKET socket of type SOCK_DGRAM (packets start at the network
 // header; the ethertype comes with the source address) watches one interface
 // or all of them. The node's own transmissions are left out twice over:
@@ -63,6 +65,7 @@
 #include "agent/capture_filter.hpp"
 #include "agent/peer_port_counts.hpp"
 #include "model/inventory.hpp"
+#include "probe/raw_packet.hpp"
 
 namespace portmatrix {
 namespace {
@@ -136,7 +139,15 @@ parse_ipv4(std::span<const std::uint8_t> packet, std::span<const std::uint8_t> n
   if ((read_u16(packet, 6) & k_ipv4_fragment_offset_mask) != 0) return std::nullopt;
   auto offsets = address_offsets(true, direction);
   if (!same_bytes(packet.subspan(offsets.node, 4), node)) return std::nullopt;
-  auto probe = parse_probe_transport(packet[9], packet.subspan(header_length), direction);
+  std::optional<ArrivedProbe> probe;
+  if (packet[9] == k_ip_protocol_ipip) {
+    // An IP-in-IP probe, by its inner header; inbound only (port 0).
+    if (direction == Direction::inbound && is_ipip_probe_inner(packet.subspan(header_length))) {
+      probe = ArrivedProbe{Protocol::ipip, {}, 0};
+    }
+  } else {
+    probe = parse_probe_transport(packet[9], packet.subspan(header_length), direction);
+  }
   if (probe) std::memcpy(probe->peer.data(), &packet[offsets.peer], 4);
   return probe;
 }

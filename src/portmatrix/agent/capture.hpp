@@ -133,8 +133,9 @@ struct ArrivedProbe
   std::array<std::uint8_t, 16> peer{}; // the other end (source, or destination outbound); network order, IPv4 in the first 4 bytes
   std::uint16_t port = 0;              // destination port
 };
-// The probe in `packet` if it is a TCP SYN without ACK or a UDP datagram (a
-// first fragment; not outbound) addressed to (inbound) or sent from
+// The probe in `packet` if it is a TCP SYN without ACK, a UDP datagram (a
+// first fragment; not outbound) or an IP-in-IP probe (IPv4, inbound; port 0:
+// probe/raw_packet.hpp) addressed to (inbound) or sent from
 // (outbound) `node` (4 or 16 address bytes), else nullopt (other traffic,
 // truncated or malformed headers).
 std::optional<ArrivedProbe> parse_arrived_probe(std::span<const std::uint8_t> packet, std::uint16_t ethertype,

@@ -16,6 +16,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "probe/raw_packet.hpp"
+
 namespace portmatrix {
 namespace {
 
@@ -26,6 +28,7 @@ constexpr std::uint8_t k_ip_udp = 17;
 constexpr std::uint8_t k_tcp_syn = 0x02;
 constexpr std::uint8_t k_tcp_ack = 0x10;
 constexpr std::uint32_t k_ipv6_header = 40;
+constexpr std::uint32_t k_ipv4_inner_version = 0x45;
 constexpr std::uint32_t k_tcp_flags_offset = 13;
 constexpr std::uint16_t k_ipv4_fragment_offset_mask = 0x1FFF;
 
@@ -123,6 +126,9 @@ packet_checks(FilterBuilder& filter, std::span<const std::uint8_t> node, Directi
     filter.load(BPF_B, 6);
   }
   filter.jump(BPF_JEQ, k_ip_udp, outbound ? drop : pass, next);
+  // Inbound IPv4: an IP-in-IP probe (probe/raw_packet.hpp), by its inner header.
+  auto ipip = filter.label();
+  if (ipv4 && !outbound) filter.jump(BPF_JEQ, k_ip_protocol_ipip, ipip, next);
   filter.jump(BPF_JEQ, k_ip_tcp, next, drop);
   if (ipv4) {
     filter.statement(BPF_LDX | BPF_B | BPF_MSH, 0); // X = IPv4 header length
@@ -132,6 +138,18 @@ packet_checks(FilterBuilder& filter, std::span<const std::uint8_t> node, Directi
   }
   filter.statement(BPF_ALU | BPF_AND | BPF_K, k_tcp_syn | k_tcp_ack);
   filter.jump(BPF_JEQ, k_tcp_syn, pass, drop);
+  filter.place(ipip);
+  if (ipv4 && !outbound) {
+    filter.statement(BPF_LDX | BPF_B | BPF_MSH, 0); // X = the outer header's length
+    filter.statement(BPF_LD | BPF_B | BPF_IND, 0);
+    filter.jump(BPF_JEQ, k_ipv4_inner_version, next, drop);
+    filter.statement(BPF_LD | BPF_H | BPF_IND, 6);
+    filter.jump(BPF_JSET, k_ipv4_fragment_offset_mask, drop, next);
+    filter.statement(BPF_LD | BPF_B | BPF_IND, 9);
+    filter.jump(BPF_JEQ, k_ipip_inner_protocol, next, drop);
+    filter.statement(BPF_LD | BPF_W | BPF_IND, 16);
+    filter.jump(BPF_JEQ, k_ipip_inner_destination, pass, drop);
+  }
 }
 
 // One block per peer network: a match jumps to `keep`, a mismatch falls to
@@ -243,6 +261,8 @@ run_filter(std::span<const sock_filter> program, std::span<const std::uint8_t> p
     case BPF_LD | BPF_W | BPF_ABS:
     case BPF_LD | BPF_H | BPF_ABS:
     case BPF_LD | BPF_B | BPF_ABS:
+    case BPF_LD | BPF_W | BPF_IND:
+    case BPF_LD | BPF_H | BPF_IND:
     case BPF_LD | BPF_B | BPF_IND: {
       bool indirect = BPF_MODE(in.code) == BPF_IND;
       auto value = load(std::uint16_t(BPF_SIZE(in.code)), std::uint64_t(in.k) + (indirect ? x : 0));

@@ -1,6 +1,7 @@
 // The classic BPF program Capture attaches to its AF_PACKET socket, so that
 // the kernel queues only what can be a probe of this check: TCP SYNs without
-// ACK and UDP first fragments addressed to the node (inbound) or TCP SYNs
+// ACK, UDP first fragments and IP-in-IP probes (IPv4, by their inner header:
+// probe/raw_packet.hpp) addressed to the node (inbound) or TCP SYNs
 // leaving it (outbound), and inbound only from the inventory's peers (its
 // nodes' addresses and client_cidrs). A flood from any other address never
 // reaches the socket: it costs no memory, fills no buffer and is never

@@ -9,6 +9,7 @@
 #include "agent/responder.hpp"
 #include "agent/control_protocol.hpp"
 #include "egress/result_json.hpp"
+#include "model/provable.hpp"
 #include "util/json_depth.hpp"
 
 namespace portmatrix {
@@ -74,19 +75,25 @@ list_field(const json& object, const char* name)
   return value;
 }
 
+// A protocol the prober has a probe for: tcp, udp, ipip.
 Protocol
 protocol_field(const json& object)
 {
   auto protocol = parse_protocol(text_field(object, "protocol"));
-  if (!protocol || !has_ports(*protocol)) throw ParseError{"protocol must be tcp or udp"};
+  if (!protocol || !has_probe(*protocol)) throw ParseError{"protocol must be tcp, udp or ipip"};
   return *protocol;
 }
 
+// Ports 1-65535 of `protocol`, or 0-0 for one without ports (ipip); any
+// (a segment of a probe's result) without one.
 PortRange
-range_fields(const json& object)
+range_fields(const json& object, std::optional<Protocol> protocol = std::nullopt)
 {
-  PortRange range{std::uint16_t(number_field(object, "port_min", 1, 65535)),
-                  std::uint16_t(number_field(object, "port_max", 1, 65535))};
+  bool portless = protocol && !has_ports(*protocol);
+  std::int64_t lowest = !protocol ? 0 : portless ? 0 : 1;
+  std::int64_t highest = portless ? 0 : 65535;
+  PortRange range{std::uint16_t(number_field(object, "port_min", lowest, highest)),
+                  std::uint16_t(number_field(object, "port_max", lowest, highest))};
   if (range.min > range.max) throw ParseError{"port_min above port_max"};
   return range;
 }
@@ -335,7 +342,7 @@ parse_probe_request(std::string_view text)
       ProbeTarget target;
       target.protocol = protocol_field(item);
       target.address = text_field(item, "address");
-      target.range = range_fields(item);
+      target.range = range_fields(item, target.protocol);
       target.repeat = int(number_field(item, "repeat", 1, k_max_probe_repeat));
       request.targets.push_back(std::move(target));
     }
@@ -385,8 +392,9 @@ parse_observed_queries(std::string_view text)
       if (!item.is_object()) throw ParseError{"query must be an object"};
       bool departed = item.contains("destination");
       if (departed == item.contains("source")) throw ParseError{"a query names either a source or a destination"};
-      queries.push_back({protocol_field(item), text_field(item, departed ? "destination" : "source"),
-                         range_fields(item), departed, optional_count(item, "since"),
+      auto protocol = protocol_field(item);
+      queries.push_back({protocol, text_field(item, departed ? "destination" : "source"),
+                         range_fields(item, protocol), departed, optional_count(item, "since"),
                          optional_count(item, "answered_since")});
     }
     return queries;

@@ -25,6 +25,13 @@
 //
 // A port that cannot be bound is recorded with its owner (host/sockets.hpp);
 // failed ports are resolved in one pass over /proc.
+//
+// IP-in-IP (IP protocol 4) has no ports: one raw IPPROTO_IPIP socket on the
+// node's IPv4 address (it needs CAP_NET_RAW; its filter keeps only probe-
+// shaped packets, probe/raw_packet.hpp) is its listener, "port" 0. A probe
+// gets the identity reply back to its source, encapsulated the same way and
+// never longer than the probe; anything else (a real tunnel's packets,
+// another prober's answers) is ignored.
 #include "agent/responder.hpp"
 
 #include <arpa/inet.h>
@@ -52,6 +59,7 @@
 #include "host/sockets.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
+#include "probe/raw_packet.hpp"
 
 namespace portmatrix {
 namespace {
@@ -91,11 +99,24 @@ errno_text(int error)
 Fd
 open_listener(Protocol protocol, const SocketAddress& address, int& error)
 {
-  int type = protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM;
-  Fd socket(::socket(address.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (protocol == Protocol::ipip && address.family() != AF_INET) {
+    error = EAFNOSUPPORT; // IPv4 in IPv4 only
+    return {};
+  }
+  int type = protocol == Protocol::tcp ? SOCK_STREAM : protocol == Protocol::udp ? SOCK_DGRAM : SOCK_RAW;
+  Fd socket(::socket(address.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                     protocol == Protocol::ipip ? IPPROTO_IPIP : 0));
   if (!socket) {
     error = errno;
     return {};
+  }
+  if (protocol == Protocol::ipip) {
+    auto code = ipip_socket_filter();
+    sock_fprog program{std::uint16_t(code.size()), code.data()};
+    if (::setsockopt(socket.get(), SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) != 0) {
+      error = errno;
+      return {};
+    }
   }
   int on = 1;
   if (protocol == Protocol::tcp) {
@@ -175,13 +196,17 @@ struct Responder::Impl
   void on_listener_ready(std::uint32_t index);
   bool accept_connection(const Listener& listener); // false: none was waiting (or none could be taken)
   void answer_datagrams(const Listener& listener);
+  void answer_ipip(const Listener& listener);
   bool on_connection_ready(std::uint64_t id);
   // Answers when `line` is a probe; the caller closes the connection.
   void answer_line(Connection& connection, std::string_view line);
   void close_connection(std::uint64_t id);
   void make_room();
 
-  std::bitset<65536>& ports(Protocol protocol) { return protocol == Protocol::tcp ? m_tcp_ports : m_udp_ports; }
+  std::bitset<65536>& ports(Protocol protocol)
+  {
+    return protocol == Protocol::tcp ? m_tcp_ports : protocol == Protocol::udp ? m_udp_ports : m_raw_ports;
+  }
 
   EventLoop& m_loop;
   const Token& m_token;
@@ -192,6 +217,7 @@ struct Responder::Impl
   std::vector<Listener> m_listeners; // append only: callbacks hold indices
   std::bitset<65536> m_tcp_ports;
   std::bitset<65536> m_udp_ports;
+  std::bitset<65536> m_raw_ports; // ipip: bit 0
   std::vector<PortOwner> m_owners;
   TlsHealthServer* m_tls = nullptr;
   std::bitset<65536> m_tls_ports;
@@ -210,6 +236,10 @@ Responder::Impl::bind(const std::vector<ListenSpec>& specs)
   std::vector<PortKey> in_use; // failed with EADDRINUSE: their owners are looked up
   std::vector<std::size_t> in_use_index;
   for (const auto& spec : specs) {
+    if (spec.protocol == Protocol::ipip) {
+      add_listener(spec.protocol, 0); // without it (no CAP_NET_RAW, an IPv6 node) listening(ipip, 0) is false
+      continue;
+    }
     if (spec.protocol != Protocol::tcp && spec.protocol != Protocol::udp) continue;
     for (std::uint32_t port = std::max<std::uint32_t>(spec.range.min, 1); port <= spec.range.max; ++port) {
       auto error = add_listener(spec.protocol, std::uint16_t(port));
@@ -259,8 +289,10 @@ Responder::Impl::on_listener_ready(std::uint32_t index)
     listener.last_turn = turn;
     for (int i = 0; i < burst && accept_connection(listener); ++i) {
     }
-  } else {
+  } else if (listener.protocol == Protocol::udp) {
     answer_datagrams(listener);
+  } else {
+    answer_ipip(listener);
   }
 }
 
@@ -358,6 +390,33 @@ Responder::Impl::answer_datagrams(const Listener& listener)
                            listener.port);
     }
     sent += unsigned(done);
+  }
+}
+
+// IP-in-IP probes that arrived: each gets the identity reply, encapsulated
+// as the probe was, back to the node that sent it.
+void
+Responder::Impl::answer_ipip(const Listener& listener)
+{
+  Ipv4Bytes own{};
+  std::memcpy(own.data(), &reinterpret_cast<const sockaddr_in*>(m_address->get())->sin_addr, 4);
+  std::uint8_t buffer[k_max_ipip_packet];
+  for (int i = 0; i < k_datagrams; ++i) {
+    sockaddr_storage from{};
+    socklen_t length = sizeof(from);
+    auto count = ::recvfrom(listener.fd.get(), buffer, sizeof(buffer), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from),
+                            &length);
+    if (count < 0) return; // EAGAIN, or a transient error: the loop calls again while it is readable
+    auto packet = parse_ipip_packet(std::span<const std::uint8_t>(buffer, std::size_t(count)));
+    auto nonce = packet ? parse_probe_payload(packet->payload) : std::nullopt;
+    if (!nonce) continue;
+    auto reply = make_ipip_packet(own, make_identity_reply(m_token, *nonce, m_node, Protocol::ipip, 0));
+    if (reply.size() > std::size_t(count)) continue; // never more than the probe (no amplification)
+    auto sent = ::sendto(listener.fd.get(), reply.data(), reply.size(), k_send_flags,
+                         reinterpret_cast<const sockaddr*>(&from), length);
+    if (sent != ssize_t(reply.size())) continue; // lost (our output rules?); the prober asks again
+    ++m_answered;
+    m_answered_to.record(Protocol::ipip, bytes_of(from), 0);
   }
 }
 
@@ -470,9 +529,10 @@ Responder::owners() const
 bool
 Responder::listening(Protocol protocol, std::uint16_t port) const
 {
-  if (protocol != Protocol::tcp && protocol != Protocol::udp) return false;
+  if (protocol != Protocol::tcp && protocol != Protocol::udp && protocol != Protocol::ipip) return false;
   return m_impl->ports(protocol).test(port);
 }
+
 
 std::size_t
 Responder::listener_count() const

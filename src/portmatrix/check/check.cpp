@@ -32,6 +32,7 @@
 #include "check/diagnosis.hpp"
 #include "check/request_split.hpp"
 #include "crypto/digest.hpp"
+#include "model/provable.hpp"
 #include "net/address.hpp"
 #include "util/thousands.hpp"
 
@@ -170,7 +171,9 @@ public:
     }
     progress(fmt::format("{} of {} agents answered", reachable, m_report.agents.size()));
     m_flows = m_plan.flows();
-    std::erase_if(m_flows, [](const Flow& f) { return !has_ports(f.protocol); });
+    // vrrp and esp have no probe: check cannot prove them (their flows are
+    // not listed as results).
+    std::erase_if(m_flows, [](const Flow& f) { return !has_probe(f.protocol); });
     timed("probe", [this] { probe_round(); });
     timed("vip", [this] { vip_rounds(); });
     timed("observe", [this] { observed_round(); });
@@ -770,13 +773,15 @@ private:
     if (result.diagnosis == "service") result.answered_by = answered_by(*flow.to, flow.protocol, flow.range);
   }
 
-  // Failures that only say a destination's agent could not be asked leave
-  // the flow untested: a skip, as the agents section says.
+  // Failures that only say a destination's agent could not be asked, or
+  // that nothing could be proven (not-probed), leave the flow untested: a
+  // skip, as the agents section says.
   static Verdict verdict_of(const std::vector<FlowFailure>& failures)
   {
     if (failures.empty()) return Verdict::pass;
-    bool untested = std::all_of(failures.begin(), failures.end(),
-                                [](const FlowFailure& f) { return f.diagnosis == "agent-unreachable"; });
+    bool untested = std::all_of(failures.begin(), failures.end(), [](const FlowFailure& f) {
+      return f.diagnosis == "agent-unreachable" || f.diagnosis == "not-probed";
+    });
     return untested ? Verdict::skip : Verdict::fail;
   }
 

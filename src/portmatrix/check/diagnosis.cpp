@@ -11,9 +11,16 @@
 // seen". So whatever would rest on a capture that lost packets during the
 // check is `filtered`, "cannot tell where", with the capture and its losses
 // named in the detail.
+//
+// A protocol without ports (IP-in-IP) is proven by the agents' raw sockets:
+// where the source's agent could not open one, or the destination's has
+// none, nothing was proven either way: `not-probed`, and the flow is a skip
+// whose detail says "cannot prove" and why.
 #include "check/diagnosis.hpp"
 
+#include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -42,8 +49,11 @@ diagnose_silence(const Segment& segment, const SegmentEvidence& evidence, FlowFa
   if (seen && seen->packets > 0) {
     // Arrived, unanswered: the host dropped it. With a capture that could
     // not keep up, the host was too busy to tell its firewall from its load.
-    auto reached = fmt::format("{} of {} ports' probes reached {}'s interface, never its socket", seen->ports_seen,
-                               segment.range.size(), evidence.destination);
+    auto reached = has_ports(evidence.protocol)
+                     ? fmt::format("{} of {} ports' probes reached {}'s interface, never its socket", seen->ports_seen,
+                                   segment.range.size(), evidence.destination)
+                     : fmt::format("the {} probes reached {}'s interface, never its agent's raw socket",
+                                   to_string(evidence.protocol), evidence.destination);
     if (evidence.arrivals.lost > 0) {
       return cannot_tell(failure, evidence.destination, evidence.arrivals.lost, reached);
     }
@@ -129,6 +139,35 @@ state_name(ProbeState state)
   }
 }
 
+namespace {
+
+// A raw-protocol segment nothing could prove (see the top of the file), or nullopt.
+std::optional<FlowFailure>
+not_probed(const Segment& segment, const SegmentEvidence& evidence, FlowFailure failure)
+{
+  if (has_ports(evidence.protocol)) return std::nullopt;
+  auto protocol = fmt::format("IP protocol {} ({})", ip_protocol_number(evidence.protocol), to_string(evidence.protocol));
+  const auto* seen = evidence.arrivals.answer;
+  if (segment.state == ProbeState::error && segment.error == EAFNOSUPPORT) {
+    failure.detail = fmt::format("cannot prove {}: its probe is IPv4 in IPv4 only", protocol);
+  } else if (segment.state == ProbeState::error && (segment.error == EPERM || segment.error == EACCES)) {
+    failure.detail = fmt::format("cannot prove {}: {}'s agent cannot open a raw socket for it ({}; it needs "
+                                 "CAP_NET_RAW)",
+                                 protocol, evidence.source, std::strerror(segment.error));
+  } else if (seen && seen->ports_listening == 0 && segment.state != ProbeState::open
+             && segment.state != ProbeState::blocked_locally) {
+    failure.detail = fmt::format("cannot prove {}: {}'s agent has no raw socket for it to answer on (it needs "
+                                 "CAP_NET_RAW; its log says why); the probe got: {}",
+                                 protocol, evidence.destination, state_name(segment.state));
+  } else {
+    return std::nullopt;
+  }
+  failure.diagnosis = "not-probed";
+  return failure;
+}
+
+} // namespace
+
 FlowFailure
 diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service)
 {
@@ -136,6 +175,7 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
   const auto* seen = evidence.arrivals.answer;
   FlowFailure failure{segment.range, state_name(segment.state), {}, {}};
   if (reached_destination(segment, evidence)) return failure;
+  if (auto unproven = not_probed(segment, evidence, failure)) return *unproven;
   if (late_answer_possible(segment) && ports_answered(evidence) > 0) {
     // The agent answered some, too late: an overloaded node, whose silence
     // on the others says nothing of its firewall.

@@ -50,7 +50,10 @@ bool reached_destination(const Segment& segment, const SegmentEvidence& evidence
 // a capture that lost packets: what would have rested on one is `filtered`,
 // and its detail names the capture and its losses. A connection without an
 // identity while the destination's agent cannot be asked (stopped, frozen)
-// is `agent-unreachable`, not `wrong-responder`: the flow is untested.
+// is `agent-unreachable`, not `wrong-responder`: the flow is untested. A
+// segment of a protocol without ports (ipip) whose source could not open a
+// raw socket, or whose destination's agent has none, is `not-probed`: its
+// detail says "cannot prove" and why.
 FlowFailure diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service);
 
 // The failures of a flow the matrix denies: every probed segment that opened

@@ -16,7 +16,8 @@
 // its head replaces a timer per probe. UDP resends use a second such queue.
 //
 //
-// The TCP probe is tcp_probe.cpp, the UDP probe udp_probe.cpp; the window,
+// The TCP probe is tcp_probe.cpp, the UDP probe udp_probe.cpp, the IP-in-IP
+// probe raw_probe.cpp; the window,
 // quiet probes and the conntrack table are pacing.cpp (all members of
 // Prober::Impl, declared in prober_impl.hpp).
 //
@@ -34,6 +35,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "model/provable.hpp"
 #include "probe/probe_socket.hpp"
 #include "probe/prober_impl.hpp"
 
@@ -157,16 +159,18 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
 
 // Targets that cannot be probed at all settle every port at once: EINVAL for
 // an address (or source address) that does not parse, EPROTONOSUPPORT for a
-// protocol other than TCP and UDP.
+// protocol without a probe (vrrp, esp), EAFNOSUPPORT for IP-in-IP to an IPv6
+// address (IPv4 in IPv4 only).
 void
 Prober::Impl::settle_unprobeable_targets()
 {
   for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
     auto protocol = m_outcomes[target].target.protocol;
-    bool supported = protocol == Protocol::tcp || protocol == Protocol::udp;
-    if (m_addresses[target] && supported) continue;
+    bool supported = has_probe(protocol);
+    bool family = protocol != Protocol::ipip || !m_addresses[target] || m_addresses[target]->family() == AF_INET;
+    if (m_addresses[target] && supported && family) continue;
     m_addresses[target].reset();
-    auto error = supported ? EINVAL : EPROTONOSUPPORT;
+    auto error = !supported ? EPROTONOSUPPORT : !family ? EAFNOSUPPORT : EINVAL;
     for (std::uint32_t port = 0; port < m_outcomes[target].ports.size(); ++port) {
       for (std::uint32_t attempt = 0; attempt < repeat_of(target); ++attempt) {
         settle(Job{target, port, attempt}, found(ProbeState::error, error));
@@ -260,7 +264,7 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   } else if (m_options.quiet_after < m_options.timeout) {
     m_quiet.push(now + m_options.quiet_after, slot, generation);
   }
-  if (protocol == Protocol::udp && m_options.udp_resend.count() > 0 && m_options.udp_resend < m_options.timeout) {
+  if (protocol != Protocol::tcp && m_options.udp_resend.count() > 0 && m_options.udp_resend < m_options.timeout) {
     m_resends.push(now + m_options.udp_resend, slot, generation);
   }
   return Launch::in_flight;
@@ -319,6 +323,9 @@ Prober::Impl::on_deadline(std::uint32_t slot, std::uint32_t generation)
     // settle this probe.
     auto& channel = m_udp[probe.peer.family() == AF_INET6 ? 1 : 0];
     if (channel.fd && Clock::now() - m_udp_drained_at > std::chrono::milliseconds(1)) drain_udp(channel);
+    if (!live(slot, generation)) return;
+  } else if (probe.protocol == Protocol::ipip) {
+    if (m_raw.fd) drain_raw();
     if (!live(slot, generation)) return;
   }
   if (!finding) reopen_window(); // silent: see reopen_window
@@ -474,6 +481,7 @@ Prober::Impl::deliver()
   m_quiet.clear();
   m_hedges.clear();
   close_udp_channels();
+  close_raw_channel();
   m_running = false;
   auto done = std::move(m_done);
   m_done = nullptr;
@@ -501,6 +509,7 @@ Prober::Impl::abandon_probes()
     if (probe.phase != Phase::idle) close_probe(probe);
   }
   close_udp_channels();
+  close_raw_channel();
   m_deadlines.clear();
   m_resends.clear();
   m_identity_deadlines.clear();

@@ -1,7 +1,8 @@
 // The prober's internals, shared by its parts (probe/*.cpp only): a probe in
 // its slot, and Prober::Impl, whose members are defined by concern:
 // prober.cpp (the round: jobs, slots, settling, retries), tcp_probe.cpp,
-// udp_probe.cpp and pacing.cpp (the window, quiet probes, the conntrack table).
+// udp_probe.cpp, raw_probe.cpp (IP-in-IP) and pacing.cpp (the window, quiet
+// probes, the conntrack table).
 #pragma once
 
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -43,7 +45,7 @@ enum class Phase {
   idle,       // the slot is free
   connecting, // TCP: waiting for EPOLLOUT
   reading,    // TCP: connected, payload sent, reading the identity line
-  awaiting,   // UDP: payload sent, waiting for a datagram or an ICMP error
+  awaiting,   // UDP and IP-in-IP: payload sent, waiting for an answer or an ICMP error
 };
 
 struct Probe
@@ -52,9 +54,9 @@ struct Probe
   Protocol protocol = Protocol::tcp;
   Phase phase = Phase::idle;
   std::uint32_t generation = 0;
-  Fd fd; // TCP; UDP probes share the prober's socket
+  Fd fd; // TCP; UDP and IP-in-IP probes share the prober's sockets
   SocketAddress peer;
-  UdpKey key; // UDP
+  UdpKey key; // UDP; IP-in-IP (port 0)
   std::string nonce;
   std::string payload;
   std::string received; // TCP: the identity line so far
@@ -70,7 +72,7 @@ enum class Launch {
   waiting,  // UDP: a probe to the same address and port is in flight
 };
 
-// The shared UDP socket of one address family.
+// The shared UDP socket of one address family (or the raw IP-in-IP socket).
 struct UdpChannel
 {
   Fd fd;
@@ -97,12 +99,20 @@ private:
   void fill();
   Launch launch(const Job& job);
   Launch launch_udp(const Job& job, const SocketAddress& peer);
+  Launch launch_datagram(const Job& job, const SocketAddress& peer, UdpChannel& channel,
+                         const std::function<std::string(std::string_view nonce)>& payload_of);
   Launch watch(const Job& job, Fd fd, const SocketAddress& peer, std::string nonce, std::string payload);
   UdpChannel& udp_channel(int family);
   void drain_udp(UdpChannel& channel);
   void drain_udp_errors(int fd);
   void answer_udp(const sockaddr* from, std::string_view reply);
   void close_udp_channels();
+  Launch launch_raw(const Job& job, const SocketAddress& peer);
+  UdpChannel& raw_channel();
+  void drain_raw();
+  bool answers_ours(const sockaddr* from, std::string_view reply) const;
+  void drain_raw_errors();
+  void close_raw_channel();
   Launch settle_now(const Job& job, Finding finding);
   Launch defer_or_settle(const Job& job, int error);
   std::uint32_t acquire_slot();
@@ -192,7 +202,8 @@ private:
   std::vector<std::uint32_t> m_free;
   std::size_t m_in_flight = 0;
   std::array<UdpChannel, 2> m_udp; // IPv4, IPv6
-  std::unordered_map<UdpKey, std::uint32_t, UdpKeyHash> m_udp_in_flight;   // -> slot
+  UdpChannel m_raw;                // IP-in-IP (IPv4)
+  std::unordered_map<UdpKey, std::uint32_t, UdpKeyHash> m_udp_in_flight;   // -> slot (IP-in-IP too)
   std::unordered_map<UdpKey, std::deque<Job>, UdpKeyHash> m_udp_waiting; // second probes to a key
   // The nonce of the last finished probe to a key: a retry may get the late
   // answer to the try before it, which proves the agent as well.

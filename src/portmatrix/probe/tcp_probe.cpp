@@ -33,6 +33,7 @@ Prober::Impl::launch(const Job& job)
   auto peer = *m_addresses[job.target];
   peer.set_port(m_outcomes[job.target].ports[job.port_index].port);
   if (protocol == Protocol::udp) return launch_udp(job, peer);
+  if (protocol == Protocol::ipip) return launch_raw(job, peer);
 
   Fd fd(::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return defer_or_settle(job, errno);

@@ -31,7 +31,17 @@ constexpr int k_udp_receive_buffer = 8 << 20;
 Launch
 Prober::Impl::launch_udp(const Job& job, const SocketAddress& peer)
 {
-  auto& channel = udp_channel(peer.family());
+  return launch_datagram(job, peer, udp_channel(peer.family()),
+                         [](std::string_view nonce) { return make_probe_payload(nonce); });
+}
+
+// A probe that is one datagram on a shared socket (UDP's, or the raw
+// IP-in-IP socket with `payload_of` encapsulating), sent again every
+// udp_resend until answered.
+Launch
+Prober::Impl::launch_datagram(const Job& job, const SocketAddress& peer, UdpChannel& channel,
+                              const std::function<std::string(std::string_view nonce)>& payload_of)
+{
   if (!channel.fd) return settle_now(job, found(ProbeState::error, channel.error));
   auto key = *udp_key(peer.get());
   if (m_udp_in_flight.contains(key)) {
@@ -39,7 +49,7 @@ Prober::Impl::launch_udp(const Job& job, const SocketAddress& peer)
     return Launch::waiting;
   }
   auto nonce = random_hex(k_nonce_bytes);
-  auto payload = make_probe_payload(nonce);
+  auto payload = payload_of(nonce);
   int fd = channel.fd.get();
   auto send = [&] { return ::sendto(fd, payload.data(), payload.size(), MSG_DONTWAIT, peer.get(), peer.length()); };
   if (send() < 0 && !is_transient_send_error(errno)) {
@@ -145,7 +155,7 @@ Prober::Impl::answer_udp(const sockaddr* from, std::string_view reply)
   if (!finding.responder || !finding.responder->authentic) {
     auto earlier = m_udp_earlier_nonce.find(*key);
     if (earlier != m_udp_earlier_nonce.end()) {
-      auto late = parse_identity_reply(m_token, reply, earlier->second, Protocol::udp);
+      auto late = parse_identity_reply(m_token, reply, earlier->second, m_probes[slot].protocol);
       if (late && late->authentic) finding.responder = std::move(late);
     }
   }
@@ -168,7 +178,7 @@ Prober::Impl::on_resend(std::uint32_t slot, std::uint32_t generation)
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
   if (!probe.young) return; // presumed dropped (on_quiet): resending would only add load
-  auto& channel = m_udp[probe.peer.family() == AF_INET6 ? 1 : 0];
+  auto& channel = probe.protocol == Protocol::ipip ? m_raw : m_udp[probe.peer.family() == AF_INET6 ? 1 : 0];
   int fd = channel.fd.get();
   auto sent = ::sendto(fd, probe.payload.data(), probe.payload.size(), MSG_DONTWAIT, probe.peer.get(),
                        probe.peer.length());

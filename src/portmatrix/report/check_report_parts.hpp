@@ -17,7 +17,7 @@
 
 namespace portmatrix::check_report {
 
-// "10250/tcp", "2379-2380/tcp".
+// "10250/tcp", "2379-2380/tcp"; "ipip (IP protocol 4)" for a protocol without ports.
 std::string ports_text(const PortRange& range, Protocol protocol);
 
 // Results grouped by direction (worker -> master, ...) like the guide's

@@ -13,6 +13,7 @@ namespace portmatrix::check_report {
 std::string
 ports_text(const PortRange& range, Protocol protocol)
 {
+  if (!has_ports(protocol)) return fmt::format("{} (IP protocol {})", to_string(protocol), ip_protocol_number(protocol));
   return fmt::format("{}/{}", to_string(range), to_string(protocol));
 }
 

@@ -26,6 +26,7 @@
 #include "agent/peer_port_counts.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
+#include "probe/raw_packet.hpp"
 #include "../skip.hpp"
 
 namespace portmatrix {
@@ -122,6 +123,30 @@ TEST(ParseArrivedProbe, TakesIpv4UdpAndTcpSynToTheNode)
   EXPECT_EQ(tcp->protocol, Protocol::tcp);
   EXPECT_EQ(tcp->port, 6443);
   EXPECT_EQ(tcp->peer, address_bytes("10.0.0.3"));
+}
+
+// An IP-in-IP probe as it arrives: the outer header (protocol 4) and the
+// encapsulated probe (probe/raw_packet.hpp).
+Bytes
+ipip_probe(const char* source, const char* destination, std::size_t options = 0)
+{
+  auto inner = make_ipip_packet({10, 0, 0, 1}, std::string(160, 'x'));
+  return ipv4_packet(source, destination, 4, Bytes(inner.begin(), inner.end()), options);
+}
+
+TEST(ParseArrivedProbe, TakesAnIpInIpProbeByItsInnerHeaderAsPortZero)
+{
+  auto node = address_bytes("10.0.0.2");
+  auto probe = parse_arrived_probe(ipip_probe("10.0.0.1", "10.0.0.2", 8), k_ipv4, ipv4_of(node));
+  ASSERT_TRUE(probe);
+  EXPECT_EQ(probe->protocol, Protocol::ipip);
+  EXPECT_EQ(probe->port, 0);
+  EXPECT_EQ(probe->peer, address_bytes("10.0.0.1"));
+  // A real tunnel's packet (an inner TCP segment to a pod) is no probe.
+  auto pod = ipv4_packet("10.0.0.1", "10.0.0.2", 4, ipv4_packet("192.168.1.5", "192.168.2.7", 6, transport(6, 80)));
+  EXPECT_FALSE(parse_arrived_probe(pod, k_ipv4, ipv4_of(node)));
+  // Outbound, and inside IPv6, nothing but TCP SYNs and UDP counts.
+  EXPECT_FALSE(parse_arrived_probe(ipip_probe("10.0.0.2", "10.0.0.1"), k_ipv4, ipv4_of(node), Direction::outbound));
 }
 
 TEST(ParseArrivedProbe, LeavesOutEverythingElse)
@@ -269,10 +294,17 @@ TEST(CaptureFilter, KeepsWhatTheParserTakesAndDropsTheRest)
     ipv4_packet("10.0.0.1", "10.0.0.2", 6, transport(6, 53), 40),
     ipv4_packet("10.0.0.1", "10.0.0.2", 1, transport(17, 53)),
     Bytes{0x45, 0, 0},
+    ipip_probe("10.0.0.1", "10.0.0.2"),
+    ipip_probe("10.0.0.1", "10.0.0.2", 12),
+    ipip_probe("10.0.0.1", "10.0.0.3"),
+    ipv4_packet("10.0.0.1", "10.0.0.2", 4, ipv4_packet("192.168.1.5", "127.0.0.1", 6, transport(6, 80))),
+    ipv4_packet("10.0.0.1", "10.0.0.2", 4, ipv4_packet("192.168.1.5", "192.168.2.7", 253, transport(17, 80))),
+    ipv4_packet("10.0.0.1", "10.0.0.2", 4, Bytes(19, 0x45)),
   };
   for (const auto& packet : packets) {
     EXPECT_EQ(kept(program, packet, k_ipv4), parse_arrived_probe(packet, k_ipv4, ipv4_of(node)).has_value());
   }
+  EXPECT_TRUE(kept(program, ipip_probe("10.0.0.1", "10.0.0.2", 12), k_ipv4));
   auto outbound = probe_filter(ipv4_of(node), Direction::outbound, networks({"10.9.9.9"}));
   auto syn = ipv4_packet("10.0.0.2", "10.0.0.1", 6, transport(6, 53));
   EXPECT_TRUE(kept(outbound, syn, k_ipv4, 4 /* PACKET_OUTGOING */)) << "outbound: peers do not apply";

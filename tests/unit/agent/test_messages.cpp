@@ -5,6 +5,8 @@
 // guessed.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include "agent/control_protocol.hpp"
 #include "agent/messages.hpp"
 
@@ -133,6 +135,46 @@ TEST(ObservedQueries, AskWhatArrivedSinceAMark)
   EXPECT_EQ((*older)[0].answered_since, 0u);
   EXPECT_FALSE(parse_observed_queries(
     R"({"queries": [{"protocol": "udp", "source": "10.0.0.2", "port_min": 1, "port_max": 2, "since": -1}]})"));
+}
+
+// IP-in-IP travels as protocol "ipip" with ports 0-0 (it has none): in a
+// probe request, its reply's segments and an observed query; a port other
+// than 0 for it, port 0 for TCP or UDP, and vrrp or esp (no probe) are refused.
+TEST(ProbeRequestBody, CarriesIpInIpWithPortZeroOnly)
+{
+  ProbeRequest request;
+  request.targets.push_back({Protocol::ipip, "10.0.0.2", {0, 0}, 1});
+  auto parsed = parse_probe_request(to_json(request));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->targets[0].protocol, Protocol::ipip);
+  EXPECT_EQ(parsed->targets[0].range, (PortRange{0, 0}));
+
+  PortOutcome answered;
+  answered.state = ProbeState::open;
+  answered.responder = Identity{"worker2", 0, true};
+  TargetOutcome outcome{request.targets[0], {answered}};
+  ProbeReply reply;
+  reply.targets.push_back(compress(outcome));
+  auto reply_parsed = parse_probe_reply(to_json(reply));
+  ASSERT_TRUE(reply_parsed) << reply_parsed.error();
+  EXPECT_EQ(reply_parsed->targets[0][0].range, (PortRange{0, 0}));
+  EXPECT_EQ(reply_parsed->targets[0][0].responder, "worker2");
+
+  auto queries = parse_observed_queries(to_json(std::vector<ObservedQuery>{{Protocol::ipip, "10.0.0.1", {0, 0}}}));
+  ASSERT_TRUE(queries) << queries.error();
+  EXPECT_EQ((*queries)[0].protocol, Protocol::ipip);
+
+  auto body = [](const char* protocol, int port) {
+    return fmt::format(R"({{"timeout_ms": 1000, "targets": [{{"protocol": "{}", "address": "10.0.0.2",
+                           "port_min": {}, "port_max": {}, "repeat": 1}}]}})",
+                       protocol, port, port);
+  };
+  EXPECT_TRUE(parse_probe_request(body("ipip", 0)));
+  EXPECT_FALSE(parse_probe_request(body("ipip", 4)));
+  EXPECT_FALSE(parse_probe_request(body("udp", 0)));
+  EXPECT_FALSE(parse_probe_request(body("tcp", 0)));
+  EXPECT_FALSE(parse_probe_request(body("esp", 0)));
+  EXPECT_FALSE(parse_probe_request(body("vrrp", 0)));
 }
 
 } // namespace

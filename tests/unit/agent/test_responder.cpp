@@ -27,6 +27,7 @@
 #include "agent/responder.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
+#include "probe/prober.hpp"
 #include "../skip.hpp"
 
 namespace portmatrix {
@@ -245,6 +246,87 @@ TEST(Responder, AnswersTcpAndUdpProbesWithAnAuthenticIdentity)
   EXPECT_FALSE(parse_identity_reply(token, udp_reply, "fedcba9876543210", Protocol::tcp)->authentic);
 
   EXPECT_EQ(responder.answered(), 2u);
+}
+
+// IP-in-IP (IP protocol 4): the prober's encapsulated probe, sent on its raw
+// socket, reaches the responder's raw socket, which answers the same way;
+// the prober's own socket sees the probe too (on loopback) and takes it for
+// no answer. Without the responder the probe gets nothing.
+TEST(Responder, AnswersIpInIpProbesOnItsRawSocket)
+{
+  if (!Fd(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_IPIP))) {
+    PORTMATRIX_SKIP() << "a raw IPPROTO_IPIP socket needs CAP_NET_RAW";
+  }
+  auto token = test_token();
+  ProbeOptions options;
+  options.timeout = 500ms;
+  options.retries = 0;
+  std::vector<ProbeTarget> targets = {{Protocol::ipip, k_loopback, {0, 0}, 1}};
+  std::vector<TargetOutcome> outcomes;
+  {
+    EventLoop loop;
+    Responder responder(loop, token, k_node, k_loopback);
+    responder.bind({{Protocol::ipip, {0, 0}}});
+    EXPECT_TRUE(responder.listening(Protocol::ipip, 0));
+    EXPECT_FALSE(responder.listening(Protocol::udp, 0));
+    EXPECT_EQ(responder.listener_count(), 1u);
+    {
+      LoopThread thread(loop);
+      outcomes = Prober::run(token, targets, options);
+    }
+    EXPECT_EQ(responder.answered_to(Protocol::ipip, k_loopback, 0), 1u);
+    EXPECT_EQ(responder.answered_to(Protocol::udp, k_loopback, 0), 0u);
+  }
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_EQ(outcomes[0].ports.size(), 1u);
+  const auto& port = outcomes[0].ports[0];
+  EXPECT_EQ(port.port, 0);
+  EXPECT_EQ(port.state, ProbeState::open);
+  ASSERT_TRUE(port.responder);
+  EXPECT_TRUE(port.responder->authentic);
+  EXPECT_EQ(port.responder->node, k_node);
+
+  auto silent = Prober::run(token, targets, options); // the prober's own raw socket still takes protocol 4
+  EXPECT_EQ(silent[0].ports[0].state, ProbeState::filtered);
+  ProbeTarget ipv6{Protocol::ipip, "::1", {0, 0}, 1};
+  auto refused = Prober::run(token, {ipv6}, options);
+  EXPECT_EQ(refused[0].ports[0].state, ProbeState::error);
+  EXPECT_EQ(refused[0].ports[0].error, EAFNOSUPPORT);
+}
+
+// Two checks probing at once: every raw IP-in-IP socket sees every answer,
+// and each prober takes only the answer to its own nonce.
+TEST(Responder, TwoProbersAtOnceEachGetTheirOwnIpInIpAnswer)
+{
+  if (!Fd(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_IPIP))) {
+    PORTMATRIX_SKIP() << "a raw IPPROTO_IPIP socket needs CAP_NET_RAW";
+  }
+  auto token = test_token();
+  EventLoop responder_loop;
+  Responder responder(responder_loop, token, k_node, k_loopback);
+  responder.bind({{Protocol::ipip, {0, 0}}});
+  ProbeOptions options;
+  options.timeout = 1000ms;
+  options.retries = 0;
+  options.udp_resend = 50ms; // many answers in flight at once
+  std::vector<ProbeTarget> targets = {{Protocol::ipip, k_loopback, {0, 0}, 1}};
+  EventLoop loop;
+  Prober first(loop, token, options);
+  Prober second(loop, token, options);
+  std::vector<TargetOutcome> first_outcome, second_outcome;
+  {
+    LoopThread thread(responder_loop);
+    first.start(targets, [&](std::vector<TargetOutcome> outcomes) { first_outcome = std::move(outcomes); });
+    second.start(targets, [&](std::vector<TargetOutcome> outcomes) { second_outcome = std::move(outcomes); });
+    for (int turn = 0; turn < 400 && (first_outcome.empty() || second_outcome.empty()); ++turn) loop.run_once(10ms);
+  }
+  for (const auto* outcome : {&first_outcome, &second_outcome}) {
+    ASSERT_EQ(outcome->size(), 1u);
+    const auto& port = (*outcome)[0].ports[0];
+    EXPECT_EQ(port.state, ProbeState::open);
+    ASSERT_TRUE(port.responder);
+    EXPECT_TRUE(port.responder->authentic) << "took the other prober's answer";
+  }
 }
 
 TEST(Responder, AnswersOnIpv6)

@@ -283,6 +283,54 @@ TEST(Diagnosis, AConnectionToAFrozenAgentIsNotAnotherResponder)
 
 // A flow the matrix denies: only the segments that opened fail, each
 // unexpectedly-open and naming who answered; refusals and silence pass.
+// IP-in-IP (no ports: one segment 0-0) is diagnosed like UDP where the
+// agents' raw sockets can prove it, and is `not-probed` ("cannot prove")
+// where one of them has none: never pass, never blamed on a firewall.
+TEST(Diagnosis, IpInIpIsDiagnosedLikeUdpWhereTheRawSocketsCanProveIt)
+{
+  const ObservedAnswer arrived_listening{2, 1, 1};
+  const ObservedAnswer not_seen_listening{0, 0, 1};
+  auto failure = diagnose(segment_of(ProbeState::filtered, {0, 0}), evidence_of(Protocol::ipip, &arrived_listening));
+  EXPECT_EQ(failure.diagnosis, "dropped-by-destination-firewall");
+  EXPECT_EQ(failure.detail, "the ipip probes reached master2's interface, never its agent's raw socket");
+  failure = diagnose(segment_of(ProbeState::filtered, {0, 0}), evidence_of(Protocol::ipip, &not_seen_listening));
+  EXPECT_EQ(failure.diagnosis, "lost-in-network");
+  auto blocked = segment_of(ProbeState::blocked_locally, {0, 0});
+  blocked.error = EPERM;
+  EXPECT_EQ(diagnose(blocked, evidence_of(Protocol::ipip, nullptr)).diagnosis, "blocked-by-source-firewall");
+}
+
+TEST(Diagnosis, IpInIpWithoutARawSocketAtEitherEndCannotBeProven)
+{
+  auto no_socket = segment_of(ProbeState::error, {0, 0});
+  no_socket.error = EPERM;
+  auto failure = diagnose(no_socket, evidence_of(Protocol::ipip, nullptr));
+  EXPECT_EQ(failure.diagnosis, "not-probed");
+  EXPECT_EQ(failure.detail, "cannot prove IP protocol 4 (ipip): worker1's agent cannot open a raw socket for it "
+                            "(Operation not permitted; it needs CAP_NET_RAW)");
+
+  // The destination's agent answered the observed round: it holds no raw
+  // socket, so the kernel's protocol unreachable (refused) or silence says
+  // nothing of the flow.
+  for (auto state : {ProbeState::refused, ProbeState::filtered}) {
+    failure = diagnose(segment_of(state, {0, 0}), evidence_of(Protocol::ipip, &k_arrived));
+    EXPECT_EQ(failure.diagnosis, "not-probed") << to_string(state);
+    EXPECT_NE(failure.detail.find("cannot prove IP protocol 4 (ipip): master2's agent has no raw socket"),
+              std::string::npos)
+      << failure.detail;
+  }
+
+  auto ipv6 = segment_of(ProbeState::error, {0, 0});
+  ipv6.error = EAFNOSUPPORT;
+  failure = diagnose(ipv6, evidence_of(Protocol::ipip, nullptr));
+  EXPECT_EQ(failure.diagnosis, "not-probed");
+  EXPECT_EQ(failure.detail, "cannot prove IP protocol 4 (ipip): its probe is IPv4 in IPv4 only");
+
+  // UDP keeps its words: nothing of ours listening there is no-listener.
+  EXPECT_EQ(diagnose(segment_of(ProbeState::refused), evidence_of(Protocol::udp, &k_arrived)).diagnosis,
+            "no-listener");
+}
+
 TEST(Diagnosis, ADeniedFlowThatOpensIsUnexpectedlyOpen)
 {
   auto open_by = [](PortRange range, std::string responder) {

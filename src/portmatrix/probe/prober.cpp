@@ -159,15 +159,17 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
 
 // Targets that cannot be probed at all settle every port at once: EINVAL for
 // an address (or source address) that does not parse, EPROTONOSUPPORT for a
-// protocol without a probe (vrrp, esp), EAFNOSUPPORT for IP-in-IP to an IPv6
-// address (IPv4 in IPv4 only).
+// protocol without a probe (vrrp, esp), EAFNOSUPPORT for IP-in-IP to or from
+// an IPv6 address (IPv4 in IPv4 only).
 void
 Prober::Impl::settle_unprobeable_targets()
 {
   for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
     auto protocol = m_outcomes[target].target.protocol;
     bool supported = has_probe(protocol);
-    bool family = protocol != Protocol::ipip || !m_addresses[target] || m_addresses[target]->family() == AF_INET;
+    // IP-in-IP is IPv4 in IPv4: to an IPv6 address, or from one, it has no probe.
+    bool family = protocol != Protocol::ipip || !m_addresses[target]
+                  || (m_addresses[target]->family() == AF_INET && (!m_source || m_source->family() == AF_INET));
     if (m_addresses[target] && supported && family) continue;
     m_addresses[target].reset();
     auto error = !supported ? EPROTONOSUPPORT : !family ? EAFNOSUPPORT : EINVAL;

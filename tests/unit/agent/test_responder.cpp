@@ -292,6 +292,9 @@ TEST(Responder, AnswersIpInIpProbesOnItsRawSocket)
   auto refused = Prober::run(token, {ipv6}, options);
   EXPECT_EQ(refused[0].ports[0].state, ProbeState::error);
   EXPECT_EQ(refused[0].ports[0].error, EAFNOSUPPORT);
+  options.source_address = "::1"; // from an IPv6 node
+  refused = Prober::run(token, targets, options);
+  EXPECT_EQ(refused[0].ports[0].error, EAFNOSUPPORT);
 }
 
 // Two checks probing at once: every raw IP-in-IP socket sees every answer,

@@ -10,6 +10,7 @@
 # es2's sshd is stopped: es2's entry is its ssh error ("Connection refused"),
 # the others are unchanged, exit 1. Nothing is left on any node. On a
 # terminal, the fan-out shows its steps on a live line with their time.
+# check --ssh --preflight puts each node's preflight into the check's report.
 #   usage: ssh_preflight_egress.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/ssh_lib.bash"
 ssh_init preflight_egress "$@"
@@ -58,6 +59,16 @@ elif what == "error":  # LOCAL is "NODE=TEXT": that node's entry is an error hol
     entry = json.load(open(path)).get(node, {})
     if text not in entry.get("error", ""): bad.append(f"{node}: {json.dumps(entry)[:300]}")
     print(f"{node}: {entry.get('error', '')[:160]}")
+elif what == "check-preflight":  # check --ssh --preflight: each node's preflight in the check's report
+    merged = json.load(open(path)).get("preflight", {})
+    if sorted(merged) != sorted(nodes): bad.append(f"preflight keys {sorted(merged)}")
+    for node in nodes:
+        mine = json.load(open(f"{local}/preflight-{node}.json"))
+        theirs = merged.get(node, {})
+        kernel = lambda r: [(k["check"], k["status"]) for k in r.get("kernel", [])]
+        if theirs.get("mode") != "running" or not kernel(mine) or kernel(theirs) != kernel(mine):
+            bad.append(f"{node}: {json.dumps(theirs)[:300]}")
+    print(f"{len(merged)} nodes, each in running mode with the kernel checks found by hand")
 elif what == "junit":  # LOCAL is the suffix of the suites' names
     suites = [s.get("name") for s in ET.parse(path).getroot().iter("testsuite")]
     if suites != [n + local for n in nodes]: bad.append(f"testsuites {suites}")
@@ -96,6 +107,11 @@ merged "egress --ssh JSON: a report per node, the same verdicts as by hand" egre
 ssh_pm egress-junit "$SSH_WS" egress --format junit --output "$CK_WORK/egress.xml"
 ck_exit_status 1
 merged "egress --ssh JUnit: one testsuite per node" junit "$CK_WORK/egress.xml" ".egress" "${CK_NODES[@]}"
+# 2b. check --ssh --preflight: each node's preflight (running mode) in the check's report; the check still passes.
+ssh_pm check-preflight "$SSH_WS" check --preflight
+ck_exit_status 0
+merged "check --ssh --preflight: the report holds each node's preflight" check-preflight "$CK_JSON" "$CK_WORK/local" "${CK_NODES[@]}"
+
 # On a terminal, the fan-out's live line on stderr: each step, nodes done of all, the time since the start.
 tty_command=$(printf '%q ' ip netns exec "$SSH_WS" "$PM_BIN" preflight --inventory "$SSH_INVENTORY" --ssh --format junit \
   --output "$CK_WORK/preflight-tty.xml")

@@ -87,6 +87,19 @@ struct NodeEvaluation
   bool complete() const { return error.empty() && reply.error.empty() && reply.ports >= ports_expected; }
 };
 
+// check --ssh --preflight: one node's preflight (--mode running), run over
+// ssh before its agent starts. Shown in the report; no part of its verdict.
+struct NodePreflight
+{
+  std::string node;
+  std::string error; // it could not be run, or gave no report
+  std::string json;  // its report, as `preflight --format json` printed it
+  std::size_t passed = 0;
+  std::size_t failed = 0;
+  std::size_t warnings = 0;
+  std::vector<std::string> failures; // "kernel br_netfilter: ...", one per failed check
+};
+
 struct CheckReport
 {
   std::string cluster;
@@ -112,6 +125,7 @@ struct CheckReport
   std::size_t ruleset_groups = 0;
   std::vector<NodeEvaluation> evaluation; // check --coverage sample: one per node, inventory order
   bool passes_left_out = false;           // check --results failures: `results` holds no pass
+  std::vector<NodePreflight> preflight; // check --ssh --preflight only: one per node, inventory order
 };
 
 // check --egress: each agent checks the profile's egress list from its node.
@@ -161,6 +175,8 @@ struct CheckOptions
   std::function<void(const std::string&)> progress;
   // The live progress of each round (check's progress line on a TTY); may be empty.
   std::function<void(const CheckProgress&)> on_progress;
+  // check --ssh --preflight: the nodes' preflight, put into the report as is.
+  std::vector<NodePreflight> preflight;
 };
 
 // Runs the check. An error (exit 2) when no agent accepted our token or the

@@ -285,6 +285,7 @@ check_and_report(const Plan& plan, const Token& token, CheckFormat format, const
     std::cerr << "portmatrix: check: " << report.error() << "\n";
     return k_exit_input;
   }
+  report->preflight = std::move(options.preflight);
   if (output.empty()) {
     bool colour = ::isatty(STDOUT_FILENO) == 1 && !std::getenv("NO_COLOR");
     std::cout << render_check(*report, format, colour ? Colour::on : Colour::off, detail);

@@ -56,6 +56,11 @@ add_ssh_options(CLI::App& command, SshArgs& args, SshCommand which)
                        "--ssh: run the check itself on this node (when this host does not reach the agents' "
                        "control port); the report comes back here")
       ->needs(ssh);
+    command.add_flag("--preflight", args.preflight,
+                     "--ssh: each node's preflight (--mode running) before its agent starts, in the report (not "
+                     "with --coordinator)")
+      ->needs(ssh)
+      ->excludes("--coordinator");
   }
 }
 
@@ -367,6 +372,75 @@ check_from_node(NodeSession& coordinator, const SshArgs& args, const CheckOption
   return status;
 }
 
+// One node's `preflight --format json` as the report shows it: the counts
+// and a line per failed check; an error when it gave no report.
+NodePreflight
+node_preflight(const std::string& node, const std::string& failure, const std::string& json)
+{
+  NodePreflight out;
+  out.node = node;
+  if (!failure.empty()) {
+    out.error = failure;
+    return out;
+  }
+  auto report = nlohmann::json::parse(json, nullptr, false);
+  if (report.is_discarded() || !report.is_object() || !report.contains("summary")) {
+    out.error = "the node's preflight report is not JSON";
+    return out;
+  }
+  out.json = json;
+  const auto& summary = report["summary"];
+  out.passed = summary.value("passed", std::size_t{0});
+  out.failed = summary.value("failed", std::size_t{0});
+  out.warnings = summary.value("warnings", std::size_t{0});
+  auto failed = [](const nlohmann::json& item) { return item.is_object() && item.value("status", "") == "fail"; };
+  for (const auto& p : report.value("ports", nlohmann::json::array())) {
+    if (!failed(p)) continue;
+    auto min = p.value("port_min", 0), max = p.value("port_max", 0);
+    out.failures.push_back(fmt::format("port {}/{} ({}): taken", min == max ? std::to_string(min) : fmt::format("{}-{}", min, max),
+                                       p.value("protocol", ""), p.value("names", "")));
+  }
+  for (const auto& f : report.value("firewall", nlohmann::json::object()).value("results", nlohmann::json::array())) {
+    if (!failed(f)) continue;
+    auto min = f.value("port_min", 0), max = f.value("port_max", 0);
+    out.failures.push_back(fmt::format("firewall: {} -> {}/{} ({}): {} by {}", f.value("from", ""),
+                                       min == max ? std::to_string(min) : fmt::format("{}-{}", min, max),
+                                       f.value("protocol", ""), f.value("purpose", ""), f.value("decision", ""),
+                                       f.value("rule", "")));
+  }
+  for (const auto& k : report.value("kernel", nlohmann::json::array())) {
+    if (failed(k)) out.failures.push_back(fmt::format("kernel {}: {}", k.value("check", ""), k.value("detail", "")));
+  }
+  return out;
+}
+
+// check --ssh --preflight: every node's preflight (running mode: the ports
+// its services hold are no failure), run before the agents start.
+std::vector<NodePreflight>
+preflight_of_nodes(Fleet& fleet, const SshArgs& args)
+{
+  auto total = fleet.sessions().size();
+  std::vector<std::string> outputs(total);
+  std::atomic<std::size_t> done{0};
+  fleet.each([&](NodeSession& session) {
+    std::vector<std::string> command{"preflight"};
+    auto node_args = node_arguments(session, args);
+    command.insert(command.end(), node_args.begin(), node_args.end());
+    command.insert(command.end(), {"--mode", "running", "--format", "json"});
+    auto at = std::find_if(fleet.sessions().begin(), fleet.sessions().end(),
+                           [&](const auto& s) { return s.get() == &session; }) - fleet.sessions().begin();
+    int status = 0;
+    session.run_portmatrix(command, outputs[std::size_t(at)], status);
+    fleet.progress(fmt::format("ssh: preflight done on {}/{} nodes", ++done, total));
+  });
+  std::vector<NodePreflight> out;
+  for (std::size_t i = 0; i < total; ++i) {
+    const auto& session = *fleet.sessions()[i];
+    out.push_back(node_preflight(session.node(), session.failure(), outputs[i]));
+  }
+  return out;
+}
+
 } // namespace
 
 int
@@ -398,6 +472,10 @@ command_check_ssh(const Plan& plan, const SshArgs& args, CheckOptions options, c
   times.mark("connect");
   fleet.install();
   times.mark("install");
+  if (args.preflight) {
+    options.preflight = preflight_of_nodes(fleet, args);
+    times.mark("preflight");
+  }
   std::atomic<std::size_t> up{0};
   auto total = fleet.sessions().size();
   fleet.each([&](NodeSession& session) {

@@ -29,6 +29,7 @@ struct SshArgs
   std::string format;  // check --coordinator: the report's, and where it goes
   std::string output;
   bool verbose = false; // check --coordinator: every flow in the table
+  bool preflight = false; // check: each node's preflight (running) before its agent, in the report
   // The nodes to work on (firewall's --node/--role); empty: every node.
   std::vector<std::string> nodes;
 };

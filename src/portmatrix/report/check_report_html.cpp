@@ -256,6 +256,28 @@ egress(const CheckReport& report)
   return out + fmt::format("<p>{} host check(s) ok on {} node(s)</p>\n", ok, report.egress.size());
 }
 
+// Each node's preflight: counts, and what failed.
+std::string
+preflight(const CheckReport& report)
+{
+  if (report.preflight.empty()) return {};
+  std::string out = "<h2 id=\"preflight\">Preflight (each node, before its agent)</h2>\n<table>\n"
+                    "<tr><th>Node</th><th>Passed</th><th>Failed</th><th>Warnings</th><th>What failed</th></tr>\n";
+  for (const auto& node : report.preflight) {
+    if (!node.error.empty()) {
+      out += fmt::format("<tr><td>{}</td><td></td><td class=\"cell fail\">not run</td><td></td><td>{}</td></tr>\n",
+                         xml_escape(node.node), xml_escape(node.error));
+      continue;
+    }
+    std::string failures;
+    for (const auto& failure : node.failures) failures += "<li>" + xml_escape(failure) + "</li>";
+    out += fmt::format("<tr><td>{}</td><td>{}</td><td class=\"cell {}\">{}</td><td>{}</td><td>{}</td></tr>\n",
+                       xml_escape(node.node), node.passed, node.failed ? "fail" : "pass", node.failed, node.warnings,
+                       failures.empty() ? "" : "<ul>" + failures + "</ul>");
+  }
+  return out + "</table>\n";
+}
+
 } // namespace
 
 std::string
@@ -298,6 +320,7 @@ render_html(const CheckReport& report)
     out += "</ul>\n";
   }
   out += egress(report);
+  out += preflight(report);
   out += "<h2 id=\"flows\">Every flow</h2>\n";
   for (auto& [direction, results] : by_direction(report)) {
     by_pair(report, results);

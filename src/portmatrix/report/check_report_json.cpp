@@ -88,6 +88,16 @@ render_json(const CheckReport& report)
       out["egress"].push_back({{"node", node.node}, {"ok", node.ok()}, {"error", node.error}, {"results", std::move(hosts)}});
     }
   }
+  if (!report.preflight.empty()) {
+    // As preflight --ssh --format json gives it: each node's report, or its error.
+    out["preflight"] = nlohmann::json::object();
+    for (const auto& node : report.preflight) {
+      auto parsed = node.error.empty() ? nlohmann::json::parse(node.json, nullptr, false) : nlohmann::json();
+      out["preflight"][node.node] = node.error.empty() && !parsed.is_discarded()
+                                      ? parsed
+                                      : nlohmann::json{{"error", node.error.empty() ? "no report" : node.error}};
+    }
+  }
   return out.dump(2) + "\n";
 }
 

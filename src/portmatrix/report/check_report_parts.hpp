@@ -102,6 +102,9 @@ struct DirectionCounts
 // Flows counted per direction (roles), in order of first appearance.
 std::vector<DirectionCounts> direction_counts(const CheckReport& report);
 
+// "master1: 14 passed, 2 failed, 1 warning" (or "master1: ssh: ..." when it could not run).
+std::string preflight_text(const NodePreflight& node);
+
 // The ANSI colour of a verdict ("32" green, ...).
 std::string_view verdict_colour(Verdict verdict);
 

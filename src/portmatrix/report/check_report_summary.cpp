@@ -85,6 +85,14 @@ overall_line(const CheckReport& report, Colour colour)
   return fmt::format("{} {}: {}", paint(colour, code, word), report.cluster, summary_text(report));
 }
 
+std::string
+preflight_text(const NodePreflight& node)
+{
+  if (!node.error.empty()) return fmt::format("{}: not run: {}", node.node, node.error);
+  return fmt::format("{}: {} passed, {} failed, {} warning{}", node.node, node.passed, node.failed, node.warnings,
+                     node.warnings == 1 ? "" : "s");
+}
+
 std::string_view
 verdict_colour(Verdict verdict)
 {

@@ -108,6 +108,20 @@ egress(const CheckReport& report, Colour colour)
   return out;
 }
 
+// Each node's preflight counts, and what failed.
+std::string
+preflight(const CheckReport& report, Colour colour)
+{
+  if (report.preflight.empty()) return {};
+  std::string out = "\nPreflight (each node, before its agent)\n";
+  for (const auto& node : report.preflight) {
+    auto line = preflight_text(node);
+    out += "  " + (node.error.empty() && node.failed == 0 ? line : paint(colour, "1;31", line)) + "\n";
+    for (const auto& failure : node.failures) out += "    " + failure + "\n";
+  }
+  return out;
+}
+
 } // namespace
 
 std::string
@@ -127,6 +141,7 @@ render_table(const CheckReport& report, Colour colour, CheckDetail detail)
     for (const auto& note : notes) out += "  " + note + "\n";
   }
   out += egress(report, colour);
+  out += preflight(report, colour);
   out += evaluation_text(report, colour);
   out += "\n" + coverage_text(report) + "\n";
   out += overall_line(report, colour) + "\n";

@@ -469,5 +469,48 @@ TEST(CheckReportHtml, HasEgressAndUntestedSectionsOnlyWhenThereIsSomething)
 }
 
 
+TEST(CheckReport, ShowsEachNodesPreflightWhenItRan)
+{
+  auto report = sample_report();
+  for (auto format : {CheckFormat::table, CheckFormat::html, CheckFormat::json}) {
+    EXPECT_EQ(render_check(report, format).find("reflight"), std::string::npos) << "none without --preflight";
+  }
+  NodePreflight master1;
+  master1.node = "master1";
+  master1.json = R"({"node": "master1", "summary": {"passed": 14, "failed": 1, "warnings": 1, "skipped": 0}})";
+  master1.passed = 14;
+  master1.failed = 1;
+  master1.warnings = 1;
+  master1.failures = {"kernel br_netfilter: the module <is not> loaded"};
+  NodePreflight worker1;
+  worker1.node = "worker1";
+  worker1.error = "ssh: connect to host 10.0.0.21 port 22: Connection refused";
+  report.preflight = {master1, worker1};
+
+  auto table = render_check(report, CheckFormat::table);
+  EXPECT_NE(table.find("\nPreflight (each node, before its agent)\n"
+                       "  master1: 14 passed, 1 failed, 1 warning\n"
+                       "    kernel br_netfilter: the module <is not> loaded\n"
+                       "  worker1: not run: ssh: connect to host 10.0.0.21 port 22: Connection refused\n"),
+            std::string::npos)
+    << table;
+  EXPECT_TRUE(table.starts_with("FAIL prod<1>: 2 passed, 1 failed")) << "preflight is no part of the verdict";
+
+  auto html = render_check(report, CheckFormat::html);
+  auto section = html.substr(html.find("<h2 id=\"preflight\">"));
+  section = section.substr(0, section.find("</table>"));
+  EXPECT_NE(section.find("<tr><td>master1</td><td>14</td><td class=\"cell fail\">1</td><td>1</td>"
+                         "<td><ul><li>kernel br_netfilter: the module &lt;is not&gt; loaded</li></ul></td></tr>"),
+            std::string::npos)
+    << section;
+  EXPECT_NE(section.find("<td>worker1</td><td></td><td class=\"cell fail\">not run</td>"), std::string::npos) << section;
+
+  auto json = nlohmann::json::parse(render_check(report, CheckFormat::json));
+  EXPECT_EQ(json["preflight"]["master1"]["summary"]["passed"], 14);
+  EXPECT_EQ(json["preflight"]["worker1"]["error"], worker1.error);
+  EXPECT_EQ(json["status"], "fail");
+}
+
+
 } // namespace
 } // namespace portmatrix

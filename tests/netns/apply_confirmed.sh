@@ -5,7 +5,8 @@
 # its flows. Asserted: exit 0, every worker confirmed in that order, the new
 # rules live on each, no rollback process left, the boot-time files written
 # under the run's root (nftables: the ruleset and the include line in
-# etc/nftables.conf; iptables: etc/iptables/rules.v4, rules.v6 and ipsets),
+# etc/nftables.conf; iptables: etc/iptables/rules.v4, rules.v6 and ipsets;
+# ufw: its own user.rules),
 # no other node touched; then `firewall status --ssh --role worker`
 # finds them in sync (exit 0).
 #   usage: apply_confirmed.sh PORTMATRIX [PM_NETPROBE]
@@ -33,7 +34,7 @@ done
 ck_ok "the new rules live on worker1..3, each state confirmed"
 left=$(for node in worker1 worker2 worker3; do apply_rollback_processes "$node"; done)
 [[ -z $left ]] && ck_ok "no rollback process left on the workers" || ck_fail "rollback processes left: $left"
-if apply_persisted 10.213.9.0/24; then
+if apply_persisted worker3 10.213.9.0/24; then
   ck_ok "persisted: the new rules in the $APPLY_BACKEND boot-time files under the run's root"
 else
   ck_fail "boot-time files: $(find "$APPLY_ROOT" -type f | tr '\n' ' ')"

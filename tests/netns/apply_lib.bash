@@ -7,13 +7,17 @@
 # node in it) and --root $APPLY_ROOT (the boot-time files, etc/... under it).
 #
 # The backend: $PM_APPLY_BACKEND (nftables when unset; ctest runs every
-# apply_*.sh once per backend, netns_apply_X and netns_apply_X_iptables).
-# With iptables, apply_init swaps each node's generated nftables for its
-# generated iptables script (the same rules; the topology is built once, the
-# one way), and every `firewall` command gets --backend. What differs per
+# apply_*.sh once per backend, netns_apply_X, netns_apply_X_iptables and
+# netns_apply_X_ufw). With iptables or ufw, apply_init swaps each node's
+# generated nftables for its generated iptables or ufw script (the same
+# rules; the topology is built once, the one way), and every `firewall`
+# command gets --backend. ufw keeps its state in /etc/ufw and
+# /etc/default/ufw: every node gets private copies of both (/etc/netns/NS/,
+# which ip netns exec binds over /etc for sshd and all it starts), so the
+# host's own ufw is never touched. What differs per
 # backend in the scenarios is asked of the functions below:
 #   apply_ruleset NODE          everything of the node's firewall, as text to compare
-#   apply_persisted PATTERN     the boot-time files hold the rules (PATTERN: an address in them)
+#   apply_persisted NODE PATTERN  NODE's boot-time files hold the rules (PATTERN: an address in them)
 #   apply_hand_drop NODE        a rule added by hand at the top of portmatrix's input chain:
 #                               drop 10250/tcp from the masters, comment "by hand"
 #   apply_host_own NODE         a table (chain, set) of the host's own that also filters input,
@@ -42,21 +46,31 @@ apply_init() { # NAME PORTMATRIX [PM_NETPROBE]
         command -v "$tool" >/dev/null || ssh_need "$tool" "the iptables backend's apply scenarios"
       done
       ;;
+    ufw)
+      command -v ufw >/dev/null || ssh_need ufw "the ufw backend's apply scenarios"
+      SSH_ETC_PRIVATE=(ufw default)
+      ;;
     *) ck_die "PM_APPLY_BACKEND=$APPLY_BACKEND: no such backend here" ;;
   esac
   ssh_topology
   APPLY_STATE=$CK_WORK/state
   APPLY_ROOT=$CK_WORK/root
   mkdir -p "$APPLY_STATE" "$APPLY_ROOT/etc"
-  if [[ $APPLY_BACKEND == iptables ]]; then
-    for node in "${CK_NODES[@]}"; do
-      "$PM_BIN" firewall --inventory "$INVENTORY" --node "$node" --format iptables >"$CK_WORK/$node.iptables.sh" ||
-        ck_die "portmatrix firewall --format iptables --node $node failed"
-      ck_in "$node" nft delete table inet portmatrix || ck_die "cannot delete $node's nftables table"
-      ck_in "$node" sh "$CK_WORK/$node.iptables.sh" || ck_die "the iptables script of $node failed"
+  if [[ $APPLY_BACKEND != nftables ]]; then
+    local t0 pids=() pid
+    t0=$(ck_now_ms)
+    for node in "${CK_NODES[@]}"; do # at once: ufw takes seconds per node
+      apply_swap_firewall "$node" >"$CK_WORK/$node.swap.log" 2>&1 &
+      pids+=($!)
     done
-    ck_log "the generated iptables rules replace the nftables ones on every node"
+    for pid in "${pids[@]}"; do wait "$pid" || ck_die "swapping a node's firewall failed: $(cat "$CK_WORK"/*.swap.log | tail -5)"; done
+    ck_log "the generated $APPLY_BACKEND rules replace the nftables ones on every node ($(ck_since "$t0"))"
   fi
+}
+
+apply_swap_firewall() { # NODE: its generated $APPLY_BACKEND rules instead of the topology's nftables
+  "$PM_BIN" firewall --inventory "$INVENTORY" --node "$1" --format "$APPLY_BACKEND" >"$CK_WORK/$1.$APPLY_BACKEND.sh" &&
+    ck_in "$1" nft delete table inet portmatrix && ck_in "$1" sh "$CK_WORK/$1.$APPLY_BACKEND.sh"
 }
 
 apply_inventory() { # FILE [SED-EXPRESSION...]
@@ -88,26 +102,27 @@ apply_pm() { # NAME SUBCOMMAND [ARGS...]
 apply_ruleset() { # NODE
   case $APPLY_BACKEND in
     nftables) ck_in "$1" nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/g' ;;
-    iptables)
+    iptables | ufw)
       ck_in "$1" iptables-save | sed -E -e '/^#/d' -e 's/\[[0-9]+:[0-9]+\]/[0:0]/'
       ck_in "$1" ip6tables-save | sed -E -e '/^#/d' -e 's/\[[0-9]+:[0-9]+\]/[0:0]/'
-      ck_in "$1" ipset save | sort
+      [[ $APPLY_BACKEND == ufw ]] || ck_in "$1" ipset save | sort
       ;;
   esac
 }
 
-apply_persisted() { # PATTERN
+apply_persisted() { # NODE PATTERN
   case $APPLY_BACKEND in
     nftables)
-      grep -q "$1" "$APPLY_ROOT/etc/portmatrix/portmatrix.nft" &&
+      grep -q "$2" "$APPLY_ROOT/etc/portmatrix/portmatrix.nft" &&
         grep -qx 'include "/etc/portmatrix/portmatrix.nft"' "$APPLY_ROOT/etc/nftables.conf"
       ;;
     iptables)
-      grep -q "^add pm-admin-v4 $1" "$APPLY_ROOT/etc/iptables/ipsets" &&
+      grep -q "^add pm-admin-v4 $2" "$APPLY_ROOT/etc/iptables/ipsets" &&
         grep -qx -- '-A INPUT -j PORTMATRIX-INPUT' "$APPLY_ROOT/etc/iptables/rules.v4" &&
         grep -qx -- '-A INPUT -j PORTMATRIX-INPUT' "$APPLY_ROOT/etc/iptables/rules.v6" &&
         grep -q -- '-A PORTMATRIX-INPUT -j DROP' "$APPLY_ROOT/etc/iptables/rules.v4"
       ;;
+    ufw) ck_in "$1" grep -q -- "-A ufw-user-input .*-s $2 -j ACCEPT" /etc/ufw/user.rules ;; # the node's own /etc/ufw
   esac
 }
 
@@ -117,6 +132,12 @@ apply_hand_drop() { # NODE
     iptables)
       ck_in "$1" iptables -I PORTMATRIX-INPUT 1 -m set --match-set pm-master-v4 src -p tcp --dport 10250 \
         -m comment --comment "by hand" -j DROP
+      ;;
+    ufw)
+      local master
+      for master in master1 master2 master3; do
+        ck_in "$1" ufw insert 1 deny proto tcp from "${CK_ADDRESS[$master]}" to any port 10250 comment 'by hand' || return 1
+      done
       ;;
   esac
 }
@@ -136,6 +157,7 @@ EOF_NFT
         ck_in "$1" iptables -A hostown -p tcp --dport 9999 -m set --match-set hostown src -j ACCEPT &&
         ck_in "$1" iptables -A INPUT -j hostown
       ;;
+    ufw) ck_in "$1" ufw allow 9999/tcp comment hostown ;;
   esac
 }
 
@@ -150,6 +172,7 @@ apply_host_own_intact() { # NODE (outputs read whole: grep -q in a pipe may cut 
         sets=$(ck_in "$1" ipset list -n) && [[ $rules == *'--dport 9999'* ]] &&
         grep -qx -- '-A INPUT -j hostown' <<<"$input" && grep -qx hostown <<<"$sets"
       ;;
+    ufw) rules=$(ck_in "$1" ufw show added) && [[ $rules == *"ufw allow 9999/tcp comment 'hostown'"* ]] ;;
   esac
 }
 
@@ -160,6 +183,10 @@ apply_ours_left() { # NODE
       ck_in "$1" iptables-save | grep PORTMATRIX
       ck_in "$1" ip6tables-save | grep PORTMATRIX
       ck_in "$1" ipset list -n | grep '^pm-'
+      ;;
+    ufw)
+      ck_in "$1" ufw show added | grep "comment 'portmatrix: "
+      ck_in "$1" grep -h '^# BEGIN portmatrix' /etc/ufw/before.rules /etc/ufw/before6.rules
       ;;
   esac
   return 0

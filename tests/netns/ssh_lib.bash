@@ -58,6 +58,7 @@ SSH_SUDOERS=''
 SSH_PUBLIC=''
 SSH_WS=''
 SSH_WS_JUMP=''
+SSH_ETC_PRIVATE=()          # /etc entries each node gets a copy of (apply_lib: ufw's)
 
 ssh_need() { # WHAT WHY: a missing tool is a skip, under CI=true a failure
   if [[ ${CI:-} == true ]]; then
@@ -146,7 +147,7 @@ ssh_users() { # the two users, their sudoers rules and the run's key
 # NS's own /etc/passwd: the run's users' homes are HOST's (created, theirs);
 # and its own /etc/resolv.conf.
 ssh_homes() { # NS HOST
-  local user
+  local user entry
   mkdir -p "/etc/netns/$1"
   SSH_ETC_NETNS+=("/etc/netns/$1")
   for user in "$SSH_USER" "$SSH_USER_PW"; do
@@ -158,6 +159,9 @@ ssh_homes() { # NS HOST
   awk -F: -v OFS=: -v u1="$SSH_USER" -v u2="$SSH_USER_PW" -v home="$SSH_PUBLIC/home/$2" \
     '$1 == u1 || $1 == u2 { $6 = home "/" $1 } { print }' /etc/passwd >"/etc/netns/$1/passwd"
   chmod 644 "/etc/netns/$1/passwd"
+  # /etc entries the scenario wants private to each node (ip netns exec
+  # binds /etc/netns/NS/ENTRY over /etc/ENTRY): copies, removed with the rest.
+  for entry in "${SSH_ETC_PRIVATE[@]}"; do cp -a "/etc/$entry" "/etc/netns/$1/$entry"; done
 }
 
 ssh_write_sshd_config() { # HOST: its config and host key (a new one each time)

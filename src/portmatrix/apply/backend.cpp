@@ -9,7 +9,10 @@
 // same script for the chain and sets as they are; persistence is a marked
 // block in each file netfilter-persistent loads at boot (/etc/iptables/
 // rules.v4 and rules.v6 by iptables-restore, /etc/iptables/ipsets by `ipset
-// restore -exist`), the rest of those files kept.
+// restore -exist`), the rest of those files kept. ufw: its rules commented
+// "portmatrix: " (deleted, then the generated script adds the new ones);
+// saving is a copy of ufw's files, restored whole and reloaded; ufw's files
+// are its own persistence.
 #include "apply/backend.hpp"
 
 #include <fmt/format.h>
@@ -479,6 +482,144 @@ private:
   }
 };
 
+// --- ufw --------------------------------------------------------------------
+
+// ufw's own files: what apply changes (its rules, the before.rules blocks of
+// rules it cannot say, its enabled flag and default policy). ufw writes them
+// itself as rules are added: they are its persistence.
+const std::vector<std::filesystem::path> k_ufw_files{"/etc/ufw/user.rules",   "/etc/ufw/user6.rules",
+                                                     "/etc/ufw/before.rules", "/etc/ufw/before6.rules",
+                                                     "/etc/ufw/ufw.conf",     "/etc/default/ufw"};
+constexpr const char* k_ufw_mark = " comment 'portmatrix: ";
+
+class UfwBackend : public ApplyBackend
+{
+public:
+  FirewallFormat format() const override { return FirewallFormat::ufw; }
+  std::vector<std::string> programs() const override { return {"sh", "ufw", "iptables-save", "ip6tables-save"}; }
+  std::string extension() const override { return "sh"; }
+
+  // A script writing every file back as it was and reloading ufw (or
+  // disabling it, when it was inactive).
+  Expected<std::string, std::string> save(ApplyHost& host) const override
+  {
+    auto status = host.run({"ufw", "status"});
+    if (status.status != 0) return unexpected(failure("ufw status", status));
+    std::string out = "#!/bin/sh\n# ufw's files as they were before `firewall apply`, then ufw reloaded (or disabled)\nset -e\n";
+    for (const auto& path : k_ufw_files) {
+      auto text = host.read(path);
+      if (!text) {
+        out += "rm -f " + shell_quote(path.string()) + "\n";
+        continue;
+      }
+      if (text->find("\nPORTMATRIX_UFW_SAVED\n") != std::string::npos) return unexpected(path.string() + ": cannot be saved");
+      out += fmt::format("cat >{} <<'PORTMATRIX_UFW_SAVED'\n{}{}PORTMATRIX_UFW_SAVED\n", shell_quote(path.string()), *text,
+                         text->empty() || text->back() == '\n' ? "" : "\n");
+    }
+    bool active = status.output.find("Status: active") != std::string::npos;
+    return out + (active ? "ufw reload\n" : "ufw --force disable\n");
+  }
+
+  std::string check(ApplyHost& host, const std::filesystem::path& file) const override
+  {
+    auto result = host.run({"sh", "-n", file.string()});
+    return result.status == 0 ? "" : failure("sh -n " + file.string(), result);
+  }
+
+  // ufw has no atomic replace: portmatrix's previous rules are deleted, then
+  // the generated script adds the new ones (established connections stay).
+  std::string apply(ApplyHost& host, const std::filesystem::path& file) const override
+  {
+    if (auto problem = delete_ours(host); !problem.empty()) return problem;
+    auto result = host.run({"sh", file.string()});
+    return result.status == 0 ? "" : failure("sh " + file.string(), result);
+  }
+
+  std::string restore_command(const std::filesystem::path& file) const override
+  {
+    return "sh " + shell_quote(file.string());
+  }
+
+  std::string persist(ApplyHost&, const std::filesystem::path&, const std::filesystem::path&) const override
+  {
+    return {}; // ufw wrote its files as the rules went in
+  }
+
+  std::vector<std::filesystem::path> persistence_files(const std::filesystem::path&) const override
+  {
+    return {k_ufw_files.begin(), k_ufw_files.begin() + 4};
+  }
+
+  std::string remove(ApplyHost& host, const std::filesystem::path&) const override
+  {
+    std::string errors = delete_ours(host);
+    bool changed = false;
+    for (const char* path : {"/etc/ufw/before.rules", "/etc/ufw/before6.rules"}) {
+      auto text = host.read(path);
+      if (!text) continue;
+      std::string kept;
+      bool inside = false;
+      for (const auto& line : lines_of(*text)) {
+        if (line.starts_with("# BEGIN portmatrix")) inside = true;
+        if (!inside) kept += line + "\n";
+        if (line.starts_with("# END portmatrix")) inside = false;
+      }
+      if (kept == *text) continue;
+      changed = true;
+      if (!host.write(path, kept, 0640)) errors += fmt::format("cannot write {}\n", path);
+    }
+    if (changed && host.run({"ufw", "status"}).output.find("Status: active") != std::string::npos) {
+      auto result = host.run({"ufw", "reload"});
+      if (result.status != 0) errors += failure("ufw reload", result) + "\n";
+    }
+    return errors;
+  }
+
+  bool live(ApplyHost& host) const override
+  {
+    return host.run({"ufw", "show", "added"}).output.find(k_ufw_mark) != std::string::npos;
+  }
+
+  Expected<DriftReport, std::string> drift(ApplyHost& host, const Plan& plan, const Node& node,
+                                           const std::string& interface) const override
+  {
+    auto status = host.run({"ufw", "status"});
+    if (status.status != 0) return unexpected(failure("ufw status", status));
+    std::string saves[2];
+    for (std::size_t i = 0; i < 2; ++i) {
+      auto result = host.run({k_families[i].save, "-t", "filter"});
+      if (result.status != 0) return unexpected(failure(std::string(k_families[i].save) + " -t filter", result));
+      saves[i] = result.output;
+    }
+    std::vector<std::string> others; // the host's own ufw rules
+    for (const auto& line : lines_of(host.run({"ufw", "show", "added"}).output)) {
+      if (line.starts_with("ufw ") && line.find(k_ufw_mark) == std::string::npos) others.push_back("ufw rule: " + line.substr(4));
+    }
+    return ufw_drift(plan, node, saves[0], saves[1], host.read(k_ufw_files[0]).value_or(""),
+                     host.read(k_ufw_files[1]).value_or(""), status.output.find("Status: active") != std::string::npos,
+                     others, interface);
+  }
+
+private:
+  // Deletes every ufw rule whose comment starts "portmatrix: " (as `ufw show
+  // added` prints it, without the comment: ufw matches the rule).
+  static std::string delete_ours(ApplyHost& host)
+  {
+    auto added = host.run({"ufw", "show", "added"});
+    if (added.status != 0) return failure("ufw show added", added);
+    for (const auto& line : lines_of(added.output)) {
+      auto mark = line.find(k_ufw_mark);
+      if (!line.starts_with("ufw ") || mark == std::string::npos) continue;
+      std::vector<std::string> argv{"ufw", "delete"};
+      std::istringstream words(line.substr(4, mark - 4));
+      for (std::string word; words >> word;) argv.push_back(word);
+      auto result = host.run(argv);
+      if (result.status != 0) return failure("ufw delete (portmatrix's rule " + line.substr(4, mark - 4) + ")", result);
+    }
+    return {};
+  }
+};
+
 } // namespace
 
 std::unique_ptr<ApplyBackend>
@@ -487,6 +628,7 @@ make_apply_backend(FirewallFormat format)
   switch (format) {
   case FirewallFormat::nftables: return std::make_unique<NftablesBackend>();
   case FirewallFormat::iptables: return std::make_unique<IptablesBackend>();
+  case FirewallFormat::ufw: return std::make_unique<UfwBackend>();
   default: return nullptr;
   }
 }

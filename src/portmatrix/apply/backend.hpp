@@ -3,8 +3,10 @@
 // the saved state back (run by the rollback on the node), the files that make
 // the rules survive a reboot, and removing all of it. Only what portmatrix
 // owns is saved, replaced and removed (nftables: the table inet portmatrix;
-// iptables: the chain PORTMATRIX-INPUT, its INPUT hooks and the pm-* ipsets),
-// so the rest of the host's firewall is never touched.
+// iptables: the chain PORTMATRIX-INPUT, its INPUT hooks and the pm-* ipsets;
+// ufw: its rules commented "portmatrix: " and portmatrix's block in
+// before.rules, though the rollback puts ufw's files back whole), so the rest
+// of the host's firewall is never touched.
 #pragma once
 
 #include <filesystem>

@@ -159,13 +159,86 @@ iptables_drift(const Plan& plan, const Node& node, const std::string& v4_save, c
   return drift_report(plan, node, inputs, interface);
 }
 
+namespace {
+
+// "*filter" with INPUT's policy, INPUT jumping to `chain`, and `rules` (-A chain ... lines).
+std::string
+ufw_filter(const std::string& policy, const std::string& chain, const std::string& rules)
+{
+  return fmt::format("*filter\n:INPUT {} [0:0]\n:{} - [0:0]\n-A INPUT -j {}\n{}COMMIT\n", policy, chain, chain, rules);
+}
+
+// INPUT's policy and the rules of `chain`, from an iptables-save text.
+std::string
+ufw_live(const std::string& save, const std::string& chain)
+{
+  std::string policy = "ACCEPT";
+  std::string rules;
+  for (const auto& line : filter_lines(save)) {
+    if (line.starts_with(":INPUT ")) policy = line.substr(7, line.find(' ', 7) - 7);
+    else if (line.starts_with("-A " + chain + " ")) rules += line + "\n";
+  }
+  return ufw_filter(policy, chain, rules);
+}
+
+std::string
+unhex(const std::string& hex)
+{
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out += char(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+// The -A lines of ufw's user rules file whose tuple's comment starts "portmatrix: ".
+std::string
+ufw_ours(const std::string& user_rules, bool& any)
+{
+  std::string rules;
+  bool ours = false;
+  std::istringstream in(user_rules);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("### tuple ###")) {
+      auto at = line.find(" comment=");
+      ours = at != std::string::npos && unhex(line.substr(at + 9)).starts_with("portmatrix: ");
+      any = any || ours;
+    } else if (line.empty() || line.starts_with("###")) {
+      ours = false;
+    } else if (ours && line.starts_with("-A ")) {
+      rules += line + "\n";
+    }
+  }
+  return rules;
+}
+
+} // namespace
+
+DriftReport
+ufw_drift(const Plan& plan, const Node& node, const std::string& v4_save, const std::string& v6_save,
+          const std::string& user_rules, const std::string& user6_rules, bool active,
+          const std::vector<std::string>& other_filters, const std::string& interface)
+{
+  auto live = IptablesRuleset::parse(ufw_live(v4_save, "ufw-user-input"), ufw_live(v6_save, "ufw6-user-input"), "");
+  bool any = false;
+  auto ours_v4 = ufw_ours(user_rules, any);
+  auto ours_v6 = ufw_ours(user6_rules, any);
+  auto ours = IptablesRuleset::parse(ufw_filter("DROP", "ufw-user-input", ours_v4),
+                                     ufw_filter("DROP", "ufw6-user-input", ours_v6), "");
+  DriftInputs inputs{"ufw", &live, any && active ? &ours : nullptr,
+                     active ? "no ufw rule with a comment starting 'portmatrix: ': portmatrix's rules are not applied"
+                            : "ufw is inactive: portmatrix's rules are not applied",
+                     {}, other_filters};
+  return drift_report(plan, node, inputs, interface);
+}
+
 std::string
 render_drift_table(const DriftReport& report)
 {
   std::string out = fmt::format("firewall status of {} ({}), {}: {}\n", report.node, report.address, report.backend,
                                 report.in_sync() ? "in sync" : "DRIFT");
   out += fmt::format("  portmatrix's {}: {}; {} runs of ports of inbound flows evaluated\n",
-                     report.backend == "iptables" ? "chain PORTMATRIX-INPUT" : "table",
+                     report.backend == "iptables" ? "chain PORTMATRIX-INPUT"
+                     : report.backend == "ufw"    ? "ufw rules (comment 'portmatrix: ...')"
+                                                  : "table",
                      report.table_present ? "present" : "missing", report.flows_checked);
   for (const auto& finding : report.findings) {
     out += fmt::format("  {}: {}\n", finding.kind,

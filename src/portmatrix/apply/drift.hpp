@@ -72,6 +72,17 @@ DriftReport iptables_drift(const Plan& plan, const Node& node, const std::string
                            const std::string& ipset_save, const std::vector<std::string>& nft_other = {},
                            const std::string& interface = {});
 
+// ufw: `v4_save`, `v6_save` as for iptables (ufw compiles its rules into
+// iptables chains); the rules users add are the chains ufw-user-input and
+// ufw6-user-input under INPUT's policy, and portmatrix's are those of ufw's
+// user.rules / user6.rules (`user_rules`, `user6_rules`) whose tuple carries
+// a comment starting "portmatrix: ". ufw's own before/after chains (loopback,
+// established, ICMP, DHCP) are not evaluated. `active`: ufw is enabled;
+// `other_filters`: the host's own ufw rules, as `ufw show added` prints them.
+DriftReport ufw_drift(const Plan& plan, const Node& node, const std::string& v4_save, const std::string& v6_save,
+                      const std::string& user_rules, const std::string& user6_rules, bool active,
+                      const std::vector<std::string>& other_filters = {}, const std::string& interface = {});
+
 // The part of an iptables-save text that is portmatrix's: the *filter table
 // with INPUT (policy ACCEPT) holding only the jump to PORTMATRIX-INPUT when
 // the text has it, and that chain's rules. Empty when the chain is absent.

@@ -7,6 +7,8 @@
 // udp, esp and vrrp but not IP-in-IP (IP protocol 4): those rules go into
 // ufw's before.rules and before6.rules, between portmatrix's marker lines,
 // which the script replaces each time (and removes when there are none).
+// Every `ufw allow` carries a comment starting "portmatrix: ", by which
+// `firewall apply` and `remove` find portmatrix's rules among the host's.
 #include <map>
 #include <string>
 #include <vector>
@@ -86,8 +88,11 @@ private:
     std::vector<std::string> tails;
   };
 
-  static Lines rule_lines(const IngressRule& rule, const std::string& comment)
+  // Every rule's comment starts with "portmatrix: ": how `firewall apply`
+  // and `remove` tell portmatrix's ufw rules from the host's own.
+  static Lines rule_lines(const IngressRule& rule, const std::string& text)
   {
+    const auto comment = "portmatrix: " + text;
     Lines lines{fmt::format("ufw allow proto {} from ", to_string(rule.protocol)), {}};
     if (!has_ports(rule.protocol)) { // esp, vrrp (ipip goes to before.rules)
       lines.tails.push_back(fmt::format(" comment '{}'\n", comment));

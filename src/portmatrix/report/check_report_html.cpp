@@ -331,7 +331,8 @@ render_html(const CheckReport& report)
     for (const auto* r : results) {
       std::string detail;
       for (const auto& f : r->failures) {
-        detail += fmt::format("<li>{} {}: {}</li>", xml_escape(to_string(f.ports)), xml_escape(f.state), xml_escape(f.detail));
+        detail += fmt::format("<li>{}{}: {}</li>", xml_escape(failure_ports(f.ports, r->flow.protocol)), xml_escape(f.state),
+                              xml_escape(f.detail));
       }
       if (r->to == "vip") detail += "<li>" + xml_escape(backends_text(*r)) + "</li>";
       if (!r->answered_by.empty()) detail += "<li>answered by " + xml_escape(r->answered_by) + "</li>";

@@ -19,6 +19,9 @@ namespace portmatrix::check_report {
 
 // "10250/tcp", "2379-2380/tcp"; "ipip (IP protocol 4)" for a protocol without ports.
 std::string ports_text(const PortRange& range, Protocol protocol);
+// A failure's ports before its state in a detail: "8472 ", or "" for a
+// protocol without ports (whose one "port" is 0).
+std::string failure_ports(const PortRange& range, Protocol protocol);
 
 // Results grouped by direction (worker -> master, ...) like the guide's
 // tables; groups in order of their first result, failures first, then skips,

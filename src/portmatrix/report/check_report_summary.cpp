@@ -17,6 +17,12 @@ ports_text(const PortRange& range, Protocol protocol)
   return fmt::format("{}/{}", to_string(range), to_string(protocol));
 }
 
+std::string
+failure_ports(const PortRange& range, Protocol protocol)
+{
+  return has_ports(protocol) ? to_string(range) + " " : std::string();
+}
+
 std::vector<std::pair<std::string, std::vector<const FlowResult*>>>
 by_direction(const CheckReport& report)
 {

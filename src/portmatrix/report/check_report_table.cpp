@@ -30,7 +30,7 @@ every_flow(const CheckReport& report, Colour colour)
       std::string detail;
       if (!r->failures.empty()) {
         const auto& f = r->failures.front();
-        detail = fmt::format("{} {}: {}", to_string(f.ports), f.state, f.detail);
+        detail = fmt::format("{}{}: {}", failure_ports(f.ports, r->flow.protocol), f.state, f.detail);
         if (r->failures.size() > 1) detail += fmt::format(" (+{} more)", r->failures.size() - 1);
       }
       if (!r->answered_by.empty()) detail += (detail.empty() ? "" : "; ") + ("answered by " + r->answered_by);

@@ -1,6 +1,7 @@
 // apply/ for iptables: the restore script of a saved state, the marked
 // block in netfilter-persistent's files, and drift read from iptables-save
 // text. Only portmatrix's chain, jump and pm-* sets may ever be touched.
+// ufw's drift: portmatrix's rules are the tuples commented "portmatrix: ".
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -131,6 +132,31 @@ TEST(IptablesDrift, MissingChainUnhookedChainAndOtherFilters)
     return f.kind == "table-edited" && f.detail == "INPUT does not jump to PORTMATRIX-INPUT";
   }));
   EXPECT_EQ(unhooked.other_filters, std::vector<std::string>{"nftables inet other chain input"});
+}
+
+TEST(UfwDrift, OursAreTheCommentedTuplesAndAnInactiveUfwIsMissing)
+{
+  auto plan = testing::golden_plan();
+  const auto& worker = *plan.inventory.find("worker1");
+  // "portmatrix: x" and "hostown", hex-encoded as ufw writes them.
+  std::string user = "### RULES ###\n\n### tuple ### allow tcp 9999 0.0.0.0/0 any 0.0.0.0/0 in comment=686f73746f776e\n"
+                     "-A ufw-user-input -p tcp --dport 9999 -j ACCEPT\n\n"
+                     "### tuple ### allow tcp 22 0.0.0.0/0 any 10.0.0.0/8 in comment=706f72746d61747269783a2078\n"
+                     "-A ufw-user-input -p tcp --dport 22 -s 10.0.0.0/8 -j ACCEPT\n";
+  std::string save = "*filter\n:INPUT DROP [0:0]\n:ufw-user-input - [0:0]\n-A INPUT -j ufw-before-input\n"
+                     "-A ufw-user-input -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+  auto active = ufw_drift(plan, worker, save, "", user, "", true, {"ufw rule: allow 9999/tcp comment 'hostown'"});
+  EXPECT_EQ(active.backend, "ufw");
+  EXPECT_TRUE(active.table_present);
+  EXPECT_FALSE(active.in_sync()); // the worker's required flows are not admitted by these two rules
+  EXPECT_EQ(active.other_filters.size(), 1u);
+  auto inactive = ufw_drift(plan, worker, save, "", user, "", false);
+  EXPECT_FALSE(inactive.table_present);
+  EXPECT_TRUE(std::any_of(inactive.findings.begin(), inactive.findings.end(), [](const DriftFinding& f) {
+    return f.kind == "table-missing" && f.detail.starts_with("ufw is inactive");
+  }));
+  auto theirs = ufw_drift(plan, worker, save, "", "### tuple ### allow tcp 22 0.0.0.0/0 any 10.0.0.0/8 in\n", "", true);
+  EXPECT_FALSE(theirs.table_present);
 }
 
 } // namespace

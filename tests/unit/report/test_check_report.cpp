@@ -162,6 +162,26 @@ TEST(CheckReport, VerboseTableShowsWhoAnswered)
 }
 
 
+// A protocol without ports (IP-in-IP) is named with its number, never as port 0.
+TEST(CheckReport, IpInIpIsNamedByItsProtocolNotByAPortZero)
+{
+  CheckReport report;
+  report.cluster = "calico";
+  auto ipip = result("master1", "worker2", Verdict::fail, "Calico IP-in-IP");
+  ipip.flow.protocol = Protocol::ipip;
+  ipip.flow.range = PortRange{0, 0};
+  ipip.failures.push_back({PortRange{0, 0}, "filtered", "dropped-by-destination-firewall",
+                           "the ipip probes reached worker2's interface, never its agent's raw socket"});
+  report.results.push_back(ipip);
+  report.failed = 1;
+  auto table = render_check(report, CheckFormat::table, Colour::off, CheckDetail::every_flow);
+  EXPECT_NE(table.find("ipip (IP protocol 4)"), std::string::npos) << table;
+  EXPECT_NE(table.find("  filtered: the ipip probes"), std::string::npos) << table;
+  EXPECT_EQ(table.find("0/ipip"), std::string::npos) << table;
+  auto html = render_check(report, CheckFormat::html);
+  EXPECT_NE(html.find("<li>filtered: the ipip probes"), std::string::npos);
+}
+
 // The demo's planted fault: master2 drops 8472/udp; five sources see it.
 CheckReport
 planted_report()

@@ -24,7 +24,9 @@
 #                               accepting 9999/tcp; apply_host_own_intact NODE: still there
 #   apply_ours_left NODE        what is left of portmatrix on NODE (empty: nothing)
 #
-#   apply_init NAME PORTMATRIX [PM_NETPROBE]   ssh_init + ssh_topology + the run's directories
+#   apply_init NAME PORTMATRIX [PM_NETPROBE]   ssh_init + ssh_topology + the run's directories; with
+#                                              iptables or ufw, the nodes in $APPLY_NODES (all when
+#                                              empty) get that backend's rules, the others keep nftables
 #   apply_inventory FILE [SED-EXPRESSION...]   ssh_inventory, then the expressions applied to it
 #   apply_pm NAME SUBCOMMAND ARGS...           `portmatrix firewall SUBCOMMAND --ssh` from the workstation
 #                                              with the run's state dir and root (ck_check_wait: CK_RC,
@@ -59,12 +61,12 @@ apply_init() { # NAME PORTMATRIX [PM_NETPROBE]
   if [[ $APPLY_BACKEND != nftables ]]; then
     local t0 pids=() pid
     t0=$(ck_now_ms)
-    for node in "${CK_NODES[@]}"; do # at once: ufw takes seconds per node
+    for node in "${APPLY_NODES[@]:-${CK_NODES[@]}}"; do # at once: ufw takes seconds per node
       apply_swap_firewall "$node" >"$CK_WORK/$node.swap.log" 2>&1 &
       pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid" || ck_die "swapping a node's firewall failed: $(cat "$CK_WORK"/*.swap.log | tail -5)"; done
-    ck_log "the generated $APPLY_BACKEND rules replace the nftables ones on every node ($(ck_since "$t0"))"
+    ck_log "the generated $APPLY_BACKEND rules replace the nftables ones on ${APPLY_NODES[*]:-every node} ($(ck_since "$t0"))"
   fi
 }
 

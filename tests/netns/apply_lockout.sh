@@ -9,6 +9,7 @@
 # persisted: no boot-time file under the run's root.
 #   usage: apply_lockout.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
+APPLY_NODES=(master1) # the nodes given the backend's rules (iptables, ufw); the others keep nftables
 apply_init apply_lockout "$@"
 TIMEOUT=40
 

@@ -7,6 +7,7 @@
 # says rolled-back, the rollback's log says restored, nothing persisted.
 #   usage: apply_workstation_killed.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
+APPLY_NODES=(master1) # the nodes given the backend's rules (iptables, ufw); the others keep nftables
 apply_init apply_workstation_killed "$@"
 TIMEOUT=30
 

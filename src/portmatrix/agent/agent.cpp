@@ -37,6 +37,7 @@
 #include "agent/capture.hpp"
 #include "agent/control_channel.hpp"
 #include "agent/control_protocol.hpp"
+#include "agent/encapsulation.hpp"
 #include "agent/log_limiter.hpp"
 #include "agent/messages.hpp"
 #include "agent/owner_identifier.hpp"
@@ -44,6 +45,7 @@
 #include "agent/responder.hpp"
 #include "agent/tls_health.hpp"
 #include "host/conntrack.hpp"
+#include "host/interfaces.hpp"
 #include "model/provable.hpp"
 #include "net/address.hpp"
 #include "plan/egress.hpp"
@@ -112,8 +114,15 @@ struct Agent::Impl
     plan.for_each_flow([&](const Flow& flow) {
       if (plan.inventory.nodes[flow.from].name != node.name || !has_probe(flow.protocol)) return;
       allowed.push_back({flow.protocol, plan.flow_address(flow), flow.range, !flow.to.has_value()});
-      max_probes += std::uint64_t(flow.range.size()) * (flow.to ? 1 : k_max_probe_repeat);
+      max_probes += std::uint64_t(flow.range.size()) * (flow.to ? probes_per_port(flow) : k_max_probe_repeat);
     });
+  }
+
+  // An overlay's port is probed plainly, in its shape and at full size (agent/encapsulation.hpp).
+  std::uint64_t probes_per_port(const Flow& flow) const
+  {
+    const auto* port = plan.matrix.profile.find_port(flow.port);
+    return port && port->encapsulation != Encapsulation::none ? k_overlay_probes_per_port : 1;
   }
 
   bool start(std::string& error, const std::function<std::string()>& after_setup)
@@ -159,6 +168,7 @@ struct Agent::Impl
       log << fmt::format("portmatrix agent {}: capture: {}\n", node.name, peers);
     }
     if (!capture.start(node.interface, capture_error_text)) capture_error = capture_error_text;
+    interface_mtu = mtu_of_address(node.address);
 
     log << fmt::format("portmatrix agent {}: control on {}, {} listeners", node.name, address->to_string(),
                        responder.listener_count());
@@ -499,7 +509,7 @@ struct Agent::Impl
     answered_marks.emplace(window->id, responder.answered_mark());
     HelloReply reply{node.name, PORTMATRIX_VERSION, instance, capture.active(), capture_error,
                      responder.listener_count(), responder.owners(), lost, window->mark,
-                     responder.answered_mark(), window->id};
+                     responder.answered_mark(), window->id, interface_mtu};
     for (auto& owner : reply.owners) {
       auto it = services.find({owner.protocol, owner.port});
       if (it != services.end()) owner.service = it->second;
@@ -557,11 +567,15 @@ struct Agent::Impl
     // rest may not ask for more probes than the node's flows hold.
     auto asked = std::move(body->targets);
     std::vector<std::size_t> unique_of(asked.size());
-    std::map<std::tuple<Protocol, std::string, std::uint16_t, std::uint16_t, int>, std::size_t> seen_targets;
+    std::map<std::tuple<Protocol, std::string, std::uint16_t, std::uint16_t, int, Encapsulation, std::uint32_t,
+                        std::uint16_t>,
+             std::size_t>
+      seen_targets;
     std::uint64_t total = 0;
     for (std::size_t i = 0; i < asked.size(); ++i) {
       const auto& target = asked[i];
-      auto key = std::make_tuple(target.protocol, target.address, target.range.min, target.range.max, target.repeat);
+      auto key = std::make_tuple(target.protocol, target.address, target.range.min, target.range.max, target.repeat,
+                                 target.encapsulation, target.vni, target.size);
       auto [it, fresh] = seen_targets.emplace(key, body->targets.size());
       unique_of[i] = it->second;
       if (!fresh) continue;
@@ -636,7 +650,13 @@ struct Agent::Impl
       std::vector<std::vector<Segment>> unique;
       for (const auto& outcome : outcomes) unique.push_back(compress(outcome));
       ProbeReply reply;
-      for (auto index : unique_of) reply.targets.push_back(index < unique.size() ? unique[index] : std::vector<Segment>{});
+      for (auto index : unique_of) {
+        reply.targets.push_back(index < unique.size() ? unique[index] : std::vector<Segment>{});
+        auto& rtts = reply.rtts.emplace_back();
+        if (index < outcomes.size()) {
+          for (auto rtt : outcomes[index].rtts) rtts.push_back(std::uint32_t(std::min<std::int64_t>(rtt.count(), 60'000'000)));
+        }
+      }
       reply.held = raw->held_for_conntrack();
       send(id, {request_id, true, to_json(reply)}, false);
       // The prober finishes its own callback before it is destroyed.
@@ -817,6 +837,7 @@ struct Agent::Impl
   std::map<std::uint64_t, std::unique_ptr<Connection>> connections; // by id: oldest first
   std::unordered_map<std::uint64_t, std::unique_ptr<Prober>> probes;
   std::unordered_map<std::uint64_t, std::uint64_t> probe_windows; // probing -> the window of its check
+  std::uint32_t interface_mtu = 0; // of the node's address: hello's mtu
   std::map<std::uint64_t, std::uint64_t> answered_marks; // open window -> the listeners' answered mark at its hello
   std::map<std::pair<Protocol, std::uint16_t>, std::string> services; // owners identified so far
   std::unique_ptr<OwnerIdentifier> identifier; // last: joined first, before what its callback touches

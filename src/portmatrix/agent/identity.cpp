@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "agent/encapsulation.hpp"
+
 namespace portmatrix {
 namespace {
 
@@ -55,10 +57,13 @@ make_identity_reply(const Token& token, std::string_view nonce, std::string_view
 std::optional<std::string>
 answer_probe_datagram(const Token& token, std::string_view datagram, std::string_view node, std::uint16_t port)
 {
-  if (datagram.size() > k_max_identity_line) return std::nullopt;
-  auto nonce = parse_probe_payload(datagram);
+  auto shape = unwrap(datagram);
+  if (!shape) return std::nullopt;
+  // A plain probe is the payload alone; a shaped or full-size one has it
+  // after the shape's header (and padding after it, maybe cut off here).
+  auto nonce = parse_probe_payload(datagram.substr(shape->header, k_probe_payload_size));
   if (!nonce) return std::nullopt;
-  auto reply = make_identity_reply(token, *nonce, node, Protocol::udp, port);
+  auto reply = shape_reply(datagram, *shape, make_identity_reply(token, *nonce, node, Protocol::udp, port));
   if (reply.size() > datagram.size()) return std::nullopt; // a node name past 63 bytes: no amplification
   return reply;
 }

@@ -31,9 +31,12 @@ std::optional<std::string> parse_probe_payload(std::string_view payload);
 std::string make_identity_reply(const Token& token, std::string_view nonce, std::string_view node, Protocol protocol,
                                 std::uint16_t port);
 
-// What a UDP listener sends back for one datagram: the identity reply when
-// it carries a probe, never longer than the datagram (no amplification for a
-// spoofed source); nullopt for anything else, which gets no answer.
+// What a UDP listener sends back for one datagram (or its first bytes, at
+// least the shape's header and the payload: a full-size probe's padding may
+// be cut off): the identity reply when it carries a
+// probe, plain or shaped (in the probe's shape), never longer than what was
+// read (no amplification for a spoofed source); nullopt for anything else,
+// which gets no answer.
 std::optional<std::string> answer_probe_datagram(const Token& token, std::string_view datagram, std::string_view node,
                                                  std::uint16_t port);
 

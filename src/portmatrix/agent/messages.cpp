@@ -172,18 +172,19 @@ to_json(const HelloReply& reply)
                       {"error", owner.error},
                       {"service", owner.service.substr(0, k_max_service_text)}});
   }
-  return json{{"node", reply.node},
-              {"version", reply.version},
-              {"instance", reply.instance},
-              {"capture", reply.capture},
-              {"capture_error", reply.capture_error},
-              {"capture_lost", reply.capture_lost},
-              {"capture_mark", reply.capture_mark},
-              {"answered_mark", reply.answered_mark},
-              {"window", reply.window},
-              {"listeners", reply.listeners},
-              {"owners", owners}}
-    .dump();
+  json body{{"node", reply.node},
+            {"version", reply.version},
+            {"instance", reply.instance},
+            {"capture", reply.capture},
+            {"capture_error", reply.capture_error},
+            {"capture_lost", reply.capture_lost},
+            {"capture_mark", reply.capture_mark},
+            {"answered_mark", reply.answered_mark},
+            {"window", reply.window},
+            {"listeners", reply.listeners},
+            {"owners", owners}};
+  if (reply.mtu > 0) body["mtu"] = reply.mtu;
+  return body.dump();
 }
 
 std::string
@@ -196,6 +197,11 @@ to_json(const ProbeRequest& request)
                        {"port_min", target.range.min},
                        {"port_max", target.range.max},
                        {"repeat", target.repeat}});
+    if (target.encapsulation != Encapsulation::none) {
+      targets.back()["encapsulation"] = to_string(target.encapsulation);
+      targets.back()["vni"] = target.vni;
+    }
+    if (target.size > 0) targets.back()["size"] = target.size;
   }
   json body{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}};
   if (request.continues) body["continues"] = true;
@@ -224,6 +230,9 @@ to_json(const ProbeReply& reply)
     targets.push_back(std::move(list));
   }
   json body{{"targets", targets}};
+  if (std::any_of(reply.rtts.begin(), reply.rtts.end(), [](const auto& rtts) { return !rtts.empty(); })) {
+    body["rtt_us"] = reply.rtts;
+  }
   if (reply.held.time.count() > 0) {
     body["held_ms"] = reply.held.time.count();
     body["held_count"] = reply.held.fullest.count;
@@ -308,6 +317,7 @@ parse_hello_reply(std::string_view text)
     reply.capture_mark = optional_count(document, "capture_mark");
     reply.answered_mark = optional_count(document, "answered_mark");
     reply.window = optional_count(document, "window");
+    reply.mtu = std::uint32_t(std::min<std::uint64_t>(optional_count(document, "mtu"), 65535));
     reply.listeners = std::size_t(number_field(document, "listeners", 0, 1 << 24));
     for (const auto& item : list_field(document, "owners")) {
       if (!item.is_object()) throw ParseError{"owner must be an object"};
@@ -344,6 +354,13 @@ parse_probe_request(std::string_view text)
       target.address = text_field(item, "address");
       target.range = range_fields(item, target.protocol);
       target.repeat = int(number_field(item, "repeat", 1, k_max_probe_repeat));
+      if (item.contains("encapsulation")) {
+        auto encapsulation = parse_encapsulation(text_field(item, "encapsulation"));
+        if (!encapsulation) throw ParseError{"unknown encapsulation"};
+        target.encapsulation = *encapsulation;
+        target.vni = std::uint32_t(number_field(item, "vni", 0, 0xffffff));
+      }
+      if (item.contains("size")) target.size = std::uint16_t(number_field(item, "size", 0, 65535));
       request.targets.push_back(std::move(target));
     }
     return request;
@@ -376,6 +393,17 @@ parse_probe_reply(std::string_view text)
         segments.push_back(std::move(segment));
       }
       reply.targets.push_back(std::move(segments));
+    }
+    if (document.contains("rtt_us")) {
+      for (const auto& list : list_field(document, "rtt_us")) {
+        if (!list.is_array() || list.size() > k_max_rtt_samples) throw ParseError{"rtt_us must be lists of round trips"};
+        std::vector<std::uint32_t> rtts;
+        for (const auto& rtt : list) {
+          if (!rtt.is_number_unsigned()) throw ParseError{"a round trip must be a count of microseconds"};
+          rtts.push_back(std::uint32_t(std::min<std::uint64_t>(rtt.get<std::uint64_t>(), 60'000'000)));
+        }
+        reply.rtts.push_back(std::move(rtts));
+      }
     }
     reply.held.time = std::chrono::milliseconds(optional_count(document, "held_ms"));
     reply.held.fullest = {optional_count(document, "held_count"), optional_count(document, "held_max")};

@@ -54,6 +54,10 @@ struct HelloReply
   // The check's window (Capture::Window::id): its probe, observed and done
   // requests name it (ControlRequest::window), and are refused once it closed.
   std::uint64_t window = 0;
+  // The MTU of the interface holding the node's address: the size of the
+  // overlay's full-size probes from it. Optional on the wire ("mtu"; 0:
+  // unknown, from older agents).
+  std::uint32_t mtu = 0;
 };
 // The most probes of one port a target may ask for (the VIP's: one per try of a backend).
 inline constexpr int k_max_probe_repeat = 64;
@@ -99,6 +103,9 @@ struct Segment
 struct ProbeReply
 {
   std::vector<std::vector<Segment>> targets; // one list per requested target, in order
+  // Per target, in order: the round trips of its answered probes in
+  // microseconds (TargetOutcome::rtts). Optional on the wire ("rtt_us").
+  std::vector<std::vector<std::uint32_t>> rtts{};
   // How long the agent held its probes back because its conntrack table was
   // full, and the fullest reading (Prober::held_for_conntrack). Optional on
   // the wire ("held_ms", "held_count", "held_max"; absent: never held).

@@ -364,7 +364,7 @@ Responder::Impl::answer_datagrams(const Listener& listener)
   for (int i = 0; i < count; ++i) {
     const auto& header = headers[std::size_t(i)].msg_hdr;
     auto length = headers[std::size_t(i)].msg_len;
-    if (header.msg_flags & MSG_TRUNC) continue; // not a probe
+    // A truncated datagram may be a full-size probe: its first bytes say.
     auto answer = answer_probe_datagram(m_token, std::string_view(in[std::size_t(i)].buffer, length), m_node,
                                         listener.port);
     if (!answer) continue;

@@ -28,6 +28,7 @@
 #include "build_info.hpp"
 #include "check/control_client.hpp"
 #include "check/diagnosis.hpp"
+#include "check/overlay.hpp"
 #include "crypto/digest.hpp"
 #include "model/provable.hpp"
 #include "net/address.hpp"
@@ -170,6 +171,7 @@ public:
     std::erase_if(m_flows, [](const Flow& f) { return !has_probe(f.protocol); });
     timed("probe", [this] { probe_round(); });
     timed("vip", [this] { vip_rounds(); });
+    timed("mtu", [this] { mtu_rounds(); });
     timed("observe", [this] { observed_round(); });
     if (m_options.egress.enabled) timed("egress", [this] { egress_round(); });
     done_round();
@@ -361,6 +363,17 @@ private:
       int repeat = flow.to ? 1 : int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
       m_probe_index[i] = {flow.from, request.targets.size()};
       request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
+      // An overlay's port: the same probe in the overlay's shape too, and at
+      // the source interface's MTU (check/overlay.cpp).
+      if (auto shaped = shaped_target(flow, m_plan.matrix.profile.find_port(flow.port), request.targets.back())) {
+        auto& overlay = m_overlay[i];
+        overlay.shaped = {request.targets.size(), *shaped};
+        request.targets.push_back(std::move(*shaped));
+        if (auto full = full_size_target(overlay.shaped.second, mtu_of(flow.from))) {
+          overlay.full = {request.targets.size(), *full};
+          request.targets.push_back(std::move(*full));
+        }
+      }
     }
     // The probe round may use the whole deadline but what the observe round needs.
     auto by = std::max(Clock::now(), observe_by());
@@ -712,6 +725,167 @@ private:
     if (result.diagnosis == "service") result.answered_by = answered_by(*flow.to, flow.protocol, flow.range);
   }
 
+  // An overlay port whose plain probe passed fails when its shaped probe
+  // was dropped (encapsulation-dropped), or else its full-size one
+  // (mtu-blackhole).
+  void evaluate_shaped(std::size_t index, FlowResult& result) const
+  {
+    auto overlay = m_overlay.find(index);
+    if (overlay == m_overlay.end()) return;
+    const auto* shaped = target_segments(m_flows[index].from, overlay->second.shaped.first);
+    if (!shaped) return;
+    auto failures = diagnose_shaped(result, overlay->second.shaped.second, *shaped);
+    const auto* full = target_segments(m_flows[index].from, overlay->second.full.first);
+    if (failures.empty() && full && result.verdict == Verdict::pass && answered_by_agent(*shaped, result.to)) {
+      MtuEvidence evidence{result.from, result.to, mtu_of(m_flows[index].from), mtu_of(*m_flows[index].to),
+                           overlay->second.search};
+      if (auto failure = diagnose_full_size(overlay->second.full.second, *full, evidence)) failures.push_back(*failure);
+    }
+    if (failures.empty()) return;
+    result.failures = std::move(failures);
+    result.verdict = Verdict::fail;
+    result.diagnosis = result.failures.front().diagnosis;
+  }
+
+  // The segments of target `target` of `source`'s probe reply, or nullptr.
+  const std::vector<Segment>* target_segments(std::size_t source, std::size_t target) const
+  {
+    auto reply = m_replies.find(source);
+    if (reply == m_replies.end() || target >= reply->second.targets.size()) return nullptr;
+    return &reply->second.targets[target];
+  }
+
+  std::uint32_t mtu_of(std::size_t node) const
+  {
+    return node < m_hello.size() && m_hello[node] ? m_hello[node]->mtu : 0;
+  }
+
+  // The overlay flows whose small shaped probe passed and full-size one did
+  // not: a bounded binary search for the largest size that passes, one
+  // size per flow and round, all sources at once (check/overlay.hpp), each
+  // probe without retries.
+  void mtu_rounds()
+  {
+    for (auto& [i, overlay] : m_overlay) {
+      const auto& flow = m_flows[i];
+      const auto* shaped = target_segments(flow.from, overlay.shaped.first);
+      const auto* full = target_segments(flow.from, overlay.full.first);
+      const auto& to = m_plan.inventory.nodes[*flow.to].name;
+      if (!shaped || !full || !answered_by_agent(*shaped, to) || answered_by_agent(*full, to)) continue;
+      bool unprobed = std::any_of(full->begin(), full->end(), [](const Segment& s) { return s.state == ProbeState::unprobed; });
+      if (unprobed) continue;
+      bool ipv6 = overlay.shaped.second.address.find(':') != std::string::npos;
+      overlay.search = MtuSearch{shaped_probe_size(overlay.shaped.second, ipv6), overlay.full.second.size, 0};
+    }
+    for (int step = 0; step < k_max_mtu_steps; ++step) {
+      std::map<std::size_t, ProbeRequest> by_source;
+      std::map<std::size_t, std::vector<std::size_t>> flows_of; // source -> flows, in target order
+      for (auto& [i, overlay] : m_overlay) {
+        if (!overlay.search || overlay.search->done()) continue;
+        const auto& flow = m_flows[i];
+        auto& request = by_source[flow.from];
+        request.retries = 0;
+        request.continues = true;
+        request.conntrack_ceiling = m_options.conntrack_ceiling;
+        request.timeout = m_options.timeout;
+        auto target = overlay.full.second;
+        target.range.max = target.range.min;
+        target.size = std::uint16_t(overlay.search->next());
+        request.targets.push_back(std::move(target));
+        flows_of[flow.from].push_back(i);
+      }
+      if (by_source.empty() || Clock::now() + m_options.timeout * 2 > observe_by()) return;
+      std::vector<Call> calls;
+      auto by = std::min(observe_by(), Clock::now() + m_options.timeout * 2 + std::chrono::milliseconds(500));
+      for (auto& [source, request] : by_source) {
+        request.budget = probe_budget(by);
+        calls.push_back({source, request_for(source, "probe", to_json(request)), {}});
+      }
+      progress(fmt::format("searching the path MTU of {} overlay flows", flows_of.size()));
+      call_agents(calls, by, "probes");
+      for (const auto& call : calls) {
+        const auto& result = *call.result;
+        auto reply = result && result->ok ? parse_probe_reply(result->body) : unexpected(std::string("no reply"));
+        const auto& flows = flows_of[call.node];
+        for (std::size_t t = 0; t < flows.size(); ++t) {
+          auto& overlay = m_overlay[flows[t]];
+          const auto* segments = reply && t < reply->targets.size() ? &reply->targets[t] : nullptr;
+          if (!segments || std::any_of(segments->begin(), segments->end(),
+                                       [](const Segment& s) { return s.state == ProbeState::unprobed; })) {
+            overlay.search->steps = k_max_mtu_steps; // no answer from the source: the search ends where it is
+            continue;
+          }
+          const auto& to = m_plan.inventory.nodes[*m_flows[flows[t]].to].name;
+          overlay.search->record(overlay.search->next(), answered_by_agent(*segments, to));
+        }
+      }
+    }
+  }
+
+  // Per pair of nodes with a flow between them: the round trips of every
+  // probe answered (median, p99), the path MTU the overlay's full-size
+  // probes found, and a requirement's round-trip bound; a warning for each
+  // pair above its bound.
+  void measure_pairs()
+  {
+    std::map<std::pair<std::size_t, std::size_t>, std::size_t> index;
+    std::vector<std::vector<std::uint32_t>> samples;
+    std::vector<std::string> bounded_by;
+    for (std::size_t i = 0; i < m_flows.size(); ++i) {
+      const auto& flow = m_flows[i];
+      auto source = m_probe_index[i].first;
+      auto target = m_probe_index[i].second;
+      if (!flow.to || source == SIZE_MAX) continue;
+      auto [it, fresh] = index.emplace(std::make_pair(flow.from, *flow.to), m_report.pairs.size());
+      if (fresh) {
+        m_report.pairs.push_back({m_plan.inventory.nodes[flow.from].name, m_plan.inventory.nodes[*flow.to].name, 0,
+                                  mtu_of(flow.from), mtu_of(*flow.to)});
+        samples.emplace_back();
+        bounded_by.emplace_back();
+      }
+      auto at = it->second;
+      auto& pair = m_report.pairs[at];
+      auto add = [&](std::size_t t) {
+        auto reply = m_replies.find(source);
+        if (reply == m_replies.end() || t >= reply->second.rtts.size()) return;
+        samples[at].insert(samples[at].end(), reply->second.rtts[t].begin(), reply->second.rtts[t].end());
+      };
+      add(target);
+      for (const auto& requirement : m_plan.matrix.profile.requirements) {
+        if (requirement.max_rtt.count() == 0 || requirement.port != flow.port || requirement.protocol != flow.protocol ||
+            requirement.from != flow.from_role || requirement.to != flow.to_role) {
+          continue;
+        }
+        if (pair.rtt_bound.count() == 0 || requirement.max_rtt < pair.rtt_bound) {
+          pair.rtt_bound = requirement.max_rtt;
+          bounded_by[at] = fmt::format("{} ({}/{})", requirement.port, to_string(requirement.range),
+                                               to_string(requirement.protocol));
+        }
+      }
+      auto overlay = m_overlay.find(i);
+      if (overlay == m_overlay.end()) continue;
+      add(overlay->second.shaped.first);
+      const auto* full = target_segments(source, overlay->second.full.first);
+      std::uint32_t mtu = full && answered_by_agent(*full, pair.to) ? overlay->second.full.second.size
+                          : overlay->second.search && overlay->second.search->steps > 0 ? overlay->second.search->passed
+                                                                    : 0;
+      pair.path_mtu = std::max(pair.path_mtu, mtu);
+    }
+    for (std::size_t p = 0; p < m_report.pairs.size(); ++p) {
+      auto& pair = m_report.pairs[p];
+      auto summary = summarize_rtts(std::move(samples[p]));
+      pair.rtt_samples = summary.samples;
+      pair.rtt_median = summary.median;
+      pair.rtt_p99 = summary.p99;
+      if (pair.rtt_bound.count() > 0 && summary.samples > 0 && summary.median > pair.rtt_bound) {
+        m_report.warnings.push_back(fmt::format("{} -> {}: round trip {:.1f} ms (median of {}; p99 {:.1f} ms), above "
+                                                "the {} ms bound of {}",
+                                                pair.from, pair.to, summary.median.count() / 1000.0, summary.samples,
+                                                summary.p99.count() / 1000.0, pair.rtt_bound.count(), bounded_by[p]));
+      }
+    }
+  }
+
   // Failures that only say a destination's agent could not be asked, or
   // that nothing could be proven (not-probed), leave the flow untested: a
   // skip, as the agents section says.
@@ -827,11 +1001,13 @@ private:
       result.to_address = m_plan.flow_address(flow);
       if (!flow.to) result.backends_expected = vip_backends(flow);
       evaluate(i, result);
+      evaluate_shaped(i, result);
       m_report.passed += result.verdict == Verdict::pass;
       m_report.failed += result.verdict == Verdict::fail;
       m_report.skipped += result.verdict == Verdict::skip;
       m_report.results.push_back(std::move(result));
     }
+    measure_pairs();
     for (const auto& [node, held] : m_held) {
       add_note(node, fmt::format("held its probes back {:.1f} s: its conntrack table had {} of {} entries ({}%; "
                                  "--conntrack-ceiling {} leaves the rest to live connections)",
@@ -862,6 +1038,14 @@ private:
   std::vector<std::optional<HelloReply>> m_hello;
   std::vector<std::pair<std::size_t, std::size_t>> m_probe_index; // flow -> (source node, target index)
   std::map<std::size_t, ProbeReply> m_replies;                    // source node -> reply
+  // An overlay flow's own probes (target index in its source's request, target), and its MTU search.
+  struct OverlayProbes
+  {
+    std::pair<std::size_t, ProbeTarget> shaped{SIZE_MAX, {}};
+    std::pair<std::size_t, ProbeTarget> full{SIZE_MAX, {}};
+    std::optional<MtuSearch> search;
+  };
+  std::map<std::size_t, OverlayProbes> m_overlay; // flow -> its overlay probes
   std::map<std::string, VipSeen> m_vip_seen;                      // vip_key -> the probe round's view
   // (flow, segment) -> (node asked, index of the query in its request)
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_observation_index;

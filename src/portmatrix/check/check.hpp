@@ -59,6 +59,26 @@ struct AgentStatus
   std::string note;
 };
 
+// Two nodes as the probes between them measured the path (issue 21): the
+// overlay's full-size probes, and the round trips of every answered probe.
+struct PairMeasure
+{
+  std::string from;
+  std::string to;
+  // The largest probe (IP bytes, DF set) that passed from `from` to `to`:
+  // the full size when it passed, else what the search found; 0: not
+  // measured (no overlay flow between them, or no answer at all).
+  std::uint32_t path_mtu = 0;
+  std::uint32_t mtu_from = 0; // the interfaces' MTUs (hello), 0: unknown
+  std::uint32_t mtu_to = 0;
+  std::size_t rtt_samples = 0;
+  std::chrono::microseconds rtt_median{0};
+  std::chrono::microseconds rtt_p99{0};
+  // A requirement between them bounds the round trip (Requirement::max_rtt);
+  // 0: none.
+  std::chrono::milliseconds rtt_bound{0};
+};
+
 // check --egress: one node's egress check, done by its agent.
 struct NodeEgress
 {
@@ -100,6 +120,9 @@ struct CheckReport
   // Wall time of each round (hello, probe, observe[, egress]), in order.
   std::vector<std::pair<std::string, std::chrono::milliseconds>> rounds;
   std::vector<NodeEgress> egress; // check --egress only: one per node, inventory order
+  std::vector<PairMeasure> pairs;  // node pairs with a measure, in the order of their first flow
+  // What is wrong but fails no flow: a pair above its round-trip bound.
+  std::vector<std::string> warnings;
   std::vector<NodePreflight> preflight; // check --ssh --preflight only: one per node, inventory order
 };
 

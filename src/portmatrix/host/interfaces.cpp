@@ -2,6 +2,10 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -28,6 +32,20 @@ interface_with_address(const std::string& address)
   }
   ::freeifaddrs(list);
   return found;
+}
+
+std::uint32_t
+mtu_of_address(const std::string& address)
+{
+  auto name = interface_with_address(address);
+  if (!name || name->size() >= IFNAMSIZ) return 0;
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  ifreq request{};
+  std::memcpy(request.ifr_name, name->c_str(), name->size() + 1);
+  int mtu = ::ioctl(fd, SIOCGIFMTU, &request) == 0 ? request.ifr_mtu : 0;
+  ::close(fd);
+  return mtu > 0 ? std::uint32_t(mtu) : 0;
 }
 
 } // namespace portmatrix

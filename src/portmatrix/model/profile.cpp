@@ -6,6 +6,7 @@
 #include "model/profile.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -355,7 +356,7 @@ private:
       NamedPort port;
       port.name = entry.first.Scalar();
       const auto& spec = entry.second;
-      if (!reader.check_map(spec, fmt::format("port '{}'", printable(port.name)), {"port", "protocol", "purpose"})) continue;
+      if (!reader.check_map(spec, fmt::format("port '{}'", printable(port.name)), {"port", "protocol", "purpose", "encapsulation", "vni"})) continue;
       bool ok = true;
       if (auto protocols = spec["protocol"]) {
         auto read_one = [&](const YAML::Node& item) {
@@ -394,10 +395,51 @@ private:
         ok = false;
       }
       if (auto purpose = spec["purpose"]) port.purpose = reader.string(purpose, "purpose").value_or("");
+      ok = read_encapsulation(reader, spec, port) && ok;
       if (!ok) continue;
       auto name = port.name;
       m_ports.put(name, std::move(port));
     }
+  }
+
+  // `encapsulation` (vxlan, geneve, wireguard) and its `vni` (vxlan, geneve:
+  // 0 to 2^24-1), on a UDP port only.
+  static bool read_encapsulation(YamlReader& reader, const YAML::Node& spec, NamedPort& port)
+  {
+    auto node = spec["encapsulation"];
+    auto vni = spec["vni"];
+    if (!node) {
+      if (vni) reader.error(vni, "vni belongs to an encapsulation (vxlan or geneve)");
+      return !vni;
+    }
+    auto text = reader.string(node, "encapsulation");
+    auto kind = text ? parse_encapsulation(*text) : std::nullopt;
+    if (!kind || *kind == Encapsulation::none) {
+      if (text) reader.error(node, fmt::format("unknown encapsulation '{}' (vxlan, geneve, wireguard)", printable(*text)));
+      return false;
+    }
+    if (port.protocols != std::vector<Protocol>{Protocol::udp}) {
+      reader.error(node, "an encapsulation is carried on UDP: give it a port of protocol udp alone");
+      return false;
+    }
+    port.encapsulation = *kind;
+    if (vni) {
+      if (*kind == Encapsulation::wireguard) {
+        reader.error(vni, "wireguard has no vni");
+        return false;
+      }
+      auto text_vni = reader.string(vni, "vni");
+      std::uint32_t number = 0;
+      auto parsed = text_vni ? std::from_chars(text_vni->data(), text_vni->data() + text_vni->size(), number)
+                             : std::from_chars_result{};
+      if (!text_vni || parsed.ec != std::errc() || parsed.ptr != text_vni->data() + text_vni->size() ||
+          number > 0xffffff) {
+        if (text_vni) reader.error(vni, "vni must be a number from 0 to 16777215 (24 bits)");
+        return false;
+      }
+      port.vni = number;
+    }
+    return true;
   }
 
   std::vector<Role> read_roles(YamlReader& reader, const YAML::Node& node, std::string_view what)
@@ -419,7 +461,8 @@ private:
     for (const auto& item : node) {
       if (!reader.check_map(item,
                             "a requirement",
-                            {"from", "to", "ports", "purpose", "optional", "when", "expect", "reason", "remove"})) {
+                            {"from", "to", "ports", "purpose", "optional", "when", "expect", "reason", "remove",
+                             "max_rtt_ms"})) {
         continue;
       }
       Requirement base;
@@ -440,6 +483,16 @@ private:
       if (auto purpose = item["purpose"]) base.purpose = reader.string(purpose, "purpose").value_or("");
       if (auto optional = item["optional"]) base.optional = reader.boolean(optional, "optional").value_or(false);
       if (auto reason = item["reason"]) base.reason = reader.string(reason, "reason").value_or("");
+      if (auto bound = item["max_rtt_ms"]) {
+        auto text = reader.string(bound, "max_rtt_ms");
+        unsigned value = 0;
+        auto parsed = text ? std::from_chars(text->data(), text->data() + text->size(), value) : std::from_chars_result{};
+        if (!text || parsed.ec != std::errc() || parsed.ptr != text->data() + text->size() || value == 0 || value > 60000) {
+          if (text) reader.error(bound, "max_rtt_ms must be a number of milliseconds from 1 to 60000");
+        } else {
+          base.max_rtt = std::chrono::milliseconds(value);
+        }
+      }
       if (auto expect = item["expect"]) {
         auto text = reader.string(expect, "expect");
         if (text == "deny") base.expect = Expect::deny;

@@ -3,6 +3,7 @@
 // into the binary (profiles/) or read from a path, and may include others.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -23,6 +24,10 @@ struct NamedPort
   PortRange range;
   std::vector<Protocol> protocols;
   std::string purpose;
+  // The overlay's tunnel on this UDP port: its flows are also probed in its
+  // shape (YAML `encapsulation: vxlan`, `vni: 1`).
+  Encapsulation encapsulation = Encapsulation::none;
+  std::uint32_t vni = 0;
 };
 
 // An inventory option a requirement can depend on (flannel_backend: wireguard).
@@ -56,6 +61,9 @@ struct Requirement
   std::optional<Condition> when; // active only when the option has this value
   Expect expect = Expect::allow;
   std::string reason; // why it is there: the guide's table, or the correction's argument
+  // The round trip between its nodes should stay below this (YAML
+  // `max_rtt_ms`; etcd's peers): above it, the check warns. 0: no bound.
+  std::chrono::milliseconds max_rtt{0};
   std::string origin;     // the profile that defined (or last changed) it
   std::string defined_at; // "file:line:column" of that definition
 

@@ -20,6 +20,27 @@ to_string(Protocol protocol)
   return "?";
 }
 
+std::string_view
+to_string(Encapsulation encapsulation)
+{
+  switch (encapsulation) {
+  case Encapsulation::none: return "none";
+  case Encapsulation::vxlan: return "vxlan";
+  case Encapsulation::geneve: return "geneve";
+  case Encapsulation::wireguard: return "wireguard";
+  }
+  return "?";
+}
+
+std::optional<Encapsulation>
+parse_encapsulation(std::string_view text)
+{
+  for (auto e : {Encapsulation::none, Encapsulation::vxlan, Encapsulation::geneve, Encapsulation::wireguard}) {
+    if (text == to_string(e)) return e;
+  }
+  return std::nullopt;
+}
+
 std::optional<Protocol>
 parse_protocol(std::string_view text)
 {

@@ -36,6 +36,14 @@ std::optional<Role> parse_role(std::string_view text);
 // Roles a node of the inventory may carry (everything but any and vip).
 const std::vector<Role>& node_roles();
 
+// How an overlay wraps the frames it carries in the UDP datagrams of its
+// port: VXLAN (RFC 7348: Flannel, Calico, Cilium), Geneve (RFC 8926: Cilium),
+// WireGuard (its data messages). A port marked with one gets shaped probes
+// beside the plain ones (agent/encapsulation.hpp).
+enum class Encapsulation { none, vxlan, geneve, wireguard };
+std::string_view to_string(Encapsulation encapsulation);
+std::optional<Encapsulation> parse_encapsulation(std::string_view text);
+
 enum class Expect { allow, deny };
 std::string_view to_string(Expect expect);
 

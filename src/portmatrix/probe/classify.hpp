@@ -6,6 +6,7 @@
 
 #include <linux/errqueue.h>
 
+#include <chrono>
 #include <optional>
 
 #include "agent/identity.hpp"
@@ -20,6 +21,7 @@ struct Finding
   int error = 0;
   std::optional<Identity> responder;
   bool silent = false; // open, and no answer ever came (PortOutcome::silent)
+  std::chrono::microseconds rtt{0}; // open (TCP): the handshake's round trip (0: unknown)
 };
 
 Finding found(ProbeState state, int error = 0);

@@ -256,6 +256,7 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   probe.nonce = std::move(nonce);
   probe.payload = std::move(payload);
   probe.received.clear();
+  probe.handshake = std::chrono::microseconds{0};
   probe.deadline = now + m_options.timeout;
   ++m_in_flight;
   m_deadlines.push(probe.deadline, slot, generation);
@@ -361,6 +362,7 @@ Prober::Impl::finish(std::uint32_t slot, Finding finding)
 {
   auto& probe = m_probes[slot];
   auto job = probe.job;
+  if (finding.state == ProbeState::open && finding.rtt.count() == 0) finding.rtt = probe.handshake;
   adapt_window(probe, finding);
   close_probe(probe);
   m_free.push_back(slot);
@@ -382,7 +384,7 @@ Prober::Impl::close_probe(Probe& probe)
     probe.fd.reset();
   } else if (auto it = m_udp_in_flight.find(probe.key); it != m_udp_in_flight.end()) {
     m_udp_in_flight.erase(it);
-    m_udp_earlier_nonce[probe.key] = probe.nonce;
+    m_udp_earlier_nonce[probe.key] = {probe.nonce, probe.job.target};
     // A probe to the same address and port that waited for this one goes next.
     if (auto waiting = m_udp_waiting.find(probe.key); waiting != m_udp_waiting.end()) {
       m_deferred.push_front(waiting->second.front());
@@ -410,6 +412,11 @@ Prober::Impl::settle(const Job& job, Finding finding)
   bool opened = finding.state == ProbeState::open;
   if (opened) m_target_opened[job.target] = 1;
   if (finding.silent) ++outcome.silent;
+  auto& rtts = m_outcomes[job.target].rtts;
+  if (opened && finding.rtt.count() > 0 && finding.responder && finding.responder->authentic &&
+      rtts.size() < k_max_rtt_samples) {
+    rtts.push_back(finding.rtt);
+  }
   if (finding.responder && finding.responder->authentic &&
       std::find(outcome.responders.begin(), outcome.responders.end(), finding.responder->node) ==
         outcome.responders.end()) {

@@ -35,6 +35,14 @@ struct ProbeTarget
   std::string address;               // IPv4 or IPv6 literal
   PortRange range;
   int repeat = 1; // connections per port (the VIP check repeats to see every backend)
+  // UDP: the probe carried in this overlay's shape (agent/encapsulation.hpp),
+  // answered only in the same shape; none: the plain probe.
+  Encapsulation encapsulation = Encapsulation::none;
+  std::uint32_t vni = 0;
+  // UDP: the probe's IP packet is this many bytes, sent with DF set (a
+  // full-size probe: the overlay's packets at the interface's MTU); 0: the
+  // plain probe's own size.
+  std::uint16_t size = 0;
 };
 
 struct PortOutcome
@@ -51,10 +59,18 @@ struct PortOutcome
   std::uint32_t silent = 0;
 };
 
+// Round trips kept per target at most (TargetOutcome::rtts).
+inline constexpr std::size_t k_max_rtt_samples = 64;
+
 struct TargetOutcome
 {
   ProbeTarget target;
   std::vector<PortOutcome> ports; // one per port of the range, in port order
+  // Round trips of the TCP probes an agent answered authentically: each
+  // handshake's, as the kernel measured it (TCP_INFO), the first
+  // k_max_rtt_samples, in the order they came. (A UDP answer's time would
+  // include how busy the destination's agent was.)
+  std::vector<std::chrono::microseconds> rtts{};
 };
 
 // A range this long with no port open and its silent ports not retried (see

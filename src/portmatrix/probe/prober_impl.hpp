@@ -63,6 +63,7 @@ struct Probe
   bool peer_reset = false; // TCP: the peer has reset the connection (nothing to close)
   bool young = false;      // counts toward the window (ProbeOptions::max_in_flight)
   Clock::time_point deadline;
+  std::chrono::microseconds handshake{0}; // TCP: the handshake's round trip, as the kernel measured it
 };
 
 enum class Launch {
@@ -207,7 +208,9 @@ private:
   std::unordered_map<UdpKey, std::deque<Job>, UdpKeyHash> m_udp_waiting; // second probes to a key
   // The nonce of the last finished probe to a key: a retry may get the late
   // answer to the try before it, which proves the agent as well.
-  std::unordered_map<UdpKey, std::string, UdpKeyHash> m_udp_earlier_nonce;
+  // (Its target too: an overlay's shaped and full-size probes share the key
+  // and the shape, and the late answer to one proves nothing of the other.)
+  std::unordered_map<UdpKey, std::pair<std::string, std::uint32_t>, UdpKeyHash> m_udp_earlier_nonce;
   std::vector<mmsghdr> m_udp_messages;
   std::vector<iovec> m_udp_vectors;
   std::vector<sockaddr_storage> m_udp_from;

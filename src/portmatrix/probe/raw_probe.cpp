@@ -115,7 +115,7 @@ Prober::Impl::answers_ours(const sockaddr* from, std::string_view reply) const
     return identity && identity->authentic;
   };
   auto earlier = m_udp_earlier_nonce.find(*key);
-  return signed_for(m_probes[it->second].nonce) || (earlier != m_udp_earlier_nonce.end() && signed_for(earlier->second));
+  return signed_for(m_probes[it->second].nonce) || (earlier != m_udp_earlier_nonce.end() && signed_for(earlier->second.first));
 }
 
 void

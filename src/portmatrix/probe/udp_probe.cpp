@@ -7,12 +7,14 @@
 // went there (the error queue names it). Per probe that is one system call
 // instead of a socket's ten. Two probes to the same address and port are
 // never in flight at once: the second waits for the first.
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 
+#include "agent/encapsulation.hpp"
 #include "probe/probe_socket.hpp"
 #include "probe/prober_impl.hpp"
 
@@ -31,8 +33,15 @@ constexpr int k_udp_receive_buffer = 8 << 20;
 Launch
 Prober::Impl::launch_udp(const Job& job, const SocketAddress& peer)
 {
-  return launch_datagram(job, peer, udp_channel(peer.family()),
-                         [](std::string_view nonce) { return make_probe_payload(nonce); });
+  // The plain probe, or the same in an overlay's shape (agent/encapsulation.hpp);
+  // a full-size one is `size` bytes of IP packet, less the IP and UDP headers.
+  const auto& target = m_outcomes[job.target].target;
+  Shape shape{target.encapsulation, target.vni};
+  std::size_t header = peer.family() == AF_INET6 ? 48 : 28;
+  std::size_t size = target.size > header ? target.size - header : 0;
+  return launch_datagram(job, peer, udp_channel(peer.family()), [shape, size](std::string_view nonce) {
+    return shape_probe(shape, make_probe_payload(nonce), size);
+  });
 }
 
 // A probe that is one datagram on a shared socket (UDP's, or the raw
@@ -72,6 +81,12 @@ Prober::Impl::udp_channel(int family)
   Fd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   int error = fd ? prepare_socket(fd.get(), family, Protocol::udp, m_source) : errno;
   if (error == 0) {
+    // DF on every datagram, never fragmented here: a full-size probe passes
+    // whole or not at all, as the overlay's packets do (EMSGSIZE when the
+    // route is known to be narrower).
+    int dont_fragment = family == AF_INET6 ? IPV6_PMTUDISC_DO : IP_PMTUDISC_DO;
+    ::setsockopt(fd.get(), family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                 family == AF_INET6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER, &dont_fragment, sizeof dont_fragment);
     int size = k_udp_receive_buffer;
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
       ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
@@ -151,14 +166,33 @@ Prober::Impl::answer_udp(const sockaddr* from, std::string_view reply)
   auto it = key ? m_udp_in_flight.find(*key) : m_udp_in_flight.end();
   if (it == m_udp_in_flight.end()) return;
   auto slot = it->second;
+  // A shaped probe is answered in its shape, a plain one plainly: an answer
+  // in the other shape is the late answer to the other probe of this port.
+  const auto shape = m_outcomes[m_probes[slot].job.target].target.encapsulation;
+  auto seen = unwrap(reply);
+  if (shape != Encapsulation::none) {
+    auto line = reply_line(reply, shape);
+    if (!line) return;
+    reply = *line;
+  } else if (seen && seen->shape.kind != Encapsulation::none) {
+    return;
+  }
   auto finding = open_with(m_probes[slot], reply);
   if (!finding.responder || !finding.responder->authentic) {
     auto earlier = m_udp_earlier_nonce.find(*key);
     if (earlier != m_udp_earlier_nonce.end()) {
-      auto late = parse_identity_reply(m_token, reply, earlier->second, m_probes[slot].protocol);
+      auto late = parse_identity_reply(m_token, reply, earlier->second.first, m_probes[slot].protocol);
+      // The late answer to an overlay's other probe of this port (shaped or
+      // full size) is no answer to this one.
+      if (late && late->authentic && earlier->second.second != m_probes[slot].job.target) return;
       if (late && late->authentic) finding.responder = std::move(late);
     }
   }
+  // A shaped or full-size probe is proven by its own answer only: any other
+  // answer in its shape is a late one to an earlier probe of the port.
+  const auto& target = m_outcomes[m_probes[slot].job.target].target;
+  bool overlay = target.encapsulation != Encapsulation::none || target.size > 0;
+  if (overlay && (!finding.responder || !finding.responder->authentic)) return;
   finish(slot, std::move(finding));
 }
 

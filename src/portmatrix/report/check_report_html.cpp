@@ -88,9 +88,31 @@ row_id(const CheckReport& report, const FlowResult& r)
   return fmt::format("r{}", &r - report.results.data());
 }
 
+// What the probes measured between two nodes (CheckReport::pairs), for a
+// cell's title: "; round trip 0.4 ms (p99 0.9 ms); path MTU 1400"; empty
+// when nothing was (and for the role matrix's cells).
+std::string
+pair_text(const CheckReport& report, const std::string& from, const std::string& to)
+{
+  auto pair = std::find_if(report.pairs.begin(), report.pairs.end(),
+                           [&](const PairMeasure& p) { return p.from == from && p.to == to; });
+  if (pair == report.pairs.end()) return {};
+  std::string text;
+  if (pair->rtt_samples > 0) {
+    text += fmt::format("; round trip {:.1f} ms (p99 {:.1f} ms)", pair->rtt_median.count() / 1000.0,
+                        pair->rtt_p99.count() / 1000.0);
+    if (pair->rtt_bound.count() > 0 && pair->rtt_median > pair->rtt_bound) {
+      text += fmt::format(", above its {} ms bound", pair->rtt_bound.count());
+    }
+  }
+  if (pair->path_mtu > 0) text += fmt::format("; path MTU {}", pair->path_mtu);
+  return text;
+}
+
 // One <td>: class cell and the worst verdict (none: no flow), the pair in
-// data-from / data-to, a title with the counts, the text linking to the
-// pair's first flow of its worst verdict (the others of that verdict follow it).
+// data-from / data-to, a title with the counts (and what the probes measured
+// between the pair: pair_text), the text linking to the pair's first flow of
+// its worst verdict (the others of that verdict follow it).
 std::string
 cell_html(const CheckReport& report, const std::string& from, const std::string& to, const Cell* cell,
           const std::string& anchor)
@@ -98,7 +120,8 @@ cell_html(const CheckReport& report, const std::string& from, const std::string&
   auto attrs = fmt::format("data-from=\"{}\" data-to=\"{}\"", xml_escape(from), xml_escape(to));
   if (!cell) return fmt::format("<td class=\"cell none\" {} title=\"{} → {}: no flow\"></td>", attrs, xml_escape(from), xml_escape(to));
   auto verdict = to_string(cell->worst->verdict);
-  auto title = fmt::format("{} → {}: {} passed, {} failed, {} skipped", from, to, cell->passed, cell->failed, cell->skipped);
+  auto title = fmt::format("{} → {}: {} passed, {} failed, {} skipped{}", from, to, cell->passed, cell->failed,
+                           cell->skipped, pair_text(report, from, to));
   std::string text = cell->failed ? std::to_string(cell->failed) : cell->skipped ? "?" : "✓";
   auto href = anchor.empty() ? row_id(report, *cell->worst) : anchor;
   return fmt::format("<td class=\"cell {}\" {} title=\"{}\"><a href=\"#{}\">{}</a></td>", verdict, attrs,

@@ -72,6 +72,22 @@ render_json(const CheckReport& report)
                       }()},
                      {"results", std::move(results)},
                      {"agents", std::move(agents)}};
+  if (!report.pairs.empty()) {
+    out["pairs"] = nlohmann::json::array();
+    for (const auto& pair : report.pairs) {
+      nlohmann::json item{{"from", pair.from}, {"to", pair.to}, {"rtt_samples", pair.rtt_samples}};
+      if (pair.rtt_samples > 0) {
+        item["rtt_median_us"] = pair.rtt_median.count();
+        item["rtt_p99_us"] = pair.rtt_p99.count();
+      }
+      if (pair.rtt_bound.count() > 0) item["rtt_bound_ms"] = pair.rtt_bound.count();
+      if (pair.path_mtu > 0) item["path_mtu"] = pair.path_mtu;
+      if (pair.mtu_from > 0) item["mtu_from"] = pair.mtu_from;
+      if (pair.mtu_to > 0) item["mtu_to"] = pair.mtu_to;
+      out["pairs"].push_back(std::move(item));
+    }
+  }
+  if (!report.warnings.empty()) out["warnings"] = report.warnings;
   if (!report.egress.empty()) {
     out["egress"] = nlohmann::json::array();
     for (const auto& node : report.egress) {

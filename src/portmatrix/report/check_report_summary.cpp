@@ -52,7 +52,7 @@ backends_text(const FlowResult& r)
 }
 
 // One line per agent that needs a word: unreachable, in error, blind, or
-// sharing a port with a service.
+// sharing a port with a service; then the report's warnings.
 std::vector<std::string>
 agent_notes(const CheckReport& report)
 {
@@ -64,6 +64,7 @@ agent_notes(const CheckReport& report)
     for (const auto& owner : a.owners) notes.push_back(fmt::format("agent {}: port {} is held by a service", a.node, owner));
     if (!a.note.empty()) notes.push_back(fmt::format("agent {}: {}", a.node, a.note));
   }
+  for (const auto& warning : report.warnings) notes.push_back("warning: " + warning);
   return notes;
 }
 

@@ -113,6 +113,39 @@ TEST(ProbeReplyBody, CarriesTheSilentConnectionsOfAVip)
   EXPECT_EQ(text.find("\"silent\":0"), std::string::npos);
 }
 
+// Issue 21: a target in an overlay's shape and at full size, the agent's
+// interface MTU, the round trips per target; all optional on the wire.
+TEST(ProbeBodies, CarryTheOverlaysShapeSizeMtuAndRoundTrips)
+{
+  ProbeRequest request;
+  request.targets.push_back({Protocol::udp, "10.0.0.2", {8472, 8472}, 1, Encapsulation::vxlan, 4096, 1500});
+  request.targets.push_back({Protocol::udp, "10.0.0.2", {8472, 8472}, 1});
+  auto parsed = parse_probe_request(to_json(request));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->targets[0].encapsulation, Encapsulation::vxlan);
+  EXPECT_EQ(parsed->targets[0].vni, 4096u);
+  EXPECT_EQ(parsed->targets[0].size, 1500);
+  EXPECT_EQ(parsed->targets[1].encapsulation, Encapsulation::none);
+  EXPECT_EQ(parsed->targets[1].size, 0);
+  EXPECT_EQ(to_json(ProbeRequest{}).find("encapsulation"), std::string::npos);
+  EXPECT_FALSE(parse_probe_request(R"({"timeout_ms": 100, "targets": [{"protocol": "udp", "address": "10.0.0.2",
+    "port_min": 1, "port_max": 1, "repeat": 1, "encapsulation": "gre", "vni": 1}]})"));
+
+  ProbeReply reply;
+  reply.targets = {{}, {}};
+  reply.rtts = {{120, 95}, {}};
+  auto back = parse_probe_reply(to_json(reply));
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->rtts, reply.rtts);
+  EXPECT_TRUE(parse_probe_reply(R"({"targets": []})")->rtts.empty());
+  EXPECT_FALSE(parse_probe_reply(R"({"targets": [[]], "rtt_us": [[-1]]})"));
+
+  HelloReply hello{"w1", "0.1.0", "ab", true, "", 3, {}, 0, 0, 0, 7, 1450};
+  EXPECT_EQ(parse_hello_reply(to_json(hello))->mtu, 1450u);
+  hello.mtu = 0;
+  EXPECT_EQ(to_json(hello).find("mtu"), std::string::npos);
+}
+
 TEST(ObservedQueries, AskWhatArrivedSinceAMark)
 {
   std::vector<ObservedQuery> queries{{Protocol::udp, "10.0.0.2", {8472, 8472}, false, 77, 31},

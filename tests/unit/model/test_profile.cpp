@@ -222,6 +222,45 @@ TEST(BuiltinProfiles, ComposeKubernetesAndFlannel)
   EXPECT_TRUE(profile->find_option("flannel_backend"));
 }
 
+TEST(BuiltinProfiles, OverlayTunnelsAreMarkedWithTheirEncapsulation)
+{
+  auto flannel = load_profile("flannel-0.27");
+  ASSERT_TRUE(flannel.has_value());
+  EXPECT_EQ(flannel->find_port("flannel-vxlan")->encapsulation, Encapsulation::vxlan);
+  EXPECT_EQ(flannel->find_port("flannel-vxlan")->vni, 1u);
+  EXPECT_EQ(flannel->find_port("flannel-wireguard")->encapsulation, Encapsulation::wireguard);
+  auto calico = load_profile("calico-3.29");
+  ASSERT_TRUE(calico.has_value());
+  EXPECT_EQ(calico->find_port("calico-vxlan")->vni, 4096u);
+  auto cilium = load_profile("cilium-1.16");
+  ASSERT_TRUE(cilium.has_value());
+  EXPECT_EQ(cilium->find_port("cilium-geneve")->encapsulation, Encapsulation::geneve);
+  EXPECT_EQ(cilium->find_port("cilium-health")->encapsulation, Encapsulation::none);
+}
+
+TEST(Profile, AnEncapsulationIsAUdpPortsAndItsVniFitsIn24Bits)
+{
+  auto result = parse_profile(R"(name: tunnels
+ports:
+  a: {port: 8472, protocol: tcp, encapsulation: vxlan}
+  b: {port: 8472, protocol: udp, encapsulation: gre}
+  c: {port: 4789, protocol: udp, encapsulation: vxlan, vni: 16777216}
+  d: {port: 51820, protocol: udp, encapsulation: wireguard, vni: 1}
+  e: {port: 6081, protocol: udp, vni: 1}
+  f: {port: 6081, protocol: udp, encapsulation: geneve, vni: 16777215}
+)",
+                              "t.yaml");
+  ASSERT_FALSE(result.has_value());
+  std::string all;
+  for (const auto& d : result.error()) all += to_string(d) + "\n";
+  EXPECT_NE(all.find("t.yaml:3:49: error: an encapsulation is carried on UDP"), std::string::npos) << all;
+  EXPECT_NE(all.find("t.yaml:4:49: error: unknown encapsulation 'gre'"), std::string::npos) << all;
+  EXPECT_NE(all.find("t.yaml:5:61: error: vni must be a number from 0 to 16777215"), std::string::npos) << all;
+  EXPECT_NE(all.find("t.yaml:6:66: error: wireguard has no vni"), std::string::npos) << all;
+  EXPECT_NE(all.find("t.yaml:7:39: error: vni belongs to an encapsulation"), std::string::npos) << all;
+  EXPECT_EQ(all.find("t.yaml:8"), std::string::npos) << all;
+}
+
 TEST(Profile, ReportsAllErrorsWithPositions)
 {
   auto result = parse_profile(R"(name: broken

@@ -260,7 +260,13 @@ private:
   void note_unfinished(std::size_t node, const ProbeReply& reply)
   {
     std::uint64_t asked = 0, unprobed = 0;
-    for (const auto& segments : reply.targets) {
+    std::set<std::size_t> overlay; // the overlay's own probes (shaped, full size): not the flows' ports
+    for (const auto& [flow, probes] : m_overlay) {
+      if (m_flows[flow].from == node) overlay.insert({probes.shaped.first, probes.full.first});
+    }
+    for (std::size_t t = 0; t < reply.targets.size(); ++t) {
+      if (overlay.count(t)) continue;
+      const auto& segments = reply.targets[t];
       for (const auto& segment : segments) {
         asked += segment.range.size();
         if (segment.state == ProbeState::unprobed) unprobed += segment.range.size();
@@ -797,7 +803,10 @@ private:
     auto overlay = m_overlay.find(index);
     if (overlay == m_overlay.end()) return;
     const auto* shaped = target_segments(m_flows[index].from, overlay->second.shaped.first);
-    if (!shaped) return;
+    const auto* plain = segments_of(index);
+    // Only a plain probe the prober saw answered says the shape is to blame:
+    // one that passed on the agent's word (a late answer) says the agent is slow.
+    if (!shaped || !plain || !answered_by_agent(*plain, result.to)) return;
     auto failures = diagnose_shaped(result, overlay->second.shaped.second, *shaped);
     const auto* full = target_segments(m_flows[index].from, overlay->second.full.first);
     if (failures.empty() && full && result.verdict == Verdict::pass && answered_by_agent(*shaped, result.to)) {

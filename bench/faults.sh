@@ -10,6 +10,8 @@
 #   9b  worker2's agent dead (SIGKILL right before the check; target 3 s)
 #   9c  every node's firewall missing: everything admitted, the flows that
 #       must be denied open (target 2.5 s)
+#   9h  the same topology healthy: the comparison, one check right before
+#       each 9a's (exit 0 expected)
 # Records each check's wall time and rounds (probe, vip, observe).
 #   usage: BENCH_OUT=FILE faults.sh PORTMATRIX FLOOR
 source "$(dirname "$0")/lib.bash"
@@ -30,6 +32,8 @@ rounds() { # ITEM: the last check's rounds beside its wall time
 # 9a: a table of its own, so deleting it restores worker1's own rules.
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   ck_wait_backends
+  bench_check 9h 0
+  rounds 9h
   ck_drop_nodeports worker1
   bench_check 9a 1
   rounds 9a

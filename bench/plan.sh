@@ -51,16 +51,7 @@ discard() { # PATH
 }
 
 inventory=$work/inventory.yaml
-python3 - "$NODES" >"$inventory" <<'PY'
-import sys
-n = int(sys.argv[1])
-print("cluster: bench\nloadbalancer: {vip: 10.255.255.254}\nadmin_cidrs: [10.0.0.0/8]\nnodes:")
-print("  - {name: lb1, address: 10.255.255.1, roles: [loadbalancer]}")
-print("  - {name: client1, address: 10.255.255.2, roles: [client]}")
-for i in range(n):
-    role = "master" if i < 3 else "mongodb" if i % 10 == 3 else "elasticsearch" if i % 10 == 4 else "worker"
-    print(f"  - {{name: n{i}, address: 10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}, roles: [{role}]}}")
-PY
+python3 "$(dirname "$0")/inventory.py" "$NODES" >"$inventory"
 
 # measure LABEL OUTPUT -- COMMAND...: runs it once (stdout to OUTPUT, a file, or
 # OUTPUT/ a directory the command fills), records wall ms, CPU ms (user +

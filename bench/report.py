@@ -124,6 +124,11 @@ TITLES = {
     "9a": "9a. Fault (issue 20): worker1's firewall drops its NodePort ranges, haproxy still sends it connections",
     "9b": "9b. Fault (issue 20): worker2's agent dead (killed right before the check)",
     "9c": "9c. Fault (issue 20): every node's firewall missing (everything admitted)",
+    "9h": "9h. No fault: the same topology healthy, checked right before each 9a (the faults' comparison)",
+    "10a": "10a. The guide's topology, check --coverage full (issue 20 item 4)",
+    "10b": "10b. The guide's topology, check --coverage sample, interleaved with 10a",
+    "10c": "10c. The coordinator against simulated agents (pm_agents), --coverage sample --results failures",
+    "10e": "10e. check --estimate (no probes), full and sample coverage",
 }
 
 # Issue 20's target 2: a fault costs the check at most one timeout.
@@ -242,10 +247,12 @@ def targets(m):
             rows.append(("7", "5,000 nodes under 1 s: ports pairs json", f"not run at {sizes[-1]:,} nodes: "
                          f"{fmt(median(m, biggest, 'node pairs (flows)'))} pairs (see item 7)", "n/a"))
     rows += ssh_targets(m)
+    healthy = median(m, "9h", "check wall")
     for item, limit, text in FAULT_TARGETS:
         c = median(m, item, "check wall")
         if c is not None:
-            rows.append((item, text, f"{fmt(c)} ms", verdict(c <= limit)))
+            rows.append((item, text, f"{fmt(c)} ms" + ("" if healthy is None else f" (healthy, same run: {fmt(healthy)} ms)"),
+                         verdict(c <= limit)))
     return rows
 
 
@@ -277,12 +284,13 @@ def cmd_write(results_path, machine_path, quick, out_path):
            "within each repetition, so machine load affects them alike. Raw measurements: RESULTS.tsv.", "",
            "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine]
-    out += ["", "## Targets (issue 4; item 8: issue 15; item 9: issue 20)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
+    out += ["", "## Targets (issue 4; item 8: issue 15; items 9, 10: issue 20)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
     out += [f"| {i} | {t} | {v} | {ok} |" for i, t, v, ok in targets(m)]
 
     def order(item):
         head, _, size = item.partition("/")
-        return (head, int(size or 0))
+        number = re.match(r"\d*", head).group()
+        return (int(number or 0), head, int(size or 0))
 
     for item in sorted(m, key=order):
         title = TITLES.get(item.split("/")[0], item)

@@ -18,7 +18,10 @@
 #                 and sudo; BENCH_SSH_BINARY=FILE uploads that build, e.g.
 #                 the static one), faults (9: the guide's topology with one
 #                 fault planted: a worker dropping its NodePorts, an agent
-#                 dead, every firewall missing); run in this order:
+#                 dead, every firewall missing), coverage (10: check
+#                 --coverage sample, --estimate at 1,000 and 5,000 nodes, the
+#                 coordinator against 250 and 1,000 agents; not in the default
+#                 list); run in this order:
 #                 default plan,tcp,udp,guide,faults,ssh,scale. Planning goes first, on
 #                 a quiet machine: it writes many files, and right after
 #                 scale the kernel is still tearing down 100 namespaces (load
@@ -49,7 +52,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps needs a positive number, not '$reps'" >&2; exit 2; }
 for item in ${items//,/ }; do
-  [[ $item =~ ^(tcp|udp|guide|faults|ssh|scale|plan)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, faults, ssh, scale, plan)" >&2; exit 2; }
+  [[ $item =~ ^(tcp|udp|guide|faults|ssh|scale|plan|coverage)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, faults, ssh, scale, plan, coverage)" >&2; exit 2; }
 done
 [[ -n $out ]] || out=$([[ $quick == 1 ]] && echo "$build/bench-quick.md" || echo bench/RESULTS.md)
 
@@ -60,7 +63,7 @@ if [[ ,$items, =~ ,(tcp|udp), ]]; then
 fi
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" --target portmatrix floor
+cmake --build "$build" -j "$(nproc)" --target portmatrix floor $([[ ,$items, == *,coverage,* ]] && echo pm_agents pm_netprobe)
 PM=$build/portmatrix
 FLOOR=$build/bench/floor
 
@@ -113,6 +116,7 @@ for item in ${items//,/ }; do
   guide) scenario "item 5 (the guide's topology)" bench/guide.sh ;;
   faults) scenario "item 9 (faults)" bench/faults.sh ;;
   ssh) scenario "item 8 (check --ssh)" bench/ssh.sh ;;
+  coverage) BENCH_TOOLS=$build/tests scenario "item 10 (coverage)" bench/coverage.sh ;;
   scale) for n in "${sizes[@]}"; do scenario "item 6 ($n nodes)" bench/scale.sh "$n"; done ;;
   plan)
     for n in "${plan_sizes[@]}"; do scenario "item 7 ($n nodes)" bench/plan.sh "$n"; done

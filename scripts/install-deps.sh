@@ -11,7 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev  # libFuzzer (tests/fuzz/run.sh)
   # the real components the scenario tests and the demo run
-  iproute2 nftables iptables ipset haproxy keepalived openssl curl procps python3
+  iproute2 nftables iptables ipset ufw haproxy keepalived openssl curl procps python3
   python3-jsonschema  # the tests validate every JSON report against docs/schema/
   groff-base man-db zsh fish  # the man pages render, each shell's completion completes (tests/cli/docs.sh)
   dnsmasq-base tinyproxy

@@ -148,6 +148,18 @@ printf '%s\n' 'cluster: loop' 'profile: apinizer' 'agent: {control_port: 9}' 'no
 check_loop() { "$pm" check --inventory "$work/loop.yaml" --token-file "$work/token" --deadline 2 --timeout-ms 100 "$@"; }
 expect 1 "check with the range tests' token and inventory, in range" -- check_loop --retries 3 --conntrack-ceiling 1 &&
   contains "agent" "the in-range check ran and reports its agents"
+# check --coverage (issue 20): a bad mode is a usage error; --estimate probes nothing, needs no token,
+# and counts the demo inventory's probes in full and in sample coverage; the same seed, the same sample.
+expect 2 "check --coverage bogus" -- check_loop --coverage most
+expect 2 "check --sample-ports out of range" -- check_loop --coverage sample --sample-ports 5000
+expect 0 "check --estimate" -- "$pm" check --inventory "$inv" --estimate --seed 9 &&
+  contains "sample (edges + 8)" "--estimate has a sample row" && contains "14 nodes in 6 ruleset groups" "--estimate counts the groups"
+estimate=$out
+expect 0 "check --estimate again" -- "$pm" check --inventory "$inv" --estimate --seed 9
+[ "$out" = "$estimate" ] && passed=$((passed + 1)) || { echo "FAIL: --estimate with the same seed differs"; failed=$((failed + 1)); }
+expect 1 "check --coverage sample, no agents" -- check_loop --coverage sample --seed 4 &&
+  contains "coverage sample (seed 4, 8 random ports a flow)" "the table states the coverage and its seed" &&
+  contains "firewall coverage: 0 of 2 nodes evaluated" "the table states the firewall coverage"
 expect 2 "check --retries out of range" -- check_loop --retries 4 && contains "--retries" "--retries names itself" &&
   contains "not in range" "--retries says it is out of range"
 expect 2 "check --conntrack-ceiling out of range" -- check_loop --conntrack-ceiling 0 &&

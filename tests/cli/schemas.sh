@@ -124,6 +124,14 @@ produce check 1 -- "$pm" check --inventory "$work/loop.yaml" --token-file "$work
 valid check check
 refused check check to_address address
 refused check check capture_error capture_problem
+# check --coverage sample against the same absent agents (every evaluation not done), and check --estimate.
+produce check-sample 1 -- "$pm" check --inventory "$work/loop.yaml" --token-file "$work/token" --deadline 2 --timeout-ms 100 \
+  --coverage sample --seed 3 --format json
+valid check check-sample
+refused check check-sample ports_expected ports_wanted
+produce check-estimate 0 -- "$pm" check --inventory "$work/loop.yaml" --estimate --format json
+valid check-estimate check-estimate
+refused check-estimate check-estimate busiest_probes busiest
 
 # firewall confirm on a node with nothing applied: refused (exit 1), its JSON answer.
 produce firewall-confirm 1 -- "$pm" firewall confirm --inventory "$work/loop.yaml" --node m1 --state-dir "$work/state" \

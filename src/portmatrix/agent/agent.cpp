@@ -37,6 +37,8 @@
 #include "agent/capture.hpp"
 #include "agent/control_channel.hpp"
 #include "agent/control_protocol.hpp"
+#include "agent/evaluate.hpp"
+#include "agent/firewall_reader.hpp"
 #include "agent/encapsulation.hpp"
 #include "agent/log_limiter.hpp"
 #include "agent/messages.hpp"
@@ -133,6 +135,9 @@ struct Agent::Impl
       return false;
     }
     control_address = *address;
+    // For evaluate: the interface probes arrive on, which rules may match
+    // (looked up now: the confined agent does not list interfaces).
+    interface = interface_with_address(node.address).value_or("");
     listener.reset(::socket(address->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     int one = 1;
     ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -484,6 +489,8 @@ struct Agent::Impl
       handle_done(id, *request);
     } else if (request->type == "egress") {
       handle_egress(id, *request);
+    } else if (request->type == "evaluate") {
+      handle_evaluate(id, *request);
     } else {
       reply_error(id, request->id, "unknown request type '" + request->type + "'", true);
     }
@@ -678,6 +685,21 @@ struct Agent::Impl
     });
   }
 
+  // evaluate: the live firewalls, read afresh (firewall_source), against
+  // every inbound flow of this node. One at a time.
+  void handle_evaluate(std::uint64_t id, const ControlRequest& request)
+  {
+    if (evaluating) {
+      reply_error(id, request.id, "an evaluate request is running already; refused", false);
+      return;
+    }
+    evaluating = true;
+    firewall_source([this, id, request_id = request.id](FirewallTextResult text) {
+      evaluating = false;
+      send(id, {request_id, true, to_json(evaluate_firewalls(plan, node, text, interface))}, false);
+    });
+  }
+
   void handle_observed(std::uint64_t id, const ControlRequest& request)
   {
     auto queries = parse_observed_queries(request.body);
@@ -852,6 +874,9 @@ struct Agent::Impl
   std::uint64_t next_job = 1;
   bool egress_running = false;
   std::uint64_t rejected = 0;
+  FirewallSource firewall_source = read_here(); // evaluate; run_agent's reads from a FirewallReader
+  bool evaluating = false;
+  std::string interface; // the node address's interface, for evaluate
 };
 
 Agent::Agent(EventLoop& loop, const Plan& plan, const Node& node, const Token& token, std::ostream& log)
@@ -860,6 +885,12 @@ Agent::Agent(EventLoop& loop, const Plan& plan, const Node& node, const Token& t
 }
 
 Agent::~Agent() = default;
+
+void
+Agent::set_firewall_source(FirewallSource source)
+{
+  m_impl->firewall_source = std::move(source);
+}
 
 bool
 Agent::start(std::string& error, const std::function<std::string()>& after_setup)
@@ -884,8 +915,11 @@ run_agent(const Plan& plan, const Node& node, const Token& token, std::chrono::s
   ::signal(SIGPIPE, SIG_IGN);
   Fd signal_fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
 
+  // Forked first, while the agent is one thread holding its privileges.
+  FirewallReader firewall_reader;
   EventLoop loop;
   Agent agent(loop, plan, node, token, std::cerr);
+  agent.set_firewall_source(firewall_reader.source(loop));
   std::string error;
   if (!agent.start(error, [&node] {
         auto failed = confine();

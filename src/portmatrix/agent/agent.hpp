@@ -8,6 +8,7 @@
 #include <ostream>
 #include <string>
 
+#include "agent/firewall_reader.hpp"
 #include "crypto/hmac.hpp"
 #include "net/event_loop.hpp"
 #include "plan/plan.hpp"
@@ -45,6 +46,10 @@ public:
   // starts (run_agent confines the process there); its non-empty result is
   // fatal too.
   bool start(std::string& error, const std::function<std::string()>& after_setup = {});
+
+  // Where evaluate requests read the live firewalls (default: read_here(),
+  // in this process; run_agent: its FirewallReader).
+  void set_firewall_source(FirewallSource source);
 
   // The address:port the control channel listens on.
   std::string control_endpoint() const;

@@ -40,7 +40,7 @@ inline constexpr std::chrono::seconds k_replay_window{120};
 
 struct ControlRequest
 {
-  std::string type;     // hello, probe, observed, egress, done
+  std::string type;     // hello, probe, observed, egress, evaluate, done
   std::string id;       // 32 hex characters, random per request
   std::int64_t timestamp_ms = 0;
   std::string node;     // the node the request is for

@@ -23,11 +23,14 @@
 
 #include <fmt/format.h>
 
+#include "agent/agent.hpp"
+#include "agent/control_channel.hpp"
 #include "agent/control_protocol.hpp"
 #include "agent/messages.hpp"
 #include "build_info.hpp"
 #include "check/control_client.hpp"
 #include "check/diagnosis.hpp"
+#include "check/request_split.hpp"
 #include "check/overlay.hpp"
 #include "crypto/digest.hpp"
 #include "model/provable.hpp"
@@ -74,7 +77,10 @@ exit_status(const CheckReport& report)
   case UntestedPolicy::warn: break;
   case UntestedPolicy::fail: untested_ok = report.untested.empty(); break;
   }
-  return report.failed == 0 && report.skipped == 0 && egress_ok && untested_ok ? 0 : 1;
+  bool evaluation_ok = std::all_of(report.evaluation.begin(), report.evaluation.end(), [](const NodeEvaluation& n) {
+    return n.complete() && n.reply.failed == 0 && n.reply.unknown == 0;
+  });
+  return report.failed == 0 && report.skipped == 0 && egress_ok && untested_ok && evaluation_ok ? 0 : 1;
 }
 
 namespace {
@@ -178,6 +184,7 @@ public:
     timed("vip", [this] { vip_rounds(); });
     timed("mtu", [this] { mtu_rounds(); });
     timed("observe", [this] { observed_round(); });
+    if (m_options.coverage.mode == CoverageMode::sample) timed("evaluate", [this] { evaluate_round(); });
     if (m_options.egress.enabled) timed("egress", [this] { egress_round(); });
     done_round();
     finish();
@@ -258,7 +265,13 @@ private:
   void note_unfinished(std::size_t node, const ProbeReply& reply)
   {
     std::uint64_t asked = 0, unprobed = 0;
-    for (const auto& segments : reply.targets) {
+    std::set<std::size_t> overlay; // the overlay's own probes (shaped, full size): not the flows' ports
+    for (const auto& [flow, probes] : m_overlay) {
+      if (m_flows[flow].from == node) overlay.insert({probes.shaped.first, probes.full.first});
+    }
+    for (std::size_t t = 0; t < reply.targets.size(); ++t) {
+      if (overlay.count(t)) continue;
+      const auto& segments = reply.targets[t];
       for (const auto& segment : segments) {
         asked += segment.range.size();
         if (segment.state == ProbeState::unprobed) unprobed += segment.range.size();
@@ -299,7 +312,10 @@ private:
     for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
       if (!absent(i)) calls.push_back({i, request_for(i, "hello", to_json(body)), {}});
     }
-    call_agents(calls, round_deadline(std::chrono::milliseconds(3000)));
+    // 3 s, and 10 ms more per agent: the coordinator does a TLS handshake
+    // with each (13 s at 1,000 nodes, 53 s at 5,000).
+    auto wait = std::chrono::milliseconds(3000) + std::chrono::milliseconds(10) * std::int64_t(calls.size());
+    call_agents(calls, round_deadline(wait));
     m_hello.resize(m_plan.inventory.nodes.size());
     m_report.agents.resize(m_plan.inventory.nodes.size());
     for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
@@ -342,32 +358,37 @@ private:
   // The backends a VIP flow must reach: the nodes of the frontend's backend role.
   std::vector<std::string> vip_backends(const Flow& flow) const
   {
-    Role backend = Role::master;
-    for (const auto& frontend : m_plan.matrix.profile.frontends) {
-      if (frontend.port == flow.port) backend = frontend.backend;
-    }
     std::vector<std::string> names;
-    for (const auto& node : m_plan.inventory.nodes) {
-      if (node.has(backend)) names.push_back(node.name);
-    }
+    for (auto node : portmatrix::vip_backends(m_plan, flow)) names.push_back(m_plan.inventory.nodes[node].name);
     return names;
   }
 
   void probe_round()
   {
-    std::vector<Call> calls;
     m_probe_index.assign(m_flows.size(), {SIZE_MAX, 0});
+    m_sampled.assign(m_flows.size(), {});
+    CoverageSelector selector(m_plan, m_options.coverage);
+    m_report.coverage_options = m_options.coverage;
+    m_report.ruleset_groups = selector.group_count();
     std::map<std::size_t, ProbeRequest> by_source;
     for (std::size_t i = 0; i < m_flows.size(); ++i) {
       const auto& flow = m_flows[i];
+      auto ports = selector.ports(flow);
+      m_report.coverage.add(selector, flow, ports);
       if (!m_report.agents[flow.from].reachable || (flow.to && absent(*flow.to))) continue;
       auto& request = by_source[flow.from];
       request.timeout = m_options.timeout;
       request.retries = m_options.retries;
       request.conntrack_ceiling = m_options.conntrack_ceiling;
-      int repeat = flow.to ? 1 : int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
+      int repeat = flow.to ? 1 : vip_repeat(m_plan, flow);
       m_probe_index[i] = {flow.from, request.targets.size()};
-      request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
+      // A sampled flow is one target per run of its sampled ports; its
+      // replies are joined into the first (join_sampled).
+      for (const auto& range : ports) request.targets.push_back({flow.protocol, m_plan.flow_address(flow), range, repeat});
+      if (ports.size() != 1 || ports.front() != flow.range) {
+        m_sampled[i] = std::move(ports);
+        continue; // an overlay's port range sampled: its ports probed, not its shape (a single port is never sampled)
+      }
       // An overlay's port: the same probe in the overlay's shape too, and at
       // the source interface's MTU (check/overlay.cpp).
       if (auto shaped = shaped_target(flow, m_plan.matrix.profile.find_port(flow.port), request.targets.back())) {
@@ -381,30 +402,79 @@ private:
       }
     }
     // The probe round may use the whole deadline but what the observe round needs.
-    auto by = std::max(Clock::now(), observe_by());
+    send_probes(by_source, std::max(Clock::now(), observe_by()));
+    join_sampled();
+  }
+
+  // Sends each source its probe request, in parts when it is larger than an
+  // agent accepts (split_probe_request): at most k_max_probings parts of a
+  // source at once, in waves that share the time left until `by`. A source
+  // whose part failed leaves all its flows untested (skip); it may still
+  // answer as a destination in the observed round.
+  void send_probes(std::map<std::size_t, ProbeRequest>& by_source, Clock::time_point by)
+  {
+    std::map<std::size_t, std::vector<ProbeRequest>> parts;
+    std::size_t waves = 1;
     for (auto& [source, request] : by_source) {
-      request.budget = probe_budget(by);
-      calls.push_back({source, request_for(source, "probe", to_json(request)), {}, probes_of(request)});
+      auto& list = parts[source] = split_probe_request(request, k_max_request_bytes, [&](const ProbeRequest& part) {
+        return encode_request(request_for(source, "probe", to_json(part))).size() + k_message_header;
+      });
+      // Later waves continue the first's probing: the departures capture keeps its counts.
+      for (std::size_t p = k_max_probings; p < list.size(); ++p) list[p].continues = true;
+      waves = std::max(waves, (list.size() + k_max_probings - 1) / k_max_probings);
     }
-    progress(fmt::format("probing {} flows from {} agents", m_flows.size(), calls.size()));
-    call_agents(calls, by, "probes");
-    for (const auto& call : calls) {
-      const auto& result = *call.result;
-      auto& status = m_report.agents[call.node];
-      // A source whose probe round failed leaves its flows untested (skip);
-      // it may still answer as a destination in the observed round.
-      if (!result || !result->ok) {
-        status.error = !result ? "probe round: " + result.error() : "agent refused the probe request: " + result->body;
-        continue;
+    progress(fmt::format("probing {} flows from {} agents", m_flows.size(), by_source.size()));
+    std::map<std::size_t, ProbeReply> joined;
+    for (std::size_t wave = 0; wave < waves; ++wave) {
+      auto wave_by = Clock::now() + (by - std::min(by, Clock::now())) / std::int64_t(waves - wave);
+      std::vector<Call> calls;
+      for (auto& [source, list] : parts) {
+        if (!m_report.agents[source].error.empty()) continue; // a part failed already
+        for (auto p = wave * k_max_probings; p < std::min(list.size(), (wave + 1) * k_max_probings); ++p) {
+          list[p].budget = probe_budget(wave_by);
+          calls.push_back({source, request_for(source, "probe", to_json(list[p])), {}, probes_of(list[p])});
+        }
       }
-      auto reply = parse_probe_reply(result->body);
-      if (!reply) {
-        status.error = "bad probe reply: " + reply.error();
-        continue;
+      call_agents(calls, wave_by, "probes");
+      for (auto& call : calls) {
+        const auto& result = *call.result;
+        auto& status = m_report.agents[call.node];
+        if (!status.error.empty()) continue;
+        if (!result || !result->ok) {
+          status.error = !result ? "probe round: " + result.error() : "agent refused the probe request: " + result->body;
+          continue;
+        }
+        auto reply = parse_probe_reply(result->body);
+        if (!reply) {
+          status.error = "bad probe reply: " + reply.error();
+          continue;
+        }
+        join_probe_reply(joined[call.node], std::move(*reply));
       }
-      note_unfinished(call.node, *reply);
-      add_hold(call.node, reply->held);
-      m_replies[call.node] = std::move(*reply);
+    }
+    for (auto& [source, reply] : joined) {
+      if (!m_report.agents[source].error.empty()) continue;
+      note_unfinished(source, reply);
+      add_hold(source, reply.held);
+      m_replies[source] = std::move(reply);
+    }
+  }
+
+  // A sampled flow's targets come back as one list of segments each: the
+  // first target's list gets them all, in port order, so that a flow has
+  // one list whatever its coverage.
+  void join_sampled()
+  {
+    for (std::size_t i = 0; i < m_flows.size(); ++i) {
+      auto [source, first] = m_probe_index[i];
+      auto it = m_replies.find(source);
+      if (m_sampled[i].size() < 2 || source == SIZE_MAX || it == m_replies.end()) continue;
+      auto& targets = it->second.targets;
+      for (std::size_t t = first + 1; t < first + m_sampled[i].size() && t < targets.size(); ++t) {
+        targets[first].insert(targets[first].end(), std::make_move_iterator(targets[t].begin()),
+                              std::make_move_iterator(targets[t].end()));
+        targets[t].clear();
+      }
     }
   }
 
@@ -432,7 +502,7 @@ private:
         // The observed round asks the source about the probe round's SYNs:
         // its departures capture must keep them.
         request.continues = true;
-        int repeat = int(std::clamp<std::size_t>(3 * vip_backends(flow).size(), 1, 64));
+        int repeat = vip_repeat(m_plan, flow);
         request.targets.push_back({flow.protocol, m_plan.flow_address(flow), flow.range, repeat});
         flows_of[flow.from].push_back(i);
       }
@@ -799,7 +869,10 @@ private:
     auto overlay = m_overlay.find(index);
     if (overlay == m_overlay.end()) return;
     const auto* shaped = target_segments(m_flows[index].from, overlay->second.shaped.first);
-    if (!shaped) return;
+    const auto* plain = segments_of(index);
+    // Only a plain probe the prober saw answered says the shape is to blame:
+    // one that passed on the agent's word (a late answer) says the agent is slow.
+    if (!shaped || !plain || !answered_by_agent(*plain, result.to)) return;
     auto failures = diagnose_shaped(result, overlay->second.shaped.second, *shaped);
     const auto* full = target_segments(m_flows[index].from, overlay->second.full.first);
     if (failures.empty() && full && result.verdict == Verdict::pass && answered_by_agent(*shaped, result.to)) {
@@ -1012,6 +1085,44 @@ private:
     result.diagnosis = result.failures.empty() ? "ok" : result.failures.front().diagnosis;
   }
 
+  // check --coverage sample: every agent evaluates its node's live firewalls
+  // for every port of every inbound flow (exact, no packets), all at once.
+  void evaluate_round()
+  {
+    const auto& nodes = m_plan.inventory.nodes;
+    m_report.evaluation.resize(nodes.size());
+    for (const auto& flow : m_flows) {
+      if (flow.protocol != Protocol::tcp && flow.protocol != Protocol::udp) continue;
+      if (flow.to) {
+        m_report.evaluation[*flow.to].ports_expected += flow.range.size();
+        continue;
+      }
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (nodes[i].has(Role::loadbalancer)) m_report.evaluation[i].ports_expected += flow.range.size();
+      }
+    }
+    std::vector<Call> calls;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      m_report.evaluation[i].node = nodes[i].name;
+      m_report.evaluation[i].error = "agent unreachable";
+      if (m_report.agents[i].reachable) calls.push_back({i, request_for(i, "evaluate", "{}"), {}});
+    }
+    progress(fmt::format("asking {} agents to evaluate their firewalls", calls.size()));
+    call_agents(calls, round_deadline(std::chrono::milliseconds(10000)));
+    for (const auto& call : calls) {
+      auto& node = m_report.evaluation[call.node];
+      const auto& result = *call.result;
+      auto reply = result && result->ok ? parse_evaluate_reply(result->body) : unexpected(std::string());
+      if (!result) node.error = result.error();
+      else if (!result->ok) node.error = "agent refused: " + result->body;
+      else if (!reply) node.error = "bad evaluate reply: " + reply.error();
+      else {
+        node.error.clear();
+        node.reply = std::move(*reply);
+      }
+    }
+  }
+
   // check --egress: every agent that answered hello checks the egress list
   // from its node, all at once, with a budget of its own.
   void egress_round()
@@ -1059,6 +1170,7 @@ private:
     describe_run(m_report, m_plan);
     m_report.untested = untested_requirements(m_plan);
     m_report.untested_policy = m_options.untested;
+    m_report.passes_left_out = m_options.results == CheckOptions::Results::failures;
     m_answered_late.assign(m_plan.inventory.nodes.size(), 0);
     for (std::size_t i = 0; i < m_flows.size(); ++i) {
       const auto& flow = m_flows[i];
@@ -1068,12 +1180,15 @@ private:
       result.to = m_plan.flow_target(flow);
       result.to_address = m_plan.flow_address(flow);
       if (!flow.to) result.backends_expected = vip_backends(flow);
+      result.sampled = std::move(m_sampled[i]);
       evaluate(i, result);
       evaluate_shaped(i, result);
       m_report.passed += result.verdict == Verdict::pass;
       m_report.failed += result.verdict == Verdict::fail;
       m_report.skipped += result.verdict == Verdict::skip;
-      m_report.results.push_back(std::move(result));
+      if (m_options.results == CheckOptions::Results::all || result.verdict != Verdict::pass) {
+        m_report.results.push_back(std::move(result));
+      }
     }
     measure_pairs();
     for (const auto& [node, held] : m_held) {
@@ -1105,6 +1220,7 @@ private:
   std::vector<Flow> m_flows;
   std::vector<std::optional<HelloReply>> m_hello;
   std::vector<std::pair<std::size_t, std::size_t>> m_probe_index; // flow -> (source node, target index)
+  std::vector<std::vector<PortRange>> m_sampled;                   // flow -> its sampled ports (empty: all)
   std::map<std::size_t, ProbeReply> m_replies;                    // source node -> reply
   // An overlay flow's own probes (target index in its source's request, target), and its MTU search.
   struct OverlayProbes

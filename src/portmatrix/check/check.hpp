@@ -12,8 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/evaluate.hpp"
 #include "crypto/hmac.hpp"
 #include "egress/runner.hpp"
+#include "plan/coverage.hpp"
 #include "plan/plan.hpp"
 #include "plan/untested.hpp"
 #include "probe/prober.hpp"
@@ -45,6 +47,9 @@ struct FlowResult
   std::vector<std::string> backends_reached; // flows to the VIP
   std::vector<std::string> backends_expected;
   std::string answered_by; // diagnosis service: who answers, as the destination's agent identified it
+  // check --coverage sample: the ports probed, when not the whole range
+  // (empty: every port of the flow was probed).
+  std::vector<PortRange> sampled;
 };
 
 struct AgentStatus
@@ -93,6 +98,19 @@ struct NodeEgress
 // What untested requirements (CheckReport::untested) do to the exit status.
 enum class UntestedPolicy { warn, fail };
 
+// check --coverage sample: one node's live firewalls evaluated by its agent
+// for every port of every inbound flow (the evaluate request).
+struct NodeEvaluation
+{
+  std::string node;
+  std::string error;                // the agent could not be asked, or could not read its firewalls
+  std::uint64_t ports_expected = 0; // the ports of its inbound flows (the plan's count)
+  EvaluateReply reply;
+
+  // Every port of every inbound flow decided, none against the flow.
+  bool complete() const { return error.empty() && reply.error.empty() && reply.ports >= ports_expected; }
+};
+
 // check --ssh --preflight: one node's preflight (--mode running), run over
 // ssh before its agent starts. Shown in the report; no part of its verdict.
 struct NodePreflight
@@ -124,6 +142,13 @@ struct CheckReport
   // Wall time of each round (hello, probe, observe[, egress]), in order.
   std::vector<std::pair<std::string, std::chrono::milliseconds>> rounds;
   std::vector<NodeEgress> egress; // check --egress only: one per node, inventory order
+  // What the probes covered (check --coverage): the mode, its seed, and the
+  // flows and ports probed on every port or on a sample.
+  CoverageOptions coverage_options;
+  CoverageTally coverage;
+  std::size_t ruleset_groups = 0;
+  std::vector<NodeEvaluation> evaluation; // check --coverage sample: one per node, inventory order
+  bool passes_left_out = false;           // check --results failures: `results` holds no pass
   std::vector<PairMeasure> pairs;  // node pairs with a measure, in the order of their first flow
   // What is wrong but fails no flow: a pair above its round-trip bound.
   std::vector<std::string> warnings;
@@ -165,6 +190,14 @@ struct CheckOptions
   std::chrono::milliseconds deadline{30000}; // the whole run
   int conntrack_ceiling = k_default_conntrack_ceiling; // ProbeRequest::conntrack_ceiling
   EgressRoundOptions egress;
+  // Which ports of each flow are probed (plan/coverage.hpp): all of them,
+  // or all between one representative pair per pair of ruleset groups and a
+  // seeded sample elsewhere.
+  CoverageOptions coverage;
+  // Which results the report keeps: all, or only the failed and skipped
+  // ones (the passes are counted, not kept: at 1,000 nodes they are 840,000).
+  enum class Results { all, failures };
+  Results results = Results::all;
   // Nodes known to have no agent (check --ssh: ssh failed there), with why.
   // They are not asked; the flows from and to them are skip, the reason in
   // their failure's detail and in the agent's error.
@@ -185,6 +218,10 @@ Expected<CheckReport, std::string> run_check(const Plan& plan, const Token& toke
 // 0 when every flow passed (and with --egress every node reached every host),
 // 1 when one failed or was skipped. Untested requirements count only when the
 // report's untested_policy is UntestedPolicy::fail (check --strict).
+
+// 0 when every flow passed (and with --egress every node reached every host;
+// with --coverage sample every node's firewalls were evaluated and admit
+// every flow), 1 when one failed or was skipped.
 int exit_status(const CheckReport& report);
 
 } // namespace portmatrix

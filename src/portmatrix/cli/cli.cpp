@@ -4,6 +4,7 @@
 #include "cli/cli.hpp"
 #include "cli/demo.hpp"
 #include "cli/docs.hpp"
+#include "cli/estimate.hpp"
 #include "cli/firewall_apply.hpp"
 #include "cli/output.hpp"
 #include "cli/remote.hpp"
@@ -41,7 +42,12 @@
 namespace portmatrix {
 namespace {
 
-
+// check --coverage sample without --seed: a fresh one, which the report names.
+std::uint64_t
+random_seed()
+{
+  return std::stoull(random_hex(8), nullptr, 16);
+}
 
 // Loads the profile (explicit, else the inventory's) and the inventory, and
 // checks one against the other. Prints every problem and returns nullopt.
@@ -590,6 +596,33 @@ run_cli(int argc, char** argv)
                   "Also have every agent run `egress` from its node (after the probes), through the inventory's egress "
                   "proxy, else its own environment's");
   check->add_option("--egress-deadline", egress_deadline_s, "--egress: seconds the egress round may take")->capture_default_str()->check(CLI::Range(1, 25));
+  std::string coverage = "full";
+  std::optional<std::uint64_t> seed;
+  int sample_ports = k_default_sample_ports;
+  bool estimate = false;
+  int probe_cost_us = int(k_measured_probe_cost.count());
+  check->add_option("--coverage", coverage,
+                    "full: every port of every flow; sample (1,000+ nodes): every port between one representative "
+                    "pair per pair of ruleset groups, the range's edges and --sample-ports seeded ports elsewhere "
+                    "(docs/coverage.md)")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"full", "sample"}));
+  check->add_option("--seed", seed, "--coverage sample: the seed of the sampled ports (default: random; the report "
+                                    "names it, so a run can be repeated)");
+  check->add_option("--sample-ports", sample_ports, "--coverage sample: random ports per flow besides its range's edges")
+    ->capture_default_str()
+    ->check(CLI::Range(0, k_max_sample_ports));
+  std::string results_shown = "all";
+  check->add_option("--results", results_shown,
+                    "all, or failures: the report lists the failed and skipped flows only (the passes are counted)")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"all", "failures"}));
+  check->add_flag("--estimate", estimate,
+                  "Probe nothing: print the probes and wall time of a check of this inventory, full and sample");
+  check->add_option("--probe-cost-us", probe_cost_us,
+                    "--estimate: an agent's CPU per probe, as bench/run.sh measures it")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 100000));
 
   SshArgs ssh;
   add_ssh_options(*check, ssh, SshCommand::check);
@@ -697,7 +730,21 @@ run_cli(int argc, char** argv)
     if (*agent) return command_agent(*plan, node, token_file, exit_after_s);
     check_egress.deadline = std::chrono::seconds(egress_deadline_s);
     if (*check) {
+      CoverageOptions coverage_options;
+      coverage_options.mode = *parse_coverage_mode(coverage);
+      coverage_options.seed = seed ? *seed : random_seed();
+      coverage_options.sample_ports = sample_ports;
+      if (estimate) {
+        EstimateArgs args;
+        args.sample = coverage_options;
+        args.probe_cost = std::chrono::microseconds(probe_cost_us);
+        args.timeout = std::chrono::milliseconds(timeout_ms);
+        args.json = check_format == "json";
+        return command_check_estimate(*plan, args);
+      }
       CheckOptions options;
+      options.coverage = coverage_options;
+      options.results = results_shown == "failures" ? CheckOptions::Results::failures : CheckOptions::Results::all;
       options.timeout = std::chrono::milliseconds(timeout_ms);
       options.retries = retries;
       options.deadline = std::chrono::seconds(deadline_s);

@@ -147,7 +147,8 @@ local_status(const Plan& plan, const Node& node, const FirewallActionArgs& args)
   auto format = backend_of(*host, args, apply_options(args));
   auto backend = format ? make_apply_backend(*format) : nullptr;
   if (!backend) {
-    std::cerr << fmt::format("portmatrix: firewall status: the {} backend is not supported yet\n",
+    std::cerr << fmt::format("portmatrix: firewall status: the {} backend is not supported yet (nftables, iptables "
+                             "and ufw are; docs/apply.md)\n",
                              format ? to_string(*format) : "unknown");
     return k_exit_input;
   }
@@ -191,8 +192,9 @@ local_action(const Plan& plan, const FirewallActionArgs& args)
     auto format = backend_of(*host, args, options);
     auto backend = format ? make_apply_backend(*format) : nullptr;
     if (!backend) {
-      std::cerr << fmt::format("portmatrix: firewall {}: the {} backend is not supported yet\n", args.action,
-                               format ? to_string(*format) : "unknown");
+      std::cerr << fmt::format("portmatrix: firewall {}: the {} backend is not supported yet (nftables, iptables and "
+                               "ufw are; docs/apply.md)\n",
+                               args.action, format ? to_string(*format) : "unknown");
       return k_exit_input;
     }
     if (args.action == "apply") {

@@ -331,6 +331,11 @@ check_arguments(const CheckOptions& options)
     out.insert(out.end(), {"--egress", "--egress-deadline",
                            std::to_string(duration_cast<std::chrono::seconds>(options.egress.deadline).count())});
   }
+  if (options.coverage.mode == CoverageMode::sample) {
+    out.insert(out.end(), {"--coverage", "sample", "--seed", std::to_string(options.coverage.seed), "--sample-ports",
+                           std::to_string(options.coverage.sample_ports)});
+  }
+  if (options.results == CheckOptions::Results::failures) out.insert(out.end(), {"--results", "failures"});
   for (const auto& [node, why] : options.absent) out.insert(out.end(), {"--absent", node + "=" + why});
   return out;
 }

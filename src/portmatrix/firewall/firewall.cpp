@@ -72,22 +72,6 @@ FirewallGenerator::render(const Node& node) const
   return render_group({&one, 1});
 }
 
-std::vector<std::vector<const Node*>>
-ruleset_groups(const Inventory& inventory)
-{
-  std::vector<std::vector<const Node*>> groups;
-  std::map<std::vector<Role>, std::size_t> index; // sorted roles -> group
-  for (const auto& node : inventory.nodes) {
-    auto roles = node.roles;
-    std::sort(roles.begin(), roles.end());
-    roles.erase(std::unique(roles.begin(), roles.end()), roles.end());
-    auto [at, added] = index.try_emplace(std::move(roles), groups.size());
-    if (added) groups.emplace_back();
-    groups[at->second].push_back(&node);
-  }
-  return groups;
-}
-
 std::string
 firewall_header(const Plan& plan, std::span<const Node* const> nodes, std::string_view backend)
 {

@@ -28,16 +28,11 @@ public:
   std::string render(const Node& node) const;
   // The one ruleset of `nodes`, a group of ruleset_groups(), ready to apply on
   // each of them; the header names the group. Rules depend on a node only
-  // through its roles (Plan::ingress): keep it so, or ruleset_groups lies.
+  // through its roles (Plan::ingress): keep it so, or ruleset_groups (plan/plan.hpp) lies.
   virtual std::string render_group(std::span<const Node* const> nodes) const = 0;
   // File name used by `firewall --all --out DIR`.
   virtual std::string file_name(const Node& node) const = 0;
 };
-
-// The inventory's nodes grouped by the set of their roles, which is all their
-// ruleset depends on: groups in order of their first node, each in inventory
-// order. `firewall --all` renders a group once and links it to every name.
-std::vector<std::vector<const Node*>> ruleset_groups(const Inventory& inventory);
 
 // `plan` must outlive the generator. Work shared by all nodes (address sets)
 // is done once here, not per node.

@@ -76,6 +76,34 @@ merge_ranges(std::vector<PortRange> ranges)
   return merged;
 }
 
+std::vector<std::size_t>
+ruleset_group_of(const Inventory& inventory)
+{
+  std::vector<std::size_t> group_of;
+  group_of.reserve(inventory.nodes.size());
+  std::map<std::vector<Role>, std::size_t> index; // sorted roles -> group
+  for (const auto& node : inventory.nodes) {
+    auto roles = node.roles;
+    std::sort(roles.begin(), roles.end());
+    roles.erase(std::unique(roles.begin(), roles.end()), roles.end());
+    auto [at, added] = index.try_emplace(std::move(roles), index.size());
+    group_of.push_back(at->second);
+  }
+  return group_of;
+}
+
+std::vector<std::vector<const Node*>>
+ruleset_groups(const Inventory& inventory)
+{
+  std::vector<std::vector<const Node*>> groups;
+  auto group_of = ruleset_group_of(inventory);
+  for (std::size_t i = 0; i < group_of.size(); ++i) {
+    if (group_of[i] == groups.size()) groups.emplace_back();
+    groups[group_of[i]].push_back(&inventory.nodes[i]);
+  }
+  return groups;
+}
+
 Plan
 make_plan(Profile profile, Inventory inventory)
 {

@@ -116,6 +116,15 @@ struct Plan
 
 Plan make_plan(Profile profile, Inventory inventory);
 
+// The inventory's nodes grouped by the set of their roles, which is all their
+// ruleset depends on (Plan::ingress): groups in order of their first node,
+// each in inventory order. `firewall --all` renders a group once and links it
+// to every name; check --coverage sample probes every port between one pair
+// of nodes per pair of groups (plan/coverage.hpp).
+std::vector<std::vector<const Node*>> ruleset_groups(const Inventory& inventory);
+// The same grouping as an index: the group of each node, in inventory order.
+std::vector<std::size_t> ruleset_group_of(const Inventory& inventory);
+
 // Sorts and merges overlapping or adjacent ranges.
 std::vector<PortRange> merge_ranges(std::vector<PortRange> ranges);
 

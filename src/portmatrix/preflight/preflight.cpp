@@ -219,6 +219,54 @@ check_firewall(const Plan& plan, const Node& node, const std::vector<const RuleE
   return results;
 }
 
+FirewallText
+read_firewall_text()
+{
+  FirewallText text;
+  if (have_program("nft")) {
+    text.nft_present = true;
+    auto listed = run_process({"nft", "-j", "list", "ruleset"});
+    text.nft_status = listed.status;
+    text.nft = std::move(listed.output);
+  }
+  text.iptables = legacy_save("iptables");
+  text.ip6tables = legacy_save("ip6tables");
+  if (have_program("ipset")) text.ipset = run_process({"ipset", "save"}).output;
+  return text;
+}
+
+Expected<LiveFirewalls, std::string>
+parse_firewalls(const FirewallText& text)
+{
+  LiveFirewalls firewalls;
+  std::vector<std::string> backends;
+  if (text.nft_present) {
+    if (text.nft_status != 0) return unexpected("nft -j list ruleset failed: " + first_line(text.nft));
+    auto parsed = NftRuleset::parse(text.nft);
+    if (!parsed) return unexpected("nft -j list ruleset: " + parsed.error());
+    if (!parsed->empty()) {
+      firewalls.nft = std::move(parsed.value());
+      backends.emplace_back("nftables");
+    }
+  }
+  auto legacy = IptablesRuleset::parse(text.iptables, text.ip6tables, text.ipset);
+  if (!legacy.empty()) {
+    firewalls.legacy = std::move(legacy);
+    backends.emplace_back("iptables");
+  }
+  firewalls.backend = backends.empty() ? "none" : join(backends, "+");
+  return firewalls;
+}
+
+std::vector<const RuleEvaluator*>
+LiveFirewalls::evaluators() const
+{
+  std::vector<const RuleEvaluator*> list;
+  if (nft) list.push_back(&*nft);
+  if (legacy) list.push_back(&*legacy);
+  return list;
+}
+
 void
 count(PreflightReport& report)
 {
@@ -255,28 +303,10 @@ run_preflight(const Plan& plan, const Node& node, const PreflightOptions& option
   report.ports = check_ports(plan, node, read_sockets(proc), options.mode, proc);
   if (options.identify) identify_holders(plan.matrix.profile, node.address, report.ports, options.identify_timeout);
 
-  std::vector<const RuleEvaluator*> firewalls;
-  std::optional<NftRuleset> nft;
-  std::vector<std::string> backends;
-  if (have_program("nft")) {
-    auto listed = run_process({"nft", "-j", "list", "ruleset"});
-    if (listed.status != 0) return unexpected("nft -j list ruleset failed: " + first_line(listed.output));
-    auto parsed = NftRuleset::parse(listed.output);
-    if (!parsed) return unexpected("nft -j list ruleset: " + parsed.error());
-    nft = std::move(parsed.value());
-    if (!nft->empty()) {
-      firewalls.push_back(&*nft);
-      backends.emplace_back("nftables");
-    }
-  }
-  auto legacy = IptablesRuleset::parse(legacy_save("iptables"), legacy_save("ip6tables"),
-                                       have_program("ipset") ? run_process({"ipset", "save"}).output : std::string());
-  if (!legacy.empty()) {
-    firewalls.push_back(&legacy);
-    backends.emplace_back("iptables");
-  }
-  report.backend = backends.empty() ? "none" : join(backends, "+");
-  report.firewall = check_firewall(plan, node, firewalls, interface.value_or(""));
+  auto firewalls = parse_firewalls(read_firewall_text());
+  if (!firewalls) return unexpected(firewalls.error());
+  report.backend = firewalls->backend;
+  report.firewall = check_firewall(plan, node, firewalls->evaluators(), interface.value_or(""));
   report.managers = find_managers();
 
   auto backend = plan.matrix.options.find("flannel_backend");

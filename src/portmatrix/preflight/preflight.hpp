@@ -14,7 +14,9 @@
 
 #include "host/sockets.hpp"
 #include "plan/plan.hpp"
+#include "preflight/iptables.hpp"
 #include "preflight/kernel.hpp"
+#include "preflight/nftables.hpp"
 #include "preflight/rule_eval.hpp"
 #include "util/expected.hpp"
 
@@ -89,6 +91,34 @@ std::vector<FirewallResult> check_firewall(const Plan& plan, const Node& node,
 
 // Fills the summary counts from every check's status.
 void count(PreflightReport& report);
+
+// The live firewalls as text, as `nft -j list ruleset`, iptables(-legacy)-save,
+// ip6tables(-legacy)-save and `ipset save` print them (empty: not installed,
+// or nothing there). Runs those programs: needs CAP_NET_ADMIN.
+struct FirewallText
+{
+  bool nft_present = false;
+  int nft_status = 0;
+  std::string nft;
+  std::string iptables;
+  std::string ip6tables;
+  std::string ipset;
+};
+FirewallText read_firewall_text();
+
+// The evaluators of FirewallText, in the order packets meet them.
+struct LiveFirewalls
+{
+  std::optional<NftRuleset> nft;
+  std::optional<IptablesRuleset> legacy;
+  std::string backend; // "nftables", "iptables", "nftables+iptables", "none"
+
+  // Not empty ones; pointers into this object.
+  std::vector<const RuleEvaluator*> evaluators() const;
+};
+// Parses what read_firewall_text() read; an error when nft's JSON is bad
+// or nft failed.
+Expected<LiveFirewalls, std::string> parse_firewalls(const FirewallText& text);
 
 struct PreflightOptions
 {

@@ -42,6 +42,11 @@ render_json(const CheckReport& report)
     }
     item["failures"] = std::move(failures);
     if (!r.answered_by.empty()) item["answered_by"] = r.answered_by;
+    if (!r.sampled.empty()) {
+      nlohmann::json sampled = nlohmann::json::array();
+      for (const auto& range : r.sampled) sampled.push_back(to_string(range));
+      item["ports_sampled"] = std::move(sampled);
+    }
     if (r.to == "vip") {
       item["backends_reached"] = r.backends_reached;
       item["backends_expected"] = r.backends_expected;
@@ -75,9 +80,12 @@ render_json(const CheckReport& report)
                         for (const auto& [name, time] : report.rounds) rounds[name] = time.count();
                         return rounds;
                       }()},
+                     {"coverage", coverage_json(report)},
+                     {"results_shown", report.passes_left_out ? "failures" : "all"},
                      {"results", std::move(results)},
                      {"untested", untested_json(report.untested)},
                      {"agents", std::move(agents)}};
+  if (!report.evaluation.empty()) out["firewall_evaluation"] = evaluation_json(report);
   if (!report.pairs.empty()) {
     out["pairs"] = nlohmann::json::array();
     for (const auto& pair : report.pairs) {

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "check/check.hpp"
 #include "report/check_report.hpp"
 #include "report/markup.hpp"
@@ -35,6 +37,14 @@ std::vector<std::string> agent_notes(const CheckReport& report);
 
 // "41 passed, 2 failed, 0 skipped in 1.23 s".
 std::string summary_text(const CheckReport& report);
+
+// What the check covered (check_report_coverage.cpp): the JSON `coverage`
+// object and `firewall_evaluation` array, and the table's statements (the
+// evaluation's failures first; empty without an evaluation).
+nlohmann::json coverage_json(const CheckReport& report);
+nlohmann::json evaluation_json(const CheckReport& report);
+std::string coverage_text(const CheckReport& report);
+std::string evaluation_text(const CheckReport& report, Colour colour);
 
 // The run as a whole, as exit_status() judges it: "pass" (exit 0), "fail" (a
 // flow failed, or a node's egress) or "incomplete" (nothing failed, something

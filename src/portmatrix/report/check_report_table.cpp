@@ -155,7 +155,9 @@ render_table(const CheckReport& report, Colour colour, CheckDetail detail)
   }
   out += egress(report, colour);
   out += preflight(report, colour);
-  out += "\n" + overall_line(report, colour) + "\n";
+  out += evaluation_text(report, colour);
+  out += "\n" + coverage_text(report) + "\n";
+  out += overall_line(report, colour) + "\n";
   return out;
 }
 

@@ -36,10 +36,31 @@ namespace {
 class ControlServer : public ::testing::Test
 {
 protected:
+  // The agent binds eleven ports from a random base; another test (or a
+  // TIME_WAIT of one) may hold one of them, so a failed start tries another
+  // base, a few times, before it fails the test.
   void SetUp() override
   {
     std::mt19937 random(std::random_device{}());
-    m_base = std::uint16_t(20000 + random() % 12000); // below the ephemeral range (32768+)
+    std::string error;
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      m_base = std::uint16_t(20000 + random() % 12000); // below the ephemeral range (32768+)
+      error.clear();
+      if (start_agent(error)) break;
+      if (HasFailure()) return;
+      m_agent.reset();
+      m_log.str("");
+      std::error_code ignored;
+      std::filesystem::remove_all(m_dir, ignored);
+    }
+    ASSERT_TRUE(m_agent != nullptr) << error;
+    m_thread = std::thread([this] {
+      while (!m_stop) m_loop.run_once(std::chrono::milliseconds(20));
+    });
+  }
+
+  bool start_agent(std::string& error)
+  {
     m_dir = std::filesystem::temp_directory_path() / fmt::format("pm-control-{}-{}", ::getpid(), m_base);
     std::filesystem::create_directories(m_dir);
     std::ofstream(m_dir / "profile.yaml") << fmt::format(R"(name: control-test
@@ -60,17 +81,15 @@ nodes:
 )",
                                                  (m_dir / "profile.yaml").string(), m_base + 2),
                                      "inventory.yaml");
-    ASSERT_TRUE(inventory.has_value()) << to_string(inventory.error().front());
+    EXPECT_TRUE(inventory.has_value()) << to_string(inventory.error().front());
+    if (!inventory) return false;
     auto profile = load_profile(inventory->profile);
-    ASSERT_TRUE(profile.has_value()) << to_string(profile.error().front());
+    EXPECT_TRUE(profile.has_value()) << to_string(profile.error().front());
+    if (!profile) return false;
     m_plan = std::make_unique<Plan>(make_plan(std::move(*profile), std::move(*inventory)));
 
     m_agent = std::make_unique<Agent>(m_loop, *m_plan, m_plan->inventory.nodes[0], m_token, m_log);
-    std::string error;
-    ASSERT_TRUE(m_agent->start(error)) << error;
-    m_thread = std::thread([this] {
-      while (!m_stop) m_loop.run_once(std::chrono::milliseconds(20));
-    });
+    return m_agent->start(error);
   }
 
   void TearDown() override

@@ -12,8 +12,9 @@
 //       probe    every target open, answered by the node at its address (the
 //                VIP: by every backend), authentic; a flow that must stay
 //                closed filtered
-//       observed nothing seen; evaluate: every port of the node's inbound
-//                flows passed; egress: no host; done: {}
+//       observed nothing seen, every queried port held (as a real agent
+//                holds the ports it must keep closed); evaluate: every port
+//                of the node's inbound flows passed; egress: no host; done: {}
 //     Prints "pm_agents: serving N nodes" once every listener is up, then
 //     "pm_agents: N requests (T by type)" when SIGTERM or SIGINT ends it.
 //
@@ -219,7 +220,15 @@ private:
       auto queries = parse_observed_queries(request->body);
       ObservedReply reply;
       reply.capture = reply.departures = true;
-      if (queries) reply.answers.resize(queries->size());
+      // Nothing arrived (no packet is probed), and, like a real agent, every
+      // port a flow must not reach is held by a listener of ours: a filtered
+      // deny is proof that the firewall stopped it.
+      if (queries)
+        for (const auto& query : *queries) {
+          ObservedAnswer answer;
+          if (!query.departed) answer.ports_listening = std::uint32_t(query.range.size());
+          reply.answers.push_back(answer);
+        }
       return {request->id, true, to_json(reply)};
     }
     if (type == "evaluate") {

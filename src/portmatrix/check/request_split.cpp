@@ -50,6 +50,11 @@ split_probe_request(const ProbeRequest& request, std::size_t max_bytes,
 void
 join_probe_reply(ProbeReply& whole, ProbeReply part)
 {
+  // rtts runs beside targets, one list per target, and is optional in a part.
+  whole.rtts.resize(whole.targets.size());
+  part.rtts.resize(part.targets.size());
+  whole.rtts.insert(whole.rtts.end(), std::make_move_iterator(part.rtts.begin()),
+                    std::make_move_iterator(part.rtts.end()));
   whole.targets.insert(whole.targets.end(), std::make_move_iterator(part.targets.begin()),
                        std::make_move_iterator(part.targets.end()));
   whole.held.time += part.held.time;

@@ -75,12 +75,17 @@ TEST(RequestSplit, RepliesJoinInOrderAndAddWhatWasHeldBack)
   second.targets[0].push_back(filtered);
   second.held.time = std::chrono::milliseconds(50);
   second.held.fullest = {20, 100};
+  second.rtts = {{700, 900}}; // the first part sent no round trips
   join_probe_reply(whole, first);
   join_probe_reply(whole, second);
   ASSERT_EQ(whole.targets.size(), 3u);
   EXPECT_EQ(whole.targets[2][0].range.min, 2);
   EXPECT_EQ(whole.held.time, std::chrono::milliseconds(150));
   EXPECT_EQ(whole.held.fullest.count, 20u);
+  // The round trips stay beside their targets (they were lost when joined).
+  ASSERT_EQ(whole.rtts.size(), 3u);
+  EXPECT_TRUE(whole.rtts[0].empty());
+  EXPECT_EQ(whole.rtts[2], (std::vector<std::uint32_t>{700, 900}));
 }
 
 } // namespace

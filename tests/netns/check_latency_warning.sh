@@ -9,7 +9,8 @@
 # pairs of master3 (master1, master2 <-> master3) and no other pair; `pairs`
 # give their median round trip (the TCP handshakes, as the kernel timed
 # them) above 20 ms, master1 <-> master2's below 10 ms; every flow still
-# passes (a warning fails nothing): exit 0.
+# passes (a warning fails nothing): exit 0. With --strict the warnings are
+# errors: status fail, exit 1.
 #   usage: check_latency_warning.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/check_lib.bash"
 ck_init latency_warning "$@"
@@ -90,5 +91,17 @@ print(f"{len(warnings)} warnings, each naming one of master3's etcd pairs; maste
 PY
 }
 if out=$(ck_assert_latency 2>&1); then ck_ok "latency: $out"; else ck_fail "latency: $out"; fi
+
+# Under --strict the same warnings are errors: FAIL, exit 1, no flow failed.
+ck_check latency_strict --strict
+ck_exit_status 1
+ck_report_valid
+ck_summary failed=0 skipped=0
+if out=$(ck_assert_latency 2>&1); then ck_ok "latency (--strict): $out"; else ck_fail "latency (--strict): $out"; fi
+if python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["status"] != "fail")' "$CK_JSON"; then
+  ck_ok "--strict: status fail"
+else
+  ck_fail "--strict: status $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$CK_JSON"), not fail"
+fi
 
 ck_finish

@@ -72,10 +72,10 @@ int
 exit_status(const CheckReport& report)
 {
   bool egress_ok = std::all_of(report.egress.begin(), report.egress.end(), [](const NodeEgress& n) { return n.ok(); });
-  bool untested_ok = true;
+  bool untested_ok = true; // and no warning (a pair above its round-trip bound)
   switch (report.untested_policy) {
   case UntestedPolicy::warn: break;
-  case UntestedPolicy::fail: untested_ok = report.untested.empty(); break;
+  case UntestedPolicy::fail: untested_ok = report.untested.empty() && report.warnings.empty(); break;
   }
   bool evaluation_ok = std::all_of(report.evaluation.begin(), report.evaluation.end(), [](const NodeEvaluation& n) {
     return n.complete() && n.reply.failed == 0 && n.reply.unknown == 0;

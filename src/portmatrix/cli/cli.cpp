@@ -591,7 +591,8 @@ run_cli(int argc, char** argv)
   bool check_strict = false;
   int egress_deadline_s = 10;
   check->add_flag("--strict", check_strict,
-                  "Exit 1 when the inventory leaves a requirement untested (no client node, no load balancer, ...)");
+                  "Exit 1 when the inventory leaves a requirement untested (no client node, no load balancer, ...) or a "
+                  "pair's round trip is above its requirement's bound (max_rtt_ms)");
   check->add_flag("--egress", check_egress.enabled,
                   "Also have every agent run `egress` from its node (after the probes), through the inventory's egress "
                   "proxy, else its own environment's");

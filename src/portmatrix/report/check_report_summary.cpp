@@ -83,7 +83,8 @@ run_status(const CheckReport& report)
 {
   if (exit_status(report) == 0) return "pass";
   bool egress_failed = std::any_of(report.egress.begin(), report.egress.end(), [](const NodeEgress& n) { return !n.ok(); });
-  return report.failed > 0 || egress_failed ? "fail" : "incomplete";
+  bool strict_warning = report.untested_policy == UntestedPolicy::fail && !report.warnings.empty();
+  return report.failed > 0 || egress_failed || strict_warning ? "fail" : "incomplete";
 }
 
 std::string

@@ -112,12 +112,12 @@ ssh_pm check-preflight "$SSH_WS" check --preflight
 ck_exit_status 0
 merged "check --ssh --preflight: the report holds each node's preflight" check-preflight "$CK_JSON" "$CK_WORK/local" "${CK_NODES[@]}"
 
-# On a terminal, the fan-out's live line on stderr: each step, nodes done of all, the time since the start.
+# On a terminal, the fan-out's live line on stderr: each step, nodes done of all, the rate, the time since the start.
 tty_command=$(printf '%q ' ip netns exec "$SSH_WS" "$PM_BIN" preflight --inventory "$SSH_INVENTORY" --ssh --format junit \
   --output "$CK_WORK/preflight-tty.xml")
 rc=0
 timeout 120 script -qec "$tty_command" /dev/null </dev/null >"$CK_WORK/preflight-tty.out" 2>&1 || rc=$?
-steps=$(tr '\r' '\n' <"$CK_WORK/preflight-tty.out" | grep -Ec "^.\[Kssh: [0-9]+/${#CK_NODES[@]} nodes (connected|installed), [0-9]+\.[0-9] s$")
+steps=$(tr '\r' '\n' <"$CK_WORK/preflight-tty.out" | grep -Ec "^.\[Kssh: [0-9]+/${#CK_NODES[@]} nodes (connected|installed), [0-9]+\.[0-9] nodes/s, [0-9]+\.[0-9] s$")
 if [[ $rc -eq $local_failed && $steps -ge ${#CK_NODES[@]} ]]; then
   ck_ok "preflight --ssh on a terminal: $steps progress lines ('$(tr '\r' '\n' <"$CK_WORK/preflight-tty.out" | grep -a 'nodes connected' | tail -1 | sed 's/\x1b\[K//')')"
 else

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -51,14 +53,28 @@ Fleet::progress(const std::string& message) const
   if (m_progress) m_progress(message);
 }
 
+namespace {
+
+// A step's live line: "ssh: 5/14 nodes connected, 12.3 nodes/s" (the rate
+// since the step began).
+std::string
+step_line(std::size_t done, std::size_t total, std::string_view step, std::chrono::steady_clock::time_point start)
+{
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return fmt::format("ssh: {}/{} nodes {}, {:.1f} nodes/s", done, total, step, seconds > 0 ? done / seconds : 0.0);
+}
+
+} // namespace
+
 void
 Fleet::connect()
 {
   std::atomic<std::size_t> connected{0};
   auto total = m_sessions.size();
+  auto start = std::chrono::steady_clock::now();
   progress(fmt::format("ssh: connecting to {} nodes", total));
   for_each_bounded(total, m_parallel, [&](std::size_t i) {
-    if (m_sessions[i]->connect()) progress(fmt::format("ssh: {}/{} nodes connected", ++connected, total));
+    if (m_sessions[i]->connect()) progress(step_line(++connected, total, "connected", start));
   });
 }
 
@@ -67,8 +83,9 @@ Fleet::install()
 {
   std::atomic<std::size_t> installed{0};
   auto total = m_sessions.size();
+  auto start = std::chrono::steady_clock::now();
   each([&](NodeSession& session) {
-    if (session.install()) progress(fmt::format("ssh: {}/{} nodes installed", ++installed, total));
+    if (session.install()) progress(step_line(++installed, total, "installed", start));
   });
 }
 

@@ -18,10 +18,23 @@ ck_topology
 bench_size_conntrack overlay "${#CK_NODES[@]}"
 ck_start_cluster
 
-# Stops every agent and starts BIN's (the check that follows is BIN's too).
+# Each build checks the cluster its own demo describes: its inventory and
+# its profile's firewalls (the baseline predates issue 17's least-privilege
+# apinizer and the role admin, so its flows differ by a few of the guide's
+# 200: worker -> master etcd still allowed, no admin -> API flows).
+INVENTORY_FILE=$CK_WORK/demo/inventory.yaml
+cp -r "$CK_WORK/demo" "$CK_WORK/demo-new"
+"$OLD_BIN" demo --out "$CK_WORK/demo-baseline" --files-only >"$CK_WORK/demo-baseline.log" 2>&1 ||
+  ck_die "the baseline's demo --out failed: $(tail -3 "$CK_WORK/demo-baseline.log")"
+
+# Stops every agent and starts BIN's (the check that follows is BIN's too),
+# on BIN's own inventory and firewalls.
 use_build() { # BIN
-  local node
+  local node dir=$CK_WORK/demo-new
   for node in "${CK_NODES[@]}"; do ck_stop_agent "$node"; done
+  [[ $1 != "$OLD_BIN" ]] || dir=$CK_WORK/demo-baseline
+  cp "$dir/inventory.yaml" "$INVENTORY_FILE"
+  ck_apply_firewalls "$dir"
   PM_BIN=$1
   ck_start_agents
   ck_wait_backends

@@ -211,7 +211,8 @@ for line in open(f"{work}/rules/worker0.ufw.sh"):
     m = re.match(r"ufw allow proto (\S+) from (\S+) to any port (\S+) comment '(.*)'", line)
     if not m or m.group(2) == "any":
         continue
-    role = "admin" if m.group(4).startswith("SSH") else m.group(4).split(":")[0].removeprefix("from ")
+    comment = m.group(4).removeprefix("portmatrix: ")  # the mark by which apply and remove know our rules
+    role = "admin" if comment.startswith("SSH") else comment.split(":")[0].removeprefix("from ")
     ufw.setdefault((role, m.group(1), m.group(3), m.group(4)), []).append(m.group(2))
 seen = set()
 for (role, proto, ports, comment), texts in sorted(ufw.items()):

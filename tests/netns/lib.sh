@@ -35,7 +35,6 @@ READY_TIMEOUT_S=30
 NETNS_EXTRA_CHECKS='
 filtered  client1  master1  tcp  2379   etcd from outside the cluster
 filtered  client1  master1  tcp  10250  kubelet from outside the cluster
-filtered  mongo1   master1  tcp  6443   the API server is not for MongoDB nodes
 filtered  worker1  master1  tcp  10255  read-only kubelet port, in no requirement
 filtered  client1  mongo1   tcp  27017  MongoDB from outside the cluster
 filtered  client1  es1      tcp  9300   Elasticsearch transport from outside
@@ -43,9 +42,11 @@ filtered  worker1  es1      tcp  9300   Elasticsearch transport is es <-> es onl
 filtered  es1      mongo1   tcp  27017  MongoDB is for workers and its replica set
 filtered  client1  master1  udp  8472   Flannel VXLAN from outside the cluster
 filtered  client1  worker1  udp  8472   Flannel VXLAN from outside the cluster
-filtered  mongo1   vip      tcp  6443   the VIP admits the API from masters and workers only
 open      client1  master1  tcp  22     SSH from admin_cidrs (the whole /24)
 open      mongo1   worker1  tcp  7946   portmatrix agent control from admin_cidrs
+open      mongo1   master1  tcp  6443   kubectl from admin_cidrs (the whole /24 holds mongo1)
+open      mongo1   vip      tcp  6443   kubectl through the VIP from admin_cidrs
+filtered  mongo1   master1  tcp  2379   etcd is for the masters only
 '
 
 NAMESPACES=()            # created by this run, deleted by the trap

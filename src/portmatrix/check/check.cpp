@@ -881,6 +881,18 @@ private:
       if (auto failure = diagnose_full_size(overlay->second.full.second, *full, evidence)) failures.push_back(*failure);
     }
     if (failures.empty()) return;
+    // A destination agent that failed during the check (killed between the
+    // plain probe and the shaped one: its port then refuses) cannot say
+    // whether the shape was dropped: the flow is skipped, not blamed on it.
+    if (const auto& to = m_report.agents[*m_flows[index].to]; !to.error.empty()) {
+      result.verdict = Verdict::skip;
+      result.diagnosis = "agent-unreachable";
+      result.failures = {{failures.front().ports, failures.front().state, "agent-unreachable",
+                          fmt::format("plain UDP passed; the overlay-shaped probe could not be judged: {}'s agent "
+                                      "failed during the check ({})",
+                                      result.to, to.error)}};
+      return;
+    }
     result.failures = std::move(failures);
     result.verdict = Verdict::fail;
     result.diagnosis = result.failures.front().diagnosis;

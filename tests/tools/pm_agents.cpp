@@ -42,6 +42,7 @@
 #include "crypto/hmac.hpp"
 #include "net/address.hpp"
 #include "net/event_loop.hpp"
+#include "net/termination.hpp"
 #include "plan/coverage.hpp"
 #include "plan/plan.hpp"
 #include "profiles/builtin.hpp"
@@ -304,13 +305,7 @@ main(int argc, char** argv)
     limit.rlim_cur = limit.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &limit);
   }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-  Fd signal_fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  Fd signal_fd = termination_signals();
   EventLoop loop;
   Agents agents(loop, plan, *token);
   if (!agents.listen(error)) {

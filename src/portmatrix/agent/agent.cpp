@@ -50,6 +50,7 @@
 #include "host/interfaces.hpp"
 #include "model/provable.hpp"
 #include "net/address.hpp"
+#include "net/termination.hpp"
 #include "plan/egress.hpp"
 #include "probe/prober.hpp"
 
@@ -907,13 +908,7 @@ Agent::control_endpoint() const
 int
 run_agent(const Plan& plan, const Node& node, const Token& token, std::chrono::seconds exit_after)
 {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-  Fd signal_fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  Fd signal_fd = termination_signals();
 
   // Forked first, while the agent is one thread holding its privileges.
   FirewallReader firewall_reader;

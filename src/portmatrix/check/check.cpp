@@ -416,8 +416,8 @@ private:
     std::map<std::size_t, std::vector<ProbeRequest>> parts;
     std::size_t waves = 1;
     for (auto& [source, request] : by_source) {
-      auto& list = parts[source] = split_probe_request(request, k_max_request_bytes, [&](const ProbeRequest& part) {
-        return encode_request(request_for(source, "probe", to_json(part))).size() + k_message_header;
+      auto& list = parts[source] = split_probe_request(request, k_max_request_bytes, [&, id = source](const ProbeRequest& part) {
+        return encode_request(request_for(id, "probe", to_json(part))).size() + k_message_header;
       });
       // Later waves continue the first's probing: the departures capture keeps its counts.
       for (std::size_t p = k_max_probings; p < list.size(); ++p) list[p].continues = true;

@@ -69,8 +69,8 @@ expect 0 "ports json" -- "$pm" ports --inventory "$inv" --format json && contain
 "$pm" ports --inventory "$inv" --format json > "$work/pairs.json"
 expect 0 "ports json is valid JSON" -- python3 -m json.tool "$work/pairs.json"
 pairs=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["flows"]))' "$work/pairs.json")
-# docs/inventory.md: "186 pairs for the guide's topology" (138 allowed, 48 that must stay closed).
-[ "$pairs" = 186 ] && passed=$((passed + 1)) || { echo "FAIL: the guide's topology has $pairs pairs, docs/inventory.md says 186"; failed=$((failed + 1)); }
+# README.md: "its 183 node-to-node flows" (135 allowed, 48 that must stay closed).
+[ "$pairs" = 183 ] && passed=$((passed + 1)) || { echo "FAIL: the guide's topology has $pairs pairs, README.md says 183"; failed=$((failed + 1)); }
 
 # --flows groups: one entry per requirement, the same pairs counted.
 expect 0 "ports --flows groups json" -- "$pm" ports --inventory "$inv" --format json --flows groups

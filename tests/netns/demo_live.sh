@@ -78,7 +78,7 @@ has "$work/planted.out" "planting a fault: master2's firewall drops UDP 8472" "p
 has "$work/planted.out" "the check found exactly the planted fault: the 5 flows to master2 8472/udp fail with dropped-by-destination-firewall" \
   "planted: the verdict names the fault, its flows and its diagnosis"
 has "$work/planted.out" "0 skipped" "planted: no flow skipped"
-# The terminal report sums the fault up in one line by cause and place, and is short (203 flows).
+# The terminal report sums the fault up in one line by cause and place, and is short (183 flows).
 has "$work/planted.out" "master2 drops 8472/udp from 5 sources: dropped-by-destination-firewall" \
   "planted: the fault is one line, by cause and place"
 report_lines=$(sed -n '/^FAIL demo: /,/^FAIL demo: /p' "$work/planted.out" | wc -l)

@@ -52,6 +52,22 @@ TEST(Flows, DemoHasTheGuidesFlowsAndTheCorrections)
   EXPECT_FALSE(has_flow(plan, "worker1", "master1", Protocol::udp, {51820, 51821})); // wireguard is off
 }
 
+// Issue 17 point 4: the generated haproxy.cfg never probes kube-proxy's
+// 10256, so the load balancers reach it only under kube_proxy_health_checks.
+TEST(Options, KubeProxyHealthIsOpenedOnlyUnderItsOption)
+{
+  const char* nodes = R"(
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: w1, address: 10.0.0.3, roles: [worker]}
+  - {name: lb1, address: 10.0.0.5, roles: [loadbalancer]}
+)";
+  EXPECT_FALSE(has_flow(plan_for(nodes), "lb1", "w1", Protocol::tcp, {10256, 10256}));
+  EXPECT_FALSE(has_flow(demo_plan(), "lb1", "worker1", Protocol::tcp, {10256, 10256}));
+  auto on = plan_for(std::string("options: {kube_proxy_health_checks: \"true\"}") + nodes);
+  EXPECT_TRUE(has_flow(on, "lb1", "w1", Protocol::tcp, {10256, 10256}));
+}
+
 TEST(Flows, FlowsAreUnique)
 {
   auto plan = demo_plan();

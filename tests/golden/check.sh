@@ -52,6 +52,11 @@ for node in master1 worker1 lb1; do
 done
 run options-firewall-worker1.ufw firewall --inventory "$opt" --node worker1 --format ufw
 run options-egress-domains.txt egress --inventory "$opt" --format domains
+# Flannel's WireGuard backend with an IPv6 node: 51820 and 51821 (flannel_ipv6 on by default).
+wg=inventory-wireguard.yaml
+run wireguard-ports-groups.txt ports --inventory "$wg" --flows groups
+run wireguard-firewall-worker6.nftables firewall --inventory "$wg" --node worker6 --format nftables
+run ports-flannel-0.27.txt ports --profile flannel-0.27
 # Network plugins and distributions: each profile alone, one composed, and
 # the firewalls of protocols without ports (Calico's IP-in-IP, Cilium's ESP).
 for profile in calico-3.29 canal-3.29 cilium-1.16 weave-2.8 rke2-1.31 k3s-1.31 \

@@ -44,15 +44,18 @@ valid_egress_name(std::string_view name, bool wildcard_allowed)
   return true;
 }
 
-std::optional<Condition>
-read_condition(YamlReader& reader, const YAML::Node& when)
+std::vector<Condition>
+read_conditions(YamlReader& reader, const YAML::Node& when)
 {
-  if (!when.IsMap() || when.size() != 1) {
-    reader.error(when, "when must name exactly one option and its value");
-    return std::nullopt;
+  if (!when.IsMap() || when.size() == 0) {
+    reader.error(when, "when must name one or more options and their values");
+    return {};
   }
-  auto entry = *when.begin();
-  return Condition{entry.first.Scalar(), reader.string(entry.second, "the option value").value_or("")};
+  std::vector<Condition> conditions;
+  for (const auto& entry : when) {
+    conditions.push_back({entry.first.Scalar(), reader.string(entry.second, "the option value").value_or("")});
+  }
+  return conditions;
 }
 
 namespace {
@@ -139,8 +142,8 @@ read_egress_host(YamlReader& reader, const YAML::Node& item, EgressEntryKind kin
   if (auto purpose = item["purpose"]) host.purpose = reader.string(purpose, "purpose").value_or("");
   if (auto reason = item["reason"]) host.reason = reader.string(reason, "reason").value_or("");
   if (auto when = item["when"]) {
-    host.when = read_condition(reader, when);
-    ok = ok && host.when.has_value();
+    host.when = read_conditions(reader, when);
+    ok = ok && !host.when.empty();
   }
   if (!ok) return std::nullopt;
   return host;

@@ -22,9 +22,10 @@ enum class EgressEntryKind { profile, inventory };
 // TLS; none given means 443 (an empty list is an error). Errors go to `reader`; nullopt when unusable.
 std::optional<EgressHost> read_egress_host(YamlReader& reader, const YAML::Node& item, EgressEntryKind kind);
 
-// Reads `when: {option: value}` (requirements and egress hosts); reports and
-// returns nullopt unless it names exactly one option.
-std::optional<Condition> read_condition(YamlReader& reader, const YAML::Node& when);
+// Reads a requirement's or an egress host's `when: {option: value, ...}`:
+// every option must have its value. Reports and returns none unless it names
+// at least one.
+std::vector<Condition> read_conditions(YamlReader& reader, const YAML::Node& when);
 
 // True for a name a resolver can look up, or a wildcard "*.name" when
 // `wildcard_allowed`: at most 253 characters of dot-separated labels, each

@@ -515,15 +515,18 @@ load_inventory(std::string_view path)
   return parse_inventory(buffer.str(), path);
 }
 
-namespace {
-
-// The option's value for this inventory: its own choice, else the default.
-const std::string&
-chosen(const Inventory& inventory, const OptionSpec& option)
+std::string
+option_value(const Inventory& inventory, const OptionSpec& option)
 {
-  auto it = inventory.options.find(option.name);
-  return it == inventory.options.end() ? option.default_value : it->second.value;
+  if (auto it = inventory.options.find(option.name); it != inventory.options.end()) return it->second.value;
+  if (!option.default_if_ipv6.empty() &&
+      std::any_of(inventory.nodes.begin(), inventory.nodes.end(), [](const Node& node) { return node.ipv6; })) {
+    return option.default_if_ipv6;
+  }
+  return option.default_value;
 }
+
+namespace {
 
 // Where the named port ends up for this inventory, in plan's resolve() order:
 // the profile's range, moved by a port-setting option, moved by `ports:`.
@@ -532,7 +535,7 @@ effective_range(const Inventory& inventory, const Profile& profile, const std::s
 {
   for (const auto& option : profile.options) {
     if (option.sets_port != name) continue;
-    if (auto parsed = parse_port_range(chosen(inventory, option)); parsed.range) range = *parsed.range;
+    if (auto parsed = parse_port_range(option_value(inventory, option)); parsed.range) range = *parsed.range;
   }
   if (auto it = inventory.port_overrides.find(name); it != inventory.port_overrides.end()) range = it->second.value;
   return range;
@@ -546,10 +549,11 @@ clash(const Inventory& inventory, const Profile& profile, std::uint16_t port)
 {
   for (const auto& requirement : profile.requirements) {
     if (requirement.expect != Expect::allow || requirement.protocol != Protocol::tcp) continue;
-    if (requirement.when) {
-      const auto* option = profile.find_option(requirement.when->option);
-      if (!option || chosen(inventory, *option) != requirement.when->value) continue;
-    }
+    bool active = std::all_of(requirement.when.begin(), requirement.when.end(), [&](const Condition& when) {
+      const auto* option = profile.find_option(when.option);
+      return option && option_value(inventory, *option) == when.value;
+    });
+    if (!active) continue;
     bool received = std::any_of(inventory.nodes.begin(), inventory.nodes.end(),
                                 [&](const Node& node) { return node.has(requirement.to); });
     auto range = effective_range(inventory, profile, requirement.port, requirement.range);

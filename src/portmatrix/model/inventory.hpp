@@ -117,6 +117,11 @@ Expected<Inventory, Diagnostics> load_inventory(std::string_view path);
 // could not bind it next to that service).
 Diagnostics check_against(const Inventory& inventory, const Profile& profile);
 
+// The option's value for this inventory: the inventory's own choice, else
+// `default_if_ipv6` when the option has one and any node's address is IPv6,
+// else the option's default.
+std::string option_value(const Inventory& inventory, const OptionSpec& option);
+
 // True when `text` is an IPv4 or IPv6 address; sets `ipv6`. Text with an
 // embedded NUL is none (inet_pton would read only the part before it).
 bool parse_address(std::string_view text, bool& ipv6);

@@ -24,6 +24,16 @@
 namespace portmatrix {
 
 std::string
+to_string(const std::vector<Condition>& conditions)
+{
+  std::string text;
+  for (const auto& condition : conditions) {
+    text += fmt::format("{}{}={}", text.empty() ? "" : ", ", condition.option, condition.value);
+  }
+  return text;
+}
+
+std::string
 Requirement::key() const
 {
   return fmt::format("{}>{}:{}/{}{}", to_string(from), to_string(to), port, to_string(protocol),
@@ -316,8 +326,13 @@ private:
       option.name = entry.first.Scalar();
       option.defined_at = position(reader, entry.first);
       const auto& spec = entry.second;
-      if (!reader.check_map(spec, "an option", {"default", "values", "sets_port", "description"})) continue;
+      if (!reader.check_map(spec, "an option", {"default", "default_if_ipv6", "values", "sets_port", "description"})) {
+        continue;
+      }
       if (auto value = spec["default"]) option.default_value = reader.string(value, "default").value_or("");
+      if (auto value = spec["default_if_ipv6"]) {
+        option.default_if_ipv6 = reader.string(value, "default_if_ipv6").value_or("");
+      }
       if (auto values = spec["values"]; values && reader.expect_sequence(values, "values")) {
         for (const auto& value : values) option.values.push_back(reader.string(value, "a value").value_or(""));
       }
@@ -327,6 +342,11 @@ private:
       if (!option.values.empty() &&
           std::find(option.values.begin(), option.values.end(), option.default_value) == option.values.end()) {
         reader.error(spec, fmt::format("option '{}' defaults to a value it does not allow", printable(option.name)));
+      }
+      if (!option.values.empty() && !option.default_if_ipv6.empty() &&
+          std::find(option.values.begin(), option.values.end(), option.default_if_ipv6) == option.values.end()) {
+        reader.error(spec["default_if_ipv6"],
+                     fmt::format("option '{}' defaults (with IPv6 nodes) to a value it does not allow", printable(option.name)));
       }
       auto name = option.name;
       m_options.put(name, std::move(option));
@@ -500,7 +520,7 @@ private:
         if (text == "deny") base.expect = Expect::deny;
         else if (text && *text != "allow") reader.error(expect, "expect must be allow or deny");
       }
-      if (auto when = item["when"]) base.when = read_condition(reader, when);
+      if (auto when = item["when"]) base.when = read_conditions(reader, when);
       bool remove = false;
       if (auto node_remove = item["remove"]) remove = reader.boolean(node_remove, "remove").value_or(false);
       auto ports = item["ports"];
@@ -683,10 +703,10 @@ validate(const Profile& profile, Diagnostics& sink)
   }
   errors.run([&] {
     for (const auto& requirement : profile.requirements) {
-      if (requirement.when) check_condition(*requirement.when, requirement.defined_at);
+      for (const auto& when : requirement.when) check_condition(when, requirement.defined_at);
     }
     for (const auto& host : profile.egress) {
-      if (host.when) check_condition(*host.when, host.defined_at);
+      for (const auto& when : host.when) check_condition(when, host.defined_at);
     }
     for (const auto& option : profile.options) {
       if (!option.sets_port.empty() && !ports.contains(option.sets_port)) {
@@ -699,8 +719,11 @@ validate(const Profile& profile, Diagnostics& sink)
       auto group = allows.find({deny.to, deny.protocol});
       if (group == allows.end()) continue;
       for (const auto* allow : group->second) {
-        bool exclusive = deny.when && allow->when && deny.when->option == allow->when->option &&
-                         deny.when->value != allow->when->value;
+        // Exclusive: some option must have one value for the deny, another for the allow.
+        bool exclusive = std::any_of(deny.when.begin(), deny.when.end(), [&](const Condition& a) {
+          return std::any_of(allow->when.begin(), allow->when.end(),
+                             [&](const Condition& b) { return a.option == b.option && a.value != b.value; });
+        });
         if ((allow->from == deny.from || allow->from == Role::any) && allow->range.overlaps(deny.range) && !exclusive) {
           errors.add(at(deny.defined_at, fmt::format("deny {} contradicts allow {} defined at {}", printable(deny.key()),
                                                      printable(allow->key()), allow->defined_at)));

@@ -37,6 +37,9 @@ struct OptionSpec
   std::string default_value;
   std::vector<std::string> values; // empty: any value
   std::string sets_port;           // a named port this option's value moves, or empty
+  // The default when any node of the inventory has an IPv6 address (YAML
+  // `default_if_ipv6`; flannel's WireGuard IPv6 port), or empty: `default_value`.
+  std::string default_if_ipv6;
   std::string description;
   std::string defined_at; // "file:line:column" of its name
 };
@@ -48,6 +51,9 @@ struct Condition
   friend bool operator==(const Condition&, const Condition&) = default;
 };
 
+// Conditions as profiles and reports write them: "a=b, c=d" ("" for none).
+std::string to_string(const std::vector<Condition>& conditions);
+
 // One from-role -> to-role requirement on one protocol of one named port.
 struct Requirement
 {
@@ -58,7 +64,9 @@ struct Requirement
   PortRange range;  // that port's range, as the profile (or inventory) sets it
   std::string purpose;
   bool optional = false;
-  std::optional<Condition> when; // active only when the option has this value
+  // Active only when every one of these options has its value (YAML `when`
+  // with one or more options); empty: always.
+  std::vector<Condition> when;
   Expect expect = Expect::allow;
   std::string reason; // why it is there: the guide's table, or the correction's argument
   // The round trip between its nodes should stay below this (YAML
@@ -93,7 +101,7 @@ struct EgressHost
   std::string host;
   std::vector<std::string> serves;   // concrete hosts behind a wildcard (or none)
   std::vector<EgressPort> ports;     // default: 443/https
-  std::optional<Condition> when;     // needed only when the option has this value
+  std::vector<Condition> when;       // needed only when every option has its value
   std::string purpose;
   std::string reason;
   std::string origin;

@@ -19,9 +19,9 @@ to_string(Change change)
 namespace {
 
 std::string
-describe(const std::optional<Condition>& when)
+describe(const std::vector<Condition>& when)
 {
-  return when ? when->option + "=" + when->value : "";
+  return to_string(when);
 }
 
 std::vector<std::string>

@@ -15,10 +15,11 @@ resolve_egress(const Matrix& matrix, const Inventory* inventory)
 {
   std::vector<EgressHost> hosts;
   for (const auto& host : matrix.profile.egress) {
-    if (host.when) {
-      auto it = matrix.options.find(host.when->option);
-      if (it == matrix.options.end() || it->second != host.when->value) continue;
-    }
+    bool needed = std::all_of(host.when.begin(), host.when.end(), [&](const Condition& when) {
+      auto it = matrix.options.find(when.option);
+      return it != matrix.options.end() && it->second == when.value;
+    });
+    if (!needed) continue;
     hosts.push_back(host);
   }
   if (!inventory) return hosts;
@@ -37,7 +38,7 @@ resolve_egress(const Matrix& matrix, const Inventory* inventory)
       EgressHost host = original;
       host.host = name;
       host.serves.clear();
-      host.when.reset();
+      host.when.clear();
       host.origin = "inventory";
       host.reason = fmt::format("replaces {} ({}:{})", original.host, replace.at.file, replace.at.line);
       host.defined_at = fmt::format("{}:{}:{}", replace.at.file, replace.at.line, replace.at.column);

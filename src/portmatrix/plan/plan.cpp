@@ -14,9 +14,10 @@ namespace portmatrix {
 bool
 Matrix::active(const Requirement& requirement) const
 {
-  if (!requirement.when) return true;
-  auto it = options.find(requirement.when->option);
-  return it != options.end() && it->second == requirement.when->value;
+  return std::all_of(requirement.when.begin(), requirement.when.end(), [&](const Condition& when) {
+    auto it = options.find(when.option);
+    return it != options.end() && it->second == when.value;
+  });
 }
 
 PortRange
@@ -39,10 +40,7 @@ resolve(Profile profile, const Inventory* inventory)
   Matrix matrix;
   std::map<std::string, PortRange> moved;
   for (const auto& option : profile.options) {
-    std::string value = option.default_value;
-    if (inventory) {
-      if (auto it = inventory->options.find(option.name); it != inventory->options.end()) value = it->second.value;
-    }
+    std::string value = inventory ? option_value(*inventory, option) : option.default_value;
     matrix.options[option.name] = value;
     if (!option.sets_port.empty()) {
       if (auto parsed = parse_port_range(value); parsed.range) moved[option.sets_port] = *parsed.range;

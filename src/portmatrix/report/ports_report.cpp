@@ -113,7 +113,7 @@ std::string
 requirement_status(const Requirement& requirement, const Matrix& matrix, bool with_inventory)
 {
   std::string text = requirement.optional ? "optional" : "required";
-  if (requirement.when) text += fmt::format(" when {}={}", requirement.when->option, requirement.when->value);
+  if (!requirement.when.empty()) text += " when " + to_string(requirement.when);
   if (with_inventory && !matrix.active(requirement)) text += " (off)";
   return text;
 }
@@ -202,7 +202,10 @@ requirement_json(const Requirement& requirement)
                       {"expect", to_string(requirement.expect)},
                       {"reason", requirement.reason},
                       {"origin", requirement.origin}};
-  if (requirement.when) json["when"] = {{requirement.when->option, requirement.when->value}};
+  if (!requirement.when.empty()) {
+    auto& when = json["when"] = nlohmann::json::object();
+    for (const auto& condition : requirement.when) when[condition.option] = condition.value;
+  }
   return json;
 }
 
@@ -331,7 +334,10 @@ write_json(Writer& writer, const Matrix& matrix, const Plan* plan, FlowsView vie
     for (const auto& port : host.ports) ports.push_back(port.port);
     nlohmann::json item{{"host", host.host}, {"ports", std::move(ports)}, {"purpose", host.purpose}, {"reason", host.reason}};
     if (!host.serves.empty()) item["serves"] = host.serves;
-    if (host.when) item["when"] = {{host.when->option, host.when->value}};
+    if (!host.when.empty()) {
+      auto& when = item["when"] = nlohmann::json::object();
+      for (const auto& condition : host.when) when[condition.option] = condition.value;
+    }
     out["egress"].push_back(std::move(item));
   }
   if (plan) out["untested"] = untested_json(untested_requirements(*plan));
@@ -421,7 +427,7 @@ write_csv(Writer& writer, const Matrix& matrix, const Plan* plan, FlowsView view
                        r.port,
                        csv_field(r.purpose),
                        r.optional ? "true" : "false",
-                       r.when ? r.when->option + "=" + r.when->value : "",
+                       csv_field(to_string(r.when)),
                        to_string(r.expect),
                        csv_field(r.reason));
   }
@@ -550,7 +556,10 @@ write_text(Writer& writer, const Matrix& matrix, const Plan* plan, bool markdown
       std::string served; // the first few concrete hosts: the JSON has them all
       for (std::size_t i = 0; i < host.serves.size() && i < 3; ++i) served += (i ? ", " : "") + host.serves[i];
       if (host.serves.size() > 3) served += fmt::format(" +{} more", host.serves.size() - 3);
-      if (host.when) served += fmt::format("{}when {}: {}", served.empty() ? "" : "; ", host.when->option, host.when->value);
+      for (std::size_t i = 0; i < host.when.size(); ++i) {
+        served += fmt::format("{}{}: {}", i ? ", " : served.empty() ? "when " : "; when ", host.when[i].option,
+                              host.when[i].value);
+      }
       rows.push_back({host.host, ports, host.purpose, host.origin, served});
     }
     table({"Host", "TCP", "Purpose", "From profile", "Checked as"}, rows);
@@ -647,7 +656,7 @@ render_diff(const ProfileDiff& diff, PortsFormat format)
     std::string text = fmt::format("{} {}/{} ({})", direction(r), port_label(r.range, r.protocol), to_string(r.protocol), r.port);
     if (r.expect == Expect::deny) text += " must be denied";
     if (r.optional) text += " optional";
-    if (r.when) text += fmt::format(" when {}={}", r.when->option, r.when->value);
+    if (!r.when.empty()) text += " when " + to_string(r.when);
     return text;
   };
   auto bullet = markdown ? "- " : "  ";

@@ -351,6 +351,40 @@ requirements:
   EXPECT_NE(all.find("p.yaml:9:40: error: unknown port name 'nope'"), std::string::npos) << all;
 }
 
+// A requirement's `when` may name several options (all must hold); an
+// option's `default_if_ipv6` must be one of its values.
+TEST(Profile, WhenNamesSeveralOptionsAndDefaultIfIpv6IsAValue)
+{
+  auto profile = parse_profile(R"(name: two
+options:
+  a: {default: x, values: [x, y]}
+  v6: {default: "false", default_if_ipv6: "true", values: ["false", "true"]}
+ports: {p: {port: 9000, protocol: udp}}
+requirements:
+  - {from: worker, to: worker, ports: [p], when: {a: y, v6: "true"}, reason: both}
+)",
+                               "two.yaml");
+  ASSERT_TRUE(profile.has_value()) << (profile ? "" : to_string(profile.error().front()));
+  ASSERT_EQ(profile->requirements.size(), 1u);
+  EXPECT_EQ(to_string(profile->requirements[0].when), "a=y, v6=true");
+  EXPECT_EQ(profile->find_option("v6")->default_if_ipv6, "true");
+
+  auto bad = parse_profile(R"(name: bad
+options:
+  v6: {default: "false", default_if_ipv6: "yes", values: ["false", "true"]}
+ports: {p: {port: 9000, protocol: udp}}
+requirements:
+  - {from: worker, to: worker, ports: [p], when: {v6: "true", nope: "1"}, reason: r}
+  - {from: worker, to: master, ports: [p], when: {}, reason: r}
+)",
+                           "bad.yaml");
+  ASSERT_FALSE(bad.has_value());
+  std::string all;
+  for (const auto& d : bad.error()) all += to_string(d) + "\n";
+  EXPECT_NE(all.find("option 'v6' defaults (with IPv6 nodes) to a value it does not allow"), std::string::npos) << all;
+  EXPECT_NE(all.find("when must name one or more options"), std::string::npos) << all;
+}
+
 TEST(Profile, ASecondDocumentIsAnError)
 {
   auto result = parse_profile("name: a\nports: {p: {port: 100, protocol: tcp}}\n---\nname: b\n", "p.yaml");

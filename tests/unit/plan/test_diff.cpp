@@ -28,7 +28,15 @@ TEST(Diff, ApinizerDocToApinizerShowsTheGuidesGapsWithReasons)
   ASSERT_TRUE(conditional);
   EXPECT_EQ(conditional->fields, (std::vector<std::string>{"when"}));
   // A requirement whose reason alone differs is not a change.
-  EXPECT_FALSE(find(Change::changed, Role::worker, Role::master, "flannel-wireguard"));
+  EXPECT_FALSE(find(Change::changed, Role::master, Role::master, "etcd"));
+  // The guide's 51820-51821 is two ports: 51820 (IPv4) always, 51821 (IPv6)
+  // only under flannel_ipv6 (issue 17 point 4).
+  const auto* ipv4 = find(Change::changed, Role::worker, Role::master, "flannel-wireguard");
+  ASSERT_TRUE(ipv4);
+  EXPECT_EQ(ipv4->fields, (std::vector<std::string>{"port", "purpose"}));
+  const auto* ipv6 = find(Change::added, Role::worker, Role::master, "flannel-wireguard-ipv6");
+  ASSERT_TRUE(ipv6);
+  EXPECT_EQ(to_string(ipv6->after.when), "flannel_backend=wireguard, flannel_ipv6=true");
   EXPECT_TRUE(std::any_of(diff.egress.begin(), diff.egress.end(),
                           [](const EgressChange& c) { return c.host.host == "ghcr.io" && !c.host.reason.empty(); }));
 }

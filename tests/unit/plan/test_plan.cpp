@@ -84,9 +84,46 @@ nodes:
   - {name: m2, address: 10.0.0.2, roles: [master]}
   - {name: w1, address: 10.0.0.3, roles: [worker]}
 )");
-  EXPECT_TRUE(has_flow(plan, "m1", "m2", Protocol::udp, {51820, 51821}));
-  EXPECT_TRUE(has_flow(plan, "w1", "m1", Protocol::udp, {51820, 51821}));
+  EXPECT_TRUE(has_flow(plan, "m1", "m2", Protocol::udp, {51820, 51820}));
+  EXPECT_TRUE(has_flow(plan, "w1", "m1", Protocol::udp, {51820, 51820}));
   EXPECT_FALSE(has_flow(plan, "w1", "m1", Protocol::udp, {8472, 8472}));
+  // No IPv6 address: flannel's IPv6 WireGuard port 51821 is not needed.
+  EXPECT_FALSE(has_flow(plan, "w1", "m1", Protocol::udp, {51821, 51821}));
+  EXPECT_EQ(plan.matrix.options.at("flannel_ipv6"), "false");
+}
+
+// flannel_ipv6's default comes from the inventory: on when a node has an
+// IPv6 address, and the inventory's own choice wins either way.
+TEST(Options, FlannelWireguardIpv6PortFollowsTheInventorysAddresses)
+{
+  const char* nodes = R"(
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: w6, address: "2001:db8::3", roles: [worker]}
+)";
+  auto dual = plan_for(std::string("options: {flannel_backend: wireguard}") + nodes);
+  EXPECT_EQ(dual.matrix.options.at("flannel_ipv6"), "true");
+  EXPECT_TRUE(has_flow(dual, "w6", "m1", Protocol::udp, {51821, 51821}));
+  EXPECT_TRUE(has_flow(dual, "m1", "w6", Protocol::udp, {51821, 51821}));
+  EXPECT_TRUE(has_flow(dual, "w6", "m1", Protocol::udp, {51820, 51820}));
+  auto off = plan_for(std::string("options: {flannel_backend: wireguard, flannel_ipv6: \"false\"}") + nodes);
+  EXPECT_FALSE(has_flow(off, "w6", "m1", Protocol::udp, {51821, 51821}));
+  auto vxlan = plan_for(std::string("options: {flannel_backend: vxlan}") + nodes);
+  EXPECT_FALSE(has_flow(vxlan, "w6", "m1", Protocol::udp, {51821, 51821})); // both conditions hold, or none
+  auto forced = plan_for(R"(options: {flannel_backend: wireguard, flannel_ipv6: "true"}
+nodes:
+  - {name: m1, address: 10.0.0.1, roles: [master]}
+  - {name: w1, address: 10.0.0.3, roles: [worker]}
+)");
+  EXPECT_TRUE(has_flow(forced, "w1", "m1", Protocol::udp, {51821, 51821}));
+  for (auto name : {"flannel-0.27", "kubernetes-1.31,flannel-0.27"}) {
+    auto plugin = plan_for(std::string("options: {flannel_backend: wireguard}") + nodes, name);
+    EXPECT_TRUE(has_flow(plugin, "w6", "m1", Protocol::udp, {51821, 51821})) << name;
+    auto v4 = plan_for("options: {flannel_backend: wireguard}\nnodes:\n  - {name: m1, address: 10.0.0.1, roles: [master]}\n"
+                       "  - {name: w1, address: 10.0.0.3, roles: [worker]}\n", name);
+    EXPECT_TRUE(has_flow(v4, "w1", "m1", Protocol::udp, {51820, 51820})) << name;
+    EXPECT_FALSE(has_flow(v4, "w1", "m1", Protocol::udp, {51821, 51821})) << name;
+  }
 }
 
 TEST(Overrides, MovedPortsFollowEverywhere)

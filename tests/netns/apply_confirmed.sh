@@ -29,7 +29,7 @@ else
   ck_fail "the rollout: $waves"
 fi
 for node in worker1 worker2 worker3; do
-  apply_ruleset "$node" | grep -q '10.213.9.0/24' || ck_fail "$node does not run the new rules"
+  grep -q '10.213.9.0/24' <<<"$(apply_ruleset "$node")" || ck_fail "$node does not run the new rules"
   [[ $(apply_state_of "$node") == confirmed ]] || ck_fail "$node's state: $(apply_state_of "$node")"
 done
 ck_ok "the new rules live on worker1..3, each state confirmed"

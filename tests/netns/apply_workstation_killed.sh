@@ -16,7 +16,7 @@ apply_inventory "$CK_WORK/inventory-killed.yaml" \
   's|^admin_cidrs: \[10.213.0.0/24\]|admin_cidrs: [10.213.0.0/24, 10.213.9.0/24]|'
 before=$(apply_ruleset master1)
 
-new_rules_live() { apply_ruleset "$1" | grep -q '10.213.9.0/24'; }
+new_rules_live() { grep -q '10.213.9.0/24' <<<"$(apply_ruleset "$1")"; } # read whole: grep -q in a pipe may cut the writer short
 apply_pm_start killed apply --node master1 --confirm-timeout "$TIMEOUT" --deadline 10 --timeout-ms 3000
 apply_wait master1 90 new_rules_live || ck_die "the new rules never went live on master1: $(cat "$CK_WORK/killed.err")"
 live_ms=$(ck_now_ms)
@@ -45,6 +45,8 @@ else
 fi
 left=$(find "$APPLY_ROOT" -type f | head -5)
 [[ -z $left ]] && ck_ok "nothing persisted" || ck_fail "boot-time files written: $left"
+! apply_boot_has master1 10.213.9.0/24 && ck_ok "master1's boot-time configuration does not hold the rolled-back rules" ||
+  ck_fail "master1's boot-time configuration holds the rolled-back rules (10.213.9.0/24)"
 ssh_plain "$SSH_WS" "$SSH_USER" master1 true && ck_ok "ssh to master1 works" || ck_fail "no ssh to master1"
 
 ck_finish

@@ -109,7 +109,8 @@ private:
   bool worth_asking_again(const Flow& flow, const std::vector<Segment>& segments) const;
   std::vector<std::string> missing_backends(const Flow& flow, const std::vector<Segment>& segments) const;
   static void merge_vip_segments(std::vector<Segment>& into, const std::vector<Segment>& later);
-  void evaluate_vip(const std::vector<Segment>& segments, FlowResult& result) const;
+  FlowFailure vip_failure(std::size_t index, std::size_t s, const Segment& segment) const;
+  void evaluate_vip(std::size_t index, const std::vector<Segment>& segments, FlowResult& result) const;
 
   // evidence.cpp: the observe round: what the destinations saw of failing probes
   const std::vector<Segment>* segments_of(std::size_t flow) const;

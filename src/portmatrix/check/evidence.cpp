@@ -52,6 +52,11 @@ Coordinator::observed_round()
     const auto& from = m_plan.inventory.nodes[flow.from].address;
     for (std::size_t s = 0; s < segments->size(); ++s) {
       const auto& segment = (*segments)[s];
+      if (!flow.to && flow.expect == Expect::allow && flow.protocol == Protocol::tcp &&
+          segment.state == ProbeState::filtered) {
+        // Through the VIP too: did the source's SYNs leave it at all?
+        m_departure_index[{i, s}] = ask(flow.from, {flow.protocol, m_plan.flow_address(flow), segment.range, true});
+      }
       if (!needs_observation(flow, segment)) continue;
       if (m_report.agents[*flow.to].reachable) {
         // What arrived since hello: earlier checks' probes prove nothing now.

@@ -73,7 +73,7 @@ Coordinator::evaluate_probed(std::size_t index, const std::vector<Segment>& segm
     return;
   }
   if (!flow.to) {
-    evaluate_vip(segments, result);
+    evaluate_vip(index, segments, result);
     return;
   }
   bool service = false;

@@ -8,7 +8,36 @@
 
 #include <fmt/format.h>
 
+#include "util/thousands.hpp"
+
 namespace portmatrix::checking {
+
+// A segment the VIP did not answer, and where its probes went as far as the
+// source's departures capture can tell: a TCP SYN that the source's own
+// output rules dropped fails as silently as one the VIP ignored.
+FlowFailure
+Coordinator::vip_failure(std::size_t index, std::size_t s, const Segment& segment) const
+{
+  FlowFailure failure{segment.range, state_name(segment.state),
+                      segment.state == ProbeState::blocked_locally ? "blocked-by-source-firewall" : "filtered",
+                      "the VIP did not answer"};
+  auto left = witness(m_departure_index, index, s, &ObservedReply::departures, &ObservedReply::departures_lost);
+  if (!left.answer || !left.watched || segment.state != ProbeState::filtered) return failure;
+  const auto& source = m_plan.inventory.nodes[m_flows[index].from].name;
+  if (left.answer->ports_seen > 0) {
+    failure.detail = fmt::format("the VIP did not answer: {} of {} ports' SYNs left {}", left.answer->ports_seen,
+                                 segment.range.size(), source);
+  } else if (left.lost > 0) {
+    failure.detail = fmt::format("the VIP did not answer; the capture on {} lost {} packet{}, so whether its SYNs "
+                                 "left it is unknown",
+                                 source, with_thousands(left.lost), left.lost == 1 ? "" : "s");
+  } else {
+    failure.diagnosis = "blocked-by-source-firewall";
+    failure.detail = fmt::format("{}'s SYNs to the VIP never left its interface: its own output rules dropped them",
+                                 source);
+  }
+  return failure;
+}
 
 // The backends a VIP flow must reach: the nodes of the frontend's backend role.
 std::vector<std::string>
@@ -155,18 +184,16 @@ Coordinator::merge_vip_segments(std::vector<Segment>& into, const std::vector<Se
 }
 
 void
-Coordinator::evaluate_vip(const std::vector<Segment>& segments, FlowResult& result) const
+Coordinator::evaluate_vip(std::size_t index, const std::vector<Segment>& segments, FlowResult& result) const
 {
   std::set<std::string> reached;
   bool untested = false;
-  for (const auto& segment : segments) {
+  for (std::size_t s = 0; s < segments.size(); ++s) {
+    const auto& segment = segments[s];
     for (const auto& name : segment.responders) reached.insert(name);
     untested |= segment.state == ProbeState::unprobed;
     if (segment.state != ProbeState::open && segment.state != ProbeState::unprobed) {
-      result.failures.push_back({segment.range, state_name(segment.state),
-                                 segment.state == ProbeState::blocked_locally ? "blocked-by-source-firewall"
-                                                                              : "filtered",
-                                 "the VIP did not answer"});
+      result.failures.push_back(vip_failure(index, s, segment));
     }
   }
   result.backends_reached.assign(reached.begin(), reached.end());

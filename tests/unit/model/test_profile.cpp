@@ -258,6 +258,36 @@ TEST(BuiltinProfiles, ComposeKubernetesAndFlannel)
   EXPECT_TRUE(profile->find_option("flannel_backend"));
 }
 
+// Issue 17 point 4: kubernetes-1.31 reproduces the upstream Ports and
+// Protocols page, and says so row by row: a reason starts with "upstream:"
+// or, for what the page does not list, "portmatrix addition:". The ports the
+// page gives to "Self" (10257, 10259) are the node's own, never another's.
+TEST(BuiltinProfiles, KubernetesMarksItsAdditionsAndOpensNoSelfOnlyPort)
+{
+  for (auto name : {"kubernetes-1.29", "kubernetes-1.31", "kubernetes-1.32"}) {
+    auto profile = load_profile(name);
+    ASSERT_TRUE(profile.has_value()) << name;
+    for (const auto& r : profile->requirements) {
+      EXPECT_TRUE(r.reason.starts_with("upstream: ") || r.reason.starts_with("portmatrix addition: "))
+        << name << " " << r.key() << ": " << r.reason;
+      EXPECT_NE(r.port, "kube-scheduler") << name << " " << r.key();
+      EXPECT_NE(r.port, "kube-controller-manager") << name << " " << r.key();
+    }
+    const auto* udp = find(*profile, Role::any, Role::worker, "nodeport", Protocol::udp);
+    const auto* tcp = find(*profile, Role::any, Role::worker, "nodeport", Protocol::tcp);
+    const auto* lb_master = find(*profile, Role::loadbalancer, Role::master, "kube-proxy-health", Protocol::tcp);
+    const auto* lb_worker = find(*profile, Role::loadbalancer, Role::worker, "kube-proxy-health", Protocol::tcp);
+    ASSERT_TRUE(udp && tcp && lb_master && lb_worker) << name;
+    EXPECT_TRUE(udp->reason.starts_with("portmatrix addition: ")) << udp->reason;
+    EXPECT_TRUE(lb_master->reason.starts_with("portmatrix addition: ")) << lb_master->reason;
+    EXPECT_TRUE(tcp->reason.starts_with("upstream: ")) << tcp->reason;
+    EXPECT_TRUE(lb_worker->reason.starts_with("upstream: ")) << lb_worker->reason;
+    const auto* etcd = find(*profile, Role::master, Role::master, "etcd", Protocol::tcp);
+    ASSERT_TRUE(etcd) << name;
+    EXPECT_EQ(count_between(*profile, Role::worker, Role::master), 1u) << name << ": the API server only";
+  }
+}
+
 TEST(BuiltinProfiles, OverlayTunnelsAreMarkedWithTheirEncapsulation)
 {
   auto flannel = load_profile("flannel-0.27");

@@ -11,7 +11,7 @@
 # finds them in sync (exit 0).
 #   usage: apply_confirmed.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
-APPLY_NODES=(worker1 worker2 worker3) # the nodes given the backend's rules (iptables, ufw); the others keep nftables
+APPLY_NODES=(worker1 worker2 worker3) # the nodes given the backend's rules (iptables, ufw, firewalld); the others keep nftables
 apply_init apply_confirmed "$@"
 
 apply_inventory "$CK_WORK/inventory-confirmed.yaml" \

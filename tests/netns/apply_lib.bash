@@ -36,8 +36,8 @@
 #   apply_ours_left NODE        what is left of portmatrix on NODE (empty: nothing)
 #
 #   apply_init NAME PORTMATRIX [PM_NETPROBE]   ssh_init + ssh_topology + the run's directories; with
-#                                              iptables or ufw, the nodes in $APPLY_NODES (all when
-#                                              empty) get that backend's rules, the others keep nftables
+#                                              iptables, ufw or firewalld, the nodes in $APPLY_NODES (all
+#                                              when empty) get that backend's rules, the others keep nftables
 #   apply_inventory FILE [SED-EXPRESSION...]   ssh_inventory, then the expressions applied to it
 #   apply_pm NAME SUBCOMMAND ARGS...           `portmatrix firewall SUBCOMMAND --ssh` from the workstation
 #                                              with the run's state dir and root (ck_check_wait: CK_RC,
@@ -48,6 +48,11 @@
 source "$(dirname "${BASH_SOURCE[0]}")/ssh_lib.bash"
 
 APPLY_BACKEND=${PM_APPLY_BACKEND:-nftables}
+# How much longer than the others the backend's check before an apply may take,
+# in seconds: firewalld's runs firewall-offline-cmd once per command of the
+# generated script (59 for master1), about a second each on a loaded machine.
+APPLY_CHECK_S=0
+[[ $APPLY_BACKEND != firewalld ]] || APPLY_CHECK_S=150
 
 apply_init() { # NAME PORTMATRIX [PM_NETPROBE]
   local node

@@ -7,7 +7,7 @@
 # says rolled-back, the rollback's log says restored, nothing persisted.
 #   usage: apply_workstation_killed.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
-APPLY_NODES=(master1) # the nodes given the backend's rules (iptables, ufw); the others keep nftables
+APPLY_NODES=(master1) # the nodes given the backend's rules (iptables, ufw, firewalld); the others keep nftables
 apply_init apply_workstation_killed "$@"
 TIMEOUT=30
 
@@ -18,7 +18,7 @@ before=$(apply_ruleset master1)
 
 new_rules_live() { grep -q '10.213.9.0/24' <<<"$(apply_ruleset "$1")"; } # read whole: grep -q in a pipe may cut the writer short
 apply_pm_start killed apply --node master1 --confirm-timeout "$TIMEOUT" --deadline 10 --timeout-ms 3000
-apply_wait master1 90 new_rules_live || ck_die "the new rules never went live on master1: $(cat "$CK_WORK/killed.err")"
+apply_wait master1 $((90 + APPLY_CHECK_S)) new_rules_live || ck_die "the new rules never went live on master1: $(cat "$CK_WORK/killed.err")"
 live_ms=$(ck_now_ms)
 ck_stop "$CK_CHECK_PID" KILL
 CK_RC=137

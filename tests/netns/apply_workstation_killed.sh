@@ -36,9 +36,10 @@ else
   ck_fail "master1's ruleset is not the one before the apply $((TIMEOUT + 5)) s later:"
   diff <(echo "$before") <(apply_ruleset master1) | head -20 | sed 's/^/    /'
 fi
-# The state is written once the restore command returns (ufw's reload takes seconds after its rules are back).
-rolled_back() { [[ $(apply_state_of "$1") == rolled-back ]]; }
-if apply_wait master1 15 rolled_back && grep -q 'master1 restored' "$APPLY_STATE/master1/rollback.log"; then
+# The state is written once the restore command returns (ufw's reload takes seconds after its rules are back),
+# and the log's line just after it (read at once, it was missing under load).
+rolled_back() { [[ $(apply_state_of "$1") == rolled-back ]] && grep -q "$1 restored" "$APPLY_STATE/$1/rollback.log"; }
+if apply_wait master1 15 rolled_back; then
   ck_ok "master1's state says rolled-back; its rollback log: $(tail -1 "$APPLY_STATE/master1/rollback.log")"
 else
   ck_fail "master1: state '$(apply_state_of master1)', rollback log: $(tail -3 "$APPLY_STATE/master1/rollback.log" 2>&1)"

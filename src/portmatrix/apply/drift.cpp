@@ -100,8 +100,11 @@ firewalld_drift(const Plan& plan, const Node& node, const NftRuleset& live, cons
   DriftInputs inputs{"firewalld", &live, nullptr, {}, {}, {}};
   if (!firewalld.running) {
     inputs.missing = "firewalld is not running: portmatrix's zone is not applied";
-  } else if (!firewalld.zone_exists || !firewalld.table) {
+  } else if (!firewalld.zone_exists) {
     inputs.missing = "no firewalld zone portmatrix at runtime: portmatrix's rules are not applied";
+  } else if (!firewalld.table) {
+    inputs.missing = "firewalld runs the zone portmatrix but has no table inet firewalld: its rules cannot be read "
+                     "(FirewallBackend=iptables? status reads its nftables backend)";
   } else {
     inputs.ours = &*firewalld.table;
     if (firewalld.interface_zone != "portmatrix") {

@@ -146,7 +146,9 @@ public:
                       const std::filesystem::path& file) const override
   {
     auto staged = file.parent_path() / k_staged;
-    auto result = host.run({"env", "PORTMATRIX_NO_RELOAD=1", "sh", staged.string()});
+    // A reload by someone else since the apply ran the old files again: then this one brings the zone back.
+    bool running = live(host);
+    auto result = host.run({"env", std::string("PORTMATRIX_NO_RELOAD=") + (running ? "1" : "0"), "sh", staged.string()});
     return result.status == 0 ? "" : command_failure("sh " + staged.string() + " (the zone's files into /etc/firewalld)", result);
   }
 

@@ -62,6 +62,11 @@ TEST(FirewalldDrift, AStoppedFirewalldOrAnUnboundZoneIsDrift)
   no_zone.zone_exists = false;
   EXPECT_TRUE(has_finding(firewalld_drift(plan, worker, live, no_zone, "eth0"), "table-missing", "no firewalld zone"));
 
+  auto no_table = running_zone(live); // firewalld on its iptables backend
+  no_table.table.reset();
+  EXPECT_TRUE(has_finding(firewalld_drift(plan, worker, live, no_table, "eth0"), "table-missing",
+                          "firewalld runs the zone portmatrix but has no table inet firewalld"));
+
   // eth0 moved to the zone public, which also has a source of its own.
   auto moved = running_zone(live);
   moved.interface_zone = "public";

@@ -12,6 +12,10 @@
 #       must be denied open (target 2.5 s)
 #   9h  the same topology healthy: the comparison, one check right before
 #       each 9a's (exit 0 expected)
+# Every fault's repetition begins with a healthy check (9a's is 9h's), which
+# the fault's item records as "healthy check wall": each fault's time beside
+# the healthy one of the same moment, so what the fault costs is read apart
+# from the machine's load (report.py: the median of the differences).
 # Records each check's wall time and rounds (probe, vip, observe).
 #   usage: BENCH_OUT=FILE faults.sh PORTMATRIX FLOOR
 source "$(dirname "$0")/lib.bash"
@@ -21,6 +25,15 @@ ck_topology
 bench_size_conntrack 9a "${#CK_NODES[@]}"
 ck_start_cluster
 bench_warm_up
+
+healthy() { # ITEM: a healthy check, recorded as ITEM's "healthy check wall"
+  ck_wait_backends
+  ck_check "healthy-$1"
+  bench_record "$1" "healthy check wall" "$CK_MS" ms
+  # A loaded machine can fail a healthy check (late answers): its time
+  # still says what the moment cost, and the note says it failed.
+  [[ $CK_RC -eq 0 ]] || bench_note "$1" "a healthy check before it exited $CK_RC: $(head -c 300 "$CK_WORK/healthy-$1.err")"
+}
 
 rounds() { # ITEM: the last check's rounds beside its wall time
   local round
@@ -34,6 +47,7 @@ for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   ck_wait_backends
   bench_check 9h 0
   rounds 9h
+  bench_record 9a "healthy check wall" "$CK_MS" ms
   ck_drop_nodeports worker1
   bench_check 9a 1
   rounds 9a
@@ -43,7 +57,7 @@ bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
 bench_note 9a "the last check's failures: $(cat "$CK_WORK/diagnoses")"
 
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-  ck_wait_backends
+  healthy 9b
   ck_stop_agent worker2 KILL
   bench_check 9b 1
   rounds 9b
@@ -53,11 +67,12 @@ done
 bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
 bench_note 9b "the last check's failures: $(cat "$CK_WORK/diagnoses")"
 
-ck_wait_backends
-for node in "${CK_NODES[@]}"; do ck_in "$node" nft delete table inet portmatrix; done
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+  healthy 9c
+  for node in "${CK_NODES[@]}"; do ck_in "$node" nft delete table inet portmatrix; done
   bench_check 9c 1
   rounds 9c
+  ck_apply_firewalls "$CK_WORK/demo" # healthy again for the next repetition
 done
 bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
 bench_note 9c "the last check's failures: $(cat "$CK_WORK/diagnoses")"

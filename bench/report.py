@@ -179,12 +179,13 @@ def targets(m):
     rows = []
     check1, nmap1 = median(m, "1", "check wall"), median(m, "1", "nmap wall")
     probe1, floor1 = median(m, "1", "check probe round"), median(m, "1", "floor wall")
+    # Issue 4's item 1 as issue 20 restated it for 2 shared cores.
     r = ratio(check1, nmap1)
-    rows.append(("1", "check wall <= 0.5 x nmap -sT -T4", f"{fmt(check1)} ms vs {fmt(nmap1)} ms: {fmt(r)} x",
-                 verdict(None if r is None else r <= 0.5)))
+    rows.append(("1", "check wall, start-up included, <= 0.75 x nmap -sT -T4 (issue 20)",
+                 f"{fmt(check1)} ms vs {fmt(nmap1)} ms: {fmt(r)} x", verdict(None if r is None else r <= 0.75)))
     r = ratio(probe1, floor1)
-    rows.append(("1", "probe rate within 2x of the floor (probe round / floor wall)",
-                 f"{fmt(probe1)} ms vs {fmt(floor1)} ms: {fmt(r)} x", verdict(None if r is None else r <= 2)))
+    rows.append(("1", "probe round <= 1.3 x the floor's wall (issue 20)",
+                 f"{fmt(probe1)} ms vs {fmt(floor1)} ms: {fmt(r)} x", verdict(None if r is None else r <= 1.3)))
     for item in ("2", "4a", "4b"):
         c = median(m, item, "check wall")
         rows.append((item, "settled within two probe timeouts (<= 2,000 ms wall)", f"{fmt(c)} ms",
@@ -199,9 +200,14 @@ def targets(m):
     sizes = sorted(int(i[2:]) for i in m if i.startswith("6/"))
     if sizes:
         biggest = f"6/{sizes[-1]}"
-        c, failed = median(m, biggest, "check wall"), median(m, biggest, "flows failed")
-        rows.append(("6", f"{sizes[-1]} nodes: check under 15 s, every flow passing", f"{fmt(c)} ms, {fmt(failed)} flows failed",
-                     verdict(None if c is None else c < 15000 and failed == 0) if sizes[-1] >= 100 else "n/a (not 100 nodes)"))
+        # Issue 4's item 6 (the check under 15 s) as issue 20 restated it per
+        # node: every simulated node shares this machine's 2 cores.
+        cpu, failed = median(m, biggest, "busiest agent CPU"), median(m, biggest, "flows failed")
+        c = median(m, biggest, "check wall")
+        rows.append(("6", f"{sizes[-1]} nodes: the busiest agent's CPU <= 8 s (issue 20)",
+                     f"{fmt(cpu)} ms ({fmt(median(m, biggest, 'probes of the busiest source'))} probes; check wall "
+                     f"{fmt(c)} ms, {fmt(failed)} flows failed)",
+                     verdict(None if cpu is None else cpu <= 8000) if sizes[-1] >= 100 else "n/a (not 100 nodes)"))
         rss = [median(m, f"6/{n}", k) for n in sizes for k in m[f"6/{n}"] if k.endswith("peak RSS")]
         rss = [x for x in rss if x is not None]
         if rss:
@@ -247,12 +253,21 @@ def targets(m):
             rows.append(("7", "5,000 nodes under 1 s: ports pairs json", f"not run at {sizes[-1]:,} nodes: "
                          f"{fmt(median(m, biggest, 'node pairs (flows)'))} pairs (see item 7)", "n/a"))
     rows += ssh_targets(m)
-    healthy = median(m, "9h", "check wall")
     for item, limit, text in FAULT_TARGETS:
         c = median(m, item, "check wall")
-        if c is not None:
-            rows.append((item, text, f"{fmt(c)} ms" + ("" if healthy is None else f" (healthy, same run: {fmt(healthy)} ms)"),
-                         verdict(c <= limit)))
+        if c is None:
+            continue
+        # Each repetition's healthy check ran right before its fault's: the
+        # difference is what the fault cost at that moment's load.
+        faulty = m[item]["check wall"][1]
+        healthy = m[item].get("healthy check wall", (None, []))[1]
+        if healthy and len(healthy) == len(faulty):
+            cost = statistics.median(f - h for f, h in zip(faulty, healthy))
+            beside = f" (healthy, same repetitions: {fmt(statistics.median(healthy))} ms; the fault's cost: {cost:+,.0f} ms)"
+        else:
+            h = median(m, "9h", "check wall")
+            beside = "" if h is None else f" (healthy, same run: {fmt(h)} ms)"
+        rows.append((item, text, f"{fmt(c)} ms" + beside, verdict(c <= limit)))
     return rows
 
 
@@ -284,7 +299,7 @@ def cmd_write(results_path, machine_path, quick, out_path):
            "within each repetition, so machine load affects them alike. Raw measurements: RESULTS.tsv.", "",
            "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine]
-    out += ["", "## Targets (issue 4; item 8: issue 15; items 9, 10: issue 20)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
+    out += ["", "## Targets (issue 4, items 1 and 6 as issue 20 restated them; item 8: issue 15; items 9, 10: issue 20)", "", "| item | target | measured (medians) | |", "|---|---|---|---|"]
     out += [f"| {i} | {t} | {v} | {ok} |" for i, t, v, ok in targets(m)]
 
     def order(item):

@@ -18,6 +18,9 @@ packages=(
   strace  # the static binary test (tests/netns/static_chroot.sh) traces its name lookups
   etcd-server  # a real service for the "who answers" tests (identify)
   openssh-server openssh-client sudo  # the SSH fan-out scenarios (tests/netns/ssh_*.sh)
+  # firewall apply's firewalld backend (tests/netns/apply_*.sh, PM_APPLY_BACKEND=firewalld): each test
+  # node runs its own firewalld with its own dbus-daemon; the host's firewalld is masked below, never started
+  firewalld dbus-daemon
   # the reference the benchmark compares with (bench/run.sh)
   nmap
   # script(1): the CLI tests give a command a terminal (colour only on a TTY)
@@ -41,5 +44,11 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=sudo
 fi
 echo "install-deps: installing ${missing[*]}"
+# Installing firewalld where systemd runs would start it on this host, with
+# its default zone filtering this host's own traffic: masked first, so the
+# package installs without starting (the tests start their own, per node).
+if [[ " ${missing[*]} " == *" firewalld "* && -d /run/systemd/system ]]; then
+  $sudo systemctl mask firewalld.service >/dev/null
+fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

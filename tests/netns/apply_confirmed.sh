@@ -11,7 +11,7 @@
 # finds them in sync (exit 0).
 #   usage: apply_confirmed.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
-APPLY_NODES=(worker1 worker2 worker3) # the nodes given the backend's rules (iptables, ufw); the others keep nftables
+APPLY_NODES=(worker1 worker2 worker3) # the nodes given the backend's rules (iptables, ufw, firewalld); the others keep nftables
 apply_init apply_confirmed "$@"
 
 apply_inventory "$CK_WORK/inventory-confirmed.yaml" \
@@ -29,7 +29,7 @@ else
   ck_fail "the rollout: $waves"
 fi
 for node in worker1 worker2 worker3; do
-  apply_ruleset "$node" | grep -q '10.213.9.0/24' || ck_fail "$node does not run the new rules"
+  grep -q '10.213.9.0/24' <<<"$(apply_ruleset "$node")" || ck_fail "$node does not run the new rules"
   [[ $(apply_state_of "$node") == confirmed ]] || ck_fail "$node's state: $(apply_state_of "$node")"
 done
 ck_ok "the new rules live on worker1..3, each state confirmed"

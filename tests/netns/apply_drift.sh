@@ -9,7 +9,7 @@
 # other filters, and worker2 stays in sync. --node and --role select the nodes reported.
 #   usage: apply_drift.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
-APPLY_NODES=(worker1 worker2 worker3) # the nodes given the backend's rules (iptables, ufw); the others keep nftables
+APPLY_NODES=(worker1 worker2 worker3) # the nodes given the backend's rules (iptables, ufw, firewalld); the others keep nftables
 apply_init apply_drift "$@"
 apply_inventory "$CK_WORK/inventory-drift.yaml"
 

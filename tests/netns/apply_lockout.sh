@@ -9,7 +9,7 @@
 # persisted: no boot-time file under the run's root.
 #   usage: apply_lockout.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
-APPLY_NODES=(master1) # the nodes given the backend's rules (iptables, ufw); the others keep nftables
+APPLY_NODES=(master1) # the nodes given the backend's rules (iptables, ufw, firewalld); the others keep nftables
 apply_init apply_lockout "$@"
 TIMEOUT=40
 
@@ -19,9 +19,9 @@ before=$(apply_ruleset master1)
 before_worker=$(apply_ruleset worker1)
 ssh_plain "$SSH_WS" "$SSH_USER" master1 true || ck_die "no ssh login to master1 before the apply"
 
-new_rules_live() { apply_ruleset "$1" | grep -q '10.213.0.0/25'; }
+new_rules_live() { grep -q '10.213.0.0/25' <<<"$(apply_ruleset "$1")"; } # read whole: grep -q in a pipe may cut the writer short
 apply_pm_start lockout apply --confirm-timeout "$TIMEOUT" --deadline 15
-apply_wait master1 60 new_rules_live || ck_die "the new rules never went live on master1: $(cat "$CK_WORK/lockout.err")"
+apply_wait master1 $((60 + APPLY_CHECK_S)) new_rules_live || ck_die "the new rules never went live on master1: $(cat "$CK_WORK/lockout.err")"
 live_ms=$(ck_now_ms)
 ck_log "the new rules are live on master1 $(ck_since "$CK_CHECK_T0") into the run"
 ck_check_wait
@@ -61,6 +61,11 @@ if [[ -z $left ]]; then
   ck_ok "nothing persisted (no boot-time file under the run's root)"
 else
   ck_fail "boot-time files written: $left"
+fi
+if apply_boot_has master1 10.213.0.0/25; then
+  ck_fail "master1's boot-time configuration holds the rolled-back rules (10.213.0.0/25)"
+else
+  ck_ok "master1's boot-time configuration does not hold the rolled-back rules"
 fi
 
 ck_finish

@@ -8,7 +8,7 @@
 # Another node (master3) keeps portmatrix's rules.
 #   usage: apply_remove.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/apply_lib.bash"
-APPLY_NODES=(master2 master3) # the nodes given the backend's rules (iptables, ufw); the others keep nftables
+APPLY_NODES=(master2 master3) # the nodes given the backend's rules (iptables, ufw, firewalld); the others keep nftables
 apply_init apply_remove "$@"
 apply_inventory "$CK_WORK/inventory-remove.yaml"
 

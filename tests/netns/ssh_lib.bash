@@ -53,6 +53,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/check_lib.bash"
 SSH_USERS=()                # created by this run (userdel by the trap)
 SSH_ETC_NETNS=()            # /etc/netns/NS directories this run wrote
 declare -A SSH_SSHD_PID=()  # node -> sshd pid
+declare -A SSH_SSHD_ENTER=() # node -> how its sshd enters the node (default "ip netns exec NS"; apply_lib: firewalld's mount namespace)
 declare -A SSH_HOST=()      # node, or "jump" -> the address ssh connects to
 SSH_SUDOERS=''
 SSH_PUBLIC=''
@@ -196,8 +197,9 @@ EOF
 }
 
 ssh_start_sshd() { # HOST NS: sshd -D, logging to $SSH_DIR/sshd-HOST.log (appended)
-  local host=$1 ns=$2 i
-  ck_spawn "sshd on $host" ip netns exec "$ns" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd-$host.conf" \
+  local host=$1 ns=$2 i enter=(ip netns exec "$2")
+  [[ -z ${SSH_SSHD_ENTER[$host]:-} ]] || read -ra enter <<<"${SSH_SSHD_ENTER[$host]}"
+  ck_spawn "sshd on $host" "${enter[@]}" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd-$host.conf" \
     </dev/null >>"$SSH_DIR/sshd-$host.log" 2>&1
   SSH_SSHD_PID[$host]=$CK_PID
 }

@@ -1,7 +1,7 @@
 // What an agent saw of probes, counted per (protocol, peer address, port):
 // the capture counts the packets that reached the interface (or left it), the
 // responder the probes that reached its sockets. The check asks about a
-// failing flow's ports from its source (agent.cpp, "observed").
+// failing flow's ports from its source (agent_requests.cpp, "observed").
 //
 // Every record() is numbered; each key keeps the number of its last record,
 // so a question can leave out what was recorded before a mark() (an earlier

@@ -290,7 +290,7 @@ remove_rules(ApplyHost& host, const ApplyBackend& backend, const std::string& no
   auto problem = backend.remove(host, root);
   if (root != options.root) problem += backend.remove(host, options.root);
   for (const char* name : {"state", "lock", "rollback.sh", "rollback.log"}) (void)host.remove(dir / name);
-  for (const char* name : {"saved.", "applied."}) (void)host.remove(dir / (name + backend.extension()));
+  for (const char* name : {"saved.", "applied.", "staged."}) (void)host.remove(dir / (name + backend.extension())); // staged: firewalld's
   (void)host.remove(dir);
   if (!problem.empty()) return unexpected(fmt::format("removing on {}: {}", node, problem));
   std::string files;

@@ -8,6 +8,7 @@
 // state directory, <state_dir>/<node>/:
 //   saved.<ext>    what apply replaced (a script that restores it)
 //   applied.<ext>  the generated ruleset
+//   staged.sh      firewalld: the zone's and ipsets' files the check produced
 //   rollback.sh    waits, then restores saved.<ext> unless confirmed
 //   state          status (armed, confirmed, rolled-back), backend, timer, times
 //   lock           confirm and the rollback decide under it, so exactly one wins

@@ -12,7 +12,7 @@
 // restore -exist`), the rest of those files kept. ufw: its rules commented
 // "portmatrix: " (deleted, then the generated script adds the new ones);
 // saving is a copy of ufw's files, restored whole and reloaded; ufw's files
-// are its own persistence.
+// are its own persistence. firewalld: firewalld_backend.cpp.
 #include "apply/backend.hpp"
 
 #include <fmt/format.h>
@@ -48,16 +48,16 @@ without_line(const std::string& text, const std::string& line)
   return out;
 }
 
-namespace {
-
 std::string
-failure(const std::string& what, const ProcessResult& result)
+command_failure(const std::string& what, const ProcessResult& result)
 {
   auto words = result.errors.empty() ? result.output : result.errors;
   while (!words.empty() && (words.back() == '\n' || words.back() == ' ')) words.pop_back();
   if (result.status < 0) return fmt::format("{}: cannot run it", what);
   return fmt::format("{} (exit {}): {}", what, result.status, words.substr(0, 2000));
 }
+
+namespace {
 
 constexpr const char* k_nft_table = "table inet portmatrix";
 constexpr const char* k_nft_file = "etc/portmatrix/portmatrix.nft";
@@ -85,19 +85,19 @@ public:
                               listed.errors.find("does not exist") != std::string::npos)) {
       return out; // no table: the restore deletes ours
     }
-    return unexpected(failure("nft list table inet portmatrix", listed));
+    return unexpected(command_failure("nft list table inet portmatrix", listed));
   }
 
   std::string check(ApplyHost& host, const std::filesystem::path& file) const override
   {
     auto result = host.run({"nft", "-c", "-f", file.string()});
-    return result.status == 0 ? "" : failure("nft -c -f " + file.string(), result);
+    return result.status == 0 ? "" : command_failure("nft -c -f " + file.string(), result);
   }
 
   std::string apply(ApplyHost& host, const std::filesystem::path& file) const override
   {
     auto result = host.run({"nft", "-f", file.string()});
-    return result.status == 0 ? "" : failure("nft -f " + file.string(), result);
+    return result.status == 0 ? "" : command_failure("nft -f " + file.string(), result);
   }
 
   std::string restore_command(const std::filesystem::path& file) const override
@@ -127,7 +127,7 @@ public:
   {
     std::string errors;
     auto result = host.run({"nft", "-f", "-"}, fmt::format("{0} {{}}\ndelete {0}\n", k_nft_table));
-    if (result.status != 0) errors += failure("nft delete table inet portmatrix", result) + "\n";
+    if (result.status != 0) errors += command_failure("nft delete table inet portmatrix", result) + "\n";
     if (auto conf = host.read(root / k_nft_conf)) {
       auto kept = without_line(*conf, include_line());
       if (kept == k_nft_conf_created) {
@@ -150,7 +150,7 @@ public:
                                            const std::string& interface) const override
   {
     auto listed = host.run({"nft", "-j", "list", "ruleset"});
-    if (listed.status != 0) return unexpected(failure("nft -j list ruleset", listed));
+    if (listed.status != 0) return unexpected(command_failure("nft -j list ruleset", listed));
     auto live = NftRuleset::parse(listed.output);
     if (!live) return unexpected("nft -j list ruleset: " + live.error());
     std::optional<NftRuleset> ours;
@@ -370,13 +370,13 @@ public:
   std::string check(ApplyHost& host, const std::filesystem::path& file) const override
   {
     auto result = host.run({"sh", "-n", file.string()});
-    return result.status == 0 ? "" : failure("sh -n " + file.string(), result);
+    return result.status == 0 ? "" : command_failure("sh -n " + file.string(), result);
   }
 
   std::string apply(ApplyHost& host, const std::filesystem::path& file) const override
   {
     auto result = host.run({"sh", file.string()});
-    return result.status == 0 ? "" : failure("sh " + file.string(), result);
+    return result.status == 0 ? "" : command_failure("sh " + file.string(), result);
   }
 
   std::string restore_command(const std::filesystem::path& file) const override
@@ -419,7 +419,7 @@ public:
     std::string errors;
     std::string script = drop_chain_lines(k_families[0]) + drop_chain_lines(k_families[1]) + destroy_sets_lines({});
     auto result = host.run({"sh", "-c", script});
-    if (result.status != 0) errors += failure("removing the chain and the pm-* sets", result) + "\n";
+    if (result.status != 0) errors += command_failure("removing the chain and the pm-* sets", result) + "\n";
     if (live(host)) errors += fmt::format("the chain {} is still there (another rule jumps to it?)\n", k_ipt_chain);
     for (const auto& path : persistence_files(root)) {
       auto text = host.read(path);
@@ -472,11 +472,11 @@ private:
     Live out;
     for (std::size_t i = 0; i < 2; ++i) {
       auto result = host.run({k_families[i].save, "-t", "filter"});
-      if (result.status != 0) return unexpected(failure(std::string(k_families[i].save) + " -t filter", result));
+      if (result.status != 0) return unexpected(command_failure(std::string(k_families[i].save) + " -t filter", result));
       (i == 0 ? out.v4 : out.v6) = result.output;
     }
     auto sets = host.run({"ipset", "save"});
-    if (sets.status != 0) return unexpected(failure("ipset save", sets));
+    if (sets.status != 0) return unexpected(command_failure("ipset save", sets));
     out.sets = sets.output;
     return out;
   }
@@ -504,7 +504,7 @@ public:
   Expected<std::string, std::string> save(ApplyHost& host) const override
   {
     auto status = host.run({"ufw", "status"});
-    if (status.status != 0) return unexpected(failure("ufw status", status));
+    if (status.status != 0) return unexpected(command_failure("ufw status", status));
     std::string out = "#!/bin/sh\n# ufw's files as they were before `firewall apply`, then ufw reloaded (or disabled)\nset -e\n";
     for (const auto& path : k_ufw_files) {
       auto text = host.read(path);
@@ -523,7 +523,7 @@ public:
   std::string check(ApplyHost& host, const std::filesystem::path& file) const override
   {
     auto result = host.run({"sh", "-n", file.string()});
-    return result.status == 0 ? "" : failure("sh -n " + file.string(), result);
+    return result.status == 0 ? "" : command_failure("sh -n " + file.string(), result);
   }
 
   // ufw has no atomic replace: portmatrix's previous rules are deleted, then
@@ -532,7 +532,7 @@ public:
   {
     if (auto problem = delete_ours(host); !problem.empty()) return problem;
     auto result = host.run({"sh", file.string()});
-    return result.status == 0 ? "" : failure("sh " + file.string(), result);
+    return result.status == 0 ? "" : command_failure("sh " + file.string(), result);
   }
 
   std::string restore_command(const std::filesystem::path& file) const override
@@ -570,7 +570,7 @@ public:
     }
     if (changed && host.run({"ufw", "status"}).output.find("Status: active") != std::string::npos) {
       auto result = host.run({"ufw", "reload"});
-      if (result.status != 0) errors += failure("ufw reload", result) + "\n";
+      if (result.status != 0) errors += command_failure("ufw reload", result) + "\n";
     }
     return errors;
   }
@@ -584,11 +584,11 @@ public:
                                            const std::string& interface) const override
   {
     auto status = host.run({"ufw", "status"});
-    if (status.status != 0) return unexpected(failure("ufw status", status));
+    if (status.status != 0) return unexpected(command_failure("ufw status", status));
     std::string saves[2];
     for (std::size_t i = 0; i < 2; ++i) {
       auto result = host.run({k_families[i].save, "-t", "filter"});
-      if (result.status != 0) return unexpected(failure(std::string(k_families[i].save) + " -t filter", result));
+      if (result.status != 0) return unexpected(command_failure(std::string(k_families[i].save) + " -t filter", result));
       saves[i] = result.output;
     }
     std::vector<std::string> others; // the host's own ufw rules
@@ -606,7 +606,7 @@ private:
   static std::string delete_ours(ApplyHost& host)
   {
     auto added = host.run({"ufw", "show", "added"});
-    if (added.status != 0) return failure("ufw show added", added);
+    if (added.status != 0) return command_failure("ufw show added", added);
     for (const auto& line : lines_of(added.output)) {
       auto mark = line.find(k_ufw_mark);
       if (!line.starts_with("ufw ") || mark == std::string::npos) continue;
@@ -614,7 +614,7 @@ private:
       std::istringstream words(line.substr(4, mark - 4));
       for (std::string word; words >> word;) argv.push_back(word);
       auto result = host.run(argv);
-      if (result.status != 0) return failure("ufw delete (portmatrix's rule " + line.substr(4, mark - 4) + ")", result);
+      if (result.status != 0) return command_failure("ufw delete (portmatrix's rule " + line.substr(4, mark - 4) + ")", result);
     }
     return {};
   }
@@ -629,6 +629,7 @@ make_apply_backend(FirewallFormat format)
   case FirewallFormat::nftables: return std::make_unique<NftablesBackend>();
   case FirewallFormat::iptables: return std::make_unique<IptablesBackend>();
   case FirewallFormat::ufw: return std::make_unique<UfwBackend>();
+  case FirewallFormat::firewalld: return make_firewalld_apply_backend();
   default: return nullptr;
   }
 }

@@ -5,8 +5,9 @@
 // owns is saved, replaced and removed (nftables: the table inet portmatrix;
 // iptables: the chain PORTMATRIX-INPUT, its INPUT hooks and the pm-* ipsets;
 // ufw: its rules commented "portmatrix: " and portmatrix's block in
-// before.rules, though the rollback puts ufw's files back whole), so the rest
-// of the host's firewall is never touched.
+// before.rules, though the rollback puts ufw's files back whole; firewalld:
+// the zone portmatrix and the pm-* ipsets, i.e. their files in
+// /etc/firewalld), so the rest of the host's firewall is never touched.
 #pragma once
 
 #include <filesystem>
@@ -59,6 +60,14 @@ public:
 };
 
 std::unique_ptr<ApplyBackend> make_apply_backend(FirewallFormat format);
+std::unique_ptr<ApplyBackend> make_firewalld_apply_backend(); // firewalld_backend.cpp
+
+// "WHAT (exit N): its stderr (else stdout)", or "WHAT: cannot run it".
+std::string command_failure(const std::string& what, const ProcessResult& result);
+
+// firewalld: the generated script (`firewall --format firewalld`) with
+// PORTMATRIX_IFACE set to `interface` after its first line, as apply runs it.
+std::string firewalld_ruleset_for(const std::string& script, const std::string& interface);
 
 // `line` added to `text` (a config file) unless a line equal to it is there;
 // `without_line` takes every such line out again. Used for the include line

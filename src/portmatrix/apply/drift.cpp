@@ -4,7 +4,8 @@
 // and by portmatrix's table alone (which, as generated, admits exactly the
 // required flows: a difference there means the table itself was edited).
 // iptables: the same two evaluations, of the filter table's INPUT path and
-// of the chain PORTMATRIX-INPUT alone (with INPUT's jump to it).
+// of the chain PORTMATRIX-INPUT alone (with INPUT's jump to it). firewalld:
+// its nftables ruleset, and firewalld's table alone (its zones, ours among them).
 #include "apply/drift.hpp"
 
 #include <fmt/format.h>
@@ -66,6 +67,21 @@ drift_report(const Plan& plan, const Node& node, const DriftInputs& inputs, cons
   return report;
 }
 
+namespace {
+
+// The input-hook chains of `live` outside the table inet `ours`.
+void
+other_nft_chains(const NftRuleset& live, const std::string& ours, std::vector<std::string>& out)
+{
+  for (const auto* chain : live.input_chains()) {
+    if (chain->family == "inet" && chain->table == ours) continue;
+    out.push_back(fmt::format("nftables {} {} chain {} (input hook, priority {}, policy {}, {} rules)", chain->family,
+                              chain->table, chain->name, chain->priority, chain->policy, chain->rules.size()));
+  }
+}
+
+} // namespace
+
 DriftReport
 nft_drift(const Plan& plan, const Node& node, const NftRuleset& live, const std::optional<NftRuleset>& ours,
           const std::string& interface)
@@ -73,11 +89,42 @@ nft_drift(const Plan& plan, const Node& node, const NftRuleset& live, const std:
   DriftInputs inputs{"nftables", &live, ours ? &*ours : nullptr,
                      "no table inet portmatrix: portmatrix's rules are not applied", {}, {}};
   if (ours && ours->empty()) inputs.ours_unhooked = "table inet portmatrix has no chain on the input hook";
-  for (const auto* chain : live.input_chains()) {
-    if (chain->family == "inet" && chain->table == "portmatrix") continue;
-    inputs.other_filters.push_back(fmt::format("nftables {} {} chain {} (input hook, priority {}, policy {}, {} rules)",
-                                               chain->family, chain->table, chain->name, chain->priority,
-                                               chain->policy, chain->rules.size()));
+  other_nft_chains(live, "portmatrix", inputs.other_filters);
+  return drift_report(plan, node, inputs, interface);
+}
+
+DriftReport
+firewalld_drift(const Plan& plan, const Node& node, const NftRuleset& live, const FirewalldLive& firewalld,
+                const std::string& interface)
+{
+  DriftInputs inputs{"firewalld", &live, nullptr, {}, {}, {}};
+  if (!firewalld.running) {
+    inputs.missing = "firewalld is not running: portmatrix's zone is not applied";
+  } else if (!firewalld.zone_exists) {
+    inputs.missing = "no firewalld zone portmatrix at runtime: portmatrix's rules are not applied";
+  } else if (!firewalld.table) {
+    inputs.missing = "firewalld runs the zone portmatrix but has no table inet firewalld: its rules cannot be read "
+                     "(FirewallBackend=iptables? status reads its nftables backend)";
+  } else {
+    inputs.ours = &*firewalld.table;
+    if (firewalld.interface_zone != "portmatrix") {
+      inputs.ours_unhooked = fmt::format("the interface {} is not in the zone portmatrix ({})",
+                                         interface.empty() ? "holding the node's address" : interface,
+                                         firewalld.interface_zone.empty() ? "no zone" : "zone " + firewalld.interface_zone);
+    }
+  }
+  other_nft_chains(live, "firewalld", inputs.other_filters);
+  // `firewall-cmd --get-active-zones`: a zone's name, then its indented bindings.
+  std::istringstream in(firewalld.active_zones);
+  std::string zone;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    if (line[0] != ' ') {
+      zone = line.substr(0, line.find(' '));
+      continue;
+    }
+    if (zone == "portmatrix") continue;
+    inputs.other_filters.push_back(fmt::format("firewalld zone {} ({})", zone, line.substr(line.find_first_not_of(' '))));
   }
   return drift_report(plan, node, inputs, interface);
 }
@@ -238,6 +285,7 @@ render_drift_table(const DriftReport& report)
   out += fmt::format("  portmatrix's {}: {}; {} runs of ports of inbound flows evaluated\n",
                      report.backend == "iptables" ? "chain PORTMATRIX-INPUT"
                      : report.backend == "ufw"    ? "ufw rules (comment 'portmatrix: ...')"
+                     : report.backend == "firewalld" ? "firewalld zone portmatrix"
                                                   : "table",
                      report.table_present ? "present" : "missing", report.flows_checked);
   for (const auto& finding : report.findings) {

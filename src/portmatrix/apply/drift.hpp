@@ -32,7 +32,7 @@ struct DriftReport
 {
   std::string node;
   std::string address;
-  std::string backend = "nftables"; // nftables, iptables
+  std::string backend = "nftables"; // nftables, iptables, ufw, firewalld
   bool table_present = false;
   std::size_t flows_checked = 0; // runs of ports evaluated
   std::vector<DriftFinding> findings;
@@ -82,6 +82,25 @@ DriftReport iptables_drift(const Plan& plan, const Node& node, const std::string
 DriftReport ufw_drift(const Plan& plan, const Node& node, const std::string& v4_save, const std::string& v6_save,
                       const std::string& user_rules, const std::string& user6_rules, bool active,
                       const std::vector<std::string>& other_filters = {}, const std::string& interface = {});
+
+// firewalld, as read from the node: whether it runs, its nftables table
+// (nft -j list table inet firewalld), whether the zone portmatrix exists at
+// runtime, the zone of the node's interface, and `firewall-cmd
+// --get-active-zones` as printed.
+struct FirewalldLive
+{
+  bool running = false;
+  std::optional<NftRuleset> table;
+  bool zone_exists = false;
+  std::string interface_zone;
+  std::string active_zones;
+};
+// firewalld with its nftables backend: `live` (nft -j list ruleset) decides
+// what packets meet; portmatrix's rules alone are firewalld's table, valid
+// when the zone portmatrix exists and holds the node's interface. Other
+// tables' input chains and firewalld's other active zones are other filters.
+DriftReport firewalld_drift(const Plan& plan, const Node& node, const NftRuleset& live, const FirewalldLive& firewalld,
+                            const std::string& interface = {});
 
 // The part of an iptables-save text that is portmatrix's: the *filter table
 // with INPUT (policy ACCEPT) holding only the jump to PORTMATRIX-INPUT when

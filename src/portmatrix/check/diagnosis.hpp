@@ -1,6 +1,6 @@
 // The diagnosis of one segment of a flow to a node (DESIGN.md, "Diagnosis
 // vocabulary"): which word fits what the probe got, what the listeners hold
-// and what the captures saw. Pure: the coordinator (check.cpp) gathers the
+// and what the captures saw. Pure: the coordinator (coordinator.hpp) gathers the
 // evidence, this decides.
 #pragma once
 

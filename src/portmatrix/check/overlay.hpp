@@ -1,7 +1,7 @@
 // The overlay's own probes of a flow (issue 21): beside the plain probe of
 // an overlay port, the same probe in the overlay's shape (VXLAN, Geneve,
 // WireGuard: agent/encapsulation.hpp). What they add to the plain verdict is
-// decided here. Pure: the coordinator (check.cpp) probes, this decides.
+// decided here. Pure: the coordinator (coordinator.hpp) probes, this decides.
 #pragma once
 
 #include <chrono>

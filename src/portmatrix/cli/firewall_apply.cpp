@@ -147,8 +147,8 @@ local_status(const Plan& plan, const Node& node, const FirewallActionArgs& args)
   auto format = backend_of(*host, args, apply_options(args));
   auto backend = format ? make_apply_backend(*format) : nullptr;
   if (!backend) {
-    std::cerr << fmt::format("portmatrix: firewall status: the {} backend is not supported yet (nftables, iptables "
-                             "and ufw are; docs/apply.md)\n",
+    std::cerr << fmt::format("portmatrix: firewall status: no backend '{}' (nftables, iptables, ufw or firewalld; "
+                             "docs/apply.md)\n",
                              format ? to_string(*format) : "unknown");
     return k_exit_input;
   }
@@ -192,13 +192,24 @@ local_action(const Plan& plan, const FirewallActionArgs& args)
     auto format = backend_of(*host, args, options);
     auto backend = format ? make_apply_backend(*format) : nullptr;
     if (!backend) {
-      std::cerr << fmt::format("portmatrix: firewall {}: the {} backend is not supported yet (nftables, iptables and "
-                               "ufw are; docs/apply.md)\n",
+      std::cerr << fmt::format("portmatrix: firewall {}: no backend '{}' (nftables, iptables, ufw or firewalld; "
+                               "docs/apply.md)\n",
                                args.action, format ? to_string(*format) : "unknown");
       return k_exit_input;
     }
     if (args.action == "apply") {
       auto ruleset = make_firewall_generator(*format, plan)->render(*node);
+      if (*format == FirewallFormat::firewalld) {
+        // The zone is bound to the interface holding the node's address.
+        auto interface = interface_with_address(node->address);
+        if (!interface) {
+          std::cerr << fmt::format("portmatrix: firewall apply: no interface of this host holds {} ({}'s address): "
+                                   "the firewalld zone has nothing to bind to\n",
+                                   node->address, node->name);
+          return k_exit_input;
+        }
+        ruleset = firewalld_ruleset_for(ruleset, *interface);
+      }
       done = apply_rules(*host, *backend, node->name, ruleset, options);
     } else {
       done = remove_rules(*host, *backend, node->name, options);

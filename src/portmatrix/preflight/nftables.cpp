@@ -5,7 +5,7 @@
 // apply; otherwise an unknown match makes the whole decision unknown, naming
 // the rule. An accept ends one base chain (the next still sees the packet);
 // drop and reject end all. The packet is always the first one of a
-// connection: ct state is "new".
+// connection: ct state is "new", ct status has no bit set (not NATed).
 #include "preflight/nftables.hpp"
 
 #include <algorithm>
@@ -175,6 +175,9 @@ struct NftEvaluation
       return {};
     }
     if (key == "ct" && body.value("key", "") == "state" && !body.contains("dir")) return {Kind::text, 0, "new"};
+    // That first packet, sent to the node's own address, was not NATed: no
+    // status bit (dnat, snat...) is set (firewalld: `ct status dnat accept`).
+    if (key == "ct" && body.value("key", "") == "status" && !body.contains("dir")) return {Kind::text, 0, "none"};
     why = render(left);
     return {};
   }

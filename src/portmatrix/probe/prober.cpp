@@ -127,6 +127,13 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
     m_total += std::uint64_t(count) * repeat_of(std::uint32_t(m_outcomes.size() - 1));
   }
   settle_unprobeable_targets();
+  // Every datagram-probed port leaves its nonce (close_probe): room for all
+  // of them at once, rather than a rehash of a NodePort range's map as it grows.
+  std::size_t datagram_ports = 0;
+  for (const auto& outcome : m_outcomes) {
+    if (outcome.target.protocol != Protocol::tcp) datagram_ports += outcome.ports.size();
+  }
+  m_udp_earlier_nonce.reserve(datagram_ports);
   m_start_order.resize(m_outcomes.size());
   for (std::uint32_t target = 0; target < m_start_order.size(); ++target) m_start_order[target] = target;
   std::stable_sort(m_start_order.begin(), m_start_order.end(), [this](std::uint32_t a, std::uint32_t b) {

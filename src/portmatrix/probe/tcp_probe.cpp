@@ -88,10 +88,14 @@ Prober::Impl::on_connect_result(Probe& probe, std::uint32_t events)
   probe.phase = Phase::reading;
   // The handshake's round trip as the kernel timed it (SYN to SYN-ACK, in
   // softirq): not how late this loop noticed, which a busy round inflates.
-  tcp_info info{};
-  socklen_t length = sizeof info;
-  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0 && info.tcpi_rtt > 0) {
-    probe.handshake = std::chrono::microseconds(info.tcpi_rtt);
+  // Asked only while its target keeps more (k_max_rtt_samples): a NodePort
+  // range would otherwise pay a system call per port for 64 samples.
+  if (m_outcomes[probe.job.target].rtts.size() < k_max_rtt_samples) {
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0 && info.tcpi_rtt > 0) {
+      probe.handshake = std::chrono::microseconds(info.tcpi_rtt);
+    }
   }
   // The port is proven reachable; the identity line gets its own, fixed wait,
   // so a destination agent that is busy is not mistaken for another responder.

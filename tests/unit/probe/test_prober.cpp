@@ -707,6 +707,22 @@ TEST(Prober, AHedgeProvesATcpPortWhoseFirstSynWasLost)
   EXPECT_LT(*hedged, *unhedged - 300ms) << "answered only after the first try's timeout: no hedge";
 }
 
+TEST(Prober, ARangeKeepsItsFirstRoundTripsThoughOnlyThoseAreAskedOf)
+{
+  // The handshake's round trip is asked of the kernel (TCP_INFO) only while
+  // the target keeps more: a range longer than k_max_rtt_samples still
+  // reports that many, each measured.
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::tcp, "127.0.0.1", 200, Reply::identity);
+  ASSERT_TRUE(range);
+  responder.start();
+  auto outcomes = Prober::run(test_token(), {target(Protocol::tcp, "127.0.0.1", range->min, range->max)}, options());
+  for (const auto& port : outcomes.at(0).ports) EXPECT_EQ(port.state, ProbeState::open) << port.port;
+  const auto& rtts = outcomes.at(0).rtts;
+  EXPECT_EQ(rtts.size(), k_max_rtt_samples);
+  for (auto rtt : rtts) EXPECT_GT(rtt.count(), 0);
+}
+
 TEST(Prober, FewerProbesAreInFlightWhenAnswersQueueUp)
 {
   // An agent that answers 500 lines a second: 256 probes in flight would

@@ -6,7 +6,10 @@
 // a probe still silent after `quiet_after` leaves that window, keeping its
 // socket until its timeout; `max_open` bounds them all); each finished or
 // quiet probe starts the next job, so a range of thousands of ports is in
-// flight at once and a dropped range is settled in one timeout round.
+// flight at once and a dropped range is settled in one timeout round. A long
+// range's first port goes ahead of everything (its scout): when it does not
+// open, the rest of the range starts at once, outside the window, and its
+// silences run out beside the other ranges' answers (presume_dropped).
 //
 // Probes live in a fixed pool of slots. A slot's generation changes every
 // time it is reused, so anything still queued for an earlier probe in that
@@ -94,8 +97,10 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_udp_earlier_nonce.clear();
   m_total = m_settled = 0;
   m_retries_left = std::max(0, m_options.retries);
-  m_cursor = Job{};
   m_next_target = 0;
+  m_next_attempt = 0;
+  m_scouts.clear();
+  m_dropped.clear();
   m_deferred.clear();
   m_table_read = {};
   m_table_full = false;
@@ -126,6 +131,7 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
     m_outcomes.push_back(std::move(outcome));
     m_total += std::uint64_t(count) * repeat_of(std::uint32_t(m_outcomes.size() - 1));
   }
+  m_scout.assign(m_outcomes.size(), Scout::none);
   settle_unprobeable_targets();
   // Every datagram-probed port leaves its nonce (close_probe): room for all
   // of them at once, rather than a rehash of a NodePort range's map as it grows.
@@ -139,6 +145,14 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   std::stable_sort(m_start_order.begin(), m_start_order.end(), [this](std::uint32_t a, std::uint32_t b) {
     return m_outcomes[a].ports.size() < m_outcomes[b].ports.size();
   });
+  m_next_port.assign(m_outcomes.size(), 0);
+  for (auto target : m_start_order) {
+    const auto& outcome = m_outcomes[target];
+    if (!m_addresses[target] || outcome.ports.size() < k_silent_range || repeat_of(target) != 1) continue;
+    m_scout[target] = Scout::waiting;
+    m_next_port[target] = 1; // port 0 is the scout's
+    m_scouts.push_back(target);
+  }
 
   // The limit as it is now: the caller may have raised it since construction.
   // The whole window at first: a range a firewall drops gives no answers to
@@ -188,41 +202,75 @@ Prober::Impl::settle_unprobeable_targets()
   }
 }
 
+// The next job to start: one that found no fd before; a port of a range
+// presumed dropped (whether or not the window has room: it starts outside
+// it); the scouts; the ranges in start order.
 std::optional<Job>
-Prober::Impl::next_job()
+Prober::Impl::next_job(bool window_open)
 {
-  if (!m_deferred.empty()) {
+  if (window_open && !m_deferred.empty()) {
     auto job = m_deferred.front();
     m_deferred.pop_front();
     return job;
   }
+  while (!m_dropped.empty()) {
+    auto target = m_dropped.front();
+    if (m_next_port[target] < m_outcomes[target].ports.size()) return Job{target, m_next_port[target]++, 0};
+    m_dropped.pop_front();
+  }
+  if (!window_open) return std::nullopt;
+  if (!m_scouts.empty()) {
+    auto target = m_scouts.front();
+    m_scouts.pop_front();
+    return Job{target, 0, 0};
+  }
   while (m_next_target < m_start_order.size()) {
-    m_cursor.target = m_start_order[m_next_target];
-    auto job = m_cursor;
-    bool probed = m_addresses[job.target].has_value();
-    auto ports = std::uint32_t(m_outcomes[job.target].ports.size());
-    if (probed && job.port_index < ports) {
-      if (++m_cursor.attempt == repeat_of(job.target)) {
-        m_cursor.attempt = 0;
-        ++m_cursor.port_index;
+    auto target = m_start_order[m_next_target];
+    auto& port = m_next_port[target];
+    if (m_addresses[target] && port < m_outcomes[target].ports.size()) {
+      Job job{target, port, m_next_attempt};
+      if (++m_next_attempt == repeat_of(target)) {
+        m_next_attempt = 0;
+        ++port;
       }
       return job;
     }
-    m_cursor = Job{};
+    m_next_attempt = 0;
     ++m_next_target;
   }
   return std::nullopt;
 }
 
+// This job is its range's scout, not yet settled.
+bool
+Prober::Impl::scouted(const Job& job) const
+{
+  auto scout = m_scout[job.target];
+  return job.port_index == 0 && job.attempt == 0 && (scout == Scout::waiting || scout == Scout::out);
+}
+
+// The scout of `target` did not open: the rest of its range starts now,
+// ahead of the ranges after it and outside the window, so all of a dropped
+// range's silences run out together and early, beside the ranges that
+// answer, instead of at the end of the round, a window at a time. (A range
+// whose port opens after all goes back into the window: see watch.)
+void
+Prober::Impl::presume_dropped(std::uint32_t target)
+{
+  m_scout[target] = Scout::dropped;
+  m_dropped.push_back(target);
+}
+
 // Starts jobs until `m_capacity` probes are in flight, the jobs run out, or
-// no fd is left (then the next finished probe calls fill() again).
+// no fd is left (then the next finished probe calls fill() again); young
+// ones only while the window has room.
 void
 Prober::Impl::fill()
 {
   m_starved = false;
   if (table_full()) return; // its timer calls fill() again
-  while (!m_starved && m_young < m_window && m_in_flight < m_capacity) {
-    auto job = next_job();
+  while (!m_starved && m_in_flight < m_capacity) {
+    auto job = next_job(m_young < m_window);
     if (!job) break;
     try {
       if (launch(*job) == Launch::deferred) m_starved = true;
@@ -267,11 +315,12 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   probe.deadline = now + m_options.timeout;
   ++m_in_flight;
   m_deadlines.push(probe.deadline, slot, generation);
-  probe.young = true;
-  ++m_young;
-  if (hedgeable(job.target)) {
+  if (job.port_index == 0 && job.attempt == 0 && m_scout[job.target] == Scout::waiting) m_scout[job.target] = Scout::out;
+  probe.young = m_scout[job.target] != Scout::dropped || m_target_opened[job.target];
+  m_young += probe.young;
+  if (hedgeable(job.target) || scouted(job)) {
     m_hedges.push(now + m_options.hedge_after, slot, generation);
-  } else if (m_options.quiet_after < m_options.timeout) {
+  } else if (probe.young && m_options.quiet_after < m_options.timeout) {
     m_quiet.push(now + m_options.quiet_after, slot, generation);
   }
   if (protocol != Protocol::tcp && m_options.udp_resend.count() > 0 && m_options.udp_resend < m_options.timeout) {
@@ -354,6 +403,14 @@ Prober::Impl::on_hedge(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
+  if (scouted(probe.job)) {
+    if (probe.phase == Phase::reading) return; // connected: it opened, its identity line on the way
+    presume_dropped(probe.job.target);
+    if (probe.young) --m_young; // silent, like the rest of its range
+    probe.young = false;
+    fill();
+    return;
+  }
   auto& hedged = m_hedged[probe.job.target][probe.job.port_index];
   if (probe.phase != Phase::connecting || m_retries_left == 0 || hedged) return;
   hedged = 1;
@@ -417,6 +474,10 @@ Prober::Impl::settle(const Job& job, Finding finding)
   auto& outcome = m_outcomes[job.target].ports[job.port_index];
   bool first = m_attempts_settled[job.target][job.port_index]++ == 0;
   bool opened = finding.state == ProbeState::open;
+  if (scouted(job)) {
+    if (opened) m_scout[job.target] = Scout::opened;
+    else presume_dropped(job.target); // refused, an error: the rest will be too, or silent
+  }
   if (opened) m_target_opened[job.target] = 1;
   if (finding.silent) ++outcome.silent;
   auto& rtts = m_outcomes[job.target].rtts;
@@ -512,6 +573,8 @@ Prober::Impl::finish_now()
   if (!m_running || m_done_timer != 0) return;
   abandon_probes();
   m_deferred.clear();
+  m_scouts.clear();
+  m_dropped.clear();
   m_udp_waiting.clear();
   m_next_target = std::uint32_t(m_start_order.size()); // nothing more starts
   m_retries_left = 0;

@@ -131,7 +131,12 @@ struct ProbeOptions
   // denied) then costs hedge_after + timeout, not two timeouts.
   int retries = 1;
   // An answer later than this is late (the adaptive window's limit is the
-  // same share of the default timeout, 30%).
+  // same share of the default timeout, 30%). A range of k_silent_range
+  // ports or more probes its first port ahead of the rest; when that port
+  // has not opened by hedge_after (or was refused), the rest of the range
+  // starts at once, outside the window: a dropped range's ports, or a dead
+  // agent's, wait out one timeout together, beside the ranges that answer,
+  // instead of after them.
   std::chrono::milliseconds hedge_after{300};
   // A running node's connection-tracking table is shared with its live
   // traffic: when it is full, the kernel drops new connections. Every probe

@@ -96,8 +96,10 @@ struct Prober::Impl
 
 private:
   void settle_unprobeable_targets();
-  std::optional<Job> next_job();
+  std::optional<Job> next_job(bool window_open);
   void fill();
+  bool scouted(const Job& job) const;
+  void presume_dropped(std::uint32_t target);
   Launch launch(const Job& job);
   Launch launch_udp(const Job& job, const SocketAddress& peer);
   Launch launch_datagram(const Job& job, const SocketAddress& peer, UdpChannel& channel,
@@ -195,7 +197,17 @@ private:
   // silent) are not queued behind thousands of NodePort probes.
   std::vector<std::uint32_t> m_start_order;
   std::uint32_t m_next_target = 0; // into m_start_order
-  Job m_cursor;                    // the next job not yet started (of m_start_order[m_next_target])
+  std::uint32_t m_next_attempt = 0; // of m_start_order[m_next_target]'s next port
+  std::vector<std::uint32_t> m_next_port; // per target: its first port not yet started
+  // A range of k_silent_range ports or more (one try a port) sends its
+  // first port ahead of every other probe: its scout. A scout that does not
+  // open within hedge_after (silent, refused, an error) says how the rest
+  // will answer: that range is presumed dropped, and its ports start at once,
+  // beside the rest, outside the window (see presume_dropped).
+  enum class Scout : std::uint8_t { none, waiting, out, opened, dropped };
+  std::vector<Scout> m_scout;             // per target
+  std::deque<std::uint32_t> m_scouts;      // targets whose scout has not started
+  std::deque<std::uint32_t> m_dropped;     // presumed dropped, ports left to start
   std::deque<Job> m_deferred;   // jobs that found no free fd; retried first
   bool m_starved = false;       // out of fds: wait for a probe to finish
 
@@ -220,7 +232,7 @@ private:
   DeadlineQueue m_resends;
   DeadlineQueue m_identity_deadlines; // TCP: connected, waiting for the identity line
   DeadlineQueue m_quiet;              // probes leaving the window, unanswered
-  DeadlineQueue m_hedges;             // short TCP ranges: probes whose retry starts beside them
+  DeadlineQueue m_hedges;             // short TCP ranges: probes whose retry starts beside them; scouts
   std::uint64_t m_done_timer = 0;
 
   // The conntrack table (ProbeOptions::conntrack): when it was last read,

@@ -6,8 +6,12 @@
 # flows to worker2 are skipped (agent-unreachable), never wrong-responder
 # nor filtered (issue 16, finding 8); so are the denies to it, which pass only
 # on its agent's word (issue 17); the flows from worker2 are skipped; the check ends within
-# its deadline; every flow not involving worker2 passes. Thawed (SIGCONT),
-# the agent answers the next check, which passes.
+# its deadline; every flow not involving worker2 passes. No probe in
+# VXLAN's shape goes to worker2 while its agent is frozen (only an agent
+# answers one: the shaped probes would wait out their timeouts one after the
+# other, issue 20); counted by an nft counter in worker2's namespace, which
+# the thawed check's shaped probes prove counts. Thawed (SIGCONT), the agent
+# answers the next check, which passes.
 #   usage: agent_stopped_destination.sh PORTMATRIX [PM_NETPROBE]
 source "$(dirname "$0")/check_lib.bash"
 ck_init stopped_destination "$@"
@@ -15,6 +19,18 @@ DEADLINE=15
 
 ck_topology
 ck_start_cluster
+
+# VXLAN-shaped datagrams arriving at worker2's 8472 (the first payload
+# byte is VXLAN's flags, 0x08; a plain probe starts with its text).
+ck_in worker2 nft -f - <<'NFT'
+table inet pmcount {
+  chain input {
+    type filter hook input priority -300
+    udp dport 8472 @th,64,8 0x08 counter
+  }
+}
+NFT
+shaped_to_worker2() { ck_in worker2 nft list chain inet pmcount input | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
 
 kill -STOP "${CK_AGENT_PID[worker2]}"
 ck_log "froze worker2's agent (pid ${CK_AGENT_PID[worker2]})"
@@ -29,6 +45,9 @@ ck_expect "from=worker2" skip agent-unreachable
 ck_expect "to=worker2 proto=udp expect=allow" skip agent-unreachable "worker2's agent could not be asked what it saw"
 ck_expect "to=worker2 expect=deny" skip agent-unreachable "could not be asked whether anything listened"
 ck_others_pass "from=worker2" "to=worker2" "to=vip"
+shaped=$(shaped_to_worker2)
+[[ $shaped == 0 ]] && ck_ok "no VXLAN-shaped probe went to worker2's frozen agent" ||
+  ck_fail "$shaped VXLAN-shaped probes went to worker2, whose agent did not answer hello"
 
 kill -CONT "${CK_AGENT_PID[worker2]}"
 ck_log "thawed worker2's agent"
@@ -37,5 +56,8 @@ ck_check thawed
 ck_exit_status 0
 ck_summary failed=0 skipped=0
 ck_agents_ok
+shaped=$(shaped_to_worker2)
+[[ $shaped -gt 0 ]] && ck_ok "the thawed check's VXLAN-shaped probes reached worker2 ($shaped counted)" ||
+  ck_fail "no VXLAN-shaped probe counted at worker2 in the thawed check: the counter counts nothing"
 
 ck_finish

@@ -298,7 +298,11 @@ Coordinator::probe_round()
       continue; // an overlay's port range sampled: its ports probed, not its shape (a single port is never sampled)
     }
     // An overlay's port: the same probe in the overlay's shape too, and at
-    // the source interface's MTU (check/overlay.cpp).
+    // the source interface's MTU (check/overlay.cpp), where the destination's
+    // agent answered hello: only an agent answers a shaped probe, and to a
+    // node without one the shaped probes would only wait out their timeouts,
+    // one after the other (they share the plain probe's address and port).
+    if (flow.to && !m_report.agents[*flow.to].reachable) continue;
     if (auto shaped = shaped_target(flow, m_plan.matrix.profile.find_port(flow.port), request.targets.back())) {
       auto& overlay = m_overlay[i];
       overlay.shaped = {request.targets.size(), *shaped};

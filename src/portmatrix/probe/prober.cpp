@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <utility>
 
@@ -202,9 +203,11 @@ Prober::Impl::settle_unprobeable_targets()
   }
 }
 
-// The next job to start: one that found no fd before; a port of a range
-// presumed dropped (whether or not the window has room: it starts outside
-// it); the scouts; the ranges in start order.
+// The next job to start: one that found no fd before; the scouts; the short
+// targets; a port of a range presumed dropped (whether or not the window has
+// room: it starts outside it); the long ranges in start order. (Short
+// targets go before a dropped range's burst: a dead agent's kernel
+// rate-limits its ICMP errors, and those should answer its single ports.)
 std::optional<Job>
 Prober::Impl::next_job(bool window_open)
 {
@@ -213,17 +216,19 @@ Prober::Impl::next_job(bool window_open)
     m_deferred.pop_front();
     return job;
   }
-  while (!m_dropped.empty()) {
+  if (window_open && !m_scouts.empty()) {
+    auto target = m_scouts.front();
+    m_scouts.pop_front();
+    return Job{target, 0, 0};
+  }
+  bool short_ones_started = m_next_target >= m_start_order.size()
+                            || m_outcomes[m_start_order[m_next_target]].ports.size() >= k_silent_range;
+  while (short_ones_started && !m_dropped.empty()) {
     auto target = m_dropped.front();
     if (m_next_port[target] < m_outcomes[target].ports.size()) return Job{target, m_next_port[target]++, 0};
     m_dropped.pop_front();
   }
   if (!window_open) return std::nullopt;
-  if (!m_scouts.empty()) {
-    auto target = m_scouts.front();
-    m_scouts.pop_front();
-    return Job{target, 0, 0};
-  }
   while (m_next_target < m_start_order.size()) {
     auto target = m_start_order[m_next_target];
     auto& port = m_next_port[target];
@@ -507,13 +512,26 @@ bool
 Prober::Impl::queue_retries()
 {
   std::uint64_t queued = 0;
+  // A long range of which nothing opened: a firewall's drop, final. So is
+  // silence on any port of the same protocol to that address, where no port
+  // opened at all (a dead agent's node, a host that drops the protocol):
+  // asking again would only cost another timeout.
+  using Host = std::pair<std::string, Protocol>; // an overlay's shaped probes too
+  std::map<Host, std::pair<bool, bool>> hosts; // -> (a long range, a port opened)
+  auto host_of = [this](std::uint32_t target) {
+    const auto& probed = m_outcomes[target].target;
+    return Host{probed.address, probed.protocol};
+  };
+  for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
+    auto& host = hosts[host_of(target)];
+    host.first = host.first || m_outcomes[target].ports.size() >= k_silent_range;
+    host.second = host.second || m_target_opened[target];
+  }
   for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
     if (!m_addresses[target]) continue;
     auto& ports = m_outcomes[target].ports;
-    // A long range of which nothing opened: a firewall's drop, final.
-    bool silence_is_final = ports.size() >= k_silent_range
-                            && std::none_of(ports.begin(), ports.end(),
-                                            [](const PortOutcome& port) { return port.state == ProbeState::open; });
+    auto host = hosts[host_of(target)];
+    bool silence_is_final = (ports.size() >= k_silent_range && !m_target_opened[target]) || (host.first && !host.second);
     for (std::uint32_t index = 0; index < ports.size(); ++index) {
       auto& outcome = ports[index];
       bool proven = outcome.state == ProbeState::open && outcome.responder && outcome.responder->authentic;

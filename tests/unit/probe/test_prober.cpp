@@ -633,6 +633,40 @@ TEST(Prober, ALongRangeOfWhichNothingOpenedIsFilteredInOneTimeout)
   EXPECT_EQ(responder.silent_datagrams(), k_silent_range) << "retried: one try more per port";
 }
 
+TEST(Prober, SilenceOnASinglePortIsFinalWhereALongRangeOfTheSameHostOpenedNothing)
+{
+  // A dead agent's node, or a host whose firewall drops the protocol: its
+  // NodePort range opens nothing, and its single ports (8472, say) fall
+  // silent with it. Asking them again would only cost a second timeout.
+  TestResponder responder(test_token());
+  auto range = responder.serve_range(Protocol::udp, "127.0.0.1", std::uint32_t(k_silent_range), Reply::nothing);
+  auto single = responder.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
+  ASSERT_TRUE(range && single != 0);
+  responder.start();
+  auto probe_options = options(300ms);
+  probe_options.udp_resend = 60s; // one datagram per try
+  auto outcomes = Prober::run(test_token(),
+                              {target(Protocol::udp, "127.0.0.1", single),
+                               target(Protocol::udp, "127.0.0.1", range->min, range->max)},
+                              probe_options);
+  EXPECT_EQ(outcomes.at(0).ports.at(0).state, ProbeState::filtered);
+  for (const auto& port : outcomes.at(1).ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
+  EXPECT_EQ(responder.silent_datagrams(), k_silent_range + 1) << "the single port was asked again";
+
+  // Where a port of the host opened, the single port's silence is asked again (loss, not a firewall).
+  TestResponder answering(test_token());
+  auto open_range = answering.serve_range(Protocol::udp, "127.0.0.1", std::uint32_t(k_silent_range), Reply::identity);
+  auto quiet = answering.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
+  ASSERT_TRUE(open_range && quiet != 0);
+  answering.start();
+  outcomes = Prober::run(test_token(),
+                         {target(Protocol::udp, "127.0.0.1", quiet),
+                          target(Protocol::udp, "127.0.0.1", open_range->min, open_range->max)},
+                         probe_options);
+  EXPECT_EQ(outcomes.at(0).ports.at(0).state, ProbeState::filtered);
+  EXPECT_EQ(answering.silent_datagrams(), 2u) << "tried twice";
+}
+
 TEST(Prober, SilenceInARangeWhereOtherPortsOpenedIsAskedAgain)
 {
   // Most of the range answers at once, a few ports only the retry: loss,

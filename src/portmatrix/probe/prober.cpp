@@ -91,6 +91,7 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_bind_source.clear();
   m_may_self_connect.clear();
   m_target_opened.clear();
+  m_target_refused.clear();
   m_attempts_settled.clear();
   m_hedged.clear();
   m_udp_in_flight.clear();
@@ -126,6 +127,7 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
     m_bind_source.push_back(m_source && (!source || *source != m_source->host()));
     m_may_self_connect.push_back(!source || !address || *source == address->host());
     m_target_opened.push_back(0);
+    m_target_refused.push_back(0);
     m_addresses.push_back(std::move(address));
     m_attempts_settled.emplace_back(count, 0);
     m_hedged.emplace_back(count, 0);
@@ -484,6 +486,7 @@ Prober::Impl::settle(const Job& job, Finding finding)
     else presume_dropped(job.target); // refused, an error: the rest will be too, or silent
   }
   if (opened) m_target_opened[job.target] = 1;
+  if (finding.state == ProbeState::refused) m_target_refused[job.target] = 1;
   if (finding.silent) ++outcome.silent;
   auto& rtts = m_outcomes[job.target].rtts;
   if (opened && finding.rtt.count() > 0 && finding.responder && finding.responder->authentic &&
@@ -513,18 +516,21 @@ Prober::Impl::queue_retries()
 {
   std::uint64_t queued = 0;
   // A long range of which nothing opened: a firewall's drop, final. So is
-  // silence on any port of the same protocol to that address, where no port
-  // opened at all (a dead agent's node, a host that drops the protocol):
-  // asking again would only cost another timeout.
+  // silence on any port of the same protocol to an address where a long
+  // range was refused and no port opened at all: nothing listens there (a
+  // dead agent's node, whose rate-limited ICMP leaves most probes silent),
+  // and asking again would only cost another timeout. (A range that is only
+  // silent may be one that must stay closed, dropped by a live node's
+  // firewall: that says nothing of its other ports.)
   using Host = std::pair<std::string, Protocol>; // an overlay's shaped probes too
-  std::map<Host, std::pair<bool, bool>> hosts; // -> (a long range, a port opened)
+  std::map<Host, std::pair<bool, bool>> hosts; // -> (a long range refused, a port opened)
   auto host_of = [this](std::uint32_t target) {
     const auto& probed = m_outcomes[target].target;
     return Host{probed.address, probed.protocol};
   };
   for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
     auto& host = hosts[host_of(target)];
-    host.first = host.first || m_outcomes[target].ports.size() >= k_silent_range;
+    host.first = host.first || (m_outcomes[target].ports.size() >= k_silent_range && m_target_refused[target]);
     host.second = host.second || m_target_opened[target];
   }
   for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {

@@ -182,6 +182,7 @@ private:
   // are slow, not dropped. (Refusals do not count: where a range is closed,
   // silence is the kernel's ICMP rate limit, not a busy agent.)
   std::vector<std::uint8_t> m_target_opened;
+  std::vector<std::uint8_t> m_target_refused; // per target: some port refused (see queue_retries)
   std::vector<std::vector<std::uint32_t>> m_attempts_settled; // per target, per port
   // Per target, per port: its retry was started early, beside the first try
   // (a hedge, see on_hedge), so the next retry pass leaves it out.

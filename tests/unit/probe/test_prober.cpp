@@ -633,38 +633,47 @@ TEST(Prober, ALongRangeOfWhichNothingOpenedIsFilteredInOneTimeout)
   EXPECT_EQ(responder.silent_datagrams(), k_silent_range) << "retried: one try more per port";
 }
 
-TEST(Prober, SilenceOnASinglePortIsFinalWhereALongRangeOfTheSameHostOpenedNothing)
+TEST(Prober, SilenceOnASinglePortIsFinalWhereALongRangeOfTheSameHostWasRefusedAndNothingOpened)
 {
-  // A dead agent's node, or a host whose firewall drops the protocol: its
-  // NodePort range opens nothing, and its single ports (8472, say) fall
-  // silent with it. Asking them again would only cost a second timeout.
-  TestResponder responder(test_token());
-  auto range = responder.serve_range(Protocol::udp, "127.0.0.1", std::uint32_t(k_silent_range), Reply::nothing);
-  auto single = responder.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
-  ASSERT_TRUE(range && single != 0);
-  responder.start();
+  // A dead agent's node: its NodePort range is refused (nothing listens),
+  // and its single ports (8472, say) fall silent with it once its kernel
+  // rate-limits the ICMP errors. Asking them again would only cost a second
+  // timeout.
   auto probe_options = options(300ms);
   probe_options.udp_resend = 60s; // one datagram per try
+  PortRange closed;
+  auto reserved = bind_free_range(Protocol::udp, "127.0.0.1", std::uint32_t(k_silent_range), closed);
+  ASSERT_EQ(reserved.size(), k_silent_range);
+  reserved.clear(); // bound, now released: closed
+  TestResponder dead(test_token());
+  auto single = dead.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
+  ASSERT_NE(single, 0);
+  dead.start();
   auto outcomes = Prober::run(test_token(),
                               {target(Protocol::udp, "127.0.0.1", single),
-                               target(Protocol::udp, "127.0.0.1", range->min, range->max)},
+                               target(Protocol::udp, "127.0.0.1", closed.min, closed.max)},
                               probe_options);
   EXPECT_EQ(outcomes.at(0).ports.at(0).state, ProbeState::filtered);
-  for (const auto& port : outcomes.at(1).ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
-  EXPECT_EQ(responder.silent_datagrams(), k_silent_range + 1) << "the single port was asked again";
+  for (const auto& port : outcomes.at(1).ports) EXPECT_EQ(port.state, ProbeState::refused) << port.port;
+  EXPECT_EQ(dead.silent_datagrams(), 1u) << "the single port was asked again";
 
-  // Where a port of the host opened, the single port's silence is asked again (loss, not a firewall).
-  TestResponder answering(test_token());
-  auto open_range = answering.serve_range(Protocol::udp, "127.0.0.1", std::uint32_t(k_silent_range), Reply::identity);
-  auto quiet = answering.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
-  ASSERT_TRUE(open_range && quiet != 0);
-  answering.start();
-  outcomes = Prober::run(test_token(),
-                         {target(Protocol::udp, "127.0.0.1", quiet),
-                          target(Protocol::udp, "127.0.0.1", open_range->min, open_range->max)},
-                         probe_options);
-  EXPECT_EQ(outcomes.at(0).ports.at(0).state, ProbeState::filtered);
-  EXPECT_EQ(answering.silent_datagrams(), 2u) << "tried twice";
+  // The comparisons: a long range that is only silent (one that must stay
+  // closed, dropped by a live node's firewall), or one that opened, says
+  // nothing of the single port: its silence is asked again.
+  for (auto reply : {Reply::nothing, Reply::identity}) {
+    TestResponder live(test_token());
+    auto range = live.serve_range(Protocol::udp, "127.0.0.1", std::uint32_t(k_silent_range), reply);
+    auto quiet = live.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
+    ASSERT_TRUE(range && quiet != 0);
+    live.start();
+    outcomes = Prober::run(test_token(),
+                           {target(Protocol::udp, "127.0.0.1", quiet),
+                            target(Protocol::udp, "127.0.0.1", range->min, range->max)},
+                           probe_options);
+    EXPECT_EQ(outcomes.at(0).ports.at(0).state, ProbeState::filtered);
+    auto range_silent = reply == Reply::nothing ? k_silent_range : 0;
+    EXPECT_EQ(live.silent_datagrams(), range_silent + 2) << "the single port tried twice";
+  }
 }
 
 TEST(Prober, SilenceInARangeWhereOtherPortsOpenedIsAskedAgain)

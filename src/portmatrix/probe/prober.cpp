@@ -8,8 +8,9 @@
 // quiet probe starts the next job, so a range of thousands of ports is in
 // flight at once and a dropped range is settled in one timeout round. A long
 // range's first port goes ahead of everything (its scout): when it does not
-// open, the rest of the range starts at once, outside the window, and its
-// silences run out beside the other ranges' answers (presume_dropped).
+// open, the rest of the range starts next, its probes leaving the window
+// after hedge_after, and its silences run out beside the other ranges'
+// answers (presume_dropped).
 //
 // Probes live in a fixed pool of slots. A slot's generation changes every
 // time it is reused, so anything still queued for an earlier probe in that
@@ -206,19 +207,18 @@ Prober::Impl::settle_unprobeable_targets()
 }
 
 // The next job to start: one that found no fd before; the scouts; the short
-// targets; a port of a range presumed dropped (whether or not the window has
-// room: it starts outside it); the long ranges in start order. (Short
-// targets go before a dropped range's burst: a dead agent's kernel
+// targets; a port of a range presumed dropped; the long ranges in start
+// order. (Short targets go before a dropped range: a dead agent's kernel
 // rate-limits its ICMP errors, and those should answer its single ports.)
 std::optional<Job>
-Prober::Impl::next_job(bool window_open)
+Prober::Impl::next_job()
 {
-  if (window_open && !m_deferred.empty()) {
+  if (!m_deferred.empty()) {
     auto job = m_deferred.front();
     m_deferred.pop_front();
     return job;
   }
-  if (window_open && !m_scouts.empty()) {
+  if (!m_scouts.empty()) {
     auto target = m_scouts.front();
     m_scouts.pop_front();
     return Job{target, 0, 0};
@@ -230,7 +230,6 @@ Prober::Impl::next_job(bool window_open)
     if (m_next_port[target] < m_outcomes[target].ports.size()) return Job{target, m_next_port[target]++, 0};
     m_dropped.pop_front();
   }
-  if (!window_open) return std::nullopt;
   while (m_next_target < m_start_order.size()) {
     auto target = m_start_order[m_next_target];
     auto& port = m_next_port[target];
@@ -256,28 +255,37 @@ Prober::Impl::scouted(const Job& job) const
   return job.port_index == 0 && job.attempt == 0 && (scout == Scout::waiting || scout == Scout::out);
 }
 
-// The scout of `target` did not open: the rest of its range starts now,
-// ahead of the ranges after it and outside the window, so all of a dropped
-// range's silences run out together and early, beside the ranges that
-// answer, instead of at the end of the round, a window at a time. (A range
-// whose port opens after all goes back into the window: see watch.)
+// The scout of `target` did not open: the rest of its range starts next,
+// ahead of the ranges after it, and each of its probes leaves the window
+// after hedge_after without an answer (on_hedge), so a dropped range's
+// silences run out early, beside the ranges that answer, instead of at the
+// end of the round. Its probes stay in the window while they are young,
+// and for good once a port of it opened: on an overloaded machine a scout
+// is late without any drop, and the window is what keeps the load bounded.
 void
 Prober::Impl::presume_dropped(std::uint32_t target)
 {
   m_scout[target] = Scout::dropped;
   m_dropped.push_back(target);
+  // Its probes already out, unanswered, leave the window too (at most a
+  // window of them, once per range).
+  if (m_target_opened[target]) return;
+  for (auto& probe : m_probes) {
+    if (probe.phase == Phase::idle || probe.phase == Phase::reading || !probe.young || probe.job.target != target) continue;
+    probe.young = false;
+    --m_young;
+  }
 }
 
 // Starts jobs until `m_capacity` probes are in flight, the jobs run out, or
-// no fd is left (then the next finished probe calls fill() again); young
-// ones only while the window has room.
+// no fd is left (then the next finished probe calls fill() again).
 void
 Prober::Impl::fill()
 {
   m_starved = false;
   if (table_full()) return; // its timer calls fill() again
-  while (!m_starved && m_in_flight < m_capacity) {
-    auto job = next_job(m_young < m_window);
+  while (!m_starved && m_young < m_window && m_in_flight < m_capacity) {
+    auto job = next_job();
     if (!job) break;
     try {
       if (launch(*job) == Launch::deferred) m_starved = true;
@@ -323,11 +331,11 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   ++m_in_flight;
   m_deadlines.push(probe.deadline, slot, generation);
   if (job.port_index == 0 && job.attempt == 0 && m_scout[job.target] == Scout::waiting) m_scout[job.target] = Scout::out;
-  probe.young = m_scout[job.target] != Scout::dropped || m_target_opened[job.target];
-  m_young += probe.young;
-  if (hedgeable(job.target) || scouted(job)) {
+  probe.young = true;
+  ++m_young;
+  if (hedgeable(job.target) || scouted(job) || m_scout[job.target] == Scout::dropped) {
     m_hedges.push(now + m_options.hedge_after, slot, generation);
-  } else if (probe.young && m_options.quiet_after < m_options.timeout) {
+  } else if (m_options.quiet_after < m_options.timeout) {
     m_quiet.push(now + m_options.quiet_after, slot, generation);
   }
   if (protocol != Protocol::tcp && m_options.udp_resend.count() > 0 && m_options.udp_resend < m_options.timeout) {
@@ -410,11 +418,15 @@ Prober::Impl::on_hedge(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
-  if (scouted(probe.job)) {
+  auto target = probe.job.target;
+  if (scouted(probe.job) || m_scout[target] == Scout::dropped) {
     if (probe.phase == Phase::reading) return; // connected: it opened, its identity line on the way
-    presume_dropped(probe.job.target);
-    if (probe.young) --m_young; // silent, like the rest of its range
-    probe.young = false;
+    if (scouted(probe.job)) {
+      presume_dropped(target); // its unanswered probes leave the window, this one too
+    } else if (!m_target_opened[target] && probe.young) { // no port of it opened: dropped, not slow
+      probe.young = false;
+      --m_young;
+    }
     fill();
     return;
   }

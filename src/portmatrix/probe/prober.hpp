@@ -134,9 +134,9 @@ struct ProbeOptions
   // same share of the default timeout, 30%). A range of k_silent_range
   // ports or more probes its first port ahead of the rest; when that port
   // has not opened by hedge_after (or was refused), the rest of the range
-  // starts at once, outside the window: a dropped range's ports, or a dead
-  // agent's, wait out one timeout together, beside the ranges that answer,
-  // instead of after them.
+  // starts next, each probe leaving the window after hedge_after without an
+  // answer: a dropped range's ports, or a dead agent's, wait out their
+  // timeout beside the ranges that answer, instead of after them.
   std::chrono::milliseconds hedge_after{300};
   // A running node's connection-tracking table is shared with its live
   // traffic: when it is full, the kernel drops new connections. Every probe

@@ -96,7 +96,7 @@ struct Prober::Impl
 
 private:
   void settle_unprobeable_targets();
-  std::optional<Job> next_job(bool window_open);
+  std::optional<Job> next_job();
   void fill();
   bool scouted(const Job& job) const;
   void presume_dropped(std::uint32_t target);
@@ -203,8 +203,8 @@ private:
   // A range of k_silent_range ports or more (one try a port) sends its
   // first port ahead of every other probe: its scout. A scout that does not
   // open within hedge_after (silent, refused, an error) says how the rest
-  // will answer: that range is presumed dropped, and its ports start at once,
-  // beside the rest, outside the window (see presume_dropped).
+  // will answer: that range is presumed dropped, and its ports start next,
+  // each leaving the window after hedge_after unanswered (see presume_dropped).
   enum class Scout : std::uint8_t { none, waiting, out, opened, dropped };
   std::vector<Scout> m_scout;             // per target
   std::deque<std::uint32_t> m_scouts;      // targets whose scout has not started

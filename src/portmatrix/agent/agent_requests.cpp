@@ -94,14 +94,14 @@ Agent::Impl::handle_probe(std::uint64_t id, const ControlRequest& request)
   auto asked = std::move(body->targets);
   std::vector<std::size_t> unique_of(asked.size());
   std::map<std::tuple<Protocol, std::string, std::uint16_t, std::uint16_t, int, Encapsulation, std::uint32_t,
-                      std::uint16_t>,
+                      std::uint16_t, bool>,
            std::size_t>
     seen_targets;
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < asked.size(); ++i) {
     const auto& target = asked[i];
     auto key = std::make_tuple(target.protocol, target.address, target.range.min, target.range.max, target.repeat,
-                               target.encapsulation, target.vni, target.size);
+                               target.encapsulation, target.vni, target.size, target.identity);
     auto [it, fresh] = seen_targets.emplace(key, body->targets.size());
     unique_of[i] = it->second;
     if (!fresh) continue;

@@ -202,6 +202,7 @@ to_json(const ProbeRequest& request)
       targets.back()["vni"] = target.vni;
     }
     if (target.size > 0) targets.back()["size"] = target.size;
+    if (!target.identity) targets.back()["identity"] = false;
   }
   json body{{"timeout_ms", request.timeout.count()}, {"retries", request.retries}, {"targets", targets}};
   if (request.continues) body["continues"] = true;
@@ -361,6 +362,7 @@ parse_probe_request(std::string_view text)
         target.vni = std::uint32_t(number_field(item, "vni", 0, 0xffffff));
       }
       if (item.contains("size")) target.size = std::uint16_t(number_field(item, "size", 0, 65535));
+      if (item.contains("identity")) target.identity = bool_field(item, "identity");
       request.targets.push_back(std::move(target));
     }
     return request;

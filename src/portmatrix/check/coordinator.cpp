@@ -231,6 +231,7 @@ Coordinator::hello_round()
   auto wait = std::chrono::milliseconds(3000) + std::chrono::milliseconds(10) * std::int64_t(calls.size());
   call_agents(calls, round_deadline(wait));
   m_hello.resize(m_plan.inventory.nodes.size());
+  m_silent_agent.assign(m_plan.inventory.nodes.size(), 0);
   m_report.agents.resize(m_plan.inventory.nodes.size());
   for (std::size_t i = 0; i < m_plan.inventory.nodes.size(); ++i) {
     m_report.agents[i].node = m_plan.inventory.nodes[i].name;
@@ -242,6 +243,7 @@ Coordinator::hello_round()
     const auto& result = *call.result;
     if (!result) {
       status.error = result.error();
+      m_silent_agent[call.node] = 1;
     } else if (!result->ok) {
       status.error = "agent refused: " + result->body;
     } else if (auto hello = parse_hello_reply(result->body); !hello) {
@@ -292,7 +294,12 @@ Coordinator::probe_round()
     m_probe_index[i] = {flow.from, request.targets.size()};
     // A sampled flow is one target per run of its sampled ports; its
     // replies are joined into the first (join_sampled).
-    for (const auto& range : ports) request.targets.push_back({flow.protocol, m_plan.flow_address(flow), range, repeat});
+    for (const auto& range : ports) {
+      auto& target = request.targets.emplace_back(ProbeTarget{flow.protocol, m_plan.flow_address(flow), range, repeat});
+      // A destination whose agent sent nothing back to hello sends no
+      // identity either: a connection is all its ports can tell, at once.
+      target.identity = !(flow.to && m_silent_agent[*flow.to]);
+    }
     if (ports.size() != 1 || ports.front() != flow.range) {
       m_sampled[i] = std::move(ports);
       continue; // an overlay's port range sampled: its ports probed, not its shape (a single port is never sampled)

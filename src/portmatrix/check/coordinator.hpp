@@ -156,6 +156,7 @@ private:
   CheckReport m_report;
   std::vector<Flow> m_flows;
   std::vector<std::optional<HelloReply>> m_hello;
+  std::vector<char> m_silent_agent; // node -> its agent sent nothing back to hello (stopped, frozen, gone)
   std::vector<std::pair<std::size_t, std::size_t>> m_probe_index; // flow -> (source node, target index)
   std::vector<std::vector<PortRange>> m_sampled;                   // flow -> its sampled ports (empty: all)
   std::map<std::size_t, ProbeReply> m_replies;                    // source node -> reply

@@ -431,7 +431,8 @@ Prober::Impl::on_hedge(std::uint32_t slot, std::uint32_t generation)
     return;
   }
   auto& hedged = m_hedged[probe.job.target][probe.job.port_index];
-  if (probe.phase != Phase::connecting || m_retries_left == 0 || hedged) return;
+  bool agent = m_outcomes[probe.job.target].target.identity; // no agent: nothing is asked again
+  if (probe.phase != Phase::connecting || m_retries_left == 0 || hedged || !agent) return;
   hedged = 1;
   m_deferred.push_front(probe.job);
   ++m_total;
@@ -546,7 +547,8 @@ Prober::Impl::queue_retries()
     host.second = host.second || m_target_opened[target];
   }
   for (std::uint32_t target = 0; target < m_outcomes.size(); ++target) {
-    if (!m_addresses[target]) continue;
+    // Without an agent at the destination, asking again cannot bring its word.
+    if (!m_addresses[target] || !m_outcomes[target].target.identity) continue;
     auto& ports = m_outcomes[target].ports;
     auto host = hosts[host_of(target)];
     bool silence_is_final = (ports.size() >= k_silent_range && !m_target_opened[target]) || (host.first && !host.second);

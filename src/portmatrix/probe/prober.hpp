@@ -43,6 +43,12 @@ struct ProbeTarget
   // full-size probe: the overlay's packets at the interface's MTU); 0: the
   // plain probe's own size.
   std::uint16_t size = 0;
+  // False when the destination's agent did not answer the coordinator at
+  // all (a stopped or frozen agent): no identity line can come, so a TCP
+  // connection is its port's whole answer (none is waited for), and no port
+  // of the target is asked again (silence is final, as is a connection
+  // without a word).
+  bool identity = true;
 };
 
 struct PortOutcome

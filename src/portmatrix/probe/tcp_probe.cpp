@@ -85,6 +85,10 @@ Prober::Impl::on_connect_result(Probe& probe, std::uint32_t events)
     reset_on_close(fd); // no TIME_WAIT for a connection to itself either
     return found(ProbeState::refused, ECONNREFUSED);
   }
+  if (!m_outcomes[probe.job.target].target.identity) { // no agent to send a line: the connection is the answer
+    reset_on_close(fd);
+    return open_with(probe, {});
+  }
   probe.phase = Phase::reading;
   // The handshake's round trip as the kernel timed it (SYN to SYN-ACK, in
   // softirq): not how late this loop noticed, which a busy round inflates.

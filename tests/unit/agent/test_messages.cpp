@@ -113,6 +113,24 @@ TEST(ProbeReplyBody, CarriesTheSilentConnectionsOfAVip)
   EXPECT_EQ(text.find("\"silent\":0"), std::string::npos);
 }
 
+// A target to a node whose agent did not answer hello says so; absent,
+// the default is an agent's node. Anything but a boolean is refused.
+TEST(ProbeBodies, CarryWhetherTheDestinationsAgentAnswered)
+{
+  ProbeRequest request;
+  request.targets.push_back({Protocol::tcp, "10.0.0.2", {30000, 32767}, 1});
+  request.targets.back().identity = false;
+  request.targets.push_back({Protocol::tcp, "10.0.0.3", {30000, 32767}, 1});
+  auto text = to_json(request);
+  EXPECT_EQ(text.find("\"identity\":true"), std::string::npos) << text;
+  auto parsed = parse_probe_request(text);
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_FALSE(parsed->targets[0].identity);
+  EXPECT_TRUE(parsed->targets[1].identity);
+  EXPECT_FALSE(parse_probe_request(R"({"timeout_ms": 100, "targets": [{"protocol": "tcp", "address": "10.0.0.2",
+    "port_min": 1, "port_max": 1, "repeat": 1, "identity": "no"}]})"));
+}
+
 // Issue 21: a target in an overlay's shape and at full size, the agent's
 // interface MTU, the round trips per target; all optional on the wire.
 TEST(ProbeBodies, CarryTheOverlaysShapeSizeMtuAndRoundTrips)

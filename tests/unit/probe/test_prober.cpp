@@ -1160,6 +1160,63 @@ TEST(Prober, RepeatToAClosedPortIsRefused)
   EXPECT_TRUE(outcome.responders.empty());
 }
 
+// Connections that a listener's backlog completed and nobody accepted,
+// taken off its queue now.
+std::size_t
+drain_backlog(int listener)
+{
+  std::size_t count = 0;
+  while (Fd(::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC))) ++count;
+  return count;
+}
+
+// A frozen agent's node (the coordinator's hello got nothing back): its
+// kernel answers SYNs for the agent's listeners and nothing accepts. Marked
+// `identity = false`, the SYN-ACK is the port's answer: the probe resets at
+// once (its handshake ACK, held back to ride on the payload, never goes,
+// so the listener's queue never gets the connection), waits for no line,
+// and no port is asked again. Marked as an agent's, the same ports wait out
+// identity_timeout and are retried.
+TEST(Prober, APortOfANodeWhoseAgentDidNotAnswerIsAskedOnceAndItsConnectionIsTheAnswer)
+{
+  auto listener = bind_socket(Protocol::tcp, "127.0.0.1", 0);
+  ASSERT_TRUE(listener);
+  ASSERT_EQ(::listen(listener.get(), 16), 0);
+  auto tcp_port = local_port(listener.get());
+  TestResponder responder(test_token());
+  auto udp_port = responder.serve(Protocol::udp, "127.0.0.1", Reply::nothing);
+  responder.start();
+  auto probe_options = options(300ms);
+  probe_options.identity_timeout = 1500ms;
+  probe_options.udp_resend = 60s; // one datagram a try, counted where it lands
+  ASSERT_EQ(probe_options.retries, 1);
+
+  for (bool identity : {false, true}) {
+    SCOPED_TRACE(identity ? "an agent's node" : "a node whose agent did not answer");
+    auto tcp = target(Protocol::tcp, "127.0.0.1", tcp_port);
+    auto udp = target(Protocol::udp, "127.0.0.1", udp_port);
+    tcp.identity = udp.identity = identity;
+    auto started = Clock::now();
+    auto outcomes = Prober::run(test_token(), {tcp, udp}, probe_options);
+    auto took = Clock::now() - started;
+    ASSERT_EQ(outcomes.size(), 2u);
+    EXPECT_EQ(outcomes[0].ports.at(0).state, ProbeState::open);
+    EXPECT_FALSE(outcomes[0].ports.at(0).responder);
+    EXPECT_EQ(outcomes[1].ports.at(0).state, ProbeState::filtered);
+    auto completed = drain_backlog(listener.get());
+    auto datagrams = responder.silent_datagrams();
+    if (!identity) {
+      EXPECT_EQ(completed, 0u) << "reset at the SYN-ACK, before its handshake ACK";
+      EXPECT_EQ(datagrams, 1u) << "sent once: silence is final";
+      EXPECT_LT(took, 1200ms) << "the UDP port's one timeout (300 ms); no identity wait (1,500 ms)";
+    } else {
+      EXPECT_EQ(completed, 2u) << "the payload completed the handshake; no line came, so it was asked again";
+      EXPECT_EQ(datagrams, 2u);
+      EXPECT_GE(took, 3000ms) << "two identity waits";
+    }
+  }
+}
+
 TEST(Prober, UnparsableAddressesAreErrorsWithoutSockets)
 {
   auto outcomes = Prober::run(

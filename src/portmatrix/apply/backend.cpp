@@ -57,6 +57,26 @@ command_failure(const std::string& what, const ProcessResult& result)
   return fmt::format("{} (exit {}): {}", what, result.status, words.substr(0, 2000));
 }
 
+Expected<NftRuleset, std::string>
+read_nft_ruleset(ApplyHost& host)
+{
+  auto listed = host.run({"nft", "-j", "list", "ruleset"});
+  if (listed.status != 0) return unexpected(command_failure("nft -j list ruleset", listed));
+  auto ruleset = NftRuleset::parse(listed.output);
+  if (!ruleset) return unexpected("nft -j list ruleset: " + ruleset.error());
+  return std::move(ruleset.value());
+}
+
+Expected<std::optional<NftRuleset>, std::string>
+read_nft_table(ApplyHost& host, const std::string& name)
+{
+  auto listed = host.run({"nft", "-j", "list", "table", "inet", name});
+  if (listed.status != 0) return std::optional<NftRuleset>();
+  auto table = NftRuleset::parse(listed.output);
+  if (!table) return unexpected(fmt::format("nft -j list table inet {}: {}", name, table.error()));
+  return std::optional<NftRuleset>(std::move(table.value()));
+}
+
 namespace {
 
 constexpr const char* k_nft_table = "table inet portmatrix";
@@ -149,18 +169,11 @@ public:
   Expected<DriftReport, std::string> drift(ApplyHost& host, const Plan& plan, const Node& node,
                                            const std::string& interface) const override
   {
-    auto listed = host.run({"nft", "-j", "list", "ruleset"});
-    if (listed.status != 0) return unexpected(command_failure("nft -j list ruleset", listed));
-    auto live = NftRuleset::parse(listed.output);
-    if (!live) return unexpected("nft -j list ruleset: " + live.error());
-    std::optional<NftRuleset> ours;
-    auto table = host.run({"nft", "-j", "list", "table", "inet", "portmatrix"});
-    if (table.status == 0) {
-      auto parsed = NftRuleset::parse(table.output);
-      if (!parsed) return unexpected("nft -j list table inet portmatrix: " + parsed.error());
-      ours = std::move(parsed.value());
-    }
-    return nft_drift(plan, node, *live, ours, interface);
+    auto live = read_nft_ruleset(host);
+    if (!live) return unexpected(live.error());
+    auto ours = read_nft_table(host, "portmatrix");
+    if (!ours) return unexpected(ours.error());
+    return nft_drift(plan, node, *live, *ours, interface);
   }
 
 private:
@@ -446,9 +459,7 @@ public:
     // nftables' own input chains (not iptables-nft's tables): listed, not evaluated.
     std::vector<std::string> others;
     if (host.have_program("nft")) {
-      auto listed = host.run({"nft", "-j", "list", "ruleset"});
-      auto ruleset = NftRuleset::parse(listed.status == 0 ? listed.output : std::string());
-      if (listed.status == 0 && ruleset) {
+      if (auto ruleset = read_nft_ruleset(host)) {
         for (const auto* chain : ruleset->input_chains()) {
           if ((chain->family == "ip" || chain->family == "ip6") && chain->table == "filter") continue;
           others.push_back(fmt::format("nftables {} {} chain {} (input hook, priority {}, policy {}, {} rules; not "

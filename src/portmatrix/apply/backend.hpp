@@ -65,6 +65,13 @@ std::unique_ptr<ApplyBackend> make_firewalld_apply_backend(); // firewalld_backe
 // "WHAT (exit N): its stderr (else stdout)", or "WHAT: cannot run it".
 std::string command_failure(const std::string& what, const ProcessResult& result);
 
+// The live ruleset (`nft -j list ruleset`), parsed; an error names the
+// command and what went wrong.
+Expected<NftRuleset, std::string> read_nft_ruleset(ApplyHost& host);
+// One table of family inet (`nft -j list table inet NAME`), parsed;
+// nullopt when the host has no such table.
+Expected<std::optional<NftRuleset>, std::string> read_nft_table(ApplyHost& host, const std::string& name);
+
 // firewalld: the generated script (`firewall --format firewalld`) with
 // PORTMATRIX_IFACE set to `interface` after its first line, as apply runs it.
 std::string firewalld_ruleset_for(const std::string& script, const std::string& interface);

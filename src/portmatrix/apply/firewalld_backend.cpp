@@ -179,19 +179,14 @@ public:
   Expected<DriftReport, std::string> drift(ApplyHost& host, const Plan& plan, const Node& node,
                                            const std::string& interface) const override
   {
-    auto listed = host.run({"nft", "-j", "list", "ruleset"});
-    if (listed.status != 0) return unexpected(command_failure("nft -j list ruleset", listed));
-    auto live_rules = NftRuleset::parse(listed.output);
-    if (!live_rules) return unexpected("nft -j list ruleset: " + live_rules.error());
+    auto live_rules = read_nft_ruleset(host);
+    if (!live_rules) return unexpected(live_rules.error());
     FirewalldLive state;
     state.running = host.run({"firewall-cmd", "--state"}).status == 0;
     if (state.running) {
-      auto table = host.run({"nft", "-j", "list", "table", "inet", "firewalld"});
-      if (table.status == 0) {
-        auto parsed = NftRuleset::parse(table.output);
-        if (!parsed) return unexpected("nft -j list table inet firewalld: " + parsed.error());
-        state.table = std::move(parsed.value());
-      }
+      auto table = read_nft_table(host, "firewalld");
+      if (!table) return unexpected(table.error());
+      state.table = std::move(*table);
       state.zone_exists = live(host);
       if (!interface.empty()) {
         auto zone = host.run({"firewall-cmd", "--get-zone-of-interface=" + interface});

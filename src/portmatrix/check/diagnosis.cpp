@@ -61,18 +61,7 @@ diagnose_silence(const Segment& segment, const SegmentEvidence& evidence, FlowFa
     failure.detail = reached;
     return failure;
   }
-  if (left_watched && left->ports_seen == 0) {
-    // connect() never reports a SYN that the source's own output rules
-    // dropped; the source's capture saw none of them leave.
-    if (evidence.departures.lost > 0) {
-      return cannot_tell(failure, evidence.source, evidence.departures.lost,
-                         fmt::format("none of {}'s SYNs were seen leaving it", evidence.source));
-    }
-    failure.diagnosis = "blocked-by-source-firewall";
-    failure.detail =
-      fmt::format("{}'s SYNs never left its interface: its own output rules dropped them", evidence.source);
-    return failure;
-  }
+  if (auto judged = diagnose_departures(evidence.departures, evidence.source, "", failure)) return *judged;
   if (seen && evidence.arrivals.watched) {
     if (evidence.arrivals.lost > 0) {
       return cannot_tell(failure, evidence.destination, evidence.arrivals.lost,
@@ -104,6 +93,26 @@ diagnose_silence(const Segment& segment, const SegmentEvidence& evidence, FlowFa
                                evidence.destination);
   return failure;
 }
+
+} // namespace
+
+std::optional<FlowFailure>
+diagnose_departures(const CaptureWitness& departures, const std::string& source, std::string_view to,
+                    FlowFailure failure)
+{
+  if (!departures.answer || !departures.watched || departures.answer->ports_seen > 0) return std::nullopt;
+  // connect() never reports a SYN that the source's own output rules
+  // dropped; the source's capture saw none of them leave.
+  if (departures.lost > 0) {
+    return cannot_tell(std::move(failure), source, departures.lost,
+                       fmt::format("none of {}'s SYNs{} were seen leaving it", source, to));
+  }
+  failure.diagnosis = "blocked-by-source-firewall";
+  failure.detail = fmt::format("{}'s SYNs{} never left its interface: its own output rules dropped them", source, to);
+  return failure;
+}
+
+namespace {
 
 // Outcomes that a late answer explains: silence, or a connection whose
 // identity line never came.

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/messages.hpp"
@@ -55,6 +57,15 @@ bool reached_destination(const Segment& segment, const SegmentEvidence& evidence
 // raw socket, or whose destination's agent has none, is `not-probed`: its
 // detail says "cannot prove" and why.
 FlowFailure diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& service);
+
+// What the source's capture alone says of SYNs that got no answer, when it
+// settles where they were lost: none left (its own output rules dropped
+// them: blocked-by-source-firewall), or none was seen leaving by a capture
+// that lost packets (filtered: cannot tell). nullopt when some left or the
+// source did not watch. `to` is added after "SYNs" in the details (" to the
+// VIP"). Direct flows (diagnose_segment) and VIP flows both judge this way.
+std::optional<FlowFailure> diagnose_departures(const CaptureWitness& departures, const std::string& source,
+                                               std::string_view to, FlowFailure failure);
 
 // The failures of a flow the matrix denies: every probed segment that opened
 // is `unexpectedly-open` (a refusal or silence is what a deny flow should

@@ -8,8 +8,6 @@
 
 #include <fmt/format.h>
 
-#include "util/thousands.hpp"
-
 namespace portmatrix::checking {
 
 // A segment the VIP did not answer, and where its probes went as far as the
@@ -24,18 +22,9 @@ Coordinator::vip_failure(std::size_t index, std::size_t s, const Segment& segmen
   auto left = witness(m_departure_index, index, s, &ObservedReply::departures, &ObservedReply::departures_lost);
   if (!left.answer || !left.watched || segment.state != ProbeState::filtered) return failure;
   const auto& source = m_plan.inventory.nodes[m_flows[index].from].name;
-  if (left.answer->ports_seen > 0) {
-    failure.detail = fmt::format("the VIP did not answer: {} of {} ports' SYNs left {}", left.answer->ports_seen,
-                                 segment.range.size(), source);
-  } else if (left.lost > 0) {
-    failure.detail = fmt::format("the VIP did not answer; the capture on {} lost {} packet{}, so whether its SYNs "
-                                 "left it is unknown",
-                                 source, with_thousands(left.lost), left.lost == 1 ? "" : "s");
-  } else {
-    failure.diagnosis = "blocked-by-source-firewall";
-    failure.detail = fmt::format("{}'s SYNs to the VIP never left its interface: its own output rules dropped them",
-                                 source);
-  }
+  if (auto judged = diagnose_departures(left, source, " to the VIP", failure)) return *judged;
+  failure.detail = fmt::format("the VIP did not answer: {} of {} ports' SYNs left {}", left.answer->ports_seen,
+                               segment.range.size(), source);
   return failure;
 }
 

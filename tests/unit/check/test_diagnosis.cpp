@@ -105,6 +105,30 @@ TEST(Diagnosis, SynsNotSeenLeavingByACaptureThatLostPacketsCannotTell)
                             "of worker1's SYNs were seen leaving it)");
 }
 
+// The same judgement of a VIP flow's SYNs (vip_rounds.cpp), named for where
+// they went; silent when some left or the source did not watch.
+TEST(Diagnosis, DeparturesAloneJudgeAVipFlowsSynsTheSameWay)
+{
+  FlowFailure vip{{443, 443}, "filtered", "filtered", "the VIP did not answer"};
+  CaptureWitness none_left{&k_not_seen, true, 0};
+  auto blocked = diagnose_departures(none_left, "worker3", " to the VIP", vip);
+  ASSERT_TRUE(blocked);
+  EXPECT_EQ(blocked->diagnosis, "blocked-by-source-firewall");
+  EXPECT_EQ(blocked->detail, "worker3's SYNs to the VIP never left its interface: its own output rules dropped them");
+
+  none_left.lost = 3;
+  auto unknown = diagnose_departures(none_left, "worker3", " to the VIP", vip);
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->diagnosis, "filtered");
+  EXPECT_EQ(unknown->detail, "the capture on worker3 lost 3 packets; cannot tell where it was dropped (none of "
+                             "worker3's SYNs to the VIP were seen leaving it)");
+
+  const ObservedAnswer left{1, 1, 0};
+  EXPECT_FALSE(diagnose_departures({&left, true, 0}, "worker3", " to the VIP", vip));
+  EXPECT_FALSE(diagnose_departures({&k_not_seen, false, 0}, "worker3", " to the VIP", vip)) << "not watched";
+  EXPECT_FALSE(diagnose_departures({}, "worker3", " to the VIP", vip)) << "not asked";
+}
+
 TEST(Diagnosis, SynsThatLeftAndNeverArrivedAreLostInTheNetwork)
 {
   const ObservedAnswer left{4, 2, 0};

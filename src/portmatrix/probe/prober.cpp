@@ -146,13 +146,22 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_udp_earlier_nonce.reserve(datagram_ports);
   m_start_order.resize(m_outcomes.size());
   for (std::uint32_t target = 0; target < m_start_order.size(); ++target) m_start_order[target] = target;
+  // Targets without an agent first: they are not in the window (launch), so
+  // they are all in flight at once and their silence is over in one timeout,
+  // beside the rest; behind the rest, they would start late and end last.
   std::stable_sort(m_start_order.begin(), m_start_order.end(), [this](std::uint32_t a, std::uint32_t b) {
-    return m_outcomes[a].ports.size() < m_outcomes[b].ports.size();
+    auto key = [this](std::uint32_t t) { return std::pair{m_outcomes[t].target.identity, m_outcomes[t].ports.size()}; };
+    return key(a) < key(b);
   });
   m_next_port.assign(m_outcomes.size(), 0);
   for (auto target : m_start_order) {
     const auto& outcome = m_outcomes[target];
-    if (!m_addresses[target] || outcome.ports.size() < k_silent_range || repeat_of(target) != 1) continue;
+    // (A range to a node without an agent is not in the window: no scout
+    // needs to find out whether it would hold the window.)
+    if (!m_addresses[target] || outcome.ports.size() < k_silent_range || repeat_of(target) != 1 ||
+        !outcome.target.identity) {
+      continue;
+    }
     m_scout[target] = Scout::waiting;
     m_next_port[target] = 1; // port 0 is the scout's
     m_scouts.push_back(target);
@@ -331,8 +340,12 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   ++m_in_flight;
   m_deadlines.push(probe.deadline, slot, generation);
   if (job.port_index == 0 && job.attempt == 0 && m_scout[job.target] == Scout::waiting) m_scout[job.target] = Scout::out;
-  probe.young = true;
-  ++m_young;
+  // A probe to a node without an agent (ProbeTarget::identity) gets only
+  // its kernel's answer (a SYN-ACK, a reset, a rate-limited ICMP error) or
+  // none: it loads no agent and waits behind none, so it is not in the
+  // window (max_open still bounds it).
+  probe.young = m_outcomes[job.target].target.identity;
+  if (probe.young) ++m_young;
   if (hedgeable(job.target) || scouted(job) || m_scout[job.target] == Scout::dropped) {
     m_hedges.push(now + m_options.hedge_after, slot, generation);
   } else if (m_options.quiet_after < m_options.timeout) {

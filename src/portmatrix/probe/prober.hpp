@@ -47,7 +47,8 @@ struct ProbeTarget
   // all (a stopped or frozen agent): no identity line can come, so a TCP
   // connection is its port's whole answer (none is waited for), and no port
   // of the target is asked again (silence is final, as is a connection
-  // without a word).
+  // without a word). Its probes load no agent, so they are not in the
+  // window (ProbeOptions::max_in_flight) and no UDP datagram is resent.
   bool identity = true;
 };
 

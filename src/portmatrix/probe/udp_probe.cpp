@@ -211,7 +211,9 @@ Prober::Impl::on_resend(std::uint32_t slot, std::uint32_t generation)
 {
   if (!live(slot, generation)) return;
   auto& probe = m_probes[slot];
-  if (!probe.young) return; // presumed dropped (on_quiet): resending would only add load
+  // Presumed dropped (on_quiet), or no agent there to answer: resending
+  // would only add load (a rate-limited ICMP error changes nothing).
+  if (!probe.young) return;
   auto& channel = probe.protocol == Protocol::ipip ? m_raw : m_udp[probe.peer.family() == AF_INET6 ? 1 : 0];
   int fd = channel.fd.get();
   auto sent = ::sendto(fd, probe.payload.data(), probe.payload.size(), MSG_DONTWAIT, probe.peer.get(),

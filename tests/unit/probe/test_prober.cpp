@@ -1217,6 +1217,37 @@ TEST(Prober, APortOfANodeWhoseAgentDidNotAnswerIsAskedOnceAndItsConnectionIsTheA
   }
 }
 
+// Probes to a node without an agent load no agent: they are not in the
+// window, so a silent range of them is in flight at once and over in one
+// timeout, even when the window holds one probe. The same range marked as an
+// agent's goes through the window: each silent probe holds it for
+// hedge_after.
+TEST(Prober, PortsOfANodeWithoutAnAgentAreAllInFlightAtOnceOutsideTheWindow)
+{
+  PortRange range{};
+  auto silent = bind_free_range(Protocol::udp, "127.0.0.1", 32, range); // bound, never read: no answer, no ICMP
+  ASSERT_EQ(silent.size(), 32u);
+  auto probe_options = options(300ms, 1);
+  probe_options.hedge_after = 50ms;
+  probe_options.udp_resend = 60s;
+  probe_options.retries = 0;
+  for (bool identity : {false, true}) {
+    SCOPED_TRACE(identity ? "an agent's node" : "a node whose agent did not answer");
+    auto udp = target(Protocol::udp, "127.0.0.1", range.min, range.max);
+    udp.identity = identity;
+    auto started = Clock::now();
+    auto outcomes = Prober::run(test_token(), {udp}, probe_options);
+    auto took = Clock::now() - started;
+    ASSERT_EQ(outcomes.size(), 1u);
+    for (const auto& port : outcomes[0].ports) EXPECT_EQ(port.state, ProbeState::filtered) << port.port;
+    if (!identity) {
+      EXPECT_LT(took, 600ms) << "all 32 in flight at once: one 300 ms timeout";
+    } else {
+      EXPECT_GE(took, 1500ms) << "one at a time, each holding the window for hedge_after (31 x 50 ms), then a timeout";
+    }
+  }
+}
+
 TEST(Prober, UnparsableAddressesAreErrorsWithoutSockets)
 {
   auto outcomes = Prober::run(

@@ -10,6 +10,10 @@
 #   9b  worker2's agent dead (SIGKILL right before the check; target 3 s)
 #   9c  every node's firewall missing: everything admitted, the flows that
 #       must be denied open (target 2.5 s)
+#   9d  worker2's agent frozen (SIGSTOP right before the check, SIGCONT
+#       after): its kernel still completes every TCP handshake on the
+#       agent's listeners, and nothing answers (no target of its own: the
+#       issue's "one agent dead" read for a hung agent)
 #   9h  the same topology healthy: the comparison, one check right before
 #       each 9a's (exit 0 expected)
 # Every fault's repetition begins with a healthy check (9a's is 9h's), which
@@ -87,4 +91,15 @@ for ((rep = 1; rep <= BENCH_REPS; rep++)); do
 done
 bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
 bench_note 9c "the last check's failures: $(cat "$CK_WORK/diagnoses")"
+
+for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+  healthy 9d
+  kill -STOP "${CK_AGENT_PID[worker2]}"
+  bench_check 9d 1
+  rounds 9d
+  bench_record 9d "check hello round" "$(bench_py json "$CK_JSON" rounds_ms.hello)" ms
+  kill -CONT "${CK_AGENT_PID[worker2]}"
+done
+bench_py diagnoses "$CK_JSON" >"$CK_WORK/diagnoses"
+bench_note 9d "the last check's failures: $(cat "$CK_WORK/diagnoses")"
 ck_finish

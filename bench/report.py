@@ -124,6 +124,7 @@ TITLES = {
     "9a": "9a. Fault (issue 20): worker1's firewall drops its NodePort ranges, haproxy still sends it connections",
     "9b": "9b. Fault (issue 20): worker2's agent dead (killed right before the check)",
     "9c": "9c. Fault (issue 20): every node's firewall missing (everything admitted)",
+    "9d": "9d. Fault: worker2's agent frozen (SIGSTOP right before the check): handshakes complete, nothing answers",
     "9h": "9h. No fault: the same topology healthy, checked right before each 9a (the faults' comparison)",
     "10a": "10a. The guide's topology, check --coverage full (issue 20 item 4)",
     "10b": "10b. The guide's topology, check --coverage sample, interleaved with 10a",

@@ -171,15 +171,12 @@ Coordinator::probe_budget(Clock::time_point by)
 }
 
 // Ports a source's agent had not probed when its budget ran out, and how
-// many it was asked for: its note in the report says how far it got.
+// many it was asked for (`overlay`: its targets that are the overlay's own
+// probes, not the flows' ports): its note in the report says how far it got.
 void
-Coordinator::note_unfinished(std::size_t node, const ProbeReply& reply)
+Coordinator::note_unfinished(std::size_t node, const ProbeReply& reply, const std::set<std::size_t>& overlay)
 {
   std::uint64_t asked = 0, unprobed = 0;
-  std::set<std::size_t> overlay; // the overlay's own probes (shaped, full size): not the flows' ports
-  for (const auto& [flow, probes] : m_overlay) {
-    if (m_flows[flow].from == node) overlay.insert({probes.shaped.first, probes.full.first});
-  }
   for (std::size_t t = 0; t < reply.targets.size(); ++t) {
     if (overlay.count(t)) continue;
     const auto& segments = reply.targets[t];
@@ -372,9 +369,15 @@ Coordinator::send_probes(std::map<std::size_t, ProbeRequest>& by_source, Clock::
       join_probe_reply(joined[call.node], std::move(*reply));
     }
   }
+  // Each source's overlay probes (shaped, full size), which are not the
+  // flows' ports: gathered once, not per source (a flow per node pair).
+  std::map<std::size_t, std::set<std::size_t>> overlay_targets;
+  for (const auto& [flow, probes] : m_overlay) {
+    overlay_targets[m_flows[flow].from].insert({probes.shaped.first, probes.full.first});
+  }
   for (auto& [source, reply] : joined) {
     if (!m_report.agents[source].error.empty()) continue;
-    note_unfinished(source, reply);
+    note_unfinished(source, reply, overlay_targets[source]);
     add_hold(source, reply.held);
     m_replies[source] = std::move(reply);
   }

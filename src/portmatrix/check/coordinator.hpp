@@ -87,7 +87,7 @@ private:
   Clock::time_point round_deadline(std::chrono::milliseconds wanted) const;
   Clock::time_point observe_by() const;
   static std::chrono::milliseconds probe_budget(Clock::time_point by);
-  void note_unfinished(std::size_t node, const ProbeReply& reply);
+  void note_unfinished(std::size_t node, const ProbeReply& reply, const std::set<std::size_t>& overlay);
   void add_note(std::size_t node, const std::string& sentence);
   void add_hold(std::size_t node, const TableHold& held);
   void hello_round();

@@ -444,8 +444,7 @@ Prober::Impl::on_hedge(std::uint32_t slot, std::uint32_t generation)
     return;
   }
   auto& hedged = m_hedged[probe.job.target][probe.job.port_index];
-  bool agent = m_outcomes[probe.job.target].target.identity; // no agent: nothing is asked again
-  if (probe.phase != Phase::connecting || m_retries_left == 0 || hedged || !agent) return;
+  if (probe.phase != Phase::connecting || m_retries_left == 0 || hedged) return;
   hedged = 1;
   m_deferred.push_front(probe.job);
   ++m_total;

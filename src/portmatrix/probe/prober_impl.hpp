@@ -151,12 +151,14 @@ private:
     return std::uint32_t(std::max(1, m_outcomes[target].target.repeat));
   }
   static std::uint32_t port_count(const PortRange& range) { return range.min > range.max ? 0 : range.size(); }
-  // A silent probe of this target gets its retry beside it (see on_hedge).
+  // A silent probe of this target gets its retry beside it (see on_hedge);
+  // a target without an agent is never asked again (ProbeTarget::identity).
   bool hedgeable(std::uint32_t target) const
   {
     const auto& outcome = m_outcomes[target];
     return m_addresses[target] && outcome.target.protocol == Protocol::tcp && outcome.ports.size() < k_silent_range
-           && repeat_of(target) == 1 && m_options.retries > 0 && m_options.hedge_after < m_options.timeout;
+           && repeat_of(target) == 1 && outcome.target.identity && m_options.retries > 0
+           && m_options.hedge_after < m_options.timeout;
   }
 
   EventLoop& m_loop;

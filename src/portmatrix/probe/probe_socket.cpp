@@ -116,6 +116,23 @@ reset_on_close(int fd)
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
 }
 
+int
+tcp_state(int fd)
+{
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -1;
+  return info.tcpi_state;
+}
+
+bool
+disconnect(int fd)
+{
+  sockaddr unspecified{};
+  unspecified.sa_family = AF_UNSPEC;
+  return ::connect(fd, &unspecified, sizeof unspecified) == 0;
+}
+
 std::size_t
 fd_budget()
 {

@@ -42,6 +42,14 @@ int prepare_socket(int fd, int family, Protocol protocol, const std::optional<So
 // SO_LINGER 0: close() sends an RST, and leaves no TIME_WAIT.
 void reset_on_close(int fd);
 
+// A TCP socket's state (TCP_INFO's tcpi_state: TCP_ESTABLISHED, TCP_SYN_SENT,
+// ...), or -1 if it cannot be asked.
+int tcp_state(int fd);
+
+// connect(AF_UNSPEC): ends a TCP socket's connection (an RST if it is still
+// up, no TIME_WAIT) and gives its local port back, so it can connect again.
+bool disconnect(int fd);
+
 // File descriptors probes may hold: the soft RLIMIT_NOFILE less a reserve.
 std::size_t fd_budget();
 

@@ -316,10 +316,10 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   auto& probe = m_probes[slot];
   auto generation = probe.generation;
   if (protocol == Protocol::tcp) {
-    auto on_ready = [this, slot, generation](std::uint32_t events) { on_event(slot, generation, events); };
-    if (!m_loop.add(fd.get(), EPOLLOUT | EPOLLIN | EPOLLET, std::move(on_ready), EventLoop::Priority::bulk)) {
+    if (!watch_tcp_socket(fd.get(), slot, generation)) {
       int error = errno;
       m_free.push_back(slot);
+      close_tcp_socket(fd);
       return defer_or_settle(job, error);
     }
   } else {
@@ -475,9 +475,7 @@ void
 Prober::Impl::close_probe(Probe& probe)
 {
   if (probe.protocol == Protocol::tcp) {
-    m_loop.forget(probe.fd.get());
-    if (probe.phase == Phase::reading && !probe.peer_reset) reset_on_close(probe.fd.get());
-    probe.fd.reset();
+    keep_or_close_tcp_socket(probe);
   } else if (auto it = m_udp_in_flight.find(probe.key); it != m_udp_in_flight.end()) {
     m_udp_in_flight.erase(it);
     m_udp_earlier_nonce[probe.key] = {probe.nonce, probe.job.target};
@@ -609,6 +607,7 @@ Prober::Impl::deliver()
   m_hedges.clear();
   close_udp_channels();
   close_raw_channel();
+  close_idle_tcp_sockets();
   m_running = false;
   auto done = std::move(m_done);
   m_done = nullptr;
@@ -637,6 +636,7 @@ Prober::Impl::abandon_probes()
   for (auto& probe : m_probes) {
     if (probe.phase != Phase::idle) close_probe(probe);
   }
+  close_idle_tcp_sockets();
   close_udp_channels();
   close_raw_channel();
   m_deadlines.clear();

@@ -73,6 +73,18 @@ enum class Launch {
   waiting,  // UDP: a probe to the same address and port is in flight
 };
 
+// A TCP socket's place on the loop: watched once, for as long as it is
+// open, and serving one probe after another (see tcp_probe.cpp). Indexed by
+// fd; `slot` is k_no_slot while the socket waits to be reused.
+struct TcpSocket
+{
+  static constexpr std::uint32_t k_no_slot = UINT32_MAX;
+  std::uint32_t slot = k_no_slot;
+  std::uint32_t generation = 0;
+  bool watched = false;
+  std::uint8_t kind = 0; // which idle set it returns to (Prober::Impl::tcp_socket_kind)
+};
+
 // The shared UDP socket of one address family (or the raw IP-in-IP socket).
 struct UdpChannel
 {
@@ -105,6 +117,13 @@ private:
   Launch launch_datagram(const Job& job, const SocketAddress& peer, UdpChannel& channel,
                          const std::function<std::string(std::string_view nonce)>& payload_of);
   Launch watch(const Job& job, Fd fd, const SocketAddress& peer, std::string nonce, std::string payload);
+  static std::uint8_t tcp_socket_kind(int family, bool bound) { return std::uint8_t((family == AF_INET6) * 2 + bound); }
+  TcpSocket& tcp_socket(int fd);
+  Fd take_idle_tcp_socket(std::uint8_t kind);
+  bool watch_tcp_socket(int fd, std::uint32_t slot, std::uint32_t generation);
+  void keep_or_close_tcp_socket(Probe& probe);
+  void close_tcp_socket(Fd& fd);
+  void close_idle_tcp_sockets();
   UdpChannel& udp_channel(int family);
   void drain_udp(UdpChannel& channel);
   void drain_udp_errors(int fd);
@@ -217,6 +236,8 @@ private:
   std::vector<Probe> m_probes;
   std::vector<std::uint32_t> m_free;
   std::size_t m_in_flight = 0;
+  std::vector<TcpSocket> m_tcp_sockets;          // by fd: the TCP probe each one serves
+  std::array<std::vector<Fd>, 4> m_idle_tcp;     // disconnected, still watched; by tcp_socket_kind
   std::array<UdpChannel, 2> m_udp; // IPv4, IPv6
   UdpChannel m_raw;                // IP-in-IP (IPv4)
   std::unordered_map<UdpKey, std::uint32_t, UdpKeyHash> m_udp_in_flight;   // -> slot (IP-in-IP too)

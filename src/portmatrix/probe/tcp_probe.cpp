@@ -4,7 +4,11 @@
 // probe payload is sent and one identity line is read (until '\n', EOF, or
 // the timeout). An agent resets the connection right after its line; any
 // other peer's connection is closed with an RST (SO_LINGER 0), so no
-// TIME_WAIT piles up. TCP_QUICKACK off holds back our ACKs: the handshake's
+// TIME_WAIT piles up. A socket whose connection was established is not
+// closed but disconnected (connect(AF_UNSPEC): an RST if the peer has not
+// reset it, its port given back) and serves the next probe, still on the
+// loop: no socket(), close(), epoll_ctl() or IP_RECVERR again. A socket
+// whose connect failed is closed: its error queue may hold an ICMP error. TCP_QUICKACK off holds back our ACKs: the handshake's
 // rides on the payload and the reply needs none before the reset. TCP
 // sockets get IP_RECVERR: a failed connect then leaves the ICMP type and
 // code in the error queue, which tells an administratively prohibited
@@ -13,12 +17,13 @@
 // Syscalls are what a check costs (most of its time is in the kernel), so
 // the TCP path avoids the avoidable ones: no bind() when the route already
 // picks the source address, no self-connect test for a remote destination,
-// one edge-triggered epoll registration for connect and reply, no
-// EPOLL_CTL_DEL before close().
+// one edge-triggered epoll registration for a socket's connects and replies,
+// no EPOLL_CTL_DEL before close().
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "probe/probe_socket.hpp"
@@ -35,16 +40,27 @@ Prober::Impl::launch(const Job& job)
   if (protocol == Protocol::udp) return launch_udp(job, peer);
   if (protocol == Protocol::ipip) return launch_raw(job, peer);
 
-  Fd fd(::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return defer_or_settle(job, errno);
   auto source = m_bind_source[job.target] ? m_source : std::nullopt;
-  if (int error = prepare_socket(fd.get(), peer.family(), protocol, source); error != 0) {
-    return settle_now(job, found(ProbeState::error, error)); // e.g. a source address that is not local
+  auto kind = tcp_socket_kind(peer.family(), source.has_value());
+  Fd fd = take_idle_tcp_socket(kind);
+  if (fd) {
+    int off = 0; // a disconnect forgets the delayed-ACK mode (see prepare_socket)
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
+  } else {
+    fd = Fd(::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return defer_or_settle(job, errno);
+    if (int error = prepare_socket(fd.get(), peer.family(), protocol, source); error != 0) {
+      return settle_now(job, found(ProbeState::error, error)); // e.g. a source address that is not local
+    }
+    tcp_socket(fd.get()).kind = kind;
   }
   if (::connect(fd.get(), peer.get(), peer.length()) != 0 && errno != EINPROGRESS) {
     int error = errno;
-    if (error == EADDRNOTAVAIL || error == EAGAIN) return defer_or_settle(job, error); // no local port left
-    return settle_now(job, classify_failure(fd.get(), error));
+    auto finding = error == EADDRNOTAVAIL || error == EAGAIN ? std::optional<Finding>{}
+                                                             : classify_failure(fd.get(), error);
+    close_tcp_socket(fd);
+    if (!finding) return defer_or_settle(job, error); // no local port left
+    return settle_now(job, *finding);
   }
   auto nonce = random_hex(k_nonce_bytes);
   auto payload = make_probe_payload(nonce);
@@ -78,6 +94,10 @@ Prober::Impl::on_connect_result(Probe& probe, std::uint32_t events)
   // Writable without an error or hang-up: connected, no need to ask.
   bool clean = (events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP));
   int error = clean ? 0 : pending_socket_error(fd);
+  // A reused socket may get, in the batch that reused it, the event its
+  // disconnect raised (EPOLLHUP, no error: connect() cleared it). Only the
+  // socket's own state then tells a connection from a stale event.
+  if (!clean && error == 0 && tcp_state(fd) == TCP_SYN_SENT) return std::nullopt;
   // Connected, then reset before we looked: something accepted the connection.
   if (error == ECONNRESET || error == EPIPE) return open_with(probe, {});
   if (error != 0) return classify_failure(fd, error);
@@ -169,6 +189,82 @@ Prober::Impl::silent_finding()
   Finding finding = found(ProbeState::open);
   finding.silent = true;
   return finding;
+}
+
+// A probe's socket: watched once, reused while its connections are established.
+
+TcpSocket&
+Prober::Impl::tcp_socket(int fd)
+{
+  auto index = std::size_t(fd);
+  if (index >= m_tcp_sockets.size()) m_tcp_sockets.resize(std::max(index + 1, 2 * m_tcp_sockets.size()));
+  return m_tcp_sockets[index];
+}
+
+Fd
+Prober::Impl::take_idle_tcp_socket(std::uint8_t kind)
+{
+  auto& idle = m_idle_tcp[kind];
+  if (idle.empty()) return Fd{};
+  Fd fd = std::move(idle.back());
+  idle.pop_back();
+  return fd;
+}
+
+// The socket's events go to whichever probe it serves now: one registration
+// (edge-triggered: connect and identity line) for the socket's whole life.
+bool
+Prober::Impl::watch_tcp_socket(int fd, std::uint32_t slot, std::uint32_t generation)
+{
+  auto& socket = tcp_socket(fd);
+  if (!socket.watched) {
+    auto on_ready = [this, fd](std::uint32_t events) {
+      const auto& owner = m_tcp_sockets[std::size_t(fd)];
+      on_event(owner.slot, owner.generation, events);
+    };
+    if (!m_loop.add(fd, EPOLLOUT | EPOLLIN | EPOLLET, std::move(on_ready), EventLoop::Priority::bulk)) return false;
+    socket.watched = true;
+  }
+  socket.slot = slot;
+  socket.generation = generation;
+  return true;
+}
+
+// A probe's socket once its probe is over: one whose connection was
+// established (it reached the identity line) is disconnected and kept for
+// the next probe; any other is closed, an RST for a connection still up.
+void
+Prober::Impl::keep_or_close_tcp_socket(Probe& probe)
+{
+  int fd = probe.fd.get();
+  if (probe.phase == Phase::reading && disconnect(fd)) {
+    auto& socket = m_tcp_sockets[std::size_t(fd)];
+    socket.slot = TcpSocket::k_no_slot;
+    m_idle_tcp[socket.kind].push_back(std::move(probe.fd));
+    return;
+  }
+  if (probe.phase == Phase::reading && !probe.peer_reset) reset_on_close(fd);
+  close_tcp_socket(probe.fd);
+}
+
+void
+Prober::Impl::close_tcp_socket(Fd& fd)
+{
+  if (!fd) return;
+  if (auto& socket = tcp_socket(fd.get()); socket.watched) {
+    m_loop.forget(fd.get()); // closing it takes it out of epoll
+    socket = TcpSocket{};
+  }
+  fd.reset();
+}
+
+void
+Prober::Impl::close_idle_tcp_sockets()
+{
+  for (auto& idle : m_idle_tcp) {
+    for (auto& fd : idle) close_tcp_socket(fd);
+    idle.clear();
+  }
 }
 
 } // namespace portmatrix

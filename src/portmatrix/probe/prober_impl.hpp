@@ -123,6 +123,7 @@ private:
   bool watch_tcp_socket(int fd, std::uint32_t slot, std::uint32_t generation);
   void keep_or_close_tcp_socket(Probe& probe);
   void close_tcp_socket(Fd& fd);
+  bool close_an_idle_tcp_socket();
   void close_idle_tcp_sockets();
   UdpChannel& udp_channel(int family);
   void drain_udp(UdpChannel& channel);

@@ -47,7 +47,10 @@ Prober::Impl::launch(const Job& job)
     int off = 0; // a disconnect forgets the delayed-ACK mode (see prepare_socket)
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
   } else {
-    fd = Fd(::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    auto open_socket = [&] { return Fd(::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)); };
+    fd = open_socket();
+    // Out of fds while sockets of another kind wait idle: one of them makes room.
+    if (!fd && is_out_of_resources(errno) && close_an_idle_tcp_socket()) fd = open_socket();
     if (!fd) return defer_or_settle(job, errno);
     if (int error = prepare_socket(fd.get(), peer.family(), protocol, source); error != 0) {
       return settle_now(job, found(ProbeState::error, error)); // e.g. a source address that is not local
@@ -256,6 +259,18 @@ Prober::Impl::close_tcp_socket(Fd& fd)
     socket = TcpSocket{};
   }
   fd.reset();
+}
+
+bool
+Prober::Impl::close_an_idle_tcp_socket()
+{
+  for (auto& idle : m_idle_tcp) {
+    if (idle.empty()) continue;
+    close_tcp_socket(idle.back());
+    idle.pop_back();
+    return true;
+  }
+  return false;
 }
 
 void

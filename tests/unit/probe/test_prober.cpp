@@ -1428,6 +1428,40 @@ TEST(Prober, WaitsForFreeFdsWhenTheLimitIsReached)
   for (const auto& port : outcomes[0].ports) EXPECT_EQ(port.state, ProbeState::refused) << port.port;
 }
 
+TEST(Prober, AnIdleSocketOfAnotherFamilyMakesRoomWhenFdsRunOut)
+{
+  // Room for one socket: the IPv4 probe's, kept idle once its connection
+  // was established; the IPv6 probe after it gets its fd by closing that.
+  if (!has_ipv6_loopback()) PORTMATRIX_SKIP() << "no ::1 on this machine";
+  auto listener = bind_socket(Protocol::tcp, "127.0.0.1", 0); // never accepts: no line, no fd of its own
+  ASSERT_TRUE(listener);
+  ASSERT_EQ(::listen(listener.get(), 16), 0);
+  auto open_port = local_port(listener.get());
+  auto closed = closed_port(Protocol::tcp, "::1");
+  random_hex(8); // OpenSSL's generator is set up before fds run short
+  auto probe_options = options(2000ms);
+  probe_options.identity_timeout = 100ms;
+  probe_options.retries = 0;
+  EventLoop loop;
+  Prober prober(loop, test_token(), probe_options);
+  auto run = [&](std::vector<ProbeTarget> targets) {
+    std::optional<std::vector<TargetOutcome>> outcomes;
+    prober.start(std::move(targets), [&](std::vector<TargetOutcome> result) { outcomes = std::move(result); });
+    for (auto until = Clock::now() + 10s; !outcomes && Clock::now() < until;) loop.run_once(100ms);
+    return outcomes.value_or(std::vector<TargetOutcome>{});
+  };
+  run({target(Protocol::tcp, "127.0.0.1", open_port)}); // the loop's epoll set for sockets is made
+  std::vector<TargetOutcome> outcomes;
+  {
+    SoftFdLimit limit{rlim_t(lowest_free_fd() + 1)};
+    outcomes = run({target(Protocol::tcp, "127.0.0.1", open_port), target(Protocol::tcp, "::1", closed)});
+  }
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_EQ(outcomes[0].ports.at(0).state, ProbeState::open);
+  EXPECT_EQ(outcomes[1].ports.at(0).state, ProbeState::refused);
+  EXPECT_EQ(outcomes[1].ports.at(0).error, ECONNREFUSED);
+}
+
 TEST(Prober, NoFdAtAllIsAnErrorForEveryPort)
 {
   random_hex(8);

@@ -4,21 +4,24 @@
 // probe payload is sent and one identity line is read (until '\n', EOF, or
 // the timeout). An agent resets the connection right after its line; any
 // other peer's connection is closed with an RST (SO_LINGER 0), so no
-// TIME_WAIT piles up. A socket whose connection was established is not
-// closed but disconnected (connect(AF_UNSPEC): an RST if the peer has not
-// reset it, its port given back) and serves the next probe, still on the
-// loop: no socket(), close(), epoll_ctl() or IP_RECVERR again. A socket
-// whose connect failed is closed: its error queue may hold an ICMP error. TCP_QUICKACK off holds back our ACKs: the handshake's
+// TIME_WAIT piles up. TCP_QUICKACK off holds back our ACKs: the handshake's
 // rides on the payload and the reply needs none before the reset. TCP
 // sockets get IP_RECVERR: a failed connect then leaves the ICMP type and
 // code in the error queue, which tells an administratively prohibited
 // reject from an unreachable host.
 //
+// A socket whose connection was established is not closed when its probe
+// is over: it is disconnected (connect(AF_UNSPEC): an RST if the peer has
+// not reset it, no TIME_WAIT, its local port given back) and serves the next
+// probe of its kind (family, bound source), still on the loop. A socket
+// whose connect failed is closed: its error queue may hold an ICMP error.
+//
 // Syscalls are what a check costs (most of its time is in the kernel), so
-// the TCP path avoids the avoidable ones: no bind() when the route already
-// picks the source address, no self-connect test for a remote destination,
-// one edge-triggered epoll registration for a socket's connects and replies,
-// no EPOLL_CTL_DEL before close().
+// the TCP path avoids the avoidable ones: no socket(), IP_RECVERR, epoll_ctl
+// or close() for a reused socket, no bind() when the route already picks the
+// source address, no self-connect test for a remote destination, one
+// edge-triggered epoll registration for a socket's connects and replies, no
+// EPOLL_CTL_DEL before close().
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>

@@ -97,10 +97,7 @@ prepare_socket(int fd, int family, Protocol protocol, const std::optional<Socket
   // waits for the payload, which then carries it (tcp_rcv_synsent_state_process),
   // one packet less per probe. Sending turns the mode off; it is set again
   // after the payload (on_connect_result), so the reply is not ACKed either.
-  if (protocol == Protocol::tcp) {
-    int off = 0;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
-  }
+  if (protocol == Protocol::tcp) delay_acks(fd);
   if (!source) return 0;
   // TCP: the port is chosen at connect(), per destination, so thousands of
   // probes from one source address do not exhaust the ephemeral range.
@@ -114,6 +111,13 @@ reset_on_close(int fd)
 {
   linger hard{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+}
+
+void
+delay_acks(int fd)
+{
+  int off = 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
 }
 
 int

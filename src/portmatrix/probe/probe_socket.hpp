@@ -42,6 +42,10 @@ int prepare_socket(int fd, int family, Protocol protocol, const std::optional<So
 // SO_LINGER 0: close() sends an RST, and leaves no TIME_WAIT.
 void reset_on_close(int fd);
 
+// TCP_QUICKACK off: the delayed-ACK mode that sending, and a disconnect,
+// turn off again (see prepare_socket).
+void delay_acks(int fd);
+
 // A TCP socket's state (TCP_INFO's tcpi_state: TCP_ESTABLISHED, TCP_SYN_SENT,
 // ...), or -1 if it cannot be asked.
 int tcp_state(int fd);

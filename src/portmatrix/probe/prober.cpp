@@ -319,8 +319,7 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
     if (!watch_tcp_socket(fd.get(), slot, generation)) {
       int error = errno;
       m_free.push_back(slot);
-      close_tcp_socket(fd);
-      return defer_or_settle(job, error);
+      return defer_or_settle(job, error); // a new socket: never watched, closed with its Fd
     }
   } else {
     probe.key = *udp_key(peer.get());

@@ -47,8 +47,7 @@ Prober::Impl::launch(const Job& job)
   auto kind = tcp_socket_kind(peer.family(), source.has_value());
   Fd fd = take_idle_tcp_socket(kind);
   if (fd) {
-    int off = 0; // a disconnect forgets the delayed-ACK mode (see prepare_socket)
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
+    delay_acks(fd.get()); // a disconnect forgot the mode
   } else {
     auto open_socket = [&] { return Fd(::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)); };
     fd = open_socket();
@@ -133,8 +132,7 @@ Prober::Impl::on_connect_result(Probe& probe, std::uint32_t events)
                             probe.generation);
   // A failed send needs no handling here: the read that follows sees the reset.
   ::send(fd, probe.payload.data(), probe.payload.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  int off = 0;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
+  delay_acks(fd);
   return std::nullopt; // the line's arrival is the next edge (EPOLLIN)
 }
 

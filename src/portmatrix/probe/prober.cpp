@@ -97,7 +97,7 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   m_hedged.clear();
   m_udp_in_flight.clear();
   m_udp_waiting.clear();
-  m_udp_earlier_nonce.clear();
+  m_udp_earlier_nonces.clear();
   m_total = m_settled = 0;
   m_retries_left = std::max(0, m_options.retries);
   m_next_target = 0;
@@ -143,7 +143,7 @@ Prober::Impl::start(std::vector<ProbeTarget> targets, std::function<void(std::ve
   for (const auto& outcome : m_outcomes) {
     if (outcome.target.protocol != Protocol::tcp) datagram_ports += outcome.ports.size();
   }
-  m_udp_earlier_nonce.reserve(datagram_ports);
+  m_udp_earlier_nonces.reserve(datagram_ports);
   m_start_order.resize(m_outcomes.size());
   for (std::uint32_t target = 0; target < m_start_order.size(); ++target) m_start_order[target] = target;
   // Targets without an agent first: they are not in the window (launch), so
@@ -477,7 +477,7 @@ Prober::Impl::close_probe(Probe& probe)
     keep_or_close_tcp_socket(probe);
   } else if (auto it = m_udp_in_flight.find(probe.key); it != m_udp_in_flight.end()) {
     m_udp_in_flight.erase(it);
-    m_udp_earlier_nonce[probe.key] = {probe.nonce, probe.job.target};
+    remember_nonce(probe);
     // A probe to the same address and port that waited for this one goes next.
     if (auto waiting = m_udp_waiting.find(probe.key); waiting != m_udp_waiting.end()) {
       m_deferred.push_front(waiting->second.front());

@@ -33,6 +33,17 @@ using Clock = EventLoop::Clock;
 
 constexpr std::size_t k_nonce_bytes = 8; // 16 hex characters
 
+// A datagram probe's nonce, kept after it finished (m_udp_earlier_nonces).
+struct EarlierNonce
+{
+  std::array<char, 2 * k_nonce_bytes> nonce{};
+  std::uint32_t target = 0;
+  std::string_view text() const { return {nonce.data(), nonce.size()}; }
+};
+// Earlier nonces kept per address and port: an overlay's three targets,
+// each with its retries, fit (more would cost an HMAC each per stray answer).
+constexpr std::size_t k_earlier_nonces = 12;
+
 // One connection (TCP) or exchange (UDP): the unit of work that holds a socket.
 struct Job
 {
@@ -134,6 +145,8 @@ private:
   UdpChannel& raw_channel();
   void drain_raw();
   bool answers_ours(const sockaddr* from, std::string_view reply) const;
+  const EarlierNonce* late_answer_to(const UdpKey& key, std::string_view reply, Protocol protocol) const;
+  void remember_nonce(const Probe& probe);
   void drain_raw_errors();
   void close_raw_channel();
   Launch settle_now(const Job& job, Finding finding);
@@ -243,11 +256,12 @@ private:
   UdpChannel m_raw;                // IP-in-IP (IPv4)
   std::unordered_map<UdpKey, std::uint32_t, UdpKeyHash> m_udp_in_flight;   // -> slot (IP-in-IP too)
   std::unordered_map<UdpKey, std::deque<Job>, UdpKeyHash> m_udp_waiting; // second probes to a key
-  // The nonce of the last finished probe to a key: a retry may get the late
-  // answer to the try before it, which proves the agent as well.
-  // (Its target too: an overlay's shaped and full-size probes share the key
-  // and the shape, and the late answer to one proves nothing of the other.)
-  std::unordered_map<UdpKey, std::pair<std::string, std::uint32_t>, UdpKeyHash> m_udp_earlier_nonce;
+  // The nonces of the probes to a key that finished this round, oldest
+  // first: a retry may get the late answer to any try before it, which
+  // proves the agent as well. Each with its target: an overlay's plain,
+  // shaped and full-size probes share the key, and the late answer to one
+  // proves nothing of the others (nor is it another responder).
+  std::unordered_map<UdpKey, std::vector<EarlierNonce>, UdpKeyHash> m_udp_earlier_nonces;
   std::vector<mmsghdr> m_udp_messages;
   std::vector<iovec> m_udp_vectors;
   std::vector<sockaddr_storage> m_udp_from;

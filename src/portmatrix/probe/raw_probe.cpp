@@ -103,19 +103,15 @@ Prober::Impl::drain_raw()
 // Every raw IP-in-IP socket on the host gets every answer: another prober's
 // (a second check's, running at once) is not ours to judge, nor is anything
 // our token does not sign. Ours answers the nonce of the probe in flight to
-// `from`, or of the one before it (a late answer).
+// `from`, or of one before it (a late answer).
 bool
 Prober::Impl::answers_ours(const sockaddr* from, std::string_view reply) const
 {
   auto key = udp_key(from);
   auto it = key ? m_udp_in_flight.find(*key) : m_udp_in_flight.end();
   if (it == m_udp_in_flight.end()) return false;
-  auto signed_for = [&](const std::string& nonce) {
-    auto identity = parse_identity_reply(m_token, reply, nonce, Protocol::ipip);
-    return identity && identity->authentic;
-  };
-  auto earlier = m_udp_earlier_nonce.find(*key);
-  return signed_for(m_probes[it->second].nonce) || (earlier != m_udp_earlier_nonce.end() && signed_for(earlier->second.first));
+  auto identity = parse_identity_reply(m_token, reply, m_probes[it->second].nonce, Protocol::ipip);
+  return (identity && identity->authentic) || late_answer_to(*key, reply, Protocol::ipip);
 }
 
 void

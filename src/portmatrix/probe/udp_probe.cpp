@@ -179,21 +179,46 @@ Prober::Impl::answer_udp(const sockaddr* from, std::string_view reply)
   }
   auto finding = open_with(m_probes[slot], reply);
   if (!finding.responder || !finding.responder->authentic) {
-    auto earlier = m_udp_earlier_nonce.find(*key);
-    if (earlier != m_udp_earlier_nonce.end()) {
-      auto late = parse_identity_reply(m_token, reply, earlier->second.first, m_probes[slot].protocol);
-      // The late answer to an overlay's other probe of this port (shaped or
-      // full size) is no answer to this one.
-      if (late && late->authentic && earlier->second.second != m_probes[slot].job.target) return;
-      if (late && late->authentic) finding.responder = std::move(late);
+    if (const auto* late = late_answer_to(*key, reply, m_probes[slot].protocol)) {
+      // The late answer to another target's probe of this port (an overlay's
+      // plain, shaped or full-size one) is no answer to this one; to an
+      // earlier try of this target, it is.
+      if (late->target != m_probes[slot].job.target) return;
+      finding.responder = parse_identity_reply(m_token, reply, late->text(), m_probes[slot].protocol);
     }
   }
-  // A shaped or full-size probe is proven by its own answer only: any other
-  // answer in its shape is a late one to an earlier probe of the port.
+  // A shaped or full-size probe is proven by an answer to its target only:
+  // any other answer in its shape is a late one to another probe of the port.
   const auto& target = m_outcomes[m_probes[slot].job.target].target;
   bool overlay = target.encapsulation != Encapsulation::none || target.size > 0;
   if (overlay && (!finding.responder || !finding.responder->authentic)) return;
   finish(slot, std::move(finding));
+}
+
+// The earlier probe to `key` this round whose nonce signs `reply`, newest
+// first, or null: a reply that none signs is not a late answer of ours.
+const EarlierNonce*
+Prober::Impl::late_answer_to(const UdpKey& key, std::string_view reply, Protocol protocol) const
+{
+  auto earlier = m_udp_earlier_nonces.find(key);
+  if (earlier == m_udp_earlier_nonces.end()) return nullptr;
+  for (auto it = earlier->second.rbegin(); it != earlier->second.rend(); ++it) {
+    auto identity = parse_identity_reply(m_token, reply, it->text(), protocol);
+    if (!identity) return nullptr; // not an identity line: no nonce can sign it
+    if (identity->authentic) return &*it;
+  }
+  return nullptr;
+}
+
+void
+Prober::Impl::remember_nonce(const Probe& probe)
+{
+  EarlierNonce earlier{{}, probe.job.target};
+  if (probe.nonce.size() != earlier.nonce.size()) return;
+  std::copy(probe.nonce.begin(), probe.nonce.end(), earlier.nonce.begin());
+  auto& nonces = m_udp_earlier_nonces[probe.key];
+  if (nonces.size() == k_earlier_nonces) nonces.erase(nonces.begin());
+  nonces.push_back(earlier);
 }
 
 void

@@ -22,6 +22,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "agent/identity.hpp"
 #include "net/address.hpp"
 #include "net/fd.hpp"
 #include "probe/prober.hpp"
@@ -61,6 +62,7 @@ enum class Reply {
   nothing,        // UDP: bound, never reads (no reply, no ICMP)
   late,           // UDP: ignores the first three datagrams per port, answers the rest (an agent busy at first)
   slow,           // UDP: answers every datagram, each 350 ms after it came
+  slower,         // UDP: answers every datagram, each 500 ms after it came (during the next 300 ms try but one)
   deaf,           // TCP: its accept queue is full, so every SYN is dropped (a firewall's silence, without root)
   deaf_at_first,  // TCP: deaf for k_deaf_for, then answers as `identity`
   busy,           // TCP: answers one line every k_busy_pace, in order (an agent on a saturated machine)
@@ -361,12 +363,17 @@ private:
       auto count = ::recvfrom(fd, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&peer), &length);
       if (count < 0) return;
       if (reply == Reply::late && ++m_ignored[fd] <= 3) continue;
-      auto text = answer(std::string_view(buffer, std::size_t(count)), Protocol::udp, local_port(fd), reply);
+      // The agent's own answer: a shaped probe is answered in its shape.
+      auto datagram = std::string_view(buffer, std::size_t(count));
+      auto node = m_nodes[m_next_node++ % m_nodes.size()];
+      auto text = reply == Reply::garbage ? answer(datagram, Protocol::udp, local_port(fd), reply)
+                                          : answer_probe_datagram(m_token, datagram, node, local_port(fd)).value_or("");
+      if (text.empty()) continue;
       auto send = [fd, text, peer, length] {
         ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<const sockaddr*>(&peer), length);
       };
-      if (reply == Reply::slow) {
-        m_loop.after(350ms, send);
+      if (reply == Reply::slow || reply == Reply::slower) {
+        m_loop.after(reply == Reply::slow ? 350ms : 500ms, send);
       } else {
         send();
       }
@@ -611,6 +618,35 @@ TEST(Prober, LateAnswerToTheFirstTryArrivingDuringTheRetryStillProvesTheAgent)
   EXPECT_EQ(outcome.state, ProbeState::open);
   ASSERT_TRUE(outcome.responder);
   EXPECT_TRUE(outcome.responder->authentic);
+}
+
+TEST(Prober, LateAnswersToAPortsEarlierProbesEachProveTheirOwnTarget)
+{
+  // An overlay's plain and shaped probes of one port, to an agent that
+  // answers each datagram 500 ms after it came (tries of 300 ms, one retry).
+  // The port's probes go one at a time: the plain one, the shaped one, then
+  // their retries. The plain retry gets the plain first try's answer, the
+  // shaped retry the shaped first try's: each is authentic for a nonce sent
+  // to that target earlier in the round, not for the one in flight nor the
+  // last one sent to the port.
+  TestResponder responder(test_token());
+  auto port = responder.serve(Protocol::udp, "127.0.0.1", Reply::slower);
+  responder.start();
+  auto plain = target(Protocol::udp, "127.0.0.1", port);
+  auto shaped = plain;
+  shaped.encapsulation = Encapsulation::vxlan;
+  shaped.vni = 1;
+  auto probe_options = options(300ms);
+  probe_options.retries = 1;
+  auto outcomes = Prober::run(test_token(), {plain, shaped}, probe_options);
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (const auto& outcome : outcomes) {
+    SCOPED_TRACE(outcome.target.encapsulation == Encapsulation::none ? "plain" : "shaped");
+    ASSERT_EQ(outcome.ports.size(), 1u);
+    EXPECT_EQ(outcome.ports[0].state, ProbeState::open);
+    ASSERT_TRUE(outcome.ports[0].responder);
+    EXPECT_TRUE(outcome.ports[0].responder->authentic);
+  }
 }
 
 TEST(Prober, WithoutRetriesALateAgentIsFiltered)

@@ -205,6 +205,11 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
     if (segment.authentic) {
       failure.diagnosis = "wrong-responder";
       failure.detail = fmt::format("the agent on {} answered instead of {}", segment.responder, expected);
+    } else if (!segment.responder.empty()) {
+      // An identity line that no nonce of ours signs: another cluster's
+      // agent (another token), whatever the destination says it saw.
+      failure.diagnosis = "wrong-responder";
+      failure.detail = fmt::format("an identity that our token does not sign answered (it names {})", segment.responder);
     } else if (evidence.held_by_service) {
       service = true;
       return failure; // a real service owns the port and answered: reachable
@@ -213,15 +218,14 @@ diagnose_segment(const Segment& segment, const SegmentEvidence& evidence, bool& 
       // backlog, but its agent sent no identity and could not be asked what
       // it answered: a stopped or frozen agent, not another responder.
       failure.diagnosis = "agent-unreachable";
-      failure.detail = fmt::format("connected, but {}'s agent sent no identity and could not be asked what it "
+      failure.detail = fmt::format("{}, but {}'s agent sent no identity and could not be asked what it "
                                    "answered (stopped or frozen?)",
-                                   expected);
+                                   evidence.protocol == Protocol::tcp ? "connected" : "answered", expected);
     } else {
       // (The destination is not asked about ports that answered: its
       // capture cannot tell who answered.)
       failure.diagnosis = "wrong-responder";
-      failure.detail = segment.responder.empty() ? "something answered, but not our agent"
-                                                 : "an identity that our token does not sign answered";
+      failure.detail = "something answered, but not our agent";
     }
     return failure;
   case ProbeState::blocked_locally:

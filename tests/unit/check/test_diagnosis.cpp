@@ -305,6 +305,20 @@ TEST(Diagnosis, AConnectionToAFrozenAgentIsNotAnotherResponder)
                            "(stopped or frozen?)");
 }
 
+// An identity line that our token does not sign is another responder
+// (another cluster's agent), even where the destination cannot be asked:
+// before, a UDP one read as a frozen agent that "connected".
+TEST(Diagnosis, AnIdentityOurTokenDoesNotSignIsAnotherResponder)
+{
+  auto foreign = segment_of(ProbeState::open, {8472, 8472});
+  foreign.responder = "master2";
+  for (const auto* seen : {&k_listening, static_cast<const ObservedAnswer*>(nullptr)}) {
+    auto failure = diagnose(foreign, evidence_of(Protocol::udp, seen));
+    EXPECT_EQ(failure.diagnosis, "wrong-responder");
+    EXPECT_EQ(failure.detail, "an identity that our token does not sign answered (it names master2)");
+  }
+}
+
 // A flow the matrix denies: only the segments that opened fail, each
 // unexpectedly-open and naming who answered; refusals and silence pass.
 // IP-in-IP (no ports: one segment 0-0) is diagnosed like UDP where the

@@ -110,12 +110,16 @@ private:
   std::vector<std::string> missing_backends(const Flow& flow, const std::vector<Segment>& segments) const;
   static void merge_vip_segments(std::vector<Segment>& into, const std::vector<Segment>& later);
   FlowFailure vip_failure(std::size_t index, std::size_t s, const Segment& segment) const;
-  void evaluate_vip(std::size_t index, const std::vector<Segment>& segments, FlowResult& result) const;
+  void evaluate_vip(std::size_t index, const std::vector<Segment>& segments, FlowResult& result);
+  bool answered_the_load_balancer(std::size_t flow, std::size_t backend) const;
 
   // evidence.cpp: the observe round: what the destinations saw of failing probes
   const std::vector<Segment>* segments_of(std::size_t flow) const;
   bool needs_observation(const Flow& flow, const Segment& segment) const;
   void observed_round();
+  using Ask = std::function<std::pair<std::size_t, std::size_t>(std::size_t node, ObservedQuery query)>;
+  void ask_missed_backends(std::size_t index, const std::vector<Segment>& segments, const Ask& ask);
+  bool probes_directly(std::size_t from, std::size_t to, const Flow& vip) const;
   CaptureWitness witness(const std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>>& index,
                          std::size_t flow, std::size_t segment, bool ObservedReply::*could,
                          std::uint64_t ObservedReply::*lost) const;
@@ -172,6 +176,8 @@ private:
   // (flow, segment) -> (node asked, index of the query in its request)
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_observation_index;
   std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>> m_departure_index;
+  // (VIP flow, backend node it missed) -> the backend's answers about each load balancer's connections
+  std::map<std::pair<std::size_t, std::size_t>, std::vector<std::pair<std::size_t, std::size_t>>> m_backend_index;
   std::map<std::size_t, ObservedReply> m_observed; // node asked -> its reply
   std::vector<std::uint64_t> m_answered_late;      // node -> ports whose late answer it vouched for
   std::map<std::size_t, TableHold> m_held;         // source node -> its probes held back for conntrack

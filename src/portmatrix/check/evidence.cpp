@@ -33,6 +33,48 @@ Coordinator::needs_observation(const Flow& flow, const Segment& segment) const
   return segment.state != ProbeState::blocked_locally && segment.state != ProbeState::unprobed;
 }
 
+// A VIP flow's backends that no connection of its source reached: each one's
+// agent is asked whether it answered the load balancers' connections to
+// the port since hello. A busy backend answers the load balancer later than
+// the prober waits (100 simulated nodes on two cores do), and that silence
+// is no fault of the path. (The load balancer connects from its node's
+// address: the backend cannot tell which source a connection came from,
+// nor need it. The source reached the VIP, and the VIP the backend.)
+void
+Coordinator::ask_missed_backends(std::size_t index, const std::vector<Segment>& segments, const Ask& ask)
+{
+  const auto& flow = m_flows[index];
+  if (flow.to || flow.expect != Expect::allow || flow.protocol != Protocol::tcp) return;
+  const auto& nodes = m_plan.inventory.nodes;
+  auto missing = missing_backends(flow, segments);
+  for (auto backend : portmatrix::vip_backends(m_plan, flow)) {
+    bool missed = std::find(missing.begin(), missing.end(), nodes[backend].name) != missing.end();
+    if (!missed || !m_report.agents[backend].reachable || !m_hello[backend]) continue;
+    bool ipv6 = nodes[backend].address.find(':') != std::string::npos;
+    for (std::size_t balancer = 0; balancer < nodes.size(); ++balancer) {
+      const auto& address = nodes[balancer].address;
+      if (!nodes[balancer].has(Role::loadbalancer) || (address.find(':') != std::string::npos) != ipv6) continue;
+      // The load balancer's own agent probes the backend's port too (the
+      // masters' API port, from every node): from the same address, so the
+      // backend's word could not tell the VIP's connections from those.
+      if (probes_directly(balancer, backend, flow)) continue;
+      m_backend_index[{index, backend}].push_back(ask(backend, {flow.protocol, address, flow.range, false,
+                                                                m_hello[backend]->capture_mark,
+                                                                m_hello[backend]->answered_mark}));
+    }
+  }
+}
+
+// Whether `from` probes `to` on a port of `vip`'s range in this check.
+bool
+Coordinator::probes_directly(std::size_t from, std::size_t to, const Flow& vip) const
+{
+  return std::any_of(m_flows.begin(), m_flows.end(), [&](const Flow& flow) {
+    return flow.from == from && flow.to == to && flow.protocol == vip.protocol && flow.range.min <= vip.range.max &&
+           vip.range.min <= flow.range.max;
+  });
+}
+
 // Asks each destination whether the failed probes arrived, and each source
 // whether its unanswered SYNs left (connect() never says when the source's
 // own output rules dropped one).
@@ -40,7 +82,7 @@ void
 Coordinator::observed_round()
 {
   std::map<std::size_t, std::vector<ObservedQuery>> by_node;
-  auto ask = [&](std::size_t node, ObservedQuery query) {
+  Ask ask = [&](std::size_t node, ObservedQuery query) {
     auto& queries = by_node[node];
     queries.push_back(std::move(query));
     return std::make_pair(node, queries.size() - 1);
@@ -50,6 +92,7 @@ Coordinator::observed_round()
     if (!segments) continue;
     const auto& flow = m_flows[i];
     const auto& from = m_plan.inventory.nodes[flow.from].address;
+    ask_missed_backends(i, *segments, ask);
     for (std::size_t s = 0; s < segments->size(); ++s) {
       const auto& segment = (*segments)[s];
       if (!flow.to && flow.expect == Expect::allow && flow.protocol == Protocol::tcp &&

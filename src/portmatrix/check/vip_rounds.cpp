@@ -172,8 +172,26 @@ Coordinator::merge_vip_segments(std::vector<Segment>& into, const std::vector<Se
   }
 }
 
+// Whether `backend`'s agent answered the load balancers' connections to
+// every port of VIP flow `flow` (see ask_missed_backends): then the VIP
+// reached it, and only its answer came too late for the prober.
+bool
+Coordinator::answered_the_load_balancer(std::size_t flow, std::size_t backend) const
+{
+  auto it = m_backend_index.find({flow, backend});
+  if (it == m_backend_index.end()) return false;
+  std::uint64_t answered = 0;
+  for (auto [node, query] : it->second) {
+    auto reply = m_observed.find(node);
+    if (reply != m_observed.end() && query < reply->second.answers.size()) {
+      answered += reply->second.answers[query].ports_answered;
+    }
+  }
+  return answered >= m_flows[flow].range.size();
+}
+
 void
-Coordinator::evaluate_vip(std::size_t index, const std::vector<Segment>& segments, FlowResult& result) const
+Coordinator::evaluate_vip(std::size_t index, const std::vector<Segment>& segments, FlowResult& result)
 {
   std::set<std::string> reached;
   bool untested = false;
@@ -184,6 +202,14 @@ Coordinator::evaluate_vip(std::size_t index, const std::vector<Segment>& segment
     if (segment.state != ProbeState::open && segment.state != ProbeState::unprobed) {
       result.failures.push_back(vip_failure(index, s, segment));
     }
+  }
+  // A backend that answered the load balancer too late was reached, as its
+  // agent vouches (and the agents section counts).
+  for (auto backend : portmatrix::vip_backends(m_plan, result.flow)) {
+    const auto& name = m_plan.inventory.nodes[backend].name;
+    if (reached.count(name) || !answered_the_load_balancer(index, backend)) continue;
+    reached.insert(name);
+    m_answered_late[backend] += result.flow.range.size();
   }
   result.backends_reached.assign(reached.begin(), reached.end());
   // A backend whose agent cannot be asked (stopped, frozen) answers no
@@ -196,7 +222,9 @@ Coordinator::evaluate_vip(std::size_t index, const std::vector<Segment>& segment
   }
   if (result.failures.empty() && !missing.empty() && !untested) {
     std::string silent;
-    for (const auto& name : silent_backends(result.flow)) silent += (silent.empty() ? "" : ", ") + name;
+    for (const auto& name : silent_backends(result.flow)) {
+      if (!reached.count(name)) silent += (silent.empty() ? "" : ", ") + name;
+    }
     result.failures.push_back(
       {result.flow.range, "open", "wrong-responder",
        silent.empty() ? fmt::format("the VIP never reached {}", missing)

@@ -118,8 +118,9 @@ private:
   bool needs_observation(const Flow& flow, const Segment& segment) const;
   void observed_round();
   using Ask = std::function<std::pair<std::size_t, std::size_t>(std::size_t node, ObservedQuery query)>;
-  void ask_missed_backends(std::size_t index, const std::vector<Segment>& segments, const Ask& ask);
-  bool probes_directly(std::size_t from, std::size_t to, const Flow& vip) const;
+  using BalancerFlows = std::multimap<std::pair<std::size_t, std::size_t>, const Flow*>;
+  void ask_missed_backends(std::size_t index, const std::vector<Segment>& segments,
+                           const BalancerFlows& balancer_flows, const Ask& ask);
   CaptureWitness witness(const std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::size_t>>& index,
                          std::size_t flow, std::size_t segment, bool ObservedReply::*could,
                          std::uint64_t ObservedReply::*lost) const;

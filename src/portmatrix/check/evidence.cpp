@@ -41,7 +41,8 @@ Coordinator::needs_observation(const Flow& flow, const Segment& segment) const
 // address: the backend cannot tell which source a connection came from,
 // nor need it. The source reached the VIP, and the VIP the backend.)
 void
-Coordinator::ask_missed_backends(std::size_t index, const std::vector<Segment>& segments, const Ask& ask)
+Coordinator::ask_missed_backends(std::size_t index, const std::vector<Segment>& segments,
+                                 const BalancerFlows& balancer_flows, const Ask& ask)
 {
   const auto& flow = m_flows[index];
   if (flow.to || flow.expect != Expect::allow || flow.protocol != Protocol::tcp) return;
@@ -57,22 +58,16 @@ Coordinator::ask_missed_backends(std::size_t index, const std::vector<Segment>& 
       // The load balancer's own agent probes the backend's port too (the
       // masters' API port, from every node): from the same address, so the
       // backend's word could not tell the VIP's connections from those.
-      if (probes_directly(balancer, backend, flow)) continue;
+      auto direct = balancer_flows.equal_range({balancer, backend});
+      bool probed = std::any_of(direct.first, direct.second, [&](const auto& entry) {
+        return entry.second->protocol == flow.protocol && entry.second->range.overlaps(flow.range);
+      });
+      if (probed) continue;
       m_backend_index[{index, backend}].push_back(ask(backend, {flow.protocol, address, flow.range, false,
                                                                 m_hello[backend]->capture_mark,
                                                                 m_hello[backend]->answered_mark}));
     }
   }
-}
-
-// Whether `from` probes `to` on a port of `vip`'s range in this check.
-bool
-Coordinator::probes_directly(std::size_t from, std::size_t to, const Flow& vip) const
-{
-  return std::any_of(m_flows.begin(), m_flows.end(), [&](const Flow& flow) {
-    return flow.from == from && flow.to == to && flow.protocol == vip.protocol && flow.range.min <= vip.range.max &&
-           vip.range.min <= flow.range.max;
-  });
 }
 
 // Asks each destination whether the failed probes arrived, and each source
@@ -87,12 +82,20 @@ Coordinator::observed_round()
     queries.push_back(std::move(query));
     return std::make_pair(node, queries.size() - 1);
   };
+  // The flows a load balancer's own agent probes, by (balancer, destination):
+  // few, and looked up per backend a VIP flow missed.
+  BalancerFlows balancer_flows;
+  for (const auto& flow : m_flows) {
+    if (flow.to && m_plan.inventory.nodes[flow.from].has(Role::loadbalancer)) {
+      balancer_flows.emplace(std::make_pair(flow.from, *flow.to), &flow);
+    }
+  }
   for (std::size_t i = 0; i < m_flows.size(); ++i) {
     const auto* segments = segments_of(i);
     if (!segments) continue;
     const auto& flow = m_flows[i];
     const auto& from = m_plan.inventory.nodes[flow.from].address;
-    ask_missed_backends(i, *segments, ask);
+    ask_missed_backends(i, *segments, balancer_flows, ask);
     for (std::size_t s = 0; s < segments->size(); ++s) {
       const auto& segment = (*segments)[s];
       if (!flow.to && flow.expect == Expect::allow && flow.protocol == Protocol::tcp &&

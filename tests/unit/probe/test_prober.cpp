@@ -365,9 +365,10 @@ private:
       if (reply == Reply::late && ++m_ignored[fd] <= 3) continue;
       // The agent's own answer: a shaped probe is answered in its shape.
       auto datagram = std::string_view(buffer, std::size_t(count));
-      auto node = m_nodes[m_next_node++ % m_nodes.size()];
       auto text = reply == Reply::garbage ? answer(datagram, Protocol::udp, local_port(fd), reply)
-                                          : answer_probe_datagram(m_token, datagram, node, local_port(fd)).value_or("");
+                                          : answer_probe_datagram(m_token, datagram, m_nodes[m_next_node++ % m_nodes.size()],
+                                                                  local_port(fd))
+                                              .value_or("");
       if (text.empty()) continue;
       auto send = [fd, text, peer, length] {
         ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<const sockaddr*>(&peer), length);

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -248,6 +249,23 @@ TEST(Responder, AnswersTcpAndUdpProbesWithAnAuthenticIdentity)
   EXPECT_EQ(responder.answered(), 2u);
 }
 
+// Every raw IP-in-IP socket on the host gets every protocol-4 packet on
+// loopback, and ctest runs the unit tests two at a time, each in its own
+// process: two IP-in-IP tests at once answered each other's probes (a
+// responder counted two answers, a prober without one got its neighbour's).
+// Each holds this lock, on a file all processes share, while it probes.
+class IpipTestLock
+{
+public:
+  IpipTestLock() : m_fd(::open("/tmp/portmatrix-unit-tests-ipip.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600))
+  {
+    if (m_fd) ::flock(m_fd.get(), LOCK_EX);
+  }
+
+private:
+  Fd m_fd; // closing it releases the lock
+};
+
 // IP-in-IP (IP protocol 4): the prober's encapsulated probe, sent on its raw
 // socket, reaches the responder's raw socket, which answers the same way;
 // the prober's own socket sees the probe too (on loopback) and takes it for
@@ -257,6 +275,7 @@ TEST(Responder, AnswersIpInIpProbesOnItsRawSocket)
   if (!Fd(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_IPIP))) {
     PORTMATRIX_SKIP() << "a raw IPPROTO_IPIP socket needs CAP_NET_RAW";
   }
+  IpipTestLock lock;
   auto token = test_token();
   ProbeOptions options;
   options.timeout = 500ms;
@@ -304,6 +323,7 @@ TEST(Responder, TwoProbersAtOnceEachGetTheirOwnIpInIpAnswer)
   if (!Fd(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_IPIP))) {
     PORTMATRIX_SKIP() << "a raw IPPROTO_IPIP socket needs CAP_NET_RAW";
   }
+  IpipTestLock lock;
   auto token = test_token();
   EventLoop responder_loop;
   Responder responder(responder_loop, token, k_node, k_loopback);

@@ -12,9 +12,11 @@
 namespace portmatrix {
 
 // The agent's CPU per probe sent (answers to other agents' probes included),
-// measured by bench/run.sh item 6 at 100 simulated nodes: 13.0 s of CPU for
-// the busiest agent's 276,929 probes.
-inline constexpr std::chrono::microseconds k_measured_probe_cost{47};
+// measured by bench/run.sh item 6 at 100 simulated nodes: 10.3 s of CPU for
+// the busiest agent's 276,921 probes (bench/RESULTS.md, 2026-12-05; 47 µs
+// on 2026-11-27). On a veth the peers' receive path runs in the sender's
+// system calls, so a real node's cost is lower.
+inline constexpr std::chrono::microseconds k_measured_probe_cost{37};
 
 struct EstimateArgs
 {

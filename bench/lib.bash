@@ -27,6 +27,40 @@ bench_init() { # NAME PORTMATRIX FLOOR
   ulimit -n "$(ulimit -Hn)" # agents and probes hold thousands of sockets
 }
 
+# The pair topology of items 1-4 (bench/pair.sh) and bench/cpu.sh: two nodes
+# on a bridge, `src` (a master) and `dst` (a worker), and a profile whose
+# only requirement is master -> worker on BENCH_MIN-BENCH_MAX (default the
+# NodePort range 30000-32767) for PROTO, so dst's agent binds exactly that
+# range and src's agent probes exactly that range. Sets MIN, MAX, PORTS,
+# SUBNET (src is .1, dst .2) and DST (dst's address); checks run from src.
+bench_pair_topology() { # PROTO
+  local proto=$1
+  MIN=${BENCH_MIN:-30000}
+  MAX=${BENCH_MAX:-32767}
+  PORTS=$((MAX - MIN + 1))
+  CK_CHECK_NODE=src
+  SUBNET=10.214.$((RANDOM % 200 + 20))
+  cat >"$CK_WORK/profile.yaml" <<EOF
+name: bench-$proto
+version: "1"
+description: One range from masters to workers, for the benchmark
+ports:
+  range: {port: $MIN-$MAX, protocol: $proto, purpose: benchmark range}
+requirements:
+  - {from: master, to: worker, ports: [range], reason: benchmark}
+EOF
+  cat >"$CK_WORK/inventory.yaml" <<EOF
+cluster: bench-$proto
+profile: $CK_WORK/profile.yaml
+agent: {control_port: 7946}
+nodes:
+  - {name: src, address: $SUBNET.1, roles: [master]}
+  - {name: dst, address: $SUBNET.2, roles: [worker]}
+EOF
+  ck_namespaces "$CK_WORK/inventory.yaml"
+  DST=${CK_ADDRESS[dst]}
+}
+
 # `portmatrix check` from $CK_CHECK_NODE (ck_check), exit status EXPECTED
 # ("0|1": either); records its wall time, the probe round's (rounds_ms.probe
 # of the report) and how many flows failed, with their diagnoses as a note.

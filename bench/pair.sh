@@ -20,34 +20,10 @@ PROTO=${1:-}
 shift
 bench_init "pair-$PROTO" "$@"
 
-MIN=${BENCH_MIN:-30000}
-MAX=${BENCH_MAX:-32767}
 NMAP_DROPPED=${BENCH_NMAP_DROPPED:-300}  # ports; nmap needs about a minute for 2,768 dropped
 NMAP_CLOSED=${BENCH_NMAP_CLOSED:-40}     # ports; ICMP port-unreachable comes at about 1/s
-CK_CHECK_NODE=src
-SUBNET=10.214.$((RANDOM % 200 + 20))
+bench_pair_topology "$PROTO"
 ECHO_ADDRESS=$SUBNET.3
-
-cat >"$CK_WORK/profile.yaml" <<EOF
-name: bench-$PROTO
-version: "1"
-description: One range from masters to workers, for the benchmark
-ports:
-  range: {port: $MIN-$MAX, protocol: $PROTO, purpose: benchmark range}
-requirements:
-  - {from: master, to: worker, ports: [range], reason: benchmark}
-EOF
-cat >"$CK_WORK/inventory.yaml" <<EOF
-cluster: bench-$PROTO
-profile: $CK_WORK/profile.yaml
-agent: {control_port: 7946}
-nodes:
-  - {name: src, address: $SUBNET.1, roles: [master]}
-  - {name: dst, address: $SUBNET.2, roles: [worker]}
-EOF
-ck_namespaces "$CK_WORK/inventory.yaml"
-DST=${CK_ADDRESS[dst]}
-PORTS=$((MAX - MIN + 1))
 ck_make_token
 ck_start_agents
 for item in $([[ $PROTO == tcp ]] && echo 1 2 || echo 3 4a 4b); do

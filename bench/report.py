@@ -130,6 +130,8 @@ TITLES = {
     "10b": "10b. The guide's topology, check --coverage sample, interleaved with 10a",
     "10c": "10c. The coordinator against simulated agents (pm_agents), --coverage sample --results failures",
     "10e": "10e. check --estimate (no probes), full and sample coverage",
+    "13a": "13a. Where item 1's CPU goes: each agent's CPU a check, its packet captures on",
+    "13b": "13b. The same with the agents' captures off (no CAP_NET_RAW), interleaved with 13a",
 }
 
 # Issue 20's target 2: a fault costs the check at most one timeout.

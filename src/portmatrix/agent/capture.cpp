@@ -11,15 +11,6 @@
 // loopback a packet is seen once on the way out and once on the way in; with
 // the outgoing copy gone, each probe counts exactly once there too.
 //
-// The socket is read on a timer, not when it becomes readable: a socket
-// nobody waits on costs the kernel no wake-up per packet, and a probe's SYN
-// is a packet for the destination's capture and for the source's
-// departures (bench item 13: the captures were 15% of the agents' CPU,
-// woken by every packet). Every k_poll_busy while a check can ask (a
-// window open, or outbound: only while probing) or packets came at the
-// last read, every k_poll_idle otherwise; catch_up() and stop() read
-// whatever is queued at once.
-//
 // A classic BPF filter (capture_filter.cpp) keeps, in the kernel, only what
 // can be a probe: TCP SYNs without ACK and UDP first fragments addressed to
 // the node, and, when set_peers() named them, only from those peers (the
@@ -102,10 +93,6 @@ constexpr std::size_t k_buffer_size = 256;
 // receive buffer holds (tens of thousands of packets), so it stops only when
 // packets arrive as fast as they are read, and those are newer than the call.
 constexpr int k_catch_up_batches = 8192;
-// How often the socket is read (see the top): 4 MiB of receive buffer hold
-// about 5,000 packets, so k_poll_busy loses none below ~1 M packets/s.
-constexpr std::chrono::milliseconds k_poll_busy{5};
-constexpr std::chrono::milliseconds k_poll_idle{100};
 std::uint16_t
 read_u16(std::span<const std::uint8_t> bytes, std::size_t offset)
 {
@@ -223,7 +210,7 @@ struct Capture::Impl
   ~Impl()
   {
     if (m_expiry_timer != 0) m_loop.cancel(m_expiry_timer);
-    if (m_poll_timer != 0) m_loop.cancel(m_poll_timer);
+    if (m_socket) m_loop.remove(m_socket.get());
   }
 
   std::span<const std::uint8_t> node() const { return {m_node.data(), m_family == AF_INET ? 4u : 16u}; }
@@ -232,8 +219,6 @@ struct Capture::Impl
   Fd open_socket(const std::string& interface, std::string& error) const;
   // Reads at most `max_batches` batches; true when the queue is empty.
   bool drain(int max_batches = k_max_batches);
-  // The next read of the socket: after `delay`, then as the top says.
-  void poll_after(std::chrono::milliseconds delay);
   void read_kernel_drops();
   void record(const sockaddr_ll& from, std::span<const std::uint8_t> packet);
 
@@ -243,8 +228,6 @@ struct Capture::Impl
   int m_family = AF_UNSPEC;
   std::array<std::uint8_t, 16> m_node{};
   Fd m_socket;
-  std::uint64_t m_poll_timer = 0;
-  std::uint64_t m_packets_read = 0; // what drain() read, ever (a poll tells from it whether any came)
 
   int m_receive_buffer = k_receive_buffer;
   std::vector<PeerNetwork> m_peers; // inbound: the only sources kept (empty: all)
@@ -321,22 +304,12 @@ Capture::Impl::start(const std::string& interface, std::string& error)
   }
   Fd socket = open_socket(interface, error);
   if (!socket) return false;
+  if (!m_loop.add(socket.get(), EPOLLIN, [this](std::uint32_t) { drain(); })) {
+    error = fmt::format("epoll: {}", std::strerror(errno));
+    return false;
+  }
   m_socket = std::move(socket);
-  poll_after(k_poll_busy);
   return true;
-}
-
-void
-Capture::Impl::poll_after(std::chrono::milliseconds delay)
-{
-  m_poll_timer = m_loop.after(delay, [this] {
-    m_poll_timer = 0;
-    auto before = m_packets_read;
-    bool empty = drain();
-    bool busy = m_packets_read != before || m_direction == Direction::outbound || !m_windows.empty();
-    // More queued than one turn reads: the rest after the loop's other work.
-    poll_after(!empty ? std::chrono::milliseconds(0) : busy ? k_poll_busy : k_poll_idle);
-  });
 }
 
 void
@@ -376,8 +349,7 @@ Capture::Impl::drain(int max_batches)
     }
     int count = ::recvmmsg(m_socket.get(), m_messages.data(), unsigned(k_batch), MSG_DONTWAIT, nullptr);
     if (count < 0 && errno == EINTR) continue;
-    if (count <= 0) return true; // EAGAIN: drained (or an error the next poll retries)
-    m_packets_read += std::uint64_t(count);
+    if (count <= 0) return true; // EAGAIN: drained (or an error the next event retries)
     for (int i = 0; i < count; ++i) {
       record(m_from[std::size_t(i)], {m_buffers[std::size_t(i)].data(), m_messages[std::size_t(i)].msg_len});
     }
@@ -439,8 +411,7 @@ Capture::stop()
     m_impl->drain(k_catch_up_batches);
   }
   m_impl->read_kernel_drops();
-  if (m_impl->m_poll_timer != 0) m_impl->m_loop.cancel(m_impl->m_poll_timer);
-  m_impl->m_poll_timer = 0;
+  m_impl->m_loop.remove(m_impl->m_socket.get());
   m_impl->m_socket.reset();
 }
 

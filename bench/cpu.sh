@@ -44,16 +44,14 @@ stop_agents() {
 
 # One warm-up check, then CHECKS measured ones; records the agents' mean CPU a check.
 measure() { # ITEM REP
-  local item=$1 rep=$2 i src=0 dst=0
+  local item=$1 rep=$2 i src dst
   ck_check "warmup-$item-$rep"
-  for ((i = 1; i <= CHECKS; i++)); do
-    bench_agents_cpu >"$CK_WORK/cpu.before"
-    bench_check "$item" 0
-    bench_agents_cpu >"$CK_WORK/cpu.after"
-    read -r src dst < <(awk -v src="$src" -v dst="$dst" 'NR == FNR {before[$1] = $2; next}
-      {used[$1] = $2 - before[$1]} END {print src + used["src"], dst + used["dst"]}' \
-      "$CK_WORK/cpu.before" "$CK_WORK/cpu.after")
-  done
+  # The agents are idle between checks: their CPU over the loop is the checks'.
+  bench_agents_cpu >"$CK_WORK/cpu.before"
+  for ((i = 1; i <= CHECKS; i++)); do bench_check "$item" 0; done
+  bench_agents_cpu >"$CK_WORK/cpu.after"
+  read -r src dst < <(awk 'NR == FNR {before[$1] = $2; next} {used[$1] = $2 - before[$1]}
+    END {print used["src"] + 0, used["dst"] + 0}' "$CK_WORK/cpu.before" "$CK_WORK/cpu.after")
   bench_record "$item" "source agent CPU a check" "$((src / CHECKS))" ms
   bench_record "$item" "destination agent CPU a check" "$((dst / CHECKS))" ms
   bench_record "$item" "agents CPU a check" "$(((src + dst) / CHECKS))" ms

@@ -70,17 +70,6 @@
 namespace portmatrix {
 namespace {
 
-constexpr std::uint16_t k_ethertype_ipv4 = 0x0800;
-constexpr std::uint16_t k_ethertype_ipv6 = 0x86DD;
-constexpr std::uint8_t k_ip_tcp = 6;
-constexpr std::uint8_t k_ip_udp = 17;
-constexpr std::uint8_t k_tcp_syn = 0x02;
-constexpr std::uint8_t k_tcp_ack = 0x10;
-constexpr std::size_t k_ipv4_min_header = 20;
-constexpr std::size_t k_ipv6_header = 40;
-constexpr std::size_t k_tcp_flags_offset = 13;
-constexpr std::uint16_t k_ipv4_fragment_offset_mask = 0x1FFF;
-
 // Receive buffer for bursts of thousands of probes (needs CAP_NET_ADMIN to
 // exceed net.core.rmem_max; silently smaller otherwise).
 constexpr int k_receive_buffer = 4 << 20;

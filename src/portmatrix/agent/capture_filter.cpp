@@ -21,16 +21,7 @@
 namespace portmatrix {
 namespace {
 
-constexpr std::uint16_t k_ethertype_ipv4 = 0x0800;
-constexpr std::uint16_t k_ethertype_ipv6 = 0x86DD;
-constexpr std::uint8_t k_ip_tcp = 6;
-constexpr std::uint8_t k_ip_udp = 17;
-constexpr std::uint8_t k_tcp_syn = 0x02;
-constexpr std::uint8_t k_tcp_ack = 0x10;
-constexpr std::uint32_t k_ipv6_header = 40;
 constexpr std::uint32_t k_ipv4_inner_version = 0x45;
-constexpr std::uint32_t k_tcp_flags_offset = 13;
-constexpr std::uint16_t k_ipv4_fragment_offset_mask = 0x1FFF;
 
 std::uint32_t
 read_u32(std::span<const std::uint8_t> bytes, std::size_t offset)

@@ -35,6 +35,19 @@ struct AddressOffsets
 };
 AddressOffsets address_offsets(bool ipv4, Direction direction);
 
+// The packet layout that both the filter (in the kernel) and the parser
+// (parse_arrived_probe, in user space) read.
+inline constexpr std::uint16_t k_ethertype_ipv4 = 0x0800;
+inline constexpr std::uint16_t k_ethertype_ipv6 = 0x86DD;
+inline constexpr std::uint8_t k_ip_tcp = 6;
+inline constexpr std::uint8_t k_ip_udp = 17;
+inline constexpr std::uint8_t k_tcp_syn = 0x02;
+inline constexpr std::uint8_t k_tcp_ack = 0x10;
+inline constexpr std::uint32_t k_ipv4_min_header = 20;
+inline constexpr std::uint32_t k_ipv6_header = 40;
+inline constexpr std::uint32_t k_tcp_flags_offset = 13;
+inline constexpr std::uint16_t k_ipv4_fragment_offset_mask = 0x1FFF;
+
 // Bytes kept per packet: the largest IPv4 header (60) plus the TCP header up
 // to its flags (14) fit; the payload is never needed.
 constexpr std::uint32_t k_capture_snap_length = 128;

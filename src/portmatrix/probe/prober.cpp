@@ -261,7 +261,7 @@ bool
 Prober::Impl::scouted(const Job& job) const
 {
   auto scout = m_scout[job.target];
-  return job.port_index == 0 && job.attempt == 0 && (scout == Scout::waiting || scout == Scout::out);
+  return job.may_scout() && (scout == Scout::waiting || scout == Scout::out);
 }
 
 // The scout of `target` did not open: the rest of its range starts next,
@@ -338,7 +338,7 @@ Prober::Impl::watch(const Job& job, Fd fd, const SocketAddress& peer, std::strin
   probe.deadline = now + m_options.timeout;
   ++m_in_flight;
   m_deadlines.push(probe.deadline, slot, generation);
-  if (job.port_index == 0 && job.attempt == 0 && m_scout[job.target] == Scout::waiting) m_scout[job.target] = Scout::out;
+  if (job.may_scout() && m_scout[job.target] == Scout::waiting) m_scout[job.target] = Scout::out;
   // A probe to a node without an agent (ProbeTarget::identity) gets only
   // its kernel's answer (a SYN-ACK, a reset, a rate-limited ICMP error) or
   // none: it loads no agent and waits behind none, so it is not in the

@@ -50,6 +50,10 @@ struct Job
   std::uint32_t target = 0;
   std::uint32_t port_index = 0; // into the target's range
   std::uint32_t attempt = 0;    // 0 .. repeat-1
+
+  // The first port's first connection: the one a long range sends ahead as
+  // its scout (Prober::Impl::m_scout says whether the range has one).
+  bool may_scout() const { return port_index == 0 && attempt == 0; }
 };
 
 enum class Phase {

@@ -31,6 +31,24 @@ def cmd_json_text(text, key, scale="1"):
     print(round(json.loads(text)[key] * float(scale)))
 
 
+def cmd_json_scaled(path, key, scale):
+    value = json.load(open(path))
+    for part in key.split("."):
+        value = value[part]
+    print(round(value * float(scale)))
+
+
+def cmd_held(path, node):
+    """How long NODE's agent held its probes for its conntrack table (ms), from
+    the check report's note on it ("held its probes back 9.8 s: ..."); 0 without one."""
+    for agent in json.load(open(path))["agents"]:
+        found = re.search(r"held its probes back ([0-9.]+) s", agent["note"]) if agent["node"] == node else None
+        if found:
+            print(round(float(found.group(1)) * 1000))
+            return
+    print(0)
+
+
 def cmd_range_size(text):
     low, _, high = text.partition("-")
     print(int(high or low) - int(low) + 1)
@@ -132,6 +150,7 @@ TITLES = {
     "10e": "10e. check --estimate (no probes), full and sample coverage",
     "13a": "13a. Where item 1's CPU goes: each agent's CPU a check, its packet captures on",
     "13b": "13b. The same with the agents' captures off (no CAP_NET_RAW), interleaved with 13a",
+    "14": "14. check --estimate's conntrack bound against a measured check (the ceiling at 1% of the table)",
 }
 
 # Issue 20's target 2: a fault costs the check at most one timeout.
@@ -334,7 +353,7 @@ def cmd_write(results_path, machine_path, quick, out_path):
 
 
 commands = {"json": cmd_json, "json-text": cmd_json_text, "range-size": cmd_range_size,
-            "nmap-states": cmd_nmap_states, "floor-check": cmd_floor_check, "diagnoses": cmd_diagnoses, "probes": cmd_probes,
+            "json-scaled": cmd_json_scaled, "held": cmd_held, "nmap-states": cmd_nmap_states, "floor-check": cmd_floor_check, "diagnoses": cmd_diagnoses, "probes": cmd_probes,
             "ssh-phases": cmd_ssh_phases, "agent-errors": cmd_agent_errors, "write": cmd_write}
 if len(sys.argv) < 2 or sys.argv[1] not in commands:
     sys.exit(__doc__)

@@ -23,7 +23,9 @@
 #                 coordinator against 250 and 1,000 agents; not in the default
 #                 list), cpu (13: item 1's check, each agent's CPU with its
 #                 packet captures and without them; not in the default
-#                 list); run in this order:
+#                 list), conntrack (14: check --estimate's conntrack bound
+#                 beside a check held by its table, TCP and UDP; not in the
+#                 default list); run in this order:
 #                 default plan,tcp,udp,guide,faults,ssh,scale. Planning goes first, on
 #                 a quiet machine: it writes many files, and right after
 #                 scale the kernel is still tearing down 100 namespaces (load
@@ -54,7 +56,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps needs a positive number, not '$reps'" >&2; exit 2; }
 for item in ${items//,/ }; do
-  [[ $item =~ ^(tcp|udp|guide|faults|ssh|scale|plan|coverage|cpu)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, faults, ssh, scale, plan, coverage, cpu)" >&2; exit 2; }
+  [[ $item =~ ^(tcp|udp|guide|faults|ssh|scale|plan|coverage|cpu|conntrack)$ ]] || { echo "run.sh: unknown item '$item' (tcp, udp, guide, faults, ssh, scale, plan, coverage, cpu, conntrack)" >&2; exit 2; }
 done
 [[ -n $out ]] || out=$([[ $quick == 1 ]] && echo "$build/bench-quick.md" || echo bench/RESULTS.md)
 
@@ -120,6 +122,10 @@ for item in ${items//,/ }; do
   ssh) scenario "item 8 (check --ssh)" bench/ssh.sh ;;
   coverage) BENCH_TOOLS=$build/tests scenario "item 10 (coverage)" bench/coverage.sh ;;
   cpu) scenario "item 13 (the agents' CPU)" bench/cpu.sh ;;
+  conntrack)
+    scenario "item 14 (the conntrack bound, TCP)" bench/conntrack.sh tcp
+    scenario "item 14 (the conntrack bound, UDP)" bench/conntrack.sh udp
+    ;;
   scale) for n in "${sizes[@]}"; do scenario "item 6 ($n nodes)" bench/scale.sh "$n"; done ;;
   plan)
     for n in "${plan_sizes[@]}"; do scenario "item 7 ($n nodes)" bench/plan.sh "$n"; done

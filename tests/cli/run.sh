@@ -157,6 +157,14 @@ expect 0 "check --estimate" -- "$pm" check --inventory "$inv" --estimate --seed 
 estimate=$out
 expect 0 "check --estimate again" -- "$pm" check --inventory "$inv" --estimate --seed 9
 [ "$out" = "$estimate" ] && passed=$((passed + 1)) || { echo "FAIL: --estimate with the same seed differs"; failed=$((failed + 1)); }
+# The guide's 14 nodes fit a default table (bound by CPU); in a table of 1,000 entries at 75%, the busiest
+# node's NodePort probes wait for their conntrack entries to expire (docs/coverage.md).
+contains "conntrack: probes hold at 75% of 262,144 entries" "--estimate states the table it assumes"
+grep -E '^full .* CPU$' <<<"$out" >/dev/null && passed=$((passed + 1)) || { echo "FAIL: --estimate: the guide's full check is not bound by CPU"; echo "$out"; failed=$((failed + 1)); }
+expect 0 "check --estimate, a small conntrack table" -- "$pm" check --inventory "$inv" --estimate --seed 9 --conntrack-max 1000 &&
+  contains "'s conntrack table (" "--estimate names the node whose table bounds the check"
+expect 2 "check --conntrack-max below a table's least" -- "$pm" check --inventory "$inv" --estimate --conntrack-max 10 &&
+  contains "--conntrack-max" "--conntrack-max names itself"
 expect 1 "check --coverage sample, no agents" -- check_loop --coverage sample --seed 4 &&
   contains "coverage sample (seed 4, 8 random ports a flow)" "the table states the coverage and its seed" &&
   contains "firewall coverage: 0 of 2 nodes evaluated" "the table states the firewall coverage"

@@ -167,6 +167,11 @@ run_cli(int argc, char** argv)
                     "--estimate: an agent's CPU per probe, as bench/run.sh measures it")
     ->capture_default_str()
     ->check(CLI::Range(1, 100000));
+  std::uint64_t conntrack_max = k_default_conntrack_max;
+  check->add_option("--conntrack-max", conntrack_max,
+                    "--estimate: each node's nf_conntrack_max (kube-proxy sets 32768 per core, at least 131072)")
+    ->capture_default_str()
+    ->check(CLI::Range(std::uint64_t(1000), std::uint64_t(1) << 32));
 
   SshArgs ssh;
   add_ssh_options(*check, ssh, SshCommand::check);
@@ -283,6 +288,8 @@ run_cli(int argc, char** argv)
         args.sample = coverage_options;
         args.probe_cost = std::chrono::microseconds(probe_cost_us);
         args.timeout = std::chrono::milliseconds(timeout_ms);
+        args.conntrack_max = conntrack_max;
+        args.conntrack_ceiling = conntrack_ceiling;
         args.json = check_format == "json";
         return command_check_estimate(*plan, args);
       }

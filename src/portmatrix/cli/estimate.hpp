@@ -1,13 +1,16 @@
 // check --estimate: what a check of the inventory would probe, in full and
-// in sample coverage, and how long its busiest agent would take, from a
-// measured cost per probe. Nothing is sent; no agent is needed.
+// in sample coverage, and how long it would take: its busiest agent's
+// probes at a measured cost per probe, or longer where a node's conntrack
+// table holds its probes back. Nothing is sent; no agent is needed.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "plan/coverage.hpp"
 #include "plan/plan.hpp"
+#include "probe/prober.hpp"
 
 namespace portmatrix {
 
@@ -18,11 +21,17 @@ namespace portmatrix {
 // system calls, so a real node's cost is lower.
 inline constexpr std::chrono::microseconds k_measured_probe_cost{37};
 
+// nf_conntrack_max of a node with more than 4 GiB of memory (the kernel's
+// default; kube-proxy raises it to 32,768 per core, at least 131,072).
+inline constexpr std::uint64_t k_default_conntrack_max = 262144;
+
 struct EstimateArgs
 {
   CoverageOptions sample;                              // seed and ports per flow for the sample row
   std::chrono::microseconds probe_cost = k_measured_probe_cost;
   std::chrono::milliseconds timeout{1000};             // check --timeout-ms: what the unanswered cost
+  std::uint64_t conntrack_max = k_default_conntrack_max; // each node's nf_conntrack_max
+  int conntrack_ceiling = k_default_conntrack_ceiling; // check --conntrack-ceiling, percent
   bool json = false;
 };
 

@@ -8,7 +8,9 @@
 #include "plan/coverage.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 namespace portmatrix {
 
@@ -141,6 +143,7 @@ estimate_coverage(const Plan& plan, const CoverageSelector& selector)
 {
   CoverageEstimate estimate;
   std::vector<std::uint64_t> per_source(plan.inventory.nodes.size(), 0);
+  estimate.tables.assign(plan.inventory.nodes.size(), {});
   std::map<std::string, int> repeat_of; // the VIP's named port -> probes per port
   plan.for_each_flow([&](const Flow& flow) {
     if (flow.protocol == Protocol::vrrp) return;
@@ -157,6 +160,12 @@ estimate_coverage(const Plan& plan, const CoverageSelector& selector)
     for (const auto& range : ports) probes += range.size() * repeat;
     estimate.probes += probes;
     per_source[flow.from] += probes;
+    auto add_entries = [&](std::size_t node) {
+      if (flow.protocol == Protocol::tcp) estimate.tables[node].tcp += probes;
+      if (flow.protocol == Protocol::udp) estimate.tables[node].udp += probes / repeat;
+    };
+    add_entries(flow.from);
+    if (flow.to) add_entries(*flow.to);
   });
   for (std::size_t node = 0; node < per_source.size(); ++node) {
     if (per_source[node] > estimate.busiest_probes) {
@@ -165,6 +174,40 @@ estimate_coverage(const Plan& plan, const CoverageSelector& selector)
     }
   }
   return estimate;
+}
+
+double
+table_seconds(const TableLoad& load, double pace_s, const TableModel& model)
+{
+  double total = double(load.tcp) + double(load.udp);
+  if (total <= double(model.capacity) || pace_s <= 0) return std::max(pace_s, 0.0);
+  if (model.capacity == 0) return std::numeric_limits<double>::infinity();
+  // Steps of `dt`: entries made in a step expire a lifetime later. A node
+  // makes at most total / pace_s a second, and none while the table is full.
+  double slowest = std::max(model.tcp_life_s, model.udp_life_s);
+  double rough = std::max(pace_s, (total / double(model.capacity) + 1) * slowest); // an upper bound
+  double dt = std::max(0.001, rough / 20000);
+  auto slots = [dt](double life) { return std::max<std::size_t>(1, std::size_t(std::ceil(life / dt))); };
+  std::vector<double> tcp_made(slots(model.tcp_life_s), 0.0);
+  std::vector<double> udp_made(slots(model.udp_life_s), 0.0);
+  double tcp_share = double(load.tcp) / total;
+  double per_step = total / pace_s * dt;
+  double live = 0;
+  double left = total;
+  double t = 0;
+  for (std::size_t step = 0; left > 0; ++step) {
+    auto& tcp_slot = tcp_made[step % tcp_made.size()];
+    auto& udp_slot = udp_made[step % udp_made.size()];
+    live -= tcp_slot + udp_slot; // made a lifetime ago
+    double made = std::min({per_step, left, std::max(0.0, double(model.capacity) - live)});
+    tcp_slot = made * tcp_share;
+    udp_slot = made - tcp_slot;
+    live += made;
+    left -= made;
+    t += dt;
+    if (left < 0.5) break;
+  }
+  return t;
 }
 
 } // namespace portmatrix

@@ -85,6 +85,16 @@ struct CoverageTally
 // pass of for_each_flow): what a check would probe. Probes, not ports: a
 // flow to the VIP is probed `vip_repeat` times per port (check: 3 per
 // backend). Also the busiest source: the most probes one agent sends.
+// Per node: the entries a check's probes make in its conntrack table, sent
+// and received (TCP: one per probe, each its own connection; UDP: one per
+// port of a pair, since an agent's UDP probes share one socket, so a port's
+// tries share one tuple). A flow to the VIP counts at its source only.
+struct TableLoad
+{
+  std::uint64_t tcp = 0;
+  std::uint64_t udp = 0;
+};
+
 struct CoverageEstimate
 {
   CoverageTally tally;
@@ -92,8 +102,28 @@ struct CoverageEstimate
   std::uint64_t busiest_probes = 0;
   std::size_t busiest_source = 0;
   std::uint64_t flows = 0;
+  std::vector<TableLoad> tables; // per node, in inventory order
 };
 CoverageEstimate estimate_coverage(const Plan& plan, const CoverageSelector& selector);
+
+// A node's conntrack table during a check (check --estimate): `capacity`
+// entries may be live at once (check's --conntrack-ceiling share of
+// nf_conntrack_max: at that fill the prober holds), an entry lives
+// `tcp_life` after its probe's reset (nf_conntrack_tcp_timeout_close) or
+// `udp_life` after its answer (nf_conntrack_udp_timeout; one request and
+// one answer never make a UDP stream).
+struct TableModel
+{
+  std::uint64_t capacity = 0;
+  double tcp_life_s = 10;
+  double udp_life_s = 30;
+};
+
+// How long `load`'s entries take to be made when the node makes them evenly
+// over `pace_s` (its probing's duration, were its table never full), TCP
+// and UDP mixed in proportion, and holds while `model.capacity` are live:
+// `pace_s` itself when they never fill it, else longer (a step simulation).
+double table_seconds(const TableLoad& load, double pace_s, const TableModel& model);
 
 // The nodes a flow to the VIP must reach: those of the backend role of the
 // frontend on the flow's named port (the masters when no frontend names it).

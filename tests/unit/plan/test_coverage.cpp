@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -103,6 +104,65 @@ TEST(CoverageEstimate, SampleProbesFewerPortsAndCountsEveryFlow)
   EXPECT_LT(sample.probes * 20, full.probes); // the NodePort ranges dominate the full mesh
   EXPECT_GT(sample.busiest_probes, 0u);
   EXPECT_LE(sample.busiest_probes, full.busiest_probes);
+}
+
+TEST(CoverageEstimate, EveryTcpProbeAndEveryUdpPortIsAnEntryAtBothEnds)
+{
+  auto plan = plan_for(generated_inventory(20));
+  auto estimate = estimate_coverage(plan, CoverageSelector(plan, {CoverageMode::full, 1, 8}));
+  ASSERT_EQ(estimate.tables.size(), plan.inventory.nodes.size());
+  std::vector<TableLoad> expected(plan.inventory.nodes.size());
+  plan.for_each_flow([&](const Flow& flow) {
+    if (flow.protocol != Protocol::tcp && flow.protocol != Protocol::udp) return;
+    auto repeat = flow.to ? 1u : std::uint64_t(vip_repeat(plan, flow));
+    auto add = [&](std::size_t node) {
+      auto& load = expected[node];
+      (flow.protocol == Protocol::tcp ? load.tcp : load.udp) +=
+        flow.range.size() * (flow.protocol == Protocol::tcp ? repeat : 1);
+    };
+    add(flow.from);
+    if (flow.to) add(*flow.to);
+  });
+  for (std::size_t node = 0; node < expected.size(); ++node) {
+    EXPECT_EQ(estimate.tables[node].tcp, expected[node].tcp) << plan.inventory.nodes[node].name;
+    EXPECT_EQ(estimate.tables[node].udp, expected[node].udp) << plan.inventory.nodes[node].name;
+  }
+  auto busiest = estimate.tables[estimate.busiest_source];
+  EXPECT_GT(busiest.tcp, 0u);
+  EXPECT_GT(busiest.udp, 0u);
+}
+
+TEST(TableSeconds, EntriesThatFitTakeTheirCpuTime)
+{
+  TableModel model{1000, 10, 30};
+  EXPECT_DOUBLE_EQ(table_seconds({600, 400}, 2.5, model), 2.5);
+  EXPECT_DOUBLE_EQ(table_seconds({0, 0}, 0.0, model), 0.0);
+}
+
+TEST(TableSeconds, TcpEntriesPastTheCapacityWaitForTheFirstToExpire)
+{
+  // 2,500 TCP entries made in 1 s, 1,000 at a time live for 10 s each: the
+  // first 1,000 by 0.4 s, the next 1,000 as those expire (10-10.4 s), the
+  // last 500 as the second thousand expire (from 20 s): about 20.2 s.
+  auto seconds = table_seconds({2500, 0}, 1.0, {1000, 10, 30});
+  EXPECT_GT(seconds, 20.0);
+  EXPECT_LT(seconds, 20.5);
+}
+
+TEST(TableSeconds, UdpEntriesLiveLongerThanTcp)
+{
+  auto tcp = table_seconds({2500, 0}, 1.0, {1000, 10, 30});
+  auto udp = table_seconds({0, 2500}, 1.0, {1000, 10, 30});
+  auto mixed = table_seconds({1250, 1250}, 1.0, {1000, 10, 30});
+  EXPECT_GT(udp, 60.0);
+  EXPECT_LT(udp, 60.5);
+  EXPECT_GT(mixed, tcp);
+  EXPECT_LT(mixed, udp);
+}
+
+TEST(TableSeconds, ANodeWithoutRoomNeverFinishes)
+{
+  EXPECT_TRUE(std::isinf(table_seconds({10, 10}, 1.0, {0, 10, 30})));
 }
 
 TEST(RulesetGroups, IndexAndListsAgree)

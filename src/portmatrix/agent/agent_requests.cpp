@@ -148,8 +148,11 @@ Agent::Impl::handle_probe(std::uint64_t id, const ControlRequest& request)
   // the probes leave it the share the check asks for.
   if (body->conntrack_ceiling < 100) {
     options.conntrack_ceiling = body->conntrack_ceiling / 100.0;
-    options.conntrack = []() -> std::optional<TableFill> {
-      auto table = read_conntrack_table();
+    // At the ceiling the gauge counts the live entries (ConntrackGauge):
+    // the kernel's count keeps expired ones for up to a minute.
+    options.conntrack = [gauge = std::make_shared<ConntrackGauge>(options.conntrack_ceiling)]()
+      -> std::optional<TableFill> {
+      auto table = gauge->read();
       if (!table) return std::nullopt;
       return TableFill{table->count, table->max};
     };

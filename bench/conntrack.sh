@@ -32,11 +32,13 @@ ck_make_token
 ck_start_agents
 TABLE_MAX=$(cat /proc/sys/net/netfilter/nf_conntrack_max)
 
-# Until src's table holds no more than the control channel's few entries.
+# Until src's table holds no more than the control channel's few live
+# entries (its lines: nf_conntrack_count keeps expired ones until the
+# kernel's collector comes by, as the agents know).
 wait_for_empty_table() {
   local count i
   for ((i = 0; i < 900; i++)); do
-    count=$(ck_in src cat /proc/sys/net/netfilter/nf_conntrack_count)
+    count=$(ck_in src cat /proc/net/nf_conntrack | wc -l)
     ((count <= 16)) && return 0
     sleep 0.1
   done

@@ -2,8 +2,9 @@
 # Benchmark item 10 (issue 20 item 4): the coverage mode for 1,000-5,000 nodes.
 #   10e/N  check --estimate on a generated inventory of N nodes (bench/inventory.py;
 #         1,000 and 5,000): probes and busiest agent, full and sample, and the
-#         estimated wall time at the cost per probe item 6 measured (47 us);
-#         the estimate's own time and peak RSS. No namespaces.
+#         estimated wall time (the busiest agent's CPU at the cost per probe
+#         item 6 measured, or the slowest node's conntrack table: cpu_s and
+#         conntrack_s); the estimate's own time and peak RSS. No namespaces.
 #   10a/10b the guide's topology, check --coverage full (10a) and --coverage
 #         sample (10b) interleaved in each repetition.
 #   10c/N  the coordinator against N simulated agents (pm_agents, one process:
@@ -28,9 +29,9 @@ for n in "${estimate_sizes[@]}"; do
     bench_record "$item" "estimate peak RSS" $(($(cat "$CK_WORK/rss") / 1024)) MB
   done
   for mode in full sample; do
-    for key in flows flows_full probes busiest_probes wall_s; do
+    for key in flows flows_full probes busiest_probes wall_s cpu_s conntrack_s; do
       bench_record "$item" "$mode $key" "$(bench_py json "$CK_WORK/estimate.json" "$mode.$key")" \
-        "$([[ $key == wall_s ]] && echo s || echo count)"
+        "$([[ $key == *_s ]] && echo s || echo count)"
     done
   done
   bench_command "$item" "estimate" "portmatrix check --inventory inventory-$n.yaml --estimate --seed 1 --format json"

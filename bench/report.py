@@ -20,11 +20,16 @@ import sys
 import xml.etree.ElementTree as ET
 
 
-def cmd_json(path, key):
+def lookup(path, key):
+    """The value at KEY ("a.b.c") of the JSON file PATH."""
     value = json.load(open(path))
     for part in key.split("."):
         value = value[part]
-    print(value)
+    return value
+
+
+def cmd_json(path, key):
+    print(lookup(path, key))
 
 
 def cmd_json_text(text, key, scale="1"):
@@ -32,10 +37,7 @@ def cmd_json_text(text, key, scale="1"):
 
 
 def cmd_json_scaled(path, key, scale):
-    value = json.load(open(path))
-    for part in key.split("."):
-        value = value[part]
-    print(round(value * float(scale)))
+    print(round(lookup(path, key) * float(scale)))
 
 
 def cmd_held(path, node):

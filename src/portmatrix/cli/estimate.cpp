@@ -79,7 +79,7 @@ command_check_estimate(const Plan& plan, const EstimateArgs& args)
                             {"flows_sampled", e.tally.flows_sampled},
                             {"group_pairs_full", e.tally.representative_pairs.size()},
                             {"probes", e.probes},
-                            {"busiest_source", nodes.empty() ? "" : nodes[e.busiest_source].name},
+                            {"busiest_source", name_of(e.busiest_source)},
                             {"busiest_probes", e.busiest_probes},
                             {"wall_s", wall.seconds},
                             {"cpu_s", wall.cpu_s},

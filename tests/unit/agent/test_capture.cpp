@@ -4,6 +4,9 @@
 // The loopback tests run in a network namespace of their own when they can,
 // so that other tests sending to 127.0.0.1 at the same time are not counted.
 #include <arpa/inet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -23,14 +27,12 @@
 #include "net/address.hpp"
 #include "net/fd.hpp"
 #include "probe/raw_packet.hpp"
-#include "../private_network.hpp"
 #include "../skip.hpp"
 
 namespace portmatrix {
 namespace {
 
 using namespace std::chrono_literals;
-using test::run_in_private_network;
 using Bytes = std::vector<std::uint8_t>;
 
 constexpr std::uint16_t k_ipv4 = 0x0800;
@@ -315,6 +317,32 @@ bool
 is_root()
 {
   return ::geteuid() == 0;
+}
+
+bool
+bring_up_loopback()
+{
+  Fd socket(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(socket.get(), SIOCGIFFLAGS, &request) != 0) return false;
+  request.ifr_flags = short(request.ifr_flags | IFF_UP);
+  return ::ioctl(socket.get(), SIOCSIFFLAGS, &request) == 0;
+}
+
+// Runs `body` on a thread of its own in a new network namespace (a thread's
+// own: the rest of the process stays where it is) with lo up, 127.0.0.1 and
+// ::1. False, without running it, when no namespace can be made.
+bool
+run_in_private_network(const std::function<void()>& body)
+{
+  bool isolated = false;
+  std::thread thread([&] {
+    isolated = ::unshare(CLONE_NEWNET) == 0 && bring_up_loopback();
+    if (isolated) body();
+  });
+  thread.join();
+  return isolated;
 }
 
 // A port on `host` that the kernel just handed out and nothing now holds.
